@@ -1,0 +1,1 @@
+//! KQL binder and lowering to DataFusion.

@@ -1,0 +1,1 @@
+//! Kustodian runtime: cluster state, commands, storage, execution.

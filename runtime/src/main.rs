@@ -1,0 +1,2 @@
+//! The kustodian binary.
+fn main() {}
