@@ -1,1 +1,12 @@
-//! KQL binder and lowering to DataFusion.
+//! KQL binder, RLS substitution, the security barrier and lowering to DataFusion plans.
+//!
+//! Stages: `bind` resolves names and types against a [`Catalog`], substituting row-level
+//! security policies at the single table-resolution choke point; `lower` produces a DataFusion
+//! `LogicalPlan`; `barrier` holds the logical and physical security-barrier nodes.
+
+pub mod error;
+pub mod functions;
+pub mod types;
+
+pub use error::{PlanError, Result};
+pub use types::{KqlColumn, KqlSchema, KqlType};

@@ -1,0 +1,53 @@
+//! Planner errors: user errors carry a span into the request text; internal errors are kept apart.
+
+pub type Result<T, E = PlanError> = std::result::Result<T, E>;
+
+/// Byte range in the request text (mirrors the parser's spans).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ErrSpan {
+    pub start: usize,
+    pub end: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// A semantic error in the user's query: unknown name, wrong type, bad argument.
+    #[error("{message}")]
+    Semantic { message: String, span: Option<ErrSpan> },
+    /// A KQL feature that Kustodian does not implement; the message names it.
+    #[error("{feature} is not supported by Kustodian")]
+    Unsupported { feature: String, span: Option<ErrSpan> },
+    /// The request is not allowed to see an entity (restrict statement, blocked RLS).
+    #[error("{message}")]
+    Forbidden { message: String },
+    #[error("internal error: {0}")]
+    Internal(String),
+    #[error("DataFusion error: {0}")]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+}
+
+impl PlanError {
+    pub fn semantic(message: impl Into<String>) -> Self {
+        PlanError::Semantic { message: message.into(), span: None }
+    }
+
+    pub fn unsupported(feature: impl Into<String>) -> Self {
+        PlanError::Unsupported { feature: feature.into(), span: None }
+    }
+
+    /// Attaches a span to a user error that has none yet.
+    pub fn with_span(self, span: ErrSpan) -> Self {
+        match self {
+            PlanError::Semantic { message, span: None } => PlanError::Semantic { message, span: Some(span) },
+            PlanError::Unsupported { feature, span: None } => PlanError::Unsupported { feature, span: Some(span) },
+            other => other,
+        }
+    }
+
+    pub fn span(&self) -> Option<ErrSpan> {
+        match self {
+            PlanError::Semantic { span, .. } | PlanError::Unsupported { span, .. } => *span,
+            _ => None,
+        }
+    }
+}
