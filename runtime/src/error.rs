@@ -1,0 +1,63 @@
+//! Runtime errors and the error codes the CLI and server report.
+
+use kustodian_planner::PlanError;
+
+pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
+
+/// The error classes of the command-line contract (`{"error":{"code":...}}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    SyntaxError,
+    SemanticError,
+    Forbidden,
+    BadRequest,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::SyntaxError => "SyntaxError",
+            ErrorCode::SemanticError => "SemanticError",
+            ErrorCode::Forbidden => "Forbidden",
+            ErrorCode::BadRequest => "BadRequest",
+            ErrorCode::Internal => "Internal",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// Authorization failure: names the principal, the operation and a role that would allow it.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A well-formed request that cannot be carried out (unknown table, table exists, bad ingestion input).
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("execution error: {0}")]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl RuntimeError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        RuntimeError::BadRequest(message.into())
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            RuntimeError::Plan(PlanError::Semantic { .. }) | RuntimeError::Plan(PlanError::Unsupported { .. }) => {
+                ErrorCode::SemanticError
+            }
+            RuntimeError::Plan(PlanError::Forbidden { .. }) | RuntimeError::Forbidden(_) => ErrorCode::Forbidden,
+            RuntimeError::Plan(_) => ErrorCode::Internal,
+            RuntimeError::BadRequest(_) => ErrorCode::BadRequest,
+            RuntimeError::Io(_) | RuntimeError::DataFusion(_) | RuntimeError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+}
