@@ -4,6 +4,7 @@
 //! security policies at the single table-resolution choke point; `lower` produces a DataFusion
 //! `LogicalPlan`; `barrier` holds the logical and physical security-barrier nodes.
 
+pub mod barrier;
 pub mod error;
 pub mod functions;
 pub mod types;

@@ -1,0 +1,262 @@
+//! The security barrier: a logical node and a physical exec that wrap a row-level-security
+//! policy's sub-plan so that nothing the user wrote is evaluated below it.
+//!
+//! Why two layers (see ARCHITECTURE.md): DataFusion's logical `PushDownFilter` would merge user
+//! predicates into the policy's filter, and physical `FilterPushdown`/`ProjectionPushdown` would
+//! move user predicates and projections under it; either lets a fallible user expression run on
+//! hidden rows and leak their values through errors. The logical node blocks predicate pushdown
+//! (the default `prevent_predicate_push_down_columns` is "all columns") while still allowing
+//! column pruning; the physical exec keeps the `ExecutionPlan` defaults that refuse filter and
+//! projection pushdown, and reports unknown statistics so no exact row count of the raw table
+//! reaches the optimizer.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::{DFSchemaRef, Result as DfResult, internal_err};
+use datafusion::execution::context::{QueryPlanner, SessionState};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::{Expr, Extension, LogicalPlan, UserDefinedLogicalNode, UserDefinedLogicalNodeCore};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::{
+    ChildrenPropertiesMode, DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, ReplaceChildrenOptions,
+};
+use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
+use datafusion::catalog::Session;
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+
+/// Logical barrier around the plan of one table's row-level-security policy.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SecurityBarrier {
+    /// `[database].[table]` of the protected table, for explain output and verification.
+    pub table: String,
+    pub input: LogicalPlan,
+    schema: DFSchemaRef,
+}
+
+impl SecurityBarrier {
+    pub fn new(table: impl Into<String>, input: LogicalPlan) -> Self {
+        let schema = input.schema().clone();
+        SecurityBarrier { table: table.into(), input, schema }
+    }
+
+    /// Wraps `input` in a barrier and returns the extension plan node.
+    pub fn wrap(table: impl Into<String>, input: LogicalPlan) -> LogicalPlan {
+        LogicalPlan::Extension(Extension { node: Arc::new(SecurityBarrier::new(table, input)) })
+    }
+
+    /// The barrier of an extension node, if it is one.
+    pub fn of(node: &dyn UserDefinedLogicalNode) -> Option<&SecurityBarrier> {
+        node.as_any().downcast_ref::<SecurityBarrier>()
+    }
+}
+
+impl PartialOrd for SecurityBarrier {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        match self.table.partial_cmp(&other.table) {
+            Some(Ordering::Equal) => self.input.partial_cmp(&other.input),
+            ord => ord,
+        }
+    }
+}
+
+impl UserDefinedLogicalNodeCore for SecurityBarrier {
+    fn name(&self) -> &str {
+        "SecurityBarrier"
+    }
+
+    fn inputs(&self) -> Vec<&LogicalPlan> {
+        vec![&self.input]
+    }
+
+    fn schema(&self) -> &DFSchemaRef {
+        &self.schema
+    }
+
+    fn expressions(&self) -> Vec<Expr> {
+        vec![]
+    }
+
+    // `prevent_predicate_push_down_columns` keeps its default: every column, so no predicate
+    // crosses the barrier.
+
+    fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "SecurityBarrier: table={}", self.table)
+    }
+
+    fn with_exprs_and_inputs(&self, _exprs: Vec<Expr>, mut inputs: Vec<LogicalPlan>) -> DfResult<Self> {
+        match inputs.pop() {
+            Some(input) if inputs.is_empty() => Ok(SecurityBarrier::new(self.table.clone(), input)),
+            _ => internal_err!("SecurityBarrier takes exactly one input"),
+        }
+    }
+
+    /// The barrier passes columns through unchanged, so column pruning may reach the scan.
+    fn necessary_children_exprs(&self, output_columns: &[usize]) -> Option<Vec<Vec<usize>>> {
+        Some(vec![output_columns.to_vec()])
+    }
+}
+
+/// Physical pass-through node for [`SecurityBarrier`]. It keeps the `ExecutionPlan` defaults
+/// that refuse filter pushdown (`gather_filters_for_pushdown`), projection pushdown
+/// (`try_swapping_with_projection`) and limit pushdown, and exposes no statistics.
+#[derive(Debug)]
+pub struct BarrierExec {
+    table: String,
+    input: Arc<dyn ExecutionPlan>,
+    properties: Arc<PlanProperties>,
+}
+
+impl BarrierExec {
+    pub fn new(table: impl Into<String>, input: Arc<dyn ExecutionPlan>) -> Self {
+        let properties = Arc::clone(input.properties());
+        BarrierExec { table: table.into(), input, properties }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+}
+
+impl DisplayAs for BarrierExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "BarrierExec: table={}", self.table)
+    }
+}
+
+impl ExecutionPlan for BarrierExec {
+    fn name(&self) -> &str {
+        "BarrierExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![true]
+    }
+
+    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
+        vec![false]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn replace_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        options: ReplaceChildrenOptions,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let Some(input) = children.pop() else {
+            return internal_err!("BarrierExec takes exactly one child");
+        };
+        if !children.is_empty() {
+            return internal_err!("BarrierExec takes exactly one child");
+        }
+        Ok(match options.children_properties {
+            ChildrenPropertiesMode::Keep => Arc::new(BarrierExec {
+                table: self.table.clone(),
+                input,
+                properties: Arc::clone(&self.properties),
+            }),
+            ChildrenPropertiesMode::Recompute => Arc::new(BarrierExec::new(self.table.clone(), input)),
+        })
+    }
+
+    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> DfResult<Arc<dyn ExecutionPlan>> {
+        self.replace_children(children, ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute))
+    }
+
+    fn with_new_children_and_same_properties(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        self.replace_children(children, ReplaceChildrenOptions::new(ChildrenPropertiesMode::Keep))
+    }
+
+    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> {
+        // Pass-through: no copy of the batches.
+        self.input.execute(partition, context)
+    }
+}
+
+/// Plans [`SecurityBarrier`] nodes as [`BarrierExec`].
+#[derive(Debug, Default)]
+pub struct BarrierPlanner;
+
+#[async_trait]
+impl ExtensionPlanner for BarrierPlanner {
+    async fn plan_extension(
+        &self,
+        _planner: &dyn PhysicalPlanner,
+        node: &dyn UserDefinedLogicalNode,
+        _logical_inputs: &[&LogicalPlan],
+        physical_inputs: &[Arc<dyn ExecutionPlan>],
+        _session: &dyn Session,
+        _planning_ctx: &PhysicalPlanningContext,
+    ) -> DfResult<Option<Arc<dyn ExecutionPlan>>> {
+        let Some(barrier) = SecurityBarrier::of(node) else {
+            return Ok(None);
+        };
+        match physical_inputs {
+            [input] => Ok(Some(Arc::new(BarrierExec::new(barrier.table.clone(), Arc::clone(input))))),
+            _ => internal_err!("SecurityBarrier takes exactly one input"),
+        }
+    }
+}
+
+/// The session's query planner: DataFusion's, plus the barrier.
+#[derive(Debug, Default)]
+pub struct KustodianQueryPlanner;
+
+#[async_trait]
+impl QueryPlanner for KustodianQueryPlanner {
+    async fn create_physical_plan(
+        &self,
+        logical_plan: &LogicalPlan,
+        session_state: &dyn Session,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let planner = DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(BarrierPlanner)]);
+        planner.create_physical_plan(logical_plan, session_state).await
+    }
+}
+
+/// Installs the barrier-aware query planner on a session state.
+pub fn with_barrier_planner(state: SessionState) -> SessionState {
+    datafusion::execution::SessionStateBuilder::new_from_existing(state)
+        .with_query_planner(Arc::new(KustodianQueryPlanner))
+        .build()
+}
+
+/// Counts the barriers in a logical plan (subqueries included).
+pub fn count_logical_barriers(plan: &LogicalPlan) -> usize {
+    let mut n = 0;
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::Extension(ext) = node
+            && SecurityBarrier::of(ext.node.as_ref()).is_some()
+        {
+            n += 1;
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    n
+}
+
+/// Counts the barrier execs in a physical plan.
+pub fn count_physical_barriers(plan: &Arc<dyn ExecutionPlan>) -> usize {
+    let own = usize::from(plan.is::<BarrierExec>());
+    own + plan.children().iter().map(|c| count_physical_barriers(c)).sum::<usize>()
+}
