@@ -1,0 +1,593 @@
+//! KQL aggregate functions: DataFusion built-ins where their semantics match Kusto's, custom
+//! UDAFs for `make_list`/`make_set`/`make_bag` (JSON text results) and `percentile(s)`
+//! (nearest-rank, result in the input's type). `*if` variants use aggregate `FILTER`.
+//!
+//! Default column names follow Kusto (checked with the official parser): `count_`,
+//! `sum_Amount`, `list_x`, `set_x`, `bag_x`, `percentile_x_50`, `percentile_x_99_9`,
+//! `take_any(x)` -> `x`, `any(x)` -> `any_x`, `arg_max(ts, x)` -> `ts`, `x`.
+
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::common::{Result as DfResult, ScalarValue};
+use datafusion::functions_aggregate::{
+    average::avg_udaf, count::count_udaf, first_last::first_value_udaf, min_max::max_udaf, min_max::min_udaf,
+    stddev::stddev_udaf, sum::sum_udaf, variance::var_samp_udaf,
+};
+use datafusion::logical_expr::expr::NullTreatment;
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, Expr, ExprFunctionExt, Signature, SortExpr, Volatility, lit,
+};
+use serde_json::{Map, Value as Json};
+
+use super::TypedExpr;
+use super::conversion::lower_cast;
+use crate::error::{PlanError, Result};
+use crate::types::KqlType;
+
+/// An aggregate call lowered to DataFusion.
+#[derive(Debug, Clone)]
+pub struct AggregateLowering {
+    /// The aggregate expression (unaliased) to put in an `Aggregate` node.
+    pub expr: Expr,
+    pub ty: KqlType,
+    /// Kusto's default result column name (the caller de-duplicates: `sum_a1`).
+    pub default_name: String,
+}
+
+const SINGLE: &[&str] = &[
+    "count", "countif", "sum", "sumif", "avg", "avgif", "min", "max", "minif", "maxif", "dcount", "dcountif",
+    "make_list", "make_list_if", "make_set", "make_set_if", "make_bag", "make_bag_if", "percentile", "stdev",
+    "stdevif", "variance", "varianceif", "count_distinct", "count_distinctif",
+];
+const MULTI: &[&str] = &["percentiles", "take_any", "any", "arg_max", "arg_min"];
+
+/// Whether `name` is a KQL aggregate function Kustodian implements.
+pub fn is_aggregate(name: &str) -> bool {
+    SINGLE.contains(&name) || MULTI.contains(&name)
+}
+
+/// Whether the aggregate may produce several columns (use [`lower_aggregate_columns`]).
+pub fn is_multi_column_aggregate(name: &str) -> bool {
+    MULTI.contains(&name)
+}
+
+fn build(b: datafusion::logical_expr::expr_fn::ExprFuncBuilder) -> Result<Expr> {
+    Ok(b.build()?)
+}
+
+fn with_filter(e: Expr, filter: Option<Expr>) -> Result<Expr> {
+    match filter {
+        Some(f) => build(e.filter(f)),
+        None => Ok(e),
+    }
+}
+
+fn col_suffix(name: &Option<String>) -> &str {
+    name.as_deref().unwrap_or("")
+}
+
+fn arity(name: &str, n: usize, lo: usize, hi: usize) -> Result<()> {
+    super::arity(name, n, lo, hi)
+}
+
+fn bool_pred(e: TypedExpr, fname: &str) -> Result<Expr> {
+    match e.ty {
+        KqlType::Bool => Ok(e.expr),
+        KqlType::Dynamic => Ok(lower_cast(e, KqlType::Bool)?.expr),
+        t => Err(PlanError::semantic(format!("function '{fname}': the predicate must be bool, got {t}"))),
+    }
+}
+
+fn const_i64(e: &TypedExpr, fname: &str) -> Result<i64> {
+    match &e.expr {
+        Expr::Literal(v, _) => super::udf::sv_i64(v),
+        _ => None,
+    }
+    .ok_or_else(|| PlanError::semantic(format!("function '{fname}': expected a constant integer")))
+}
+
+fn const_f64(e: &TypedExpr, fname: &str) -> Result<f64> {
+    match &e.expr {
+        Expr::Literal(v, _) => super::udf::sv_f64(v),
+        _ => None,
+    }
+    .ok_or_else(|| PlanError::semantic(format!("function '{fname}': expected a constant number")))
+}
+
+fn orderable(e: &TypedExpr, fname: &str) -> Result<()> {
+    if e.ty == KqlType::Dynamic {
+        return Err(PlanError::semantic(format!(
+            "function '{fname}': the argument value must be orderable: a number, timespan, datetime, string or boolean"
+        )));
+    }
+    Ok(())
+}
+
+/// Lowers a single-column aggregate call.
+pub fn lower_aggregate_call(name: &str, args: Vec<TypedExpr>, arg_names: Vec<Option<String>>) -> Result<AggregateLowering> {
+    lower_single(name, args, arg_names)
+}
+
+#[allow(clippy::too_many_lines)]
+fn lower_single(name: &str, mut args: Vec<TypedExpr>, arg_names: Vec<Option<String>>) -> Result<AggregateLowering> {
+    use KqlType::*;
+    let n = args.len();
+    let first_name = arg_names.first().cloned().flatten();
+    let is_if = name.ends_with("if") && name != "countif";
+    let base = if is_if { name.trim_end_matches("if").trim_end_matches('_') } else { name };
+    let mk = |expr: Expr, ty: KqlType, default_name: std::string::String| Ok(AggregateLowering { expr, ty, default_name });
+    match name {
+        "count" => {
+            arity(name, n, 0, 1)?;
+            let filter = match args.pop() {
+                Some(p) => Some(bool_pred(p, name)?),
+                None => None,
+            };
+            let e = with_filter(count_udaf().call(vec![lit(1i64)]), filter)?;
+            return mk(e, Long, format!("count_{}", col_suffix(&first_name)));
+        }
+        "countif" => {
+            arity(name, n, 1, 1)?;
+            let p = bool_pred(args.remove(0), name)?;
+            return mk(build(count_udaf().call(vec![lit(1i64)]).filter(p))?, Long, "countif_".into());
+        }
+        "percentile" => {
+            arity(name, n, 2, 2)?;
+            let p = const_f64(&args[1], name)?;
+            let v = args.remove(0);
+            let (expr, ty) = percentile_expr(v, p)?;
+            return mk(expr, ty, format!("percentile_{}_{}", col_suffix(&first_name), pct_name(p)));
+        }
+        _ => {}
+    }
+    let (value, filter, extra) = if is_if {
+        if n < 2 {
+            return Err(PlanError::semantic(format!("function '{name}' expects at least 2 arguments")));
+        }
+        let v = args.remove(0);
+        let p = bool_pred(args.remove(0), name)?;
+        (v, Some(p), args)
+    } else {
+        if n == 0 {
+            return Err(PlanError::semantic(format!("function '{name}' expects at least 1 argument")));
+        }
+        let v = args.remove(0);
+        (v, None, args)
+    };
+    let suffix = col_suffix(&first_name).to_string();
+    match base {
+        "sum" => {
+            if !extra.is_empty() {
+                return Err(PlanError::semantic(format!("function '{name}': too many arguments")));
+            }
+            let v = match value.ty {
+                Int | Bool => lower_cast(value, Long)?,
+                Dynamic => lower_cast(value, Real)?,
+                Long | Real | Decimal | Timespan => value,
+                t => return Err(PlanError::semantic(format!("function '{name}' is not defined for {t}"))),
+            };
+            let ty = v.ty;
+            mk(with_filter(sum_udaf().call(vec![v.expr]), filter)?, ty, format!("{name}_{suffix}"))
+        }
+        "avg" => {
+            let v = match value.ty {
+                Int | Long | Bool | Dynamic => lower_cast(value, Real)?,
+                Real | Timespan => value,
+                Decimal => return Err(PlanError::unsupported("avg of decimal")),
+                t => return Err(PlanError::semantic(format!("function '{name}' is not defined for {t}"))),
+            };
+            let ty = if v.ty == Timespan { Timespan } else { Real };
+            mk(with_filter(avg_udaf().call(vec![v.expr]), filter)?, ty, format!("{name}_{suffix}"))
+        }
+        "min" | "max" => {
+            orderable(&value, name)?;
+            let ty = value.ty;
+            let f = if base == "min" { min_udaf() } else { max_udaf() };
+            mk(with_filter(f.call(vec![value.expr]), filter)?, ty, format!("{name}_{suffix}"))
+        }
+        "stdev" | "variance" => {
+            if !(value.ty.is_numeric() || value.ty == Dynamic || value.ty == Bool) {
+                return Err(PlanError::semantic(format!("function '{name}' is not defined for {}", value.ty)));
+            }
+            let v = lower_cast(value, Real)?;
+            let f = if base == "stdev" { stddev_udaf() } else { var_samp_udaf() };
+            mk(with_filter(f.call(vec![v.expr]), filter)?, Real, format!("{name}_{suffix}"))
+        }
+        "dcount" | "count_distinct" => {
+            // dcount's optional accuracy argument is accepted; Kustodian counts exactly.
+            let e = build(count_udaf().call(vec![value.expr]).distinct())?;
+            let e = with_filter(e, filter)?;
+            mk(e, Long, format!("{name}_{suffix}"))
+        }
+        "make_list" | "make_set" | "make_bag" => {
+            let max = match extra.first() {
+                Some(m) => usize::try_from(const_i64(m, name)?.max(0)).unwrap_or(0),
+                None => 1_048_576,
+            };
+            let kind = match base {
+                "make_list" => CollectKind::List,
+                "make_set" => CollectKind::Set,
+                _ => CollectKind::Bag,
+            };
+            let v = lower_cast(value, Dynamic)?;
+            let udaf = AggregateUDF::new_from_impl(KqlCollect::new(kind, max));
+            let prefix = match kind {
+                CollectKind::List => "list",
+                CollectKind::Set => "set",
+                CollectKind::Bag => "bag",
+            };
+            mk(with_filter(udaf.call(vec![v.expr]), filter)?, Dynamic, format!("{prefix}_{suffix}"))
+        }
+        _ => Err(PlanError::unsupported(format!("function '{name}'"))),
+    }
+}
+
+fn pct_name(p: f64) -> String {
+    super::conversion::format_real(p).replace(['.', '-'], "_")
+}
+
+fn percentile_expr(v: TypedExpr, p: f64) -> Result<(Expr, KqlType)> {
+    use KqlType::*;
+    if !(0.0..=100.0).contains(&p) {
+        return Err(PlanError::semantic("percentile must be between 0 and 100"));
+    }
+    let v = match v.ty {
+        Int => lower_cast(v, Long)?,
+        Decimal | Dynamic => lower_cast(v, Real)?,
+        Long | Real | Datetime | Timespan => v,
+        t => return Err(PlanError::unsupported(format!("percentile of {t}"))),
+    };
+    let ty = v.ty;
+    let udaf = AggregateUDF::new_from_impl(KqlPercentile::new(p, ty.arrow_type()));
+    Ok((udaf.call(vec![v.expr]), ty))
+}
+
+/// Aggregates that may yield several columns: `percentiles(x, p1, p2..)`, `take_any(a, b..)`,
+/// `any(a, b..)`, `arg_max(by, c1, c2..)`, `arg_min(..)`; `*` must already be expanded by the
+/// caller into the column list (with their names in `arg_names`). Single-column aggregates are
+/// accepted too (one element).
+pub fn lower_aggregate_columns(
+    name: &str,
+    mut args: Vec<TypedExpr>,
+    arg_names: Vec<Option<String>>,
+) -> Result<Vec<AggregateLowering>> {
+    let nm = |i: usize| arg_names.get(i).cloned().flatten();
+    match name {
+        "percentiles" => {
+            if args.len() < 2 {
+                return Err(PlanError::semantic("function 'percentiles' expects a value and at least one percentile"));
+            }
+            let v = args.remove(0);
+            let mut out = Vec::new();
+            for p in &args {
+                let p = const_f64(p, name)?;
+                let (expr, ty) = percentile_expr(v.clone(), p)?;
+                out.push(AggregateLowering {
+                    expr,
+                    ty,
+                    default_name: format!("percentile_{}_{}", col_suffix(&nm(0)), pct_name(p)),
+                });
+            }
+            Ok(out)
+        }
+        "take_any" | "any" => {
+            if args.is_empty() {
+                return Err(PlanError::semantic(format!("function '{name}' expects at least 1 argument")));
+            }
+            let single = args.len() == 1;
+            args.into_iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    let ty = a.ty;
+                    let expr = build(first_value_udaf().call(vec![a.expr]).null_treatment(NullTreatment::IgnoreNulls))?;
+                    let default_name = match (name, nm(i)) {
+                        ("any", Some(c)) => format!("any_{c}"),
+                        ("any", None) => "any_".to_string(),
+                        (_, Some(c)) if single => c,
+                        (_, Some(c)) => c,
+                        (_, None) => format!("any_arg{i}"),
+                    };
+                    Ok(AggregateLowering { expr, ty, default_name })
+                })
+                .collect()
+        }
+        "arg_max" | "arg_min" => {
+            if args.is_empty() {
+                return Err(PlanError::semantic(format!("function '{name}' expects at least 1 argument")));
+            }
+            let by = args.remove(0);
+            orderable(&by, name)?;
+            let max = name == "arg_max";
+            let not_null = Expr::IsNotNull(Box::new(by.expr.clone()));
+            let f = if max { max_udaf() } else { min_udaf() };
+            let mut out = vec![AggregateLowering {
+                expr: f.call(vec![by.expr.clone()]),
+                ty: by.ty,
+                default_name: nm(0).unwrap_or_else(|| if max { "max_".into() } else { "min_".into() }),
+            }];
+            for (i, a) in args.into_iter().enumerate() {
+                let sort = SortExpr::new(by.expr.clone(), !max, false);
+                let expr = build(first_value_udaf().call(vec![a.expr]).order_by(vec![sort]).filter(not_null.clone()))?;
+                out.push(AggregateLowering {
+                    expr,
+                    ty: a.ty,
+                    default_name: nm(i + 1).unwrap_or_else(|| format!("{name}_arg{}", i + 1)),
+                });
+            }
+            Ok(out)
+        }
+        _ => Ok(vec![lower_single(name, args, arg_names)?]),
+    }
+}
+
+// ---------- make_list / make_set / make_bag ----------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum CollectKind {
+    List,
+    Set,
+    Bag,
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct KqlCollect {
+    kind: CollectKind,
+    max: usize,
+    name: String,
+    signature: Signature,
+}
+
+impl KqlCollect {
+    fn new(kind: CollectKind, max: usize) -> Self {
+        KqlCollect {
+            kind,
+            max,
+            name: format!("kql_make_{kind:?}_{max}").to_lowercase(),
+            signature: Signature::any(1, Volatility::Immutable),
+        }
+    }
+}
+
+impl AggregateUDFImpl for KqlCollect {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn accumulator(&self, _acc_args: AccumulatorArgs) -> DfResult<Box<dyn Accumulator>> {
+        Ok(Box::new(CollectAcc { kind: self.kind, max: self.max, items: Vec::new(), seen: HashSet::new(), bag: Map::new(), bytes: 0 }))
+    }
+    fn state_fields(&self, args: StateFieldsArgs) -> DfResult<Vec<FieldRef>> {
+        Ok(vec![Arc::new(Field::new(format!("{}[items]", args.name), DataType::Utf8, true))])
+    }
+    fn default_value(&self, _data_type: &DataType) -> DfResult<ScalarValue> {
+        Ok(ScalarValue::Utf8(Some(if self.kind == CollectKind::Bag { "{}".into() } else { "[]".into() })))
+    }
+}
+
+#[derive(Debug)]
+struct CollectAcc {
+    kind: CollectKind,
+    max: usize,
+    items: Vec<Json>,
+    seen: HashSet<String>,
+    bag: Map<String, Json>,
+    bytes: usize,
+}
+
+impl CollectAcc {
+    fn add(&mut self, j: Json) {
+        match self.kind {
+            CollectKind::List => {
+                if self.items.len() < self.max {
+                    self.bytes += 16;
+                    self.items.push(j);
+                }
+            }
+            CollectKind::Set => {
+                if self.items.len() < self.max {
+                    let key = j.to_string();
+                    if !self.seen.contains(&key) {
+                        self.bytes += key.len() * 2 + 32;
+                        self.seen.insert(key);
+                        self.items.push(j);
+                    }
+                }
+            }
+            CollectKind::Bag => {
+                if let Json::Object(m) = j {
+                    for (k, v) in m {
+                        if self.bag.len() < self.max && !self.bag.contains_key(&k) {
+                            self.bytes += k.len() + 32;
+                            self.bag.insert(k, v);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn add_texts(&mut self, arr: &ArrayRef, unpack: bool) {
+        let Some(sa) = arr.as_any().downcast_ref::<StringArray>() else { return };
+        for i in 0..sa.len() {
+            if sa.is_null(i) {
+                continue;
+            }
+            let Ok(j) = serde_json::from_str::<Json>(sa.value(i)) else { continue };
+            match (unpack, j) {
+                (_, Json::Null) => {}
+                (true, Json::Array(a)) if self.kind != CollectKind::Bag => a.into_iter().for_each(|x| self.add(x)),
+                (_, j) => self.add(j),
+            }
+        }
+    }
+
+    fn text(&self) -> String {
+        match self.kind {
+            CollectKind::Bag => Json::Object(self.bag.clone()).to_string(),
+            _ => Json::Array(self.items.clone()).to_string(),
+        }
+    }
+}
+
+impl Accumulator for CollectAcc {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
+        if let Some(a) = values.first() {
+            self.add_texts(a, false);
+        }
+        Ok(())
+    }
+    fn evaluate(&mut self) -> DfResult<ScalarValue> {
+        Ok(ScalarValue::Utf8(Some(self.text())))
+    }
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + self.bytes
+    }
+    fn state(&mut self) -> DfResult<Vec<ScalarValue>> {
+        Ok(vec![ScalarValue::Utf8(Some(self.text()))])
+    }
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> DfResult<()> {
+        if let Some(a) = states.first() {
+            self.add_texts(a, true);
+        }
+        Ok(())
+    }
+}
+
+// ---------- percentile ----------
+
+#[derive(Debug)]
+struct KqlPercentile {
+    p: f64,
+    ret: DataType,
+    name: String,
+    signature: Signature,
+}
+
+impl KqlPercentile {
+    fn new(p: f64, ret: DataType) -> Self {
+        KqlPercentile { p, name: format!("kql_percentile_{p}"), ret, signature: Signature::any(1, Volatility::Immutable) }
+    }
+}
+impl PartialEq for KqlPercentile {
+    fn eq(&self, o: &Self) -> bool {
+        self.p.to_bits() == o.p.to_bits() && self.ret == o.ret
+    }
+}
+impl Eq for KqlPercentile {}
+impl Hash for KqlPercentile {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.p.to_bits().hash(state);
+        self.ret.hash(state);
+    }
+}
+
+impl AggregateUDFImpl for KqlPercentile {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(self.ret.clone())
+    }
+    fn accumulator(&self, _acc_args: AccumulatorArgs) -> DfResult<Box<dyn Accumulator>> {
+        Ok(Box::new(PercentileAcc { p: self.p, ret: self.ret.clone(), ints: Vec::new(), reals: Vec::new() }))
+    }
+    fn state_fields(&self, args: StateFieldsArgs) -> DfResult<Vec<FieldRef>> {
+        Ok(vec![Arc::new(Field::new(format!("{}[values]", args.name), DataType::Utf8, true))])
+    }
+}
+
+#[derive(Debug)]
+struct PercentileAcc {
+    p: f64,
+    ret: DataType,
+    ints: Vec<i64>,
+    reals: Vec<f64>,
+}
+
+impl PercentileAcc {
+    fn rank(&self, n: usize) -> Option<usize> {
+        if n == 0 {
+            return None;
+        }
+        let r = (self.p / 100.0 * n as f64).ceil() as usize;
+        Some(r.clamp(1, n) - 1)
+    }
+}
+
+impl Accumulator for PercentileAcc {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
+        let Some(a) = values.first() else { return Ok(()) };
+        for i in 0..a.len() {
+            if a.is_null(i) {
+                continue;
+            }
+            match ScalarValue::try_from_array(a, i)? {
+                ScalarValue::Float64(Some(f)) if !f.is_nan() => self.reals.push(f),
+                v => {
+                    if let Some(x) = super::udf::sv_i64(&v) {
+                        self.ints.push(x);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+    fn evaluate(&mut self) -> DfResult<ScalarValue> {
+        if self.ret == DataType::Float64 {
+            self.reals.sort_by(f64::total_cmp);
+            let v = self.rank(self.reals.len()).and_then(|r| self.reals.get(r).copied());
+            return Ok(ScalarValue::Float64(v));
+        }
+        self.ints.sort_unstable();
+        let v = self.rank(self.ints.len()).and_then(|r| self.ints.get(r).copied());
+        Ok(match self.ret {
+            DataType::Timestamp(_, _) => ScalarValue::TimestampNanosecond(v, None),
+            DataType::Duration(_) => ScalarValue::DurationNanosecond(v),
+            _ => ScalarValue::Int64(v),
+        })
+    }
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + self.ints.capacity() * 8 + self.reals.capacity() * 8
+    }
+    fn state(&mut self) -> DfResult<Vec<ScalarValue>> {
+        let j = if self.ret == DataType::Float64 {
+            Json::Array(self.reals.iter().filter_map(|f| serde_json::Number::from_f64(*f).map(Json::Number)).collect())
+        } else {
+            Json::Array(self.ints.iter().map(|x| Json::from(*x)).collect())
+        };
+        Ok(vec![ScalarValue::Utf8(Some(j.to_string()))])
+    }
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> DfResult<()> {
+        let Some(sa) = states.first().and_then(|a| a.as_any().downcast_ref::<StringArray>()) else { return Ok(()) };
+        for i in 0..sa.len() {
+            if sa.is_null(i) {
+                continue;
+            }
+            if let Ok(Json::Array(a)) = serde_json::from_str::<Json>(sa.value(i)) {
+                for x in a {
+                    if self.ret == DataType::Float64 {
+                        if let Some(f) = x.as_f64() {
+                            self.reals.push(f);
+                        }
+                    } else if let Some(v) = x.as_i64() {
+                        self.ints.push(v);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,315 @@
+//! KQL math functions and `bin`/`floor`/`bin_at` over numbers, datetimes and timespans.
+
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::{Expr, lit};
+
+use super::conversion::{DEC_ONE, lower_cast};
+use super::udf::{RowState, row_call, s_bool, s_dur, s_f64, s_i64, s_ts, sv_f64, sv_i64};
+use super::{TypedExpr, arity};
+use crate::error::{PlanError, Result};
+use crate::types::KqlType;
+
+pub(crate) const NAMES: &[&str] = &[
+    "abs", "round", "floor", "bin", "bin_at", "ceiling", "sqrt", "pow", "exp", "exp2", "exp10", "log", "log2",
+    "log10", "sign", "pi", "isnan", "isinf", "isfinite",
+];
+
+/// 0001-01-01 in Unix nanoseconds (as i128; out of i64 range). Datetime bins align to it.
+const NANOS_0001: i128 = -62_135_596_800_000_000_000;
+
+fn numeric(a: &TypedExpr, f: &str) -> Result<()> {
+    if a.ty.is_numeric() || a.ty == KqlType::Dynamic {
+        Ok(())
+    } else {
+        Err(PlanError::semantic(format!("function '{f}' expects a numeric argument, got {}", a.ty)))
+    }
+}
+
+fn real(a: TypedExpr, f: &str) -> Result<Expr> {
+    numeric(&a, f)?;
+    Ok(lower_cast(a, KqlType::Real)?.expr)
+}
+
+fn real_fn(name: &str, f: super::udf::RowFn, args: Vec<Expr>) -> TypedExpr {
+    TypedExpr::new(row_call(name, KqlType::Real.arrow_type(), f, args), KqlType::Real)
+}
+
+macro_rules! unary_real {
+    ($fname:ident, $op:expr) => {
+        fn $fname(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+            let op: fn(f64) -> f64 = $op;
+            s_f64(args.first().and_then(sv_f64).map(op))
+        }
+    };
+}
+unary_real!(sqrt_row, f64::sqrt);
+unary_real!(exp_row, f64::exp);
+unary_real!(exp2_row, f64::exp2);
+unary_real!(exp10_row, |x| 10f64.powf(x));
+unary_real!(log_row, f64::ln);
+unary_real!(log2_row, f64::log2);
+unary_real!(log10_row, f64::log10);
+unary_real!(sign_row, |x| if x > 0.0 {
+    1.0
+} else if x < 0.0 {
+    -1.0
+} else {
+    x
+});
+
+fn pow_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let (Some(a), Some(b)) = (args.first().and_then(sv_f64), args.get(1).and_then(sv_f64)) else { return s_f64(None) };
+    s_f64(Some(a.powf(b)))
+}
+
+fn fclass_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let (Some(x), Some(k)) = (args.first().and_then(sv_f64), args.get(1).and_then(sv_i64)) else {
+        return s_bool(None);
+    };
+    s_bool(Some(match k {
+        0 => x.is_nan(),
+        1 => x.is_infinite(),
+        _ => x.is_finite(),
+    }))
+}
+
+fn abs_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    match args.first() {
+        Some(ScalarValue::Int64(x)) => s_i64(x.and_then(i64::checked_abs)),
+        Some(ScalarValue::Float64(x)) => s_f64(x.map(f64::abs)),
+        Some(ScalarValue::Decimal128(x, p, s)) => ScalarValue::Decimal128(x.and_then(i128::checked_abs), *p, *s),
+        Some(ScalarValue::DurationNanosecond(x)) => s_dur(x.and_then(i64::checked_abs)),
+        _ => ScalarValue::Null,
+    }
+}
+
+fn round_half_away(x: f64, p: i64) -> f64 {
+    let p = p.clamp(-300, 300) as i32;
+    let m = 10f64.powi(p);
+    let y = (x * m).round() / m;
+    if y.is_finite() { y } else { x }
+}
+
+fn round_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let p = args.get(1).map_or(Some(0), sv_i64);
+    let Some(p) = p else { return ScalarValue::Null };
+    match args.first() {
+        Some(ScalarValue::Float64(x)) => s_f64(x.map(|x| round_half_away(x, p))),
+        Some(ScalarValue::Int64(x)) => s_i64(x.and_then(|x| {
+            if p >= 0 {
+                return Some(x);
+            }
+            let m = 10i64.checked_pow(u32::try_from(-p).ok()?)?;
+            let q = (x as f64 / m as f64).round() as i64;
+            q.checked_mul(m)
+        })),
+        Some(ScalarValue::Decimal128(x, pr, s)) => ScalarValue::Decimal128(
+            x.and_then(|x| {
+                let p = p.clamp(-27, 10);
+                let m = 10i128.checked_pow(u32::try_from(10 - p).ok()?)?;
+                let half = m / 2;
+                let q = if x >= 0 { (x + half) / m } else { (x - half) / m };
+                q.checked_mul(m)
+            }),
+            *pr,
+            *s,
+        ),
+        _ => ScalarValue::Null,
+    }
+}
+
+fn ceiling_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    match args.first() {
+        Some(ScalarValue::Float64(x)) => s_f64(x.map(f64::ceil)),
+        Some(ScalarValue::Int64(x)) => s_i64(*x),
+        Some(ScalarValue::Decimal128(x, p, s)) => {
+            ScalarValue::Decimal128(x.map(|x| x.div_euclid(DEC_ONE) * DEC_ONE + if x.rem_euclid(DEC_ONE) != 0 { DEC_ONE } else { 0 }), *p, *s)
+        }
+        _ => ScalarValue::Null,
+    }
+}
+
+fn floor_i64(x: i64, size: i64, at: i64) -> Option<i64> {
+    if size <= 0 {
+        return None;
+    }
+    let d = i128::from(x) - i128::from(at);
+    let b = d.div_euclid(i128::from(size)) * i128::from(size) + i128::from(at);
+    i64::try_from(b).ok()
+}
+
+fn floor_f64(x: f64, size: f64, at: f64) -> Option<f64> {
+    if size.is_nan() || size <= 0.0 {
+        return None;
+    }
+    Some(((x - at) / size).floor() * size + at)
+}
+
+/// `[value, size, fixed_point]` — Kusto `bin_at`; `bin`/`floor` pass the type's default origin.
+fn bin_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    use ScalarValue::*;
+    let (Some(v), Some(size), at) = (args.first(), args.get(1), args.get(2)) else { return Null };
+    match v {
+        Int64(x) => s_i64(x.zip(sv_i64(size)).and_then(|(x, s)| floor_i64(x, s, at.and_then(sv_i64).unwrap_or(0)))),
+        Float64(x) => s_f64(x.zip(sv_f64(size)).and_then(|(x, s)| floor_f64(x, s, at.and_then(sv_f64).unwrap_or(0.0)))),
+        TimestampNanosecond(x, _) => s_ts(x.zip(sv_i64(size)).and_then(|(x, s)| {
+            if s <= 0 {
+                return None;
+            }
+            let origin = at.and_then(sv_i64).map_or(NANOS_0001, i128::from);
+            let d = i128::from(x) - origin;
+            i64::try_from(d.div_euclid(i128::from(s)) * i128::from(s) + origin).ok()
+        })),
+        DurationNanosecond(x) => {
+            s_dur(x.zip(sv_i64(size)).and_then(|(x, s)| floor_i64(x, s, at.and_then(sv_i64).unwrap_or(0))))
+        }
+        Decimal128(x, p, sc) => {
+            let r = x.and_then(|x| {
+                let s = match size {
+                    Decimal128(Some(s), _, _) => *s,
+                    _ => return None,
+                };
+                if s <= 0 {
+                    return None;
+                }
+                Some(x.div_euclid(s) * s)
+            });
+            Decimal128(r, *p, *sc)
+        }
+        _ => Null,
+    }
+}
+
+fn lower_bin(name: &str, mut args: Vec<TypedExpr>) -> Result<TypedExpr> {
+    use KqlType::*;
+    let n = args.len();
+    if name == "bin_at" {
+        arity(name, n, 3, 3)?;
+    } else {
+        arity(name, n, 2, 2)?;
+    }
+    let v = args.remove(0);
+    let size = args.remove(0);
+    let at = args.pop();
+    let v = if v.ty == Dynamic { lower_cast(v, Real)? } else { v };
+    let (v, size, ty) = match (v.ty, size.ty) {
+        (Datetime, Timespan) | (Timespan, Timespan) => {
+            let t = v.ty;
+            (v, size, t)
+        }
+        (a, b) if a.is_numeric() && (b.is_numeric() || b == Dynamic) => {
+            let t = match (a, b) {
+                (Decimal, _) | (_, Decimal) => Decimal,
+                (Real, _) | (_, Real) | (_, Dynamic) => Real,
+                _ => Long,
+            };
+            (lower_cast(v, t)?, lower_cast(size, t)?, t)
+        }
+        (a, b) => {
+            return Err(PlanError::semantic(format!("function '{name}' is not defined for arguments of types {a} and {b}")));
+        }
+    };
+    let mut a = vec![v.expr, size.expr];
+    if let Some(at) = at {
+        let at = match (ty, at.ty) {
+            (Datetime, Datetime) | (Timespan, Timespan) => at,
+            (Long | Real | Decimal, t) if t.is_numeric() => lower_cast(at, ty)?,
+            (_, t) => return Err(PlanError::semantic(format!("bin_at: fixed point of type {t} does not match {ty}"))),
+        };
+        a.push(at.expr);
+    } else if ty == Datetime {
+        a.push(lit(ScalarValue::TimestampNanosecond(None, None)));
+    }
+    Ok(TypedExpr::new(row_call("bin", ty.arrow_type(), bin_row, a), ty))
+}
+
+/// Math functions (`name` is one of [`NAMES`]).
+pub(crate) fn lower_math_fn(name: &str, mut args: Vec<TypedExpr>) -> Result<TypedExpr> {
+    use KqlType::*;
+    let n = args.len();
+    let unary = |f: super::udf::RowFn, args: Vec<TypedExpr>| -> Result<TypedExpr> {
+        arity(name, n, 1, 1)?;
+        let a = args.into_iter().map(|a| real(a, name)).collect::<Result<Vec<_>>>()?;
+        Ok(real_fn(name, f, a))
+    };
+    match name {
+        "sqrt" => unary(sqrt_row, args),
+        "exp" => unary(exp_row, args),
+        "exp2" => unary(exp2_row, args),
+        "exp10" => unary(exp10_row, args),
+        "log" => unary(log_row, args),
+        "log2" => unary(log2_row, args),
+        "log10" => unary(log10_row, args),
+        "sign" => unary(sign_row, args),
+        "pow" => {
+            arity(name, n, 2, 2)?;
+            let a = args.into_iter().map(|a| real(a, name)).collect::<Result<Vec<_>>>()?;
+            Ok(real_fn(name, pow_row, a))
+        }
+        "pi" => {
+            arity(name, n, 0, 0)?;
+            Ok(TypedExpr::new(lit(std::f64::consts::PI), Real))
+        }
+        "isnan" | "isinf" | "isfinite" => {
+            arity(name, n, 1, 1)?;
+            let k: i64 = match name {
+                "isnan" => 0,
+                "isinf" => 1,
+                _ => 2,
+            };
+            let a = real(args.remove(0), name)?;
+            Ok(TypedExpr::new(row_call("fclass", Bool.arrow_type(), fclass_row, vec![a, lit(k)]), Bool))
+        }
+        "abs" | "ceiling" => {
+            arity(name, n, 1, 1)?;
+            let a = args.remove(0);
+            let a = match a.ty {
+                Int => lower_cast(a, Long)?,
+                Dynamic => lower_cast(a, Real)?,
+                Long | Real | Decimal => a,
+                Timespan if name == "abs" => a,
+                t => return Err(PlanError::semantic(format!("function '{name}' expects a numeric argument, got {t}"))),
+            };
+            let ty = a.ty;
+            let f = if name == "abs" { abs_row } else { ceiling_row };
+            Ok(TypedExpr::new(row_call(name, ty.arrow_type(), f, vec![a.expr]), ty))
+        }
+        "round" => {
+            arity(name, n, 1, 2)?;
+            let a = args.remove(0);
+            let a = match a.ty {
+                Int => lower_cast(a, Long)?,
+                Dynamic => lower_cast(a, Real)?,
+                Long | Real | Decimal => a,
+                t => return Err(PlanError::semantic(format!("function 'round' expects a numeric argument, got {t}"))),
+            };
+            let ty = a.ty;
+            let mut v = vec![a.expr];
+            if let Some(p) = args.pop() {
+                numeric(&p, name)?;
+                v.push(lower_cast(p, Long)?.expr);
+            }
+            Ok(TypedExpr::new(row_call("round", ty.arrow_type(), round_row, v), ty))
+        }
+        "floor" | "bin" | "bin_at" => lower_bin(name, args),
+        _ => Err(PlanError::unsupported(format!("function '{name}'"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floors() {
+        assert_eq!(floor_i64(7, 5, 0), Some(5));
+        assert_eq!(floor_i64(-1, 5, 0), Some(-5));
+        assert_eq!(floor_i64(7, 0, 0), None);
+        assert_eq!(floor_i64(7, 5, 1), Some(6));
+        assert_eq!(floor_f64(7.5, 1.0, 0.0), Some(7.0));
+        assert_eq!(floor_f64(7.5, -1.0, 0.0), None);
+        assert_eq!(round_half_away(2.5, 0), 3.0);
+        assert_eq!(round_half_away(-2.5, 0), -3.0);
+        assert_eq!(round_half_away(2.15, 1), 2.2);
+    }
+}

@@ -1,0 +1,1 @@
+//! Expression-evaluation tests over in-memory batches.
