@@ -713,9 +713,17 @@ fn aggregates_over_empty_input() {
             agg("make_bag", vec![c("j")], &[None]),
             agg("avg", vec![c("i")], &[None]),
             agg("percentile", vec![c("r"), ll(50)], &[None, None]),
+            agg("sum", vec![c("i")], &[None]),
+            agg("sum", vec![c("r")], &[None]),
+            agg("stdev", vec![c("r")], &[None]),
+            agg("sumif", vec![c("t"), c("b")], &[None, None]),
         ],
         true,
     );
+    assert_eq!(v[6], ScalarValue::Int64(Some(0)));
+    assert_eq!(v[7], ScalarValue::Float64(Some(0.0)));
+    assert_eq!(v[8], ScalarValue::Float64(Some(0.0)));
+    assert_eq!(v[9], ScalarValue::DurationNanosecond(Some(0)));
     assert_eq!(v[0], ScalarValue::Int64(Some(0)));
     assert_eq!(v[1], ScalarValue::Int64(Some(0)));
     assert_eq!(v[2], s("[]"));
@@ -736,4 +744,23 @@ fn arg_max_and_take_any() {
     assert_eq!(v[3], ScalarValue::Float64(Some(-2.5)));
     assert_eq!(v[4], s("foo-bar"));
     assert!(!v[5].is_null());
+}
+
+#[test]
+fn grouped_sumif_with_no_matching_rows_is_zero() {
+    let a = agg("sumif", vec![c("i"), l(false, KqlType::Bool)], &[None, None]);
+    let v = run(async move {
+        let ctx = SessionContext::new();
+        let df = ctx.read_batch(batch()).unwrap();
+        let df = df.aggregate(vec![c("b").expr], vec![a.expr.alias("x")]).unwrap();
+        let mut out = Vec::new();
+        for b in df.collect().await.unwrap() {
+            for i in 0..b.num_rows() {
+                out.push(ScalarValue::try_from_array(b.column(1), i).unwrap());
+            }
+        }
+        out
+    });
+    assert_eq!(v.len(), 3);
+    assert!(v.iter().all(|x| *x == ScalarValue::Int64(Some(0))), "{v:?}");
 }
