@@ -172,7 +172,7 @@ fn lower_single(name: &str, mut args: Vec<TypedExpr>, arg_names: Vec<Option<Stri
                 t => return Err(PlanError::semantic(format!("function '{name}' is not defined for {t}"))),
             };
             let ty = v.ty;
-            mk(with_filter(sum_udaf().call(vec![v.expr]), filter)?, ty, format!("{name}_{suffix}"))
+            mk(with_filter(zero_default(sum_udaf(), ty, vec![v.expr]), filter)?, ty, format!("{name}_{suffix}"))
         }
         "avg" => {
             let v = match value.ty {
@@ -196,7 +196,7 @@ fn lower_single(name: &str, mut args: Vec<TypedExpr>, arg_names: Vec<Option<Stri
             }
             let v = lower_cast(value, Real)?;
             let f = if base == "stdev" { stddev_udaf() } else { var_samp_udaf() };
-            mk(with_filter(f.call(vec![v.expr]), filter)?, Real, format!("{name}_{suffix}"))
+            mk(with_filter(zero_default(f, Real, vec![v.expr]), filter)?, Real, format!("{name}_{suffix}"))
         }
         "dcount" | "count_distinct" => {
             // dcount's optional accuracy argument is accepted; Kustodian counts exactly.
@@ -590,4 +590,127 @@ impl Accumulator for PercentileAcc {
         }
         Ok(())
     }
+}
+
+// ---------- zero default (Kusto: sum/stdev/variance of no rows is 0) ----------
+
+/// Wraps an aggregate so a null result (no input rows in the group) becomes `zero`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ZeroDefault {
+    inner: AggregateUDF,
+    name: String,
+    zero: ScalarValue,
+}
+
+fn fill_nulls(a: ArrayRef, zero: &ScalarValue) -> DfResult<ArrayRef> {
+    if a.null_count() == 0 || zero.data_type() != *a.data_type() {
+        return Ok(a);
+    }
+    let mask = datafusion::arrow::compute::is_not_null(&a)?;
+    let z = zero.to_scalar()?;
+    Ok(datafusion::arrow::compute::kernels::zip::zip(&mask, &a, &z)?)
+}
+
+impl AggregateUDFImpl for ZeroDefault {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn signature(&self) -> &Signature {
+        self.inner.signature()
+    }
+    fn return_type(&self, arg_types: &[DataType]) -> DfResult<DataType> {
+        self.inner.return_type(arg_types)
+    }
+    fn accumulator(&self, acc_args: AccumulatorArgs) -> DfResult<Box<dyn Accumulator>> {
+        Ok(Box::new(ZeroAcc { inner: self.inner.accumulator(acc_args)?, zero: self.zero.clone() }))
+    }
+    fn state_fields(&self, args: StateFieldsArgs) -> DfResult<Vec<FieldRef>> {
+        self.inner.state_fields(args)
+    }
+    fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
+        self.inner.groups_accumulator_supported(args)
+    }
+    fn create_groups_accumulator(
+        &self,
+        args: AccumulatorArgs,
+    ) -> DfResult<Box<dyn datafusion::logical_expr::GroupsAccumulator>> {
+        Ok(Box::new(ZeroGroupsAcc { inner: self.inner.create_groups_accumulator(args)?, zero: self.zero.clone() }))
+    }
+    fn default_value(&self, _data_type: &DataType) -> DfResult<ScalarValue> {
+        Ok(self.zero.clone())
+    }
+}
+
+#[derive(Debug)]
+struct ZeroAcc {
+    inner: Box<dyn Accumulator>,
+    zero: ScalarValue,
+}
+
+impl Accumulator for ZeroAcc {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
+        self.inner.update_batch(values)
+    }
+    fn evaluate(&mut self) -> DfResult<ScalarValue> {
+        let v = self.inner.evaluate()?;
+        Ok(if v.is_null() && v.data_type() == self.zero.data_type() { self.zero.clone() } else { v })
+    }
+    fn size(&self) -> usize {
+        self.inner.size()
+    }
+    fn state(&mut self) -> DfResult<Vec<ScalarValue>> {
+        self.inner.state()
+    }
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> DfResult<()> {
+        self.inner.merge_batch(states)
+    }
+}
+
+struct ZeroGroupsAcc {
+    inner: Box<dyn datafusion::logical_expr::GroupsAccumulator>,
+    zero: ScalarValue,
+}
+
+impl datafusion::logical_expr::GroupsAccumulator for ZeroGroupsAcc {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&datafusion::arrow::array::BooleanArray>,
+        total_num_groups: usize,
+    ) -> DfResult<()> {
+        self.inner.update_batch(values, group_indices, opt_filter, total_num_groups)
+    }
+    fn evaluate(&mut self, emit_to: datafusion::logical_expr::EmitTo) -> DfResult<ArrayRef> {
+        fill_nulls(self.inner.evaluate(emit_to)?, &self.zero)
+    }
+    fn state(&mut self, emit_to: datafusion::logical_expr::EmitTo) -> DfResult<Vec<ArrayRef>> {
+        self.inner.state(emit_to)
+    }
+    fn merge_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], total_num_groups: usize) -> DfResult<()> {
+        self.inner.merge_batch(values, group_indices, total_num_groups)
+    }
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        opt_filter: Option<&datafusion::arrow::array::BooleanArray>,
+    ) -> DfResult<Vec<ArrayRef>> {
+        self.inner.convert_to_state(values, opt_filter)
+    }
+    fn size(&self) -> usize {
+        self.inner.size()
+    }
+}
+
+/// Calls `udaf` so that an empty group yields Kusto's zero of `ty` instead of null.
+fn zero_default(udaf: Arc<AggregateUDF>, ty: KqlType, args: Vec<Expr>) -> Expr {
+    let zero = match ty {
+        KqlType::Long => ScalarValue::Int64(Some(0)),
+        KqlType::Real => ScalarValue::Float64(Some(0.0)),
+        KqlType::Timespan => ScalarValue::DurationNanosecond(Some(0)),
+        KqlType::Decimal => ScalarValue::Decimal128(Some(0), crate::types::DECIMAL_PRECISION, crate::types::DECIMAL_SCALE),
+        _ => return udaf.call(args),
+    };
+    let name = format!("kql_{}", udaf.name());
+    AggregateUDF::new_from_impl(ZeroDefault { inner: (*udaf).clone(), name, zero }).call(args)
 }

@@ -207,7 +207,7 @@ pub(crate) fn lower_dynamic_fn(name: &str, mut args: Vec<TypedExpr>) -> Result<T
     let n = args.len();
     match name {
         "pack" | "bag_pack" => {
-            if n % 2 != 0 {
+            if !n.is_multiple_of(2) {
                 return Err(PlanError::semantic(format!("function '{name}' expects an even number of arguments")));
             }
             let mut a = Vec::with_capacity(n);

@@ -126,7 +126,7 @@ fn lower_logic_fn(name: &str, mut args: Vec<TypedExpr>) -> Option<Result<TypedEx
                 Ok(TypedExpr::new(when(c, a).otherwise(b)?, t))
             }
             "case" => {
-                if n < 3 || n % 2 == 0 {
+                if n < 3 || n.is_multiple_of(2) {
                     return Err(PlanError::semantic("function 'case' expects pairs of predicate and value, then an else value"));
                 }
                 let mut preds = Vec::new();

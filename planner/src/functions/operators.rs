@@ -208,7 +208,7 @@ fn int_op(op: i64, a: i64, b: i64) -> Option<i64> {
         OP_SUB => Some(a.wrapping_sub(b)),
         OP_MUL => Some(a.wrapping_mul(b)),
         OP_DIV => a.checked_div(b),
-        OP_MOD => a.checked_rem(b),
+        OP_MOD => (b != 0).then(|| a.wrapping_rem(b)),
         _ => None,
     }
 }
@@ -231,7 +231,7 @@ fn dec_op(op: i64, a: i128, b: i128) -> Option<i128> {
         OP_SUB => a.checked_sub(b),
         OP_MUL => a.checked_mul(b).map(|p| p / one).or_else(|| (a / one).checked_mul(b)),
         OP_DIV => a.checked_mul(one).and_then(|x| x.checked_div(b)),
-        OP_MOD => a.checked_rem(b),
+        OP_MOD => (b != 0).then(|| a.wrapping_rem(b)),
         _ => None,
     }
 }

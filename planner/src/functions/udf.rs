@@ -174,7 +174,7 @@ pub(crate) fn sv_bool(v: &ScalarValue) -> Option<bool> {
 
 /// Truncating float to i64 conversion; NaN, infinities and out-of-range values give `None`.
 pub(crate) fn f64_to_i64(x: f64) -> Option<i64> {
-    if x.is_finite() && x >= -9.223_372_036_854_776e18 && x < 9.223_372_036_854_776e18 {
+    if x.is_finite() && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&x) {
         Some(x.trunc() as i64)
     } else {
         None
