@@ -11,6 +11,8 @@ pub struct ErrSpan {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
+    #[error(transparent)]
+    Parse(#[from] kustodian_parser::ParseError),
     /// A semantic error in the user's query: unknown name, wrong type, bad argument.
     #[error("{message}")]
     Semantic { message: String, span: Option<ErrSpan> },

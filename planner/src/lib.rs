@@ -5,9 +5,16 @@
 //! `LogicalPlan`; `barrier` holds the logical and physical security-barrier nodes.
 
 pub mod barrier;
+pub mod bind;
+pub mod catalog;
 pub mod error;
 pub mod functions;
+pub mod principal;
 pub mod types;
+pub mod verify;
 
 pub use error::{PlanError, Result};
 pub use types::{KqlColumn, KqlSchema, KqlType};
+pub use bind::{AppliedPolicy, PlannedQuery, TableAccess, plan_query};
+pub use catalog::{Catalog, FunctionInfo, RlsPolicy, TableInfo};
+pub use principal::{Principal, PrincipalKind, RequestContext};

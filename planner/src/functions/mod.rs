@@ -211,3 +211,7 @@ pub fn lower_scalar_call(name: &str, args: Vec<TypedExpr>, ctx: &FunctionContext
     }
     Err(PlanError::unsupported(format!("function '{name}'")))
 }
+
+// Literal parsing and formatting shared with the binder (datetime/guid/decimal literals,
+// dynamic literal values).
+pub(crate) use conversion::{format_datetime_iso, format_timespan_c, parse_datetime, parse_decimal, parse_guid};

@@ -1,0 +1,780 @@
+//! The binder: resolves a parsed KQL query against a [`Catalog`] and lowers it to a DataFusion
+//! `LogicalPlan`, substituting row-level-security policies at the one table-resolution choke
+//! point ([`Binder::resolve_table`]) and folding principal functions to literals.
+
+mod ops;
+mod scalar;
+mod sources;
+
+use std::collections::HashSet;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use datafusion::common::{Column, TableReference};
+use datafusion::datasource::provider_as_source;
+use datafusion::logical_expr::{Expr as DfExpr, LogicalPlan, LogicalPlanBuilder};
+use kustodian_parser::ast::{self, ExprKind, Span, StatementKind};
+
+use crate::barrier::SecurityBarrier;
+use crate::catalog::{Catalog, TableInfo};
+use crate::error::{ErrSpan, PlanError, Result};
+use crate::functions::{FunctionContext, TypedExpr};
+use crate::principal::RequestContext;
+use crate::types::KqlSchema;
+
+/// Nesting limit for binding (policies, functions, lets inlining each other).
+const MAX_DEPTH: usize = 64;
+
+/// A relation being built: the DataFusion plan and the KQL schema of its output.
+#[derive(Debug, Clone)]
+pub struct Rel {
+    pub plan: LogicalPlan,
+    pub schema: KqlSchema,
+}
+
+impl Rel {
+    pub fn new(plan: LogicalPlan, schema: KqlSchema) -> Self {
+        Rel { plan, schema }
+    }
+
+    pub(crate) fn builder(&self) -> LogicalPlanBuilder {
+        LogicalPlanBuilder::from(self.plan.clone())
+    }
+
+    /// A column reference by exact (case-sensitive) name.
+    pub(crate) fn col(&self, name: &str) -> Result<TypedExpr> {
+        let c = self
+            .schema
+            .get(name)
+            .ok_or_else(|| PlanError::Internal(format!("column '{name}' missing from relation")))?;
+        Ok(TypedExpr::new(column_expr(&self.plan, name), c.ty))
+    }
+
+    pub(crate) fn names(&self) -> Vec<String> {
+        self.schema.columns.iter().map(|c| c.name.clone()).collect()
+    }
+}
+
+/// A column reference that never lower-cases (`col("...")` would) and keeps the qualifier the
+/// plan's schema has for it, so self-joins and aliases resolve.
+pub(crate) fn column_expr(plan: &LogicalPlan, name: &str) -> DfExpr {
+    let schema = plan.schema();
+    let mut found = None;
+    for (q, f) in schema.iter() {
+        if f.name() == name {
+            found = Some(q.cloned());
+            break;
+        }
+    }
+    match found {
+        Some(q) => DfExpr::Column(Column::new(q, name)),
+        None => DfExpr::Column(Column::new_unqualified(name)),
+    }
+}
+
+/// A policy applied to a table in this request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedPolicy {
+    /// `[db].[table]`
+    pub table: String,
+    pub query: String,
+    /// True when the policy is disabled and applied because of force mode.
+    pub forced: bool,
+}
+
+/// A table the request reached, directly or through functions, lets, views or policies.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TableAccess {
+    pub database: String,
+    pub table: String,
+    pub restricted_view_access: bool,
+}
+
+/// The result of planning a query.
+#[derive(Debug, Clone)]
+pub struct PlannedQuery {
+    pub plan: LogicalPlan,
+    pub schema: KqlSchema,
+    /// The query with policies substituted, printed from the AST.
+    pub effective_kql: String,
+    pub policies: Vec<AppliedPolicy>,
+    pub tables: Vec<TableAccess>,
+    /// Entity names of the tables whose scans must sit under a barrier.
+    pub protected: Vec<String>,
+}
+
+#[derive(Clone)]
+pub(crate) enum Binding {
+    Scalar(TypedExpr),
+    Tabular(Rel),
+    Lambda(Rc<LambdaDef>),
+}
+
+pub(crate) struct LambdaDef {
+    pub name: String,
+    pub params: Vec<ast::Param>,
+    pub body: Vec<ast::Statement>,
+    pub scope: Scope,
+    /// The `restrict` state when defined: views defined before `restrict` may use anything.
+    pub restrict: Option<Rc<Restriction>>,
+    /// Stored functions resolve names in their own database.
+    pub database: Option<String>,
+}
+
+/// Lexical scope of `let` names, lambda parameters and `as` names (innermost last).
+#[derive(Clone, Default)]
+pub(crate) struct Scope {
+    vars: Vec<(String, Binding)>,
+}
+
+impl Scope {
+    pub fn get(&self, name: &str) -> Option<&Binding> {
+        self.vars.iter().rev().find(|(n, _)| n == name).map(|(_, b)| b)
+    }
+
+    pub fn with(&self, name: &str, b: Binding) -> Scope {
+        let mut s = self.clone();
+        s.vars.push((name.to_string(), b));
+        s
+    }
+
+    pub fn push(&mut self, name: &str, b: Binding) {
+        self.vars.push((name.to_string(), b));
+    }
+}
+
+/// What `restrict access to (...)` allows.
+#[derive(Debug, Default)]
+pub(crate) struct Restriction {
+    /// `let` names listed.
+    pub lets: HashSet<String>,
+    /// `(database, table)` listed; table `*` means every table of that database.
+    pub tables: Vec<(String, String)>,
+}
+
+pub(crate) struct Binder<'a> {
+    pub catalog: &'a dyn Catalog,
+    pub ctx: &'a RequestContext,
+    pub fctx: FunctionContext,
+    pub database: String,
+    pub force_rls: bool,
+    pub block_rls: bool,
+    pub policies: Vec<AppliedPolicy>,
+    pub tables: Vec<TableAccess>,
+    /// Spans in the request text of table references replaced by policies, with the entity.
+    pub substitutions: Vec<(Span, String)>,
+    /// Entities whose policy is being bound: inside it, the table is the raw table.
+    pub policy_stack: Vec<String>,
+    pub restrict: Option<Rc<Restriction>>,
+    /// Nonzero while binding text that is not the request's (functions, policies), whose
+    /// spans do not point into the request.
+    pub foreign_text: usize,
+    pub depth: usize,
+}
+
+/// Plans a query for a request.
+pub fn plan_query(catalog: &dyn Catalog, ctx: &RequestContext, query: &ast::Query, text: &str) -> Result<PlannedQuery> {
+    let mut b = Binder {
+        catalog,
+        ctx,
+        fctx: FunctionContext { now_nanos: ctx.now_nanos },
+        database: ctx.database.clone(),
+        force_rls: ctx.force_rls,
+        block_rls: ctx.block_rls,
+        policies: Vec::new(),
+        tables: Vec::new(),
+        substitutions: Vec::new(),
+        policy_stack: Vec::new(),
+        restrict: None,
+        foreign_text: 0,
+        depth: 0,
+    };
+    let rel = b.bind_statements(&query.statements, &mut Scope::default(), true)?;
+    let effective_kql = sources::effective_kql(text, &b.substitutions, &b.policies);
+    let mut protected: Vec<String> = b.policies.iter().map(|p| p.table.clone()).collect();
+    protected.sort();
+    protected.dedup();
+    let mut tables = b.tables;
+    dedup_in_order(&mut tables);
+    Ok(PlannedQuery { plan: rel.plan, schema: rel.schema, effective_kql, policies: b.policies, tables, protected })
+}
+
+fn dedup_in_order<T: Eq + std::hash::Hash + Clone>(v: &mut Vec<T>) {
+    let mut seen = HashSet::new();
+    v.retain(|x| seen.insert(x.clone()));
+}
+
+pub(crate) fn span_of(s: Span) -> ErrSpan {
+    ErrSpan { start: s.start, end: s.end }
+}
+
+impl<'a> Binder<'a> {
+    /// Error span for a node: only when the text being bound is the request's own.
+    pub fn err_span(&self, s: Span) -> ErrSpan {
+        if self.foreign_text > 0 { ErrSpan::default() } else { span_of(s) }
+    }
+
+    pub fn semantic(&self, msg: impl Into<String>, s: Span) -> PlanError {
+        PlanError::Semantic { message: msg.into(), span: (self.foreign_text == 0).then(|| span_of(s)) }
+    }
+
+    pub fn unsupported(&self, feature: impl Into<String>, s: Span) -> PlanError {
+        PlanError::Unsupported { feature: feature.into(), span: (self.foreign_text == 0).then(|| span_of(s)) }
+    }
+
+    fn enter(&mut self) -> Result<()> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(PlanError::semantic(
+                "query nesting too deep (recursive functions, views or policies?)",
+            ));
+        }
+        Ok(())
+    }
+
+    fn leave(&mut self) {
+        self.depth = self.depth.saturating_sub(1);
+    }
+
+    /// Binds a statement list whose last statement is the result (query or lambda body).
+    pub fn bind_statements(&mut self, stmts: &[ast::Statement], scope: &mut Scope, top: bool) -> Result<Rel> {
+        let mut result: Option<Rel> = None;
+        for (i, st) in stmts.iter().enumerate() {
+            let last = i + 1 == stmts.len();
+            match &st.kind {
+                StatementKind::Let { name, value } => {
+                    let b = self.bind_let(&name.name, value, scope)?;
+                    scope.push(&name.name, b);
+                }
+                StatementKind::Set { name, value } => self.bind_set(name, value.as_ref(), top)?,
+                StatementKind::DeclareQueryParameters(params) => {
+                    for p in params {
+                        let Some(default) = &p.default else {
+                            return Err(self.semantic(
+                                format!("query parameter '{}' has no value: Kustodian's CLI passes no query parameters, give it a default", p.name.name),
+                                p.span,
+                            ));
+                        };
+                        let v = self.bind_scalar(default, None, scope)?;
+                        let v = match &p.ty {
+                            ast::ParamType::Scalar(t) => {
+                                let ty = self.type_name(t)?;
+                                if v.ty == ty { v } else { crate::functions::lower_cast(v, ty)? }
+                            }
+                            ast::ParamType::Tabular(_) => {
+                                return Err(self.unsupported("tabular query parameters", p.span));
+                            }
+                        };
+                        scope.push(&p.name.name, Binding::Scalar(v));
+                    }
+                }
+                StatementKind::DeclarePattern { name } => {
+                    return Err(self.unsupported(format!("declare pattern '{}'", name.name), st.span));
+                }
+                StatementKind::RestrictAccess(items) => {
+                    if !top {
+                        return Err(self.semantic("'restrict access' is only allowed in a query's statements", st.span));
+                    }
+                    let r = self.bind_restrict(items, scope)?;
+                    self.restrict = Some(Rc::new(r));
+                }
+                StatementKind::AliasDatabase { .. } => {
+                    return Err(self.unsupported("alias database", st.span));
+                }
+                StatementKind::Expr(e) => {
+                    if !last {
+                        // Kusto runs every tabular statement; Kustodian returns one result table.
+                        return Err(self.unsupported("multiple result tables (more than one tabular statement)", st.span));
+                    }
+                    result = Some(self.bind_tabular(e, scope)?);
+                }
+            }
+        }
+        result.ok_or_else(|| PlanError::semantic("the query has no tabular expression to return"))
+    }
+
+    fn bind_set(&mut self, name: &ast::Ident, value: Option<&ast::Expr>, top: bool) -> Result<()> {
+        let on = match value {
+            None => true,
+            Some(e) => match &e.kind {
+                ExprKind::Literal(ast::Literal { kind: ast::LiteralKind::Bool(b), .. }) => *b,
+                ExprKind::Literal(ast::Literal { kind: ast::LiteralKind::String(s), .. }) => s.eq_ignore_ascii_case("true"),
+                ExprKind::Ident(i) => i.name.eq_ignore_ascii_case("true"),
+                _ => true,
+            },
+        };
+        if !top {
+            return Ok(());
+        }
+        match name.name.to_ascii_lowercase().as_str() {
+            "query_force_row_level_security" => self.force_rls = on,
+            "request_block_row_level_security" => self.block_rls = on,
+            "query_now" => {
+                if let Some(e) = value {
+                    let v = self.bind_scalar(e, None, &Scope::default())?;
+                    if let Some(n) = scalar::const_datetime_nanos(&v) {
+                        self.fctx.now_nanos = n;
+                    }
+                }
+            }
+            // Other request options (notruncation, truncationmaxrecords, ...) do not change results here.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn bind_restrict(&mut self, items: &[ast::Expr], scope: &Scope) -> Result<Restriction> {
+        let mut r = Restriction::default();
+        for it in items {
+            match &it.kind {
+                ExprKind::Ident(i) => {
+                    if scope.get(&i.name).is_some() {
+                        r.lets.insert(i.name.clone());
+                    } else {
+                        r.tables.push((self.database.clone(), i.name.clone()));
+                    }
+                }
+                ExprKind::Star => {}
+                ExprKind::Member { expr, name } => {
+                    let db = self.database_of_call(expr)?;
+                    r.tables.push((db, name.name.clone()));
+                }
+                ExprKind::MemberWildcard { expr, pattern } => {
+                    let db = self.database_of_call(expr)?;
+                    r.tables.push((db, pattern.clone()));
+                }
+                _ => return Err(self.semantic("'restrict access to' takes let names, database().T, database('x').* or *", it.span)),
+            }
+        }
+        Ok(r)
+    }
+
+    /// `database('x')` / `database()` → canonical database name.
+    pub fn database_of_call(&self, e: &ast::Expr) -> Result<String> {
+        match &e.kind {
+            ExprKind::Call { name, args } if name.name == "database" => {
+                let db = match args.as_slice() {
+                    [] => return Ok(self.database.clone()),
+                    [a] => match &a.expr().kind {
+                        ExprKind::Literal(ast::Literal { kind: ast::LiteralKind::String(s), .. }) => s.clone(),
+                        _ => return Err(self.semantic("database() takes a string literal", e.span)),
+                    },
+                    _ => return Err(self.semantic("database() takes one argument", e.span)),
+                };
+                self.catalog
+                    .database(&db)
+                    .ok_or_else(|| self.semantic(format!("database '{db}' does not exist"), e.span))
+            }
+            ExprKind::MemberCall { expr, name, .. } if name.name == "database" => {
+                if let ExprKind::Call { name: c, .. } = &expr.kind
+                    && c.name == "cluster"
+                {
+                    return Err(self.unsupported("cross-cluster queries (cluster(...))", e.span));
+                }
+                Err(self.semantic("expected database('name')", e.span))
+            }
+            _ => Err(self.semantic("expected database('name')", e.span)),
+        }
+    }
+
+    pub fn type_name(&self, t: &ast::Ident) -> Result<crate::types::KqlType> {
+        crate::types::KqlType::from_name(&t.name).ok_or_else(|| self.semantic(format!("unknown type '{}'", t.name), t.span))
+    }
+
+    fn bind_let(&mut self, name: &str, value: &ast::Expr, scope: &Scope) -> Result<Binding> {
+        match &value.kind {
+            ExprKind::Lambda(l) => Ok(Binding::Lambda(Rc::new(LambdaDef {
+                name: name.to_string(),
+                params: l.params.clone(),
+                body: l.body.clone(),
+                scope: scope.clone(),
+                restrict: self.restrict.clone(),
+                database: None,
+            }))),
+            _ if self.is_tabular(value, scope) => Ok(Binding::Tabular(self.bind_tabular(value, scope)?)),
+            _ => Ok(Binding::Scalar(self.bind_scalar(value, None, scope)?)),
+        }
+    }
+
+    /// Whether an expression denotes a table (as opposed to a scalar).
+    pub fn is_tabular(&self, e: &ast::Expr, scope: &Scope) -> bool {
+        match &e.kind {
+            ExprKind::Pipe { .. }
+            | ExprKind::Datatable { .. }
+            | ExprKind::Print(_)
+            | ExprKind::Range { .. }
+            | ExprKind::Union(_)
+            | ExprKind::Find(_)
+            | ExprKind::Search(_)
+            | ExprKind::Evaluate(_)
+            | ExprKind::Externaldata { .. } => true,
+            ExprKind::Paren(inner) => self.is_tabular(inner, scope),
+            ExprKind::Ident(i) => match scope.get(&i.name) {
+                Some(Binding::Tabular(_)) => true,
+                Some(Binding::Lambda(l)) => l.params.is_empty() && self.lambda_is_tabular(l),
+                Some(Binding::Scalar(_)) => false,
+                None => {
+                    self.catalog.table(&self.database, &i.name).is_some()
+                        || self.catalog.function(&self.database, &i.name).is_some_and(|f| {
+                            f.params.is_empty() && body_is_tabular(&f.body)
+                        })
+                }
+            },
+            ExprKind::Member { expr, .. } => {
+                matches!(&expr.kind, ExprKind::Call { name, .. } if name.name == "database")
+                    || matches!(&expr.kind, ExprKind::MemberCall { name, .. } if name.name == "database")
+            }
+            ExprKind::Call { name, .. } => match name.name.as_str() {
+                "table" | "materialize" | "view" | "materialized_view" | "external_table" => true,
+                n => match scope.get(n) {
+                    Some(Binding::Lambda(l)) => self.lambda_is_tabular(l),
+                    Some(_) => false,
+                    None => self.catalog.function(&self.database, n).is_some_and(|f| body_is_tabular(&f.body)),
+                },
+            },
+            _ => false,
+        }
+    }
+
+    fn lambda_is_tabular(&self, l: &LambdaDef) -> bool {
+        let mut scope = l.scope.clone();
+        for p in &l.params {
+            let b = match &p.ty {
+                ast::ParamType::Tabular(_) => Binding::Tabular(Rel::new(
+                    LogicalPlanBuilder::empty(false).build().unwrap_or_else(|_| LogicalPlan::default()),
+                    KqlSchema::default(),
+                )),
+                ast::ParamType::Scalar(_) => Binding::Scalar(TypedExpr::new(
+                    DfExpr::Literal(datafusion::common::ScalarValue::Null, None),
+                    crate::types::KqlType::Long,
+                )),
+            };
+            scope.push(&p.name.name, b);
+        }
+        for st in &l.body {
+            if let StatementKind::Let { name, value } = &st.kind {
+                let b = if self.is_tabular(value, &scope) {
+                    Binding::Tabular(Rel::new(LogicalPlan::default(), KqlSchema::default()))
+                } else {
+                    Binding::Scalar(TypedExpr::new(
+                        DfExpr::Literal(datafusion::common::ScalarValue::Null, None),
+                        crate::types::KqlType::Long,
+                    ))
+                };
+                scope.push(&name.name, b);
+            }
+        }
+        match l.body.last().map(|s| &s.kind) {
+            Some(StatementKind::Expr(e)) => self.is_tabular(e, &scope),
+            _ => false,
+        }
+    }
+
+    /// The single table-resolution choke point: every reference to a stored table, however it
+    /// is reached, resolves here. Substitutes the table's RLS policy (enabled, or disabled under
+    /// force mode) wrapped in a security barrier; inside the policy the table is the raw table.
+    pub fn resolve_table(&mut self, database: &str, name: &str, span: Span) -> Result<Rel> {
+        let Some(info) = self.catalog.table(database, name) else {
+            return Err(self.unknown_table(database, name, span));
+        };
+        self.check_restrict_table(&info, span)?;
+        self.tables.push(TableAccess {
+            database: info.database.clone(),
+            table: info.name.clone(),
+            restricted_view_access: info.restricted_view_access,
+        });
+        let entity = info.entity_name();
+        let raw = self.scan(&info)?;
+        if self.policy_stack.contains(&entity) {
+            return Ok(raw);
+        }
+        let Some(policy) = info.rls.clone() else {
+            return Ok(raw);
+        };
+        if policy.enabled && self.block_rls {
+            return Err(PlanError::Forbidden {
+                message: format!(
+                    "request_block_row_level_security is set and table {entity} has a row_level_security policy enabled"
+                ),
+            });
+        }
+        if !policy.enabled && !self.force_rls {
+            return Ok(raw);
+        }
+        let rel = self.bind_policy(&info, &policy.query)?;
+        if self.foreign_text == 0 {
+            self.substitutions.push((span, entity.clone()));
+        }
+        self.policies.push(AppliedPolicy { table: entity.clone(), query: policy.query.clone(), forced: !policy.enabled });
+        Ok(Rel::new(SecurityBarrier::wrap(entity, rel.plan), rel.schema))
+    }
+
+    /// Binds a policy query for `info` and checks that it yields exactly the table's schema.
+    /// Fails closed: any error here is an error of the query, never the raw table.
+    pub fn bind_policy(&mut self, info: &TableInfo, query: &str) -> Result<Rel> {
+        let entity = info.entity_name();
+        let parsed = kustodian_parser::parse(query).map_err(|e| {
+            PlanError::semantic(format!("the row_level_security policy of {entity} is not valid KQL: {e}"))
+        })?;
+        let ast::Request::Query(q) = parsed else {
+            return Err(PlanError::semantic(format!("the row_level_security policy of {entity} is a command, not a query")));
+        };
+        self.enter()?;
+        self.policy_stack.push(entity.clone());
+        self.foreign_text += 1;
+        let saved_db = std::mem::replace(&mut self.database, info.database.clone());
+        let saved_restrict = self.restrict.take();
+        let r = self.bind_statements(&q.statements, &mut Scope::default(), false);
+        self.restrict = saved_restrict;
+        self.database = saved_db;
+        self.foreign_text -= 1;
+        self.policy_stack.pop();
+        self.leave();
+        let rel = r.map_err(|e| match e {
+            PlanError::Forbidden { .. } | PlanError::Internal(_) => e,
+            other => PlanError::semantic(format!("the row_level_security policy of {entity} failed to bind: {other}")),
+        })?;
+        if rel.schema != info.schema {
+            return Err(PlanError::semantic(format!(
+                "the row_level_security policy of {entity} must return the table's schema {} but returns {}",
+                info.schema.to_kql(),
+                rel.schema.to_kql()
+            )));
+        }
+        Ok(rel)
+    }
+
+    fn scan(&self, info: &TableInfo) -> Result<Rel> {
+        let source = provider_as_source(Arc::clone(&info.provider));
+        let plan = LogicalPlanBuilder::scan(TableReference::partial(info.database.as_str(), info.name.as_str()), source, None)?
+            .build()?;
+        // Stored data may carry Arrow types that differ from the KQL schema's (none today);
+        // the KQL schema is authoritative.
+        Ok(Rel::new(plan, info.schema.clone()))
+    }
+
+    fn check_restrict_table(&self, info: &TableInfo, span: Span) -> Result<()> {
+        let Some(r) = &self.restrict else { return Ok(()) };
+        let ok = r.tables.iter().any(|(db, t)| {
+            db.eq_ignore_ascii_case(&info.database) && (t == &info.name || glob_match(t, &info.name))
+        });
+        if ok {
+            Ok(())
+        } else {
+            Err(PlanError::Semantic {
+                message: format!("'{}' is not accessible: the query's 'restrict access to' statement does not list it", info.name),
+                span: (self.foreign_text == 0).then(|| span_of(span)),
+            })
+        }
+    }
+
+    pub fn unknown_table(&self, database: &str, name: &str, span: Span) -> PlanError {
+        let names = self.catalog.table_names(database);
+        let hint = did_you_mean(name, names.iter().map(String::as_str));
+        self.semantic(
+            format!(
+                "unknown table or function '{name}' in database '{database}'{}",
+                hint.map(|h| format!("; did you mean '{h}'?")).unwrap_or_default()
+            ),
+            span,
+        )
+    }
+
+    /// Binds a call of a lambda or stored function with its arguments.
+    pub fn call_lambda(&mut self, l: &LambdaDef, args: &[ast::Arg], outer: &Scope, span: Span, row: Option<&Rel>) -> Result<(Option<Rel>, Option<TypedExpr>)> {
+        if args.len() > l.params.len() {
+            return Err(self.semantic(
+                format!("function '{}' takes {} argument(s) but {} were given", l.name, l.params.len(), args.len()),
+                span,
+            ));
+        }
+        let mut scope = l.scope.clone();
+        let mut positional = 0usize;
+        let mut bound: Vec<Option<Binding>> = vec![None; l.params.len()];
+        for a in args {
+            let idx = match a {
+                ast::Arg::Positional(_) => {
+                    let i = positional;
+                    positional += 1;
+                    i
+                }
+                ast::Arg::Named { name, .. } => l
+                    .params
+                    .iter()
+                    .position(|p| p.name.name == name.name)
+                    .ok_or_else(|| self.semantic(format!("function '{}' has no parameter '{}'", l.name, name.name), span))?,
+            };
+            let p = &l.params[idx];
+            let e = a.expr();
+            let b = match &p.ty {
+                ast::ParamType::Tabular(_) => Binding::Tabular(self.bind_tabular(e, outer)?),
+                ast::ParamType::Scalar(t) => {
+                    let v = self.bind_scalar(e, row, outer)?;
+                    let ty = self.type_name(t)?;
+                    Binding::Scalar(if v.ty == ty || !v.ty.is_numeric() || !ty.is_numeric() { v } else { crate::functions::lower_cast(v, ty)? })
+                }
+            };
+            bound[idx] = Some(b);
+        }
+        for (i, p) in l.params.iter().enumerate() {
+            let b = match bound[i].take() {
+                Some(b) => b,
+                None => match &p.default {
+                    Some(d) => Binding::Scalar(self.bind_scalar(d, None, &l.scope)?),
+                    None => {
+                        return Err(self.semantic(
+                            format!("function '{}': missing argument for parameter '{}'", l.name, p.name.name),
+                            span,
+                        ));
+                    }
+                },
+            };
+            scope.push(&p.name.name, b);
+        }
+        self.enter()?;
+        let saved_restrict = std::mem::replace(&mut self.restrict, l.restrict.clone());
+        let saved_db = l.database.as_ref().map(|db| std::mem::replace(&mut self.database, db.clone()));
+        if l.database.is_some() {
+            self.foreign_text += 1;
+        }
+        let r = self.bind_body(&l.body, &mut scope, row);
+        if l.database.is_some() {
+            self.foreign_text -= 1;
+        }
+        if let Some(db) = saved_db {
+            self.database = db;
+        }
+        self.restrict = saved_restrict;
+        self.leave();
+        r
+    }
+
+    /// A lambda body: `let`s, then a tabular or scalar result.
+    fn bind_body(&mut self, body: &[ast::Statement], scope: &mut Scope, row: Option<&Rel>) -> Result<(Option<Rel>, Option<TypedExpr>)> {
+        let Some((last, lets)) = body.split_last() else {
+            return Err(PlanError::semantic("function body is empty"));
+        };
+        for st in lets {
+            match &st.kind {
+                StatementKind::Let { name, value } => {
+                    let b = self.bind_let(&name.name, value, scope)?;
+                    scope.push(&name.name, b);
+                }
+                _ => return Err(self.semantic("only 'let' statements may precede a function's result", st.span)),
+            }
+        }
+        match &last.kind {
+            StatementKind::Expr(e) if self.is_tabular(e, scope) => Ok((Some(self.bind_tabular(e, scope)?), None)),
+            StatementKind::Expr(e) => Ok((None, Some(self.bind_scalar(e, row, scope)?))),
+            _ => Err(self.semantic("a function body must end with an expression", last.span)),
+        }
+    }
+
+    /// A stored function as a lambda definition, if visible.
+    pub fn stored_function(&self, name: &str, span: Span) -> Result<Option<Rc<LambdaDef>>> {
+        let Some(f) = self.catalog.function(&self.database, name) else { return Ok(None) };
+        if let Some(r) = &self.restrict
+            && !r.lets.contains(name)
+        {
+            return Err(self.semantic(
+                format!("'{name}' is not accessible: the query's 'restrict access to' statement does not list it"),
+                span,
+            ));
+        }
+        Ok(Some(Rc::new(LambdaDef {
+            name: f.name.clone(),
+            params: f.params,
+            body: f.body,
+            scope: Scope::default(),
+            restrict: None,
+            database: Some(f.database),
+        })))
+    }
+
+    /// Deduplicates a column name against `taken` the way Kusto does (`x`, `x1`, `x2`, ...).
+    pub fn unique_name(base: &str, taken: &[String]) -> String {
+        if !taken.iter().any(|t| t == base) {
+            return base.to_string();
+        }
+        let mut i = 1;
+        loop {
+            let cand = format!("{base}{i}");
+            if !taken.iter().any(|t| t == &cand) {
+                return cand;
+            }
+            i += 1;
+        }
+    }
+}
+
+fn body_is_tabular(body: &[ast::Statement]) -> bool {
+    // Without binding, a stored function's body is tabular when its result expression has a
+    // tabular shape or names something that is not a scalar; scalar functions end in a scalar
+    // expression over their parameters.
+    match body.last().map(|s| &s.kind) {
+        Some(StatementKind::Expr(e)) => expr_shape_tabular(e),
+        _ => false,
+    }
+}
+
+fn expr_shape_tabular(e: &ast::Expr) -> bool {
+    match &e.kind {
+        ExprKind::Pipe { .. }
+        | ExprKind::Datatable { .. }
+        | ExprKind::Print(_)
+        | ExprKind::Range { .. }
+        | ExprKind::Union(_)
+        | ExprKind::Ident(_) => true,
+        ExprKind::Paren(i) => expr_shape_tabular(i),
+        ExprKind::Call { name, .. } => matches!(name.name.as_str(), "table" | "materialize" | "view"),
+        ExprKind::Member { expr, .. } => matches!(&expr.kind, ExprKind::Call { name, .. } if name.name == "database"),
+        _ => false,
+    }
+}
+
+/// `*` wildcard matching on names (`T*`, `*_log`, `a*b`).
+pub(crate) fn glob_match(pattern: &str, name: &str) -> bool {
+    if !pattern.contains('*') {
+        return pattern == name;
+    }
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let mut rest = name;
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            let Some(r) = rest.strip_prefix(part) else { return false };
+            rest = r;
+        } else if i + 1 == parts.len() {
+            return rest.ends_with(part);
+        } else if let Some(pos) = rest.find(part) {
+            rest = &rest[pos + part.len()..];
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+/// The closest name by edit distance, if close enough to be a likely typo.
+pub(crate) fn did_you_mean<'n>(name: &str, candidates: impl Iterator<Item = &'n str>) -> Option<String> {
+    let lower = name.to_lowercase();
+    candidates
+        .map(|c| (levenshtein(&lower, &c.to_lowercase()), c))
+        .filter(|(d, c)| *d <= (c.len().max(name.len()) / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c.to_string())
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}

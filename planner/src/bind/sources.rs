@@ -1,0 +1,427 @@
+//! Tabular sources: names, `database().T`, `table()`, `datatable`, `print`, `range`, `union`,
+//! function calls and views; and the effective query text with policies substituted.
+
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::{Expr as DfExpr, LogicalPlanBuilder, cast, lit};
+use kustodian_parser::ast::{self, ExprKind, Span};
+
+use super::{Binder, Binding, Rel, Scope, glob_match};
+use crate::error::{PlanError, Result};
+use crate::functions::{TypedExpr, lower_cast};
+use crate::types::{KqlColumn, KqlSchema, KqlType};
+
+impl<'a> Binder<'a> {
+    /// Binds an expression that must denote a table.
+    pub fn bind_tabular(&mut self, e: &ast::Expr, scope: &Scope) -> Result<Rel> {
+        match &e.kind {
+            ExprKind::Pipe { input, op } => {
+                let rel = self.bind_tabular(input, scope)?;
+                self.bind_operator(rel, op, scope)
+            }
+            ExprKind::Paren(inner) => self.bind_tabular(inner, scope),
+            ExprKind::Ident(i) => self.bind_name(&i.name, e.span, scope),
+            ExprKind::Member { expr, name } => {
+                let db = self.database_of_call(expr)?;
+                self.resolve_table(&db, &name.name, e.span)
+            }
+            ExprKind::Call { name, args } => self.bind_tabular_call(name, args, e.span, scope),
+            ExprKind::Datatable { schema, values } => self.bind_datatable(schema, values, scope, e.span),
+            ExprKind::Print(items) => self.bind_print(items, scope),
+            ExprKind::Range { name, from, to, step } => self.bind_range(name, from, to, step, scope, e.span),
+            ExprKind::Union(u) => self.bind_union(None, u, scope, e.span),
+            ExprKind::Find(_) => Err(self.unsupported("the 'find' operator", e.span)),
+            ExprKind::Search(_) => Err(self.unsupported("the 'search' operator", e.span)),
+            ExprKind::Evaluate(ev) => Err(self.unsupported(format!("evaluate {}", call_name(&ev.call)), e.span)),
+            ExprKind::Externaldata { .. } => Err(self.unsupported("externaldata (Kustodian reads no external storage)", e.span)),
+            ExprKind::MemberCall { .. } => Err(self.semantic("expected a table: database('x').T", e.span)),
+            _ => Err(self.semantic("expected a tabular expression", e.span)),
+        }
+    }
+
+    /// A bare name in tabular position: `let`, `as`, view, stored table, parameterless function.
+    fn bind_name(&mut self, name: &str, span: Span, scope: &Scope) -> Result<Rel> {
+        match scope.get(name).cloned() {
+            Some(Binding::Tabular(rel)) => return Ok(rel),
+            Some(Binding::Lambda(l)) => {
+                let (rel, _) = self.call_lambda(&l, &[], scope, span, None)?;
+                return rel.ok_or_else(|| self.semantic(format!("'{name}' is a scalar function, not a table"), span));
+            }
+            Some(Binding::Scalar(_)) => return Err(self.semantic(format!("'{name}' is a scalar, not a table"), span)),
+            None => {}
+        }
+        if self.catalog.table(&self.database.clone(), name).is_some() {
+            let db = self.database.clone();
+            return self.resolve_table(&db, name, span);
+        }
+        if let Some(f) = self.stored_function(name, span)? {
+            let (rel, _) = self.call_lambda(&f, &[], scope, span, None)?;
+            return rel.ok_or_else(|| self.semantic(format!("'{name}' is a scalar function, not a table"), span));
+        }
+        let db = self.database.clone();
+        Err(self.unknown_table(&db, name, span))
+    }
+
+    fn bind_tabular_call(&mut self, name: &ast::Ident, args: &[ast::Arg], span: Span, scope: &Scope) -> Result<Rel> {
+        match name.name.as_str() {
+            "table" => {
+                let Some(first) = args.first() else {
+                    return Err(self.semantic("table() takes a table name", span));
+                };
+                let tname = match &first.expr().kind {
+                    ExprKind::Literal(ast::Literal { kind: ast::LiteralKind::String(s), .. }) => s.clone(),
+                    _ => {
+                        let v = self.bind_scalar(first.expr(), None, scope)?;
+                        match super::scalar::const_string(&v) {
+                            Some(s) => s,
+                            None => return Err(self.semantic("table() takes a constant string", span)),
+                        }
+                    }
+                };
+                // `table('T')` may also name a `let` tabular value or a view.
+                if let Some(b) = scope.get(&tname).cloned() {
+                    return match b {
+                        Binding::Tabular(r) => Ok(r),
+                        Binding::Lambda(l) => self.call_lambda(&l, &[], scope, span, None)?.0.ok_or_else(|| self.semantic(format!("'{tname}' is not a table"), span)),
+                        Binding::Scalar(_) => Err(self.semantic(format!("'{tname}' is not a table"), span)),
+                    };
+                }
+                let db = self.database.clone();
+                self.resolve_table(&db, &tname, span)
+            }
+            "materialize" => match args {
+                [a] => self.bind_tabular(a.expr(), scope),
+                _ => Err(self.semantic("materialize() takes one tabular expression", span)),
+            },
+            "materialized_view" => Err(self.unsupported("materialized views", span)),
+            "external_table" => Err(self.unsupported("external tables", span)),
+            "database" => Err(self.semantic("database() must be followed by a table: database('db').T", span)),
+            "cluster" => Err(self.unsupported("cross-cluster queries (cluster(...))", span)),
+            n => {
+                if let Some(Binding::Lambda(l)) = scope.get(n).cloned() {
+                    let (rel, _) = self.call_lambda(&l, args, scope, span, None)?;
+                    return rel.ok_or_else(|| self.semantic(format!("'{n}' returns a scalar, not a table"), span));
+                }
+                if let Some(f) = self.stored_function(n, span)? {
+                    let (rel, _) = self.call_lambda(&f, args, scope, span, None)?;
+                    return rel.ok_or_else(|| self.semantic(format!("'{n}' returns a scalar, not a table"), span));
+                }
+                Err(self.semantic(format!("unknown tabular function '{n}'"), span))
+            }
+        }
+    }
+
+    fn bind_datatable(&mut self, schema: &[ast::ColumnDecl], values: &[ast::Expr], scope: &Scope, span: Span) -> Result<Rel> {
+        if schema.is_empty() {
+            return Err(self.semantic("datatable needs at least one column", span));
+        }
+        if values.len() % schema.len() != 0 {
+            return Err(self.semantic(
+                format!("datatable has {} columns but {} values, not a multiple", schema.len(), values.len()),
+                span,
+            ));
+        }
+        let mut cols = Vec::new();
+        for c in schema {
+            cols.push(KqlColumn::new(c.name.name.clone(), self.type_name(&c.ty)?));
+        }
+        let kschema = KqlSchema::new(cols);
+        if values.is_empty() {
+            let df = datafusion::common::DFSchema::try_from(kschema.arrow_schema().as_ref().clone())?;
+            let plan = datafusion::logical_expr::LogicalPlan::EmptyRelation(datafusion::logical_expr::EmptyRelation {
+                produce_one_row: false,
+                schema: std::sync::Arc::new(df),
+            });
+            return Ok(Rel::new(plan, kschema));
+        }
+        let mut rows = Vec::new();
+        for chunk in values.chunks(schema.len()) {
+            let mut row = Vec::new();
+            for (v, c) in chunk.iter().zip(&kschema.columns) {
+                let te = self.bind_scalar(v, None, scope)?;
+                row.push(self.coerce_literal(te, c.ty, v.span)?);
+            }
+            rows.push(row);
+        }
+        let plan = LogicalPlanBuilder::values(rows)?.build()?;
+        // Rename `column1..n` to the declared names, keeping types exact.
+        let exprs: Vec<DfExpr> = plan
+            .schema()
+            .fields()
+            .iter()
+            .zip(&kschema.columns)
+            .map(|(f, c)| {
+                cast(DfExpr::Column(datafusion::common::Column::new_unqualified(f.name())), c.ty.arrow_type())
+                    .alias(c.name.clone())
+            })
+            .collect();
+        let plan = LogicalPlanBuilder::from(plan).project(exprs)?.build()?;
+        Ok(Rel::new(plan, kschema))
+    }
+
+    /// A datatable / typed value: same type, or converted the way Kusto converts literals.
+    pub fn coerce_literal(&self, te: TypedExpr, ty: KqlType, span: Span) -> Result<DfExpr> {
+        if te.ty == ty {
+            return Ok(cast(te.expr, ty.arrow_type()));
+        }
+        if let DfExpr::Literal(ScalarValue::Null, _) = te.expr {
+            return Ok(lit(ScalarValue::try_from(&ty.arrow_type())?));
+        }
+        let ok = matches!(
+            (te.ty, ty),
+            (KqlType::Long | KqlType::Int | KqlType::Real | KqlType::Decimal, KqlType::Long | KqlType::Int | KqlType::Real | KqlType::Decimal)
+                | (_, KqlType::Dynamic)
+                | (KqlType::String, KqlType::Guid)
+        );
+        if !ok {
+            return Err(self.semantic(format!("a value of type {} cannot be stored in a column of type {}", te.ty, ty), span));
+        }
+        Ok(cast(lower_cast(te, ty)?.expr, ty.arrow_type()))
+    }
+
+    fn bind_print(&mut self, items: &[ast::NamedExpr], scope: &Scope) -> Result<Rel> {
+        let one = Rel::new(LogicalPlanBuilder::empty(true).build()?, KqlSchema::default());
+        let mut exprs = Vec::new();
+        let mut cols: Vec<KqlColumn> = Vec::new();
+        for (i, it) in items.iter().enumerate() {
+            let names = self.output_names(it, &format!("print_{i}"))?;
+            let v = self.bind_scalar(&it.expr, Some(&one), scope)?;
+            if names.len() != 1 {
+                return Err(self.unsupported("tuple names in print", it.span));
+            }
+            let taken: Vec<String> = cols.iter().map(|c| c.name.clone()).collect();
+            let name = Binder::unique_name(&names[0], &taken);
+            exprs.push(v.expr.alias(name.clone()));
+            cols.push(KqlColumn::new(name, v.ty));
+        }
+        let plan = one.builder().project(exprs)?.build()?;
+        Ok(Rel::new(plan, KqlSchema::new(cols)))
+    }
+
+    fn output_names(&self, it: &ast::NamedExpr, default: &str) -> Result<Vec<String>> {
+        if it.names.is_empty() {
+            Ok(vec![default.to_string()])
+        } else {
+            Ok(it.names.iter().map(|n| n.name.clone()).collect())
+        }
+    }
+
+    fn bind_range(&mut self, name: &ast::Ident, from: &ast::Expr, to: &ast::Expr, step: &ast::Expr, scope: &Scope, span: Span) -> Result<Rel> {
+        let from = self.bind_scalar(from, None, scope)?;
+        let to = self.bind_scalar(to, None, scope)?;
+        let step = self.bind_scalar(step, None, scope)?;
+        let (f, t, s) = match (
+            super::scalar::const_i128(&from),
+            super::scalar::const_i128(&to),
+            super::scalar::const_i128(&step),
+        ) {
+            (Some(f), Some(t), Some(s)) => (f, t, s),
+            _ => {
+                if from.ty == KqlType::Real || to.ty == KqlType::Real || step.ty == KqlType::Real {
+                    return self.bind_range_real(name, &from, &to, &step, span);
+                }
+                return Err(self.semantic("range bounds and step must be constants", span));
+            }
+        };
+        if s == 0 {
+            return Err(self.semantic("range step must not be zero", span));
+        }
+        let count = if (s > 0 && t < f) || (s < 0 && t > f) { 0 } else { (t - f) / s + 1 };
+        if count > 100_000_000 {
+            return Err(self.semantic(format!("range would produce {count} rows; the limit is 100000000"), span));
+        }
+        let ty = match (from.ty, step.ty) {
+            (KqlType::Datetime, _) => KqlType::Datetime,
+            (KqlType::Timespan, _) => KqlType::Timespan,
+            (KqlType::Int, KqlType::Int) if to.ty == KqlType::Int => KqlType::Long,
+            _ => KqlType::Long,
+        };
+        let plan = range_plan(f as i64, s as i64, count as i64, &name.name, ty)?;
+        Ok(Rel::new(plan, KqlSchema::new(vec![KqlColumn::new(name.name.clone(), ty)])))
+    }
+
+    fn bind_range_real(&mut self, name: &ast::Ident, from: &TypedExpr, to: &TypedExpr, step: &TypedExpr, span: Span) -> Result<Rel> {
+        let (Some(f), Some(t), Some(s)) = (
+            super::scalar::const_f64(from),
+            super::scalar::const_f64(to),
+            super::scalar::const_f64(step),
+        ) else {
+            return Err(self.semantic("range bounds and step must be constants", span));
+        };
+        if s == 0.0 || !s.is_finite() {
+            return Err(self.semantic("range step must be a non-zero number", span));
+        }
+        let n = ((t - f) / s).floor();
+        let count = if n < 0.0 { 0 } else { n as i64 + 1 };
+        if count > 100_000_000 {
+            return Err(self.semantic("range would produce too many rows", span));
+        }
+        let base = range_plan(0, 1, count, "__i", KqlType::Long)?;
+        let e = (lit(f) + cast(DfExpr::Column(datafusion::common::Column::new_unqualified("__i")), datafusion::arrow::datatypes::DataType::Float64) * lit(s))
+            .alias(name.name.clone());
+        let plan = LogicalPlanBuilder::from(base).project(vec![e])?.build()?;
+        Ok(Rel::new(plan, KqlSchema::new(vec![KqlColumn::new(name.name.clone(), KqlType::Real)])))
+    }
+
+    /// `union` as a source (`input` None) or operator.
+    pub fn bind_union(&mut self, input: Option<Rel>, u: &ast::Union, scope: &Scope, span: Span) -> Result<Rel> {
+        let mut kind_inner = false;
+        let mut withsource: Option<String> = None;
+        for p in &u.params {
+            match p.name.name.to_ascii_lowercase().as_str() {
+                "kind" => kind_inner = param_word(&p.value).is_some_and(|w| w.eq_ignore_ascii_case("inner")),
+                "withsource" => withsource = param_word(&p.value),
+                "isfuzzy" => {}
+                n if n.starts_with("hint.") => {}
+                _ => return Err(self.semantic(format!("unknown union parameter '{}'", p.name.name), p.span)),
+            }
+        }
+        let mut legs: Vec<(String, Rel)> = Vec::new();
+        if let Some(rel) = input {
+            legs.push(("union_arg0".to_string(), rel));
+        }
+        for t in &u.tables {
+            match &t.kind {
+                ExprKind::Wildcard(pat) => {
+                    let db = self.database.clone();
+                    let mut names: Vec<String> = self.catalog.table_names(&db).into_iter().filter(|n| glob_match(pat, n)).collect();
+                    names.sort();
+                    for n in names {
+                        let rel = self.resolve_table(&db, &n, t.span)?;
+                        legs.push((n, rel));
+                    }
+                }
+                ExprKind::Ident(i) => {
+                    let rel = self.bind_tabular(t, scope)?;
+                    legs.push((i.name.clone(), rel));
+                }
+                ExprKind::Member { name, .. } => {
+                    let rel = self.bind_tabular(t, scope)?;
+                    legs.push((name.name.clone(), rel));
+                }
+                _ => {
+                    let rel = self.bind_tabular(t, scope)?;
+                    legs.push((format!("union_arg{}", legs.len()), rel));
+                }
+            }
+        }
+        if legs.is_empty() {
+            return Err(self.semantic("union has no tables", span));
+        }
+        // Output columns: outer = all columns by name in order of appearance; inner = common.
+        let mut out: Vec<KqlColumn> = Vec::new();
+        for (_, rel) in &legs {
+            for c in &rel.schema.columns {
+                match out.iter().find(|o| o.name == c.name) {
+                    Some(o) if o.ty != c.ty => {
+                        return Err(self.unsupported(
+                            format!("union of column '{}' with different types ({} and {})", c.name, o.ty, c.ty),
+                            span,
+                        ));
+                    }
+                    Some(_) => {}
+                    None => out.push(c.clone()),
+                }
+            }
+        }
+        if kind_inner {
+            out.retain(|c| legs.iter().all(|(_, r)| r.schema.get(&c.name).is_some()));
+        }
+        let mut final_cols = Vec::new();
+        if let Some(src) = &withsource {
+            final_cols.push(KqlColumn::new(src.clone(), KqlType::String));
+        }
+        final_cols.extend(out.iter().cloned());
+        let mut builder: Option<LogicalPlanBuilder> = None;
+        for (name, rel) in &legs {
+            let mut exprs = Vec::new();
+            if let Some(src) = &withsource {
+                exprs.push(lit(name.clone()).alias(src.clone()));
+            }
+            for c in &out {
+                let e = match rel.schema.get(&c.name) {
+                    Some(_) => rel.col(&c.name)?.expr,
+                    None => lit(ScalarValue::try_from(&c.ty.arrow_type())?),
+                };
+                exprs.push(cast(e, c.ty.arrow_type()).alias(c.name.clone()));
+            }
+            let leg = rel.builder().project(exprs)?.build()?;
+            builder = Some(match builder {
+                None => LogicalPlanBuilder::from(leg),
+                Some(b) => b.union(leg)?,
+            });
+        }
+        let plan = builder.ok_or_else(|| PlanError::Internal("empty union".into()))?.build()?;
+        Ok(Rel::new(plan, KqlSchema::new(final_cols)))
+    }
+}
+
+/// `start + i * step` for `i in 0..count`, as an unnest of a generated series.
+fn range_plan(start: i64, step: i64, count: i64, name: &str, ty: KqlType) -> Result<datafusion::logical_expr::LogicalPlan> {
+    use datafusion::functions_nested::expr_fn::range;
+    let series = range(lit(0i64), lit(count), lit(1i64)).alias("__series");
+    let plan = LogicalPlanBuilder::empty(true)
+        .project(vec![series])?
+        .unnest_column(datafusion::common::Column::new_unqualified("__series"))?
+        .build()?;
+    let i = DfExpr::Column(datafusion::common::Column::new_unqualified("__series"));
+    let v = lit(start) + i * lit(step);
+    let v = match ty {
+        KqlType::Datetime | KqlType::Timespan => cast(v, ty.arrow_type()),
+        _ => v,
+    };
+    Ok(LogicalPlanBuilder::from(plan).project(vec![v.alias(name.to_string())])?.build()?)
+}
+
+pub(crate) fn param_word(e: &ast::Expr) -> Option<String> {
+    match &e.kind {
+        ExprKind::Ident(i) => Some(i.name.clone()),
+        ExprKind::Literal(ast::Literal { kind: ast::LiteralKind::String(s), .. }) => Some(s.clone()),
+        ExprKind::Literal(ast::Literal { kind: ast::LiteralKind::Bool(b), .. }) => Some(b.to_string()),
+        ExprKind::Literal(ast::Literal { kind: ast::LiteralKind::Long(n), .. }) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn call_name(e: &ast::Expr) -> String {
+    match &e.kind {
+        ExprKind::Call { name, .. } => name.name.clone(),
+        _ => "plugin".to_string(),
+    }
+}
+
+/// The query with each substituted table reference replaced by a view holding its policy,
+/// re-parsed and printed canonically.
+pub(crate) fn effective_kql(text: &str, subs: &[(Span, String)], policies: &[super::AppliedPolicy]) -> String {
+    let mut lets = Vec::new();
+    let mut names: Vec<(String, String)> = Vec::new();
+    for p in policies {
+        if names.iter().any(|(e, _)| e == &p.table) {
+            continue;
+        }
+        let view = format!("__rls_{}", p.table.replace(['[', ']'], "").replace('.', "_"));
+        lets.push(format!("let {} = view () {{ {} }};", ast::quote_ident(&view), p.query));
+        names.push((p.table.clone(), view));
+    }
+    let mut subs: Vec<&(Span, String)> = subs.iter().collect();
+    subs.sort_by_key(|(s, _)| s.start);
+    let mut out = String::new();
+    let mut pos = 0;
+    for (span, entity) in subs {
+        if span.start < pos || span.end > text.len() {
+            continue;
+        }
+        out.push_str(&text[pos..span.start]);
+        if let Some((_, v)) = names.iter().find(|(e, _)| e == entity) {
+            out.push_str(&ast::quote_ident(v));
+        } else {
+            out.push_str(&text[span.start..span.end]);
+        }
+        pos = span.end;
+    }
+    out.push_str(&text[pos..]);
+    let full = if lets.is_empty() { out } else { format!("{}\n{}", lets.join("\n"), out) };
+    match kustodian_parser::parse(&full) {
+        Ok(ast) => ast.to_string(),
+        Err(_) => full,
+    }
+}
