@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod error;
 pub mod output;
+pub mod storage;
 
 pub use error::{ErrorCode, Result, RuntimeError};
 pub use output::QueryOutput;
