@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod error;
+pub mod ingest;
 pub mod output;
 pub mod storage;
 
