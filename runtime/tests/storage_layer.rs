@@ -145,11 +145,11 @@ fn crash_before_commit_is_undone_by_gc() {
     let batch = all_types_batch();
     let committed = {
         let s = Storage::create(tmp.path()).unwrap();
-        let ext = s.write_extent(&[batch.clone()], &batch.schema()).unwrap();
+        let ext = s.write_extent(std::slice::from_ref(&batch), &batch.schema()).unwrap();
         s.commit_metadata(&Meta { version: 1, extents: vec![ext.clone()] }).unwrap();
         // A second command writes an extent and a half-written one, then "crashes" before
         // committing metadata.
-        let _orphan = s.write_extent(&[batch.clone()], &batch.schema()).unwrap();
+        let _orphan = s.write_extent(std::slice::from_ref(&batch), &batch.schema()).unwrap();
         let mut w = s.extent_writer(&batch.schema()).unwrap();
         w.write(&batch).unwrap();
         std::mem::forget(w); // a crash: no Drop, the temporary file stays
