@@ -3,7 +3,9 @@
 
 pub mod cluster;
 pub mod error;
+pub mod ingest;
 pub mod output;
+pub mod storage;
 
 pub use error::{ErrorCode, Result, RuntimeError};
 pub use output::QueryOutput;

@@ -1,0 +1,226 @@
+//! Parquet files: columns mapped by name and cast to the table's types.
+
+use std::fs::File;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions, StringArray, TimestampNanosecondArray, new_null_array,
+};
+use datafusion::arrow::compute::{CastOptions, can_cast_types, cast_with_options};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit};
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use indicatif::ProgressBar;
+use kustodian_planner::types::{KqlSchema, KqlType};
+
+use super::builder::{BATCH_ROWS, ColumnBuilder};
+use crate::error::{Result, RuntimeError};
+
+pub(super) fn read_parquet(
+    file: File,
+    schema: &KqlSchema,
+    bar: Option<&ProgressBar>,
+    sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
+) -> Result<u64> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| RuntimeError::bad_request(format!("not a readable Parquet file: {e}")))?;
+    let total_rows = builder.metadata().file_metadata().num_rows();
+    let source = builder.schema().clone();
+    if let Some(b) = bar {
+        // The bar counts rows for Parquet.
+        b.set_length(u64::try_from(total_rows).unwrap_or(0));
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} rows ({per_sec}, eta {eta})",
+        ) {
+            b.set_style(style);
+        }
+    }
+    // Source column index per table column.
+    let mapping: Vec<Option<usize>> = schema
+        .columns
+        .iter()
+        .map(|c| {
+            source
+                .fields()
+                .iter()
+                .position(|f| f.name() == &c.name)
+                .or_else(|| source.fields().iter().position(|f| f.name().eq_ignore_ascii_case(&c.name)))
+        })
+        .collect();
+    for (c, m) in schema.columns.iter().zip(&mapping) {
+        if let Some(i) = m {
+            let dt = source.field(*i).data_type();
+            if !convertible(dt, c.ty) {
+                return Err(RuntimeError::bad_request(format!(
+                    "Parquet column '{}' of type {dt} cannot be ingested into column '{}' of type {}",
+                    source.field(*i).name(),
+                    c.name,
+                    c.ty
+                )));
+            }
+        }
+    }
+    let target = schema.arrow_schema();
+    let reader = builder
+        .with_batch_size(BATCH_ROWS)
+        .build()
+        .map_err(|e| RuntimeError::bad_request(format!("not a readable Parquet file: {e}")))?;
+    let mut total = 0u64;
+    for batch in reader {
+        let batch = batch.map_err(|e| RuntimeError::bad_request(format!("reading Parquet data: {e}")))?;
+        let rows = batch.num_rows();
+        let mut arrays = Vec::with_capacity(schema.columns.len());
+        for (c, m) in schema.columns.iter().zip(&mapping) {
+            arrays.push(match m {
+                Some(i) => convert_array(batch.column(*i), c.ty)?,
+                None => new_null_array(&c.ty.arrow_type(), rows),
+            });
+        }
+        let options = RecordBatchOptions::new().with_row_count(Some(rows));
+        let out = RecordBatch::try_new_with_options(target.clone(), arrays, &options)
+            .map_err(|e| RuntimeError::Internal(format!("building ingested batch: {e}")))?;
+        total += rows as u64;
+        if let Some(b) = bar {
+            b.inc(rows as u64);
+        }
+        sink(out)?;
+    }
+    Ok(total)
+}
+
+fn is_string(dt: &DataType) -> bool {
+    matches!(dt, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+        || matches!(dt, DataType::Dictionary(_, v) if is_string(v))
+}
+
+fn is_nested(dt: &DataType) -> bool {
+    matches!(
+        dt,
+        DataType::List(_)
+            | DataType::LargeList(_)
+            | DataType::FixedSizeList(_, _)
+            | DataType::ListView(_)
+            | DataType::LargeListView(_)
+            | DataType::Struct(_)
+            | DataType::Map(_, _)
+    )
+}
+
+fn convertible(dt: &DataType, ty: KqlType) -> bool {
+    if is_string(dt) || matches!(dt, DataType::Null) {
+        return true;
+    }
+    match ty {
+        KqlType::Dynamic => is_nested(dt) || can_cast_types(dt, &DataType::Utf8),
+        KqlType::Datetime if matches!(dt, DataType::Timestamp(_, _)) => true,
+        _ => can_cast_types(dt, &ty.arrow_type()),
+    }
+}
+
+/// Converts a source column to the Arrow type of `ty`, Kusto style: unconvertible values are null.
+pub(crate) fn convert_array(array: &ArrayRef, ty: KqlType) -> Result<ArrayRef> {
+    let target = ty.arrow_type();
+    let dt = array.data_type();
+    if dt == &target && !matches!(ty, KqlType::Guid | KqlType::Dynamic) {
+        return Ok(array.clone());
+    }
+    let safe = CastOptions { safe: true, ..Default::default() };
+    let cast = |a: &ArrayRef, to: &DataType| {
+        cast_with_options(a, to, &safe).map_err(|e| RuntimeError::bad_request(format!("cannot convert {dt} to {ty}: {e}")))
+    };
+    if matches!(dt, DataType::Null) {
+        return Ok(new_null_array(&target, array.len()));
+    }
+    if is_string(dt) {
+        let strings = cast(array, &DataType::Utf8)?;
+        if ty == KqlType::String {
+            return Ok(strings);
+        }
+        return from_text(strings.as_string::<i32>(), ty, false);
+    }
+    match ty {
+        KqlType::Dynamic if is_nested(dt) => nested_to_json(array),
+        KqlType::Dynamic => {
+            let strings = cast(array, &DataType::Utf8)?;
+            from_text(strings.as_string::<i32>(), ty, is_temporal(dt))
+        }
+        KqlType::Datetime => match dt {
+            DataType::Timestamp(unit, _) => {
+                // Timestamps with a time zone hold UTC instants: keep the instant, drop the zone.
+                let raw = cast(array, &DataType::Int64)?;
+                let per = match unit {
+                    TimeUnit::Second => 1_000_000_000,
+                    TimeUnit::Millisecond => 1_000_000,
+                    TimeUnit::Microsecond => 1_000,
+                    TimeUnit::Nanosecond => 1,
+                };
+                let values: TimestampNanosecondArray =
+                    raw.as_primitive::<Int64Type>().iter().map(|v| v.and_then(|v| v.checked_mul(per))).collect();
+                Ok(Arc::new(values))
+            }
+            _ => cast(array, &target),
+        },
+        _ => cast(array, &target),
+    }
+}
+
+fn is_temporal(dt: &DataType) -> bool {
+    matches!(
+        dt,
+        DataType::Timestamp(_, _)
+            | DataType::Date32
+            | DataType::Date64
+            | DataType::Time32(_)
+            | DataType::Time64(_)
+            | DataType::Duration(_)
+            | DataType::Interval(_)
+    )
+}
+
+/// Builds a column of `ty` from text values. `as_json_string` stores each text as a JSON
+/// string (for `dynamic` from non-JSON scalars such as timestamps).
+fn from_text(strings: &StringArray, ty: KqlType, as_json_string: bool) -> Result<ArrayRef> {
+    let mut b = ColumnBuilder::new(ty, strings.len());
+    for v in strings.iter() {
+        match v {
+            None => b.append_null(),
+            Some(s) if as_json_string => match serde_json::to_string(s) {
+                Ok(j) => b.append_json(&j),
+                Err(_) => b.append_null(),
+            },
+            Some(s) => b.append_text(s),
+        }
+    }
+    b.finish()
+}
+
+/// Nested Arrow values (lists, structs, maps) as compact JSON text.
+fn nested_to_json(array: &ArrayRef) -> Result<ArrayRef> {
+    use datafusion::arrow::json::LineDelimitedWriter;
+    let field = Field::new("v", array.data_type().clone(), true);
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(vec![field])), vec![array.clone()])
+        .map_err(|e| RuntimeError::Internal(format!("encoding nested values: {e}")))?;
+    let mut buf = Vec::new();
+    {
+        let mut w = LineDelimitedWriter::new(&mut buf);
+        w.write(&batch).map_err(|e| RuntimeError::Internal(format!("encoding nested values: {e}")))?;
+        w.finish().map_err(|e| RuntimeError::Internal(format!("encoding nested values: {e}")))?;
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let mut b = ColumnBuilder::new(KqlType::Dynamic, array.len());
+    let mut lines = text.lines();
+    for i in 0..array.len() {
+        let line = lines.next().unwrap_or("");
+        if array.is_null(i) {
+            b.append_null();
+            continue;
+        }
+        match serde_json::from_str::<std::collections::HashMap<String, &serde_json::value::RawValue>>(line) {
+            Ok(m) => match m.get("v") {
+                Some(v) => b.append_json(v.get()),
+                None => b.append_null(),
+            },
+            Err(_) => b.append_null(),
+        }
+    }
+    b.finish()
+}

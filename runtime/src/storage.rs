@@ -1,0 +1,358 @@
+//! On-disk cluster storage: serde-JSON metadata plus one Parquet file per extent.
+//!
+//! Layout of a cluster directory:
+//!
+//! ```text
+//! DIR/kustodian-cluster.json   marker: format name and version (written by `create`)
+//! DIR/metadata.json            the committed cluster metadata (opaque to this module)
+//! DIR/extents/<id>.parquet     table data, one immutable file per extent
+//! DIR/**/.tmp-*                files being written; never referenced, removed by GC
+//! ```
+//!
+//! Commit protocol: a command first writes its new extents (each atomically: temporary file,
+//! fsync, rename, fsync of the directory), then commits the metadata that references them
+//! (atomically, the same way). A crash or failure before the metadata rename leaves only
+//! unreferenced extent files and temporary files, which [`Storage::garbage_collect`] removes
+//! (the owner calls it on open with the extent ids of the committed metadata). Readers never
+//! see a half-written table.
+//!
+//! Extents are immutable Parquet files carrying the Arrow schema (and so the `kusto.type`
+//! field metadata). Large extents can be scanned lazily by DataFusion through
+//! [`Storage::extent_path`] (e.g. a `ListingTable` or `ParquetSource` over the file).
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Component, Path, PathBuf};
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::parquet::basic::Compression;
+use datafusion::parquet::file::properties::WriterProperties;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, RuntimeError};
+
+const MARKER_FILE: &str = "kustodian-cluster.json";
+const METADATA_FILE: &str = "metadata.json";
+const EXTENTS_DIR: &str = "extents";
+const TMP_PREFIX: &str = ".tmp-";
+const EXTENT_EXT: &str = "parquet";
+const FORMAT_NAME: &str = "kustodian";
+const FORMAT_VERSION: u32 = 1;
+/// Rows per batch when reading an extent back.
+const READ_BATCH_ROWS: usize = 64 * 1024;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Marker {
+    format: String,
+    version: u32,
+}
+
+/// One immutable extent (data shard) of a table: a Parquet file in the cluster directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtentInfo {
+    /// Unique id (a UUID v4 in hyphenated lower-case form).
+    pub id: String,
+    /// Path of the file relative to the cluster directory (`extents/<id>.parquet`).
+    pub file: String,
+    pub rows: u64,
+    /// Size of the file in bytes.
+    pub bytes: u64,
+}
+
+/// A cluster directory.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    root: PathBuf,
+}
+
+impl Storage {
+    /// Creates a new cluster in `dir` (created if missing). Fails if `dir` already holds a
+    /// cluster or is a non-empty directory.
+    pub fn create(dir: &Path) -> Result<Storage> {
+        if dir.join(MARKER_FILE).exists() {
+            return Err(RuntimeError::bad_request(format!(
+                "'{}' already holds a Kustodian cluster",
+                dir.display()
+            )));
+        }
+        if dir.exists() {
+            if !dir.is_dir() {
+                return Err(RuntimeError::bad_request(format!("'{}' is not a directory", dir.display())));
+            }
+            if fs::read_dir(dir)?.next().is_some() {
+                return Err(RuntimeError::bad_request(format!(
+                    "'{}' is not empty; a new cluster needs an empty or new directory",
+                    dir.display()
+                )));
+            }
+        }
+        fs::create_dir_all(dir.join(EXTENTS_DIR))?;
+        let storage = Storage { root: dir.to_path_buf() };
+        let marker = Marker { format: FORMAT_NAME.to_string(), version: FORMAT_VERSION };
+        storage.write_json_atomically(&dir.join(MARKER_FILE), &marker)?;
+        if let Some(parent) = dir.parent() {
+            // Make the new directory itself durable; best effort (the parent may be "").
+            if !parent.as_os_str().is_empty() {
+                let _ = sync_dir(parent);
+            }
+        }
+        Ok(storage)
+    }
+
+    /// Opens an existing cluster directory.
+    pub fn open(dir: &Path) -> Result<Storage> {
+        let marker_path = dir.join(MARKER_FILE);
+        if !dir.is_dir() || !marker_path.is_file() {
+            return Err(RuntimeError::bad_request(format!(
+                "'{}' is not a Kustodian cluster directory (create one with `kustodian init --data {}`)",
+                dir.display(),
+                dir.display()
+            )));
+        }
+        let text = fs::read_to_string(&marker_path)?;
+        let marker: Marker = serde_json::from_str(&text).map_err(|e| {
+            RuntimeError::bad_request(format!("'{}' is not a valid cluster marker: {e}", marker_path.display()))
+        })?;
+        if marker.format != FORMAT_NAME || marker.version > FORMAT_VERSION {
+            return Err(RuntimeError::bad_request(format!(
+                "'{}' holds an unsupported cluster format ({} version {})",
+                dir.display(),
+                marker.format,
+                marker.version
+            )));
+        }
+        fs::create_dir_all(dir.join(EXTENTS_DIR))?;
+        Ok(Storage { root: dir.to_path_buf() })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The committed metadata, or `None` if none has been committed yet.
+    pub fn load_metadata<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        let path = self.root.join(METADATA_FILE);
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| RuntimeError::Internal(format!("corrupt cluster metadata '{}': {e}", path.display())))
+    }
+
+    /// Atomically replaces the committed metadata (temporary file, fsync, rename, fsync dir).
+    pub fn commit_metadata<T: Serialize>(&self, meta: &T) -> Result<()> {
+        self.write_json_atomically(&self.root.join(METADATA_FILE), meta)
+    }
+
+    /// Writes `batches` as a new extent file, atomically. The extent is not part of any table
+    /// until metadata referencing its id is committed.
+    pub fn write_extent(&self, batches: &[RecordBatch], schema: &SchemaRef) -> Result<ExtentInfo> {
+        let mut writer = self.extent_writer(schema)?;
+        for batch in batches {
+            writer.write(batch)?;
+        }
+        writer.finish()
+    }
+
+    /// Starts a streaming extent write: batches are encoded as they come, so a large ingestion
+    /// does not hold the whole table in memory. Dropping the writer without `finish` removes
+    /// the temporary file.
+    pub fn extent_writer(&self, schema: &SchemaRef) -> Result<ExtentWriter> {
+        let id = uuid::Uuid::new_v4().hyphenated().to_string();
+        let dir = self.root.join(EXTENTS_DIR);
+        fs::create_dir_all(&dir)?;
+        let tmp_path = dir.join(format!("{TMP_PREFIX}{id}.{EXTENT_EXT}"));
+        let final_rel = format!("{EXTENTS_DIR}/{id}.{EXTENT_EXT}");
+        let file = OpenOptions::new().write(true).create_new(true).open(&tmp_path)?;
+        let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
+        let writer = match ArrowWriter::try_new(file, schema.clone(), Some(props)) {
+            Ok(w) => w,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp_path);
+                return Err(parquet_err(e));
+            }
+        };
+        Ok(ExtentWriter {
+            writer: Some(writer),
+            tmp_path,
+            final_path: self.root.join(&final_rel),
+            dir,
+            id,
+            file: final_rel,
+            rows: 0,
+        })
+    }
+
+    /// Absolute path of an extent's file, for lazy scanning (validated to stay inside the
+    /// cluster directory).
+    pub fn extent_path(&self, ext: &ExtentInfo) -> Result<PathBuf> {
+        let rel = Path::new(&ext.file);
+        if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+            return Err(RuntimeError::Internal(format!("extent '{}' has an invalid file path '{}'", ext.id, ext.file)));
+        }
+        Ok(self.root.join(rel))
+    }
+
+    /// Reads a whole extent; fields keep their `kusto.type` metadata.
+    pub fn read_extent(&self, ext: &ExtentInfo) -> Result<Vec<RecordBatch>> {
+        let path = self.extent_path(ext)?;
+        let file = File::open(&path)?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(parquet_err)?
+            .with_batch_size(READ_BATCH_ROWS)
+            .build()
+            .map_err(parquet_err)?;
+        reader
+            .map(|b| b.map_err(|e| RuntimeError::Internal(format!("reading extent '{}': {e}", ext.id))))
+            .collect()
+    }
+
+    /// The Arrow schema stored in an extent (with field metadata), without reading its data.
+    pub fn extent_schema(&self, ext: &ExtentInfo) -> Result<SchemaRef> {
+        let file = File::open(self.extent_path(ext)?)?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet_err)?;
+        Ok(builder.schema().clone())
+    }
+
+    /// Removes extent files whose id is not in `live` and every leftover temporary file.
+    /// Returns the number of files removed. Call it only while no other command of this
+    /// cluster is writing (e.g. on open), since in-flight temporary files are removed too.
+    pub fn garbage_collect(&self, live: &HashSet<String>) -> Result<usize> {
+        let mut removed = 0;
+        for dir in [self.root.clone(), self.root.join(EXTENTS_DIR)] {
+            let entries = match fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let in_extents = dir != self.root;
+            let mut changed = false;
+            for entry in entries {
+                let entry = entry?;
+                if !entry.file_type()?.is_file() {
+                    continue;
+                }
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                let stale = if name.starts_with(TMP_PREFIX) {
+                    true
+                } else if in_extents {
+                    match name.strip_suffix(&format!(".{EXTENT_EXT}")) {
+                        Some(id) => !live.contains(id),
+                        None => false,
+                    }
+                } else {
+                    false
+                };
+                if stale {
+                    fs::remove_file(entry.path())?;
+                    removed += 1;
+                    changed = true;
+                }
+            }
+            if changed {
+                sync_dir(&dir)?;
+            }
+        }
+        Ok(removed)
+    }
+
+    fn write_json_atomically<T: Serialize>(&self, path: &Path, value: &T) -> Result<()> {
+        let text = serde_json::to_vec_pretty(value)
+            .map_err(|e| RuntimeError::Internal(format!("cannot serialize metadata: {e}")))?;
+        let dir = path.parent().unwrap_or(&self.root);
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+        let tmp = dir.join(format!("{TMP_PREFIX}{}-{name}", uuid::Uuid::new_v4().simple()));
+        let result = (|| -> Result<()> {
+            let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            file.write_all(&text)?;
+            file.sync_all()?;
+            drop(file);
+            fs::rename(&tmp, path)?;
+            sync_dir(dir)?;
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+}
+
+/// A streaming write of one extent; see [`Storage::extent_writer`].
+pub struct ExtentWriter {
+    writer: Option<ArrowWriter<File>>,
+    tmp_path: PathBuf,
+    final_path: PathBuf,
+    dir: PathBuf,
+    id: String,
+    file: String,
+    rows: u64,
+}
+
+impl ExtentWriter {
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let writer = self
+            .writer
+            .as_mut()
+            .ok_or_else(|| RuntimeError::Internal("extent writer already finished".into()))?;
+        writer.write(batch).map_err(parquet_err)?;
+        self.rows += batch.num_rows() as u64;
+        Ok(())
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Flushes, fsyncs and renames the file into place; returns the extent's description.
+    pub fn finish(mut self) -> Result<ExtentInfo> {
+        let writer = self
+            .writer
+            .take()
+            .ok_or_else(|| RuntimeError::Internal("extent writer already finished".into()))?;
+        let file = writer.into_inner().map_err(parquet_err)?;
+        file.sync_all()?;
+        let bytes = file.metadata()?.len();
+        drop(file);
+        fs::rename(&self.tmp_path, &self.final_path)?;
+        sync_dir(&self.dir)?;
+        Ok(ExtentInfo { id: self.id.clone(), file: self.file.clone(), rows: self.rows, bytes })
+    }
+}
+
+impl Drop for ExtentWriter {
+    fn drop(&mut self) {
+        if self.writer.take().is_some() {
+            // Abandoned before `finish`: the temporary file was never referenced.
+            let _ = fs::remove_file(&self.tmp_path);
+        }
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    // Directories can be opened read-only and fsynced on Unix; elsewhere this is best effort.
+    match File::open(dir) {
+        Ok(f) => {
+            #[cfg(unix)]
+            f.sync_all()?;
+            #[cfg(not(unix))]
+            drop(f);
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn parquet_err(e: datafusion::parquet::errors::ParquetError) -> RuntimeError {
+    RuntimeError::Internal(format!("parquet: {e}"))
+}
