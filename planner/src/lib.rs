@@ -15,6 +15,6 @@ pub mod verify;
 
 pub use error::{PlanError, Result};
 pub use types::{KqlColumn, KqlSchema, KqlType};
-pub use bind::{AppliedPolicy, PlannedQuery, TableAccess, plan_query};
+pub use bind::{AppliedPolicy, PlannedQuery, TableAccess, plan_pipe, plan_query, validate_policy};
 pub use catalog::{Catalog, FunctionInfo, RlsPolicy, TableInfo};
 pub use principal::{Principal, PrincipalKind, RequestContext};

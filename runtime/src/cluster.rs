@@ -1,12 +1,35 @@
 //! The cluster: databases, tables, functions, policies and principals, and request execution.
 //!
-//! NOTE: this file currently only fixes the API the CLI is written against; the engine behind
-//! it lands with the planner.
+//! State changes are transactional: a command works on a copy of the metadata, writes any new
+//! extents, commits the metadata atomically (when the cluster has a directory) and only then
+//! swaps the copy in. A failed command leaves the cluster as it was.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, RwLock};
 
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::TableProvider;
+use datafusion::datasource::MemTable;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::{ExecutionPlan, collect, displayable};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use kustodian_parser::ast;
+use kustodian_planner::barrier::KustodianQueryPlanner;
+use kustodian_planner::{
+    Catalog, FunctionInfo, KqlSchema, PlannedQuery, Principal, RequestContext, RlsPolicy, TableInfo, plan_pipe,
+    plan_query,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{Caller, RoleAssignment, check};
+use crate::commands;
 use crate::error::{Result, RuntimeError};
 use crate::output::QueryOutput;
+use crate::storage::{ExtentInfo, Storage};
 
 /// Who is making a request: a principal FQN plus its group claims (`--as`, `--group`).
 #[derive(Debug, Clone, Default)]
@@ -29,44 +52,506 @@ pub struct RequestOptions {
 pub struct Explanation {
     /// The effective KQL with policies substituted, printed from the AST.
     pub effective_kql: String,
-    /// Policies applied, one line each (e.g. `RowLevelSecurity on [Sales].[Orders]: <query>`).
+    /// Policies applied, one line each.
     pub policies: Vec<String>,
     pub logical_plan: String,
     pub physical_plan: String,
 }
 
+/// Persistent metadata of the cluster (serde JSON in the cluster directory).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Meta {
+    pub cluster_roles: Vec<RoleAssignment>,
+    pub databases: Vec<DatabaseMeta>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DatabaseMeta {
+    pub name: String,
+    pub principals: Vec<RoleAssignment>,
+    pub tables: Vec<TableMeta>,
+    pub functions: Vec<FunctionMeta>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TableMeta {
+    pub name: String,
+    pub schema: KqlSchema,
+    pub extents: Vec<ExtentInfo>,
+    #[serde(default)]
+    pub rls: Option<RlsMeta>,
+    #[serde(default)]
+    pub restricted_view_access: bool,
+    #[serde(default)]
+    pub principals: Vec<RoleAssignment>,
+    #[serde(default)]
+    pub docstring: String,
+    #[serde(default)]
+    pub folder: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RlsMeta {
+    pub enabled: bool,
+    pub query: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FunctionMeta {
+    pub name: String,
+    /// `(params)` as written.
+    pub parameters: String,
+    /// `{ body }` as written.
+    pub body: String,
+    #[serde(default)]
+    pub docstring: String,
+    #[serde(default)]
+    pub folder: String,
+    #[serde(default)]
+    pub principals: Vec<RoleAssignment>,
+}
+
+impl Meta {
+    pub fn db(&self, name: &str) -> Option<&DatabaseMeta> {
+        self.databases.iter().find(|d| d.name.eq_ignore_ascii_case(name))
+    }
+
+    pub fn db_mut(&mut self, name: &str) -> Option<&mut DatabaseMeta> {
+        self.databases.iter_mut().find(|d| d.name.eq_ignore_ascii_case(name))
+    }
+}
+
+impl DatabaseMeta {
+    pub fn table(&self, name: &str) -> Option<&TableMeta> {
+        self.tables.iter().find(|t| t.name == name)
+    }
+
+    pub fn table_mut(&mut self, name: &str) -> Option<&mut TableMeta> {
+        self.tables.iter_mut().find(|t| t.name == name)
+    }
+
+    pub fn function(&self, name: &str) -> Option<&FunctionMeta> {
+        self.functions.iter().find(|f| f.name == name)
+    }
+}
+
+/// Table data in memory: extent id → batches.
+pub(crate) type ExtentData = HashMap<String, Arc<Vec<RecordBatch>>>;
+
+pub(crate) struct State {
+    pub meta: Meta,
+    pub data: ExtentData,
+}
+
 pub struct Cluster {
-    _private: (),
+    pub(crate) state: RwLock<Arc<State>>,
+    pub(crate) storage: Option<Storage>,
+    /// The first admin: requests without an identity run as this principal.
+    pub(crate) admin: Principal,
+    pub(crate) partitions: usize,
+}
+
+/// A read-only view of one state snapshot, implementing the planner's catalog.
+pub(crate) struct SnapshotCatalog<'a> {
+    pub state: &'a State,
+}
+
+impl SnapshotCatalog<'_> {
+    fn provider(&self, t: &TableMeta) -> Option<Arc<dyn TableProvider>> {
+        let schema = t.schema.arrow_schema();
+        let mut batches: Vec<RecordBatch> = Vec::new();
+        for e in &t.extents {
+            if let Some(b) = self.state.data.get(&e.id) {
+                batches.extend(b.iter().cloned());
+            }
+        }
+        let n = num_partitions();
+        let mut parts: Vec<Vec<RecordBatch>> = vec![Vec::new(); n.max(1)];
+        for (i, b) in batches.into_iter().enumerate() {
+            parts[i % n.max(1)].push(b);
+        }
+        MemTable::try_new(schema, parts).ok().map(|m| Arc::new(m) as Arc<dyn TableProvider>)
+    }
+}
+
+pub(crate) fn num_partitions() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+impl Catalog for SnapshotCatalog<'_> {
+    fn database(&self, name: &str) -> Option<String> {
+        self.state.meta.db(name).map(|d| d.name.clone())
+    }
+
+    fn table(&self, database: &str, name: &str) -> Option<TableInfo> {
+        let db = self.state.meta.db(database)?;
+        let t = db.table(name)?;
+        Some(TableInfo {
+            database: db.name.clone(),
+            name: t.name.clone(),
+            schema: t.schema.clone(),
+            provider: self.provider(t)?,
+            rls: t.rls.as_ref().map(|r| RlsPolicy { enabled: r.enabled, query: r.query.clone() }),
+            restricted_view_access: t.restricted_view_access,
+        })
+    }
+
+    fn function(&self, database: &str, name: &str) -> Option<FunctionInfo> {
+        let db = self.state.meta.db(database)?;
+        let f = db.function(name)?;
+        let (params, body) = parse_function(&f.name, &f.parameters, &f.body).ok()?;
+        Some(FunctionInfo { database: db.name.clone(), name: f.name.clone(), params, body })
+    }
+
+    fn table_names(&self, database: &str) -> Vec<String> {
+        self.state.meta.db(database).map(|d| d.tables.iter().map(|t| t.name.clone()).collect()).unwrap_or_default()
+    }
+}
+
+/// Re-parses a stored function's definition.
+pub(crate) fn parse_function(name: &str, params: &str, body: &str) -> Result<(Vec<ast::Param>, Vec<ast::Statement>)> {
+    let text = format!(".create function {} {params} {body}", ast::quote_ident(name));
+    match kustodian_parser::parse(&text) {
+        Ok(ast::Request::Command(ast::Command { kind: ast::CommandKind::CreateFunction { params, body, .. }, .. })) => {
+            Ok((params, body))
+        }
+        Ok(_) => Err(RuntimeError::Internal(format!("stored function '{name}' did not parse as a function"))),
+        Err(e) => Err(RuntimeError::Internal(format!("stored function '{name}' no longer parses: {e}"))),
+    }
+}
+
+/// Casts batches to a table's Arrow schema (types and field metadata), by position.
+pub(crate) fn conform(batches: Vec<RecordBatch>, schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
+    let mut out = Vec::with_capacity(batches.len());
+    for b in batches {
+        if b.num_rows() == 0 {
+            continue;
+        }
+        if b.num_columns() != schema.fields().len() {
+            return Err(RuntimeError::bad_request(format!(
+                "the data has {} columns but the table has {}",
+                b.num_columns(),
+                schema.fields().len()
+            )));
+        }
+        let cols: Vec<ArrayRef> = b
+            .columns()
+            .iter()
+            .zip(schema.fields())
+            .map(|(c, f)| if c.data_type() == f.data_type() { Ok(Arc::clone(c)) } else { cast(c, f.data_type()) })
+            .collect::<std::result::Result<_, _>>()?;
+        out.push(RecordBatch::try_new(Arc::clone(schema), cols)?);
+    }
+    Ok(out)
 }
 
 impl Cluster {
+    fn from_parts(meta: Meta, data: ExtentData, storage: Option<Storage>, admin: Principal) -> Cluster {
+        Cluster {
+            state: RwLock::new(Arc::new(State { meta, data })),
+            storage,
+            admin,
+            partitions: num_partitions(),
+        }
+    }
+
     /// Creates a new empty cluster directory whose first admin (AllDatabasesAdmin) is `admin`.
-    pub fn init(_dir: &Path, _admin: &str) -> Result<Cluster> {
-        Err(RuntimeError::Internal("engine not wired yet".into()))
+    pub fn init(dir: &Path, admin: &str) -> Result<Cluster> {
+        let admin = Principal::parse(admin).map_err(RuntimeError::bad_request)?;
+        let storage = Storage::create(dir)?;
+        let meta = Meta {
+            cluster_roles: vec![RoleAssignment {
+                role: "alldatabasesadmins".into(),
+                principal: admin.fqn(),
+                notes: "first admin (kustodian init)".into(),
+            }],
+            databases: Vec::new(),
+        };
+        storage.commit_metadata(&meta)?;
+        Ok(Cluster::from_parts(meta, HashMap::new(), Some(storage), admin))
     }
 
     /// Opens an existing cluster directory.
-    pub fn open(_dir: &Path) -> Result<Cluster> {
-        Err(RuntimeError::Internal("engine not wired yet".into()))
+    pub fn open(dir: &Path) -> Result<Cluster> {
+        let storage = Storage::open(dir)?;
+        let meta: Meta = storage
+            .load_metadata()?
+            .ok_or_else(|| RuntimeError::bad_request(format!("{} holds no cluster metadata", dir.display())))?;
+        let mut data = HashMap::new();
+        let mut live = std::collections::HashSet::new();
+        for db in &meta.databases {
+            for t in &db.tables {
+                for e in &t.extents {
+                    live.insert(e.id.clone());
+                    data.insert(e.id.clone(), Arc::new(storage.read_extent(e)?));
+                }
+            }
+        }
+        storage.garbage_collect(&live)?;
+        let admin = meta
+            .cluster_roles
+            .iter()
+            .find(|r| r.role == "alldatabasesadmins")
+            .and_then(|r| r.principal())
+            .ok_or_else(|| RuntimeError::Internal("the cluster has no AllDatabasesAdmin".into()))?;
+        Ok(Cluster::from_parts(meta, data, Some(storage), admin))
     }
 
     /// An in-memory cluster holding the bundled sample database.
     pub async fn sample() -> Result<Cluster> {
-        Err(RuntimeError::Internal("engine not wired yet".into()))
+        let admin = Principal::parse(crate::sample::SAMPLE_ADMIN).map_err(RuntimeError::Internal)?;
+        let meta = Meta {
+            cluster_roles: vec![RoleAssignment {
+                role: "alldatabasesadmins".into(),
+                principal: admin.fqn(),
+                notes: "built-in admin of the in-memory sample".into(),
+            }],
+            databases: Vec::new(),
+        };
+        let cluster = Cluster::from_parts(meta, HashMap::new(), None, admin);
+        crate::sample::load(&cluster).await?;
+        Ok(cluster)
     }
 
     /// The database requests run in when none is named (the only or the first database).
     pub fn default_database(&self) -> Option<String> {
-        None
+        self.snapshot().meta.databases.first().map(|d| d.name.clone())
+    }
+
+    /// The principal requests run as when no identity is given.
+    pub fn admin(&self) -> String {
+        self.admin.fqn()
+    }
+
+    pub(crate) fn snapshot(&self) -> Arc<State> {
+        match self.state.read() {
+            Ok(g) => Arc::clone(&g),
+            Err(p) => Arc::clone(&p.into_inner()),
+        }
+    }
+
+    /// Applies a metadata change and new extents atomically.
+    pub(crate) fn commit(&self, meta: Meta, new_data: ExtentData) -> Result<()> {
+        let mut guard = match self.state.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(s) = &self.storage {
+            s.commit_metadata(&meta)?;
+        }
+        let mut data = guard.data.clone();
+        data.extend(new_data);
+        let live: std::collections::HashSet<&String> =
+            meta.databases.iter().flat_map(|d| d.tables.iter().flat_map(|t| t.extents.iter().map(|e| &e.id))).collect();
+        data.retain(|k, _| live.contains(k));
+        *guard = Arc::new(State { meta, data });
+        Ok(())
+    }
+
+    /// Writes batches as a new extent (a file when persistent) and returns its info and data.
+    pub(crate) fn new_extent(&self, batches: Vec<RecordBatch>, schema: &SchemaRef) -> Result<Option<(ExtentInfo, Arc<Vec<RecordBatch>>)>> {
+        let batches = conform(batches, schema)?;
+        let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+        if rows == 0 {
+            return Ok(None);
+        }
+        let info = match &self.storage {
+            Some(s) => s.write_extent(&batches, schema)?,
+            None => ExtentInfo { id: new_id(), file: String::new(), rows, bytes: 0 },
+        };
+        Ok(Some((info, Arc::new(batches))))
+    }
+
+    /// The caller of a request and its request context.
+    pub(crate) fn request_context(&self, opts: &RequestOptions, database: &str) -> Result<(Caller, RequestContext)> {
+        let (principal, groups) = match &opts.identity {
+            Some(id) => {
+                let p = Principal::parse(&id.principal).map_err(RuntimeError::bad_request)?;
+                let mut gs = Vec::new();
+                for g in &id.groups {
+                    // A bare group name is taken as an aadgroup principal.
+                    let fqn = if g.contains('=') { g.clone() } else { format!("aadgroup={g}") };
+                    gs.push(Principal::parse(&fqn).map_err(RuntimeError::bad_request)?);
+                }
+                (p, gs)
+            }
+            None => (self.admin.clone(), Vec::new()),
+        };
+        let mut force = false;
+        let mut block = false;
+        for (k, v) in &opts.properties {
+            let on = v.is_empty() || v.eq_ignore_ascii_case("true");
+            match k.to_ascii_lowercase().as_str() {
+                "query_force_row_level_security" => force = on,
+                "request_block_row_level_security" => block = on,
+                _ => {}
+            }
+        }
+        let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
+        let ctx = RequestContext {
+            principal: principal.clone(),
+            groups: groups.clone(),
+            database: database.to_string(),
+            force_rls: force,
+            block_rls: block,
+            now_nanos: now,
+        };
+        Ok((Caller { principal, groups }, ctx))
+    }
+
+    fn database_for(&self, opts: &RequestOptions) -> Result<String> {
+        let snap = self.snapshot();
+        match &opts.database {
+            Some(d) => snap
+                .meta
+                .db(d)
+                .map(|d| d.name.clone())
+                .ok_or_else(|| RuntimeError::bad_request(format!("database '{d}' does not exist"))),
+            None => Ok(snap.meta.databases.first().map(|d| d.name.clone()).unwrap_or_default()),
+        }
     }
 
     /// Runs one request (a query or a management command).
-    pub async fn execute(&self, _text: &str, _opts: &RequestOptions) -> Result<QueryOutput> {
-        Err(RuntimeError::Internal("engine not wired yet".into()))
+    pub async fn execute(&self, text: &str, opts: &RequestOptions) -> Result<QueryOutput> {
+        let request = kustodian_parser::parse(text).map_err(kustodian_planner::PlanError::from)?;
+        let database = self.database_for(opts)?;
+        let (caller, ctx) = self.request_context(opts, &database)?;
+        match &request {
+            ast::Request::Query(q) => {
+                let snap = self.snapshot();
+                let planned = self.plan(&snap, &caller, &ctx, q, text)?;
+                self.run_plan(&planned).await
+            }
+            ast::Request::Command(cmd) => {
+                let out = commands::execute(self, &caller, &ctx, cmd, text).await?;
+                if cmd.pipe.is_empty() {
+                    return Ok(out);
+                }
+                let snap = self.snapshot();
+                let provider = MemTable::try_new(out.schema.arrow_schema(), vec![conform(out.batches, &out.schema.arrow_schema())?])?;
+                let scan = datafusion::logical_expr::LogicalPlanBuilder::scan(
+                    "command_result",
+                    datafusion::datasource::provider_as_source(Arc::new(provider)),
+                    None,
+                )?
+                .build()?;
+                let catalog = SnapshotCatalog { state: &snap };
+                let planned = plan_pipe(&catalog, &ctx, scan, out.schema, &cmd.pipe)?;
+                self.authorize_tables(&snap, &caller, &planned)?;
+                self.run_plan(&planned).await
+            }
+        }
+    }
+
+    /// Plans a query and authorizes every table it reaches.
+    pub(crate) fn plan(&self, snap: &State, caller: &Caller, ctx: &RequestContext, q: &ast::Query, text: &str) -> Result<PlannedQuery> {
+        if !ctx.database.is_empty() {
+            self.authorize_database_read(snap, caller, &ctx.database)?;
+        }
+        let catalog = SnapshotCatalog { state: snap };
+        let planned = plan_query(&catalog, ctx, q, text)?;
+        self.authorize_tables(snap, caller, &planned)?;
+        Ok(planned)
+    }
+
+    /// A query needs a role that can read the database (or admin of every table it reads).
+    fn authorize_database_read(&self, snap: &State, caller: &Caller, database: &str) -> Result<()> {
+        if crate::commands::can_read_database(snap, caller, database) {
+            return Ok(());
+        }
+        // Table admins may query their own tables: checked per table.
+        let Some(db) = snap.meta.db(database) else { return Ok(()) };
+        if db.tables.iter().any(|t| caller.holds(&t.principals, "admins")) {
+            return Ok(());
+        }
+        check(false, caller, &format!("query database '{}'", db.name), "Database Viewer")
+    }
+
+    fn authorize_tables(&self, snap: &State, caller: &Caller, planned: &PlannedQuery) -> Result<()> {
+        for t in &planned.tables {
+            let Some(db) = snap.meta.db(&t.database) else { continue };
+            let table_admin = db.table(&t.table).is_some_and(|tm| caller.holds(&tm.principals, "admins"));
+            let readable = crate::commands::can_read_database(snap, caller, &db.name) || table_admin;
+            check(readable, caller, &format!("read table '{}' in database '{}'", t.table, db.name), "Database Viewer")?;
+            if t.restricted_view_access {
+                let unrestricted = caller.holds(&db.principals, "unrestrictedviewers")
+                    && crate::commands::can_read_database(snap, caller, &db.name);
+                check(
+                    unrestricted,
+                    caller,
+                    &format!("read table '{}' in database '{}', which has restricted view access", t.table, db.name),
+                    "Database UnrestrictedViewer (with Database Viewer, User or Admin)",
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn session(&self) -> SessionContext {
+        let config = SessionConfig::new().with_target_partitions(self.partitions.max(1)).with_information_schema(false);
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .with_query_planner(Arc::new(KustodianQueryPlanner))
+            .build();
+        SessionContext::new_with_state(state)
+    }
+
+    /// Optimizes, verifies (barriers in place) and plans a query physically.
+    pub(crate) async fn physical(&self, planned: &PlannedQuery) -> Result<(SessionContext, LogicalPlan, Arc<dyn ExecutionPlan>)> {
+        let ctx = self.session();
+        let state = ctx.state();
+        kustodian_planner::verify::verify_logical(&planned.plan, &planned.protected)?;
+        let optimized = state.optimize(&planned.plan)?;
+        kustodian_planner::verify::verify_logical(&optimized, &planned.protected)?;
+        let physical = state.create_physical_plan(&optimized).await?;
+        kustodian_planner::verify::verify_physical(&optimized, &physical)?;
+        Ok((ctx, optimized, physical))
+    }
+
+    async fn run_plan(&self, planned: &PlannedQuery) -> Result<QueryOutput> {
+        let (ctx, _, physical) = self.physical(planned).await?;
+        let batches = collect(physical, ctx.task_ctx()).await?;
+        let schema = planned.schema.arrow_schema();
+        Ok(QueryOutput { schema: planned.schema.clone(), batches: conform(batches, &schema)? })
     }
 
     /// Plans a query without running it and describes the plan.
-    pub async fn explain(&self, _text: &str, _opts: &RequestOptions) -> Result<Explanation> {
-        Err(RuntimeError::Internal("engine not wired yet".into()))
+    pub async fn explain(&self, text: &str, opts: &RequestOptions) -> Result<Explanation> {
+        let request = kustodian_parser::parse(text).map_err(kustodian_planner::PlanError::from)?;
+        let ast::Request::Query(q) = &request else {
+            return Err(RuntimeError::bad_request("explain takes a query, not a management command"));
+        };
+        let database = self.database_for(opts)?;
+        let (caller, ctx) = self.request_context(opts, &database)?;
+        let snap = self.snapshot();
+        let planned = self.plan(&snap, &caller, &ctx, q, text)?;
+        let (_, optimized, physical) = self.physical(&planned).await?;
+        let policies = planned
+            .policies
+            .iter()
+            .map(|p| {
+                format!(
+                    "RowLevelSecurity on {}{}: {}",
+                    p.table,
+                    if p.forced { " (disabled, applied by query_force_row_level_security)" } else { "" },
+                    p.query
+                )
+            })
+            .collect();
+        Ok(Explanation {
+            effective_kql: planned.effective_kql.clone(),
+            policies,
+            logical_plan: optimized.display_indent().to_string(),
+            physical_plan: displayable(physical.as_ref()).indent(false).to_string(),
+        })
     }
+}
+
+pub(crate) fn new_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let t = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
+    format!("mem-{t:x}-{n}")
 }

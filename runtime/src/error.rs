@@ -40,6 +40,8 @@ pub enum RuntimeError {
     Io(#[from] std::io::Error),
     #[error("execution error: {0}")]
     DataFusion(#[from] datafusion::error::DataFusionError),
+    #[error("data error: {0}")]
+    Arrow(#[from] datafusion::arrow::error::ArrowError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -51,13 +53,14 @@ impl RuntimeError {
 
     pub fn code(&self) -> ErrorCode {
         match self {
+            RuntimeError::Plan(PlanError::Parse(_)) => ErrorCode::SyntaxError,
             RuntimeError::Plan(PlanError::Semantic { .. }) | RuntimeError::Plan(PlanError::Unsupported { .. }) => {
                 ErrorCode::SemanticError
             }
             RuntimeError::Plan(PlanError::Forbidden { .. }) | RuntimeError::Forbidden(_) => ErrorCode::Forbidden,
             RuntimeError::Plan(_) => ErrorCode::Internal,
             RuntimeError::BadRequest(_) => ErrorCode::BadRequest,
-            RuntimeError::Io(_) | RuntimeError::DataFusion(_) | RuntimeError::Internal(_) => ErrorCode::Internal,
+            RuntimeError::Io(_) | RuntimeError::Arrow(_) | RuntimeError::DataFusion(_) | RuntimeError::Internal(_) => ErrorCode::Internal,
         }
     }
 }

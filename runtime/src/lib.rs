@@ -1,12 +1,17 @@
 //! Kustodian runtime: cluster state, authorization, management commands, ingestion, storage,
 //! sessions and execution. Rendering of results and errors happens only in the binary.
 
+pub mod auth;
 pub mod cluster;
+mod commands;
 pub mod error;
 pub mod ingest;
 pub mod output;
+pub mod sample;
+pub mod script;
 pub mod storage;
 
+pub use cluster::{Cluster, Explanation, Identity, RequestOptions};
 pub use error::{ErrorCode, Result, RuntimeError};
 pub use output::QueryOutput;
-pub use cluster::{Cluster, Explanation, Identity, RequestOptions};
+pub use script::{ScriptRequest, split_requests};

@@ -778,3 +778,51 @@ fn levenshtein(a: &str, b: &str) -> usize {
     }
     prev[b.len()]
 }
+
+/// Plans `ops` over an input relation (a management command's result piped into operators).
+pub fn plan_pipe(catalog: &dyn Catalog, ctx: &RequestContext, input: LogicalPlan, schema: KqlSchema, ops: &[ast::Operator]) -> Result<PlannedQuery> {
+    let mut b = Binder {
+        catalog,
+        ctx,
+        fctx: FunctionContext { now_nanos: ctx.now_nanos },
+        database: ctx.database.clone(),
+        force_rls: ctx.force_rls,
+        block_rls: ctx.block_rls,
+        policies: Vec::new(),
+        tables: Vec::new(),
+        substitutions: Vec::new(),
+        policy_stack: Vec::new(),
+        restrict: None,
+        foreign_text: 0,
+        depth: 0,
+    };
+    let mut rel = Rel::new(input, schema);
+    let scope = Scope::default();
+    for op in ops {
+        rel = b.bind_operator(rel, op, &scope)?;
+    }
+    let protected: Vec<String> = b.policies.iter().map(|p| p.table.clone()).collect();
+    Ok(PlannedQuery { plan: rel.plan, schema: rel.schema, effective_kql: String::new(), policies: b.policies, tables: b.tables, protected })
+}
+
+/// Binds a policy query for `table` the way queries will run it, to validate it before it is
+/// stored: it must parse, bind, and return exactly the table's schema.
+pub fn validate_policy(catalog: &dyn Catalog, ctx: &RequestContext, table: &TableInfo, query: &str) -> Result<Vec<TableAccess>> {
+    let mut b = Binder {
+        catalog,
+        ctx,
+        fctx: FunctionContext { now_nanos: ctx.now_nanos },
+        database: table.database.clone(),
+        force_rls: false,
+        block_rls: false,
+        policies: Vec::new(),
+        tables: Vec::new(),
+        substitutions: Vec::new(),
+        policy_stack: Vec::new(),
+        restrict: None,
+        foreign_text: 0,
+        depth: 0,
+    };
+    b.bind_policy(table, query)?;
+    Ok(b.tables)
+}

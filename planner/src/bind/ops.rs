@@ -31,12 +31,16 @@ impl<'a> Binder<'a> {
             OperatorKind::ProjectRename(items) => self.plan_rename(rel, items),
             OperatorKind::ProjectReorder(items) => self.plan_reorder(rel, items),
             OperatorKind::Summarize(s) => self.plan_summarize(rel, s, scope, span),
-            OperatorKind::Count => {
+            OperatorKind::Count | OperatorKind::CountAs(_) => {
+                let name = match &op.kind {
+                    OperatorKind::CountAs(n) => n.name.clone(),
+                    _ => "Count".to_string(),
+                };
                 let plan = rel
                     .builder()
-                    .aggregate(Vec::<DfExpr>::new(), vec![datafusion::functions_aggregate::count::count(lit(1i64)).alias("Count")])?
+                    .aggregate(Vec::<DfExpr>::new(), vec![datafusion::functions_aggregate::count::count(lit(1i64)).alias(name.clone())])?
                     .build()?;
-                Ok(Rel::new(plan, KqlSchema::new(vec![KqlColumn::new("Count", KqlType::Long)])))
+                Ok(Rel::new(plan, KqlSchema::new(vec![KqlColumn::new(name, KqlType::Long)])))
             }
             OperatorKind::Take(n) | OperatorKind::Sample(n) => {
                 let n = self.const_count(n, scope)?;

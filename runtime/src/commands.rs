@@ -1,0 +1,936 @@
+//! Management commands: databases, tables, functions, ingestion, policies and principals,
+//! each after its authorization check (Kusto's permission matrix).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray};
+use kustodian_parser::ast::{self, CommandKind, PolicyTarget, PrincipalAction, SecurableEntity, TableWriteMode};
+use kustodian_planner::{KqlColumn, KqlSchema, KqlType, Principal, RequestContext};
+
+use crate::auth::{self, Caller, RoleAssignment, check, role_display};
+use crate::cluster::{Cluster, DatabaseMeta, FunctionMeta, Meta, RlsMeta, SnapshotCatalog, State, TableMeta};
+use crate::error::{Result, RuntimeError};
+use crate::ingest;
+use crate::output::QueryOutput;
+
+/// A value of a command's result table.
+pub(crate) enum V {
+    S(String),
+    L(i64),
+    B(bool),
+}
+
+/// Builds a result table of string, long and bool columns.
+pub(crate) fn table(cols: &[(&str, KqlType)], rows: Vec<Vec<V>>) -> Result<QueryOutput> {
+    let schema = KqlSchema::new(cols.iter().map(|(n, t)| KqlColumn::new(*n, *t)).collect());
+    let mut arrays: Vec<ArrayRef> = Vec::new();
+    for (i, (_, t)) in cols.iter().enumerate() {
+        let arr: ArrayRef = match t {
+            KqlType::Long => Arc::new(Int64Array::from(
+                rows.iter().map(|r| match r.get(i) { Some(V::L(v)) => Some(*v), _ => None }).collect::<Vec<_>>(),
+            )),
+            KqlType::Bool => Arc::new(BooleanArray::from(
+                rows.iter().map(|r| match r.get(i) { Some(V::B(v)) => Some(*v), _ => None }).collect::<Vec<_>>(),
+            )),
+            _ => Arc::new(StringArray::from(
+                rows.iter()
+                    .map(|r| match r.get(i) { Some(V::S(v)) => Some(v.clone()), _ => None })
+                    .collect::<Vec<_>>(),
+            )),
+        };
+        arrays.push(arr);
+    }
+    let batch = RecordBatch::try_new(schema.arrow_schema(), arrays)?;
+    Ok(QueryOutput { schema, batches: vec![batch] })
+}
+
+pub(crate) fn is_cluster(caller: &Caller, meta: &Meta, role: &str) -> bool {
+    caller.holds(&meta.cluster_roles, role)
+}
+
+pub(crate) fn is_db_admin(snap: &State, caller: &Caller, db: &str) -> bool {
+    is_cluster(caller, &snap.meta, "alldatabasesadmins") || snap.meta.db(db).is_some_and(|d| caller.holds(&d.principals, "admins"))
+}
+
+pub(crate) fn is_db_user(snap: &State, caller: &Caller, db: &str) -> bool {
+    is_db_admin(snap, caller, db) || snap.meta.db(db).is_some_and(|d| caller.holds(&d.principals, "users"))
+}
+
+/// Roles that can query a database: cluster admin/viewer, database admin/user/viewer.
+pub(crate) fn can_read_database(snap: &State, caller: &Caller, db: &str) -> bool {
+    is_cluster(caller, &snap.meta, "alldatabasesadmins")
+        || is_cluster(caller, &snap.meta, "alldatabasesviewers")
+        || snap.meta.db(db).is_some_and(|d| {
+            caller.holds(&d.principals, "admins") || caller.holds(&d.principals, "users") || caller.holds(&d.principals, "viewers")
+        })
+}
+
+fn can_show(snap: &State, caller: &Caller, db: &str) -> bool {
+    can_read_database(snap, caller, db)
+        || is_cluster(caller, &snap.meta, "alldatabasesmonitors")
+        || snap.meta.db(db).is_some_and(|d| caller.holds(&d.principals, "monitors"))
+}
+
+fn is_table_admin(snap: &State, caller: &Caller, db: &str, t: &str) -> bool {
+    is_db_admin(snap, caller, db)
+        || snap.meta.db(db).and_then(|d| d.table(t)).is_some_and(|tm| caller.holds(&tm.principals, "admins"))
+}
+
+fn can_ingest(snap: &State, caller: &Caller, db: &str, t: &str) -> bool {
+    is_table_admin(snap, caller, db, t)
+        || snap.meta.db(db).is_some_and(|d| {
+            caller.holds(&d.principals, "ingestors") || d.table(t).is_some_and(|tm| caller.holds(&tm.principals, "ingestors"))
+        })
+}
+
+fn prop<'p>(with: &'p [ast::Property], name: &str) -> Option<String> {
+    with.iter().find(|p| p.name.name.eq_ignore_ascii_case(name)).and_then(|p| p.values.first()).map(|v| match &v.kind {
+        ast::ExprKind::Literal(ast::Literal { kind: ast::LiteralKind::String(s), .. }) => s.clone(),
+        _ => v.to_string(),
+    })
+}
+
+fn props(with: &[ast::Property]) -> Vec<(String, String)> {
+    with.iter()
+        .map(|p| {
+            let v = p.values.first().map(|v| match &v.kind {
+                ast::ExprKind::Literal(ast::Literal { kind: ast::LiteralKind::String(s), .. }) => s.clone(),
+                _ => v.to_string(),
+            });
+            (p.name.name.clone(), v.unwrap_or_default())
+        })
+        .collect()
+}
+
+fn table_db(q: &ast::QualifiedName, ctx: &RequestContext, snap: &State) -> Result<(String, String)> {
+    let db = match &q.database {
+        Some(d) => d.name.clone(),
+        None => ctx.database.clone(),
+    };
+    let db = snap
+        .meta
+        .db(&db)
+        .map(|d| d.name.clone())
+        .ok_or_else(|| RuntimeError::bad_request(format!("database '{db}' does not exist")))?;
+    Ok((db, q.name.name.clone()))
+}
+
+fn need_table<'m>(meta: &'m Meta, db: &str, t: &str) -> Result<&'m TableMeta> {
+    meta.db(db)
+        .and_then(|d| d.table(t))
+        .ok_or_else(|| RuntimeError::bad_request(format!("table '{t}' does not exist in database '{db}'")))
+}
+
+fn need_db_mut<'m>(meta: &'m mut Meta, db: &str) -> Result<&'m mut DatabaseMeta> {
+    meta.db_mut(db).ok_or_else(|| RuntimeError::bad_request(format!("database '{db}' does not exist")))
+}
+
+fn need_table_mut<'m>(meta: &'m mut Meta, db: &str, t: &str) -> Result<&'m mut TableMeta> {
+    need_db_mut(meta, db)?
+        .table_mut(t)
+        .ok_or_else(|| RuntimeError::bad_request(format!("table '{t}' does not exist in database '{db}'")))
+}
+
+fn schema_of(cols: &[ast::ColumnDecl]) -> Result<KqlSchema> {
+    let mut out: Vec<KqlColumn> = Vec::new();
+    for c in cols {
+        let ty = KqlType::from_name(&c.ty.name).ok_or_else(|| RuntimeError::bad_request(format!("unknown type '{}'", c.ty.name)))?;
+        if out.iter().any(|o| o.name == c.name.name) {
+            return Err(RuntimeError::bad_request(format!("column '{}' is declared twice", c.name.name)));
+        }
+        out.push(KqlColumn::new(c.name.name.clone(), ty));
+    }
+    Ok(KqlSchema::new(out))
+}
+
+fn new_table(name: &str, schema: KqlSchema, creator: &Principal, with: &[ast::Property]) -> TableMeta {
+    TableMeta {
+        name: name.to_string(),
+        schema,
+        extents: Vec::new(),
+        rls: None,
+        restricted_view_access: false,
+        principals: vec![RoleAssignment { role: "admins".into(), principal: creator.fqn(), notes: "creator".into() }],
+        docstring: prop(with, "docstring").unwrap_or_default(),
+        folder: prop(with, "folder").unwrap_or_default(),
+    }
+}
+
+fn policy_row(policy: &str, entity: String, json: Option<String>) -> Vec<V> {
+    vec![V::S(policy.into()), V::S(entity), V::S(json.unwrap_or_else(|| "null".into())), V::S(String::new()), V::S(String::new())]
+}
+
+const POLICY_COLS: &[(&str, KqlType)] = &[
+    ("PolicyName", KqlType::String),
+    ("EntityName", KqlType::String),
+    ("Policy", KqlType::String),
+    ("ChildEntities", KqlType::String),
+    ("EntityType", KqlType::String),
+];
+
+const PRINCIPAL_COLS: &[(&str, KqlType)] = &[
+    ("Role", KqlType::String),
+    ("PrincipalType", KqlType::String),
+    ("PrincipalDisplayName", KqlType::String),
+    ("PrincipalObjectId", KqlType::String),
+    ("PrincipalFQN", KqlType::String),
+    ("Notes", KqlType::String),
+    ("RoleAssignmentIdentifier", KqlType::String),
+];
+
+fn rls_json(r: &Option<RlsMeta>) -> Option<String> {
+    r.as_ref().map(|r| serde_json::json!({"IsEnabled": r.enabled, "Query": r.query}).to_string())
+}
+
+pub(crate) async fn execute(cluster: &Cluster, caller: &Caller, ctx: &RequestContext, cmd: &ast::Command, text: &str) -> Result<QueryOutput> {
+    let snap = cluster.snapshot();
+    let mut meta = snap.meta.clone();
+    let db = ctx.database.clone();
+    match &cmd.kind {
+        CommandKind::CreateDatabase { name, if_not_exists, .. } => {
+            check(is_cluster(caller, &meta, "alldatabasesadmins"), caller, &format!("create database '{}'", name.name), "AllDatabasesAdmin")?;
+            if meta.db(&name.name).is_some() {
+                if *if_not_exists {
+                    return show_databases(cluster, caller);
+                }
+                return Err(RuntimeError::bad_request(format!("database '{}' already exists", name.name)));
+            }
+            meta.databases.push(DatabaseMeta {
+                name: name.name.clone(),
+                principals: vec![RoleAssignment { role: "admins".into(), principal: caller.principal.fqn(), notes: "creator".into() }],
+                ..Default::default()
+            });
+            cluster.commit(meta, HashMap::new())?;
+            show_databases(cluster, caller)
+        }
+        CommandKind::DropDatabase { .. } => Err(RuntimeError::bad_request(
+            "dropping a database is a control-plane operation in Kusto; it is not available as a command",
+        )),
+        CommandKind::CreateTable { merge, table: def, with } => {
+            create_tables(cluster, caller, ctx, &mut meta, *merge, std::slice::from_ref(def), with)?;
+            let (d, t) = table_db(&def.name, ctx, &snap)?;
+            show_schema(&cluster.snapshot(), &d, &[t])
+        }
+        CommandKind::CreateTables { merge, tables, with } => {
+            create_tables(cluster, caller, ctx, &mut meta, *merge, tables, with)?;
+            let names: Vec<String> = tables.iter().map(|t| t.name.name.name.clone()).collect();
+            show_schema(&cluster.snapshot(), &db, &names)
+        }
+        CommandKind::DropTable { name, if_exists } => drop_tables(cluster, caller, ctx, meta, std::slice::from_ref(name), *if_exists),
+        CommandKind::DropTables { names, if_exists } => drop_tables(cluster, caller, ctx, meta, names, *if_exists),
+        CommandKind::ShowTables { details } => {
+            check(can_show(&snap, caller, &db), caller, &format!("show the tables of database '{db}'"), "Database Viewer")?;
+            let d = meta.db(&db).ok_or_else(|| RuntimeError::bad_request(format!("database '{db}' does not exist")))?;
+            if *details {
+                let rows = d
+                    .tables
+                    .iter()
+                    .map(|t| vec![V::S(t.name.clone()), V::S(d.name.clone()), V::S(t.folder.clone()), V::S(t.docstring.clone())])
+                    .collect();
+                return table(&[("TableName", KqlType::String), ("DatabaseName", KqlType::String), ("Folder", KqlType::String), ("DocString", KqlType::String)], rows);
+            }
+            let rows = d.tables.iter().map(|t| vec![V::S(t.name.clone()), V::S(d.name.clone()), V::S(t.folder.clone()), V::S(t.docstring.clone())]).collect();
+            table(&[("TableName", KqlType::String), ("DatabaseName", KqlType::String), ("Folder", KqlType::String), ("DocString", KqlType::String)], rows)
+        }
+        CommandKind::ShowTable { name } | CommandKind::ShowTableDetails { name } => {
+            let (d, t) = table_db(name, ctx, &snap)?;
+            check(can_show(&snap, caller, &d), caller, &format!("show table '{t}'"), "Database Viewer")?;
+            let tm = need_table(&meta, &d, &t)?;
+            let rows = tm
+                .schema
+                .columns
+                .iter()
+                .map(|c| vec![V::S(c.name.clone()), V::S(c.ty.name().to_string())])
+                .collect();
+            table(&[("AttributeName", KqlType::String), ("AttributeType", KqlType::String)], rows)
+        }
+        CommandKind::ShowTableSchema { name, format } => {
+            let (d, t) = table_db(name, ctx, &snap)?;
+            check(can_show(&snap, caller, &d), caller, &format!("show the schema of table '{t}'"), "Database Viewer")?;
+            let tm = need_table(&meta, &d, &t)?;
+            let schema = match format {
+                ast::SchemaFormat::Json => serde_json::json!({
+                    "Name": tm.name,
+                    "OrderedColumns": tm.schema.columns.iter().map(|c| serde_json::json!({"Name": c.name, "Type": dotnet(c.ty), "CslType": c.ty.name()})).collect::<Vec<_>>(),
+                })
+                .to_string(),
+                _ => tm.schema.columns.iter().map(|c| format!("{}:{}", c.name, c.ty)).collect::<Vec<_>>().join(","),
+            };
+            table(
+                &[("TableName", KqlType::String), ("Schema", KqlType::String), ("DatabaseName", KqlType::String), ("Folder", KqlType::String), ("DocString", KqlType::String)],
+                vec![vec![V::S(tm.name.clone()), V::S(schema), V::S(d.clone()), V::S(tm.folder.clone()), V::S(tm.docstring.clone())]],
+            )
+        }
+        CommandKind::ShowDatabases => show_databases(cluster, caller),
+        CommandKind::ShowDatabaseSchema { .. } => Err(RuntimeError::Plan(kustodian_planner::PlanError::unsupported(".show database schema"))),
+        CommandKind::ShowFunctions => {
+            check(can_show(&snap, caller, &db), caller, &format!("show the functions of database '{db}'"), "Database Viewer")?;
+            let d = meta.db(&db).ok_or_else(|| RuntimeError::bad_request(format!("database '{db}' does not exist")))?;
+            let rows = d.functions.iter().map(function_row).collect();
+            table(FUNCTION_COLS, rows)
+        }
+        CommandKind::ShowFunction { name } => {
+            check(can_show(&snap, caller, &db), caller, &format!("show function '{}'", name.name), "Database Viewer")?;
+            let d = meta.db(&db).ok_or_else(|| RuntimeError::bad_request(format!("database '{db}' does not exist")))?;
+            let f = d.function(&name.name).ok_or_else(|| RuntimeError::bad_request(format!("function '{}' does not exist", name.name)))?;
+            table(FUNCTION_COLS, vec![function_row(f)])
+        }
+        CommandKind::IngestInline { table: t, data, .. } => {
+            let (d, t) = table_db(t, ctx, &snap)?;
+            check(can_ingest(&snap, caller, &d, &t), caller, &format!("ingest into table '{t}'"), "Table Ingestor")?;
+            let tm = need_table(&meta, &d, &t)?;
+            let batches = ingest::ingest_inline(data, &tm.schema)?;
+            append(cluster, meta, &d, &t, batches)
+        }
+        CommandKind::Ingest { table: t, sources, with, .. } => {
+            let (d, t) = table_db(t, ctx, &snap)?;
+            check(can_ingest(&snap, caller, &d, &t), caller, &format!("ingest into table '{t}'"), "Table Ingestor")?;
+            let tm = need_table(&meta, &d, &t)?;
+            let opts = ingest::options_from_properties(&props(with))?;
+            let mut batches = Vec::new();
+            for s in sources {
+                let path = match &s.kind {
+                    ast::LiteralKind::String(p) | ast::LiteralKind::ObfuscatedString(p) => p.clone(),
+                    _ => return Err(RuntimeError::bad_request("ingestion sources must be string literals")),
+                };
+                batches.extend(ingest::ingest_file(std::path::Path::new(&path), &tm.schema, &opts)?);
+            }
+            append(cluster, meta, &d, &t, batches)
+        }
+        CommandKind::TableFromQuery { mode, table: t, query, .. } => {
+            let (d, tname) = table_db(t, ctx, &snap)?;
+            let exists = meta.db(&d).and_then(|x| x.table(&tname)).is_some();
+            match (mode, exists) {
+                (TableWriteMode::Set, true) => return Err(RuntimeError::bad_request(format!("table '{tname}' already exists; use .append or .set-or-append"))),
+                (TableWriteMode::Append, false) => return Err(RuntimeError::bad_request(format!("table '{tname}' does not exist; use .set or .set-or-append"))),
+                (TableWriteMode::SetOrReplace, true) => check(is_table_admin(&snap, caller, &d, &tname), caller, &format!("replace the data of table '{tname}'"), "Table Admin")?,
+                (_, true) => check(can_ingest(&snap, caller, &d, &tname), caller, &format!("append to table '{tname}'"), "Table Ingestor")?,
+                (_, false) => check(is_db_user(&snap, caller, &d), caller, &format!("create table '{tname}'"), "Database User")?,
+            }
+            let planned = cluster.plan(&snap, caller, ctx, query, text)?;
+            let (sctx, _, physical) = cluster.physical(&planned).await?;
+            let batches = datafusion::physical_plan::collect(physical, sctx.task_ctx()).await?;
+            if !exists {
+                let dbm = need_db_mut(&mut meta, &d)?;
+                dbm.tables.push(new_table(&tname, planned.schema.clone(), &caller.principal, &[]));
+            } else {
+                let tm = need_table(&meta, &d, &tname)?;
+                if tm.schema.columns.iter().map(|c| c.ty).ne(planned.schema.columns.iter().map(|c| c.ty)) {
+                    return Err(RuntimeError::bad_request(format!(
+                        "the query's schema {} does not match table '{tname}' {}",
+                        planned.schema.to_kql(),
+                        tm.schema.to_kql()
+                    )));
+                }
+                if *mode == TableWriteMode::SetOrReplace {
+                    need_table_mut(&mut meta, &d, &tname)?.extents.clear();
+                }
+            }
+            append(cluster, meta, &d, &tname, batches)
+        }
+        CommandKind::CreateFunction { mode, if_not_exists, with, name, params: _, body: _, body_span } => {
+            let exists = meta.db(&db).and_then(|d| d.function(&name.name)).is_some();
+            let fadmin = is_db_admin(&snap, caller, &db)
+                || meta.db(&db).and_then(|d| d.function(&name.name)).is_some_and(|f| caller.holds(&f.principals, "admins"));
+            match (mode, exists) {
+                (ast::FunctionWriteMode::Create, true) if *if_not_exists => {
+                    let f = meta.db(&db).and_then(|d| d.function(&name.name)).ok_or_else(|| RuntimeError::Internal("function vanished".into()))?;
+                    return table(FUNCTION_COLS, vec![function_row(f)]);
+                }
+                (ast::FunctionWriteMode::Create, true) => return Err(RuntimeError::bad_request(format!("function '{}' already exists", name.name))),
+                (ast::FunctionWriteMode::Alter, false) => return Err(RuntimeError::bad_request(format!("function '{}' does not exist", name.name))),
+                (_, true) => check(fadmin, caller, &format!("alter function '{}'", name.name), "Function Admin")?,
+                (_, false) => check(is_db_user(&snap, caller, &db), caller, &format!("create function '{}'", name.name), "Database User")?,
+            }
+            if meta.db(&db).and_then(|d| d.table(&name.name)).is_some() {
+                return Err(RuntimeError::bad_request(format!("a table named '{}' already exists", name.name)));
+            }
+            let body = text.get(body_span.start..body_span.end).unwrap_or_default().to_string();
+            let params_text = function_params_text(text, name, body_span.start);
+            // Validate by re-parsing the stored form.
+            crate::cluster::parse_function(&name.name, &params_text, &body)?;
+            let dbm = need_db_mut(&mut meta, &db)?;
+            let principals = dbm.function(&name.name).map(|f| f.principals.clone()).unwrap_or_else(|| {
+                vec![RoleAssignment { role: "admins".into(), principal: caller.principal.fqn(), notes: "creator".into() }]
+            });
+            dbm.functions.retain(|f| f.name != name.name);
+            let f = FunctionMeta {
+                name: name.name.clone(),
+                parameters: params_text,
+                body,
+                docstring: prop(with, "docstring").unwrap_or_default(),
+                folder: prop(with, "folder").unwrap_or_default(),
+                principals,
+            };
+            let row = function_row(&f);
+            dbm.functions.push(f);
+            cluster.commit(meta, HashMap::new())?;
+            table(FUNCTION_COLS, vec![row])
+        }
+        CommandKind::DropFunction { name, if_exists } => {
+            let exists = meta.db(&db).and_then(|d| d.function(&name.name)).is_some();
+            if !exists {
+                if *if_exists {
+                    return table(&[("Name", KqlType::String)], vec![]);
+                }
+                return Err(RuntimeError::bad_request(format!("function '{}' does not exist", name.name)));
+            }
+            let fadmin = is_db_admin(&snap, caller, &db)
+                || meta.db(&db).and_then(|d| d.function(&name.name)).is_some_and(|f| caller.holds(&f.principals, "admins"));
+            check(fadmin, caller, &format!("drop function '{}'", name.name), "Function Admin")?;
+            need_db_mut(&mut meta, &db)?.functions.retain(|f| f.name != name.name);
+            cluster.commit(meta, HashMap::new())?;
+            table(&[("Name", KqlType::String)], vec![vec![V::S(name.name.clone())]])
+        }
+        CommandKind::AlterRowLevelSecurity { target, enable, query, .. } => {
+            let PolicyTarget::Table(q) = target else {
+                return Err(RuntimeError::Plan(kustodian_planner::PlanError::unsupported("row_level_security on materialized views")));
+            };
+            let (d, t) = table_db(q, ctx, &snap)?;
+            check(is_table_admin(&snap, caller, &d, &t), caller, &format!("alter the row_level_security policy of table '{t}'"), "Table Admin")?;
+            let tm = need_table(&meta, &d, &t)?;
+            if *enable && tm.restricted_view_access {
+                return Err(RuntimeError::bad_request(format!(
+                    "table '{t}' has restricted view access; row level security cannot be enabled on it"
+                )));
+            }
+            validate_policy(&snap, ctx, &d, &t, query)?;
+            need_table_mut(&mut meta, &d, &t)?.rls = Some(RlsMeta { enabled: *enable, query: query.clone() });
+            let json = rls_json(&need_table(&meta, &d, &t)?.rls);
+            cluster.commit(meta, HashMap::new())?;
+            table(POLICY_COLS, vec![policy_row("RowLevelSecurityPolicy", format!("[{d}].[{t}]"), json)])
+        }
+        CommandKind::ShowRowLevelSecurity { target } => {
+            let rows = policy_targets(target, ctx, &snap, caller)?
+                .into_iter()
+                .map(|(d, t)| {
+                    let json = meta.db(&d).and_then(|x| x.table(&t)).and_then(|tm| rls_json(&tm.rls));
+                    policy_row("RowLevelSecurityPolicy", format!("[{d}].[{t}]"), json)
+                })
+                .collect();
+            table(POLICY_COLS, rows)
+        }
+        CommandKind::DeleteRowLevelSecurity { target } => {
+            let PolicyTarget::Table(q) = target else {
+                return Err(RuntimeError::Plan(kustodian_planner::PlanError::unsupported("row_level_security on materialized views")));
+            };
+            let (d, t) = table_db(q, ctx, &snap)?;
+            check(is_table_admin(&snap, caller, &d, &t), caller, &format!("delete the row_level_security policy of table '{t}'"), "Table Admin")?;
+            need_table_mut(&mut meta, &d, &t)?.rls = None;
+            cluster.commit(meta, HashMap::new())?;
+            table(POLICY_COLS, vec![policy_row("RowLevelSecurityPolicy", format!("[{d}].[{t}]"), None)])
+        }
+        CommandKind::AlterRestrictedViewAccess { target, enable } => {
+            let targets: Vec<ast::QualifiedName> = match target {
+                PolicyTarget::Table(q) => vec![q.clone()],
+                PolicyTarget::Tables(qs) => qs.clone(),
+                _ => return Err(RuntimeError::bad_request("restricted_view_access applies to tables")),
+            };
+            let mut rows = Vec::new();
+            for q in &targets {
+                let (d, t) = table_db(q, ctx, &snap)?;
+                check(is_table_admin(&snap, caller, &d, &t), caller, &format!("alter the restricted_view_access policy of table '{t}'"), "Table Admin")?;
+                let tm = need_table_mut(&mut meta, &d, &t)?;
+                if *enable && tm.rls.as_ref().is_some_and(|r| r.enabled) {
+                    return Err(RuntimeError::bad_request(format!(
+                        "table '{t}' has an enabled row_level_security policy; restricted view access cannot be enabled on it"
+                    )));
+                }
+                tm.restricted_view_access = *enable;
+                rows.push(policy_row("RestrictedViewAccessPolicy", format!("[{d}].[{t}]"), Some(serde_json::json!({"IsEnabled": enable}).to_string())));
+            }
+            cluster.commit(meta, HashMap::new())?;
+            table(POLICY_COLS, rows)
+        }
+        CommandKind::ShowRestrictedViewAccess { target } => {
+            let rows = policy_targets(target, ctx, &snap, caller)?
+                .into_iter()
+                .map(|(d, t)| {
+                    let on = meta.db(&d).and_then(|x| x.table(&t)).is_some_and(|tm| tm.restricted_view_access);
+                    policy_row(
+                        "RestrictedViewAccessPolicy",
+                        format!("[{d}].[{t}]"),
+                        on.then(|| serde_json::json!({"IsEnabled": true}).to_string()),
+                    )
+                })
+                .collect();
+            table(POLICY_COLS, rows)
+        }
+        CommandKind::DeleteRestrictedViewAccess { target } => {
+            let PolicyTarget::Table(q) = target else {
+                return Err(RuntimeError::bad_request("restricted_view_access applies to tables"));
+            };
+            let (d, t) = table_db(q, ctx, &snap)?;
+            check(is_table_admin(&snap, caller, &d, &t), caller, &format!("delete the restricted_view_access policy of table '{t}'"), "Table Admin")?;
+            need_table_mut(&mut meta, &d, &t)?.restricted_view_access = false;
+            cluster.commit(meta, HashMap::new())?;
+            table(POLICY_COLS, vec![policy_row("RestrictedViewAccessPolicy", format!("[{d}].[{t}]"), None)])
+        }
+        CommandKind::ChangePrincipals { action, entity, role, principals, none, skip_results, notes } => {
+            change_principals(cluster, caller, ctx, &snap, meta, *action, entity, &role.name, principals, *none, *skip_results, notes.as_ref())
+        }
+        CommandKind::ShowPrincipals { entity } => {
+            let (label, list) = entity_principals(&snap, caller, ctx, entity, true)?;
+            principal_rows(&label, &list)
+        }
+        CommandKind::ShowPrincipalRoles { entity, principal, .. } => show_principal_roles(&snap, caller, ctx, entity.as_ref(), principal.as_ref()),
+        CommandKind::CreateTableBasedOn { .. } => Err(RuntimeError::Plan(kustodian_planner::PlanError::unsupported(".create table ... based-on"))),
+        CommandKind::ShowTablesSubset { .. } => Err(RuntimeError::Plan(kustodian_planner::PlanError::unsupported(".show tables (T1, T2)"))),
+        CommandKind::ShowDatabasesSubset { .. } => Err(RuntimeError::Plan(kustodian_planner::PlanError::unsupported(".show databases (D1, D2)"))),
+        CommandKind::DropFunctions { names, if_exists } => {
+            for n in names {
+                let exists = meta.db(&db).and_then(|d| d.function(&n.name)).is_some();
+                if !exists && !*if_exists {
+                    return Err(RuntimeError::bad_request(format!("function '{}' does not exist", n.name)));
+                }
+                let fadmin = is_db_admin(&snap, caller, &db)
+                    || meta.db(&db).and_then(|d| d.function(&n.name)).is_some_and(|f| caller.holds(&f.principals, "admins"));
+                check(!exists || fadmin, caller, &format!("drop function '{}'", n.name), "Function Admin")?;
+                need_db_mut(&mut meta, &db)?.functions.retain(|f| f.name != n.name);
+            }
+            cluster.commit(meta, HashMap::new())?;
+            table(&[("Name", KqlType::String)], names.iter().map(|n| vec![V::S(n.name.clone())]).collect())
+        }
+        CommandKind::ClearGroupMembershipCache { .. } => table(&[("Result", KqlType::String)], vec![vec![V::S("Kustodian resolves groups from request claims; there is no cache".into())]]),
+    }
+}
+
+fn dotnet(t: KqlType) -> &'static str {
+    match t {
+        KqlType::Bool => "System.Boolean",
+        KqlType::Int => "System.Int32",
+        KqlType::Long => "System.Int64",
+        KqlType::Real => "System.Double",
+        KqlType::Decimal => "System.Data.SqlTypes.SqlDecimal",
+        KqlType::String => "System.String",
+        KqlType::Datetime => "System.DateTime",
+        KqlType::Timespan => "System.TimeSpan",
+        KqlType::Guid => "System.Guid",
+        KqlType::Dynamic => "System.Object",
+    }
+}
+
+const FUNCTION_COLS: &[(&str, KqlType)] = &[
+    ("Name", KqlType::String),
+    ("Parameters", KqlType::String),
+    ("Body", KqlType::String),
+    ("Folder", KqlType::String),
+    ("DocString", KqlType::String),
+];
+
+fn function_row(f: &FunctionMeta) -> Vec<V> {
+    vec![V::S(f.name.clone()), V::S(f.parameters.clone()), V::S(f.body.clone()), V::S(f.folder.clone()), V::S(f.docstring.clone())]
+}
+
+/// `(params)` of a `.create function` command, as written: the text between the name and the body.
+fn function_params_text(text: &str, name: &ast::Ident, body_start: usize) -> String {
+    text.get(name.span.end..body_start).map(|s| s.trim().to_string()).filter(|s| s.starts_with('(')).unwrap_or_else(|| "()".into())
+}
+
+fn show_databases(cluster: &Cluster, caller: &Caller) -> Result<QueryOutput> {
+    let snap = cluster.snapshot();
+    let rows = snap
+        .meta
+        .databases
+        .iter()
+        .filter(|d| can_show(&snap, caller, &d.name))
+        .map(|d| {
+            vec![
+                V::S(d.name.clone()),
+                V::S(if cluster.storage.is_some() { "persistent".into() } else { "in-memory".into() }),
+                V::S("v1.0".into()),
+                V::B(false),
+                V::S("ReadWrite".into()),
+                V::S(String::new()),
+                V::B(caller.holds(&d.principals, "unrestrictedviewers")),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            ("DatabaseName", KqlType::String),
+            ("PersistentStorage", KqlType::String),
+            ("Version", KqlType::String),
+            ("IsCurrent", KqlType::Bool),
+            ("DatabaseAccessMode", KqlType::String),
+            ("PrettyName", KqlType::String),
+            ("CurrentUserIsUnrestrictedViewer", KqlType::Bool),
+        ],
+        rows,
+    )
+}
+
+fn show_schema(snap: &State, db: &str, names: &[String]) -> Result<QueryOutput> {
+    let mut rows = Vec::new();
+    for n in names {
+        let tm = need_table(&snap.meta, db, n)?;
+        let schema = tm.schema.columns.iter().map(|c| format!("{}:{}", c.name, c.ty)).collect::<Vec<_>>().join(",");
+        rows.push(vec![V::S(tm.name.clone()), V::S(schema), V::S(db.to_string()), V::S(tm.folder.clone()), V::S(tm.docstring.clone())]);
+    }
+    table(&[("TableName", KqlType::String), ("Schema", KqlType::String), ("DatabaseName", KqlType::String), ("Folder", KqlType::String), ("DocString", KqlType::String)], rows)
+}
+
+fn create_tables(cluster: &Cluster, caller: &Caller, ctx: &RequestContext, meta: &mut Meta, merge: bool, defs: &[ast::TableDef], with: &[ast::Property]) -> Result<()> {
+    let snap = cluster.snapshot();
+    for def in defs {
+        let (d, t) = table_db(&def.name, ctx, &snap)?;
+        let schema = schema_of(&def.columns)?;
+        let dbm = need_db_mut(meta, &d)?;
+        if dbm.function(&t).is_some() {
+            return Err(RuntimeError::bad_request(format!("a function named '{t}' already exists")));
+        }
+        match dbm.table_mut(&t) {
+            Some(existing) => {
+                if !merge {
+                    if existing.schema == schema {
+                        continue;
+                    }
+                    return Err(RuntimeError::bad_request(format!("table '{t}' already exists with a different schema; use .create-merge table")));
+                }
+                check(is_table_admin(&snap, caller, &d, &t), caller, &format!("extend the schema of table '{t}'"), "Table Admin")?;
+                for c in schema.columns {
+                    match existing.schema.get(&c.name) {
+                        Some(e) if e.ty != c.ty => {
+                            return Err(RuntimeError::bad_request(format!("column '{}' of table '{t}' is {} not {}", c.name, e.ty, c.ty)));
+                        }
+                        Some(_) => {}
+                        None => {
+                            if !existing.extents.is_empty() {
+                                return Err(RuntimeError::Plan(kustodian_planner::PlanError::unsupported(
+                                    "adding columns to a table that already holds data",
+                                )));
+                            }
+                            existing.schema.columns.push(c);
+                        }
+                    }
+                }
+            }
+            None => {
+                check(is_db_user(&snap, caller, &d), caller, &format!("create table '{t}' in database '{d}'"), "Database User")?;
+                dbm.tables.push(new_table(&t, schema, &caller.principal, with));
+            }
+        }
+    }
+    cluster.commit(meta.clone(), HashMap::new())
+}
+
+fn drop_tables(cluster: &Cluster, caller: &Caller, ctx: &RequestContext, mut meta: Meta, names: &[ast::QualifiedName], if_exists: bool) -> Result<QueryOutput> {
+    let snap = cluster.snapshot();
+    let mut dropped = Vec::new();
+    for q in names {
+        let (d, t) = table_db(q, ctx, &snap)?;
+        if meta.db(&d).and_then(|x| x.table(&t)).is_none() {
+            if if_exists {
+                continue;
+            }
+            return Err(RuntimeError::bad_request(format!("table '{t}' does not exist in database '{d}'")));
+        }
+        check(is_table_admin(&snap, caller, &d, &t), caller, &format!("drop table '{t}'"), "Table Admin")?;
+        need_db_mut(&mut meta, &d)?.tables.retain(|x| x.name != t);
+        dropped.push((d, t));
+    }
+    cluster.commit(meta, HashMap::new())?;
+    table(&[("TableName", KqlType::String), ("DatabaseName", KqlType::String)], dropped.into_iter().map(|(d, t)| vec![V::S(t), V::S(d)]).collect())
+}
+
+fn append(cluster: &Cluster, mut meta: Meta, db: &str, t: &str, batches: Vec<RecordBatch>) -> Result<QueryOutput> {
+    let schema = need_table(&meta, db, t)?.schema.arrow_schema();
+    let mut new_data = HashMap::new();
+    let mut rows = Vec::new();
+    if let Some((info, data)) = cluster.new_extent(batches, &schema)? {
+        rows.push(vec![V::S(info.id.clone()), V::L(info.rows as i64)]);
+        new_data.insert(info.id.clone(), data);
+        need_table_mut(&mut meta, db, t)?.extents.push(info);
+    }
+    cluster.commit(meta, new_data)?;
+    table(&[("ExtentId", KqlType::String), ("RowCount", KqlType::Long)], rows)
+}
+
+fn policy_targets(target: &PolicyTarget, ctx: &RequestContext, snap: &State, caller: &Caller) -> Result<Vec<(String, String)>> {
+    let out = match target {
+        PolicyTarget::Table(q) => {
+            let (d, t) = table_db(q, ctx, snap)?;
+            need_table(&snap.meta, &d, &t)?;
+            vec![(d, t)]
+        }
+        PolicyTarget::Tables(qs) => {
+            let mut v = Vec::new();
+            for q in qs {
+                let (d, t) = table_db(q, ctx, snap)?;
+                need_table(&snap.meta, &d, &t)?;
+                v.push((d, t));
+            }
+            v
+        }
+        PolicyTarget::AllTables => snap
+            .meta
+            .db(&ctx.database)
+            .map(|d| d.tables.iter().map(|t| (d.name.clone(), t.name.clone())).collect())
+            .unwrap_or_default(),
+        PolicyTarget::MaterializedView(_) => {
+            return Err(RuntimeError::Plan(kustodian_planner::PlanError::unsupported("materialized views")));
+        }
+    };
+    for (d, _) in &out {
+        check(can_show(snap, caller, d), caller, &format!("show policies in database '{d}'"), "Database Viewer")?;
+    }
+    Ok(out)
+}
+
+/// Validates a policy query before it is stored: it binds as queries will run it, returns the
+/// table's schema, and references no other RLS-enabled table and no other database.
+fn validate_policy(snap: &State, ctx: &RequestContext, db: &str, t: &str, query: &str) -> Result<()> {
+    let catalog = SnapshotCatalog { state: snap };
+    let info = kustodian_planner::Catalog::table(&catalog, db, t).ok_or_else(|| RuntimeError::bad_request(format!("table '{t}' does not exist")))?;
+    let mut vctx = ctx.clone();
+    vctx.database = db.to_string();
+    let tables = kustodian_planner::validate_policy(&catalog, &vctx, &info, query).map_err(|e| {
+        RuntimeError::bad_request(format!("the row_level_security policy query is not valid: {e}"))
+    })?;
+    for access in tables {
+        if !access.database.eq_ignore_ascii_case(db) {
+            return Err(RuntimeError::bad_request(format!(
+                "the row_level_security policy query references table '{}' in another database ('{}')",
+                access.table, access.database
+            )));
+        }
+        if access.table != t
+            && snap.meta.db(db).and_then(|d| d.table(&access.table)).is_some_and(|tm| tm.rls.as_ref().is_some_and(|r| r.enabled))
+        {
+            return Err(RuntimeError::bad_request(format!(
+                "the row_level_security policy query references table '{}', which has row level security enabled",
+                access.table
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The label (`Database X`) and assignments of an entity, after the caller's permission check.
+fn entity_principals(snap: &State, caller: &Caller, ctx: &RequestContext, entity: &SecurableEntity, show: bool) -> Result<(String, Vec<RoleAssignment>)> {
+    let meta = &snap.meta;
+    match entity {
+        SecurableEntity::Cluster => {
+            check(
+                is_cluster(caller, meta, "alldatabasesadmins") || is_cluster(caller, meta, "alldatabasesmonitors"),
+                caller,
+                "show the cluster's principals",
+                "AllDatabasesAdmin",
+            )?;
+            Ok(("Cluster".into(), meta.cluster_roles.clone()))
+        }
+        SecurableEntity::Database(name) => {
+            let d = name.as_ref().map(|n| n.name.clone()).unwrap_or_else(|| ctx.database.clone());
+            let dbm = meta.db(&d).ok_or_else(|| RuntimeError::bad_request(format!("database '{d}' does not exist")))?;
+            let ok = is_db_admin(snap, caller, &dbm.name)
+                || (show && (is_cluster(caller, meta, "alldatabasesmonitors") || caller.holds(&dbm.principals, "monitors")));
+            check(ok, caller, &format!("{} the principals of database '{}'", if show { "show" } else { "manage" }, dbm.name), "Database Admin")?;
+            Ok((format!("Database {}", dbm.name), dbm.principals.clone()))
+        }
+        SecurableEntity::Table(q) => {
+            let (d, t) = table_db(q, ctx, snap)?;
+            let tm = need_table(meta, &d, &t)?;
+            check(is_table_admin(snap, caller, &d, &t), caller, &format!("{} the principals of table '{t}'", if show { "show" } else { "manage" }), "Table Admin")?;
+            Ok((format!("Table {t}"), tm.principals.clone()))
+        }
+        SecurableEntity::Function(f) => {
+            let dbm = meta.db(&ctx.database).ok_or_else(|| RuntimeError::bad_request("no database in scope"))?;
+            let fm = dbm.function(&f.name).ok_or_else(|| RuntimeError::bad_request(format!("function '{}' does not exist", f.name)))?;
+            let ok = is_db_admin(snap, caller, &dbm.name) || caller.holds(&fm.principals, "admins");
+            check(ok, caller, &format!("{} the principals of function '{}'", if show { "show" } else { "manage" }, f.name), "Function Admin")?;
+            Ok((format!("Function {}", f.name), fm.principals.clone()))
+        }
+        SecurableEntity::MaterializedView(_) | SecurableEntity::ExternalTable(_) => {
+            Err(RuntimeError::Plan(kustodian_planner::PlanError::unsupported("materialized views and external tables")))
+        }
+    }
+}
+
+fn principal_rows(label: &str, list: &[RoleAssignment]) -> Result<QueryOutput> {
+    let rows = list
+        .iter()
+        .map(|a| {
+            let p = a.principal();
+            vec![
+                V::S(format!("{label} {}", role_display(&a.role))),
+                V::S(p.as_ref().map(|p| p.kind.display_type().to_string()).unwrap_or_default()),
+                V::S(p.as_ref().map(|p| p.display_name()).unwrap_or_default()),
+                V::S(p.as_ref().map(|p| p.id.clone()).unwrap_or_default()),
+                V::S(a.principal.clone()),
+                V::S(a.notes.clone()),
+                V::S(format!("{}:{}", a.role, a.principal)),
+            ]
+        })
+        .collect();
+    table(PRINCIPAL_COLS, rows)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn change_principals(
+    cluster: &Cluster,
+    caller: &Caller,
+    ctx: &RequestContext,
+    snap: &State,
+    mut meta: Meta,
+    action: PrincipalAction,
+    entity: &SecurableEntity,
+    role: &str,
+    principals: &[ast::Literal],
+    none: bool,
+    skip_results: bool,
+    notes: Option<&ast::Literal>,
+) -> Result<QueryOutput> {
+    let role = role.to_ascii_lowercase();
+    let allowed: &[&str] = match entity {
+        SecurableEntity::Cluster => auth::CLUSTER_ROLES,
+        SecurableEntity::Database(_) => auth::DATABASE_ROLES,
+        SecurableEntity::Table(_) => auth::TABLE_ROLES,
+        SecurableEntity::Function(_) => auth::FUNCTION_ROLES,
+        _ => &[],
+    };
+    if !allowed.contains(&role.as_str()) {
+        return Err(RuntimeError::bad_request(format!("'{role}' is not a role of this entity; expected one of: {}", allowed.join(", "))));
+    }
+    if none && action != PrincipalAction::Set {
+        return Err(RuntimeError::bad_request("'none' is only allowed with .set"));
+    }
+    let mut fqns = Vec::new();
+    for l in principals {
+        let s = match &l.kind {
+            ast::LiteralKind::String(s) => s.clone(),
+            _ => return Err(RuntimeError::bad_request("principals must be string literals")),
+        };
+        let p = Principal::parse(&s).map_err(RuntimeError::bad_request)?;
+        fqns.push(p.fqn());
+    }
+    let notes = notes
+        .map(|l| match &l.kind {
+            ast::LiteralKind::String(s) => s.clone(),
+            _ => String::new(),
+        })
+        .unwrap_or_default();
+    let (label, _) = entity_principals(snap, caller, ctx, entity, false)?;
+    // Table roles need database access first (spec 3.1).
+    if let SecurableEntity::Table(q) = entity {
+        let (d, _) = table_db(q, ctx, snap)?;
+        for f in &fqns {
+            let p = Principal::parse(f).map_err(RuntimeError::bad_request)?;
+            let c = Caller { principal: p, groups: vec![] };
+            let has_db = can_read_database(snap, &c, &d)
+                || meta.db(&d).is_some_and(|x| c.holds(&x.principals, "ingestors"));
+            if !has_db {
+                return Err(RuntimeError::bad_request(format!(
+                    "principal '{f}' has no access to database '{d}'; grant a database role (for example users) before a table role"
+                )));
+            }
+        }
+    }
+    let list: &mut Vec<RoleAssignment> = match entity {
+        SecurableEntity::Cluster => &mut meta.cluster_roles,
+        SecurableEntity::Database(name) => {
+            let d = name.as_ref().map(|n| n.name.clone()).unwrap_or_else(|| ctx.database.clone());
+            &mut need_db_mut(&mut meta, &d)?.principals
+        }
+        SecurableEntity::Table(q) => {
+            let (d, t) = table_db(q, ctx, snap)?;
+            &mut need_table_mut(&mut meta, &d, &t)?.principals
+        }
+        SecurableEntity::Function(f) => {
+            let d = ctx.database.clone();
+            &mut need_db_mut(&mut meta, &d)?
+                .functions
+                .iter_mut()
+                .find(|x| x.name == f.name)
+                .ok_or_else(|| RuntimeError::bad_request(format!("function '{}' does not exist", f.name)))?
+                .principals
+        }
+        _ => return Err(RuntimeError::Plan(kustodian_planner::PlanError::unsupported("materialized views and external tables"))),
+    };
+    let same = |a: &RoleAssignment, f: &str| {
+        a.role == role && matches!((Principal::parse(&a.principal), Principal::parse(f)), (Ok(x), Ok(y)) if x == y)
+    };
+    match action {
+        PrincipalAction::Add => {
+            for f in &fqns {
+                if !list.iter().any(|a| same(a, f)) {
+                    list.push(RoleAssignment { role: role.clone(), principal: f.clone(), notes: notes.clone() });
+                }
+            }
+        }
+        PrincipalAction::Drop => list.retain(|a| !fqns.iter().any(|f| same(a, f))),
+        PrincipalAction::Set => {
+            list.retain(|a| a.role != role);
+            for f in &fqns {
+                list.push(RoleAssignment { role: role.clone(), principal: f.clone(), notes: notes.clone() });
+            }
+        }
+    }
+    if matches!(entity, SecurableEntity::Cluster) && !list.iter().any(|a| a.role == "alldatabasesadmins") {
+        return Err(RuntimeError::bad_request("the cluster must keep at least one AllDatabasesAdmin"));
+    }
+    let result: Vec<RoleAssignment> = list.clone();
+    cluster.commit(meta, HashMap::new())?;
+    if skip_results {
+        return table(PRINCIPAL_COLS, vec![]);
+    }
+    principal_rows(&label, &result)
+}
+
+fn show_principal_roles(snap: &State, caller: &Caller, ctx: &RequestContext, entity: Option<&SecurableEntity>, who: Option<&ast::Literal>) -> Result<QueryOutput> {
+    let target = match who {
+        Some(l) => match &l.kind {
+            ast::LiteralKind::String(s) => {
+                let p = Principal::parse(s).map_err(RuntimeError::bad_request)?;
+                if p != caller.principal && !is_cluster(caller, &snap.meta, "alldatabasesadmins") && !is_db_admin(snap, caller, &ctx.database) {
+                    return Err(auth::forbidden(caller, "show another principal's roles", "Database Admin"));
+                }
+                Caller { principal: p, groups: vec![] }
+            }
+            _ => return Err(RuntimeError::bad_request("the principal must be a string literal")),
+        },
+        None => caller.clone(),
+    };
+    let mut rows = Vec::new();
+    let mut push = |scope: String, list: &[RoleAssignment]| {
+        for a in list {
+            if target.is(&a.principal) {
+                rows.push(vec![V::S(scope.clone()), V::S(target.principal.display_name()), V::S(target.principal.id.clone()), V::S(role_display(&a.role).to_string())]);
+            }
+        }
+    };
+    let all = entity.is_none() || matches!(entity, Some(SecurableEntity::Cluster));
+    if all {
+        push("Cluster".into(), &snap.meta.cluster_roles);
+    }
+    for d in &snap.meta.databases {
+        let want_db = match entity {
+            None | Some(SecurableEntity::Cluster) => true,
+            Some(SecurableEntity::Database(n)) => n.as_ref().map(|n| n.name.eq_ignore_ascii_case(&d.name)).unwrap_or(d.name.eq_ignore_ascii_case(&ctx.database)),
+            Some(SecurableEntity::Table(_)) | Some(SecurableEntity::Function(_)) => d.name.eq_ignore_ascii_case(&ctx.database),
+            _ => false,
+        };
+        if !want_db {
+            continue;
+        }
+        if matches!(entity, None | Some(SecurableEntity::Cluster) | Some(SecurableEntity::Database(_))) {
+            push(format!("Database {}", d.name), &d.principals);
+        }
+        for t in &d.tables {
+            if matches!(entity, Some(SecurableEntity::Table(q)) if q.name.name != t.name) {
+                continue;
+            }
+            if matches!(entity, Some(SecurableEntity::Function(_))) {
+                continue;
+            }
+            push(format!("Table {}.{}", d.name, t.name), &t.principals);
+        }
+        for f in &d.functions {
+            if matches!(entity, Some(SecurableEntity::Function(n)) if n.name != f.name) || matches!(entity, Some(SecurableEntity::Table(_))) {
+                continue;
+            }
+            push(format!("Function {}.{}", d.name, f.name), &f.principals);
+        }
+    }
+    table(&[("Scope", KqlType::String), ("DisplayName", KqlType::String), ("AADObjectID", KqlType::String), ("Role", KqlType::String)], rows)
+}

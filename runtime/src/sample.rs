@@ -1,0 +1,65 @@
+//! The bundled sample database (`corpus/sample/`), embedded in the binary so `kustodian shell`
+//! and `run` work from any directory.
+
+use crate::cluster::Cluster;
+use crate::cluster::RequestOptions;
+use crate::error::{Result, RuntimeError};
+use crate::script::split_requests;
+
+/// The built-in first admin of the in-memory sample cluster.
+pub const SAMPLE_ADMIN: &str = "aaduser=admin@contoso.com";
+pub const SAMPLE_DATABASE: &str = "ContosoSales";
+
+const SCHEMA: &str = include_str!("../../corpus/sample/schema.kql");
+const DATA: &str = include_str!("../../corpus/sample/data.kql");
+const SECURITY: Option<&str> = None;
+
+const FILES: &[(&str, &str)] = &[
+    ("data/customers.csv", include_str!("../../corpus/sample/data/customers.csv")),
+    ("data/sales.csv", include_str!("../../corpus/sample/data/sales.csv")),
+    ("data/products.csv", include_str!("../../corpus/sample/data/products.csv")),
+    ("data/salespeople.csv", include_str!("../../corpus/sample/data/salespeople.csv")),
+    ("data/userregions.csv", include_str!("../../corpus/sample/data/userregions.csv")),
+    ("data/secrets.csv", include_str!("../../corpus/sample/data/secrets.csv")),
+];
+
+/// Loads the sample into an empty in-memory cluster, running its scripts as the built-in admin.
+pub(crate) async fn load(cluster: &Cluster) -> Result<()> {
+    let opts = RequestOptions::default();
+    cluster.execute(&format!(".create database {SAMPLE_DATABASE}"), &opts).await?;
+    let opts = RequestOptions { database: Some(SAMPLE_DATABASE.into()), ..Default::default() };
+    for script in [Some(SCHEMA), Some(DATA), SECURITY].into_iter().flatten() {
+        for req in split_requests(script) {
+            let text = embed_paths(&req.text)?;
+            cluster
+                .execute(&text, &opts)
+                .await
+                .map_err(|e| RuntimeError::Internal(format!("loading the sample database failed at line {}: {e}", req.line)))?;
+        }
+    }
+    Ok(())
+}
+
+/// Replaces `.ingest into table T ('data/x.csv') ...` by an inline ingestion of the embedded file.
+fn embed_paths(text: &str) -> Result<String> {
+    let trimmed = strip_comments(text);
+    if !trimmed.starts_with(".ingest into") {
+        return Ok(text.to_string());
+    }
+    for (path, content) in FILES {
+        if trimmed.contains(&format!("'{path}'")) {
+            let table = trimmed
+                .split_whitespace()
+                .nth(3)
+                .ok_or_else(|| RuntimeError::Internal(format!("bad sample ingestion: {trimmed}")))?;
+            // The files have a header line (ignoreFirstRecord=true).
+            let body = content.split_once('\n').map(|(_, rest)| rest).unwrap_or("");
+            return Ok(format!(".ingest inline into table {table} <|\n{body}"));
+        }
+    }
+    Err(RuntimeError::Internal(format!("sample ingestion names an unknown file: {trimmed}")))
+}
+
+fn strip_comments(text: &str) -> String {
+    text.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n").trim().to_string()
+}
