@@ -1,0 +1,5 @@
+//! The `kustodian` command line (see "The command-line contract" in the architecture notes).
+
+pub mod encode;
+mod report;
+mod script;
