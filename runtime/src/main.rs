@@ -1,6 +1,7 @@
 //! The kustodian binary: the command line, its REPL and rendering (the `cli` module).
 
-#[allow(dead_code)]
 mod cli;
 
-fn main() {}
+fn main() -> std::process::ExitCode {
+    cli::main()
+}
