@@ -186,7 +186,7 @@ fn output_failure(e: io::Error) -> Failure {
 }
 
 fn init(dir: &Path, admin: &str) -> Result<bool, Failure> {
-    Cluster::init(dir, admin).map_err(|e| Failure::new(e.code(), e.to_string()))?;
+    Cluster::init(dir, admin).map_err(|e| Failure::from(&e))?;
     println!(
         "Initialized cluster in {} with {admin} as AllDatabasesAdmin",
         dir.display()
@@ -216,7 +216,7 @@ impl Session {
             Some(dir) => Cluster::open(dir),
             None => runtime.block_on(Cluster::sample()),
         }
-        .map_err(|e| Failure::new(e.code(), e.to_string()))?;
+        .map_err(|e| Failure::from(&e))?;
         let database = args.db.clone().or_else(|| cluster.default_database());
         let identity = args.principal.as_ref().map(|p| Identity {
             principal: p.clone(),

@@ -29,7 +29,7 @@ impl Failure {
     /// A runtime error of request `request` of `script`; a planner span is relative to the
     /// request text and is moved into the script.
     pub fn from_runtime(err: &RuntimeError, script: &str, request: &ScriptRequest) -> Self {
-        let mut failure = Failure::new(err.code(), err.to_string());
+        let mut failure = Failure::from(err);
         if let RuntimeError::Plan(plan) = err
             && let Some(span) = plan.span()
         {
@@ -60,6 +60,13 @@ impl Failure {
             }
         }
         text
+    }
+}
+
+impl From<&RuntimeError> for Failure {
+    /// An error without a place in a script (opening the cluster, `init`).
+    fn from(err: &RuntimeError) -> Self {
+        Failure::new(err.code(), err.to_string())
     }
 }
 
