@@ -1,0 +1,433 @@
+//! The `kustodian` command line: `init`, `run`, `shell`, `parse` and `explain` (see
+//! "The command-line contract" in the architecture notes).
+
+pub mod encode;
+mod parse_cmd;
+mod render;
+mod report;
+mod script;
+mod shell;
+
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use kustodian_runtime::{Cluster, ErrorCode, Explanation, Identity, QueryOutput, RequestOptions};
+
+use report::Failure;
+use script::{ScriptRequest, split_script};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kustodian",
+    version,
+    about = "A KQL engine with Kusto's security model, over Apache Arrow"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a new empty cluster directory whose first admin is PRINCIPAL.
+    Init {
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Principal FQN made AllDatabasesAdmin, e.g. aaduser=alice@contoso.com.
+        #[arg(long, value_name = "PRINCIPAL")]
+        admin: String,
+    },
+    /// Run a script: requests separated by blank lines, executed in order.
+    Run {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Report each request's elapsed time (stderr; `elapsed_ms` in JSON).
+        #[arg(long)]
+        timing: bool,
+        /// Run the remaining requests after a failure.
+        #[arg(long)]
+        keep_going: bool,
+        #[command(flatten)]
+        source: SourceArgs,
+    },
+    /// Interactive shell (reads stdin line by line when it is not a terminal).
+    Shell {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Parse without running: print canonical KQL, or the AST as JSON.
+    Parse {
+        /// Print the AST as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        source: SourceArgs,
+    },
+    /// Show the effective query, the policies applied and the plans, without running.
+    Explain {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[command(flatten)]
+        source: SourceArgs,
+    },
+}
+
+/// Which cluster, database and identity requests run against.
+#[derive(Debug, Args)]
+struct ClusterArgs {
+    /// Cluster directory; without it, an in-memory cluster with the bundled sample database.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Database in scope (default: the cluster's default database).
+    #[arg(long, value_name = "NAME")]
+    db: Option<String>,
+    /// Principal FQN to run as (default: the cluster's first admin).
+    #[arg(long = "as", value_name = "PRINCIPAL")]
+    principal: Option<String>,
+    /// A group the principal is a member of (repeatable).
+    #[arg(long = "group", value_name = "GROUP", requires = "principal")]
+    groups: Vec<String>,
+    /// A request property, e.g. query_force_row_level_security (repeatable; NAME alone means true).
+    #[arg(long = "set", value_name = "NAME[=VALUE]", value_parser = parse_property)]
+    properties: Vec<(String, String)>,
+}
+
+/// Where the script comes from: `-c TEXT`, a file, or `-` for stdin.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+struct SourceArgs {
+    /// The script text.
+    #[arg(short = 'c', value_name = "TEXT")]
+    command: Option<String>,
+    /// A script file, or - for standard input.
+    #[arg(value_name = "FILE")]
+    file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+fn parse_property(arg: &str) -> Result<(String, String), String> {
+    let (name, value) = arg.split_once('=').unwrap_or((arg, "true"));
+    if name.trim().is_empty() {
+        return Err("a property needs a name: NAME or NAME=VALUE".into());
+    }
+    Ok((name.trim().to_string(), value.to_string()))
+}
+
+impl SourceArgs {
+    fn read(&self) -> Result<String, Failure> {
+        match (&self.command, &self.file) {
+            (Some(text), _) => Ok(text.clone()),
+            (None, Some(path)) if path == Path::new("-") => {
+                let mut text = String::new();
+                io::stdin().read_to_string(&mut text).map_err(|e| {
+                    Failure::new(
+                        ErrorCode::BadRequest,
+                        format!("cannot read standard input: {e}"),
+                    )
+                })?;
+                Ok(text)
+            }
+            (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
+                Failure::new(
+                    ErrorCode::BadRequest,
+                    format!("cannot read '{}': {e}", path.display()),
+                )
+            }),
+            (None, None) => Err(Failure::new(
+                ErrorCode::BadRequest,
+                "no script: give -c TEXT, FILE or -",
+            )),
+        }
+    }
+}
+
+/// The entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Init { data, admin } => init(&data, &admin),
+        Command::Run {
+            cluster,
+            format,
+            timing,
+            keep_going,
+            source,
+        } => run(&cluster, &source, Printer::new(format, timing), keep_going),
+        Command::Shell { cluster } => Session::open(&cluster).and_then(shell::shell),
+        Command::Parse { json, source } => source
+            .read()
+            .and_then(|script| parse_cmd::parse(&script, json)),
+        Command::Explain { cluster, source } => explain(&cluster, &source),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(failure) => {
+            eprint!("{}", failure.to_text());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A failure to write output (e.g. a closed pipe): nothing more can be shown.
+fn output_failure(e: io::Error) -> Failure {
+    Failure::new(ErrorCode::Internal, format!("cannot write output: {e}"))
+}
+
+fn init(dir: &Path, admin: &str) -> Result<bool, Failure> {
+    Cluster::init(dir, admin).map_err(|e| Failure::from(&e))?;
+    println!(
+        "Initialized cluster in {} with {admin} as AllDatabasesAdmin",
+        dir.display()
+    );
+    Ok(true)
+}
+
+/// A cluster, the async runtime that drives it, and the options of the next request.
+pub struct Session {
+    runtime: tokio::runtime::Runtime,
+    cluster: Cluster,
+    pub options: RequestOptions,
+}
+
+impl Session {
+    fn open(args: &ClusterArgs) -> Result<Session, Failure> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                Failure::new(
+                    ErrorCode::Internal,
+                    format!("cannot start the async runtime: {e}"),
+                )
+            })?;
+        let cluster = match &args.data {
+            Some(dir) => Cluster::open(dir),
+            None => runtime.block_on(Cluster::sample()),
+        }
+        .map_err(|e| Failure::from(&e))?;
+        let database = args.db.clone().or_else(|| cluster.default_database());
+        let identity = args.principal.as_ref().map(|p| Identity {
+            principal: p.clone(),
+            groups: args.groups.clone(),
+        });
+        let options = RequestOptions {
+            database,
+            identity,
+            properties: args.properties.clone(),
+        };
+        Ok(Session {
+            runtime,
+            cluster,
+            options,
+        })
+    }
+
+    /// Runs one request of `script`; the elapsed time covers the syntax check, planning and
+    /// execution.
+    fn execute(
+        &self,
+        script: &str,
+        request: &ScriptRequest,
+    ) -> (Result<QueryOutput, Failure>, Duration) {
+        let start = Instant::now();
+        let result = parse_cmd::check_syntax(script, request).and_then(|()| {
+            self.runtime
+                .block_on(self.cluster.execute(&request.text, &self.options))
+                .map_err(|e| Failure::from_runtime(&e, script, request))
+        });
+        (result, start.elapsed())
+    }
+
+    fn explain(&self, script: &str, request: &ScriptRequest) -> Result<Explanation, Failure> {
+        parse_cmd::check_syntax(script, request)?;
+        self.runtime
+            .block_on(self.cluster.explain(&request.text, &self.options))
+            .map_err(|e| Failure::from_runtime(&e, script, request))
+    }
+}
+
+/// Prints request results in one format, keeping the separators between them.
+pub struct Printer {
+    pub format: Format,
+    pub timing: bool,
+    printed: bool,
+}
+
+impl Printer {
+    pub fn new(format: Format, timing: bool) -> Self {
+        Printer {
+            format,
+            timing,
+            printed: false,
+        }
+    }
+
+    /// Prints one request's result (stdout) or failure (stderr, or stdout in JSON mode).
+    pub fn print(
+        &mut self,
+        result: &Result<QueryOutput, Failure>,
+        elapsed: Duration,
+    ) -> io::Result<()> {
+        let mut stdout = io::stdout().lock();
+        let mut stderr = io::stderr().lock();
+        let timed = self.timing.then_some(elapsed);
+        match (self.format, result) {
+            (Format::Json, Ok(output)) => {
+                stdout.write_all(render::json_result(output, timed).as_bytes())?
+            }
+            (Format::Json, Err(failure)) => {
+                stdout.write_all(render::json_error(failure, timed).as_bytes())?
+            }
+            (Format::Table | Format::Csv, Ok(output)) => {
+                if self.printed {
+                    stdout.write_all(b"\n")?;
+                }
+                let text = if self.format == Format::Table {
+                    render::table(output)
+                } else {
+                    render::csv(output)
+                };
+                stdout.write_all(text.as_bytes())?;
+                self.printed = true;
+            }
+            (Format::Table | Format::Csv, Err(failure)) => {
+                stdout.flush()?;
+                stderr.write_all(failure.to_text().as_bytes())?;
+            }
+        }
+        stdout.flush()?;
+        if let Some(elapsed) = timed
+            && self.format != Format::Json
+        {
+            stderr.write_all(render::elapsed_text(elapsed).as_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+fn run(
+    args: &ClusterArgs,
+    source: &SourceArgs,
+    mut printer: Printer,
+    keep_going: bool,
+) -> Result<bool, Failure> {
+    let script = source.read()?;
+    let session = Session::open(args)?;
+    let mut all_ok = true;
+    for request in split_script(&script) {
+        let (result, elapsed) = session.execute(&script, &request);
+        printer.print(&result, elapsed).map_err(output_failure)?;
+        if result.is_err() {
+            all_ok = false;
+            if !keep_going {
+                break;
+            }
+        }
+    }
+    Ok(all_ok)
+}
+
+fn explain(args: &ClusterArgs, source: &SourceArgs) -> Result<bool, Failure> {
+    let script = source.read()?;
+    let session = Session::open(args)?;
+    let mut stdout = io::stdout().lock();
+    for (i, request) in split_script(&script).iter().enumerate() {
+        let explanation = session.explain(&script, request)?;
+        if i > 0 {
+            stdout.write_all(b"\n").map_err(output_failure)?;
+        }
+        stdout
+            .write_all(render::explanation(&explanation).as_bytes())
+            .map_err(output_failure)?;
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn clap_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn properties() {
+        assert_eq!(
+            parse_property("query_force_row_level_security"),
+            Ok(("query_force_row_level_security".into(), "true".into()))
+        );
+        assert_eq!(parse_property("a=b=c"), Ok(("a".into(), "b=c".into())));
+        assert_eq!(parse_property("a="), Ok(("a".into(), String::new())));
+        assert!(parse_property("=x").is_err());
+    }
+
+    #[test]
+    fn run_arguments() {
+        let cli = Cli::try_parse_from([
+            "kustodian",
+            "run",
+            "--db",
+            "Sales",
+            "--as",
+            "aaduser=a@b.c",
+            "--group",
+            "g1",
+            "--group",
+            "g2",
+            "--set",
+            "x",
+            "--format",
+            "json",
+            "--timing",
+            "--keep-going",
+            "-c",
+            "print 1",
+        ])
+        .unwrap();
+        let Command::Run {
+            cluster,
+            format,
+            timing,
+            keep_going,
+            source,
+        } = cli.command
+        else {
+            panic!("not run")
+        };
+        assert_eq!(cluster.groups, ["g1", "g2"]);
+        assert_eq!(cluster.properties, [("x".to_string(), "true".to_string())]);
+        assert_eq!((format, timing, keep_going), (Format::Json, true, true));
+        assert_eq!(source.command.as_deref(), Some("print 1"));
+    }
+
+    #[test]
+    fn usage_errors() {
+        for args in [
+            &["kustodian", "run"][..],
+            &["kustodian", "run", "-c", "x", "file.kql"],
+            &["kustodian", "run", "--group", "g", "-c", "x"],
+            &["kustodian", "run", "--format", "xml", "-c", "x"],
+            &["kustodian", "init", "--data", "d"],
+            &["kustodian", "parse"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! The `parse` subcommand and the syntax check `run`, `shell` and `explain` make before a
+//! request reaches the engine, both through `kustodian_parser::parse`.
+//!
+//! Requests are parsed in their place in the script: the text before a request is blanked
+//! (every byte but `\n` becomes a space), so the parser's lines, columns and spans count
+//! from the start of the script while it still sees only the one request.
+//!
+//! Built only with the `parser` feature until the parser crate exports `parse`; without it
+//! `parse` reports that it is unavailable and the syntax check is left to the engine.
+
+use kustodian_runtime::ErrorCode;
+
+use super::report::Failure;
+use super::script::ScriptRequest;
+
+/// The request's text at its place in the script, everything before it blanked.
+#[cfg_attr(not(feature = "parser"), allow(dead_code))]
+fn positioned_source(script: &str, request: &ScriptRequest) -> String {
+    let prefix = script.get(..request.offset).unwrap_or_default();
+    let mut source: String = prefix
+        .bytes()
+        .map(|b| if b == b'\n' { '\n' } else { ' ' })
+        .collect();
+    source.push_str(&request.text);
+    source
+}
+
+#[cfg(feature = "parser")]
+mod with_parser {
+    use std::io::{self, Write};
+
+    use super::*;
+    use crate::cli::output_failure;
+    use crate::cli::script::split_script;
+
+    fn syntax_failure(err: &kustodian_parser::ParseError, source: &str) -> Failure {
+        Failure {
+            frame: Some(err.frame(source)),
+            ..Failure::new(ErrorCode::SyntaxError, err.to_string())
+        }
+    }
+
+    pub fn check_syntax(script: &str, request: &ScriptRequest) -> Result<(), Failure> {
+        let source = positioned_source(script, request);
+        kustodian_parser::parse(&source)
+            .map(|_| ())
+            .map_err(|e| syntax_failure(&e, &source))
+    }
+
+    /// Prints each request as canonical KQL (separated by blank lines) or as pretty JSON;
+    /// syntax errors go to stderr. Returns whether every request parsed.
+    pub fn parse(script: &str, json: bool) -> Result<bool, Failure> {
+        let mut all_ok = true;
+        let mut stdout = io::stdout().lock();
+        for (i, request) in split_script(script).iter().enumerate() {
+            let source = positioned_source(script, request);
+            match kustodian_parser::parse(&source) {
+                Ok(ast) => {
+                    let text = if json {
+                        serde_json::to_string_pretty(&ast).map_err(|e| {
+                            Failure::new(ErrorCode::Internal, format!("cannot encode the AST: {e}"))
+                        })?
+                    } else {
+                        ast.to_string()
+                    };
+                    let separator = if i > 0 && !json { "\n" } else { "" };
+                    writeln!(stdout, "{separator}{}", text.trim_end()).map_err(output_failure)?;
+                }
+                Err(e) => {
+                    all_ok = false;
+                    stdout.flush().map_err(output_failure)?;
+                    eprint!("{}", syntax_failure(&e, &source).to_text());
+                }
+            }
+        }
+        Ok(all_ok)
+    }
+}
+
+#[cfg(feature = "parser")]
+pub use with_parser::{check_syntax, parse};
+
+/// Without the parser, syntax errors are reported by the engine.
+#[cfg(not(feature = "parser"))]
+pub fn check_syntax(_script: &str, _request: &ScriptRequest) -> Result<(), Failure> {
+    Ok(())
+}
+
+#[cfg(not(feature = "parser"))]
+pub fn parse(_script: &str, _json: bool) -> Result<bool, Failure> {
+    Err(Failure::new(
+        ErrorCode::Internal,
+        "this kustodian was built without the parser (feature `parser`)",
+    ))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::cli::script::split_script;
+
+    #[test]
+    fn positioned_source_keeps_offsets_and_lines() {
+        let script = "print 'é'\n\r\n// c\nT | count";
+        let requests = split_script(script);
+        let source = positioned_source(script, &requests[1]);
+        assert_eq!(source.len(), script.len());
+        assert_eq!(source.lines().count(), script.lines().count());
+        assert_eq!(&source[requests[1].offset..], "// c\nT | count");
+        assert!(source[..requests[1].offset].trim().is_empty());
+    }
+}

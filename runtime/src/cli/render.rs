@@ -1,0 +1,322 @@
+//! Result rendering for `run`, `shell` and `explain`: pretty tables, CSV and JSON lines.
+
+use std::time::Duration;
+
+use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
+use kustodian_planner::KqlType;
+use kustodian_runtime::{Explanation, QueryOutput};
+use serde_json::{Value, json};
+
+use super::encode::{json_value, text_value};
+use super::report::Failure;
+
+/// Column names and KQL types of a result: the KQL schema, or (if the engine returned none)
+/// the Arrow schema of the first batch.
+fn columns(output: &QueryOutput) -> Vec<(String, KqlType)> {
+    if !output.schema.columns.is_empty() {
+        return output
+            .schema
+            .columns
+            .iter()
+            .map(|c| (c.name.clone(), c.ty))
+            .collect();
+    }
+    output
+        .batches
+        .first()
+        .map(|b| {
+            b.schema()
+                .fields()
+                .iter()
+                .map(|f| {
+                    (
+                        f.name().clone(),
+                        KqlType::of_field(f).unwrap_or(KqlType::String),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Calls `cell` for every row with the row's cells, encoded by `encode`.
+fn rows<T>(
+    output: &QueryOutput,
+    types: &[KqlType],
+    encode: impl Fn(&dyn datafusion::arrow::array::Array, usize, KqlType) -> T,
+) -> Vec<Vec<T>> {
+    let mut rows = Vec::with_capacity(output.row_count());
+    for batch in &output.batches {
+        for row in 0..batch.num_rows() {
+            rows.push(
+                batch
+                    .columns()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, array)| {
+                        encode(
+                            array.as_ref(),
+                            row,
+                            types.get(i).copied().unwrap_or(KqlType::String),
+                        )
+                    })
+                    .collect(),
+            );
+        }
+    }
+    rows
+}
+
+/// A pretty table with a header row; numbers right-aligned. Ends with a newline.
+pub fn table(output: &QueryOutput) -> String {
+    let cols = columns(output);
+    let types: Vec<KqlType> = cols.iter().map(|c| c.1).collect();
+    let mut table = Table::new();
+    table
+        .load_style(presets::UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(
+            cols.iter()
+                .map(|(name, _)| Cell::new(name))
+                .collect::<Vec<_>>(),
+        );
+    for row in rows(output, &types, text_value) {
+        table.add_row(
+            row.into_iter()
+                .zip(&types)
+                .map(|(text, ty)| {
+                    let cell = Cell::new(text);
+                    if ty.is_numeric() {
+                        cell.set_alignment(CellAlignment::Right)
+                    } else {
+                        cell
+                    }
+                })
+                .collect::<Vec<_>>(),
+        );
+    }
+    format!("{table}\n")
+}
+
+/// RFC 4180 CSV: a header line, then one line per row (`\n` line ends). Ends with a newline.
+pub fn csv(output: &QueryOutput) -> String {
+    let cols = columns(output);
+    let types: Vec<KqlType> = cols.iter().map(|c| c.1).collect();
+    let mut out = csv_line(cols.iter().map(|(name, _)| name.as_str()));
+    for row in rows(output, &types, text_value) {
+        out.push_str(&csv_line(row.iter().map(String::as_str)));
+    }
+    out
+}
+
+fn csv_line<'a>(fields: impl Iterator<Item = &'a str>) -> String {
+    let fields: Vec<String> = fields
+        .map(|f| {
+            if f.contains([',', '"', '\n', '\r']) {
+                format!("\"{}\"", f.replace('"', "\"\""))
+            } else {
+                f.to_string()
+            }
+        })
+        .collect();
+    format!("{}\n", fields.join(","))
+}
+
+fn elapsed_ms(elapsed: Duration) -> Value {
+    // Microsecond precision is plenty, and keeps the number short.
+    json!((elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0)
+}
+
+/// `{"columns":[{"name":..,"type":..}],"rows":[[..]]}` plus `"elapsed_ms"` when timed; one line.
+pub fn json_result(output: &QueryOutput, elapsed: Option<Duration>) -> String {
+    let cols = columns(output);
+    let types: Vec<KqlType> = cols.iter().map(|c| c.1).collect();
+    let columns: Vec<Value> = cols
+        .iter()
+        .map(|(name, ty)| json!({"name": name, "type": ty.name()}))
+        .collect();
+    let rows: Vec<Value> = rows(output, &types, json_value)
+        .into_iter()
+        .map(Value::Array)
+        .collect();
+    // Written piece by piece to keep the documented key order.
+    let mut line = format!(
+        "{{\"columns\":{},\"rows\":{}",
+        Value::Array(columns),
+        Value::Array(rows)
+    );
+    if let Some(elapsed) = elapsed {
+        line.push_str(&format!(",\"elapsed_ms\":{}", elapsed_ms(elapsed)));
+    }
+    line.push_str("}\n");
+    line
+}
+
+/// `{"error":{"code":..,"message":..}}` plus `"elapsed_ms"` when timed; one line.
+pub fn json_error(failure: &Failure, elapsed: Option<Duration>) -> String {
+    let error = json!({"code": failure.code.as_str(), "message": failure.json_message()});
+    let mut line = format!("{{\"error\":{error}");
+    if let Some(elapsed) = elapsed {
+        line.push_str(&format!(",\"elapsed_ms\":{}", elapsed_ms(elapsed)));
+    }
+    line.push_str("}\n");
+    line
+}
+
+/// `elapsed: 12.3 ms`, for stderr.
+pub fn elapsed_text(elapsed: Duration) -> String {
+    format!("elapsed: {:.1} ms\n", elapsed.as_secs_f64() * 1000.0)
+}
+
+/// The four sections of `kustodian explain`.
+pub fn explanation(e: &Explanation) -> String {
+    let policies = if e.policies.is_empty() {
+        "(none)".to_string()
+    } else {
+        e.policies.join("\n")
+    };
+    format!(
+        "Effective query:\n{}\n\nPolicies applied:\n{}\n\nLogical plan:\n{}\n\nPhysical plan:\n{}\n",
+        e.effective_kql.trim_end(),
+        policies,
+        e.logical_plan.trim_end(),
+        e.physical_plan.trim_end()
+    )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray, TimestampNanosecondArray};
+    use datafusion::arrow::record_batch::RecordBatch;
+    use kustodian_planner::{KqlColumn, KqlSchema};
+    use kustodian_runtime::ErrorCode;
+
+    use super::*;
+
+    fn output() -> QueryOutput {
+        let schema = KqlSchema::new(vec![
+            KqlColumn::new("Region", KqlType::String),
+            KqlColumn::new("count_", KqlType::Long),
+            KqlColumn::new("Props", KqlType::Dynamic),
+            KqlColumn::new("At", KqlType::Datetime),
+        ]);
+        let batch = |regions: Vec<Option<&str>>,
+                     counts: Vec<Option<i64>>,
+                     props: Vec<Option<&str>>,
+                     at: Vec<Option<i64>>| {
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(StringArray::from(regions)),
+                Arc::new(Int64Array::from(counts)),
+                Arc::new(StringArray::from(props)),
+                Arc::new(TimestampNanosecondArray::from(at)),
+            ];
+            RecordBatch::try_new(schema.arrow_schema(), columns).unwrap()
+        };
+        QueryOutput {
+            schema: schema.clone(),
+            batches: vec![
+                batch(
+                    vec![Some("r1")],
+                    vec![Some(3)],
+                    vec![Some(r#"{"a": [1, 2]}"#)],
+                    vec![Some(0)],
+                ),
+                batch(
+                    vec![Some("west, \"north\""), None],
+                    vec![Some(12), None],
+                    vec![Some(r#""s""#), None],
+                    vec![Some(1_500_000_000), None],
+                ),
+            ],
+        }
+    }
+
+    #[test]
+    fn json_line() {
+        let line = json_result(&output(), None);
+        assert_eq!(
+            line,
+            concat!(
+                r#"{"columns":[{"name":"Region","type":"string"},{"name":"count_","type":"long"},"#,
+                r#"{"name":"Props","type":"dynamic"},{"name":"At","type":"datetime"}],"#,
+                r#""rows":[["r1",3,{"a":[1,2]},"1970-01-01T00:00:00.0000000Z"],"#,
+                r#"["west, \"north\"",12,"s","1970-01-01T00:00:01.5000000Z"],[null,null,null,null]]}"#,
+                "\n"
+            )
+        );
+        let timed = json_result(&output(), Some(Duration::from_micros(12_345)));
+        let v: Value = serde_json::from_str(&timed).unwrap();
+        assert_eq!(v["elapsed_ms"], json!(12.345));
+        assert!(timed.ends_with(",\"elapsed_ms\":12.345}\n"));
+    }
+
+    #[test]
+    fn json_error_line() {
+        let failure = Failure {
+            position: Some((2, 3)),
+            ..Failure::new(ErrorCode::SemanticError, "unknown table 'X'")
+        };
+        assert_eq!(
+            json_error(&failure, None),
+            "{\"error\":{\"code\":\"SemanticError\",\"message\":\"unknown table 'X' (line 2, column 3)\"}}\n"
+        );
+        let v: Value =
+            serde_json::from_str(&json_error(&failure, Some(Duration::from_millis(2)))).unwrap();
+        assert_eq!(v["elapsed_ms"], json!(2.0));
+    }
+
+    #[test]
+    fn csv_block() {
+        assert_eq!(
+            csv(&output()),
+            "Region,count_,Props,At\nr1,3,\"{\"\"a\"\":[1,2]}\",1970-01-01T00:00:00Z\n\"west, \"\"north\"\"\",12,\"\"\"s\"\"\",1970-01-01T00:00:01.5Z\n,,,\n"
+        );
+    }
+
+    #[test]
+    fn pretty_table() {
+        assert_eq!(
+            table(&output()),
+            "\
+┌───────────────┬────────┬─────────────┬────────────────────────┐
+│ Region        ┆ count_ ┆ Props       ┆ At                     │
+╞═══════════════╪════════╪═════════════╪════════════════════════╡
+│ r1            ┆      3 ┆ {\"a\":[1,2]} ┆ 1970-01-01T00:00:00Z   │
+│ west, \"north\" ┆     12 ┆ \"s\"         ┆ 1970-01-01T00:00:01.5Z │
+│               ┆        ┆             ┆                        │
+└───────────────┴────────┴─────────────┴────────────────────────┘
+"
+        );
+    }
+
+    #[test]
+    fn empty_result_keeps_header() {
+        let out = QueryOutput {
+            schema: KqlSchema::new(vec![KqlColumn::new("x", KqlType::Long)]),
+            batches: vec![],
+        };
+        assert_eq!(csv(&out), "x\n");
+        assert_eq!(
+            json_result(&out, None),
+            "{\"columns\":[{\"name\":\"x\",\"type\":\"long\"}],\"rows\":[]}\n"
+        );
+        assert!(table(&out).contains("│ x │"));
+    }
+
+    #[test]
+    fn explain_sections() {
+        let e = Explanation {
+            effective_kql: "T | where true".into(),
+            policies: vec![],
+            logical_plan: "Filter\n  TableScan".into(),
+            physical_plan: "FilterExec\n".into(),
+        };
+        assert_eq!(
+            explanation(&e),
+            "Effective query:\nT | where true\n\nPolicies applied:\n(none)\n\nLogical plan:\nFilter\n  TableScan\n\nPhysical plan:\nFilterExec\n"
+        );
+    }
+}
