@@ -3,7 +3,6 @@
 
 // Test code: failing loudly is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-#![cfg_attr(not(feature = "parser"), allow(dead_code))]
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
@@ -30,7 +29,6 @@ fn text(bytes: &[u8]) -> String {
 }
 
 #[test]
-#[cfg_attr(not(feature = "parser"), ignore = "needs parser (feature `parser`)")]
 fn parse_ok_prints_canonical_kql() {
     let out = kustodian(
         &[
@@ -52,7 +50,6 @@ fn parse_ok_prints_canonical_kql() {
 }
 
 #[test]
-#[cfg_attr(not(feature = "parser"), ignore = "needs parser (feature `parser`)")]
 fn parse_json_prints_the_ast() {
     let out = kustodian(&["parse", "--json", "-c", "print 1"], "");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -61,7 +58,6 @@ fn parse_json_prints_the_ast() {
 }
 
 #[test]
-#[cfg_attr(not(feature = "parser"), ignore = "needs parser (feature `parser`)")]
 fn parse_error_exits_1_with_a_frame() {
     let out = kustodian(&["parse", "-c", "T | where"], "");
     assert_eq!(out.status.code(), Some(1));
@@ -76,7 +72,6 @@ fn parse_error_exits_1_with_a_frame() {
 }
 
 #[test]
-#[cfg_attr(not(feature = "parser"), ignore = "needs parser (feature `parser`)")]
 fn script_from_stdin_is_split_on_blank_lines() {
     let script = "// header comment only\n\nprint a = 1\n// a comment in the request\n| project a\n\n\n  \nprint b = ```\nx\n\ny```\n\nprint c = 3\n";
     let out = kustodian(&["parse", "--json", "-"], script);
@@ -104,7 +99,6 @@ fn script_from_stdin_is_split_on_blank_lines() {
 }
 
 #[test]
-#[cfg_attr(not(feature = "parser"), ignore = "needs parser (feature `parser`)")]
 fn error_positions_count_from_the_start_of_the_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("script.kql");
@@ -122,12 +116,4 @@ fn error_positions_count_from_the_start_of_the_file() {
         2,
         "the good requests are still printed"
     );
-}
-
-#[test]
-#[cfg_attr(feature = "parser", ignore = "only without the parser")]
-fn parse_without_parser_says_so() {
-    let out = kustodian(&["parse", "-c", "print 1"], "");
-    assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("without the parser"));
 }

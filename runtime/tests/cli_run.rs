@@ -38,7 +38,6 @@ fn json_lines(out: &Output) -> Vec<Value> {
 }
 
 #[test]
-#[ignore = "needs engine"]
 fn run_prints_a_table() {
     let out = kustodian(&["run", "-c", "print Greeting = 'hello', n = 42"], "");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -49,7 +48,6 @@ fn run_prints_a_table() {
 }
 
 #[test]
-#[ignore = "needs engine"]
 fn run_json_encodes_values_as_kusto_v2() {
     let query = "print l = 3, r = real(nan), s = 'x', b = true, dt = datetime(2024-01-02 03:04:05.1234567), \
                  ts = 1d + 2h + 3m + 4s + 500ms, d = dynamic({\"a\": [1, 2]}), n = long(null)";
@@ -73,7 +71,6 @@ fn run_json_encodes_values_as_kusto_v2() {
 }
 
 #[test]
-#[ignore = "needs engine"]
 fn run_stops_at_the_first_failure_unless_keep_going() {
     let script = "print a = 1\n\nprint b = no_such_column\n\nprint c = 3\n";
     let out = kustodian(&["run", "--format", "json", "-"], script);
@@ -96,7 +93,6 @@ fn run_stops_at_the_first_failure_unless_keep_going() {
 }
 
 #[test]
-#[ignore = "needs engine"]
 fn run_table_errors_go_to_stderr_with_a_frame() {
     let out = kustodian(&["run", "-c", "print 1\n\n\nprint x = no_such_column"], "");
     assert_eq!(out.status.code(), Some(1));
@@ -107,7 +103,6 @@ fn run_table_errors_go_to_stderr_with_a_frame() {
 }
 
 #[test]
-#[ignore = "needs engine"]
 fn syntax_errors_have_their_code() {
     let out = kustodian(
         &["run", "--format", "json", "-c", "print 1\n\nT | where"],
@@ -119,7 +114,6 @@ fn syntax_errors_have_their_code() {
 }
 
 #[test]
-#[ignore = "needs engine"]
 fn csv_and_timing() {
     let out = kustodian(
         &[
@@ -145,7 +139,6 @@ fn csv_and_timing() {
 }
 
 #[test]
-#[ignore = "needs engine"]
 fn explain_prints_its_sections() {
     let out = kustodian(&["explain", "-c", "print 1"], "");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -164,7 +157,6 @@ fn explain_prints_its_sections() {
 }
 
 #[test]
-#[ignore = "needs engine"]
 fn shell_reads_requests_from_a_pipe() {
     let out = kustodian(
         &["shell"],
@@ -187,7 +179,6 @@ fn shell_reads_requests_from_a_pipe() {
 }
 
 #[test]
-#[ignore = "needs engine"]
 fn init_then_reopen_and_run_as_other_principals() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("cluster");

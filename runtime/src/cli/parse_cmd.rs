@@ -14,7 +14,6 @@ use super::report::Failure;
 use super::script::ScriptRequest;
 
 /// The request's text at its place in the script, everything before it blanked.
-#[cfg_attr(not(feature = "parser"), allow(dead_code))]
 fn positioned_source(script: &str, request: &ScriptRequest) -> String {
     let prefix = script.get(..request.offset).unwrap_or_default();
     let mut source: String = prefix
@@ -25,7 +24,6 @@ fn positioned_source(script: &str, request: &ScriptRequest) -> String {
     source
 }
 
-#[cfg(feature = "parser")]
 mod with_parser {
     use std::io::{self, Write};
 
@@ -77,22 +75,7 @@ mod with_parser {
     }
 }
 
-#[cfg(feature = "parser")]
 pub use with_parser::{check_syntax, parse};
-
-/// Without the parser, syntax errors are reported by the engine.
-#[cfg(not(feature = "parser"))]
-pub fn check_syntax(_script: &str, _request: &ScriptRequest) -> Result<(), Failure> {
-    Ok(())
-}
-
-#[cfg(not(feature = "parser"))]
-pub fn parse(_script: &str, _json: bool) -> Result<bool, Failure> {
-    Err(Failure::new(
-        ErrorCode::Internal,
-        "this kustodian was built without the parser (feature `parser`)",
-    ))
-}
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
