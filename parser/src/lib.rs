@@ -1,1 +1,192 @@
 //! KQL parser: logos lexer, lalrpop grammar, AST with spans, Display back to KQL.
+//!
+//! ```
+//! use kustodian_parser::{parse, ast::Request};
+//! let req = parse("T | where x > 1 | take 10").unwrap();
+//! assert!(matches!(req, Request::Query(_)));
+//! assert_eq!(req.to_string(), "T | where x > 1 | take 10");
+//! ```
+//!
+//! Stages: [`lexer::tokenize`] (logos + context passes) → the generated LR(1) parser
+//! (`grammar.lalrpop`) → [`ast::Request`]. All errors are [`ParseError`]s with a span, line and
+//! column; [`ParseError::frame`] renders a code frame.
+
+pub mod ast;
+pub mod error;
+pub mod lexer;
+mod support;
+#[cfg(test)]
+mod tests;
+
+#[allow(clippy::all, clippy::pedantic, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#[allow(unused_parens, unused_imports, dead_code, unreachable_patterns, unused_variables)]
+mod grammar {
+    include!(concat!(env!("OUT_DIR"), "/grammar.rs"));
+}
+
+pub use ast::Request;
+pub use error::{ParseError, ParseErrorKind, Result};
+
+use ast::Span;
+use lexer::Tok;
+
+/// Parses one request (a query or a management command).
+pub fn parse(text: &str) -> Result<Request> {
+    let tokens = lexer::tokenize(text)?;
+    if tokens.is_empty() {
+        return Err(ParseError::new(
+            ParseErrorKind::UnexpectedEof,
+            "empty request: expected a query or a management command",
+            Span::new(0, text.len()),
+            text,
+        ));
+    }
+    check_supported(text, &tokens)?;
+    let parser = grammar::RequestParser::new();
+    parser.parse(text, tokens.into_iter().map(Ok::<_, ParseError>)).map_err(|e| map_error(text, e))
+}
+
+/// Gives constructs Kustodian does not support a clear error instead of a syntax error.
+fn check_supported(text: &str, tokens: &[lexer::Spanned]) -> Result<()> {
+    let is_command = matches!(tokens.first(), Some((_, Tok::Dot, _)));
+    for (s, t, e) in tokens {
+        if let Tok::Unsupported(name) = t
+            && !is_command
+        {
+            return Err(ParseError::new(
+                ParseErrorKind::Unsupported,
+                format!("the '{name}' operator is not supported"),
+                Span::new(*s, *e),
+                text,
+            ));
+        }
+    }
+    if is_command {
+        // Name the command in the error if it is not one we know.
+        let words: Vec<String> = tokens
+            .iter()
+            .skip(1)
+            .take(3)
+            .map_while(|(_, t, _)| match t {
+                Tok::Kw(k) => Some(k.as_str().to_string()),
+                Tok::Ident(w) => Some(w.clone()),
+                _ => None,
+            })
+            .collect();
+        let known = matches!(
+            words.first().map(String::as_str),
+            Some(
+                "create"
+                    | "create-merge"
+                    | "create-or-alter"
+                    | "alter"
+                    | "drop"
+                    | "show"
+                    | "delete"
+                    | "add"
+                    | "set"
+                    | "append"
+                    | "set-or-append"
+                    | "set-or-replace"
+                    | "ingest"
+                    | "clear"
+            )
+        );
+        if !known {
+            let end = tokens.get(words.len().min(2)).map(|(_, _, e)| *e).unwrap_or(text.len());
+            let start = tokens.first().map(|(s, _, _)| *s).unwrap_or(0);
+            let name = if words.is_empty() { String::new() } else { format!(" '.{}'", words.join(" ")) };
+            return Err(ParseError::new(
+                ParseErrorKind::UnknownCommand,
+                format!("unknown or unsupported management command{name}"),
+                Span::new(start, end),
+                text,
+            ));
+        }
+    }
+    Ok(())
+}
+
+type LpError = lalrpop_util::ParseError<usize, Tok, ParseError>;
+
+/// The one place where lalrpop's errors become [`ParseError`]s.
+fn map_error(text: &str, e: LpError) -> ParseError {
+    match e {
+        LpError::InvalidToken { location } => ParseError::new(
+            ParseErrorKind::InvalidToken,
+            "invalid token",
+            Span::new(location, location + 1),
+            text,
+        ),
+        LpError::UnrecognizedEof { location, expected } => {
+            let expected = humanize_expected(&expected);
+            let mut err = ParseError::new(
+                ParseErrorKind::UnexpectedEof,
+                "unexpected end of text",
+                Span::new(location, location),
+                text,
+            );
+            if is_command_text(text) {
+                err.message = format!("incomplete management command{}", command_name(text));
+            }
+            err.with_expected(expected)
+        }
+        LpError::UnrecognizedToken { token: (s, tok, e), expected } => {
+            let expected = humanize_expected(&expected);
+            let mut message = format!("unexpected {}", lexer::describe(&tok));
+            if is_command_text(text) {
+                message = format!("{message} in management command{}", command_name(text));
+            }
+            ParseError::new(ParseErrorKind::UnexpectedToken, message, Span::new(s, e), text).with_expected(expected)
+        }
+        LpError::ExtraToken { token: (s, tok, e) } => ParseError::new(
+            ParseErrorKind::UnexpectedToken,
+            format!("unexpected {} after the end of the request", lexer::describe(&tok)),
+            Span::new(s, e),
+            text,
+        ),
+        LpError::User { error } => error,
+    }
+}
+
+fn is_command_text(text: &str) -> bool {
+    text.trim_start().starts_with('.')
+}
+
+/// ` '.show table'`-style name of the command at the start of `text`.
+fn command_name(text: &str) -> String {
+    let words: Vec<&str> = text
+        .trim_start()
+        .trim_start_matches('.')
+        .split_whitespace()
+        .take(2)
+        .map(|w| w.trim_matches(|c: char| !(c.is_alphanumeric() || c == '-' || c == '_')))
+        .filter(|w| !w.is_empty())
+        .collect();
+    if words.is_empty() { String::new() } else { format!(" '.{}'", words.join(" ")) }
+}
+
+/// Turns lalrpop's terminal names (`"\"ident\""`, `"\"|\""`) into readable ones.
+fn humanize_expected(expected: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for e in expected {
+        let raw = e.trim_matches('"');
+        let human = match raw {
+            // Soft keywords are names as far as the user is concerned.
+            kw if lexer::is_soft_keyword_text(kw) => "identifier".to_string(),
+            "ident" => "identifier".to_string(),
+            "param" => "operator parameter".to_string(),
+            "string" => "string literal".to_string(),
+            "long" | "real" => "number".to_string(),
+            "timespan" => "timespan literal".to_string(),
+            "typed" => "literal".to_string(),
+            "rawtext" => "inline data".to_string(),
+            "strop" => "string operator".to_string(),
+            other => format!("'{other}'"),
+        };
+        if !out.contains(&human) {
+            out.push(human);
+        }
+    }
+    out
+}
