@@ -154,6 +154,8 @@ pub struct Cluster {
 /// A read-only view of one state snapshot, implementing the planner's catalog.
 pub(crate) struct SnapshotCatalog<'a> {
     pub state: &'a State,
+    /// Partitions of the in-memory table providers.
+    pub partitions: usize,
 }
 
 impl SnapshotCatalog<'_> {
@@ -165,7 +167,7 @@ impl SnapshotCatalog<'_> {
                 batches.extend(b.iter().cloned());
             }
         }
-        let n = num_partitions();
+        let n = self.partitions;
         let mut parts: Vec<Vec<RecordBatch>> = vec![Vec::new(); n.max(1)];
         for (i, b) in batches.into_iter().enumerate() {
             parts[i % n.max(1)].push(b);
@@ -318,6 +320,13 @@ impl Cluster {
         self.snapshot().meta.databases.first().map(|d| d.name.clone())
     }
 
+    /// Sets the number of partitions tables are split into and queries run with (default:
+    /// the machine's cores). Tests use it to run the same query on one and several partitions.
+    pub fn with_partitions(mut self, n: usize) -> Cluster {
+        self.partitions = n.max(1);
+        self
+    }
+
     /// The principal requests run as when no identity is given.
     pub fn admin(&self) -> String {
         self.admin.fqn()
@@ -402,11 +411,9 @@ impl Cluster {
     fn database_for(&self, opts: &RequestOptions) -> Result<String> {
         let snap = self.snapshot();
         match &opts.database {
-            Some(d) => snap
-                .meta
-                .db(d)
-                .map(|d| d.name.clone())
-                .ok_or_else(|| RuntimeError::bad_request(format!("database '{d}' does not exist"))),
+            // A database that does not exist yet is kept as named: `.create database` may be
+            // what the request does; queries and other commands check for it.
+            Some(d) => Ok(snap.meta.db(d).map(|d| d.name.clone()).unwrap_or_else(|| d.clone())),
             None => Ok(snap.meta.databases.first().map(|d| d.name.clone()).unwrap_or_default()),
         }
     }
@@ -419,6 +426,9 @@ impl Cluster {
         match &request {
             ast::Request::Query(q) => {
                 let snap = self.snapshot();
+                if !database.is_empty() && snap.meta.db(&database).is_none() {
+                    return Err(RuntimeError::bad_request(format!("database '{database}' does not exist")));
+                }
                 let planned = self.plan(&snap, &caller, &ctx, q, text)?;
                 self.run_plan(&planned).await
             }
@@ -435,7 +445,7 @@ impl Cluster {
                     None,
                 )?
                 .build()?;
-                let catalog = SnapshotCatalog { state: &snap };
+                let catalog = SnapshotCatalog { state: &snap, partitions: self.partitions };
                 let planned = plan_pipe(&catalog, &ctx, scan, out.schema, &cmd.pipe)?;
                 self.authorize_tables(&snap, &caller, &planned)?;
                 self.run_plan(&planned).await
@@ -448,7 +458,7 @@ impl Cluster {
         if !ctx.database.is_empty() {
             self.authorize_database_read(snap, caller, &ctx.database)?;
         }
-        let catalog = SnapshotCatalog { state: snap };
+        let catalog = SnapshotCatalog { state: snap, partitions: self.partitions };
         let planned = plan_query(&catalog, ctx, q, text)?;
         self.authorize_tables(snap, caller, &planned)?;
         Ok(planned)

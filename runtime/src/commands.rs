@@ -681,7 +681,7 @@ fn policy_targets(target: &PolicyTarget, ctx: &RequestContext, snap: &State, cal
 /// Validates a policy query before it is stored: it binds as queries will run it, returns the
 /// table's schema, and references no other RLS-enabled table and no other database.
 fn validate_policy(snap: &State, ctx: &RequestContext, db: &str, t: &str, query: &str) -> Result<()> {
-    let catalog = SnapshotCatalog { state: snap };
+    let catalog = SnapshotCatalog { state: snap, partitions: 1 };
     let info = kustodian_planner::Catalog::table(&catalog, db, t).ok_or_else(|| RuntimeError::bad_request(format!("table '{t}' does not exist")))?;
     let mut vctx = ctx.clone();
     vctx.database = db.to_string();

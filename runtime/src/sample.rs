@@ -12,7 +12,7 @@ pub const SAMPLE_DATABASE: &str = "ContosoSales";
 
 const SCHEMA: &str = include_str!("../../corpus/sample/schema.kql");
 const DATA: &str = include_str!("../../corpus/sample/data.kql");
-const SECURITY: Option<&str> = None;
+const SECURITY: Option<&str> = Some(include_str!("../../corpus/sample/security.kql"));
 
 const FILES: &[(&str, &str)] = &[
     ("data/customers.csv", include_str!("../../corpus/sample/data/customers.csv")),

@@ -188,7 +188,7 @@ fn init_then_reopen_and_run_as_other_principals() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains(admin));
 
-    let setup = ".create database Sales persist\n\n.create table Orders (Id:long, Region:string)\n\n\
+    let setup = ".create database Sales\n\n.create table Orders (Id:long, Region:string)\n\n\
                  .ingest inline into table Orders <| 1,west\n2,east\n";
     let out = kustodian(
         &["run", "--data", data, "--db", "Sales", "--keep-going", "-"],

@@ -1,0 +1,190 @@
+//! The leak suite: fallible user expressions over RLS-protected tables must neither fail nor
+//! reveal a hidden value, and must return exactly the answer over the visible rows.
+//!
+//! Each check runs one user query as a restricted principal against a table whose policy hides
+//! most (sparse) or few (dense) rows, with one and several partitions, under a policy that calls
+//! functions and one that does not. Hidden rows are built to make user expressions fail: a zero
+//! divisor, text that does not convert, and a secret marker in every string column. The expected
+//! answer is the same query run over a table holding only the visible rows, without a policy.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use kustodian_runtime::{Cluster, Identity, QueryOutput, RequestOptions};
+
+const ADMIN: &str = "aaduser=admin@contoso.com";
+const ALICE: &str = "aaduser=alice@contoso.com";
+const HIDDEN_MARK: &str = "HIDDEN";
+
+fn rt() -> &'static tokio::runtime::Runtime {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap())
+}
+
+fn exec(c: &Cluster, who: Option<&str>, text: &str) -> Result<QueryOutput, String> {
+    let opts = RequestOptions {
+        database: Some("Leak".into()),
+        identity: who.map(|p| Identity { principal: p.into(), groups: vec![] }),
+        properties: vec![],
+    };
+    rt().block_on(c.execute(text, &opts)).map_err(|e| format!("[{}] {e}", e.code().as_str()))
+}
+
+/// Rows as text, sorted, for comparison and for leak scanning.
+fn rows(out: &QueryOutput) -> Vec<String> {
+    use datafusion::arrow::util::display::array_value_to_string;
+    let mut v = Vec::new();
+    for b in &out.batches {
+        for r in 0..b.num_rows() {
+            let cells: Vec<String> = b.columns().iter().map(|c| array_value_to_string(c, r).unwrap()).collect();
+            v.push(cells.join("|"));
+        }
+    }
+    v.sort();
+    v
+}
+
+/// CSV lines for `n` rows; every `every`-th row is visible to alice, the rest are hidden rows
+/// built to break user expressions.
+fn data(n: usize, every: usize, visible_only: bool) -> String {
+    let mut s = String::new();
+    for i in 0..n {
+        let visible = i % every == 0;
+        if visible_only && !visible {
+            continue;
+        }
+        if visible {
+            // Den is never zero, Num converts, Secret is harmless.
+            s.push_str(&format!("{i},{ALICE},public-{i},{},{},{}\n", (i % 7) + 1, i % 50, i % 3));
+        } else {
+            s.push_str(&format!("{i},aaduser=mallory@contoso.com,{HIDDEN_MARK}-{i},0,{HIDDEN_MARK}{i},{}\n", i % 3));
+        }
+    }
+    s
+}
+
+const POLICY_PLAIN: &str = "T | where Owner == 'aaduser=alice@contoso.com'";
+const POLICY_FUNCS: &str = "T | where Owner == current_principal() and strlen(Secret) > 0";
+
+/// A cluster with table T (policy) and V (the visible rows, no policy), alice a viewer.
+fn cluster(dir: &std::path::Path, partitions: usize, every: usize, policy: &str) -> Cluster {
+    let c = Cluster::init(dir, ADMIN).unwrap().with_partitions(partitions);
+    let schema = "(Id:long, Owner:string, Secret:string, Den:long, Num:string, K:long)";
+    for cmd in [
+        ".create database Leak".to_string(),
+        format!(".create table T {schema}"),
+        format!(".create table V {schema}"),
+        format!(".ingest inline into table T <|\n{}", data(3000, every, false)),
+        format!(".ingest inline into table V <|\n{}", data(3000, every, true)),
+        format!(".add database Leak viewers ('{ALICE}')"),
+        format!(".alter table T policy row_level_security enable \"{policy}\""),
+    ] {
+        exec(&c, None, &cmd).unwrap_or_else(|e| panic!("setup {cmd:.60}: {e}"));
+    }
+    c
+}
+
+/// User queries with fallible expressions in every position. `TBL` is replaced by T or V.
+const QUERIES: &[&str] = &[
+    // where
+    "TBL | where 100 / Den > 10 | project Id",
+    "TBL | where 100 % Den == 0 | project Id",
+    "TBL | where toint(Num) > 5 | project Id",
+    "TBL | where tolong(Num) * 2 > 10 | project Id, Num",
+    "TBL | where Secret matches regex 'public-1[0-9]+' | project Id",
+    "TBL | where toint(Num) / Den >= 1 and Secret != '' | project Id",
+    "TBL | where todatetime(Num) > datetime(2000-01-01) or Id < 100 | project Id",
+    // extend / project
+    "TBL | extend q = 1000 / Den, r = toint(Num) % Den | project Id, q, r",
+    "TBL | project Id, x = tolong(Num) / (Den - 1)",
+    "TBL | project Id, e = extract('([0-9]+)', 1, Secret), s = substring(Secret, 0, 3)",
+    "TBL | extend d = todouble(Num) / Den | where d > 1 | project Id, d",
+    // summarize
+    "TBL | summarize s = sum(100 / Den), c = count(), m = max(toint(Num)) by K",
+    "TBL | summarize n = count() by b = 10 / Den",
+    "TBL | summarize dcount(Secret), make_set(Num) by K | project K, dcount_Secret",
+    "TBL | summarize arg_max(Id, Secret) by K",
+    "TBL | count",
+    // join keys and both sides
+    "TBL | extend k = 12 / Den | join kind=inner (TBL | extend k = 12 / Den | project k, Id2 = Id) on k | summarize count(), sum(Id2)",
+    "TBL | extend k = toint(Num) | join kind=leftouter (datatable(k:int, tag:string)[1, 'one', 2, 'two']) on k | project Id, tag",
+    "TBL | where Id in ((TBL | where 5 / Den > 1 | project Id)) | project Id",
+    "print c = toscalar(TBL | summarize sum(60 / Den))",
+    "TBL | lookup (TBL | project Id, S2 = Secret) on Id | where 1 / Den >= 0 | project Id, S2",
+    "union TBL, (TBL | where 2 / Den > 0) | summarize count()",
+    "TBL | top 5 by 100 / Den desc | project Id",
+    "TBL | order by toint(Num) asc, Id asc | take 7 | project Id, Num",
+    "TBL | distinct K, b = 1 / Den",
+];
+
+fn run_suite(partitions: usize, every: usize, policy: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(dir.path(), partitions, every, policy);
+    let mut failures = Vec::new();
+    for q in QUERIES {
+        let user = q.replace("TBL", "T");
+        let expect = q.replace("TBL", "V");
+        let got = match exec(&c, Some(ALICE), &user) {
+            Ok(o) => o,
+            Err(e) => {
+                if e.contains(HIDDEN_MARK) {
+                    failures.push(format!("LEAK in error of `{user}`: {e}"));
+                } else {
+                    failures.push(format!("error in `{user}`: {e}"));
+                }
+                continue;
+            }
+        };
+        let got_rows = rows(&got);
+        if got_rows.iter().any(|r| r.contains(HIDDEN_MARK) || r.contains("mallory")) {
+            failures.push(format!("LEAK: `{user}` shows a hidden value"));
+        }
+        let want = exec(&c, None, &expect).unwrap_or_else(|e| panic!("baseline `{expect}` failed: {e}"));
+        if got_rows != rows(&want) {
+            failures.push(format!(
+                "`{user}` differs from the visible rows' answer\n  got:  {:?}\n  want: {:?}",
+                got_rows.iter().take(5).collect::<Vec<_>>(),
+                rows(&want).iter().take(5).collect::<Vec<_>>()
+            ));
+        }
+        // The same query as the admin sees the policy too (admins are not exempt).
+        let admin = exec(&c, None, &user).unwrap_or_else(|e| panic!("admin `{user}`: {e}"));
+        if rows(&admin).iter().any(|r| r.contains(HIDDEN_MARK)) {
+            failures.push(format!("LEAK: admin sees hidden rows through `{user}` (admins are not exempt)"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} leak-suite failure(s) (partitions={partitions}, 1 row in {every} visible, policy `{policy}`):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn sparse_one_partition_plain_policy() {
+    run_suite(1, 50, POLICY_PLAIN);
+}
+
+#[test]
+fn sparse_several_partitions_plain_policy() {
+    run_suite(4, 50, POLICY_PLAIN);
+}
+
+#[test]
+fn dense_one_partition_function_policy() {
+    run_suite(1, 2, POLICY_FUNCS);
+}
+
+#[test]
+fn dense_several_partitions_function_policy() {
+    run_suite(4, 2, POLICY_FUNCS);
+}
+
+#[test]
+fn sparse_several_partitions_function_policy() {
+    run_suite(3, 50, POLICY_FUNCS);
+}
+
+#[test]
+fn dense_one_partition_plain_policy() {
+    run_suite(1, 2, POLICY_PLAIN);
+}
