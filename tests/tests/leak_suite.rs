@@ -188,3 +188,64 @@ fn sparse_several_partitions_function_policy() {
 fn dense_one_partition_plain_policy() {
     run_suite(1, 2, POLICY_PLAIN);
 }
+
+/// The barrier holds in the plans themselves: no user expression is evaluated below it, in the
+/// optimized logical plan or the physical plan (4242 marks the user's expressions).
+#[test]
+fn user_expressions_stay_above_the_barrier() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(dir.path(), 4, 10, POLICY_FUNCS);
+    let queries = [
+        "T | where 4242 / Den > 1",
+        "T | where toint(Num) == 4242 and Id > 3",
+        "T | extend x = 4242 % Den | where x > 0",
+        "T | summarize sum(4242 / Den) by K",
+        "T | join (T | where 4242 / Den > 0) on Id",
+        "T | where Id in ((T | where 4242 / Den > 0 | project Id))",
+    ];
+    for q in queries {
+        let opts = RequestOptions {
+            database: Some("Leak".into()),
+            identity: Some(Identity { principal: ALICE.into(), groups: vec![] }),
+            properties: vec![],
+        };
+        let ex = rt().block_on(c.explain(q, &opts)).unwrap_or_else(|e| panic!("explain `{q}`: {e}"));
+        assert!(!ex.policies.is_empty(), "`{q}`: the policy was not applied");
+        for (name, plan) in [("logical", &ex.logical_plan), ("physical", &ex.physical_plan)] {
+            let lines: Vec<&str> = plan.lines().collect();
+            let mut barriers = 0;
+            for (i, line) in lines.iter().enumerate() {
+                if !(line.contains("SecurityBarrier") || line.contains("BarrierExec")) {
+                    continue;
+                }
+                barriers += 1;
+                let depth = line.len() - line.trim_start().len();
+                for below in &lines[i + 1..] {
+                    let d = below.len() - below.trim_start().len();
+                    if d <= depth {
+                        break;
+                    }
+                    assert!(!below.contains("4242"), "`{q}`: a user expression runs below the barrier in the {name} plan:\n{plan}");
+                }
+            }
+            assert!(barriers >= 1, "`{q}`: no barrier in the {name} plan:\n{plan}");
+        }
+    }
+}
+
+/// Force mode applies a disabled policy for that request only; block mode refuses.
+#[test]
+fn force_and_block_modes() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(dir.path(), 2, 10, POLICY_PLAIN);
+    exec(&c, None, &format!(".alter table T policy row_level_security disable \"{POLICY_PLAIN}\"")).unwrap();
+    let all = rows(&exec(&c, Some(ALICE), "T | count").unwrap());
+    assert_eq!(all, vec!["3000".to_string()], "a disabled policy does not filter");
+    let forced = rows(&exec(&c, Some(ALICE), "set query_force_row_level_security; T | count").unwrap());
+    assert_eq!(forced, vec!["300".to_string()], "force mode applies the disabled policy");
+    let after = rows(&exec(&c, Some(ALICE), "T | count").unwrap());
+    assert_eq!(after, vec!["3000".to_string()], "force mode is scoped to its request");
+    exec(&c, None, &format!(".alter table T policy row_level_security enable \"{POLICY_PLAIN}\"")).unwrap();
+    let err = exec(&c, Some(ALICE), "set request_block_row_level_security; T | count").unwrap_err();
+    assert!(err.contains("Forbidden") && !err.contains(HIDDEN_MARK), "{err}");
+}
