@@ -14,4 +14,4 @@ pub mod storage;
 pub use cluster::{Cluster, Explanation, Identity, RequestOptions};
 pub use error::{ErrorCode, Result, RuntimeError};
 pub use output::QueryOutput;
-pub use script::{ScriptRequest, split_requests};
+pub use script::{ScriptRequest, split_script};

@@ -4,7 +4,7 @@
 use crate::cluster::Cluster;
 use crate::cluster::RequestOptions;
 use crate::error::{Result, RuntimeError};
-use crate::script::split_requests;
+use crate::script::split_script;
 
 /// The built-in first admin of the in-memory sample cluster.
 pub const SAMPLE_ADMIN: &str = "aaduser=admin@contoso.com";
@@ -29,7 +29,7 @@ pub(crate) async fn load(cluster: &Cluster) -> Result<()> {
     cluster.execute(&format!(".create database {SAMPLE_DATABASE}"), &opts).await?;
     let opts = RequestOptions { database: Some(SAMPLE_DATABASE.into()), ..Default::default() };
     for script in [Some(SCHEMA), Some(DATA), SECURITY].into_iter().flatten() {
-        for req in split_requests(script) {
+        for req in split_script(script) {
             let text = embed_paths(&req.text)?;
             cluster
                 .execute(&text, &opts)

@@ -5,7 +5,6 @@ pub mod encode;
 mod parse_cmd;
 mod render;
 mod report;
-mod script;
 mod shell;
 
 use std::io::{self, Read, Write};
@@ -17,7 +16,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use kustodian_runtime::{Cluster, ErrorCode, Explanation, Identity, QueryOutput, RequestOptions};
 
 use report::Failure;
-use script::{ScriptRequest, split_script};
+use kustodian_runtime::script::{ScriptRequest, split_script};
 
 #[derive(Debug, Parser)]
 #[command(

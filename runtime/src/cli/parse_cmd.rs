@@ -11,7 +11,7 @@
 use kustodian_runtime::ErrorCode;
 
 use super::report::Failure;
-use super::script::ScriptRequest;
+use kustodian_runtime::script::ScriptRequest;
 
 /// The request's text at its place in the script, everything before it blanked.
 fn positioned_source(script: &str, request: &ScriptRequest) -> String {
@@ -29,7 +29,7 @@ mod with_parser {
 
     use super::*;
     use crate::cli::output_failure;
-    use crate::cli::script::split_script;
+    use kustodian_runtime::script::split_script;
 
     fn syntax_failure(err: &kustodian_parser::ParseError, source: &str) -> Failure {
         Failure {
@@ -81,7 +81,7 @@ pub use with_parser::{check_syntax, parse};
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use crate::cli::script::split_script;
+    use kustodian_runtime::script::split_script;
 
     #[test]
     fn positioned_source_keeps_offsets_and_lines() {

@@ -3,7 +3,7 @@
 
 use kustodian_runtime::{ErrorCode, RuntimeError};
 
-use super::script::ScriptRequest;
+use kustodian_runtime::script::ScriptRequest;
 
 /// A failed request, ready to be printed as text or JSON.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,7 +119,7 @@ mod tests {
     use kustodian_planner::error::ErrSpan;
 
     use super::*;
-    use crate::cli::script::split_script;
+    use kustodian_runtime::script::split_script;
 
     #[test]
     fn frame_points_at_the_span() {

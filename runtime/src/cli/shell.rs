@@ -9,7 +9,7 @@ use rustyline::DefaultEditor;
 use rustyline::error::ReadlineError;
 
 use super::report::Failure;
-use super::script::{ScriptRequest, ends_inside_multiline_string};
+use kustodian_runtime::script::{ScriptRequest, ends_inside_multiline_string};
 use super::{Format, Printer, Session, output_failure};
 
 const HELP: &str = "\
