@@ -219,17 +219,9 @@ pub(crate) async fn execute(cluster: &Cluster, caller: &Caller, ctx: &RequestCon
         }
         CommandKind::DropTable { name, if_exists } => drop_tables(cluster, caller, ctx, meta, std::slice::from_ref(name), *if_exists),
         CommandKind::DropTables { names, if_exists } => drop_tables(cluster, caller, ctx, meta, names, *if_exists),
-        CommandKind::ShowTables { details } => {
+        CommandKind::ShowTables { .. } => {
             check(can_show(&snap, caller, &db), caller, &format!("show the tables of database '{db}'"), "Database Viewer")?;
             let d = meta.db(&db).ok_or_else(|| RuntimeError::bad_request(format!("database '{db}' does not exist")))?;
-            if *details {
-                let rows = d
-                    .tables
-                    .iter()
-                    .map(|t| vec![V::S(t.name.clone()), V::S(d.name.clone()), V::S(t.folder.clone()), V::S(t.docstring.clone())])
-                    .collect();
-                return table(&[("TableName", KqlType::String), ("DatabaseName", KqlType::String), ("Folder", KqlType::String), ("DocString", KqlType::String)], rows);
-            }
             let rows = d.tables.iter().map(|t| vec![V::S(t.name.clone()), V::S(d.name.clone()), V::S(t.folder.clone()), V::S(t.docstring.clone())]).collect();
             table(&[("TableName", KqlType::String), ("DatabaseName", KqlType::String), ("Folder", KqlType::String), ("DocString", KqlType::String)], rows)
         }
