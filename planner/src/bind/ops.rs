@@ -70,11 +70,11 @@ impl<'a> Binder<'a> {
                 if items.is_empty() {
                     Ok(rel)
                 } else {
-                    Err(self.unsupported("serialize with window functions (row_number, prev, next)", span))
+                    self.plan_extend(rel, items, scope, span)
                 }
             }
-            OperatorKind::MvExpand(_) => Err(self.unsupported("the 'mv-expand' operator", span)),
-            OperatorKind::Parse(p) => Err(self.unsupported(if p.is_where { "the 'parse-where' operator" } else { "the 'parse' operator" }, span)),
+            OperatorKind::MvExpand(m) => self.plan_mv_expand(rel, m, scope, span),
+            OperatorKind::Parse(p) => self.plan_parse(rel, p, scope, span),
             OperatorKind::TopNested(_) => Err(self.unsupported("the 'top-nested' operator", span)),
             OperatorKind::TopHitters { .. } => Err(self.unsupported("the 'top-hitters' operator", span)),
             OperatorKind::MvApply(_) => Err(self.unsupported("the 'mv-apply' operator", span)),
@@ -162,24 +162,9 @@ impl<'a> Binder<'a> {
         Ok(Rel::new(plan, KqlSchema::new(cols)))
     }
 
-    /// Kusto's name for an unnamed expression: a column keeps its name; `a.b` gives `a_b`;
-    /// anything else gets `Column1`, `Column2`, ...
+    /// Kusto's name for an unnamed expression (see [`result_name`]); `None` gives `ColumnN`.
     fn derived_name(e: &ast::Expr) -> Option<String> {
-        match &e.kind {
-            ExprKind::Ident(i) => Some(i.name.clone()),
-            ExprKind::Member { expr, name } => Binder::derived_name(expr).map(|b| format!("{b}_{}", name.name)),
-            ExprKind::Index { expr, index } => match &index.kind {
-                ExprKind::Literal(ast::Literal { kind: ast::LiteralKind::String(s), .. }) => {
-                    Binder::derived_name(expr).map(|b| format!("{b}_{s}"))
-                }
-                ExprKind::Literal(ast::Literal { kind: ast::LiteralKind::Long(n), .. }) => {
-                    Binder::derived_name(expr).map(|b| format!("{b}_{n}"))
-                }
-                _ => None,
-            },
-            ExprKind::Paren(inner) => Binder::derived_name(inner),
-            _ => None,
-        }
+        result_name(e, &|_| None)
     }
 
     fn next_column_name(counter: &mut usize, taken: &[String]) -> String {
@@ -193,6 +178,15 @@ impl<'a> Binder<'a> {
     }
 
     fn plan_project(&mut self, rel: Rel, items: &[ast::NamedExpr], scope: &Scope, span: Span) -> Result<Rel> {
+        let (rel, items) = match self.plan_windows(rel, items, scope)? {
+            Windowed::No(rel) => (rel, std::borrow::Cow::Borrowed(items)),
+            Windowed::Yes(rel, items) => {
+                // Keep the serialized order: sort by the row number, then project.
+                let plan = rel.builder().sort(vec![rel.col(ROW_NUMBER_COL)?.expr.sort(true, false)])?.build()?;
+                (Rel::new(plan, rel.schema), std::borrow::Cow::Owned(items))
+            }
+        };
+        let items: &[ast::NamedExpr] = &items;
         let mut exprs = Vec::new();
         let mut cols: Vec<KqlColumn> = Vec::new();
         let mut counter = 0;
@@ -205,7 +199,9 @@ impl<'a> Binder<'a> {
             let name = match it.names.first() {
                 Some(n) => n.name.clone(),
                 None => match Binder::derived_name(&it.expr) {
-                    Some(n) => n,
+                    // A derived name that is taken is made unique (`x1`), as Kusto does.
+                    Some(n) if matches!(it.expr.kind, ExprKind::Ident(_)) => n,
+                    Some(n) => Binder::unique_name(&n, &taken),
                     None => Binder::next_column_name(&mut counter, &taken),
                 },
             };
@@ -222,7 +218,26 @@ impl<'a> Binder<'a> {
         Ok(Rel::new(plan, KqlSchema::new(cols)))
     }
 
-    fn plan_extend(&mut self, mut rel: Rel, items: &[ast::NamedExpr], scope: &Scope, _span: Span) -> Result<Rel> {
+    fn plan_extend(&mut self, rel: Rel, items: &[ast::NamedExpr], scope: &Scope, span: Span) -> Result<Rel> {
+        match self.plan_windows(rel, items, scope)? {
+            Windowed::No(rel) => self.plan_extend_items(rel, items, scope, span),
+            Windowed::Yes(rel, items) => {
+                let visible: Vec<String> = rel.names().into_iter().filter(|n| !is_hidden(n)).collect();
+                let rel = self.plan_extend_items(rel, &items, scope, span)?;
+                let plan = rel.builder().sort(vec![rel.col(ROW_NUMBER_COL)?.expr.sort(true, false)])?.build()?;
+                let sorted = Rel::new(plan, rel.schema.clone());
+                let mut keep = visible;
+                for c in &rel.schema.columns {
+                    if !is_hidden(&c.name) && !keep.contains(&c.name) {
+                        keep.push(c.name.clone());
+                    }
+                }
+                self.select(sorted, &keep)
+            }
+        }
+    }
+
+    fn plan_extend_items(&mut self, mut rel: Rel, items: &[ast::NamedExpr], scope: &Scope, _span: Span) -> Result<Rel> {
         let mut counter = 0;
         for it in items {
             if it.names.len() > 1 {
@@ -381,6 +396,8 @@ impl<'a> Binder<'a> {
     fn plan_summarize(&mut self, rel: Rel, s: &ast::Summarize, scope: &Scope, span: Span) -> Result<Rel> {
         let mut group = Vec::new();
         let mut cols: Vec<KqlColumn> = Vec::new();
+        // Columns a `*` argument does not repeat: the keys and the columns they are made of.
+        let mut key_names: Vec<String> = Vec::new();
         let mut counter = 0;
         for it in &s.by {
             if it.names.len() > 1 {
@@ -390,74 +407,573 @@ impl<'a> Binder<'a> {
             let taken: Vec<String> = cols.iter().map(|c| c.name.clone()).collect();
             let name = match it.names.first() {
                 Some(n) => n.name.clone(),
-                None => match by_key_name(&it.expr) {
+                None => match Binder::derived_name(&it.expr) {
                     Some(n) => n,
                     None => Binder::next_column_name(&mut counter, &taken),
                 },
             };
             let name = Binder::unique_name(&name, &taken);
+            if let ExprKind::Ident(i) = &it.expr.kind {
+                key_names.push(i.name.clone());
+            }
+            key_names.push(name.clone());
             group.push(v.expr.alias(name.clone()));
             cols.push(KqlColumn::new(name, v.ty));
         }
+        let nkeys = cols.len();
         let mut aggs = Vec::new();
+        // Aggregates computed for expressions over aggregates (`sum(x) / count()`): hidden columns.
+        let mut hidden: Vec<KqlColumn> = Vec::new();
+        // Output items after the keys: an aggregate column, or an expression over hidden columns.
+        let mut outputs: Vec<(String, Option<ast::Expr>)> = Vec::new();
         for it in &s.aggregates {
-            let (fname, args) = match &it.expr.kind {
-                ExprKind::Call { name, args } if functions::is_aggregate(&name.name) => (name.name.clone(), args.clone()),
-                _ => {
-                    return Err(self.unsupported(
-                        "summarize expressions that are not a single aggregate call (e.g. sum(x) / count())",
-                        it.expr.span,
+            let direct = match &it.expr.kind {
+                ExprKind::Call { name, args } if functions::is_aggregate(&name.name) && scope.get(&name.name).is_none() => {
+                    Some((name.name.clone(), args.clone()))
+                }
+                _ => None,
+            };
+            if let Some((fname, args)) = direct {
+                let lowered = self.lower_aggregate(&rel, &fname, &args, &key_names, scope, it.expr.span)?;
+                if !it.names.is_empty() && it.names.len() != lowered.len() {
+                    return Err(self.semantic(
+                        format!("{} names given for {} aggregate result column(s)", it.names.len(), lowered.len()),
+                        it.span,
                     ));
                 }
-            };
-            let mut vals = Vec::new();
-            let mut arg_names = Vec::new();
-            for a in &args {
-                let e = a.expr();
-                if matches!(e.kind, ExprKind::Star) {
-                    for c in &rel.schema.columns {
-                        vals.push(rel.col(&c.name)?);
-                        arg_names.push(Some(c.name.clone()));
-                    }
-                    continue;
+                for (i, l) in lowered.into_iter().enumerate() {
+                    let taken: Vec<String> = cols.iter().map(|c| c.name.clone()).collect();
+                    let base = it.names.get(i).map(|n| n.name.clone()).unwrap_or(l.default_name);
+                    let name = Binder::unique_name(&base, &taken);
+                    aggs.push(l.expr.alias(name.clone()));
+                    cols.push(KqlColumn::new(name.clone(), l.ty));
+                    outputs.push((name, None));
                 }
-                vals.push(self.bind_scalar(e, Some(&rel), scope)?);
-                arg_names.push(match &e.kind {
-                    ExprKind::Ident(i) => Some(i.name.clone()),
-                    _ => None,
-                });
+                continue;
             }
-            let lowered = if functions::is_multi_column_aggregate(&fname) {
-                functions::lower_aggregate_columns(&fname, vals, arg_names)
-            } else {
-                functions::lower_aggregate_call(&fname, vals, arg_names).map(|l| vec![l])
+            if it.names.len() > 1 {
+                return Err(self.unsupported("tuple names for a summarize expression", it.span));
             }
-            .map_err(|e| e.with_span(self.err_span(it.expr.span)))?;
-            if !it.names.is_empty() && it.names.len() != lowered.len() {
-                return Err(self.semantic(
-                    format!("{} names given for {} aggregate result column(s)", it.names.len(), lowered.len()),
-                    it.span,
-                ));
+            // An expression over aggregates: compute each aggregate as a hidden column, then
+            // the expression over them.
+            let mut found: Vec<ast::Expr> = Vec::new();
+            let first_hidden = hidden.len();
+            let rewritten = rewrite_aggregates(&it.expr, scope, &mut found, first_hidden);
+            if found.is_empty() {
+                return Err(self.semantic("a summarize expression must contain an aggregate function", it.expr.span));
             }
-            for (i, l) in lowered.into_iter().enumerate() {
-                let taken: Vec<String> = cols.iter().map(|c| c.name.clone()).collect();
-                let base = it.names.get(i).map(|n| n.name.clone()).unwrap_or(l.default_name);
-                let name = Binder::unique_name(&base, &taken);
-                aggs.push(l.expr.alias(name.clone()));
-                cols.push(KqlColumn::new(name, l.ty));
+            let mut agg_names: Vec<((usize, usize), String)> = Vec::new();
+            for (k, call) in found.iter().enumerate() {
+                let ExprKind::Call { name, args } = &call.kind else {
+                    return Err(PlanError::Internal("aggregate call expected".into()));
+                };
+                let mut lowered = self.lower_aggregate(&rel, &name.name, args, &key_names, scope, call.span)?;
+                if lowered.len() != 1 {
+                    return Err(self.unsupported(
+                        format!("'{}' with several result columns inside an expression", name.name),
+                        call.span,
+                    ));
+                }
+                let l = lowered.remove(0);
+                let hname = hidden_agg_name(first_hidden + k);
+                agg_names.push(((call.span.start, call.span.end), l.default_name.clone()));
+                aggs.push(l.expr.alias(hname.clone()));
+                hidden.push(KqlColumn::new(hname, l.ty));
             }
+            let taken: Vec<String> = cols.iter().map(|c| c.name.clone()).chain(outputs.iter().map(|o| o.0.clone())).collect();
+            let name = match it.names.first() {
+                Some(n) => n.name.clone(),
+                None => {
+                    let lookup = |e: &ast::Expr| {
+                        agg_names.iter().find(|(sp, _)| *sp == (e.span.start, e.span.end)).map(|(_, n)| n.clone())
+                    };
+                    match result_name(&it.expr, &lookup) {
+                        Some(n) if !n.is_empty() => n,
+                        _ => Binder::next_column_name(&mut counter, &taken),
+                    }
+                }
+            };
+            let name = Binder::unique_name(&name, &taken);
+            outputs.push((name, Some(rewritten)));
         }
         if group.is_empty() && aggs.is_empty() {
             return Err(self.semantic("summarize needs aggregates or 'by' columns", span));
         }
         let plan = rel.builder().aggregate(group, aggs)?.build()?;
-        // Restore Kusto's column order: keys first, then aggregates (already so), with exact types.
-        let out = Rel::new(plan, KqlSchema::new(cols.clone()));
-        let exprs: Vec<DfExpr> = cols
+        // Exact types for every aggregate output (keys, aggregates, hidden aggregates).
+        let mut all = cols.clone();
+        all.extend(hidden.iter().cloned());
+        let out = Rel::new(plan, KqlSchema::new(all.clone()));
+        let exprs: Vec<DfExpr> = all
             .iter()
             .map(|c| Ok(cast(out.col(&c.name)?.expr, c.ty.arrow_type()).alias(c.name.clone())))
             .collect::<Result<_>>()?;
         let plan = out.builder().project(exprs)?.build()?;
+        let typed = Rel::new(plan, KqlSchema::new(all));
+        if hidden.is_empty() {
+            return Ok(Rel::new(typed.plan, KqlSchema::new(cols)));
+        }
+        // Kusto's column order: keys first, then the items in order.
+        let mut exprs = Vec::new();
+        let mut final_cols = Vec::new();
+        for c in &cols[..nkeys] {
+            exprs.push(typed.col(&c.name)?.expr.alias(c.name.clone()));
+            final_cols.push(c.clone());
+        }
+        for (name, e) in &outputs {
+            let v = match e {
+                None => typed.col(name)?,
+                Some(e) => self.bind_scalar(e, Some(&typed), scope)?,
+            };
+            exprs.push(v.expr.alias(name.clone()));
+            final_cols.push(KqlColumn::new(name.clone(), v.ty));
+        }
+        let plan = typed.builder().project(exprs)?.build()?;
+        Ok(Rel::new(plan, KqlSchema::new(final_cols)))
+    }
+
+    /// Lowers one aggregate call over `rel`, expanding `*` arguments (without repeating the
+    /// `by` keys, the first argument of `arg_max`/`arg_min`, or a column twice).
+    fn lower_aggregate(
+        &mut self,
+        rel: &Rel,
+        fname: &str,
+        args: &[ast::Arg],
+        key_names: &[String],
+        scope: &Scope,
+        span: Span,
+    ) -> Result<Vec<functions::AggregateLowering>> {
+        let mut vals = Vec::new();
+        let mut arg_names: Vec<Option<String>> = Vec::new();
+        let has_star = args.iter().any(|a| matches!(a.expr().kind, ExprKind::Star));
+        let is_arg_ext = matches!(fname, "arg_max" | "arg_min");
+        for a in args {
+            let e = a.expr();
+            if matches!(e.kind, ExprKind::Star) {
+                let skip_first = if is_arg_ext { arg_names.first().cloned().flatten() } else { None };
+                for c in &rel.schema.columns {
+                    if key_names.contains(&c.name) || skip_first.as_deref() == Some(c.name.as_str()) {
+                        continue;
+                    }
+                    vals.push(rel.col(&c.name)?);
+                    arg_names.push(Some(c.name.clone()));
+                }
+                continue;
+            }
+            let name = match &e.kind {
+                ExprKind::Ident(id) => Some(id.name.clone()),
+                _ => None,
+            };
+            vals.push(self.bind_scalar(e, Some(rel), scope)?);
+            arg_names.push(name);
+        }
+        if has_star {
+            // With `*`, a column is not repeated.
+            let mut seen: Vec<String> = Vec::new();
+            let mut keep_vals = Vec::new();
+            let mut keep_names = Vec::new();
+            for (v, n) in vals.into_iter().zip(arg_names) {
+                if let Some(n) = &n {
+                    if seen.contains(n) {
+                        continue;
+                    }
+                    seen.push(n.clone());
+                }
+                keep_vals.push(v);
+                keep_names.push(n);
+            }
+            vals = keep_vals;
+            arg_names = keep_names;
+        }
+        let lowered = if functions::is_multi_column_aggregate(fname) {
+            functions::lower_aggregate_columns(fname, vals, arg_names)
+        } else {
+            functions::lower_aggregate_call(fname, vals, arg_names).map(|l| vec![l])
+        };
+        lowered.map_err(|e| e.with_span(self.err_span(span)))
+    }
+
+    /// Window functions over serialized rows (`row_number`, `prev`, `next`, `row_cumsum`) in
+    /// `items`: numbers the rows in their current order (`__kql_rn`), computes each call as a
+    /// hidden column (innermost calls first, so `row_number(1, prev(g) != g)` works), and
+    /// returns the items with the calls replaced by those columns.
+    fn plan_windows(&mut self, rel: Rel, items: &[ast::NamedExpr], scope: &Scope) -> Result<Windowed> {
+        if !items.iter().any(|it| contains_window_call(&it.expr, scope)) {
+            return Ok(Windowed::No(rel));
+        }
+        use datafusion::functions_window::expr_fn::row_number;
+        // Number the rows in their serialized order: the order of the sort they come from
+        // (DataFusion drops a sort that nothing above requires), else the input order.
+        let rn = match input_ordering(&rel.plan) {
+            Some(order) => {
+                use datafusion::logical_expr::ExprFunctionExt;
+                row_number().order_by(order).build()?
+            }
+            None => row_number(),
+        };
+        let plan = rel.builder().window(vec![rn.alias(ROW_NUMBER_COL)])?.build()?;
+        let mut cols = rel.schema.columns.clone();
+        cols.push(KqlColumn::new(ROW_NUMBER_COL, KqlType::Long));
+        let mut rel = Rel::new(plan, KqlSchema::new(cols));
+        let mut items: Vec<ast::NamedExpr> = items.to_vec();
+        let mut next_id = 0usize;
+        loop {
+            let mut found: Vec<(String, ast::Expr)> = Vec::new();
+            for it in &mut items {
+                rewrite_innermost_windows(&mut it.expr, scope, &mut found, &mut next_id);
+            }
+            if found.is_empty() {
+                break;
+            }
+            for (name, call) in found {
+                rel = self.plan_window_call(rel, &name, &call, scope)?;
+            }
+        }
+        Ok(Windowed::Yes(rel, items))
+    }
+
+    /// Adds one window call as column `name`.
+    fn plan_window_call(&mut self, rel: Rel, name: &str, call: &ast::Expr, scope: &Scope) -> Result<Rel> {
+        use datafusion::functions_window::expr_fn::{lag, lead, row_number};
+        use datafusion::logical_expr::expr::WindowFunction;
+        use datafusion::logical_expr::{ExprFunctionExt, WindowFrame, WindowFunctionDefinition};
+        let ExprKind::Call { name: fname, args } = &call.kind else {
+            return Err(PlanError::Internal("window call expected".into()));
+        };
+        let order = || -> Result<Vec<SortExpr>> { Ok(vec![rel.col(ROW_NUMBER_COL)?.expr.sort(true, false)]) };
+        let mut vals = Vec::new();
+        for a in args {
+            vals.push(self.bind_scalar(a.expr(), Some(&rel), scope)?);
+        }
+        let fname = fname.name.as_str();
+        // `restart` arguments: number the groups (a running count of restarts), then partition by it.
+        let restart_idx = match fname {
+            "row_number" | "row_cumsum" => Some(1),
+            _ => None,
+        };
+        let mut rel = rel.clone();
+        let mut partition: Vec<DfExpr> = Vec::new();
+        if let Some(i) = restart_idx
+            && let Some(r) = vals.get(i).cloned()
+        {
+            if r.ty != KqlType::Bool {
+                return Err(self.semantic(format!("{fname}(): the restart argument must be bool"), call.span));
+            }
+            let flag = datafusion::logical_expr::when(r.expr.is_true(), lit(1i64)).otherwise(lit(0i64))?;
+            let grp_name = format!("{name}_grp");
+            let grp = DfExpr::from(WindowFunction::new(
+                WindowFunctionDefinition::AggregateUDF(datafusion::functions_aggregate::sum::sum_udaf()),
+                vec![flag],
+            ))
+            .order_by(order()?)
+            .window_frame(WindowFrame::new(Some(true)))
+            .build()?
+            .alias(grp_name.clone());
+            let plan = rel.builder().window(vec![grp])?.build()?;
+            let mut cols = rel.schema.columns.clone();
+            cols.push(KqlColumn::new(grp_name.clone(), KqlType::Long));
+            rel = Rel::new(plan, KqlSchema::new(cols));
+            partition.push(rel.col(&grp_name)?.expr);
+        }
+        let order = vec![rel.col(ROW_NUMBER_COL)?.expr.sort(true, false)];
+        let (expr, ty) = match fname {
+            "row_number" => {
+                if vals.len() > 2 {
+                    return Err(self.semantic("row_number() takes at most 2 arguments", call.span));
+                }
+                let start = match vals.first() {
+                    Some(v) => super::scalar::const_i128(v)
+                        .and_then(|x| i64::try_from(x).ok())
+                        .ok_or_else(|| self.semantic("row_number(): the start must be a constant integer", call.span))?,
+                    None => 1,
+                };
+                let rn = row_number().partition_by(partition).order_by(order).build()?;
+                (cast(rn, KqlType::Long.arrow_type()) + lit(start - 1), KqlType::Long)
+            }
+            "prev" | "next" => {
+                if vals.is_empty() || vals.len() > 3 {
+                    return Err(self.semantic(format!("{fname}() takes 1 to 3 arguments"), call.span));
+                }
+                let v = vals.remove(0);
+                let offset = match vals.first() {
+                    Some(o) => super::scalar::const_i128(o)
+                        .and_then(|x| i64::try_from(x).ok())
+                        .ok_or_else(|| self.semantic(format!("{fname}(): the offset must be a constant integer"), call.span))?,
+                    None => 1,
+                };
+                let default = match vals.get(1) {
+                    Some(d) => {
+                        let d = if d.ty == v.ty { d.clone() } else { functions::lower_cast(d.clone(), v.ty)? };
+                        match super::scalar::const_value(&d) {
+                            Some(x) => x.cast_to(&v.ty.arrow_type())?,
+                            None => return Err(self.semantic(format!("{fname}(): the default must be a constant"), call.span)),
+                        }
+                    }
+                    // Strings are never null in Kusto.
+                    None if v.ty == KqlType::String => ScalarValue::Utf8(Some(String::new())),
+                    None => ScalarValue::try_from(&v.ty.arrow_type())?,
+                };
+                let f = if fname == "prev" { lag(v.expr, Some(offset), Some(default)) } else { lead(v.expr, Some(offset), Some(default)) };
+                (f.order_by(order).build()?, v.ty)
+            }
+            "row_cumsum" => {
+                if vals.is_empty() || vals.len() > 2 {
+                    return Err(self.semantic("row_cumsum() takes 1 or 2 arguments", call.span));
+                }
+                let v = vals.remove(0);
+                let v = match v.ty {
+                    KqlType::Int | KqlType::Bool => functions::lower_cast(v, KqlType::Long)?,
+                    KqlType::Long | KqlType::Real | KqlType::Decimal | KqlType::Timespan => v,
+                    t => return Err(self.semantic(format!("row_cumsum() is not defined for {t}"), call.span)),
+                };
+                let ty = v.ty;
+                let f = DfExpr::from(WindowFunction::new(
+                    WindowFunctionDefinition::AggregateUDF(datafusion::functions_aggregate::sum::sum_udaf()),
+                    vec![v.expr],
+                ))
+                .partition_by(partition)
+                .order_by(order)
+                .window_frame(WindowFrame::new(Some(true)))
+                .build()?;
+                (cast(f, ty.arrow_type()), ty)
+            }
+            other => return Err(PlanError::Internal(format!("not a window function: {other}"))),
+        };
+        // The window node holds the bare window expression; the cast/offset go in a projection.
+        let (win, post) = split_window_expr(expr);
+        let tmp = format!("{name}_raw");
+        let plan = rel.builder().window(vec![win.alias(tmp.clone())])?.build()?;
+        let mut exprs: Vec<DfExpr> = Vec::new();
+        let mut cols = Vec::new();
+        for c in &rel.schema.columns {
+            exprs.push(column_ref(&c.name));
+            cols.push(c.clone());
+        }
+        exprs.push(post(column_ref(&tmp)).alias(name.to_string()));
+        cols.push(KqlColumn::new(name.to_string(), ty));
+        let plan = LogicalPlanBuilder::from(plan).project(exprs)?.build()?;
+        Ok(Rel::new(plan, KqlSchema::new(cols)))
+    }
+
+    /// `mv-expand`: one row per element of the expanded dynamic values (zipped when there are
+    /// several; rows whose values are all empty or null are dropped), elements typed dynamic
+    /// unless `to typeof(t)`; `with_itemindex=I` adds the element index.
+    fn plan_mv_expand(&mut self, rel: Rel, m: &ast::MvExpand, scope: &Scope, span: Span) -> Result<Rel> {
+        let mut bag_as_array = false;
+        let mut index_name: Option<String> = None;
+        for p in &m.params {
+            match p.name.name.to_ascii_lowercase().as_str() {
+                "kind" => {
+                    let w = param_word(&p.value).unwrap_or_default().to_ascii_lowercase();
+                    bag_as_array = match w.as_str() {
+                        "bag" => false,
+                        "array" => true,
+                        other => return Err(self.semantic(format!("mv-expand kind must be bag or array, not '{other}'"), p.span)),
+                    };
+                }
+                "bagexpansion" => {
+                    let w = param_word(&p.value).unwrap_or_default().to_ascii_lowercase();
+                    bag_as_array = w == "array";
+                }
+                "with_itemindex" => index_name = param_word(&p.value),
+                n if n.starts_with("hint.") => {}
+                _ => return Err(self.semantic(format!("unknown mv-expand parameter '{}'", p.name.name), p.span)),
+            }
+        }
+        let limit = match &m.limit {
+            Some(l) => Some(i64::try_from(self.const_count(l, scope)?).unwrap_or(i64::MAX)),
+            None => None,
+        };
+        let mut values = Vec::new();
+        let mut outs: Vec<(String, Option<KqlType>)> = Vec::new();
+        let mut counter = 0;
+        for it in &m.items {
+            if it.expr.names.len() > 1 {
+                return Err(self.unsupported("tuple names in mv-expand", it.span));
+            }
+            let v = self.bind_scalar(&it.expr.expr, Some(&rel), scope)?;
+            let name = match it.expr.names.first() {
+                Some(n) => n.name.clone(),
+                None => match Binder::derived_name(&it.expr.expr) {
+                    Some(n) => n,
+                    None => Binder::next_column_name(&mut counter, &rel.names()),
+                },
+            };
+            let to = match &it.to_type {
+                Some(t) => Some(self.type_name(t)?),
+                None => None,
+            };
+            values.push(v);
+            outs.push((name, to));
+        }
+        if values.is_empty() {
+            return Err(self.semantic("mv-expand needs a column or expression to expand", span));
+        }
+        const MV: &str = "__kql_mv";
+        let call = functions::mv_expand_call(values, bag_as_array, limit)?;
+        let mut exprs: Vec<DfExpr> = Vec::new();
+        for c in &rel.schema.columns {
+            exprs.push(rel.col(&c.name)?.expr.alias(c.name.clone()));
+        }
+        exprs.push(call.alias(MV));
+        let plan = rel
+            .builder()
+            .project(exprs)?
+            .unnest_column(datafusion::common::Column::new_unqualified(MV))?
+            .build()?;
+        let tuple = TypedExpr::new(column_ref(MV), KqlType::Dynamic);
+        let element = |k: i64| functions::lower_index(tuple.clone(), TypedExpr::new(lit(k), KqlType::Long));
+        let mut item_exprs: Vec<(String, TypedExpr)> = Vec::new();
+        for (k, (name, to)) in outs.iter().enumerate() {
+            let mut e = element(k as i64 + 1)?;
+            if let Some(t) = to {
+                e = functions::lower_cast(e, *t)?;
+            }
+            item_exprs.push((name.clone(), e));
+        }
+        let mut exprs = Vec::new();
+        let mut cols: Vec<KqlColumn> = Vec::new();
+        for c in &rel.schema.columns {
+            match item_exprs.iter().position(|(n, _)| n == &c.name) {
+                Some(i) => {
+                    let (n, e) = item_exprs.remove(i);
+                    exprs.push(e.expr.alias(n.clone()));
+                    cols.push(KqlColumn::new(n, e.ty));
+                }
+                None => {
+                    exprs.push(column_ref(&c.name).alias(c.name.clone()));
+                    cols.push(c.clone());
+                }
+            }
+        }
+        for (n, e) in item_exprs {
+            exprs.push(e.expr.alias(n.clone()));
+            cols.push(KqlColumn::new(n, e.ty));
+        }
+        if let Some(ix) = index_name {
+            let taken: Vec<String> = cols.iter().map(|c| c.name.clone()).collect();
+            let ix = Binder::unique_name(&ix, &taken);
+            let e = functions::lower_cast(element(0)?, KqlType::Long)?;
+            exprs.push(e.expr.alias(ix.clone()));
+            cols.push(KqlColumn::new(ix, KqlType::Long));
+        }
+        let plan = LogicalPlanBuilder::from(plan).project(exprs)?.build()?;
+        Ok(Rel::new(plan, KqlSchema::new(cols)))
+    }
+
+    /// `parse` / `parse-where`: the pattern becomes one regex; each column is a capture group,
+    /// converted to its declared type (string by default). Rows that do not match get empty
+    /// strings and nulls (`parse`) or are dropped (`parse-where`).
+    fn plan_parse(&mut self, rel: Rel, p: &ast::Parse, scope: &Scope, span: Span) -> Result<Rel> {
+        let mut kind = "simple".to_string();
+        let mut flags = String::new();
+        for prm in &p.params {
+            match prm.name.name.to_ascii_lowercase().as_str() {
+                "kind" => kind = param_word(&prm.value).unwrap_or_default().to_ascii_lowercase(),
+                "flags" => flags = param_word(&prm.value).unwrap_or_default(),
+                _ => return Err(self.semantic(format!("unknown parse parameter '{}'", prm.name.name), prm.span)),
+            }
+        }
+        let regex_kind = match kind.as_str() {
+            "simple" | "relaxed" => false,
+            "regex" => true,
+            other => return Err(self.semantic(format!("unknown parse kind '{other}'"), span)),
+        };
+        let mut re = String::from("^");
+        if regex_kind {
+            let mut f = String::new();
+            for c in flags.chars() {
+                if matches!(c, 'i' | 'm' | 's' | 'U' | 'x') && !f.contains(c) {
+                    f.push(c);
+                }
+            }
+            if !f.is_empty() {
+                re = format!("(?{f})^");
+            }
+        }
+        let mut columns: Vec<(String, KqlType)> = Vec::new();
+        let n = p.pattern.len();
+        for (i, item) in p.pattern.iter().enumerate() {
+            match item {
+                ast::ParsePatternItem::Star(_) => re.push_str(if i + 1 == n { "(?:.*)" } else { "(?:.*?)" }),
+                ast::ParsePatternItem::Literal(l) => {
+                    let text = match &l.kind {
+                        ast::LiteralKind::String(t) | ast::LiteralKind::ObfuscatedString(t) => t.clone(),
+                        _ => return Err(self.semantic("parse patterns hold string constants", l.span)),
+                    };
+                    if regex_kind {
+                        re.push_str(&format!("(?:{text})"));
+                    } else {
+                        re.push_str(&regex::escape(&text));
+                    }
+                }
+                ast::ParsePatternItem::Column { name, ty } => {
+                    let t = match ty {
+                        Some(t) => self.type_name(t)?,
+                        None => KqlType::String,
+                    };
+                    let last = i + 1 == n;
+                    let group = match t {
+                        KqlType::Long | KqlType::Int => r"(-?\d+)",
+                        KqlType::Real => r"(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)",
+                        _ if last => "(.*)",
+                        _ => "(.*?)",
+                    };
+                    re.push_str(group);
+                    if last && !matches!(t, KqlType::Long | KqlType::Int | KqlType::Real) {
+                        re.push('$');
+                    }
+                    columns.push((name.name.clone(), t));
+                }
+            }
+        }
+        if columns.is_empty() {
+            return Err(self.semantic("the parse pattern names no columns", span));
+        }
+        let text = self.bind_scalar(&p.expr, Some(&rel), scope)?;
+        let text = if text.ty == KqlType::String { text } else { functions::lower_cast(text, KqlType::String)? };
+        let re_lit = TypedExpr::new(lit(re.clone()), KqlType::String);
+        let mut new_cols: Vec<(String, TypedExpr)> = Vec::new();
+        for (k, (name, t)) in columns.iter().enumerate() {
+            let mut args = vec![re_lit.clone(), TypedExpr::new(lit(k as i64 + 1), KqlType::Long), text.clone()];
+            if *t != KqlType::String {
+                args.push(super::scalar::null_of(*t)?);
+            }
+            let e = functions::lower_scalar_call("extract", args, &self.fctx)?;
+            new_cols.push((name.clone(), e));
+        }
+        let mut rel = rel;
+        if p.is_where {
+            let m = functions::lower_binary(functions::BinaryOp::MatchesRegex, text.clone(), re_lit.clone())?;
+            let mut pred = m.expr;
+            for (_, e) in &new_cols {
+                if e.ty != KqlType::String {
+                    pred = pred.and(DfExpr::IsNotNull(Box::new(e.expr.clone())));
+                }
+            }
+            let plan = rel.builder().filter(pred)?.build()?;
+            rel = Rel::new(plan, rel.schema);
+        }
+        let mut exprs = Vec::new();
+        let mut cols: Vec<KqlColumn> = Vec::new();
+        for c in &rel.schema.columns {
+            match new_cols.iter().position(|(n, _)| n == &c.name) {
+                Some(i) => {
+                    let (n, e) = new_cols.remove(i);
+                    exprs.push(e.expr.alias(n.clone()));
+                    cols.push(KqlColumn::new(n, e.ty));
+                }
+                None => {
+                    exprs.push(rel.col(&c.name)?.expr.alias(c.name.clone()));
+                    cols.push(c.clone());
+                }
+            }
+        }
+        for (n, e) in new_cols {
+            exprs.push(e.expr.alias(n.clone()));
+            cols.push(KqlColumn::new(n, e.ty));
+        }
+        let plan = rel.builder().project(exprs)?.build()?;
         Ok(Rel::new(plan, KqlSchema::new(cols)))
     }
 
@@ -580,9 +1096,19 @@ impl<'a> Binder<'a> {
         let mut cols: Vec<KqlColumn> = Vec::new();
         let left_only = matches!(join_type, JoinType::LeftSemi | JoinType::LeftAnti);
         let right_only = matches!(join_type, JoinType::RightSemi | JoinType::RightAnti);
+        // Strings are never null in Kusto: the missing side of an outer join gives "".
+        let fill = |e: DfExpr, ty: KqlType, outer: bool| {
+            if outer && ty == KqlType::String {
+                datafusion::functions::expr_fn::coalesce(vec![e, lit("")])
+            } else {
+                e
+            }
+        };
+        let left_nullable = matches!(join_type, JoinType::Right | JoinType::Full);
+        let right_nullable = matches!(join_type, JoinType::Left | JoinType::Full);
         if !right_only {
             for c in &left.schema.columns {
-                exprs.push(lcol(&c.name).alias(c.name.clone()));
+                exprs.push(fill(lcol(&c.name), c.ty, left_nullable).alias(c.name.clone()));
                 cols.push(c.clone());
             }
         }
@@ -593,7 +1119,7 @@ impl<'a> Binder<'a> {
                 }
                 let taken: Vec<String> = cols.iter().map(|c| c.name.clone()).collect();
                 let name = Binder::unique_name(&c.name, &taken);
-                exprs.push(rcol(&c.name).alias(name.clone()));
+                exprs.push(fill(rcol(&c.name), c.ty, right_nullable).alias(name.clone()));
                 cols.push(KqlColumn::new(name, c.ty));
             }
         }
@@ -657,28 +1183,6 @@ impl Rel {
     }
 }
 
-/// The name Kusto gives an unnamed `by` key: the column inside `bin(x, ...)`, `floor(x, ...)`,
-/// or a plain column.
-fn by_key_name(e: &ast::Expr) -> Option<String> {
-    match &e.kind {
-        ExprKind::Ident(i) => Some(i.name.clone()),
-        ExprKind::Call { name, args } if matches!(name.name.as_str(), "bin" | "floor" | "bin_at") => {
-            args.first().and_then(|a| match &a.expr().kind {
-                ExprKind::Ident(i) => Some(i.name.clone()),
-                _ => None,
-            })
-        }
-        ExprKind::Member { .. } | ExprKind::Index { .. } => Binder::derived_name_pub(e),
-        _ => None,
-    }
-}
-
-impl<'a> Binder<'a> {
-    fn derived_name_pub(e: &ast::Expr) -> Option<String> {
-        Binder::derived_name(e)
-    }
-}
-
 fn dotnet_type(t: KqlType) -> &'static str {
     match t {
         KqlType::Bool => "System.Boolean",
@@ -702,4 +1206,256 @@ fn typed_null(ty: KqlType) -> Result<TypedExpr> {
 #[allow(dead_code)]
 fn internal(msg: &str) -> PlanError {
     PlanError::Internal(msg.to_string())
+}
+
+/// Functions whose result column is named after their first argument (`round(x)` -> `x`).
+const NAME_FIRST_ARG: &[&str] = &[
+    "round", "abs", "floor", "bin", "bin_at", "ceiling", "sqrt", "pow", "exp", "exp2", "exp10", "log", "log2",
+    "log10", "split", "tohex", "tolong", "toint", "toreal", "todouble", "tostring", "tobool", "toboolean",
+    "todatetime", "totimespan", "totime", "todecimal", "toguid", "todynamic", "toobject", "parse_json", "cos", "sin",
+    "tan", "acos", "asin", "atan", "atan2", "startofday", "format_datetime", "format_timespan",
+];
+
+/// Kusto's result name of an expression (Kusto.Language `GetExpressionResultName`): a column
+/// keeps its name, `d.a` gives `d_a`, some functions propagate or prefix their first
+/// argument's name, aggregates are named by `agg` (e.g. `sum_x`); `None` otherwise.
+pub(crate) fn result_name(e: &ast::Expr, agg: &dyn Fn(&ast::Expr) -> Option<String>) -> Option<String> {
+    let non_empty = |s: Option<String>| s.filter(|s| !s.is_empty());
+    match &e.kind {
+        ExprKind::Ident(i) => Some(i.name.clone()),
+        ExprKind::Paren(inner) => result_name(inner, agg),
+        ExprKind::Member { expr, name } => match non_empty(result_name(expr, agg)) {
+            Some(l) => Some(format!("{l}_{}", name.name)),
+            None => Some(name.name.clone()),
+        },
+        ExprKind::Index { expr, index } => {
+            let right = match &index.kind {
+                ExprKind::Literal(ast::Literal { kind: ast::LiteralKind::String(s), .. }) => s.clone(),
+                ExprKind::Literal(ast::Literal { kind: ast::LiteralKind::Long(n), .. }) => n.to_string(),
+                ExprKind::Literal(ast::Literal { kind: ast::LiteralKind::Int(n), .. }) => n.to_string(),
+                _ => return None,
+            };
+            match non_empty(result_name(expr, agg)) {
+                Some(l) => Some(format!("{l}_{right}")),
+                None => Some(right),
+            }
+        }
+        ExprKind::Call { name, args } => {
+            if functions::is_aggregate(&name.name) {
+                return agg(e);
+            }
+            let first = || args.first().and_then(|a| non_empty(result_name(a.expr(), agg)));
+            match name.name.as_str() {
+                n if NAME_FIRST_ARG.contains(&n) => first(),
+                "strlen" | "string_size" => Some(format!("{}_{}", name.name, first().unwrap_or_default())),
+                "gettype" => Some(format!("type_{}", first().unwrap_or_default())),
+                "array_sort_asc" | "array_sort_desc" => first().map(|f| format!("{f}_sorted")),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+fn hidden_agg_name(i: usize) -> String {
+    format!("__kql_agg{i}")
+}
+
+/// A copy of `e` with each aggregate call replaced by a reference to a hidden column
+/// (`__kql_aggN`, numbered from `first`); the calls are appended to `found`.
+fn rewrite_aggregates(e: &ast::Expr, scope: &Scope, found: &mut Vec<ast::Expr>, first: usize) -> ast::Expr {
+    fn go(e: &mut ast::Expr, scope: &Scope, found: &mut Vec<ast::Expr>, first: usize) {
+        if let ExprKind::Call { name, .. } = &e.kind
+            && functions::is_aggregate(&name.name)
+            && scope.get(&name.name).is_none()
+        {
+            let id = hidden_agg_name(first + found.len());
+            found.push(e.clone());
+            e.kind = ExprKind::Ident(ast::Ident::new(id, e.span));
+            return;
+        }
+        match &mut e.kind {
+            ExprKind::Binary { left, right, .. } => {
+                go(left, scope, found, first);
+                go(right, scope, found, first);
+            }
+            ExprKind::Unary { expr, .. } | ExprKind::Paren(expr) | ExprKind::Member { expr, .. } => go(expr, scope, found, first),
+            ExprKind::Index { expr, index } => {
+                go(expr, scope, found, first);
+                go(index, scope, found, first);
+            }
+            ExprKind::In { expr, list, .. } | ExprKind::HasAny { expr, list } | ExprKind::HasAll { expr, list } => {
+                go(expr, scope, found, first);
+                for x in list {
+                    go(x, scope, found, first);
+                }
+            }
+            ExprKind::Between { expr, low, high, .. } => {
+                go(expr, scope, found, first);
+                go(low, scope, found, first);
+                go(high, scope, found, first);
+            }
+            ExprKind::Call { args, .. } => {
+                for a in args {
+                    match a {
+                        ast::Arg::Positional(x) | ast::Arg::Named { value: x, .. } => go(x, scope, found, first),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = e.clone();
+    go(&mut out, scope, found, first);
+    out
+}
+
+/// The serialized row number column added for window functions.
+const ROW_NUMBER_COL: &str = "__kql_rn";
+
+fn is_hidden(name: &str) -> bool {
+    name.starts_with("__kql_")
+}
+
+fn column_ref(name: &str) -> DfExpr {
+    DfExpr::Column(datafusion::common::Column::new_unqualified(name))
+}
+
+pub(crate) enum Windowed {
+    No(Rel),
+    Yes(Rel, Vec<ast::NamedExpr>),
+}
+
+const WINDOW_FUNCTIONS: &[&str] = &["row_number", "prev", "next", "row_cumsum"];
+
+fn is_window_call(e: &ast::Expr, scope: &Scope) -> bool {
+    matches!(&e.kind, ExprKind::Call { name, .. } if WINDOW_FUNCTIONS.contains(&name.name.as_str()) && scope.get(&name.name).is_none())
+}
+
+fn for_each_child(e: &mut ast::Expr, f: &mut dyn FnMut(&mut ast::Expr)) {
+    match &mut e.kind {
+        ExprKind::Binary { left, right, .. } => {
+            f(left);
+            f(right);
+        }
+        ExprKind::Unary { expr, .. } | ExprKind::Paren(expr) | ExprKind::Member { expr, .. } => f(expr),
+        ExprKind::Index { expr, index } => {
+            f(expr);
+            f(index);
+        }
+        ExprKind::In { expr, list, .. } | ExprKind::HasAny { expr, list } | ExprKind::HasAll { expr, list } => {
+            f(expr);
+            list.iter_mut().for_each(&mut *f);
+        }
+        ExprKind::Between { expr, low, high, .. } => {
+            f(expr);
+            f(low);
+            f(high);
+        }
+        ExprKind::Call { args, .. } => {
+            for a in args {
+                match a {
+                    ast::Arg::Positional(x) | ast::Arg::Named { value: x, .. } => f(x),
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn contains_window_call(e: &ast::Expr, scope: &Scope) -> bool {
+    if is_window_call(e, scope) {
+        return true;
+    }
+    let mut found = false;
+    let mut copy = e.clone();
+    for_each_child(&mut copy, &mut |c| found |= contains_window_call(c, scope));
+    found
+}
+
+/// Replaces the window calls of `e` that contain no other window call by hidden column
+/// names; returns whether `e` contained a window call.
+fn rewrite_innermost_windows(e: &mut ast::Expr, scope: &Scope, found: &mut Vec<(String, ast::Expr)>, next: &mut usize) -> bool {
+    let mut inner = false;
+    for_each_child(e, &mut |c| inner |= rewrite_innermost_windows(c, scope, found, next));
+    if is_window_call(e, scope) {
+        if !inner {
+            let name = format!("__kql_win{next}");
+            *next += 1;
+            found.push((name.clone(), e.clone()));
+            e.kind = ExprKind::Ident(ast::Ident::new(name, e.span));
+        }
+        return true;
+    }
+    inner
+}
+
+/// Splits `cast(window) + k` style expressions into the window expression and the function
+/// applying the rest to its result column.
+fn split_window_expr(e: DfExpr) -> (DfExpr, Box<dyn Fn(DfExpr) -> DfExpr>) {
+    match e {
+        DfExpr::WindowFunction(_) => (e, Box::new(|x| x)),
+        DfExpr::Cast(c) => {
+            let to = c.field.data_type().clone();
+            let (w, f) = split_window_expr(*c.expr);
+            (w, Box::new(move |x| cast(f(x), to.clone())))
+        }
+        DfExpr::BinaryExpr(b) => {
+            let (w, f) = split_window_expr(*b.left);
+            let op = b.op;
+            let right = *b.right;
+            (w, Box::new(move |x| datafusion::logical_expr::binary_expr(f(x), op, right.clone())))
+        }
+        other => (other, Box::new(|x| x)),
+    }
+}
+
+/// The ordering of a plan's rows from the sort it ends in (through `take` and projections that
+/// pass the sort columns through unchanged), as sort expressions over the plan's output.
+fn input_ordering(plan: &datafusion::logical_expr::LogicalPlan) -> Option<Vec<SortExpr>> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    use datafusion::logical_expr::LogicalPlan;
+    let mut p = plan;
+    // Names that must pass through the projections between the plan's top and the sort.
+    let mut projections: Vec<&datafusion::logical_expr::Projection> = Vec::new();
+    let sort = loop {
+        match p {
+            LogicalPlan::Sort(s) => break s,
+            LogicalPlan::Limit(l) => p = l.input.as_ref(),
+            LogicalPlan::Projection(pr) => {
+                projections.push(pr);
+                p = pr.input.as_ref();
+            }
+            LogicalPlan::SubqueryAlias(a) => p = a.input.as_ref(),
+            _ => return None,
+        }
+    };
+    let mut out = Vec::new();
+    for se in &sort.expr {
+        for c in se.expr.column_refs() {
+            let passes = projections.iter().all(|pr| {
+                pr.expr.iter().any(|e| match e {
+                    DfExpr::Column(x) => x.name == c.name,
+                    DfExpr::Alias(a) => a.name == c.name && matches!(a.expr.as_ref(), DfExpr::Column(x) if x.name == c.name),
+                    _ => false,
+                })
+            });
+            if !passes {
+                return None;
+            }
+        }
+        let e = se
+            .expr
+            .clone()
+            .transform(|e| {
+                Ok(match e {
+                    DfExpr::Column(c) => Transformed::yes(DfExpr::Column(datafusion::common::Column::new_unqualified(c.name))),
+                    other => Transformed::no(other),
+                })
+            })
+            .ok()?
+            .data;
+        out.push(SortExpr::new(e, se.asc, se.nulls_first));
+    }
+    Some(out)
 }

@@ -118,6 +118,18 @@ fn map_op(op: AstOp) -> Option<BinaryOp> {
     })
 }
 
+/// The text of a `datetime(...)` literal without the quotes it may be written with
+/// (`datetime("2024-01-02 03:04:05")`).
+fn unquote(s: &str) -> &str {
+    let t = s.trim();
+    for q in ['"', '\''] {
+        if let Some(inner) = t.strip_prefix(q).and_then(|r| r.strip_suffix(q)) {
+            return inner;
+        }
+    }
+    t
+}
+
 /// The JSON text of a `dynamic(...)` literal.
 pub(crate) fn dyn_json(v: &DynValue) -> serde_json::Value {
     use serde_json::Value as J;
@@ -127,7 +139,7 @@ pub(crate) fn dyn_json(v: &DynValue) -> serde_json::Value {
         DynValue::Long(n) => J::from(*n),
         DynValue::Real(f) => serde_json::Number::from_f64(*f).map(J::Number).unwrap_or(J::Null),
         DynValue::String(s) => J::String(s.clone()),
-        DynValue::Datetime(s) => match functions::parse_datetime(s) {
+        DynValue::Datetime(s) => match functions::parse_datetime(unquote(s)) {
             Some(ns) => J::String(functions::format_datetime_iso(ns)),
             None => J::Null,
         },
@@ -153,7 +165,7 @@ impl<'a> Binder<'a> {
                 ),
                 None => return Err(self.semantic(format!("invalid decimal literal '{s}'"), l.span)),
             },
-            LiteralKind::Datetime(s) => match functions::parse_datetime(s) {
+            LiteralKind::Datetime(s) => match functions::parse_datetime(unquote(s)) {
                 Some(ns) => lit_ty(ScalarValue::TimestampNanosecond(Some(ns), None), KqlType::Datetime),
                 None => return Err(self.semantic(format!("invalid datetime literal '{s}'"), l.span)),
             },

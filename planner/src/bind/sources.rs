@@ -114,7 +114,7 @@ impl<'a> Binder<'a> {
         if schema.is_empty() {
             return Err(self.semantic("datatable needs at least one column", span));
         }
-        if values.len() % schema.len() != 0 {
+        if !values.len().is_multiple_of(schema.len()) {
             return Err(self.semantic(
                 format!("datatable has {} columns but {} values, not a multiple", schema.len(), values.len()),
                 span,
@@ -300,7 +300,8 @@ impl<'a> Binder<'a> {
                 }
                 _ => {
                     let rel = self.bind_tabular(t, scope)?;
-                    legs.push((format!("union_arg{}", legs.len()), rel));
+                    let name = as_name(t).unwrap_or_else(|| format!("union_arg{}", legs.len()));
+                    legs.push((name, rel));
                 }
             }
         }
@@ -340,6 +341,8 @@ impl<'a> Binder<'a> {
             for c in &out {
                 let e = match rel.schema.get(&c.name) {
                     Some(_) => rel.col(&c.name)?.expr,
+                    // Strings are never null in Kusto: a missing string column is empty.
+                    None if c.ty == KqlType::String => lit(""),
                     None => lit(ScalarValue::try_from(&c.ty.arrow_type())?),
                 };
                 exprs.push(cast(e, c.ty.arrow_type()).alias(c.name.clone()));
@@ -370,6 +373,18 @@ fn range_plan(start: i64, step: i64, count: i64, name: &str, ty: KqlType) -> Res
         _ => v,
     };
     Ok(LogicalPlanBuilder::from(plan).project(vec![v.alias(name.to_string())])?.build()?)
+}
+
+/// The `as` name a union leg ends with (`(T | as Name)`), which `withsource` reports.
+fn as_name(e: &ast::Expr) -> Option<String> {
+    match &e.kind {
+        ExprKind::Paren(inner) => as_name(inner),
+        ExprKind::Pipe { op, .. } => match &op.kind {
+            ast::OperatorKind::As { name, .. } => Some(name.name.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 pub(crate) fn param_word(e: &ast::Expr) -> Option<String> {

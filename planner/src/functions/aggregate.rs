@@ -200,8 +200,13 @@ fn lower_single(name: &str, mut args: Vec<TypedExpr>, arg_names: Vec<Option<Stri
         }
         "dcount" | "count_distinct" => {
             // dcount's optional accuracy argument is accepted; Kustodian counts exactly.
-            let e = build(count_udaf().call(vec![value.expr]).distinct())?;
-            let e = with_filter(e, filter)?;
+            // The filter must be set on the same builder as DISTINCT: `Expr::filter` on an
+            // already-built distinct aggregate loses it.
+            let b = count_udaf().call(vec![value.expr]).distinct();
+            let e = match filter {
+                Some(f) => build(b.filter(f))?,
+                None => build(b)?,
+            };
             mk(e, Long, format!("{name}_{suffix}"))
         }
         "make_list" | "make_set" | "make_bag" => {

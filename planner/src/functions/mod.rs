@@ -30,6 +30,7 @@ mod aggregate;
 mod conversion;
 mod datetime;
 mod dynamic;
+mod extra;
 mod math;
 mod operators;
 mod string;
@@ -42,6 +43,7 @@ mod tests;
 pub use aggregate::{AggregateLowering, is_aggregate, is_multi_column_aggregate, lower_aggregate_call, lower_aggregate_columns};
 pub use conversion::{lower_cast, lower_parse_json};
 pub use dynamic::lower_index;
+pub use extra::{mv_expand_call, mv_expand_type};
 pub use operators::{BinaryOp, lower_between, lower_binary, lower_has_any, lower_in_list, lower_negate};
 
 use crate::error::PlanError;
@@ -202,6 +204,9 @@ pub fn lower_scalar_call(name: &str, args: Vec<TypedExpr>, ctx: &FunctionContext
     }
     if dynamic::NAMES.contains(&name) {
         return dynamic::lower_dynamic_fn(name, args);
+    }
+    if extra::NAMES.contains(&name) {
+        return extra::lower_extra_fn(name, args);
     }
     if let Some(r) = lower_logic_fn(name, args) {
         return r;

@@ -512,6 +512,14 @@ pub fn lower_negate(e: TypedExpr) -> Result<TypedExpr> {
     match e.ty {
         KqlType::Int | KqlType::Long | KqlType::Real | KqlType::Decimal | KqlType::Timespan => {
             let ty = e.ty;
+            // A negated literal stays a literal (`range x from -1 to 1 step 1` needs constants).
+            if let Expr::Literal(v, _) = &e.expr
+                && !v.is_null()
+                && let ScalarValue::Float64(_) | ScalarValue::Int64(_) | ScalarValue::Int32(_) | ScalarValue::DurationNanosecond(_) = v
+                && let Ok(n) = v.arithmetic_negate()
+            {
+                return Ok(TypedExpr::new(Expr::Literal(n, None), ty));
+            }
             Ok(TypedExpr::new(row_call("negate", ty.arrow_type(), negate_row, vec![e.expr]), ty))
         }
         t => Err(PlanError::semantic(format!("The operator '-' is not defined for the operand type {t}."))),

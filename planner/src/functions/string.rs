@@ -288,17 +288,30 @@ fn strrep_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
     s_str(Some(vec![s; n as usize].join(d)))
 }
 
-fn url_encode_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+/// `url_encode` (.NET `HttpUtility.UrlEncode`: space as `+`, lower-case hex) and
+/// `url_encode_component` (`Uri.EscapeDataString`: space as `%20`, upper-case hex).
+fn url_encode_with(args: &[ScalarValue], component: bool) -> ScalarValue {
     let s = args.first().map_or("", sv_str_or_empty);
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => out.push(b as char),
+            b'~' if component => out.push('~'),
+            b'!' | b'*' | b'(' | b')' if !component => out.push(b as char),
+            b' ' if !component => out.push('+'),
+            _ if component => out.push_str(&format!("%{b:02X}")),
+            _ => out.push_str(&format!("%{b:02x}")),
         }
     }
     s_str(Some(out))
+}
+
+fn url_encode_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    url_encode_with(args, false)
+}
+
+fn url_encode_component_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    url_encode_with(args, true)
 }
 
 fn url_decode_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
@@ -554,6 +567,8 @@ pub(crate) fn lower_string_fn(name: &str, mut args: Vec<TypedExpr>) -> Result<Ty
                     None => st("extract", extract_row, vec![re, g, text]),
                     Some(t) => {
                         let to = match &t.expr {
+                            // The binder passes `typeof(long)` as a null literal of that type.
+                            Expr::Literal(v, _) if v.is_null() => Some(t.ty),
                             Expr::Literal(v, _) => sv_str(v).and_then(KqlType::from_name),
                             _ => None,
                         };
@@ -621,9 +636,13 @@ pub(crate) fn lower_string_fn(name: &str, mut args: Vec<TypedExpr>) -> Result<Ty
                 }
                 st("strrep", strrep_row, a)
             }
-            "url_encode" | "url_encode_component" => {
+            "url_encode" => {
                 arity(name, n, 1, 1)?;
                 st("url_encode", url_encode_row, strings(args)?)
+            }
+            "url_encode_component" => {
+                arity(name, n, 1, 1)?;
+                st("url_encode_component", url_encode_component_row, strings(args)?)
             }
             "url_decode" => {
                 arity(name, n, 1, 1)?;
