@@ -58,13 +58,9 @@ impl<'a> Binder<'a> {
             OperatorKind::Join(j) => self.plan_join(rel, j, scope, span, false),
             OperatorKind::Lookup(j) => self.plan_join(rel, j, scope, span, true),
             OperatorKind::Union(u) => self.bind_union(Some(rel), u, scope, span),
-            OperatorKind::As { name, .. } => {
-                // The name is visible to the rest of the query; binding the pipeline left to right
-                // means later references see it through the scope of enclosing statements only.
-                let _ = Binding::Tabular(rel.clone());
-                let _ = name;
-                Ok(rel)
-            }
+            // `as Name` names the result for `union withsource=` (see bind_union). Referring to the
+            // name later in the same query is not supported: it fails as an unknown table.
+            OperatorKind::As { .. } => Ok(rel),
             OperatorKind::Getschema => self.plan_getschema(rel),
             OperatorKind::Serialize(items) => {
                 if items.is_empty() {
@@ -93,7 +89,7 @@ impl<'a> Binder<'a> {
             OperatorKind::Reduce { .. } => Err(self.unsupported("the 'reduce' operator", span)),
             OperatorKind::Consume(_) => {
                 let plan = rel.builder().limit(0, Some(0))?.build()?;
-                Ok(Rel::new(plan, KqlSchema::default()).with_no_columns())
+                Ok(Rel::new(plan, rel.schema))
             }
         }
     }
@@ -1177,11 +1173,6 @@ impl<'a> Binder<'a> {
     }
 }
 
-impl Rel {
-    fn with_no_columns(self) -> Rel {
-        self
-    }
-}
 
 fn dotnet_type(t: KqlType) -> &'static str {
     match t {
@@ -1198,15 +1189,7 @@ fn dotnet_type(t: KqlType) -> &'static str {
     }
 }
 
-#[allow(dead_code)]
-fn typed_null(ty: KqlType) -> Result<TypedExpr> {
-    Ok(TypedExpr::new(lit(ScalarValue::try_from(&ty.arrow_type())?), ty))
-}
 
-#[allow(dead_code)]
-fn internal(msg: &str) -> PlanError {
-    PlanError::Internal(msg.to_string())
-}
 
 /// Functions whose result column is named after their first argument (`round(x)` -> `x`).
 const NAME_FIRST_ARG: &[&str] = &[

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use datafusion::common::ScalarValue;
-use datafusion::logical_expr::{Expr as DfExpr, LogicalPlanBuilder, cast, lit};
+use datafusion::logical_expr::Expr as DfExpr;
 use kustodian_parser::ast::{self, BinaryOp as AstOp, DynValue, ExprKind, LiteralKind};
 
 use super::{Binder, Binding, Rel, Scope, did_you_mean};
@@ -533,20 +533,4 @@ impl<'a> Binder<'a> {
         }
         Ok(out)
     }
-}
-
-/// A one-row relation with no columns, for constant expressions that need a plan.
-#[allow(dead_code)]
-pub(crate) fn one_row() -> Result<Rel> {
-    Ok(Rel::new(LogicalPlanBuilder::empty(true).build()?, crate::types::KqlSchema::default()))
-}
-
-#[allow(dead_code)]
-pub(crate) fn cast_to(e: TypedExpr, ty: KqlType) -> TypedExpr {
-    TypedExpr::new(cast(e.expr, ty.arrow_type()), ty)
-}
-
-#[allow(dead_code)]
-pub(crate) fn lit_string(s: &str) -> TypedExpr {
-    TypedExpr::new(lit(s.to_string()), KqlType::String)
 }
