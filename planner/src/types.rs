@@ -112,6 +112,22 @@ impl KqlType {
             .or_else(|| KqlType::from_arrow(field.data_type()))
     }
 
+    /// The .NET type name Kusto reports for the type (`getschema`, `.show table T schema as json`).
+    pub fn dotnet_name(self) -> &'static str {
+        match self {
+            KqlType::Bool => "System.Boolean",
+            KqlType::Int => "System.Int32",
+            KqlType::Long => "System.Int64",
+            KqlType::Real => "System.Double",
+            KqlType::Decimal => "System.Data.SqlTypes.SqlDecimal",
+            KqlType::String => "System.String",
+            KqlType::Datetime => "System.DateTime",
+            KqlType::Timespan => "System.TimeSpan",
+            KqlType::Guid => "System.Guid",
+            KqlType::Dynamic => "System.Object",
+        }
+    }
+
     pub fn is_numeric(self) -> bool {
         matches!(self, KqlType::Int | KqlType::Long | KqlType::Real | KqlType::Decimal)
     }

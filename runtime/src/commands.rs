@@ -244,7 +244,7 @@ pub(crate) async fn execute(cluster: &Cluster, caller: &Caller, ctx: &RequestCon
             let schema = match format {
                 ast::SchemaFormat::Json => serde_json::json!({
                     "Name": tm.name,
-                    "OrderedColumns": tm.schema.columns.iter().map(|c| serde_json::json!({"Name": c.name, "Type": dotnet(c.ty), "CslType": c.ty.name()})).collect::<Vec<_>>(),
+                    "OrderedColumns": tm.schema.columns.iter().map(|c| serde_json::json!({"Name": c.name, "Type": c.ty.dotnet_name(), "CslType": c.ty.name()})).collect::<Vec<_>>(),
                 })
                 .to_string(),
                 _ => tm.schema.columns.iter().map(|c| format!("{}:{}", c.name, c.ty)).collect::<Vec<_>>().join(","),
@@ -488,20 +488,6 @@ pub(crate) async fn execute(cluster: &Cluster, caller: &Caller, ctx: &RequestCon
     }
 }
 
-fn dotnet(t: KqlType) -> &'static str {
-    match t {
-        KqlType::Bool => "System.Boolean",
-        KqlType::Int => "System.Int32",
-        KqlType::Long => "System.Int64",
-        KqlType::Real => "System.Double",
-        KqlType::Decimal => "System.Data.SqlTypes.SqlDecimal",
-        KqlType::String => "System.String",
-        KqlType::Datetime => "System.DateTime",
-        KqlType::Timespan => "System.TimeSpan",
-        KqlType::Guid => "System.Guid",
-        KqlType::Dynamic => "System.Object",
-    }
-}
 
 const FUNCTION_COLS: &[(&str, KqlType)] = &[
     ("Name", KqlType::String),

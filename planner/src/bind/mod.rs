@@ -174,21 +174,7 @@ pub(crate) struct Binder<'a> {
 
 /// Plans a query for a request.
 pub fn plan_query(catalog: &dyn Catalog, ctx: &RequestContext, query: &ast::Query, text: &str) -> Result<PlannedQuery> {
-    let mut b = Binder {
-        catalog,
-        ctx,
-        fctx: FunctionContext { now_nanos: ctx.now_nanos },
-        database: ctx.database.clone(),
-        force_rls: ctx.force_rls,
-        block_rls: ctx.block_rls,
-        policies: Vec::new(),
-        tables: Vec::new(),
-        substitutions: Vec::new(),
-        policy_stack: Vec::new(),
-        restrict: None,
-        foreign_text: 0,
-        depth: 0,
-    };
+    let mut b = Binder::new(catalog, ctx);
     let rel = b.bind_statements(&query.statements, &mut Scope::default(), true)?;
     let effective_kql = sources::effective_kql(text, &b.substitutions, &b.policies);
     let mut protected: Vec<String> = b.policies.iter().map(|p| p.table.clone()).collect();
@@ -209,6 +195,24 @@ pub(crate) fn span_of(s: Span) -> ErrSpan {
 }
 
 impl<'a> Binder<'a> {
+    pub fn new(catalog: &'a dyn Catalog, ctx: &'a RequestContext) -> Self {
+        Binder {
+            catalog,
+            ctx,
+            fctx: FunctionContext { now_nanos: ctx.now_nanos },
+            database: ctx.database.clone(),
+            force_rls: ctx.force_rls,
+            block_rls: ctx.block_rls,
+            policies: Vec::new(),
+            tables: Vec::new(),
+            substitutions: Vec::new(),
+            policy_stack: Vec::new(),
+            restrict: None,
+            foreign_text: 0,
+            depth: 0,
+        }
+    }
+
     /// Error span for a node: only when the text being bound is the request's own.
     pub fn err_span(&self, s: Span) -> ErrSpan {
         if self.foreign_text > 0 { ErrSpan::default() } else { span_of(s) }
@@ -781,21 +785,7 @@ fn levenshtein(a: &str, b: &str) -> usize {
 
 /// Plans `ops` over an input relation (a management command's result piped into operators).
 pub fn plan_pipe(catalog: &dyn Catalog, ctx: &RequestContext, input: LogicalPlan, schema: KqlSchema, ops: &[ast::Operator]) -> Result<PlannedQuery> {
-    let mut b = Binder {
-        catalog,
-        ctx,
-        fctx: FunctionContext { now_nanos: ctx.now_nanos },
-        database: ctx.database.clone(),
-        force_rls: ctx.force_rls,
-        block_rls: ctx.block_rls,
-        policies: Vec::new(),
-        tables: Vec::new(),
-        substitutions: Vec::new(),
-        policy_stack: Vec::new(),
-        restrict: None,
-        foreign_text: 0,
-        depth: 0,
-    };
+    let mut b = Binder::new(catalog, ctx);
     let mut rel = Rel::new(input, schema);
     let scope = Scope::default();
     for op in ops {
@@ -808,21 +798,10 @@ pub fn plan_pipe(catalog: &dyn Catalog, ctx: &RequestContext, input: LogicalPlan
 /// Binds a policy query for `table` the way queries will run it, to validate it before it is
 /// stored: it must parse, bind, and return exactly the table's schema.
 pub fn validate_policy(catalog: &dyn Catalog, ctx: &RequestContext, table: &TableInfo, query: &str) -> Result<Vec<TableAccess>> {
-    let mut b = Binder {
-        catalog,
-        ctx,
-        fctx: FunctionContext { now_nanos: ctx.now_nanos },
-        database: table.database.clone(),
-        force_rls: false,
-        block_rls: false,
-        policies: Vec::new(),
-        tables: Vec::new(),
-        substitutions: Vec::new(),
-        policy_stack: Vec::new(),
-        restrict: None,
-        foreign_text: 0,
-        depth: 0,
-    };
+    let mut b = Binder::new(catalog, ctx);
+    b.database = table.database.clone();
+    b.force_rls = false;
+    b.block_rls = false;
     b.bind_policy(table, query)?;
     Ok(b.tables)
 }

@@ -979,7 +979,7 @@ impl<'a> Binder<'a> {
             rows.push(vec![
                 lit(c.name.clone()),
                 lit(i as i32),
-                lit(dotnet_type(c.ty).to_string()),
+                lit(c.ty.dotnet_name().to_string()),
                 lit(c.ty.name().to_string()),
             ]);
         }
@@ -1174,20 +1174,6 @@ impl<'a> Binder<'a> {
 }
 
 
-fn dotnet_type(t: KqlType) -> &'static str {
-    match t {
-        KqlType::Bool => "System.Boolean",
-        KqlType::Int => "System.Int32",
-        KqlType::Long => "System.Int64",
-        KqlType::Real => "System.Double",
-        KqlType::Decimal => "System.Data.SqlTypes.SqlDecimal",
-        KqlType::String => "System.String",
-        KqlType::Datetime => "System.DateTime",
-        KqlType::Timespan => "System.TimeSpan",
-        KqlType::Guid => "System.Guid",
-        KqlType::Dynamic => "System.Object",
-    }
-}
 
 
 
