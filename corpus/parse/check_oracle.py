@@ -10,7 +10,7 @@ oracle = os.environ.get('KQL_ORACLE') or os.path.join(here, '../../../shared/too
 files = []
 for kind in ('ok', 'err'):
     for f in sorted(glob.glob(os.path.join(root, kind, '*.kql'))):
-        files.append((kind, f, open(f, encoding='utf-8').read()))
+        files.append((kind, f, open(f, encoding='utf-8', newline='').read()))
 inp = ''.join(json.dumps(t) + '\n' for _, _, t in files)
 p = subprocess.run([oracle], input=inp, capture_output=True, text=True)
 res = [json.loads(l) for l in p.stdout.splitlines() if l.strip()]

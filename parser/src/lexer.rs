@@ -103,7 +103,7 @@ keywords! {
     // statements
     Let = "let", Set = "set", Declare = "declare", QueryParameters = "query_parameters",
     Pattern = "pattern", Restrict = "restrict", Access = "access", To = "to", Alias = "alias",
-    Database = "database", View = "view",
+    Database = "database", View = "view", Materialize = "materialize",
     // sources
     Print = "print", Range = "range", From = "from", Step = "step", Union = "union",
     Datatable = "datatable", Externaldata = "externaldata", Find = "find", Search = "search",
@@ -160,6 +160,7 @@ fn query_keyword(w: &str) -> Option<Kw> {
         "alias" => Alias,
         "database" => Database,
         "view" => View,
+        "materialize" => Materialize,
         "print" => Print,
         "range" => Range,
         "from" => From,
@@ -441,6 +442,10 @@ const LITERAL_WORDS: &[&str] = &[
 ];
 
 fn is_ident_text(name: &str) -> bool {
+    if matches!(name, "$left" | "$right") {
+        return false;
+    }
+    let name = name.strip_prefix('$').unwrap_or(name);
     let mut chars = name.chars();
     match chars.next() {
         Some(c) if c.is_ascii_alphabetic() || c == '_' => {}
@@ -518,6 +523,9 @@ fn param_names(kw: Kw) -> Option<&'static [&'static str]> {
 enum Raw {
     #[regex(r"[A-Za-z_][A-Za-z0-9_]*")]
     Word,
+    /// `$table` (the source column of `search`/`union withsource`) and similar names.
+    #[regex(r"\$[A-Za-z_][A-Za-z0-9_]*")]
+    DollarWord,
     #[token("$left")]
     DollarLeft,
     #[token("$right")]
@@ -666,6 +674,7 @@ impl<'a> RawLexer<'a> {
                         }
                         RawTok::Word(text.to_string())
                     }
+                    Raw::DollarWord => RawTok::Word(text.to_string()),
                     Raw::DollarLeft => RawTok::Punct(Tok::DollarLeft),
                     Raw::DollarRight => RawTok::Punct(Tok::DollarRight),
                     Raw::Int => RawTok::Lit(Tok::Long(parse_long(text, 10).ok_or_else(|| {
@@ -1399,13 +1408,17 @@ fn literal_to_dyn(k: LiteralKind) -> DynValue {
 
 fn merge_words(
     _src: &str,
-    raw: Vec<(usize, RawTok, usize)>,
+    mut raw: Vec<(usize, RawTok, usize)>,
     is_command: bool,
 ) -> Vec<(usize, RawTok, usize)> {
     let mut out: Vec<(usize, RawTok, usize)> = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {
-        if let (s, RawTok::Word(w), e) = &raw[i] {
+        // Only a word directly followed by `-` can start a hyphenated keyword.
+        let hyphen_follows = matches!(raw.get(i + 1), Some((ms, RawTok::Punct(Tok::Minus), _)) if *ms == raw[i].2);
+        if let (s, RawTok::Word(w), e) = &raw[i]
+            && hyphen_follows
+        {
             // Try word-word-word, then word-word (adjacent, no spaces).
             let mut merged = None;
             for parts in [3usize, 2] {
@@ -1446,7 +1459,7 @@ fn merge_words(
                 continue;
             }
         }
-        out.push(raw[i].clone());
+        out.push(std::mem::replace(&mut raw[i], (0, RawTok::Punct(Tok::Comma), 0)));
         i += 1;
     }
     out

@@ -43,7 +43,8 @@ pub fn parse(text: &str) -> Result<Request> {
     }
     check_supported(text, &tokens)?;
     let parser = grammar::RequestParser::new();
-    parser.parse(text, tokens.into_iter().map(Ok::<_, ParseError>)).map_err(|e| map_error(text, e))
+    // Large nonterminals are boxed inside the grammar to keep the parser's stack symbols small.
+    parser.parse(text, tokens.into_iter().map(Ok::<_, ParseError>)).map(|r| *r).map_err(|e| map_error(text, e))
 }
 
 /// Gives constructs Kustodian does not support a clear error instead of a syntax error.

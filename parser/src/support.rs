@@ -62,11 +62,8 @@ pub(crate) fn fold_props(src: &str, items: Vec<PropItem>) -> Result<Vec<Property
 }
 
 /// Statements, with the last one optional (`a; b;` and `a; b` are both fine).
-pub(crate) fn statements(mut init: Vec<Statement>, last: Option<Statement>) -> Vec<Statement> {
-    if let Some(s) = last {
-        init.push(s);
-    }
-    init
+pub(crate) fn statements(init: Vec<Box<Statement>>, last: Option<Box<Statement>>) -> Vec<Statement> {
+    init.into_iter().chain(last).map(|s| *s).collect()
 }
 
 pub(crate) fn wildcard_or_star(pattern: String, l: usize, r: usize) -> Expr {

@@ -422,6 +422,11 @@ fn sources() {
     assert!(matches!(last_expr("evaluate sql_request('a')").kind, ExprKind::Evaluate(_)));
     assert!(matches!(last_expr("table('T', 'all') | count").kind, ExprKind::Pipe { .. }));
     assert!(matches!(last_expr("(T | take 1) | count").kind, ExprKind::Pipe { .. }));
+    // only toscalar/materialize take a bare tabular argument (fuzz finding)
+    assert!(parse("union T, range (T | take 1)").is_err());
+    assert!(parse("print f(T | take 1)").is_err());
+    query("union T, f((T | take 1))");
+    query("print toscalar(T | count), x = toscalar(print 1)");
 }
 
 #[test]

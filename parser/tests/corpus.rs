@@ -1,5 +1,6 @@
 //! Runs the shared parse corpus: every `corpus/parse/ok` case parses and round-trips through
 //! `Display`; every `corpus/parse/err` case is rejected with a positioned error.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
 

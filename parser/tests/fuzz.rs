@@ -4,6 +4,7 @@
 //! Four input generators: random bytes, random strings over KQL's characters, "token soup"
 //! from a vocabulary of KQL fragments, structured queries generated from a small grammar, and
 //! mutations of the shared corpus. Run long with e.g. `PROPTEST_CASES=200000`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
 
@@ -195,13 +196,15 @@ fn query() -> impl Strategy<Value = String> {
         prop::collection::vec(named(), 1..3).prop_map(|v| format!("print {}", v.join(", "))),
         Just("range i from 1 to 10 step 1".to_string()),
         Just("union kind=outer T1, (T2 | take 1)".to_string()),
-        Just("materialize(T | take 1)".to_string()),
+        Just("(T | take 1)".to_string()),
+        Just("$table".to_string()),
     ];
     let lets = prop::collection::vec(
         prop_oneof![
             (name(), expr()).prop_map(|(n, e)| format!("let {n} = {e};")),
             (name(), expr()).prop_map(|(n, e)| format!("let {n} = (a:long, b:string = \"d\") {{ T | where a > ({e}) }};")),
             Just("set notruncation;".to_string()),
+            Just("let m = materialize(T | take 1);".to_string()),
             Just("set query_force_row_level_security = true;".to_string()),
         ],
         0..3,

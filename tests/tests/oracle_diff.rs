@@ -75,7 +75,10 @@ fn unavailable(reason: &str) {
     if std::env::var_os("CI").is_some() {
         panic!("{message}");
     }
-    eprintln!(
+    // Written to the real stderr, not through `eprintln!`, so libtest's output capture does not
+    // hide the warning of a passing test.
+    let _ = writeln!(
+        std::io::stderr(),
         "\n{bar}\n!!! SKIPPED: {message}\n{bar}\n",
         bar = "!".repeat(78)
     );

@@ -54,10 +54,14 @@ fn read_case(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
-/// Pretty JSON of an AST (a macro, so this crate needs no direct `serde` dependency).
+/// Pretty JSON of an AST for failure messages, in the snapshot form (no spans); a macro, so
+/// this crate needs no direct `serde` dependency.
 macro_rules! to_json {
     ($value:expr) => {
-        serde_json::to_string_pretty($value).unwrap_or_else(|e| format!("<not serializable: {e}>"))
+        serde_json::to_value($value)
+            .map(ast_snapshot_value)
+            .and_then(|json| serde_json::to_string_pretty(&json))
+            .unwrap_or_else(|e| format!("<not serializable: {e}>"))
     };
 }
 

@@ -36,15 +36,6 @@ fn in_command_mode() -> bool {
     COMMAND_MODE.with(|c| c.get())
 }
 
-/// Name of an entity inside a command (command words must be bracketed).
-fn cmd_ident(i: &Ident) -> Cow<'_, str> {
-    let _g = CommandMode::set(true);
-    match quote_ident(&i.name) {
-        Cow::Borrowed(b) => Cow::Borrowed(b),
-        Cow::Owned(o) => Cow::Owned(o),
-    }
-}
-
 /// Quotes a name as `['name']` unless it can be written bare.
 pub fn quote_ident(name: &str) -> Cow<'_, str> {
     let plain = !crate::lexer::is_kusto_reserved(name)
@@ -209,6 +200,15 @@ impl Display for Statement {
         match &self.kind {
             StatementKind::Let { name, value } => {
                 write!(f, "let {name} = ")?;
+                // `materialize(...)` is a keyword form, valid only as a `let` value.
+                if let ExprKind::Call { name: callee, args } = &value.kind
+                    && callee.name == "materialize"
+                    && let [Arg::Positional(arg)] = args.as_slice()
+                {
+                    f.write_str("materialize(")?;
+                    write_expr(f, arg, Prec::Pipe)?;
+                    return f.write_str(")");
+                }
                 write_expr(f, value, Prec::Pipe)
             }
             StatementKind::Set { name, value } => {
@@ -1395,7 +1395,7 @@ impl Display for CommandKind {
                         if i > 0 {
                             f.write_str(", ")?;
                         }
-                        f.write_str(&cmd_ident(n))?;
+                        f.write_str(&quote_ident(&n.name))?;
                     }
                     f.write_str(")")?;
                 }
@@ -1414,7 +1414,7 @@ impl Display for CommandKind {
                     if i > 0 {
                         f.write_str(", ")?;
                     }
-                    f.write_str(&cmd_ident(n))?;
+                    f.write_str(&quote_ident(&n.name))?;
                 }
                 f.write_str(")")?;
                 if *if_exists {
