@@ -978,14 +978,14 @@ impl<'a> Binder<'a> {
         for (i, c) in rel.schema.columns.iter().enumerate() {
             rows.push(vec![
                 lit(c.name.clone()),
-                lit(i as i32),
+                lit(i as i64),
                 lit(c.ty.dotnet_name().to_string()),
                 lit(c.ty.name().to_string()),
             ]);
         }
         let schema = KqlSchema::new(vec![
             KqlColumn::new("ColumnName", KqlType::String),
-            KqlColumn::new("ColumnOrdinal", KqlType::Int),
+            KqlColumn::new("ColumnOrdinal", KqlType::Long),
             KqlColumn::new("DataType", KqlType::String),
             KqlColumn::new("ColumnType", KqlType::String),
         ]);
