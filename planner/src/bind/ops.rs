@@ -1025,8 +1025,12 @@ impl<'a> Binder<'a> {
         for cond in &j.on {
             self.join_keys(cond, &mut keys)?;
         }
+        if j.on.is_empty() {
+            // Without `on`, Kusto joins on the columns the two sides have in common.
+            keys = left.names().into_iter().filter(|n| right.schema.get(n).is_some()).map(|n| (n.clone(), n)).collect();
+        }
         if keys.is_empty() {
-            return Err(self.semantic("join needs at least one 'on' key", span));
+            return Err(self.semantic("join needs at least one 'on' key (the two sides have no column in common)", span));
         }
         for (l, r) in &keys {
             if left.schema.get(l).is_none() {
