@@ -7,15 +7,42 @@ use kustodian_parser::parse;
 
 const QUERIES: &[(&str, &str)] = &[
     ("take", "StormEvents | take 10"),
-    ("where_project", "StormEvents | where State == 'TEXAS' and DamageProperty > 1000 | project StartTime, EventType, DamageProperty"),
-    ("summarize_bin", "StormEvents | where StartTime > ago(7d) | summarize Events = count(), Damage = sum(DamageProperty) by State, bin(StartTime, 1h) | sort by Damage desc | take 20"),
-    ("join", "let Recent = StormEvents | where StartTime > ago(1d); Recent | join kind=leftouter hint.strategy=broadcast (Populations | project State, Population) on State | extend PerCapita = todouble(DamageProperty) / Population"),
-    ("rls_policy", "let IsAdmin = current_principal_is_member_of('aadgroup=admins@contoso.com'); Sales | where IsAdmin or Owner == current_principal_details()['UserPrincipalName'] | extend CreditCard = iff(IsAdmin, CreditCard, strcat('****', substring(CreditCard, 12)))"),
-    ("lambda", "let f = (T:(Amount:real, Region:string), threshold:real = 10.0) { T | where Amount > threshold | summarize total = sum(Amount) by Region }; f(Sales, 100.0) | top 5 by total desc"),
-    ("dynamic_mv_expand", "Logs | extend Props = parse_json(Payload) | mv-expand Tag = Props.tags to typeof(string) | where Tag has_any ('error', 'fatal') | summarize dcount(SessionId) by tostring(Props['service'])"),
-    ("make_series", "Metrics | make-series avg(Value) default = 0 on Timestamp from datetime(2024-01-01) to datetime(2024-02-01) step 1h by Host | extend anomalies = series_decompose_anomalies(avg_Value)"),
-    ("command_rls", ".alter table Sales policy row_level_security enable \"Sales | where Owner == current_principal()\""),
-    ("command_principals", ".add database Sales viewers ('aaduser=alice@contoso.com', 'aadgroup=analysts@contoso.com') skip-results 'analysts'"),
+    (
+        "where_project",
+        "StormEvents | where State == 'TEXAS' and DamageProperty > 1000 | project StartTime, EventType, DamageProperty",
+    ),
+    (
+        "summarize_bin",
+        "StormEvents | where StartTime > ago(7d) | summarize Events = count(), Damage = sum(DamageProperty) by State, bin(StartTime, 1h) | sort by Damage desc | take 20",
+    ),
+    (
+        "join",
+        "let Recent = StormEvents | where StartTime > ago(1d); Recent | join kind=leftouter hint.strategy=broadcast (Populations | project State, Population) on State | extend PerCapita = todouble(DamageProperty) / Population",
+    ),
+    (
+        "rls_policy",
+        "let IsAdmin = current_principal_is_member_of('aadgroup=admins@contoso.com'); Sales | where IsAdmin or Owner == current_principal_details()['UserPrincipalName'] | extend CreditCard = iff(IsAdmin, CreditCard, strcat('****', substring(CreditCard, 12)))",
+    ),
+    (
+        "lambda",
+        "let f = (T:(Amount:real, Region:string), threshold:real = 10.0) { T | where Amount > threshold | summarize total = sum(Amount) by Region }; f(Sales, 100.0) | top 5 by total desc",
+    ),
+    (
+        "dynamic_mv_expand",
+        "Logs | extend Props = parse_json(Payload) | mv-expand Tag = Props.tags to typeof(string) | where Tag has_any ('error', 'fatal') | summarize dcount(SessionId) by tostring(Props['service'])",
+    ),
+    (
+        "make_series",
+        "Metrics | make-series avg(Value) default = 0 on Timestamp from datetime(2024-01-01) to datetime(2024-02-01) step 1h by Host | extend anomalies = series_decompose_anomalies(avg_Value)",
+    ),
+    (
+        "command_rls",
+        ".alter table Sales policy row_level_security enable \"Sales | where Owner == current_principal()\"",
+    ),
+    (
+        "command_principals",
+        ".add database Sales viewers ('aaduser=alice@contoso.com', 'aadgroup=analysts@contoso.com') skip-results 'analysts'",
+    ),
 ];
 
 fn large_script(statements: usize) -> String {
@@ -34,7 +61,9 @@ fn bench_latency(c: &mut Criterion) {
     for (name, text) in QUERIES {
         assert!(parse(text).is_ok(), "{name} must parse");
         g.throughput(Throughput::Bytes(text.len() as u64));
-        g.bench_with_input(BenchmarkId::from_parameter(name), text, |b, t| b.iter(|| parse(black_box(t))));
+        g.bench_with_input(BenchmarkId::from_parameter(name), text, |b, t| {
+            b.iter(|| parse(black_box(t)))
+        });
     }
     g.finish();
 }
@@ -51,7 +80,9 @@ fn bench_large_script(c: &mut Criterion) {
 
 fn bench_print(c: &mut Criterion) {
     let Ok(ast) = parse(QUERIES[4].1) else { return };
-    c.bench_function("print/rls_policy", |b| b.iter(|| black_box(&ast).to_string()));
+    c.bench_function("print/rls_policy", |b| {
+        b.iter(|| black_box(&ast).to_string())
+    });
 }
 
 criterion_group!(benches, bench_latency, bench_large_script, bench_print);

@@ -6,11 +6,16 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(ast) = kustodian_parser::parse(text) {
         let printed = ast.to_string();
         match kustodian_parser::parse(&printed) {
-            Ok(again) => assert!(again == ast, "round trip changed the AST: {text:?} -> {printed:?}"),
+            Ok(again) => assert!(
+                again == ast,
+                "round trip changed the AST: {text:?} -> {printed:?}"
+            ),
             Err(e) => panic!("printed text does not parse: {text:?} -> {printed:?}: {e}"),
         }
     }

@@ -50,7 +50,14 @@ impl ParseError {
     /// Builds an error at `span` of `source`, computing line and column.
     pub fn new(kind: ParseErrorKind, message: impl Into<String>, span: Span, source: &str) -> Self {
         let (line, column) = line_col(source, span.start);
-        ParseError { kind, message: message.into(), span, line, column, expected: Vec::new() }
+        ParseError {
+            kind,
+            message: message.into(),
+            span,
+            line,
+            column,
+            expected: Vec::new(),
+        }
     }
 
     pub fn with_expected(mut self, expected: Vec<String>) -> Self {
@@ -68,21 +75,41 @@ impl ParseError {
     ///   |             ^^ expected one of: identifier, '('
     /// ```
     pub fn frame(&self, source: &str) -> String {
-        let line_text = source.lines().nth(self.line.saturating_sub(1)).unwrap_or("");
+        let line_text = source
+            .lines()
+            .nth(self.line.saturating_sub(1))
+            .unwrap_or("");
         let line_no = self.line.to_string();
         let pad = " ".repeat(line_no.len());
         // Caret under the span, clipped to the line.
         let line_start = line_start_offset(source, self.span.start);
-        let before = source.get(line_start..self.span.start.min(source.len())).unwrap_or("");
+        let before = source
+            .get(line_start..self.span.start.min(source.len()))
+            .unwrap_or("");
         let col_chars = before.chars().count();
-        let span_text = source.get(self.span.start.min(source.len())..self.span.end.min(source.len())).unwrap_or("");
-        let span_chars = span_text.lines().next().unwrap_or("").chars().count().max(1);
+        let span_text = source
+            .get(self.span.start.min(source.len())..self.span.end.min(source.len()))
+            .unwrap_or("");
+        let span_chars = span_text
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .count()
+            .max(1);
         let mut out = String::new();
         out.push_str(&format!("error: {}\n", self.message));
-        out.push_str(&format!("{pad}--> line {}, column {}\n", self.line, self.column));
+        out.push_str(&format!(
+            "{pad}--> line {}, column {}\n",
+            self.line, self.column
+        ));
         out.push_str(&format!("{pad} |\n"));
         out.push_str(&format!("{line_no} | {line_text}\n"));
-        out.push_str(&format!("{pad} | {}{}", " ".repeat(col_chars), "^".repeat(span_chars)));
+        out.push_str(&format!(
+            "{pad} | {}{}",
+            " ".repeat(col_chars),
+            "^".repeat(span_chars)
+        ));
         if !self.expected.is_empty() {
             out.push_str(" expected one of: ");
             out.push_str(&self.expected.join(", "));

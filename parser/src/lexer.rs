@@ -361,7 +361,6 @@ const SOFT_KEYWORDS: &[Kw] = &[
     Kw::From,
     Kw::Step,
     Kw::Evaluate,
-
     Kw::Regex,
     Kw::Filter,
     Kw::Extend,
@@ -398,21 +397,107 @@ const SOFT_KEYWORDS: &[Kw] = &[
 /// our own keywords. Our grammar accepts most of them as names, but `Display` brackets them so
 /// that printed KQL is also valid for Kusto.
 const KUSTO_RESERVED: &[&str] = &[
-    "accumulate", "anomalychart", "areachart", "bagexpansion", "barchart", "boolean", "byte",
-    "cachingpolicy", "callout", "cancel", "card", "char", "columnchart", "containscs", "cycles",
-    "dataexport", "datascope", "date", "datetime", "decimal", "decodeblocks", "double", "dynamic",
-    "earliest", "encodingpolicy", "expandoutput", "extent_tags_retention", "flags", "float",
-    "force_remote", "guid", "harddelete", "hardretention", "hotcache", "int", "isfuzzy",
-    "journal", "kind", "ladderchart", "latest", "like", "likecs", "linechart", "long",
-    "materialize", "mdm", "missing", "nooptimization", "notcontains", "notcontainscs", "notlike",
-    "notlikecs", "others", "pathformat", "piechart", "pivotchart", "queries", "query_results",
-    "real", "relaxed", "restricted_view_access", "row_level_security", "rowstore",
-    "rowstore_references", "rowstore_sealinfo", "rowstorepolicy", "rowstores", "scatterchart",
-    "seal", "seals", "shards", "simple", "softdelete", "softretention", "sql",
-    "stackedareachart", "statistics", "storedqueryresultcontainers", "string", "tablepurge",
-    "time", "timechart", "timeline", "timepivot", "timespan", "title", "toscalar", "totable",
-    "treemap", "uint", "ulong", "uniqueid", "unrestrictedviewers", "verbose", "viewers", "views",
-    "with_itemindex", "with_match_id", "with_step_name", "withsource", "writeaheadlog",
+    "accumulate",
+    "anomalychart",
+    "areachart",
+    "bagexpansion",
+    "barchart",
+    "boolean",
+    "byte",
+    "cachingpolicy",
+    "callout",
+    "cancel",
+    "card",
+    "char",
+    "columnchart",
+    "containscs",
+    "cycles",
+    "dataexport",
+    "datascope",
+    "date",
+    "datetime",
+    "decimal",
+    "decodeblocks",
+    "double",
+    "dynamic",
+    "earliest",
+    "encodingpolicy",
+    "expandoutput",
+    "extent_tags_retention",
+    "flags",
+    "float",
+    "force_remote",
+    "guid",
+    "harddelete",
+    "hardretention",
+    "hotcache",
+    "int",
+    "isfuzzy",
+    "journal",
+    "kind",
+    "ladderchart",
+    "latest",
+    "like",
+    "likecs",
+    "linechart",
+    "long",
+    "materialize",
+    "mdm",
+    "missing",
+    "nooptimization",
+    "notcontains",
+    "notcontainscs",
+    "notlike",
+    "notlikecs",
+    "others",
+    "pathformat",
+    "piechart",
+    "pivotchart",
+    "queries",
+    "query_results",
+    "real",
+    "relaxed",
+    "restricted_view_access",
+    "row_level_security",
+    "rowstore",
+    "rowstore_references",
+    "rowstore_sealinfo",
+    "rowstorepolicy",
+    "rowstores",
+    "scatterchart",
+    "seal",
+    "seals",
+    "shards",
+    "simple",
+    "softdelete",
+    "softretention",
+    "sql",
+    "stackedareachart",
+    "statistics",
+    "storedqueryresultcontainers",
+    "string",
+    "tablepurge",
+    "time",
+    "timechart",
+    "timeline",
+    "timepivot",
+    "timespan",
+    "title",
+    "toscalar",
+    "totable",
+    "treemap",
+    "uint",
+    "ulong",
+    "uniqueid",
+    "unrestrictedviewers",
+    "verbose",
+    "viewers",
+    "views",
+    "with_itemindex",
+    "with_match_id",
+    "with_step_name",
+    "withsource",
+    "writeaheadlog",
 ];
 
 /// True if Kusto's own parser needs `name` bracketed in some position where a name is expected.
@@ -430,8 +515,17 @@ pub const TYPE_NAMES: &[&str] = &[
 
 /// Hints accepted as `hint.<name>=value` operator parameters.
 const HINT_NAMES: &[&str] = &[
-    "strategy", "shufflekey", "num_partitions", "materialized", "remote", "distribution", "spread",
-    "concurrency", "progressive_top", "pass_filters", "pass_filters_column",
+    "strategy",
+    "shufflekey",
+    "num_partitions",
+    "materialized",
+    "remote",
+    "distribution",
+    "spread",
+    "concurrency",
+    "progressive_top",
+    "pass_filters",
+    "pass_filters_column",
 ];
 
 /// Words that `Kusto` lexes as literals when followed by `(`; a function or member call with
@@ -470,7 +564,8 @@ pub fn is_plain_name(name: &str) -> bool {
 
 /// True if `text` is a keyword that the grammar also accepts as a name.
 pub fn is_soft_keyword_text(text: &str) -> bool {
-    matches!(text, "view" | "typeof") || query_keyword(text).is_some_and(|k| SOFT_KEYWORDS.contains(&k))
+    matches!(text, "view" | "typeof")
+        || query_keyword(text).is_some_and(|k| SOFT_KEYWORDS.contains(&k))
 }
 
 /// True if `name` can be written bare inside a management command (before its query part).
@@ -480,7 +575,9 @@ pub fn is_plain_command_name(name: &str) -> bool {
 
 /// True if `name` can be written bare before `(` as the name of a called function.
 pub fn is_plain_callee(name: &str) -> bool {
-    is_plain_name(name) && !LITERAL_WORDS.contains(&name) && !matches!(name, "view" | "typeof")
+    is_plain_name(name)
+        && !LITERAL_WORDS.contains(&name)
+        && !matches!(name, "view" | "typeof")
         && string_operator_word(name).is_none()
 }
 
@@ -646,7 +743,13 @@ struct RawLexer<'a> {
     src: &'a str,
 }
 
-fn err(kind: ParseErrorKind, msg: impl Into<String>, start: usize, end: usize, src: &str) -> ParseError {
+fn err(
+    kind: ParseErrorKind,
+    msg: impl Into<String>,
+    start: usize,
+    end: usize,
+    src: &str,
+) -> ParseError {
     ParseError::new(kind, msg, Span::new(start, end), src)
 }
 
@@ -678,17 +781,45 @@ impl<'a> RawLexer<'a> {
                     Raw::DollarLeft => RawTok::Punct(Tok::DollarLeft),
                     Raw::DollarRight => RawTok::Punct(Tok::DollarRight),
                     Raw::Int => RawTok::Lit(Tok::Long(parse_long(text, 10).ok_or_else(|| {
-                        err(ParseErrorKind::InvalidLiteral, "integer literal out of range", s, e, src)
+                        err(
+                            ParseErrorKind::InvalidLiteral,
+                            "integer literal out of range",
+                            s,
+                            e,
+                            src,
+                        )
                     })?)),
-                    Raw::Hex => RawTok::Lit(Tok::Long(parse_long(&text[2..], 16).ok_or_else(|| {
-                        err(ParseErrorKind::InvalidLiteral, "integer literal out of range", s, e, src)
-                    })?)),
+                    Raw::Hex => {
+                        RawTok::Lit(Tok::Long(parse_long(&text[2..], 16).ok_or_else(|| {
+                            err(
+                                ParseErrorKind::InvalidLiteral,
+                                "integer literal out of range",
+                                s,
+                                e,
+                                src,
+                            )
+                        })?))
+                    }
                     Raw::Real => RawTok::Lit(Tok::Real(text.parse::<f64>().map_err(|_| {
-                        err(ParseErrorKind::InvalidLiteral, "invalid real literal", s, e, src)
+                        err(
+                            ParseErrorKind::InvalidLiteral,
+                            "invalid real literal",
+                            s,
+                            e,
+                            src,
+                        )
                     })?)),
-                    Raw::Timespan => RawTok::Lit(Tok::Timespan(parse_timespan_unit_literal(text).ok_or_else(
-                        || err(ParseErrorKind::InvalidLiteral, "timespan literal out of range", s, e, src),
-                    )?)),
+                    Raw::Timespan => RawTok::Lit(Tok::Timespan(
+                        parse_timespan_unit_literal(text).ok_or_else(|| {
+                            err(
+                                ParseErrorKind::InvalidLiteral,
+                                "timespan literal out of range",
+                                s,
+                                e,
+                                src,
+                            )
+                        })?,
+                    )),
                     Raw::Str => RawTok::Lit(Tok::Str(StrLit {
                         value: decode_escaped(&text[1..text.len() - 1], s + 1, src)?,
                         obfuscated: false,
@@ -712,14 +843,23 @@ impl<'a> RawLexer<'a> {
                             Some(i) => {
                                 let value = after[..i].to_string();
                                 let end = e + i + fence.len();
-                                out.push((s, RawTok::Lit(Tok::Str(StrLit { value, obfuscated: false })), end));
+                                out.push((
+                                    s,
+                                    RawTok::Lit(Tok::Str(StrLit {
+                                        value,
+                                        obfuscated: false,
+                                    })),
+                                    end,
+                                ));
                                 base = end;
                                 continue 'outer;
                             }
                             None => {
                                 return Err(err(
                                     ParseErrorKind::InvalidToken,
-                                    format!("unterminated multi-line string literal (missing closing {fence})"),
+                                    format!(
+                                        "unterminated multi-line string literal (missing closing {fence})"
+                                    ),
                                     s,
                                     e,
                                     src,
@@ -762,7 +902,11 @@ impl<'a> RawLexer<'a> {
                         out.push((s, RawTok::Punct(Tok::LtPipe), e));
                         // `.ingest inline ... <|` : the rest of the request is data, verbatim.
                         if is_ingest_inline(&out) {
-                            out.push((e, RawTok::Lit(Tok::RawText(src.get(e..).unwrap_or("").to_string())), src.len()));
+                            out.push((
+                                e,
+                                RawTok::Lit(Tok::RawText(src.get(e..).unwrap_or("").to_string())),
+                                src.len(),
+                            ));
                             return Ok(out);
                         }
                         continue;
@@ -786,8 +930,18 @@ impl<'a> RawLexer<'a> {
             Some(c) => format!("unexpected character {c:?}"),
             None => "unexpected end of text".to_string(),
         };
-        let end = if msg.starts_with("unterminated") { rest.find('\n').map(|i| start + i).unwrap_or(src.len()) } else { end };
-        err(ParseErrorKind::InvalidToken, msg, start, end.max(start), src)
+        let end = if msg.starts_with("unterminated") {
+            rest.find('\n').map(|i| start + i).unwrap_or(src.len())
+        } else {
+            end
+        };
+        err(
+            ParseErrorKind::InvalidToken,
+            msg,
+            start,
+            end.max(start),
+            src,
+        )
     }
 
     /// If the word at `[start, word_end)` starts a typed literal (`datetime(...)` etc.), pushes
@@ -810,15 +964,29 @@ impl<'a> RawLexer<'a> {
         }
         let open = word_end + ws;
         if word == "dynamic" {
-            let mut p = DynParser { src, pos: open + 1, depth: 0 };
+            let mut p = DynParser {
+                src,
+                pos: open + 1,
+                depth: 0,
+            };
             let value = p.value()?;
             p.skip_ws();
             if src.get(p.pos..).is_some_and(|r| r.starts_with(')')) {
                 let end = p.pos + 1;
-                out.push((start, RawTok::Lit(Tok::TypedLit(LiteralKind::Dynamic(value))), end));
+                out.push((
+                    start,
+                    RawTok::Lit(Tok::TypedLit(LiteralKind::Dynamic(value))),
+                    end,
+                ));
                 return Ok(Some(end));
             }
-            return Err(err(ParseErrorKind::InvalidLiteral, "expected ')' to close the dynamic literal", p.pos, p.pos, src));
+            return Err(err(
+                ParseErrorKind::InvalidLiteral,
+                "expected ')' to close the dynamic literal",
+                p.pos,
+                p.pos,
+                src,
+            ));
         }
         let Some(close_rel) = src[open..].find(')') else {
             return Err(err(
@@ -922,7 +1090,9 @@ fn typed_literal(word: &str, inner: &str) -> TypedResult {
             if is_null {
                 return Literal(LiteralKind::TypedNull("decimal".into()));
             }
-            if parse_signed_real(inner).is_some() && !inner.contains(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E') {
+            if parse_signed_real(inner).is_some()
+                && !inner.contains(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
+            {
                 Literal(LiteralKind::Decimal(inner.to_string()))
             } else {
                 NotALiteral
@@ -978,7 +1148,10 @@ fn parse_signed_real(s: &str) -> Option<f64> {
             if b.is_empty() || !(b[0].is_ascii_digit() || b[0] == b'.') {
                 return None;
             }
-            if !body.bytes().all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-')) {
+            if !body
+                .bytes()
+                .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
+            {
                 return None;
             }
             body.parse::<f64>().ok()?
@@ -1035,7 +1208,15 @@ fn decode_escaped(body: &str, at: usize, src: &str) -> Result<String, ParseError
             out.push(c);
             continue;
         }
-        let bad = |len: usize, msg: &str| err(ParseErrorKind::InvalidLiteral, msg, at + i, at + i + len, src);
+        let bad = |len: usize, msg: &str| {
+            err(
+                ParseErrorKind::InvalidLiteral,
+                msg,
+                at + i,
+                at + i + len,
+                src,
+            )
+        };
         let Some((_, e)) = it.next() else {
             return Err(bad(1, "unterminated escape sequence"));
         };
@@ -1054,7 +1235,9 @@ fn decode_escaped(body: &str, at: usize, src: &str) -> Result<String, ParseError
                 let mut code = 0u32;
                 for _ in 0..2 {
                     match it.next() {
-                        Some((_, h)) if h.is_ascii_hexdigit() => code = code * 16 + h.to_digit(16).unwrap_or(0),
+                        Some((_, h)) if h.is_ascii_hexdigit() => {
+                            code = code * 16 + h.to_digit(16).unwrap_or(0)
+                        }
                         _ => return Err(bad(2, "invalid hexadecimal escape sequence (\\xHH)")),
                     }
                 }
@@ -1068,13 +1251,17 @@ fn decode_escaped(body: &str, at: usize, src: &str) -> Result<String, ParseError
                 let mut code = 0u32;
                 for _ in 0..n {
                     match it.next() {
-                        Some((_, h)) if h.is_ascii_hexdigit() => code = code * 16 + h.to_digit(16).unwrap_or(0),
+                        Some((_, h)) if h.is_ascii_hexdigit() => {
+                            code = code * 16 + h.to_digit(16).unwrap_or(0)
+                        }
                         _ => return Err(bad(2, "invalid unicode escape sequence")),
                     }
                 }
                 match char::from_u32(code) {
                     Some(ch) => out.push(ch),
-                    None => return Err(bad(2 + n, "invalid unicode code point in escape sequence")),
+                    None => {
+                        return Err(bad(2 + n, "invalid unicode code point in escape sequence"));
+                    }
                 }
             }
             '0'..='7' => {
@@ -1096,7 +1283,9 @@ fn decode_escaped(body: &str, at: usize, src: &str) -> Result<String, ParseError
             other => {
                 return Err(bad(
                     1 + other.len_utf8(),
-                    &format!("invalid escape sequence '\\{other}' (use a verbatim string @'...' for backslashes)"),
+                    &format!(
+                        "invalid escape sequence '\\{other}' (use a verbatim string @'...' for backslashes)"
+                    ),
                 ));
             }
         }
@@ -1126,7 +1315,9 @@ fn unit_ticks(unit: &str) -> Option<(i128, i128)> {
         "ms" | "milli" | "millis" | "millisec" | "millisecond" | "milliseconds" => {
             (i128::from(ticks::MILLISECOND), 1)
         }
-        "micro" | "micros" | "microsec" | "microsecond" | "microseconds" => (i128::from(ticks::MICROSECOND), 1),
+        "micro" | "micros" | "microsec" | "microsecond" | "microseconds" => {
+            (i128::from(ticks::MICROSECOND), 1)
+        }
         "nano" | "nanos" | "nanosec" | "nanosecond" | "nanoseconds" => (1, 100),
         "tick" | "ticks" => (1, 1),
         _ => return Option::None,
@@ -1142,7 +1333,9 @@ fn scaled(number: &str, num: i128, den: i128) -> Option<i128> {
     if int_part.is_empty() && frac_part.is_empty() {
         return None;
     }
-    if !int_part.bytes().all(|b| b.is_ascii_digit()) || !frac_part.bytes().all(|b| b.is_ascii_digit()) {
+    if !int_part.bytes().all(|b| b.is_ascii_digit())
+        || !frac_part.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     if int_part.len() > 25 {
@@ -1151,8 +1344,16 @@ fn scaled(number: &str, num: i128, den: i128) -> Option<i128> {
     // Only the first 9 fractional digits matter at tick resolution.
     let frac = &frac_part[..frac_part.len().min(9)];
     let scale = 10i128.checked_pow(u32::try_from(frac.len()).ok()?)?;
-    let i: i128 = if int_part.is_empty() { 0 } else { int_part.parse().ok()? };
-    let f: i128 = if frac.is_empty() { 0 } else { frac.parse().ok()? };
+    let i: i128 = if int_part.is_empty() {
+        0
+    } else {
+        int_part.parse().ok()?
+    };
+    let f: i128 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse().ok()?
+    };
     let total = i.checked_mul(scale)?.checked_add(f)?;
     Some(total.checked_mul(num)? / (scale.checked_mul(den)?))
 }
@@ -1181,10 +1382,16 @@ pub(crate) fn parse_timespan_text(text: &str) -> Option<i64> {
     let v: i128 = if body.contains(':') {
         parse_clock(body)?
     } else {
-        let split = body.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(body.len());
+        let split = body
+            .find(|c: char| c.is_ascii_alphabetic())
+            .unwrap_or(body.len());
         let (num, unit) = body.split_at(split);
         let num = num.trim_end();
-        let (n, d) = if unit.is_empty() { (i128::from(ticks::DAY), 1) } else { unit_ticks(unit)? };
+        let (n, d) = if unit.is_empty() {
+            (i128::from(ticks::DAY), 1)
+        } else {
+            unit_ticks(unit)?
+        };
         scaled(num, n, d)?
     };
     to_i64_ticks(if neg { -v } else { v })
@@ -1344,8 +1551,14 @@ impl DynParser<'_> {
         let bad = |msg: &str| err(ParseErrorKind::InvalidLiteral, msg, s, e, src);
         Ok(match raw {
             Raw::Int | Raw::Hex => {
-                let mag = if raw == Raw::Hex { i128::from_str_radix(&text[2..], 16).ok() } else { text.parse::<i128>().ok() };
-                let v = mag.map(|m| if neg { -m } else { m }).and_then(|m| i64::try_from(m).ok());
+                let mag = if raw == Raw::Hex {
+                    i128::from_str_radix(&text[2..], 16).ok()
+                } else {
+                    text.parse::<i128>().ok()
+                };
+                let v = mag
+                    .map(|m| if neg { -m } else { m })
+                    .and_then(|m| i64::try_from(m).ok());
                 DynValue::Long(v.ok_or_else(|| bad("integer out of range"))?)
             }
             Raw::Real => {
@@ -1353,7 +1566,8 @@ impl DynParser<'_> {
                 DynValue::Real(if neg { -v } else { v })
             }
             Raw::Timespan => {
-                let t = parse_timespan_unit_literal(&text).ok_or_else(|| bad("timespan out of range"))?;
+                let t = parse_timespan_unit_literal(&text)
+                    .ok_or_else(|| bad("timespan out of range"))?;
                 DynValue::Timespan(if neg { -t } else { t })
             }
             _ if neg => return Err(bad("expected a number after '-'")),
@@ -1415,7 +1629,8 @@ fn merge_words(
     let mut i = 0;
     while i < raw.len() {
         // Only a word directly followed by `-` can start a hyphenated keyword.
-        let hyphen_follows = matches!(raw.get(i + 1), Some((ms, RawTok::Punct(Tok::Minus), _)) if *ms == raw[i].2);
+        let hyphen_follows =
+            matches!(raw.get(i + 1), Some((ms, RawTok::Punct(Tok::Minus), _)) if *ms == raw[i].2);
         if let (s, RawTok::Word(w), e) = &raw[i]
             && hyphen_follows
         {
@@ -1433,7 +1648,9 @@ fn merge_words(
                     let (ms, m, me) = &raw[i + 2 * k - 1];
                     let (ws, w2, we) = &raw[i + 2 * k];
                     match (m, w2) {
-                        (RawTok::Punct(Tok::Minus), RawTok::Word(w2)) if *ms == end && *ws == *me => {
+                        (RawTok::Punct(Tok::Minus), RawTok::Word(w2))
+                            if *ms == end && *ws == *me =>
+                        {
                             text.push('-');
                             text.push_str(w2);
                             end = *we;
@@ -1459,7 +1676,10 @@ fn merge_words(
                 continue;
             }
         }
-        out.push(std::mem::replace(&mut raw[i], (0, RawTok::Punct(Tok::Comma), 0)));
+        out.push(std::mem::replace(
+            &mut raw[i],
+            (0, RawTok::Punct(Tok::Comma), 0),
+        ));
         i += 1;
     }
     out
@@ -1539,7 +1759,8 @@ fn mark_params(mut toks: Vec<Spanned>) -> Vec<Spanned> {
             // hint.name =
             if let Tok::Ident(w) = &tok
                 && w == "hint"
-                && let (Some((ds, Tok::Dot, de)), Some((ns, name_tok, ne))) = (toks.get(i + 1), toks.get(i + 2))
+                && let (Some((ds, Tok::Dot, de)), Some((ns, name_tok, ne))) =
+                    (toks.get(i + 1), toks.get(i + 2))
                 && *de == *ns
                 && e == *ds
                 && is_assign(i + 3)

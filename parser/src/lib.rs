@@ -18,8 +18,20 @@ mod support;
 #[cfg(test)]
 mod tests;
 
-#[allow(clippy::all, clippy::pedantic, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-#[allow(unused_parens, unused_imports, dead_code, unreachable_patterns, unused_variables)]
+#[allow(
+    clippy::all,
+    clippy::pedantic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+#[allow(
+    unused_parens,
+    unused_imports,
+    dead_code,
+    unreachable_patterns,
+    unused_variables
+)]
 mod grammar {
     include!(concat!(env!("OUT_DIR"), "/grammar.rs"));
 }
@@ -44,7 +56,10 @@ pub fn parse(text: &str) -> Result<Request> {
     check_supported(text, &tokens)?;
     let parser = grammar::RequestParser::new();
     // Large nonterminals are boxed inside the grammar to keep the parser's stack symbols small.
-    parser.parse(text, tokens.into_iter().map(Ok::<_, ParseError>)).map(|r| *r).map_err(|e| map_error(text, e))
+    parser
+        .parse(text, tokens.into_iter().map(Ok::<_, ParseError>))
+        .map(|r| *r)
+        .map_err(|e| map_error(text, e))
 }
 
 /// Gives constructs Kustodian does not support a clear error instead of a syntax error.
@@ -94,9 +109,16 @@ fn check_supported(text: &str, tokens: &[lexer::Spanned]) -> Result<()> {
             )
         );
         if !known {
-            let end = tokens.get(words.len().min(2)).map(|(_, _, e)| *e).unwrap_or(text.len());
+            let end = tokens
+                .get(words.len().min(2))
+                .map(|(_, _, e)| *e)
+                .unwrap_or(text.len());
             let start = tokens.first().map(|(s, _, _)| *s).unwrap_or(0);
-            let name = if words.is_empty() { String::new() } else { format!(" '.{}'", words.join(" ")) };
+            let name = if words.is_empty() {
+                String::new()
+            } else {
+                format!(" '.{}'", words.join(" "))
+            };
             return Err(ParseError::new(
                 ParseErrorKind::UnknownCommand,
                 format!("unknown or unsupported management command{name}"),
@@ -132,17 +154,29 @@ fn map_error(text: &str, e: LpError) -> ParseError {
             }
             err.with_expected(expected)
         }
-        LpError::UnrecognizedToken { token: (s, tok, e), expected } => {
+        LpError::UnrecognizedToken {
+            token: (s, tok, e),
+            expected,
+        } => {
             let expected = humanize_expected(&expected);
             let mut message = format!("unexpected {}", lexer::describe(&tok));
             if is_command_text(text) {
                 message = format!("{message} in management command{}", command_name(text));
             }
-            ParseError::new(ParseErrorKind::UnexpectedToken, message, Span::new(s, e), text).with_expected(expected)
+            ParseError::new(
+                ParseErrorKind::UnexpectedToken,
+                message,
+                Span::new(s, e),
+                text,
+            )
+            .with_expected(expected)
         }
         LpError::ExtraToken { token: (s, tok, e) } => ParseError::new(
             ParseErrorKind::UnexpectedToken,
-            format!("unexpected {} after the end of the request", lexer::describe(&tok)),
+            format!(
+                "unexpected {} after the end of the request",
+                lexer::describe(&tok)
+            ),
             Span::new(s, e),
             text,
         ),
@@ -164,7 +198,11 @@ fn command_name(text: &str) -> String {
         .map(|w| w.trim_matches(|c: char| !(c.is_alphanumeric() || c == '-' || c == '_')))
         .filter(|w| !w.is_empty())
         .collect();
-    if words.is_empty() { String::new() } else { format!(" '.{}'", words.join(" ")) }
+    if words.is_empty() {
+        String::new()
+    } else {
+        format!(" '.{}'", words.join(" "))
+    }
 }
 
 /// Turns lalrpop's terminal names (`"\"ident\""`, `"\"|\""`) into readable ones.

@@ -13,12 +13,28 @@ pub(crate) fn expr(kind: ExprKind, l: usize, r: usize) -> Expr {
 }
 
 pub(crate) fn bin(op: BinaryOp, left: Expr, right: Expr, l: usize, r: usize) -> Expr {
-    expr(ExprKind::Binary { op, left: Box::new(left), right: Box::new(right) }, l, r)
+    expr(
+        ExprKind::Binary {
+            op,
+            left: Box::new(left),
+            right: Box::new(right),
+        },
+        l,
+        r,
+    )
 }
 
 pub(crate) fn string_literal(s: StrLit, l: usize, r: usize) -> Literal {
-    let kind = if s.obfuscated { LiteralKind::ObfuscatedString(s.value) } else { LiteralKind::String(s.value) };
+    let kind = if s.obfuscated {
+        LiteralKind::ObfuscatedString(s.value)
+    } else {
+        LiteralKind::String(s.value)
+    };
     Literal::new(kind, sp(l, r))
+}
+
+pub(crate) fn invalid_at(src: &str, msg: impl Into<String>, span: Span) -> ParseError {
+    invalid(src, msg, span)
 }
 
 fn invalid(src: &str, msg: impl Into<String>, span: Span) -> ParseError {
@@ -26,7 +42,13 @@ fn invalid(src: &str, msg: impl Into<String>, span: Span) -> ParseError {
 }
 
 /// `lhs = rhs` where `lhs` must be a name or a parenthesised name.
-pub(crate) fn named_from_expr(src: &str, lhs: Expr, rhs: Expr, l: usize, r: usize) -> Result<NamedExpr, ParseError> {
+pub(crate) fn named_from_expr(
+    src: &str,
+    lhs: Expr,
+    rhs: Expr,
+    l: usize,
+    r: usize,
+) -> Result<NamedExpr, ParseError> {
     let name = match lhs.kind {
         ExprKind::Ident(i) => i,
         ExprKind::Paren(inner) => match inner.kind {
@@ -35,7 +57,11 @@ pub(crate) fn named_from_expr(src: &str, lhs: Expr, rhs: Expr, l: usize, r: usiz
         },
         _ => return Err(invalid(src, "expected a column name before '='", lhs.span)),
     };
-    Ok(NamedExpr { names: vec![name], expr: rhs, span: sp(l, r) })
+    Ok(NamedExpr {
+        names: vec![name],
+        expr: rhs,
+        span: sp(l, r),
+    })
 }
 
 /// One item of a `with (...)` list: `name = value` or a further value of the previous name.
@@ -48,7 +74,11 @@ pub(crate) fn fold_props(src: &str, items: Vec<PropItem>) -> Result<Vec<Property
     let mut out: Vec<Property> = Vec::new();
     for item in items {
         match item {
-            PropItem::Named(name, value, span) => out.push(Property { name, values: vec![value], span }),
+            PropItem::Named(name, value, span) => out.push(Property {
+                name,
+                values: vec![value],
+                span,
+            }),
             PropItem::Value(v) => match out.last_mut() {
                 Some(p) => {
                     p.span = p.span.to(v.span);
@@ -61,13 +91,22 @@ pub(crate) fn fold_props(src: &str, items: Vec<PropItem>) -> Result<Vec<Property
     Ok(out)
 }
 
-/// Statements, with the last one optional (`a; b;` and `a; b` are both fine).
-pub(crate) fn statements(init: Vec<Box<Statement>>, last: Option<Box<Statement>>) -> Vec<Statement> {
+/// Statements, with the last one optional (`a; b;` and `a; b` are both fine). The grammar
+/// boxes large nonterminals so that the parser's stack symbols stay small.
+#[allow(clippy::vec_box)]
+pub(crate) fn statements(
+    init: Vec<Box<Statement>>,
+    last: Option<Box<Statement>>,
+) -> Vec<Statement> {
     init.into_iter().chain(last).map(|s| *s).collect()
 }
 
 pub(crate) fn wildcard_or_star(pattern: String, l: usize, r: usize) -> Expr {
-    if pattern == "*" { expr(ExprKind::Star, l, r) } else { expr(ExprKind::Wildcard(pattern), l, r) }
+    if pattern == "*" {
+        expr(ExprKind::Star, l, r)
+    } else {
+        expr(ExprKind::Wildcard(pattern), l, r)
+    }
 }
 
 /// `(a:long, *, b:string)` items.
@@ -76,17 +115,32 @@ pub(crate) enum SchemaItem {
     Column(ColumnDecl),
 }
 
-pub(crate) fn schema(src: &str, items: Vec<SchemaItem>, l: usize, r: usize) -> Result<Schema, ParseError> {
+pub(crate) fn schema(
+    src: &str,
+    items: Vec<SchemaItem>,
+    l: usize,
+    r: usize,
+) -> Result<Schema, ParseError> {
     let mut wildcard = false;
     let mut columns = Vec::new();
     for item in items {
         match item {
             SchemaItem::Star if !wildcard => wildcard = true,
-            SchemaItem::Star => return Err(invalid(src, "'*' may appear only once in a schema", sp(l, r))),
+            SchemaItem::Star => {
+                return Err(invalid(
+                    src,
+                    "'*' may appear only once in a schema",
+                    sp(l, r),
+                ));
+            }
             SchemaItem::Column(c) => columns.push(c),
         }
     }
-    Ok(Schema { wildcard, columns, span: sp(l, r) })
+    Ok(Schema {
+        wildcard,
+        columns,
+        span: sp(l, r),
+    })
 }
 
 pub(crate) fn param_value_ident(i: Ident) -> Expr {
@@ -96,7 +150,11 @@ pub(crate) fn param_value_ident(i: Ident) -> Expr {
 
 /// Builds `OpParam`s, checking that each name is used once.
 pub(crate) fn op_param(name: String, value: Expr, l: usize, nr: usize, r: usize) -> OpParam {
-    OpParam { name: Ident::new(name, sp(l, nr)), value, span: sp(l, r) }
+    OpParam {
+        name: Ident::new(name, sp(l, nr)),
+        value,
+        span: sp(l, r),
+    }
 }
 
 /// Splits the `database [Name] [Role]` principal-command forms.
@@ -108,7 +166,12 @@ pub(crate) fn principal_db(first: Ident, second: Option<Ident>) -> (Option<Ident
 }
 
 /// RLS policies apply to one table or materialized view.
-pub(crate) fn rls_target(src: &str, t: PolicyTarget, l: usize, r: usize) -> Result<PolicyTarget, ParseError> {
+pub(crate) fn rls_target(
+    src: &str,
+    t: PolicyTarget,
+    l: usize,
+    r: usize,
+) -> Result<PolicyTarget, ParseError> {
     match t {
         PolicyTarget::Table(_) | PolicyTarget::MaterializedView(_) => Ok(t),
         PolicyTarget::AllTables | PolicyTarget::Tables(_) => Err(invalid(
@@ -120,7 +183,13 @@ pub(crate) fn rls_target(src: &str, t: PolicyTarget, l: usize, r: usize) -> Resu
 }
 
 /// RVA policies apply to tables: `alter` takes one table or `tables (...)`, `delete` one table.
-pub(crate) fn rva_target(src: &str, t: PolicyTarget, l: usize, r: usize, alter: bool) -> Result<PolicyTarget, ParseError> {
+pub(crate) fn rva_target(
+    src: &str,
+    t: PolicyTarget,
+    l: usize,
+    r: usize,
+    alter: bool,
+) -> Result<PolicyTarget, ParseError> {
     match t {
         PolicyTarget::Table(_) => Ok(t),
         PolicyTarget::Tables(_) if alter => Ok(t),
@@ -137,21 +206,41 @@ pub(crate) fn rva_target(src: &str, t: PolicyTarget, l: usize, r: usize, alter: 
 }
 
 /// Only `.set` accepts `none` instead of a principal list.
-pub(crate) fn set_none(src: &str, action: PrincipalAction, l: usize, r: usize) -> Result<PrincipalAction, ParseError> {
+pub(crate) fn set_none(
+    src: &str,
+    action: PrincipalAction,
+    l: usize,
+    r: usize,
+) -> Result<PrincipalAction, ParseError> {
     match action {
         PrincipalAction::Set => Ok(action),
-        PrincipalAction::Add | PrincipalAction::Drop => {
-            Err(invalid(src, "'none' is only valid with .set (to empty a role)", sp(l, r)))
-        }
+        PrincipalAction::Add | PrincipalAction::Drop => Err(invalid(
+            src,
+            "'none' is only valid with .set (to empty a role)",
+            sp(l, r),
+        )),
     }
 }
 
 /// Roles that each kind of entity has (the cluster's are left to the runtime).
-pub(crate) fn check_role(src: &str, entity: &SecurableEntity, role: &Ident) -> Result<(), ParseError> {
+pub(crate) fn check_role(
+    src: &str,
+    entity: &SecurableEntity,
+    role: &Ident,
+) -> Result<(), ParseError> {
     let allowed: &[&str] = match entity {
-        SecurableEntity::Database(_) => &["admins", "users", "viewers", "unrestrictedviewers", "ingestors", "monitors"],
+        SecurableEntity::Database(_) => &[
+            "admins",
+            "users",
+            "viewers",
+            "unrestrictedviewers",
+            "ingestors",
+            "monitors",
+        ],
         SecurableEntity::Table(_) => &["admins", "ingestors"],
-        SecurableEntity::Function(_) | SecurableEntity::MaterializedView(_) | SecurableEntity::ExternalTable(_) => &["admins"],
+        SecurableEntity::Function(_)
+        | SecurableEntity::MaterializedView(_)
+        | SecurableEntity::ExternalTable(_) => &["admins"],
         SecurableEntity::Cluster => return Ok(()),
     };
     if allowed.contains(&role.name.as_str()) {
@@ -165,7 +254,15 @@ pub(crate) fn check_role(src: &str, entity: &SecurableEntity, role: &Ident) -> R
             SecurableEntity::ExternalTable(_) => "external table",
             SecurableEntity::Cluster => "cluster",
         };
-        Err(invalid(src, format!("unknown {kind} role '{}'; expected one of: {}", role.name, allowed.join(", ")), role.span))
+        Err(invalid(
+            src,
+            format!(
+                "unknown {kind} role '{}'; expected one of: {}",
+                role.name,
+                allowed.join(", ")
+            ),
+            role.span,
+        ))
     }
 }
 
@@ -176,7 +273,11 @@ pub(crate) fn check_type_name(src: &str, t: Ident) -> Result<Ident, ParseError> 
     } else {
         Err(invalid(
             src,
-            format!("'{}' is not a type name; expected one of: {}", t.name, crate::lexer::TYPE_NAMES.join(", ")),
+            format!(
+                "'{}' is not a type name; expected one of: {}",
+                t.name,
+                crate::lexer::TYPE_NAMES.join(", ")
+            ),
             t.span,
         ))
     }
@@ -208,7 +309,10 @@ pub(crate) fn check_tabular_args(src: &str, name: &Ident, args: &[Arg]) -> Resul
     {
         return Err(invalid(
             src,
-            format!("a tabular argument of '{}' must be parenthesised: {}((...))", name.name, name.name),
+            format!(
+                "a tabular argument of '{}' must be parenthesised: {}((...))",
+                name.name, name.name
+            ),
             e.span,
         ));
     }

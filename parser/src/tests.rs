@@ -8,9 +8,14 @@ use crate::{ParseErrorKind, parse};
 fn rt(text: &str) -> Request {
     let ast = parse(text).unwrap_or_else(|e| panic!("{text:?} failed: {e}\n{}", e.frame(text)));
     let printed = ast.to_string();
-    let again = parse(&printed).unwrap_or_else(|e| panic!("printed {printed:?} of {text:?} failed: {e}"));
+    let again =
+        parse(&printed).unwrap_or_else(|e| panic!("printed {printed:?} of {text:?} failed: {e}"));
     assert_eq!(again, ast, "round trip of {text:?} via {printed:?}");
-    assert_eq!(again.to_string(), printed, "printing is not stable for {text:?}");
+    assert_eq!(
+        again.to_string(),
+        printed,
+        "printing is not stable for {text:?}"
+    );
     ast
 }
 
@@ -103,14 +108,19 @@ fn hyphenated_keywords_versus_subtraction() {
     // `extend-x` is not a keyword: subtraction of two columns.
     assert_eq!(binary(&p[2]).0, BinaryOp::Sub);
     assert!(matches!(op("T | mv-expand x"), OperatorKind::MvExpand(_)));
-    assert!(matches!(op("T | sample-distinct 3 of x"), OperatorKind::SampleDistinct { .. }));
+    assert!(matches!(
+        op("T | sample-distinct 3 of x"),
+        OperatorKind::SampleDistinct { .. }
+    ));
     // with spaces it is no longer the keyword
     assert!(parse("T | project - away x").is_err());
 }
 
 #[test]
 fn timespans_versus_identifiers() {
-    let v = print_values("print 1d, d1, 1.5h, 100ms, 3days, 2minutes, 10seconds, 1tick, 5microsecond, 1nanosecond");
+    let v = print_values(
+        "print 1d, d1, 1.5h, 100ms, 3days, 2minutes, 10seconds, 1tick, 5microsecond, 1nanosecond",
+    );
     assert_eq!(lit(&v[0]), &LiteralKind::Timespan(ticks::DAY));
     assert_eq!(ident(&v[1]), "d1");
     assert_eq!(lit(&v[2]), &LiteralKind::Timespan(90 * ticks::MINUTE));
@@ -121,14 +131,27 @@ fn timespans_versus_identifiers() {
     assert_eq!(lit(&v[7]), &LiteralKind::Timespan(1));
     assert_eq!(lit(&v[8]), &LiteralKind::Timespan(50));
     assert_eq!(lit(&v[9]), &LiteralKind::Timespan(0));
-    let t = print_values("print time(1.02:03:04), timespan(2), time(15 seconds), time(-0.00:00:01.5), time(12:30), timespan(null)");
-    assert_eq!(lit(&t[0]), &LiteralKind::Timespan(ticks::DAY + 2 * ticks::HOUR + 3 * ticks::MINUTE + 4 * ticks::SECOND));
+    let t = print_values(
+        "print time(1.02:03:04), timespan(2), time(15 seconds), time(-0.00:00:01.5), time(12:30), timespan(null)",
+    );
+    assert_eq!(
+        lit(&t[0]),
+        &LiteralKind::Timespan(
+            ticks::DAY + 2 * ticks::HOUR + 3 * ticks::MINUTE + 4 * ticks::SECOND
+        )
+    );
     assert_eq!(lit(&t[1]), &LiteralKind::Timespan(2 * ticks::DAY));
     assert_eq!(lit(&t[2]), &LiteralKind::Timespan(15 * ticks::SECOND));
     assert_eq!(lit(&t[3]), &LiteralKind::Timespan(-15 * ticks::SECOND / 10));
-    assert_eq!(lit(&t[4]), &LiteralKind::Timespan(12 * ticks::HOUR + 30 * ticks::MINUTE));
+    assert_eq!(
+        lit(&t[4]),
+        &LiteralKind::Timespan(12 * ticks::HOUR + 30 * ticks::MINUTE)
+    );
     assert_eq!(lit(&t[5]), &LiteralKind::TypedNull("timespan".into()));
-    assert_eq!(err("print time(1 fortnight)").kind, ParseErrorKind::InvalidLiteral);
+    assert_eq!(
+        err("print time(1 fortnight)").kind,
+        ParseErrorKind::InvalidLiteral
+    );
 }
 
 #[test]
@@ -140,7 +163,10 @@ fn numbers() {
     assert_eq!(lit(&v[3]), &LiteralKind::Real(1000.0));
     assert_eq!(lit(&v[4]), &LiteralKind::Real(0.025));
     assert_eq!(lit(&v[5]), &LiteralKind::Long(i64::MAX));
-    assert_eq!(err("print 9223372036854775808").kind, ParseErrorKind::InvalidLiteral);
+    assert_eq!(
+        err("print 9223372036854775808").kind,
+        ParseErrorKind::InvalidLiteral
+    );
     // `1..10` is 1 .. 10, not a real
     let b = pred("x between (1..10)");
     assert!(matches!(b.kind, ExprKind::Between { negated: false, .. }));
@@ -163,19 +189,34 @@ fn typed_literals() {
     assert_eq!(lit(&v[9]), &LiteralKind::TypedNull("datetime".into()));
     assert_eq!(lit(&v[10]), &LiteralKind::TypedNull("guid".into()));
     // a call, not a literal, when the argument is no literal
-    assert!(matches!(print_values("print long(x)")[0].kind, ExprKind::Call { .. }));
-    let d = print_values("print datetime(2015-12-31 23:59:59.9), datetime( 2020-01-01 ), guid(74be27de-1e4e-49d9-b579-fe0b331d3642)");
-    assert_eq!(lit(&d[0]), &LiteralKind::Datetime("2015-12-31 23:59:59.9".into()));
+    assert!(matches!(
+        print_values("print long(x)")[0].kind,
+        ExprKind::Call { .. }
+    ));
+    let d = print_values(
+        "print datetime(2015-12-31 23:59:59.9), datetime( 2020-01-01 ), guid(74be27de-1e4e-49d9-b579-fe0b331d3642)",
+    );
+    assert_eq!(
+        lit(&d[0]),
+        &LiteralKind::Datetime("2015-12-31 23:59:59.9".into())
+    );
     assert_eq!(lit(&d[1]), &LiteralKind::Datetime("2020-01-01".into()));
-    assert_eq!(lit(&d[2]), &LiteralKind::Guid("74be27de-1e4e-49d9-b579-fe0b331d3642".into()));
+    assert_eq!(
+        lit(&d[2]),
+        &LiteralKind::Guid("74be27de-1e4e-49d9-b579-fe0b331d3642".into())
+    );
     // `datetime` alone is an ordinary name (a type in schemas)
     query("datatable(d:datetime, t:timespan)[datetime(2020-01-01), 1h]");
 }
 
 #[test]
 fn dynamic_literals() {
-    let v = print_values(r#"print dynamic({"a": [1, -2.5, "x", true, null, {"b": -1}], 'c': datetime(2020-01-01)}), dynamic(null), dynamic(1d), dynamic([])"#);
-    let LiteralKind::Dynamic(DynValue::Object(entries)) = lit(&v[0]) else { panic!() };
+    let v = print_values(
+        r#"print dynamic({"a": [1, -2.5, "x", true, null, {"b": -1}], 'c': datetime(2020-01-01)}), dynamic(null), dynamic(1d), dynamic([])"#,
+    );
+    let LiteralKind::Dynamic(DynValue::Object(entries)) = lit(&v[0]) else {
+        panic!()
+    };
     assert_eq!(entries[0].0, "a");
     assert_eq!(
         entries[0].1,
@@ -190,11 +231,23 @@ fn dynamic_literals() {
     );
     assert_eq!(entries[1].1, DynValue::Datetime("2020-01-01".into()));
     assert_eq!(lit(&v[1]), &LiteralKind::Dynamic(DynValue::Null));
-    assert_eq!(lit(&v[2]), &LiteralKind::Dynamic(DynValue::Timespan(ticks::DAY)));
+    assert_eq!(
+        lit(&v[2]),
+        &LiteralKind::Dynamic(DynValue::Timespan(ticks::DAY))
+    );
     assert_eq!(lit(&v[3]), &LiteralKind::Dynamic(DynValue::Array(vec![])));
-    assert_eq!(err("print dynamic({a: 1})").kind, ParseErrorKind::InvalidLiteral);
-    assert_eq!(err("print dynamic([1,])").kind, ParseErrorKind::InvalidLiteral);
-    assert_eq!(err("print dynamic([1, 2)").kind, ParseErrorKind::InvalidLiteral);
+    assert_eq!(
+        err("print dynamic({a: 1})").kind,
+        ParseErrorKind::InvalidLiteral
+    );
+    assert_eq!(
+        err("print dynamic([1,])").kind,
+        ParseErrorKind::InvalidLiteral
+    );
+    assert_eq!(
+        err("print dynamic([1, 2)").kind,
+        ParseErrorKind::InvalidLiteral
+    );
 }
 
 #[test]
@@ -204,7 +257,10 @@ fn strings() {
 line```, 'con' "cat" @'enated', ~~~tilde~~~"#,
     );
     assert_eq!(lit(&v[0]), &LiteralKind::String("a'b".into()));
-    assert_eq!(lit(&v[1]), &LiteralKind::String("c\"d\\e\n\t\u{e9}A".into()));
+    assert_eq!(
+        lit(&v[1]),
+        &LiteralKind::String("c\"d\\e\n\t\u{e9}A".into())
+    );
     assert_eq!(lit(&v[2]), &LiteralKind::String("c:\\temp".into()));
     assert_eq!(lit(&v[3]), &LiteralKind::String("say \"hi\"".into()));
     assert_eq!(lit(&v[4]), &LiteralKind::ObfuscatedString("secret".into()));
@@ -222,18 +278,27 @@ fn bracketed_names_and_keywords_as_names() {
     match op("T | project ['my col'], [\"x\"], count, type, kind, on, with, step") {
         OperatorKind::Project(cols) => {
             let names: Vec<&str> = cols.iter().map(|c| ident(&c.expr)).collect();
-            assert_eq!(names, ["my col", "x", "count", "type", "kind", "on", "with", "step"]);
+            assert_eq!(
+                names,
+                ["my col", "x", "count", "type", "kind", "on", "with", "step"]
+            );
         }
         other => panic!("{other:?}"),
     }
     let p = pred("kind == 1 and count > 2 and ['where'] == 3");
-    assert_eq!(rt("T | where ['where'] == 3").to_string(), "T | where ['where'] == 3".replace("['where']", "[\"where\"]"));
+    assert_eq!(
+        rt("T | where ['where'] == 3").to_string(),
+        "T | where ['where'] == 3".replace("['where']", "[\"where\"]")
+    );
     assert_eq!(binary(&p).0, BinaryOp::And);
     // a reserved word needs brackets
     assert!(parse("T | project where").is_err());
     assert!(parse("T | project by").is_err());
     // printing re-quotes what needs it
-    assert_eq!(rt("T | extend ['a b'] = 1, ['project'] = 2, x = 3").to_string(), "T | extend [\"a b\"] = 1, [\"project\"] = 2, x = 3");
+    assert_eq!(
+        rt("T | extend ['a b'] = 1, ['project'] = 2, x = 3").to_string(),
+        "T | extend [\"a b\"] = 1, [\"project\"] = 2, x = 3"
+    );
 }
 
 #[test]
@@ -295,15 +360,33 @@ fn precedence() {
     assert_eq!(binary(l).0, BinaryOp::Add);
     assert_eq!(binary(binary(l).2).0, BinaryOp::Mul);
     match &r.kind {
-        ExprKind::Unary { op: UnaryOp::Neg, expr } => assert!(matches!(expr.kind, ExprKind::Member { .. })),
+        ExprKind::Unary {
+            op: UnaryOp::Neg,
+            expr,
+        } => assert!(matches!(expr.kind, ExprKind::Member { .. })),
         other => panic!("{other:?}"),
     }
     // left associativity
     let e = pred("a - b - c");
     assert_eq!(ident(binary(binary(&e).1).1), "a");
-    // comparisons do not chain
+    // comparisons do not chain within a level...
     assert!(parse("T | where a == b == c").is_err());
     assert!(parse("T | where a has b has c").is_err());
+    assert!(parse("T | where a < b < c").is_err());
+    assert!(parse("T | where a in (1) == c").is_err());
+    assert!(parse("T | where a == b in (1)").is_err());
+    // ...but the three levels nest: equality/lists < string tests < relations
+    let e = pred("a has b == c");
+    let (o, l, _) = binary(&e);
+    assert_eq!((o, binary(l).0), (BinaryOp::Eq, BinaryOp::Has));
+    let e = pred("a == b < c");
+    let (o, _, r) = binary(&e);
+    assert_eq!((o, binary(r).0), (BinaryOp::Eq, BinaryOp::Lt));
+    let e = pred("a < b has c");
+    let (o, l, _) = binary(&e);
+    assert_eq!((o, binary(l).0), (BinaryOp::Has, BinaryOp::Lt));
+    let e = pred("a =~ b in (1)");
+    assert!(matches!(&e.kind, ExprKind::In { expr, .. } if binary(expr).0 == BinaryOp::EqTilde));
     // `1 - -1`
     let v = print_values("print 1 - -1");
     assert_eq!(binary(&v[0]).0, BinaryOp::Sub);
@@ -313,40 +396,90 @@ fn precedence() {
 fn string_and_list_operators() {
     assert_eq!(binary(&pred("x has 'a'")).0, BinaryOp::Has);
     assert_eq!(binary(&pred("x !has_cs 'a'")).0, BinaryOp::NotHasCs);
-    assert_eq!(binary(&pred("x !startswith_cs 'a'")).0, BinaryOp::NotStartsWithCs);
-    assert_eq!(binary(&pred("x matches regex 'a+'")).0, BinaryOp::MatchesRegex);
+    assert_eq!(
+        binary(&pred("x !startswith_cs 'a'")).0,
+        BinaryOp::NotStartsWithCs
+    );
+    assert_eq!(
+        binary(&pred("x matches regex 'a+'")).0,
+        BinaryOp::MatchesRegex
+    );
     assert_eq!(binary(&pred("x =~ 'a'")).0, BinaryOp::EqTilde);
     assert_eq!(binary(&pred("x <> 'a'")).0, BinaryOp::LtGt);
     match pred("x !in (1, 2)").kind {
-        ExprKind::In { negated: true, case_insensitive: false, list, .. } => assert_eq!(list.len(), 2),
+        ExprKind::In {
+            negated: true,
+            case_insensitive: false,
+            list,
+            ..
+        } => assert_eq!(list.len(), 2),
         other => panic!("{other:?}"),
     }
-    assert!(matches!(pred("x in~ ('a')").kind, ExprKind::In { negated: false, case_insensitive: true, .. }));
-    assert!(matches!(pred("x !in~ ('a')").kind, ExprKind::In { negated: true, case_insensitive: true, .. }));
+    assert!(matches!(
+        pred("x in~ ('a')").kind,
+        ExprKind::In {
+            negated: false,
+            case_insensitive: true,
+            ..
+        }
+    ));
+    assert!(matches!(
+        pred("x !in~ ('a')").kind,
+        ExprKind::In {
+            negated: true,
+            case_insensitive: true,
+            ..
+        }
+    ));
     match pred("x in (T | project y)").kind {
         ExprKind::In { list, .. } => assert!(matches!(list[0].kind, ExprKind::Pipe { .. })),
         other => panic!("{other:?}"),
     }
-    assert!(matches!(pred("x has_any ('a', 'b')").kind, ExprKind::HasAny { .. }));
-    assert!(matches!(pred("x has_all (dynamic(['a']))").kind, ExprKind::HasAll { .. }));
-    assert!(matches!(pred("x !between (1 .. 2)").kind, ExprKind::Between { negated: true, .. }));
-    assert!(matches!(pred("* has 'x'").kind, ExprKind::Binary { op: BinaryOp::Has, .. }));
+    assert!(matches!(
+        pred("x has_any ('a', 'b')").kind,
+        ExprKind::HasAny { .. }
+    ));
+    assert!(matches!(
+        pred("x has_all (dynamic(['a']))").kind,
+        ExprKind::HasAll { .. }
+    ));
+    assert!(matches!(
+        pred("x !between (1 .. 2)").kind,
+        ExprKind::Between { negated: true, .. }
+    ));
+    assert!(matches!(
+        pred("* has 'x'").kind,
+        ExprKind::Binary {
+            op: BinaryOp::Has,
+            ..
+        }
+    ));
 }
 
 #[test]
 fn postfix_chains() {
-    let v = print_values("print a.b['c'][0], $left.x, database('db').T, cluster('c').database('d').T, f(x = 1, 2), hash(*)");
+    let v = print_values(
+        "print a.b['c'][0], $left.x, database('db').T, cluster('c').database('d').T, f(x = 1, 2), hash(*)",
+    );
     // a.b['c'][0] = Index(Index(Member(a, b), 'c'), 0)
     match &v[0].kind {
         ExprKind::Index { expr, index } => {
             assert_eq!(lit(index), &LiteralKind::Long(0));
-            assert!(matches!(&expr.kind, ExprKind::Index { expr, .. } if matches!(expr.kind, ExprKind::Member { .. })));
+            assert!(
+                matches!(&expr.kind, ExprKind::Index { expr, .. } if matches!(expr.kind, ExprKind::Member { .. }))
+            );
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(&v[1].kind, ExprKind::Member { expr, .. } if matches!(expr.kind, ExprKind::JoinSide(JoinSide::Left))));
-    assert!(matches!(&v[2].kind, ExprKind::Member { expr, .. } if matches!(expr.kind, ExprKind::Call { .. })));
-    assert!(matches!(&v[3].kind, ExprKind::Member { expr, .. } if matches!(expr.kind, ExprKind::MemberCall { .. })));
+    assert!(
+        matches!(&v[1].kind, ExprKind::Member { expr, .. } if matches!(expr.kind, ExprKind::JoinSide(JoinSide::Left)))
+    );
+    assert!(
+        matches!(&v[2].kind, ExprKind::Member { expr, .. } if matches!(expr.kind, ExprKind::Call { .. }))
+    );
+    assert!(
+        matches!(&v[3].kind, ExprKind::Member { expr, .. } if matches!(expr.kind, ExprKind::MemberCall { .. }))
+    );
     match &v[4].kind {
         ExprKind::Call { args, .. } => {
             assert!(matches!(&args[0], Arg::Named { name, .. } if name.name == "x"));
@@ -354,15 +487,21 @@ fn postfix_chains() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(&v[5].kind, ExprKind::Call { args, .. } if matches!(args[0], Arg::Positional(Expr { kind: ExprKind::Star, .. }))));
+    assert!(
+        matches!(&v[5].kind, ExprKind::Call { args, .. } if matches!(args[0], Arg::Positional(Expr { kind: ExprKind::Star, .. })))
+    );
 }
 
 #[test]
 fn pipes_nest_to_the_left() {
     let e = last_expr("T | where a | take 1");
-    let ExprKind::Pipe { input, op } = e.kind else { panic!() };
+    let ExprKind::Pipe { input, op } = e.kind else {
+        panic!()
+    };
     assert!(matches!(op.kind, OperatorKind::Take(_)));
-    let ExprKind::Pipe { input, op } = input.kind else { panic!() };
+    let ExprKind::Pipe { input, op } = input.kind else {
+        panic!()
+    };
     assert!(matches!(op.kind, OperatorKind::Where(_)));
     assert_eq!(ident(&input), "T");
 }
@@ -382,19 +521,40 @@ fn statements() {
     );
     let kinds: Vec<&StatementKind> = q.statements.iter().map(|s| &s.kind).collect();
     assert!(matches!(kinds[0], StatementKind::Set { value: None, .. }));
-    assert!(matches!(kinds[1], StatementKind::Set { value: Some(_), .. }));
+    assert!(matches!(
+        kinds[1],
+        StatementKind::Set { value: Some(_), .. }
+    ));
     assert!(matches!(kinds[2], StatementKind::DeclareQueryParameters(p) if p.len() == 2));
     match kinds[5] {
-        StatementKind::Let { value: Expr { kind: ExprKind::Lambda(l), .. }, .. } => {
+        StatementKind::Let {
+            value:
+                Expr {
+                    kind: ExprKind::Lambda(l),
+                    ..
+                },
+            ..
+        } => {
             assert_eq!(l.params.len(), 4);
-            assert!(matches!(&l.params[2].ty, ParamType::Tabular(s) if !s.wildcard && s.columns.len() == 1));
+            assert!(
+                matches!(&l.params[2].ty, ParamType::Tabular(s) if !s.wildcard && s.columns.len() == 1)
+            );
             assert!(matches!(&l.params[3].ty, ParamType::Tabular(s) if s.wildcard));
             assert_eq!(l.body.len(), 2);
             assert!(!l.is_view);
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(kinds[6], StatementKind::Let { value: Expr { kind: ExprKind::Lambda(Lambda { is_view: true, .. }), .. }, .. }));
+    assert!(matches!(
+        kinds[6],
+        StatementKind::Let {
+            value: Expr {
+                kind: ExprKind::Lambda(Lambda { is_view: true, .. }),
+                ..
+            },
+            ..
+        }
+    ));
     assert!(matches!(kinds[8], StatementKind::RestrictAccess(items) if items.len() == 3));
     assert!(matches!(kinds[9], StatementKind::AliasDatabase { .. }));
     assert!(matches!(kinds[10], StatementKind::Expr(_)));
@@ -406,22 +566,48 @@ fn statements() {
 
 #[test]
 fn sources() {
-    assert!(matches!(last_expr("datatable(a:long, b:string)[1, 'x', 2, 'y',]").kind, ExprKind::Datatable { values, .. } if values.len() == 4));
+    assert!(
+        matches!(last_expr("datatable(a:long, b:string)[1, 'x', 2, 'y',]").kind, ExprKind::Datatable { values, .. } if values.len() == 4)
+    );
     assert!(matches!(last_expr("print x=1, 2").kind, ExprKind::Print(c) if c.len() == 2));
-    assert!(matches!(last_expr("range x from 1 to 10 step 2").kind, ExprKind::Range { .. }));
-    match last_expr("union kind=outer withsource=S isfuzzy=true T1, (T3 | take 1), T*, database('d').T4").kind {
+    assert!(matches!(
+        last_expr("range x from 1 to 10 step 2").kind,
+        ExprKind::Range { .. }
+    ));
+    match last_expr(
+        "union kind=outer withsource=S isfuzzy=true T1, (T3 | take 1), T*, database('d').T4",
+    )
+    .kind
+    {
         ExprKind::Union(u) => {
             assert_eq!(u.params.len(), 3);
             assert!(matches!(u.tables[2].kind, ExprKind::Wildcard(ref p) if p == "T*"));
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(last_expr("search in (T1, T2) \"x\"").kind, ExprKind::Search(s) if s.tables.len() == 2));
-    assert!(matches!(last_expr("find in (T) where x == 1 project a").kind, ExprKind::Find(_)));
-    assert!(matches!(last_expr("externaldata (a:string) ['url'] with (format='csv')").kind, ExprKind::Externaldata { .. }));
-    assert!(matches!(last_expr("evaluate sql_request('a')").kind, ExprKind::Evaluate(_)));
-    assert!(matches!(last_expr("table('T', 'all') | count").kind, ExprKind::Pipe { .. }));
-    assert!(matches!(last_expr("(T | take 1) | count").kind, ExprKind::Pipe { .. }));
+    assert!(
+        matches!(last_expr("search in (T1, T2) \"x\"").kind, ExprKind::Search(s) if s.tables.len() == 2)
+    );
+    assert!(matches!(
+        last_expr("find in (T) where x == 1 project a").kind,
+        ExprKind::Find(_)
+    ));
+    assert!(matches!(
+        last_expr("externaldata (a:string) ['url'] with (format='csv')").kind,
+        ExprKind::Externaldata { .. }
+    ));
+    assert!(matches!(
+        last_expr("evaluate sql_request('a')").kind,
+        ExprKind::Evaluate(_)
+    ));
+    assert!(matches!(
+        last_expr("table('T', 'all') | count").kind,
+        ExprKind::Pipe { .. }
+    ));
+    assert!(matches!(
+        last_expr("(T | take 1) | count").kind,
+        ExprKind::Pipe { .. }
+    ));
     // only toscalar/materialize take a bare tabular argument (fuzz finding)
     assert!(parse("union T, range (T | take 1)").is_err());
     assert!(parse("print f(T | take 1)").is_err());
@@ -431,7 +617,9 @@ fn sources() {
 
 #[test]
 fn operators() {
-    match op("T | summarize hint.strategy=shuffle n = count(), (a, b) = arg_max(x, y) by k, bin(ts, 1h)") {
+    match op(
+        "T | summarize hint.strategy=shuffle n = count(), (a, b) = arg_max(x, y) by k, bin(ts, 1h)",
+    ) {
         OperatorKind::Summarize(s) => {
             assert_eq!(s.hints.len(), 1);
             assert_eq!(s.aggregates[1].names.len(), 2);
@@ -451,35 +639,104 @@ fn operators() {
         OperatorKind::Join(j) => assert_eq!(j.on.len(), 2),
         other => panic!("{other:?}"),
     }
-    assert!(matches!(op("T | lookup kind=inner (T2) on a"), OperatorKind::Lookup(_)));
+    assert!(matches!(
+        op("T | lookup kind=inner (T2) on a"),
+        OperatorKind::Lookup(_)
+    ));
+    assert!(matches!(op("T | join kind=anti T2"), OperatorKind::Join(j) if j.on.is_empty()));
+    assert!(parse("T | lookup T2").is_err());
+    assert!(parse("T | scan with (step s output=some: true)").is_err());
+    assert!(parse("datatable(a:long)[1 + 1]").is_err());
+    assert!(
+        matches!(last_expr("datatable(a:long, b:real)[-1, +2.5]").kind, ExprKind::Datatable { values, .. } if matches!(values[0].kind, ExprKind::Unary { .. }))
+    );
     assert!(matches!(op("T | count as N"), OperatorKind::CountAs(n) if n.name == "N"));
-    assert!(matches!(op("T | top 3 by x desc nulls last"), OperatorKind::Top { .. }));
-    assert!(matches!(op("T | distinct *"), OperatorKind::Distinct { columns, .. } if matches!(columns[0].expr.kind, ExprKind::Star)));
-    assert!(matches!(op("T | project-rename a = b, c = d"), OperatorKind::ProjectRename(v) if v.len() == 2));
-    assert!(matches!(op("T | project-reorder a asc, b* granny-desc"), OperatorKind::ProjectReorder(v) if v[1].order == Some(ReorderOrder::GrannyDesc)));
-    assert!(matches!(op("T | mv-apply x to typeof(long) on (summarize sum(x))"), OperatorKind::MvApply(m) if m.items[0].to_type.is_some()));
-    assert!(matches!(op("T | parse kind=regex flags=i x with * \"a\" b:long \"c\" d"), OperatorKind::Parse(p) if p.pattern.len() == 5));
-    assert!(matches!(op("T | parse-kv x as (a:string) with (pair_delimiter=',')"), OperatorKind::ParseKv { .. }));
-    assert!(matches!(op("T | make-series x=avg(y) default=0 on Ts in range(a, b, 1h) by k"), OperatorKind::MakeSeries(m) if matches!(m.range, MakeSeriesRange::InRange { .. })));
-    assert!(matches!(op("T | render timechart with (title='x', ycolumns=a, b)"), OperatorKind::Render { with, .. } if with[1].values.len() == 2));
-    assert!(matches!(op("T | render timechart kind=stacked"), OperatorKind::Render { legacy: true, .. }));
-    assert!(matches!(op("T | fork a = (where x) (take 1)"), OperatorKind::Fork(b) if b[0].name.is_some() && b[1].name.is_none()));
-    assert!(matches!(op("T | facet by a, b with (take 1)"), OperatorKind::Facet { by, .. } if by.len() == 2));
-    assert!(matches!(op("T | partition by k { T | take 1 }"), OperatorKind::Partition(p) if matches!(p.body, PartitionBody::Expr(_))));
-    assert!(matches!(op("T | partition by k { as P | take 1 }"), OperatorKind::Partition(p) if matches!(p.body, PartitionBody::Operators(_))));
-    assert!(matches!(op("T | scan with_match_id=m declare (s:long = 0) with (step a output=last: x > 1 => s = s + 1; step b: true)"), OperatorKind::Scan(s) if s.steps.len() == 2));
-    assert!(matches!(op("T | reduce kind=source by x with threshold=0.1"), OperatorKind::Reduce { .. }));
-    assert!(matches!(op("T | search kind=case_sensitive Col: \"x\""), OperatorKind::Search(_)));
-    assert!(matches!(op("T | as hint.materialized=true X"), OperatorKind::As { .. }));
+    assert!(matches!(
+        op("T | top 3 by x desc nulls last"),
+        OperatorKind::Top { .. }
+    ));
+    assert!(
+        matches!(op("T | distinct *"), OperatorKind::Distinct { columns, .. } if matches!(columns[0].expr.kind, ExprKind::Star))
+    );
+    assert!(
+        matches!(op("T | project-rename a = b, c = d"), OperatorKind::ProjectRename(v) if v.len() == 2)
+    );
+    assert!(
+        matches!(op("T | project-reorder a asc, b* granny-desc"), OperatorKind::ProjectReorder(v) if v[1].order == Some(ReorderOrder::GrannyDesc))
+    );
+    assert!(
+        matches!(op("T | mv-apply x to typeof(long) on (summarize sum(x))"), OperatorKind::MvApply(m) if m.items[0].to_type.is_some())
+    );
+    assert!(
+        matches!(op("T | parse kind=regex flags=i x with * \"a\" b:long \"c\" d"), OperatorKind::Parse(p) if p.pattern.len() == 5)
+    );
+    assert!(matches!(
+        op("T | parse-kv x as (a:string) with (pair_delimiter=',')"),
+        OperatorKind::ParseKv { .. }
+    ));
+    assert!(
+        matches!(op("T | make-series x=avg(y) default=0 on Ts in range(a, b, 1h) by k"), OperatorKind::MakeSeries(m) if matches!(m.range, MakeSeriesRange::InRange { .. }))
+    );
+    assert!(
+        matches!(op("T | render timechart with (title='x', ycolumns=a, b)"), OperatorKind::Render { with, .. } if with[1].values.len() == 2)
+    );
+    assert!(matches!(
+        op("T | render timechart kind=stacked"),
+        OperatorKind::Render { legacy: true, .. }
+    ));
+    assert!(
+        matches!(op("T | fork a = (where x) (take 1)"), OperatorKind::Fork(b) if b[0].name.is_some() && b[1].name.is_none())
+    );
+    assert!(
+        matches!(op("T | facet by a, b with (take 1)"), OperatorKind::Facet { by, .. } if by.len() == 2)
+    );
+    assert!(
+        matches!(op("T | partition by k { T | take 1 }"), OperatorKind::Partition(p) if matches!(p.body, PartitionBody::Expr(_)))
+    );
+    assert!(
+        matches!(op("T | partition by k { as P | take 1 }"), OperatorKind::Partition(p) if matches!(p.body, PartitionBody::Operators(_)))
+    );
+    assert!(
+        matches!(op("T | scan with_match_id=m declare (s:long = 0) with (step a output=last: x > 1 => s = s + 1; step b: true)"), OperatorKind::Scan(s) if s.steps.len() == 2)
+    );
+    assert!(matches!(
+        op("T | reduce kind=source by x with threshold=0.1"),
+        OperatorKind::Reduce { .. }
+    ));
+    assert!(matches!(
+        op("T | search kind=case_sensitive Col: \"x\""),
+        OperatorKind::Search(_)
+    ));
+    assert!(matches!(
+        op("T | as hint.materialized=true X"),
+        OperatorKind::As { .. }
+    ));
     assert!(matches!(op("T | invoke f(1)"), OperatorKind::Invoke(_)));
-    assert!(matches!(op("T | evaluate hint.distribution=per_node bag_unpack(x)"), OperatorKind::Evaluate(_)));
+    assert!(matches!(
+        op("T | evaluate hint.distribution=per_node bag_unpack(x)"),
+        OperatorKind::Evaluate(_)
+    ));
     assert!(matches!(op("T | getschema"), OperatorKind::Getschema));
     assert!(matches!(op("T | consume"), OperatorKind::Consume(_)));
-    assert!(matches!(op("T | top-nested 3 of a by count(), top-nested of b with others = 'x' by max(1)"), OperatorKind::TopNested(c) if c.len() == 2));
-    assert!(matches!(op("T | top-hitters 5 of a by b"), OperatorKind::TopHitters { .. }));
-    assert!(matches!(op("T | serialize n = row_number()"), OperatorKind::Serialize(_)));
-    assert_eq!(err("T | graph-match (a)-[e]->(b)").kind, ParseErrorKind::Unsupported);
-    assert_eq!(err("T | macro-expand x as y (T)").kind, ParseErrorKind::Unsupported);
+    assert!(
+        matches!(op("T | top-nested 3 of a by count(), top-nested of b with others = 'x' by max(1)"), OperatorKind::TopNested(c) if c.len() == 2)
+    );
+    assert!(matches!(
+        op("T | top-hitters 5 of a by b"),
+        OperatorKind::TopHitters { .. }
+    ));
+    assert!(matches!(
+        op("T | serialize n = row_number()"),
+        OperatorKind::Serialize(_)
+    ));
+    assert_eq!(
+        err("T | graph-match (a)-[e]->(b)").kind,
+        ParseErrorKind::Unsupported
+    );
+    assert_eq!(
+        err("T | macro-expand x as y (T)").kind,
+        ParseErrorKind::Unsupported
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -488,30 +745,92 @@ fn operators() {
 
 #[test]
 fn table_and_database_commands() {
-    assert!(matches!(command(".create database DB persist (@'a', @'b') ifnotexists").kind, CommandKind::CreateDatabase { if_not_exists: true, persistence: Some(DatabasePersistence::Persist(p)), .. } if p.len() == 2));
-    assert!(matches!(command(".create database DB volatile").kind, CommandKind::CreateDatabase { persistence: Some(DatabasePersistence::Volatile), .. }));
-    match command(".create table T (a:long, ['b c']:string) with (docstring='d', folder='f')").kind {
-        CommandKind::CreateTable { merge: false, table, with } => {
+    assert!(
+        matches!(command(".create database DB persist (@'a', @'b') ifnotexists").kind, CommandKind::CreateDatabase { if_not_exists: true, persistence: Some(DatabasePersistence::Persist(p)), .. } if p.len() == 2)
+    );
+    assert!(matches!(
+        command(".create database DB volatile").kind,
+        CommandKind::CreateDatabase {
+            persistence: Some(DatabasePersistence::Volatile),
+            ..
+        }
+    ));
+    match command(".create table T (a:long, ['b c']:string) with (docstring='d', folder='f')").kind
+    {
+        CommandKind::CreateTable {
+            merge: false,
+            table,
+            with,
+        } => {
             assert_eq!(table.columns.len(), 2);
             assert_eq!(table.columns[1].name.name, "b c");
             assert_eq!(with.len(), 2);
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(command(".create-merge table T (a:long)").kind, CommandKind::CreateTable { merge: true, .. }));
-    assert!(matches!(command(".create tables A (a:long), B (b:string)").kind, CommandKind::CreateTables { tables, .. } if tables.len() == 2));
-    assert!(matches!(command(".drop table db.T ifexists").kind, CommandKind::DropTable { if_exists: true, name } if name.database.is_some()));
-    assert!(matches!(command(".drop tables (A, B)").kind, CommandKind::DropTables { names, .. } if names.len() == 2));
-    assert!(matches!(command(".show tables details").kind, CommandKind::ShowTables { details: true }));
-    assert!(matches!(command(".show table T").kind, CommandKind::ShowTable { .. }));
-    assert!(matches!(command(".show table T schema as json").kind, CommandKind::ShowTableSchema { format: SchemaFormat::Json, .. }));
-    assert!(matches!(command(".show table T cslschema").kind, CommandKind::ShowTableSchema { format: SchemaFormat::Csl, .. }));
-    assert!(matches!(command(".show table T details").kind, CommandKind::ShowTableDetails { .. }));
-    assert!(matches!(command(".show databases").kind, CommandKind::ShowDatabases));
-    assert!(matches!(command(".show database X schema as csl script").kind, CommandKind::ShowDatabaseSchema { format: SchemaFormat::CslScript, name: Some(_), .. }));
-    assert!(matches!(command(".show database schema").kind, CommandKind::ShowDatabaseSchema { name: None, .. }));
-    assert!(matches!(command(".show functions").kind, CommandKind::ShowFunctions));
-    assert!(matches!(command(".show function F").kind, CommandKind::ShowFunction { .. }));
+    assert!(matches!(
+        command(".create-merge table T (a:long)").kind,
+        CommandKind::CreateTable { merge: true, .. }
+    ));
+    assert!(
+        matches!(command(".create tables A (a:long), B (b:string)").kind, CommandKind::CreateTables { tables, .. } if tables.len() == 2)
+    );
+    assert!(
+        matches!(command(".drop table db.T ifexists").kind, CommandKind::DropTable { if_exists: true, name } if name.database.is_some())
+    );
+    assert!(
+        matches!(command(".drop tables (A, B)").kind, CommandKind::DropTables { names, .. } if names.len() == 2)
+    );
+    assert!(matches!(
+        command(".show tables details").kind,
+        CommandKind::ShowTables { details: true }
+    ));
+    assert!(matches!(
+        command(".show table T").kind,
+        CommandKind::ShowTable { .. }
+    ));
+    assert!(matches!(
+        command(".show table T schema as json").kind,
+        CommandKind::ShowTableSchema {
+            format: SchemaFormat::Json,
+            ..
+        }
+    ));
+    assert!(matches!(
+        command(".show table T cslschema").kind,
+        CommandKind::ShowTableSchema {
+            format: SchemaFormat::Csl,
+            ..
+        }
+    ));
+    assert!(matches!(
+        command(".show table T details").kind,
+        CommandKind::ShowTableDetails { .. }
+    ));
+    assert!(matches!(
+        command(".show databases").kind,
+        CommandKind::ShowDatabases
+    ));
+    assert!(matches!(
+        command(".show database X schema as csl script").kind,
+        CommandKind::ShowDatabaseSchema {
+            format: SchemaFormat::CslScript,
+            name: Some(_),
+            ..
+        }
+    ));
+    assert!(matches!(
+        command(".show database schema").kind,
+        CommandKind::ShowDatabaseSchema { name: None, .. }
+    ));
+    assert!(matches!(
+        command(".show functions").kind,
+        CommandKind::ShowFunctions
+    ));
+    assert!(matches!(
+        command(".show function F").kind,
+        CommandKind::ShowFunction { .. }
+    ));
     let c = command(".show tables | where TableName startswith 'T' | count");
     assert_eq!(c.pipe.len(), 2);
 }
@@ -532,19 +851,50 @@ fn ingestion_commands() {
         other => panic!("{other:?}"),
     }
     match command(".set-or-append T with (folder='x') <| let y = 1; T2 | where x > y").kind {
-        CommandKind::TableFromQuery { mode: TableWriteMode::SetOrAppend, query, .. } => assert_eq!(query.statements.len(), 2),
+        CommandKind::TableFromQuery {
+            mode: TableWriteMode::SetOrAppend,
+            query,
+            ..
+        } => assert_eq!(query.statements.len(), 2),
         other => panic!("{other:?}"),
     }
-    assert!(matches!(command(".set async T <| T2").kind, CommandKind::TableFromQuery { mode: TableWriteMode::Set, is_async: true, .. }));
-    assert!(matches!(command(".append T <| T2 | take 1").kind, CommandKind::TableFromQuery { mode: TableWriteMode::Append, .. }));
-    assert!(matches!(command(".set-or-replace T <| T2").kind, CommandKind::TableFromQuery { mode: TableWriteMode::SetOrReplace, .. }));
+    assert!(matches!(
+        command(".set async T <| T2").kind,
+        CommandKind::TableFromQuery {
+            mode: TableWriteMode::Set,
+            is_async: true,
+            ..
+        }
+    ));
+    assert!(matches!(
+        command(".append T <| T2 | take 1").kind,
+        CommandKind::TableFromQuery {
+            mode: TableWriteMode::Append,
+            ..
+        }
+    ));
+    assert!(matches!(
+        command(".set-or-replace T <| T2").kind,
+        CommandKind::TableFromQuery {
+            mode: TableWriteMode::SetOrReplace,
+            ..
+        }
+    ));
 }
 
 #[test]
 fn function_commands() {
     let text = ".create function ifnotexists with (docstring='d', folder='f', skipvalidation='true') F(a:long, T:(x:long)) { T | take a }";
     match command(text).kind {
-        CommandKind::CreateFunction { mode: FunctionWriteMode::Create, if_not_exists: true, with, params, body, body_span, .. } => {
+        CommandKind::CreateFunction {
+            mode: FunctionWriteMode::Create,
+            if_not_exists: true,
+            with,
+            params,
+            body,
+            body_span,
+            ..
+        } => {
             assert_eq!(with.len(), 3);
             assert_eq!(params.len(), 2);
             assert_eq!(body.len(), 1);
@@ -552,9 +902,27 @@ fn function_commands() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(command(".create-or-alter function F() { T }").kind, CommandKind::CreateFunction { mode: FunctionWriteMode::CreateOrAlter, .. }));
-    assert!(matches!(command(".alter function F() { T }").kind, CommandKind::CreateFunction { mode: FunctionWriteMode::Alter, .. }));
-    assert!(matches!(command(".drop function F ifexists").kind, CommandKind::DropFunction { if_exists: true, .. }));
+    assert!(matches!(
+        command(".create-or-alter function F() { T }").kind,
+        CommandKind::CreateFunction {
+            mode: FunctionWriteMode::CreateOrAlter,
+            ..
+        }
+    ));
+    assert!(matches!(
+        command(".alter function F() { T }").kind,
+        CommandKind::CreateFunction {
+            mode: FunctionWriteMode::Alter,
+            ..
+        }
+    ));
+    assert!(matches!(
+        command(".drop function F ifexists").kind,
+        CommandKind::DropFunction {
+            if_exists: true,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -567,44 +935,166 @@ fn policy_commands() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(command(".alter table T policy row_level_security disable 'Q'").kind, CommandKind::AlterRowLevelSecurity { enable: false, .. }));
-    assert!(matches!(command(".show table * policy row_level_security").kind, CommandKind::ShowRowLevelSecurity { target: PolicyTarget::AllTables }));
-    assert!(matches!(command(".delete table T policy row_level_security").kind, CommandKind::DeleteRowLevelSecurity { .. }));
-    assert!(matches!(command(".alter materialized-view MV policy row_level_security enable 'Q'").kind, CommandKind::AlterRowLevelSecurity { target: PolicyTarget::MaterializedView(_), .. }));
-    assert!(matches!(command(".show materialized-view MV policy row_level_security").kind, CommandKind::ShowRowLevelSecurity { .. }));
-    assert!(matches!(command(".delete materialized-view MV policy row_level_security").kind, CommandKind::DeleteRowLevelSecurity { .. }));
-    assert!(matches!(command(".alter table T policy restricted_view_access true").kind, CommandKind::AlterRestrictedViewAccess { enable: true, .. }));
-    assert!(matches!(command(".alter tables (T1, T2) policy restricted_view_access false").kind, CommandKind::AlterRestrictedViewAccess { target: PolicyTarget::Tables(t), enable: false } if t.len() == 2));
-    assert!(matches!(command(".show table T policy restricted_view_access").kind, CommandKind::ShowRestrictedViewAccess { .. }));
-    assert!(matches!(command(".delete table T policy restricted_view_access").kind, CommandKind::DeleteRestrictedViewAccess { .. }));
+    assert!(matches!(
+        command(".alter table T policy row_level_security disable 'Q'").kind,
+        CommandKind::AlterRowLevelSecurity { enable: false, .. }
+    ));
+    assert!(matches!(
+        command(".show table * policy row_level_security").kind,
+        CommandKind::ShowRowLevelSecurity {
+            target: PolicyTarget::AllTables
+        }
+    ));
+    assert!(matches!(
+        command(".delete table T policy row_level_security").kind,
+        CommandKind::DeleteRowLevelSecurity { .. }
+    ));
+    assert!(matches!(
+        command(".alter materialized-view MV policy row_level_security enable 'Q'").kind,
+        CommandKind::AlterRowLevelSecurity {
+            target: PolicyTarget::MaterializedView(_),
+            ..
+        }
+    ));
+    assert!(matches!(
+        command(".show materialized-view MV policy row_level_security").kind,
+        CommandKind::ShowRowLevelSecurity { .. }
+    ));
+    assert!(matches!(
+        command(".delete materialized-view MV policy row_level_security").kind,
+        CommandKind::DeleteRowLevelSecurity { .. }
+    ));
+    assert!(matches!(
+        command(".alter table T policy restricted_view_access true").kind,
+        CommandKind::AlterRestrictedViewAccess { enable: true, .. }
+    ));
+    assert!(
+        matches!(command(".alter tables (T1, T2) policy restricted_view_access false").kind, CommandKind::AlterRestrictedViewAccess { target: PolicyTarget::Tables(t), enable: false } if t.len() == 2)
+    );
+    assert!(matches!(
+        command(".show table T policy restricted_view_access").kind,
+        CommandKind::ShowRestrictedViewAccess { .. }
+    ));
+    assert!(matches!(
+        command(".delete table T policy restricted_view_access").kind,
+        CommandKind::DeleteRestrictedViewAccess { .. }
+    ));
     assert!(parse(".alter table * policy row_level_security enable 'Q'").is_err());
     assert!(parse(".delete tables (A) policy restricted_view_access").is_err());
 }
 
 #[test]
 fn principal_commands() {
-    match command(".add database DB users ('aaduser=a@b.com', 'aadgroup=g') skip-results 'notes'").kind {
-        CommandKind::ChangePrincipals { action: PrincipalAction::Add, entity: SecurableEntity::Database(Some(db)), role, principals, skip_results: true, notes: Some(_), none: false } => {
+    match command(".add database DB users ('aaduser=a@b.com', 'aadgroup=g') skip-results 'notes'")
+        .kind
+    {
+        CommandKind::ChangePrincipals {
+            action: PrincipalAction::Add,
+            entity: SecurableEntity::Database(Some(db)),
+            role,
+            principals,
+            skip_results: true,
+            notes: Some(_),
+            none: false,
+        } => {
             assert_eq!(db.name, "DB");
             assert_eq!(role.name, "users");
             assert_eq!(principals.len(), 2);
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(command(".add database users ('aaduser=a')").kind, CommandKind::ChangePrincipals { entity: SecurableEntity::Database(None), .. }));
-    assert!(matches!(command(".drop table T admins ('x')").kind, CommandKind::ChangePrincipals { action: PrincipalAction::Drop, entity: SecurableEntity::Table(_), .. }));
-    assert!(matches!(command(".set function F admins ('x')").kind, CommandKind::ChangePrincipals { action: PrincipalAction::Set, entity: SecurableEntity::Function(_), .. }));
-    assert!(matches!(command(".set database DB viewers none skip-results").kind, CommandKind::ChangePrincipals { none: true, skip_results: true, .. }));
-    assert!(matches!(command(".add cluster alldatabasesadmins ('x')").kind, CommandKind::ChangePrincipals { entity: SecurableEntity::Cluster, .. }));
-    assert!(matches!(command(".add materialized-view MV admins ('x') skip-results").kind, CommandKind::ChangePrincipals { entity: SecurableEntity::MaterializedView(_), .. }));
-    assert!(matches!(command(".add external table X admins ('x')").kind, CommandKind::ChangePrincipals { entity: SecurableEntity::ExternalTable(_), .. }));
-    assert!(matches!(command(".show database DB principals").kind, CommandKind::ShowPrincipals { entity: SecurableEntity::Database(Some(_)) }));
-    assert!(matches!(command(".show database principals").kind, CommandKind::ShowPrincipals { entity: SecurableEntity::Database(None) }));
-    assert!(matches!(command(".show cluster principals").kind, CommandKind::ShowPrincipals { entity: SecurableEntity::Cluster }));
-    assert!(matches!(command(".show table T principal roles").kind, CommandKind::ShowPrincipalRoles { entity: Some(_), principal: None, .. }));
-    assert!(matches!(command(".show database X principal 'aaduser=x' roles").kind, CommandKind::ShowPrincipalRoles { principal: Some(_), .. }));
-    assert!(matches!(command(".show principal roles").kind, CommandKind::ShowPrincipalRoles { entity: None, .. }));
-    assert!(matches!(command(".clear cluster cache groupmembership with (group='aadgroup=x')").kind, CommandKind::ClearGroupMembershipCache { with } if with.len() == 1));
+    assert!(matches!(
+        command(".add database users ('aaduser=a')").kind,
+        CommandKind::ChangePrincipals {
+            entity: SecurableEntity::Database(None),
+            ..
+        }
+    ));
+    assert!(matches!(
+        command(".drop table T admins ('x')").kind,
+        CommandKind::ChangePrincipals {
+            action: PrincipalAction::Drop,
+            entity: SecurableEntity::Table(_),
+            ..
+        }
+    ));
+    assert!(matches!(
+        command(".set function F admins ('x')").kind,
+        CommandKind::ChangePrincipals {
+            action: PrincipalAction::Set,
+            entity: SecurableEntity::Function(_),
+            ..
+        }
+    ));
+    assert!(matches!(
+        command(".set database DB viewers none skip-results").kind,
+        CommandKind::ChangePrincipals {
+            none: true,
+            skip_results: true,
+            ..
+        }
+    ));
+    assert!(matches!(
+        command(".add cluster alldatabasesadmins ('x')").kind,
+        CommandKind::ChangePrincipals {
+            entity: SecurableEntity::Cluster,
+            ..
+        }
+    ));
+    assert!(matches!(
+        command(".add materialized-view MV admins ('x') skip-results").kind,
+        CommandKind::ChangePrincipals {
+            entity: SecurableEntity::MaterializedView(_),
+            ..
+        }
+    ));
+    assert!(matches!(
+        command(".add external table X admins ('x')").kind,
+        CommandKind::ChangePrincipals {
+            entity: SecurableEntity::ExternalTable(_),
+            ..
+        }
+    ));
+    assert!(matches!(
+        command(".show database DB principals").kind,
+        CommandKind::ShowPrincipals {
+            entity: SecurableEntity::Database(Some(_))
+        }
+    ));
+    assert!(matches!(
+        command(".show database principals").kind,
+        CommandKind::ShowPrincipals {
+            entity: SecurableEntity::Database(None)
+        }
+    ));
+    assert!(matches!(
+        command(".show cluster principals").kind,
+        CommandKind::ShowPrincipals {
+            entity: SecurableEntity::Cluster
+        }
+    ));
+    assert!(matches!(
+        command(".show table T principal roles").kind,
+        CommandKind::ShowPrincipalRoles {
+            entity: Some(_),
+            principal: None,
+            ..
+        }
+    ));
+    assert!(matches!(
+        command(".show database X principal 'aaduser=x' roles").kind,
+        CommandKind::ShowPrincipalRoles {
+            principal: Some(_),
+            ..
+        }
+    ));
+    assert!(matches!(
+        command(".show principal roles").kind,
+        CommandKind::ShowPrincipalRoles { entity: None, .. }
+    ));
+    assert!(
+        matches!(command(".clear cluster cache groupmembership with (group='aadgroup=x')").kind, CommandKind::ClearGroupMembershipCache { with } if with.len() == 1)
+    );
     // roles are checked per entity
     let e = err(".add table T viewers ('x')");
     assert!(e.message.contains("viewers"), "{}", e.message);
@@ -641,7 +1131,11 @@ fn error_positions_and_frames() {
     assert_eq!((e.line, e.column), (3, 1));
     assert!(e.to_string().contains("line 3, column 1"));
     assert!(!e.expected.is_empty());
-    assert!(e.expected.contains(&"identifier".to_string()), "{:?}", e.expected);
+    assert!(
+        e.expected.contains(&"identifier".to_string()),
+        "{:?}",
+        e.expected
+    );
     let frame = e.frame(text);
     assert!(frame.starts_with("error: unexpected '|'"), "{frame}");
     assert!(frame.contains(" --> line 3, column 1\n"), "{frame}");
@@ -659,7 +1153,11 @@ fn nesting_limit() {
     assert_eq!(err(&deep).kind, ParseErrorKind::TooComplex);
     let deep = format!("print {}1{}", "(".repeat(150), ")".repeat(150));
     rt(&deep);
-    let deep = format!("print dynamic({}1{})", "[".repeat(100_000), "]".repeat(100_000));
+    let deep = format!(
+        "print dynamic({}1{})",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
     assert_eq!(err(&deep).kind, ParseErrorKind::TooComplex);
     // long flat chains are bounded too (their ASTs are deep)
     let chain = format!("print {}", vec!["1"; 100_000].join(" + "));
@@ -679,7 +1177,9 @@ fn nesting_limit() {
 fn large_scripts_are_fine() {
     let mut script = String::new();
     for i in 0..1000 {
-        script.push_str(&format!("let x{i} = T | where a > {i} | summarize count() by b;\n"));
+        script.push_str(&format!(
+            "let x{i} = T | where a > {i} | summarize count() by b;\n"
+        ));
     }
     script.push_str("x999 | take 1");
     assert_eq!(query(&script).statements.len(), 1001);
@@ -690,9 +1190,13 @@ fn spans_point_at_source() {
     let text = "T | where Amount > 10";
     let e = last_expr(text);
     assert_eq!(&text[e.span.start..e.span.end], text);
-    let ExprKind::Pipe { op, .. } = e.kind else { panic!() };
+    let ExprKind::Pipe { op, .. } = e.kind else {
+        panic!()
+    };
     assert_eq!(&text[op.span.start..op.span.end], "where Amount > 10");
-    let OperatorKind::Where(p) = op.kind else { panic!() };
+    let OperatorKind::Where(p) = op.kind else {
+        panic!()
+    };
     let (_, l, r) = binary(&p);
     assert_eq!(&text[l.span.start..l.span.end], "Amount");
     assert_eq!(&text[r.span.start..r.span.end], "10");
@@ -704,14 +1208,38 @@ fn spans_point_at_source() {
 fn printing_adds_parentheses_for_hand_built_trees() {
     let s = Span::default();
     let id = |n: &str| Expr::new(ExprKind::Ident(Ident::new(n, s)), s);
-    let add = Expr::new(ExprKind::Binary { op: BinaryOp::Add, left: Box::new(id("a")), right: Box::new(id("b")) }, s);
-    let mul = Expr::new(ExprKind::Binary { op: BinaryOp::Mul, left: Box::new(add), right: Box::new(id("c")) }, s);
-    assert_eq!(mul.to_string(), "(a + b) * c");
-    let pipe = Expr::new(
-        ExprKind::Pipe { input: Box::new(id("T")), op: Box::new(Operator::new(OperatorKind::Count, s)) },
+    let add = Expr::new(
+        ExprKind::Binary {
+            op: BinaryOp::Add,
+            left: Box::new(id("a")),
+            right: Box::new(id("b")),
+        },
         s,
     );
-    let cmp = Expr::new(ExprKind::Binary { op: BinaryOp::Lt, left: Box::new(pipe), right: Box::new(id("x")) }, s);
+    let mul = Expr::new(
+        ExprKind::Binary {
+            op: BinaryOp::Mul,
+            left: Box::new(add),
+            right: Box::new(id("c")),
+        },
+        s,
+    );
+    assert_eq!(mul.to_string(), "(a + b) * c");
+    let pipe = Expr::new(
+        ExprKind::Pipe {
+            input: Box::new(id("T")),
+            op: Box::new(Operator::new(OperatorKind::Count, s)),
+        },
+        s,
+    );
+    let cmp = Expr::new(
+        ExprKind::Binary {
+            op: BinaryOp::Lt,
+            left: Box::new(pipe),
+            right: Box::new(id("x")),
+        },
+        s,
+    );
     assert_eq!(cmp.to_string(), "(T | count) < x");
 }
 

@@ -7,9 +7,14 @@ use std::path::{Path, PathBuf};
 use kustodian_parser::parse;
 
 fn cases(dir: &str) -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/parse").join(dir);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../corpus/parse")
+        .join(dir);
     let mut files: Vec<PathBuf> = match std::fs::read_dir(&root) {
-        Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "kql")).collect(),
+        Ok(rd) => rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "kql"))
+            .collect(),
         Err(_) => Vec::new(),
     };
     files.sort();
@@ -44,7 +49,13 @@ fn ok_cases_parse_and_round_trip() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {} ok cases failed:\n{}", failures.len(), files.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} ok cases failed:\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -66,5 +77,11 @@ fn err_cases_are_rejected() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {} err cases failed:\n{}", failures.len(), files.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} err cases failed:\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n")
+    );
 }

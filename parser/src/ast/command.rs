@@ -2,8 +2,8 @@
 
 use serde::Serialize;
 
-use super::{ColumnDecl, Ident, Literal, Param, Property, QualifiedName, Query, Span, Statement};
 use super::operator::Operator;
+use super::{ColumnDecl, Ident, Literal, Param, Property, QualifiedName, Query, Span, Statement};
 
 /// A management command, optionally followed by `| operators` that query its result
 /// (`.show tables | where TableName startswith "T"`).
@@ -18,27 +18,55 @@ pub struct Command {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum CommandKind {
     /// `.create database Name [persist (paths) | volatile] [ifnotexists]`
-    CreateDatabase { name: Ident, persistence: Option<DatabasePersistence>, if_not_exists: bool },
+    CreateDatabase {
+        name: Ident,
+        persistence: Option<DatabasePersistence>,
+        if_not_exists: bool,
+    },
     /// `.drop database Name [ifexists]`
     DropDatabase { name: Ident, if_exists: bool },
     /// `.create table T (cols) [with (...)]` / `.create-merge table T (cols) [with (...)]`
-    CreateTable { merge: bool, table: TableDef, with: Vec<Property> },
+    CreateTable {
+        merge: bool,
+        table: TableDef,
+        with: Vec<Property>,
+    },
     /// `.create tables T1 (cols), T2 (cols) [with (...)]` / `.create-merge tables ...`
-    CreateTables { merge: bool, tables: Vec<TableDef>, with: Vec<Property> },
+    CreateTables {
+        merge: bool,
+        tables: Vec<TableDef>,
+        with: Vec<Property>,
+    },
     /// `.create table T based-on Other [with (...)]`
-    CreateTableBasedOn { name: QualifiedName, source: QualifiedName, with: Vec<Property> },
+    CreateTableBasedOn {
+        name: QualifiedName,
+        source: QualifiedName,
+        with: Vec<Property>,
+    },
     /// `.drop table T [ifexists]`
-    DropTable { name: QualifiedName, if_exists: bool },
+    DropTable {
+        name: QualifiedName,
+        if_exists: bool,
+    },
     /// `.drop tables (A, B) [ifexists]`
-    DropTables { names: Vec<QualifiedName>, if_exists: bool },
+    DropTables {
+        names: Vec<QualifiedName>,
+        if_exists: bool,
+    },
     /// `.show tables [details]`
     ShowTables { details: bool },
     /// `.show tables (T1, T2) [details]`
-    ShowTablesSubset { names: Vec<QualifiedName>, details: bool },
+    ShowTablesSubset {
+        names: Vec<QualifiedName>,
+        details: bool,
+    },
     /// `.show table T`
     ShowTable { name: QualifiedName },
     /// `.show table T schema as json` / `.show table T cslschema`
-    ShowTableSchema { name: QualifiedName, format: SchemaFormat },
+    ShowTableSchema {
+        name: QualifiedName,
+        format: SchemaFormat,
+    },
     /// `.show table T details`
     ShowTableDetails { name: QualifiedName },
     /// `.show databases`
@@ -46,17 +74,30 @@ pub enum CommandKind {
     /// `.show databases [(A, B)] [details]` (at least one of the two parts).
     ShowDatabasesSubset { names: Vec<Ident>, details: bool },
     /// `.show database [Name] schema [as json|csl script] [with (...)]`
-    ShowDatabaseSchema { name: Option<Ident>, format: SchemaFormat, with: Vec<Property> },
+    ShowDatabaseSchema {
+        name: Option<Ident>,
+        format: SchemaFormat,
+        with: Vec<Property>,
+    },
     /// `.show functions`
     ShowFunctions,
     /// `.show function F`
     ShowFunction { name: Ident },
     /// `.ingest inline into table T [with (...)] <| data`; `data` is everything after `<|`,
     /// verbatim.
-    IngestInline { table: QualifiedName, with: Vec<Property>, data: String },
+    IngestInline {
+        table: QualifiedName,
+        with: Vec<Property>,
+        data: String,
+    },
     /// `.ingest [async] into table T (sources) [with (...)]`; sources are string literals
     /// (possibly obfuscated `h'...'`).
-    Ingest { is_async: bool, table: QualifiedName, sources: Vec<Literal>, with: Vec<Property> },
+    Ingest {
+        is_async: bool,
+        table: QualifiedName,
+        sources: Vec<Literal>,
+        with: Vec<Property>,
+    },
     /// `.set|.append|.set-or-append|.set-or-replace [async] T [with (...)] <| query`
     TableFromQuery {
         mode: TableWriteMode,
@@ -83,7 +124,12 @@ pub enum CommandKind {
     DropFunctions { names: Vec<Ident>, if_exists: bool },
     /// `.alter table|materialized-view X policy row_level_security enable|disable
     /// [with (...)] "query"`
-    AlterRowLevelSecurity { target: PolicyTarget, enable: bool, with: Vec<Property>, query: String },
+    AlterRowLevelSecurity {
+        target: PolicyTarget,
+        enable: bool,
+        with: Vec<Property>,
+        query: String,
+    },
     /// `.show table T|* policy row_level_security`, `.show materialized-view MV policy ...`
     ShowRowLevelSecurity { target: PolicyTarget },
     /// `.delete table T policy row_level_security`, `.delete materialized-view MV policy ...`
@@ -111,7 +157,11 @@ pub enum CommandKind {
     ShowPrincipals { entity: SecurableEntity },
     /// `.show <entity> principal ['fqn'] roles [with (...)]`, `.show principal roles`
     /// (`entity` is `None` for the latter).
-    ShowPrincipalRoles { entity: Option<SecurableEntity>, principal: Option<Literal>, with: Vec<Property> },
+    ShowPrincipalRoles {
+        entity: Option<SecurableEntity>,
+        principal: Option<Literal>,
+        with: Vec<Property>,
+    },
     /// `.clear cluster cache groupmembership with (group='...', principal='...')`
     ClearGroupMembershipCache { with: Vec<Property> },
 }

@@ -39,7 +39,11 @@ fn in_command_mode() -> bool {
 /// Quotes a name as `['name']` unless it can be written bare.
 pub fn quote_ident(name: &str) -> Cow<'_, str> {
     let plain = !crate::lexer::is_kusto_reserved(name)
-        && if in_command_mode() { crate::lexer::is_plain_command_name(name) } else { crate::lexer::is_plain_name(name) };
+        && if in_command_mode() {
+            crate::lexer::is_plain_command_name(name)
+        } else {
+            crate::lexer::is_plain_name(name)
+        };
     bracket_unless(name, plain)
 }
 
@@ -68,15 +72,16 @@ fn bracket_unless(name: &str, plain: bool) -> Cow<'_, str> {
 
 /// Quotes the name of a called function (`['datetime'](x)`: a bare `datetime(` starts a literal).
 pub fn quote_callee(name: &str) -> Cow<'_, str> {
-    if crate::lexer::is_plain_callee(name) && (!in_command_mode() || crate::lexer::is_plain_command_name(name)) {
+    if crate::lexer::is_plain_callee(name)
+        && (!in_command_mode() || crate::lexer::is_plain_command_name(name))
+    {
         Cow::Borrowed(name)
     } else {
         let mut s = String::with_capacity(name.len() + 4);
         s.push('[');
         s.push_str(&quote_string(name));
         s.push(']');
-        s
-            .into()
+        s.into()
     }
 }
 
@@ -229,7 +234,9 @@ impl Display for Statement {
                 comma_list(f, items)?;
                 f.write_str(")")
             }
-            StatementKind::AliasDatabase { name, value } => write!(f, "alias database {name} = {value}"),
+            StatementKind::AliasDatabase { name, value } => {
+                write!(f, "alias database {name} = {value}")
+            }
             StatementKind::Expr(e) => write_expr(f, e, Prec::Pipe),
         }
     }
@@ -246,8 +253,12 @@ pub(crate) enum Prec {
     Pipe,
     Or,
     And,
-    /// comparisons and string operators (non-associative)
-    Cmp,
+    /// `==`, `!=`, `<>`, `in`, `between`, `has_any`, `has_all` (non-associative)
+    Eq,
+    /// string operators, `=~`, `!~`, `matches regex` (non-associative)
+    Str,
+    /// `<`, `<=`, `>`, `>=` (non-associative)
+    Rel,
     Add,
     Mul,
     Unary,
@@ -310,9 +321,11 @@ impl BinaryOp {
         match self {
             Or => Prec::Or,
             And => Prec::And,
+            Eq | NotEq | LtGt => Prec::Eq,
+            Lt | LtEq | Gt | GtEq => Prec::Rel,
             Add | Sub => Prec::Add,
             Mul | Div | Mod => Prec::Mul,
-            _ => Prec::Cmp,
+            _ => Prec::Str,
         }
     }
 }
@@ -336,9 +349,10 @@ fn expr_prec(e: &Expr) -> Prec {
     match &e.kind {
         ExprKind::Binary { op, .. } => op.prec(),
         ExprKind::Unary { .. } => Prec::Unary,
-        ExprKind::In { .. } | ExprKind::HasAny { .. } | ExprKind::HasAll { .. } | ExprKind::Between { .. } => {
-            Prec::Cmp
-        }
+        ExprKind::In { .. }
+        | ExprKind::HasAny { .. }
+        | ExprKind::HasAll { .. }
+        | ExprKind::Between { .. } => Prec::Eq,
         // Tabular sources with trailing clauses and pipes only stand alone or in parentheses.
         ExprKind::Pipe { .. }
         | ExprKind::Print(_)
@@ -384,7 +398,11 @@ fn write_args(f: &mut Formatter<'_>, name: &str, args: &[Arg]) -> R {
     f.write_str("(")?;
     if let [Arg::Positional(single)] = args {
         // Only some functions take a bare tabular argument; others need `f((T | ...))`.
-        let min = if crate::support::TABULAR_ARG_FUNCTIONS.contains(&name) { Prec::Pipe } else { Prec::Or };
+        let min = if crate::support::TABULAR_ARG_FUNCTIONS.contains(&name) {
+            Prec::Pipe
+        } else {
+            Prec::Or
+        };
         write_expr(f, single, min)?;
     } else {
         comma_list(f, args)?;
@@ -403,9 +421,13 @@ fn write_expr_inner(f: &mut Formatter<'_>, e: &Expr) -> R {
         ExprKind::Binary { op, left, right } => {
             let p = op.prec();
             let (lp, rp) = match p {
-                Prec::Cmp => (Prec::Add, Prec::Add),
+                // `Col: term` in search predicates
+                _ if *op == BinaryOp::Colon => (Prec::Postfix, Prec::Add),
                 Prec::Or => (Prec::Or, Prec::And),
-                Prec::And => (Prec::And, Prec::Cmp),
+                Prec::And => (Prec::And, Prec::Eq),
+                Prec::Eq => (Prec::Str, Prec::Str),
+                Prec::Str => (Prec::Rel, Prec::Rel),
+                Prec::Rel => (Prec::Add, Prec::Add),
                 Prec::Add => (Prec::Add, Prec::Mul),
                 _ => (Prec::Mul, Prec::Unary),
             };
@@ -422,8 +444,13 @@ fn write_expr_inner(f: &mut Formatter<'_>, e: &Expr) -> R {
             // Signs do not stack in KQL: a nested sign gets parentheses, `-(-x)`.
             write_expr(f, expr, Prec::Postfix)
         }
-        ExprKind::In { expr, negated, case_insensitive, list } => {
-            write_expr(f, expr, Prec::Add)?;
+        ExprKind::In {
+            expr,
+            negated,
+            case_insensitive,
+            list,
+        } => {
+            write_expr(f, expr, Prec::Str)?;
             f.write_str(match (negated, case_insensitive) {
                 (false, false) => " in ",
                 (true, false) => " !in ",
@@ -433,18 +460,27 @@ fn write_expr_inner(f: &mut Formatter<'_>, e: &Expr) -> R {
             write_list(f, list)
         }
         ExprKind::HasAny { expr, list } => {
-            write_expr(f, expr, Prec::Add)?;
+            write_expr(f, expr, Prec::Str)?;
             f.write_str(" has_any ")?;
             write_list(f, list)
         }
         ExprKind::HasAll { expr, list } => {
-            write_expr(f, expr, Prec::Add)?;
+            write_expr(f, expr, Prec::Str)?;
             f.write_str(" has_all ")?;
             write_list(f, list)
         }
-        ExprKind::Between { expr, negated, low, high } => {
-            write_expr(f, expr, Prec::Add)?;
-            f.write_str(if *negated { " !between (" } else { " between (" })?;
+        ExprKind::Between {
+            expr,
+            negated,
+            low,
+            high,
+        } => {
+            write_expr(f, expr, Prec::Str)?;
+            f.write_str(if *negated {
+                " !between ("
+            } else {
+                " between ("
+            })?;
             write_expr(f, low, Prec::Add)?;
             f.write_str(" .. ")?;
             write_expr(f, high, Prec::Add)?;
@@ -506,7 +542,12 @@ fn write_expr_inner(f: &mut Formatter<'_>, e: &Expr) -> R {
             }
             Ok(())
         }
-        ExprKind::Range { name, from, to, step } => {
+        ExprKind::Range {
+            name,
+            from,
+            to,
+            step,
+        } => {
             write!(f, "range {name} from ")?;
             write_expr(f, from, Prec::Or)?;
             f.write_str(" to ")?;
@@ -972,7 +1013,11 @@ impl Display for OperatorKind {
                 }
                 Ok(())
             }
-            ParseKv { expr, columns, with } => {
+            ParseKv {
+                expr,
+                columns,
+                with,
+            } => {
                 f.write_str("parse-kv ")?;
                 write_expr(f, expr, Prec::Or)?;
                 f.write_str(" as (")?;
@@ -1037,7 +1082,11 @@ impl Display for OperatorKind {
             }
             Search(s) => write!(f, "{s}"),
             Find(x) => write!(f, "{x}"),
-            Render { chart, with, legacy } => {
+            Render {
+                chart,
+                with,
+                legacy,
+            } => {
                 write!(f, "render {}", raw_name(&chart.name))?;
                 if *legacy {
                     for p in with {
@@ -1123,6 +1172,9 @@ fn write_join(f: &mut Formatter<'_>, j: &Join) -> R {
     params_list(f, &j.params)?;
     f.write_str(" ")?;
     write_expr(f, &j.right, Prec::Postfix)?;
+    if j.on.is_empty() {
+        return Ok(());
+    }
     f.write_str(" on ")?;
     expr_list(f, &j.on)
 }
@@ -1247,7 +1299,11 @@ impl Display for ScanStep {
             f.write_str(" optional")?;
         }
         if let Some(o) = &self.output {
-            let name: Cow<'_, str> = if matches!(o.name.as_str(), "last" | "first") { Cow::Borrowed(&o.name) } else { raw_name(&o.name) };
+            let name: Cow<'_, str> = if o.name == "last" {
+                Cow::Borrowed(&o.name)
+            } else {
+                raw_name(&o.name)
+            };
             write!(f, " output={name}")?;
         }
         f.write_str(": ")?;
@@ -1323,7 +1379,11 @@ impl Display for CommandKind {
         use CommandKind::*;
         let _cmd = CommandMode::set(true);
         match self {
-            CreateDatabase { name, persistence, if_not_exists } => {
+            CreateDatabase {
+                name,
+                persistence,
+                if_not_exists,
+            } => {
                 write!(f, ".create database {name}")?;
                 match persistence {
                     None => {}
@@ -1347,11 +1407,23 @@ impl Display for CommandKind {
                 Ok(())
             }
             CreateTable { merge, table, with } => {
-                write!(f, ".{} table {table}", if *merge { "create-merge" } else { "create" })?;
+                write!(
+                    f,
+                    ".{} table {table}",
+                    if *merge { "create-merge" } else { "create" }
+                )?;
                 with_props(f, with)
             }
-            CreateTables { merge, tables, with } => {
-                write!(f, ".{} tables ", if *merge { "create-merge" } else { "create" })?;
+            CreateTables {
+                merge,
+                tables,
+                with,
+            } => {
+                write!(
+                    f,
+                    ".{} tables ",
+                    if *merge { "create-merge" } else { "create" }
+                )?;
                 comma_list(f, tables)?;
                 with_props(f, with)
             }
@@ -1428,7 +1500,9 @@ impl Display for CommandKind {
                 match format {
                     SchemaFormat::Json => f.write_str(" schema as json"),
                     // `.show table T schema` alone is not KQL; csl is written `cslschema`.
-                    SchemaFormat::Default | SchemaFormat::Csl | SchemaFormat::CslScript => f.write_str(" cslschema"),
+                    SchemaFormat::Default | SchemaFormat::Csl | SchemaFormat::CslScript => {
+                        f.write_str(" cslschema")
+                    }
                 }
             }
             ShowTableDetails { name } => write!(f, ".show table {name} details"),
@@ -1453,7 +1527,12 @@ impl Display for CommandKind {
                 with_props(f, with)?;
                 write!(f, " <|{data}")
             }
-            Ingest { is_async, table, sources, with } => {
+            Ingest {
+                is_async,
+                table,
+                sources,
+                with,
+            } => {
                 f.write_str(".ingest")?;
                 if *is_async {
                     f.write_str(" async")?;
@@ -1463,7 +1542,13 @@ impl Display for CommandKind {
                 f.write_str(")")?;
                 with_props(f, with)
             }
-            TableFromQuery { mode, is_async, table, with, query } => {
+            TableFromQuery {
+                mode,
+                is_async,
+                table,
+                with,
+                query,
+            } => {
                 f.write_str(match mode {
                     TableWriteMode::Set => ".set",
                     TableWriteMode::Append => ".append",
@@ -1478,7 +1563,15 @@ impl Display for CommandKind {
                 let _query = CommandMode::set(false);
                 write!(f, " <| {query}")
             }
-            CreateFunction { mode, if_not_exists, with, name, params, body, .. } => {
+            CreateFunction {
+                mode,
+                if_not_exists,
+                with,
+                name,
+                params,
+                body,
+                ..
+            } => {
                 f.write_str(match mode {
                     FunctionWriteMode::Create => ".create function",
                     FunctionWriteMode::CreateOrAlter => ".create-or-alter function",
@@ -1507,7 +1600,12 @@ impl Display for CommandKind {
                 }
                 Ok(())
             }
-            AlterRowLevelSecurity { target, enable, with, query } => {
+            AlterRowLevelSecurity {
+                target,
+                enable,
+                with,
+                query,
+            } => {
                 write!(
                     f,
                     ".alter {target} policy row_level_security {}",
@@ -1516,16 +1614,30 @@ impl Display for CommandKind {
                 with_props(f, with)?;
                 write!(f, " {}", quote_string(query))
             }
-            ShowRowLevelSecurity { target } => write!(f, ".show {target} policy row_level_security"),
-            DeleteRowLevelSecurity { target } => write!(f, ".delete {target} policy row_level_security"),
+            ShowRowLevelSecurity { target } => {
+                write!(f, ".show {target} policy row_level_security")
+            }
+            DeleteRowLevelSecurity { target } => {
+                write!(f, ".delete {target} policy row_level_security")
+            }
             AlterRestrictedViewAccess { target, enable } => {
                 write!(f, ".alter {target} policy restricted_view_access {enable}")
             }
-            ShowRestrictedViewAccess { target } => write!(f, ".show {target} policy restricted_view_access"),
+            ShowRestrictedViewAccess { target } => {
+                write!(f, ".show {target} policy restricted_view_access")
+            }
             DeleteRestrictedViewAccess { target } => {
                 write!(f, ".delete {target} policy restricted_view_access")
             }
-            ChangePrincipals { action, entity, role, principals, none, skip_results, notes } => {
+            ChangePrincipals {
+                action,
+                entity,
+                role,
+                principals,
+                none,
+                skip_results,
+                notes,
+            } => {
                 f.write_str(match action {
                     PrincipalAction::Add => ".add",
                     PrincipalAction::Drop => ".drop",
@@ -1548,7 +1660,11 @@ impl Display for CommandKind {
                 Ok(())
             }
             ShowPrincipals { entity } => write!(f, ".show {entity} principals"),
-            ShowPrincipalRoles { entity, principal, with } => {
+            ShowPrincipalRoles {
+                entity,
+                principal,
+                with,
+            } => {
                 f.write_str(".show")?;
                 if let Some(e) = entity {
                     write!(f, " {e}")?;

@@ -53,7 +53,10 @@ impl Span {
 
     /// The smallest span covering both.
     pub fn to(self, other: Span) -> Span {
-        Span { start: self.start.min(other.start), end: self.end.max(other.end) }
+        Span {
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -81,7 +84,10 @@ pub struct Ident {
 
 impl Ident {
     pub fn new(name: impl Into<String>, span: Span) -> Self {
-        Ident { name: name.into(), span }
+        Ident {
+            name: name.into(),
+            span,
+        }
     }
 }
 
@@ -166,38 +172,88 @@ pub enum ExprKind {
     Wildcard(String),
     /// `$left` or `$right` in join conditions.
     JoinSide(JoinSide),
-    Binary { op: BinaryOp, left: Box<Expr>, right: Box<Expr> },
-    Unary { op: UnaryOp, expr: Box<Expr> },
+    Binary {
+        op: BinaryOp,
+        left: Box<Expr>,
+        right: Box<Expr>,
+    },
+    Unary {
+        op: UnaryOp,
+        expr: Box<Expr>,
+    },
     /// `expr [!]in[~] (list)`; `list` may hold one tabular expression.
-    In { expr: Box<Expr>, negated: bool, case_insensitive: bool, list: Vec<Expr> },
+    In {
+        expr: Box<Expr>,
+        negated: bool,
+        case_insensitive: bool,
+        list: Vec<Expr>,
+    },
     /// `expr has_any (list)`; `list` may hold one tabular expression.
-    HasAny { expr: Box<Expr>, list: Vec<Expr> },
+    HasAny {
+        expr: Box<Expr>,
+        list: Vec<Expr>,
+    },
     /// `expr has_all (list)`; `list` may hold one tabular expression.
-    HasAll { expr: Box<Expr>, list: Vec<Expr> },
+    HasAll {
+        expr: Box<Expr>,
+        list: Vec<Expr>,
+    },
     /// `expr [!]between (low .. high)`.
-    Between { expr: Box<Expr>, negated: bool, low: Box<Expr>, high: Box<Expr> },
+    Between {
+        expr: Box<Expr>,
+        negated: bool,
+        low: Box<Expr>,
+        high: Box<Expr>,
+    },
     /// `name(args)`: functions, aggregates, `database('x')`, `table('T')`, `toscalar(...)`.
-    Call { name: Ident, args: Vec<Arg> },
+    Call {
+        name: Ident,
+        args: Vec<Arg>,
+    },
     /// `expr.name(args)`, e.g. `cluster('c').database('d')`.
-    MemberCall { expr: Box<Expr>, name: Ident, args: Vec<Arg> },
+    MemberCall {
+        expr: Box<Expr>,
+        name: Ident,
+        args: Vec<Arg>,
+    },
     /// `expr.name` (dynamic property, `database('x').T`, `$left.a`).
-    Member { expr: Box<Expr>, name: Ident },
+    Member {
+        expr: Box<Expr>,
+        name: Ident,
+    },
     /// `expr.T*` / `expr.*` (`database('x').*` in `restrict`, `union`).
-    MemberWildcard { expr: Box<Expr>, pattern: String },
+    MemberWildcard {
+        expr: Box<Expr>,
+        pattern: String,
+    },
     /// `expr[index]`.
-    Index { expr: Box<Expr>, index: Box<Expr> },
+    Index {
+        expr: Box<Expr>,
+        index: Box<Expr>,
+    },
     /// `(expr)`; kept so that printing reproduces the source's grouping.
     Paren(Box<Expr>),
     /// `typeof(long)`, `typeof(a:string, b:long)`, `typeof(*)`.
     TypeOf(TypeSpec),
     /// `input | operator`.
-    Pipe { input: Box<Expr>, op: Box<Operator> },
+    Pipe {
+        input: Box<Expr>,
+        op: Box<Operator>,
+    },
     /// `datatable(a:long, b:string)[1, 'x', ...]`.
-    Datatable { schema: Vec<ColumnDecl>, values: Vec<Expr> },
+    Datatable {
+        schema: Vec<ColumnDecl>,
+        values: Vec<Expr>,
+    },
     /// `print x = 1, 2`.
     Print(Vec<NamedExpr>),
     /// `range x from 1 to 10 step 2`.
-    Range { name: Ident, from: Box<Expr>, to: Box<Expr>, step: Box<Expr> },
+    Range {
+        name: Ident,
+        from: Box<Expr>,
+        to: Box<Expr>,
+        step: Box<Expr>,
+    },
     /// `union ...` as the source of a pipeline.
     Union(Box<Union>),
     /// `find ...` as the source of a pipeline.
@@ -207,7 +263,11 @@ pub enum ExprKind {
     /// `evaluate plugin(...)` as the source of a pipeline.
     Evaluate(Box<Evaluate>),
     /// `externaldata (schema) [uris] [with (props)]`.
-    Externaldata { schema: Vec<ColumnDecl>, uris: Vec<Literal>, with: Vec<Property> },
+    Externaldata {
+        schema: Vec<ColumnDecl>,
+        uris: Vec<Literal>,
+        with: Vec<Property>,
+    },
     /// `(params) { body }` or `view (params) { body }`.
     Lambda(Lambda),
 }

@@ -41,26 +41,46 @@ pub enum OperatorKind {
     /// `take n` / `limit n`
     Take(Expr),
     /// `top n by expr [asc|desc] [nulls first|last]`
-    Top { count: Expr, by: SortKey },
+    Top {
+        count: Expr,
+        by: SortKey,
+    },
     TopNested(Vec<TopNestedClause>),
     /// `top-hitters n of expr [by expr]`
-    TopHitters { count: Expr, of: Expr, by: Option<Expr> },
+    TopHitters {
+        count: Expr,
+        of: Expr,
+        by: Option<Expr>,
+    },
     /// `sort by ...` / `order by ...`
-    Sort { params: Vec<OpParam>, by: Vec<SortKey> },
+    Sort {
+        params: Vec<OpParam>,
+        by: Vec<SortKey>,
+    },
     /// `distinct *` (one [`ExprKind::Star`](super::ExprKind::Star) item) or `distinct a, x = b`
-    Distinct { params: Vec<OpParam>, columns: Vec<NamedExpr> },
+    Distinct {
+        params: Vec<OpParam>,
+        columns: Vec<NamedExpr>,
+    },
     Join(Join),
     /// `lookup [kind=leftouter|inner] right on keys` (same parts as `join`).
     Lookup(Join),
     Union(Union),
     /// `as [hint.materialized=true] Name`
-    As { params: Vec<OpParam>, name: Ident },
+    As {
+        params: Vec<OpParam>,
+        name: Ident,
+    },
     Getschema,
     MvExpand(MvExpand),
     MvApply(MvApply),
     Parse(Parse),
     /// `parse-kv expr as (a:string, ...) [with (pair_delimiter=',', ...)]`
-    ParseKv { expr: Expr, columns: Vec<ColumnDecl>, with: Vec<Property> },
+    ParseKv {
+        expr: Expr,
+        columns: Vec<ColumnDecl>,
+        with: Vec<Property>,
+    },
     Evaluate(Evaluate),
     MakeSeries(MakeSeries),
     /// `serialize [x = row_number(), ...]`
@@ -68,22 +88,36 @@ pub enum OperatorKind {
     /// `sample n`
     Sample(Expr),
     /// `sample-distinct n of expr`
-    SampleDistinct { count: Expr, of: Expr },
+    SampleDistinct {
+        count: Expr,
+        of: Expr,
+    },
     Search(Search),
     Find(Find),
     /// `render chart [with (prop = value, ...)]`; the legacy form `render chart kind=stacked`
     /// is kept as properties too (`legacy` is then true).
-    Render { chart: Ident, with: Vec<Property>, legacy: bool },
+    Render {
+        chart: Ident,
+        with: Vec<Property>,
+        legacy: bool,
+    },
     /// `invoke f(args)`: the call expression.
     Invoke(Expr),
     /// `fork (ops) (ops)` / `fork a = (ops) ...`
     Fork(Vec<ForkBranch>),
     /// `facet by a, b [with (ops) | with op]`
-    Facet { by: Vec<Ident>, with: Vec<Operator> },
+    Facet {
+        by: Vec<Ident>,
+        with: Vec<Operator>,
+    },
     Partition(Partition),
     Scan(Scan),
     /// `reduce [kind=source] by expr [with threshold=.., characters=..]`
-    Reduce { params: Vec<OpParam>, by: Expr, with: Vec<Property> },
+    Reduce {
+        params: Vec<OpParam>,
+        by: Expr,
+        with: Vec<Property>,
+    },
     /// `consume [decodeblocks=true]`
     Consume(Vec<OpParam>),
 }
@@ -153,7 +187,8 @@ pub struct Join {
     /// The right side: a table expression, usually [`ExprKind::Paren`](super::ExprKind::Paren).
     pub right: Box<Expr>,
     /// Conditions as written: column names (`a`) and `$left.x == $right.y` expressions,
-    /// possibly combined with `and`.
+    /// possibly combined with `and`. Empty for a `join` written without `on` (Kusto then
+    /// joins on the columns the two sides have in common); `lookup` always has conditions.
     pub on: Vec<Expr>,
 }
 
@@ -242,7 +277,11 @@ pub struct MakeSeriesAgg {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum MakeSeriesRange {
-    FromToStep { from: Option<Expr>, to: Option<Expr>, step: Expr },
+    FromToStep {
+        from: Option<Expr>,
+        to: Option<Expr>,
+        step: Expr,
+    },
     /// `in range(start, stop, step)`
     InRange { start: Expr, stop: Expr, step: Expr },
 }
