@@ -20,7 +20,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use kustodian_parser::ast;
 use kustodian_planner::barrier::KustodianQueryPlanner;
 use kustodian_planner::{
-    Catalog, FunctionInfo, KqlSchema, PlannedQuery, Principal, RequestContext, RlsPolicy, TableInfo, plan_pipe,
+    AppliedPolicy, Catalog, FunctionInfo, KqlSchema, PlannedQuery, TableAccess, Principal, RequestContext, RlsPolicy, TableInfo, plan_pipe,
     plan_query,
 };
 use serde::{Deserialize, Serialize};
@@ -45,6 +45,31 @@ pub struct RequestOptions {
     pub database: Option<String>,
     pub identity: Option<Identity>,
     pub properties: Vec<(String, String)>,
+}
+
+/// A query planned down to its physical plan ([`Cluster::prepare`]), ready to run.
+pub struct Prepared {
+    session: SessionContext,
+    physical: Arc<dyn ExecutionPlan>,
+    /// The KQL schema of the result.
+    pub schema: KqlSchema,
+    /// The row-level security policies substituted into the query.
+    pub policies: Vec<AppliedPolicy>,
+    /// Every table the query reads, including through functions and policies.
+    pub tables: Vec<TableAccess>,
+}
+
+/// How a request sees the tables (see [`SnapshotCatalog`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct View {
+    pub without_rls: bool,
+    pub fraction: f64,
+}
+
+impl Default for View {
+    fn default() -> Self {
+        View { without_rls: false, fraction: 1.0 }
+    }
 }
 
 /// What `kustodian explain` prints.
@@ -156,9 +181,20 @@ pub(crate) struct SnapshotCatalog<'a> {
     pub state: &'a State,
     /// Partitions of the in-memory table providers.
     pub partitions: usize,
+    /// Present tables without their row-level security policies: only for the unfiltered
+    /// baseline of an overhead measurement, after its caller was checked to be an admin of
+    /// every table whose policy is left out.
+    pub without_rls: bool,
+    /// Present only this fraction of each table's rows (its first rows), for measuring how a
+    /// query scales with data size. 1.0 = all.
+    pub fraction: f64,
 }
 
-impl SnapshotCatalog<'_> {
+impl<'a> SnapshotCatalog<'a> {
+    pub fn new(state: &'a State, partitions: usize) -> Self {
+        SnapshotCatalog { state, partitions, without_rls: false, fraction: 1.0 }
+    }
+
     fn provider(&self, t: &TableMeta) -> Option<Arc<dyn TableProvider>> {
         let schema = t.schema.arrow_schema();
         let mut batches: Vec<RecordBatch> = Vec::new();
@@ -166,6 +202,20 @@ impl SnapshotCatalog<'_> {
             if let Some(b) = self.state.data.get(&e.id) {
                 batches.extend(b.iter().cloned());
             }
+        }
+        if self.fraction < 1.0 {
+            let total: usize = batches.iter().map(|b| b.num_rows()).sum();
+            let mut keep = (total as f64 * self.fraction.max(0.0)).round() as usize;
+            let mut kept = Vec::new();
+            for b in batches {
+                if keep == 0 {
+                    break;
+                }
+                let n = b.num_rows().min(keep);
+                kept.push(b.slice(0, n));
+                keep -= n;
+            }
+            batches = kept;
         }
         let n = self.partitions;
         let mut parts: Vec<Vec<RecordBatch>> = vec![Vec::new(); n.max(1)];
@@ -193,7 +243,11 @@ impl Catalog for SnapshotCatalog<'_> {
             name: t.name.clone(),
             schema: t.schema.clone(),
             provider: self.provider(t)?,
-            rls: t.rls.as_ref().map(|r| RlsPolicy { enabled: r.enabled, query: r.query.clone() }),
+            rls: if self.without_rls {
+                None
+            } else {
+                t.rls.as_ref().map(|r| RlsPolicy { enabled: r.enabled, query: r.query.clone() })
+            },
             restricted_view_access: t.restricted_view_access,
         })
     }
@@ -301,18 +355,23 @@ impl Cluster {
 
     /// An in-memory cluster holding the bundled sample database.
     pub async fn sample() -> Result<Cluster> {
-        let admin = Principal::parse(crate::sample::SAMPLE_ADMIN).map_err(RuntimeError::Internal)?;
+        let cluster = Cluster::in_memory(crate::sample::SAMPLE_ADMIN, "built-in admin of the in-memory sample")?;
+        crate::sample::load(&cluster).await?;
+        Ok(cluster)
+    }
+
+    /// A new empty in-memory cluster (nothing is persisted) whose first admin is `admin`.
+    pub fn in_memory(admin: &str, notes: &str) -> Result<Cluster> {
+        let admin = Principal::parse(admin).map_err(RuntimeError::bad_request)?;
         let meta = Meta {
             cluster_roles: vec![RoleAssignment {
                 role: "alldatabasesadmins".into(),
                 principal: admin.fqn(),
-                notes: "built-in admin of the in-memory sample".into(),
+                notes: notes.into(),
             }],
             databases: Vec::new(),
         };
-        let cluster = Cluster::from_parts(meta, HashMap::new(), None, admin);
-        crate::sample::load(&cluster).await?;
-        Ok(cluster)
+        Ok(Cluster::from_parts(meta, HashMap::new(), None, admin))
     }
 
     /// The database requests run in when none is named (the only or the first database).
@@ -425,12 +484,8 @@ impl Cluster {
         let (caller, ctx) = self.request_context(opts, &database)?;
         match &request {
             ast::Request::Query(q) => {
-                let snap = self.snapshot();
-                if !database.is_empty() && snap.meta.db(&database).is_none() {
-                    return Err(RuntimeError::bad_request(format!("database '{database}' does not exist")));
-                }
-                let planned = self.plan(&snap, &caller, &ctx, q, text)?;
-                self.run_plan(&planned).await
+                let prepared = self.prepare_query(q, text, &database, &caller, &ctx, View::default()).await?;
+                self.run_prepared(&prepared).await
             }
             ast::Request::Command(cmd) => {
                 let out = commands::execute(self, &caller, &ctx, cmd, text).await?;
@@ -445,7 +500,7 @@ impl Cluster {
                     None,
                 )?
                 .build()?;
-                let catalog = SnapshotCatalog { state: &snap, partitions: self.partitions };
+                let catalog = SnapshotCatalog::new(&snap, self.partitions);
                 let planned = plan_pipe(&catalog, &ctx, scan, out.schema, &cmd.pipe)?;
                 self.authorize_tables(&snap, &caller, &planned)?;
                 self.run_plan(&planned).await
@@ -453,13 +508,78 @@ impl Cluster {
         }
     }
 
+    /// Parses, authorizes and binds a query to its DataFusion logical plan (before optimization).
+    pub fn bind(&self, text: &str, opts: &RequestOptions) -> Result<PlannedQuery> {
+        let request = kustodian_parser::parse(text).map_err(kustodian_planner::PlanError::from)?;
+        let ast::Request::Query(q) = &request else {
+            return Err(RuntimeError::bad_request("only a query can be bound, not a management command"));
+        };
+        let database = self.database_for(opts)?;
+        let (caller, ctx) = self.request_context(opts, &database)?;
+        let snap = self.snapshot();
+        self.plan(&snap, &caller, &ctx, q, text)
+    }
+
+    /// Parses, authorizes and plans a query down to its physical plan, without running it.
+    pub async fn prepare(&self, text: &str, opts: &RequestOptions) -> Result<Prepared> {
+        self.prepare_view(text, opts, View::default()).await
+    }
+
+    pub(crate) async fn prepare_view(&self, text: &str, opts: &RequestOptions, view: View) -> Result<Prepared> {
+        let request = kustodian_parser::parse(text).map_err(kustodian_planner::PlanError::from)?;
+        let ast::Request::Query(q) = &request else {
+            return Err(RuntimeError::bad_request("only a query can be prepared, not a management command"));
+        };
+        let database = self.database_for(opts)?;
+        let (caller, ctx) = self.request_context(opts, &database)?;
+        self.prepare_query(q, text, &database, &caller, &ctx, view).await
+    }
+
+    async fn prepare_query(
+        &self,
+        q: &ast::Query,
+        text: &str,
+        database: &str,
+        caller: &Caller,
+        ctx: &RequestContext,
+        view: View,
+    ) -> Result<Prepared> {
+        let snap = self.snapshot();
+        if !database.is_empty() && snap.meta.db(database).is_none() {
+            return Err(RuntimeError::bad_request(format!("database '{database}' does not exist")));
+        }
+        let catalog = SnapshotCatalog { without_rls: view.without_rls, fraction: view.fraction, ..SnapshotCatalog::new(&snap, self.partitions) };
+        let planned = self.plan_in(&catalog, caller, ctx, q, text)?;
+        let (session, _, physical) = self.physical(&planned).await?;
+        Ok(Prepared { session, physical, schema: planned.schema, policies: planned.policies, tables: planned.tables })
+    }
+
+    /// Runs a prepared query to completion.
+    pub async fn run_prepared(&self, prepared: &Prepared) -> Result<QueryOutput> {
+        let batches = collect(Arc::clone(&prepared.physical), prepared.session.task_ctx()).await?;
+        let schema = prepared.schema.arrow_schema();
+        Ok(QueryOutput { schema: prepared.schema.clone(), batches: conform(batches, &schema)? })
+    }
+
     /// Plans a query and authorizes every table it reaches.
     pub(crate) fn plan(&self, snap: &State, caller: &Caller, ctx: &RequestContext, q: &ast::Query, text: &str) -> Result<PlannedQuery> {
+        self.plan_in(&SnapshotCatalog::new(snap, self.partitions), caller, ctx, q, text)
+    }
+
+    /// Plans a query against a catalog view of a snapshot and authorizes every table it reaches.
+    pub(crate) fn plan_in(
+        &self,
+        catalog: &SnapshotCatalog<'_>,
+        caller: &Caller,
+        ctx: &RequestContext,
+        q: &ast::Query,
+        text: &str,
+    ) -> Result<PlannedQuery> {
+        let snap = catalog.state;
         if !ctx.database.is_empty() {
             self.authorize_database_read(snap, caller, &ctx.database)?;
         }
-        let catalog = SnapshotCatalog { state: snap, partitions: self.partitions };
-        let planned = plan_query(&catalog, ctx, q, text)?;
+        let planned = plan_query(catalog, ctx, q, text)?;
         self.authorize_tables(snap, caller, &planned)?;
         Ok(planned)
     }

@@ -72,7 +72,7 @@ fn can_show(snap: &State, caller: &Caller, db: &str) -> bool {
         || snap.meta.db(db).is_some_and(|d| caller.holds(&d.principals, "monitors"))
 }
 
-fn is_table_admin(snap: &State, caller: &Caller, db: &str, t: &str) -> bool {
+pub(crate) fn is_table_admin(snap: &State, caller: &Caller, db: &str, t: &str) -> bool {
     is_db_admin(snap, caller, db)
         || snap.meta.db(db).and_then(|d| d.table(t)).is_some_and(|tm| caller.holds(&tm.principals, "admins"))
 }
@@ -659,7 +659,7 @@ fn policy_targets(target: &PolicyTarget, ctx: &RequestContext, snap: &State, cal
 /// Validates a policy query before it is stored: it binds as queries will run it, returns the
 /// table's schema, and references no other RLS-enabled table and no other database.
 fn validate_policy(snap: &State, ctx: &RequestContext, db: &str, t: &str, query: &str) -> Result<()> {
-    let catalog = SnapshotCatalog { state: snap, partitions: 1 };
+    let catalog = SnapshotCatalog::new(snap, 1);
     let info = kustodian_planner::Catalog::table(&catalog, db, t).ok_or_else(|| RuntimeError::bad_request(format!("table '{t}' does not exist")))?;
     let mut vctx = ctx.clone();
     vctx.database = db.to_string();

@@ -3,15 +3,17 @@
 
 pub mod auth;
 pub mod cluster;
+pub mod datagen;
 mod commands;
 pub mod error;
 pub mod ingest;
 pub mod output;
+pub mod overhead;
 pub mod sample;
 pub mod script;
 pub mod storage;
 
-pub use cluster::{Cluster, Explanation, Identity, RequestOptions};
+pub use cluster::{Cluster, Explanation, Identity, Prepared, RequestOptions};
 pub use error::{ErrorCode, Result, RuntimeError};
 pub use output::QueryOutput;
 pub use script::{ScriptRequest, split_script};

@@ -10,7 +10,6 @@
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use kustodian_planner::KqlType;
 use kustodian_runtime::{Cluster, QueryOutput, RequestOptions};

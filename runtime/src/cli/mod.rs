@@ -2,6 +2,7 @@
 //! "The command-line contract" in the architecture notes).
 
 pub mod encode;
+mod overhead;
 mod parse_cmd;
 mod render;
 mod report;
@@ -74,6 +75,52 @@ enum Command {
         #[command(flatten)]
         source: SourceArgs,
     },
+    /// Measure what row-level security costs a query: run it as --as PRINCIPAL with its
+    /// policies and without them (the measurer, --by, must be an admin of those tables).
+    Overhead {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// Who asks for the measurement (default: the cluster's first admin); must be Table
+        /// Admin of every table whose policy is left out of the baseline.
+        #[arg(long, value_name = "PRINCIPAL")]
+        by: Option<String>,
+        /// Timed runs per variant and size, after one warm-up run each.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        runs: u32,
+        /// Data sizes to measure at, as percentages of each table's rows (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "100", value_parser = clap::value_parser!(u32).range(1..=100))]
+        sizes: Vec<u32>,
+        /// Write an SVG chart of median time against data size to FILE.
+        #[arg(long, value_name = "FILE")]
+        chart: Option<PathBuf>,
+        /// Report as a table, or as one JSON object.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        #[command(flatten)]
+        source: SourceArgs,
+    },
+    /// Generate the benchmark table T (and UserRegions) as CSV and Parquet, deterministically.
+    Gen {
+        /// Rows of T.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+        /// Output directory (created if missing): T.parquet, T.csv, UserRegions.csv, ingest.kql.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Random seed; the same seed and row count give the same data.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Which data files to write.
+        #[arg(long, value_enum, default_value_t = GenFormat::Both)]
+        format: GenFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum GenFormat {
+    Csv,
+    Parquet,
+    Both,
 }
 
 /// Which cluster, database and identity requests run against.
@@ -168,6 +215,21 @@ pub fn main() -> ExitCode {
             .read()
             .and_then(|script| parse_cmd::parse(&script, json)),
         Command::Explain { cluster, source } => explain(&cluster, &source),
+        Command::Overhead {
+            cluster,
+            by,
+            runs,
+            sizes,
+            chart,
+            format,
+            source,
+        } => measure_overhead(&cluster, by, runs, &sizes, chart.as_deref(), format, &source),
+        Command::Gen {
+            rows,
+            out,
+            seed,
+            format,
+        } => generate(rows, &out, seed, format),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -336,6 +398,86 @@ fn run(
         }
     }
     Ok(all_ok)
+}
+
+fn measure_overhead(
+    args: &ClusterArgs,
+    by: Option<String>,
+    runs: u32,
+    sizes: &[u32],
+    chart: Option<&Path>,
+    format: Format,
+    source: &SourceArgs,
+) -> Result<bool, Failure> {
+    if args.principal.is_none() {
+        return Err(Failure::new(
+            ErrorCode::BadRequest,
+            "overhead measures a principal's policies: give --as PRINCIPAL",
+        ));
+    }
+    if format == Format::Csv {
+        return Err(Failure::new(
+            ErrorCode::BadRequest,
+            "overhead reports as --format table or json",
+        ));
+    }
+    let script = source.read()?;
+    let requests = split_script(&script);
+    let [request] = requests.as_slice() else {
+        return Err(Failure::new(
+            ErrorCode::BadRequest,
+            format!("overhead measures one query; the script has {} requests", requests.len()),
+        ));
+    };
+    parse_cmd::check_syntax(&script, request)?;
+    let session = Session::open(args)?;
+    let mut fractions: Vec<f64> = sizes.iter().map(|p| f64::from(*p) / 100.0).collect();
+    fractions.sort_by(f64::total_cmp);
+    fractions.dedup();
+    let req = kustodian_runtime::overhead::OverheadRequest {
+        query: request.text.clone(),
+        options: session.options.clone(),
+        measurer: by.map(|principal| Identity {
+            principal,
+            groups: Vec::new(),
+        }),
+        runs: runs as usize,
+        fractions,
+    };
+    let report = session
+        .runtime
+        .block_on(session.cluster.measure_overhead(&req))
+        .map_err(|e| Failure::from_runtime(&e, &script, request))?;
+    let text = match format {
+        Format::Json => overhead::json(&report),
+        _ => overhead::text(&report),
+    };
+    io::stdout()
+        .lock()
+        .write_all(text.as_bytes())
+        .map_err(output_failure)?;
+    if let Some(path) = chart {
+        overhead::chart(&report, path).map_err(|m| Failure::new(ErrorCode::Internal, m))?;
+        eprintln!("chart written to {}", path.display());
+    }
+    Ok(true)
+}
+
+fn generate(rows: u64, out: &Path, seed: u64, format: GenFormat) -> Result<bool, Failure> {
+    let formats = kustodian_runtime::datagen::Formats {
+        csv: format != GenFormat::Parquet,
+        parquet: format != GenFormat::Csv,
+    };
+    let generated = kustodian_runtime::datagen::generate(out, rows, seed, formats)
+        .map_err(|e| Failure::from(&e))?;
+    for f in &generated.files {
+        println!("wrote {}", f.display());
+    }
+    println!(
+        "wrote {} (run it in a database to create and load the tables)",
+        generated.script.display()
+    );
+    Ok(true)
 }
 
 fn explain(args: &ClusterArgs, source: &SourceArgs) -> Result<bool, Failure> {
