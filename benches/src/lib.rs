@@ -1,1 +1,167 @@
-//! Benchmark helpers.
+//! Benchmark helpers: the generated table `T` loaded into an in-memory cluster, the queries and
+//! the row-level security policy patterns measured by `benches/benches/exec.rs`, and the same
+//! data as a plain DataFusion table for the SQL baseline.
+#![allow(clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use kustodian_runtime::datagen::{self, Formats, Generator};
+use kustodian_runtime::{Cluster, Identity, QueryOutput, RequestOptions};
+
+/// The cluster's first admin.
+pub const ADMIN: &str = "aaduser=admin@contoso.com";
+/// The database the benches run in.
+pub const DB: &str = "Bench";
+/// The restricted principal: one of the 1000 owners, a viewer, not a manager.
+pub const PRINCIPAL: &str = "aaduser=user0042@contoso.com";
+/// The group whose members the masking policy lets see everything.
+pub const MANAGERS: &str = "aadgroup=managers@contoso.com";
+/// Seed of the generated data.
+pub const SEED: u64 = 42;
+
+/// The two measured queries, both of the form `T | <rest>`.
+pub const QUERIES: &[(&str, &str)] = &[
+    ("q1", "where Region == \"r3\" | summarize sum(Amount) by Owner"),
+    ("q2", "where Amount > 500 | count"),
+];
+
+/// The same queries in DataFusion SQL over the same table (`t`).
+pub const SQL: &[(&str, &str)] = &[
+    ("q1", "SELECT \"Owner\", sum(\"Amount\") AS \"sum_Amount\" FROM t WHERE \"Region\" = 'r3' GROUP BY \"Owner\""),
+    ("q2", "SELECT count(*) AS \"Count\" FROM t WHERE \"Amount\" > 500"),
+];
+
+/// A row-level security pattern: the policy query, and the same filter as the restricted
+/// principal would write it by hand (its principal functions folded to literals).
+pub struct Pattern {
+    pub name: &'static str,
+    pub policy: &'static str,
+    pub handwritten: String,
+}
+
+pub fn patterns() -> Vec<Pattern> {
+    vec![
+        Pattern {
+            name: "own_rows",
+            policy: "T | where Owner == current_principal()",
+            handwritten: format!("T | where Owner == \"{PRINCIPAL}\""),
+        },
+        Pattern {
+            name: "masking_union",
+            policy: "let IsManager = current_principal_is_member_of('aadgroup=managers@contoso.com');\n\
+                     union (T | where IsManager), (T | where not(IsManager) | extend Owner = \"hidden\")",
+            handwritten: "T | extend Owner = \"hidden\"".to_string(),
+        },
+        Pattern {
+            name: "mapping_in",
+            policy: "T | where Region in ((UserRegions | where User == current_principal() | project Region))",
+            handwritten: format!("T | where Region in ((UserRegions | where User == \"{PRINCIPAL}\" | project Region))"),
+        },
+        Pattern {
+            name: "join_entitlement",
+            policy: "T | join kind=leftsemi (UserRegions | where User == current_principal()) on Region",
+            handwritten: format!("T | join kind=leftsemi (UserRegions | where User == \"{PRINCIPAL}\") on Region"),
+        },
+    ]
+}
+
+/// The generated data files for `rows` rows, written once into the system temp directory and
+/// reused by later runs.
+pub fn data_dir(rows: u64) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kustodian-bench-{rows}-{SEED}"));
+    if !dir.join("ingest.kql").exists() {
+        datagen::generate(&dir, rows, SEED, Formats { csv: false, parquet: true }).expect("generate bench data");
+    }
+    dir
+}
+
+/// An in-memory cluster holding `T` (`rows` rows) and `UserRegions` in database `Bench`, with
+/// [`PRINCIPAL`] a viewer, and the tokio runtime that drives it.
+pub struct Env {
+    pub rt: tokio::runtime::Runtime,
+    pub cluster: Cluster,
+    pub rows: u64,
+}
+
+impl Env {
+    pub fn new(rows: u64) -> Env {
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+        let cluster = Cluster::in_memory(ADMIN, "bench admin").expect("cluster");
+        let env = Env { rt, cluster, rows };
+        env.admin(&format!(".create database {DB}"));
+        let script = std::fs::read_to_string(data_dir(rows).join("ingest.kql")).expect("ingest.kql");
+        for req in kustodian_runtime::split_script(&script) {
+            env.admin(&req.text);
+        }
+        env.admin(&format!(".add database {DB} viewers ('{PRINCIPAL}')"));
+        env
+    }
+
+    fn run(&self, text: &str, opts: &RequestOptions) -> QueryOutput {
+        self.rt
+            .block_on(self.cluster.execute(text, opts))
+            .unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    /// Runs a request as the admin.
+    pub fn admin(&self, text: &str) -> QueryOutput {
+        self.run(text, &admin_options())
+    }
+
+    /// Runs a request as the restricted principal.
+    pub fn principal(&self, text: &str) -> QueryOutput {
+        self.run(text, &principal_options())
+    }
+
+    /// Enables `policy` as T's row-level security policy.
+    pub fn set_policy(&self, policy: &str) {
+        let escaped = policy.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', " ");
+        self.admin(&format!(".alter table T policy row_level_security enable \"{escaped}\""));
+    }
+
+    /// Removes T's row-level security policy.
+    pub fn clear_policy(&self) {
+        self.admin(".delete table T policy row_level_security");
+    }
+}
+
+pub fn admin_options() -> RequestOptions {
+    RequestOptions { database: Some(DB.into()), identity: None, properties: Vec::new() }
+}
+
+pub fn principal_options() -> RequestOptions {
+    RequestOptions {
+        database: Some(DB.into()),
+        identity: Some(Identity { principal: PRINCIPAL.into(), groups: Vec::new() }),
+        properties: Vec::new(),
+    }
+}
+
+/// The same rows as the cluster's `T`, as a plain DataFusion session with table `t`: batches of
+/// the same size, spread over the same number of partitions.
+pub fn datafusion_session(rows: u64) -> SessionContext {
+    let batches: Vec<RecordBatch> = Generator::new(rows, SEED).collect::<Result<_, _>>().expect("generate");
+    let schema = batches.first().map(|b| b.schema()).expect("at least one batch");
+    let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let mut parts = vec![Vec::new(); n];
+    for (i, b) in batches.into_iter().enumerate() {
+        parts[i % n].push(b);
+    }
+    let table = MemTable::try_new(schema, parts).expect("memtable");
+    let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(n));
+    ctx.register_table("t", Arc::new(table)).expect("register");
+    ctx
+}
+
+/// Row counts (and sizes) the execution benches run at: `KUSTODIAN_BENCH_ROWS` (comma-separated),
+/// default 1,000,000 and 10,000,000.
+pub fn bench_rows() -> Vec<u64> {
+    match std::env::var("KUSTODIAN_BENCH_ROWS") {
+        Ok(v) => v.split(',').filter_map(|s| s.trim().replace('_', "").parse().ok()).collect(),
+        Err(_) => vec![1_000_000, 10_000_000],
+    }
+}

@@ -1,0 +1,134 @@
+//! Parse, bind and plan latency for every query of `corpus/queries/` against the bundled
+//! sample database: `parse` (text to AST), `bind` (parse + bind to a DataFusion logical plan,
+//! RLS substitution and authorization included), `plan` (bind + DataFusion optimization +
+//! physical planning: everything before execution). Cases that are meant to fail are skipped.
+//! After criterion's runs, prints the distribution of `plan` over the corpus.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use kustodian_runtime::{Cluster, RequestOptions};
+
+struct Case {
+    name: String,
+    text: String,
+    opts: RequestOptions,
+}
+
+fn cases(rt: &tokio::runtime::Runtime, cluster: &Cluster) -> Vec<Case> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/queries");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .expect("corpus/queries")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "kql"))
+        .collect();
+    paths.sort();
+    let mut out = Vec::new();
+    for path in paths {
+        let text = std::fs::read_to_string(&path).expect("case");
+        let mut db = None;
+        let mut expect_error = false;
+        for line in text.lines() {
+            let Some(comment) = line.trim_start().strip_prefix("//") else { break };
+            match comment.trim().split_once(':') {
+                Some(("db", v)) => db = Some(v.trim().to_string()),
+                Some(("expect", _)) => expect_error = true,
+                _ => {}
+            }
+        }
+        if expect_error || text.trim_start().starts_with('.') {
+            continue;
+        }
+        let opts = RequestOptions {
+            database: Some(db.unwrap_or_else(|| "ContosoSales".into())),
+            ..RequestOptions::default()
+        };
+        // Only cases that plan (commands and known gaps are not frontend latency).
+        if rt.block_on(cluster.prepare(&text, &opts)).is_err() {
+            continue;
+        }
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        out.push(Case { name, text, opts });
+    }
+    out
+}
+
+fn frontend(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let cluster = rt.block_on(Cluster::sample()).unwrap();
+    let cases = cases(&rt, &cluster);
+    let filter = std::env::var("KUSTODIAN_BENCH_CASES").ok();
+    let mut group = c.benchmark_group("frontend");
+    group.sample_size(10).warm_up_time(Duration::from_millis(50)).measurement_time(Duration::from_millis(200));
+    for case in cases.iter().filter(|c| filter.as_deref().is_none_or(|f| c.name.contains(f))) {
+        group.bench_with_input(BenchmarkId::new("parse", &case.name), &case.text, |b, t| {
+            b.iter(|| kustodian_parser::parse(t).unwrap())
+        });
+        group.bench_with_input(BenchmarkId::new("bind", &case.name), case, |b, c| {
+            b.iter(|| cluster.bind(&c.text, &c.opts).unwrap())
+        });
+        group.bench_with_input(BenchmarkId::new("plan", &case.name), case, |b, c| {
+            b.iter(|| rt.block_on(cluster.prepare(&c.text, &c.opts)).unwrap())
+        });
+    }
+    group.finish();
+
+    // The distribution over the corpus, in one table for the README.
+    let mut stats: Vec<(String, Duration, Duration, Duration)> = cases
+        .iter()
+        .map(|c| {
+            let med = |f: &dyn Fn()| {
+                let mut v: Vec<Duration> = (0..31)
+                    .map(|_| {
+                        let t = Instant::now();
+                        f();
+                        t.elapsed()
+                    })
+                    .collect();
+                v.sort();
+                v[15]
+            };
+            let p = med(&|| {
+                kustodian_parser::parse(&c.text).unwrap();
+            });
+            let b = med(&|| {
+                cluster.bind(&c.text, &c.opts).unwrap();
+            });
+            let q = med(&|| {
+                rt.block_on(cluster.prepare(&c.text, &c.opts)).unwrap();
+            });
+            (c.name.clone(), p, b, q)
+        })
+        .collect();
+    stats.sort_by_key(|s| s.3);
+    let pct = |f: fn(&(String, Duration, Duration, Duration)) -> Duration, q: f64| {
+        let mut v: Vec<Duration> = stats.iter().map(f).collect();
+        v.sort();
+        let i = ((v.len() as f64 - 1.0) * q).round() as usize;
+        v.get(i).map(|d| d.as_secs_f64() * 1e6).unwrap_or(f64::NAN)
+    };
+    println!("\nfrontend latency over {} corpus queries (µs, median of 31 runs each):", stats.len());
+    println!("{:<8} {:>8} {:>8} {:>8} {:>8}", "stage", "p50", "p90", "p99", "max");
+    for (stage, f) in [
+        ("parse", (|s: &(String, Duration, Duration, Duration)| s.1) as fn(&_) -> Duration),
+        ("bind", |s| s.2),
+        ("plan", |s| s.3),
+    ] {
+        println!(
+            "{stage:<8} {:>8.1} {:>8.1} {:>8.1} {:>8.1}",
+            pct(f, 0.5),
+            pct(f, 0.9),
+            pct(f, 0.99),
+            pct(f, 1.0)
+        );
+    }
+    println!("slowest to plan:");
+    for s in stats.iter().rev().take(5) {
+        println!("  {:<48} {:>8.1} µs", s.0, s.3.as_secs_f64() * 1e6);
+    }
+}
+
+criterion_group!(benches, frontend);
+criterion_main!(benches);
