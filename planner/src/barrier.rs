@@ -234,10 +234,23 @@ impl QueryPlanner for KustodianQueryPlanner {
     }
 }
 
-/// Installs the barrier-aware query planner on a session state.
+/// Installs the barrier-aware query planner, and the rule that moves total user predicates
+/// into barriers, on a session state.
 pub fn with_barrier_planner(state: SessionState) -> SessionState {
     datafusion::execution::SessionStateBuilder::new_from_existing(state)
         .with_query_planner(Arc::new(KustodianQueryPlanner))
+        .with_optimizer_rule(Arc::new(crate::pushdown::PushTotalFiltersIntoBarrier))
+        .build()
+}
+
+/// A session state with DataFusion's defaults, the barrier-aware query planner and the rule
+/// that moves total user predicates into barriers.
+pub fn session_state(config: datafusion::prelude::SessionConfig) -> SessionState {
+    datafusion::execution::SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .with_query_planner(Arc::new(KustodianQueryPlanner))
+        .with_optimizer_rule(Arc::new(crate::pushdown::PushTotalFiltersIntoBarrier))
         .build()
 }
 

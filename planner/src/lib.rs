@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod error;
 pub mod functions;
 pub mod principal;
+pub mod pushdown;
 pub mod types;
 pub mod verify;
 

@@ -13,12 +13,10 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
-use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::{ExecutionPlan, collect, displayable};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use kustodian_parser::ast;
-use kustodian_planner::barrier::KustodianQueryPlanner;
 use kustodian_planner::{
     AppliedPolicy, Catalog, FunctionInfo, KqlSchema, PlannedQuery, TableAccess, Principal, RequestContext, RlsPolicy, TableInfo, plan_pipe,
     plan_query,
@@ -619,11 +617,7 @@ impl Cluster {
 
     fn session(&self) -> SessionContext {
         let config = SessionConfig::new().with_target_partitions(self.partitions.max(1)).with_information_schema(false);
-        let state = SessionStateBuilder::new()
-            .with_config(config)
-            .with_default_features()
-            .with_query_planner(Arc::new(KustodianQueryPlanner))
-            .build();
+        let state = kustodian_planner::barrier::session_state(config);
         SessionContext::new_with_state(state)
     }
 

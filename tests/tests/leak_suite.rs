@@ -92,6 +92,9 @@ const QUERIES: &[&str] = &[
     "TBL | where Secret matches regex 'public-1[0-9]+' | project Id",
     "TBL | where toint(Num) / Den >= 1 and Secret != '' | project Id",
     "TBL | where todatetime(Num) > datetime(2000-01-01) or Id < 100 | project Id",
+    // total predicates (moved into the barrier) mixed with fallible ones (kept above it)
+    "TBL | where K == 1 and Id > 100 and Secret != 'x' | project Id",
+    "TBL | where Id between (10 .. 2000) and 100 / Den > 20 and K in (0, 2) | project Id",
     // extend / project
     "TBL | extend q = 1000 / Den, r = toint(Num) % Den | project Id, q, r",
     "TBL | project Id, x = tolong(Num) / (Den - 1)",
@@ -231,6 +234,32 @@ fn user_expressions_stay_above_the_barrier() {
             assert!(barriers >= 1, "`{q}`: no barrier in the {name} plan:\n{plan}");
         }
     }
+}
+
+/// Predicates that cannot fail (a column compared with a literal, `in` a literal list, null
+/// tests) are moved inside the barrier, so they filter before a costly policy does; anything
+/// fallible in the same `where` stays above it.
+#[test]
+fn total_predicates_move_into_the_barrier() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(dir.path(), 2, 10, POLICY_FUNCS);
+    let opts = RequestOptions {
+        database: Some("Leak".into()),
+        identity: Some(Identity { principal: ALICE.into(), groups: vec![] }),
+        properties: vec![],
+    };
+    let q = "T | where Id == 4242 and K in (1, 2) and 4343 / Den > 0";
+    let ex = rt().block_on(c.explain(q, &opts)).unwrap();
+    let plan = &ex.logical_plan;
+    let barrier = plan.lines().position(|l| l.contains("SecurityBarrier")).expect("a barrier");
+    let line_of = |needle: &str| plan.lines().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("{needle} in\n{plan}"));
+    assert!(line_of("4242") > barrier, "the total predicate is below the barrier:\n{plan}");
+    assert!(line_of("4343") < barrier, "the fallible predicate stays above the barrier:\n{plan}");
+    // Same answer as the visible rows.
+    let got = rows(&exec(&c, Some(ALICE), "T | where Id < 500 and K == 1 | project Id").unwrap());
+    let want = rows(&exec(&c, None, "V | where Id < 500 and K == 1 | project Id").unwrap());
+    assert_eq!(got, want);
+    assert!(!got.is_empty());
 }
 
 /// Force mode applies a disabled policy for that request only; block mode refuses.
