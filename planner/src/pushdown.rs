@@ -59,7 +59,16 @@ impl OptimizerRule for PushTotalFiltersIntoBarrier {
             return Ok(Transformed::no(plan));
         };
         // The barrier's schema is its input's, so the predicate's columns resolve unchanged.
-        let inner = LogicalPlan::Filter(Filter::try_new(inner_predicate, Arc::new(barrier.input.clone()))?);
+        // When the policy ends in a filter, the user's predicate joins it *after* the policy's
+        // own: the order a user writing the filter by hand would get, and the policy's
+        // predicate is usually the selective one (DataFusion evaluates later conjuncts only on
+        // the rows earlier ones keep, when few do).
+        let inner = match &barrier.input {
+            LogicalPlan::Filter(policy) if policy.input.schema() == barrier.input.schema() => LogicalPlan::Filter(
+                Filter::try_new(policy.predicate.clone().and(inner_predicate), Arc::clone(&policy.input))?,
+            ),
+            other => LogicalPlan::Filter(Filter::try_new(inner_predicate, Arc::new(other.clone()))?),
+        };
         let wrapped = SecurityBarrier::wrap(barrier.table.clone(), inner);
         Ok(Transformed::yes(match conjunction(rest.into_iter().cloned()) {
             Some(p) => LogicalPlan::Filter(Filter::try_new(p, Arc::new(wrapped))?),
