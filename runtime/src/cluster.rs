@@ -172,6 +172,9 @@ pub struct Cluster {
     /// The first admin: requests without an identity run as this principal.
     pub(crate) admin: Principal,
     pub(crate) partitions: usize,
+    /// The session state every request starts from, built once: registering DataFusion's
+    /// functions and rules costs about a millisecond, more than planning a typical query.
+    base_session: std::sync::OnceLock<(usize, datafusion::execution::SessionState)>,
 }
 
 /// A read-only view of one state snapshot, implementing the planner's catalog.
@@ -306,6 +309,7 @@ impl Cluster {
             storage,
             admin,
             partitions: num_partitions(),
+            base_session: std::sync::OnceLock::new(),
         }
     }
 
@@ -616,8 +620,17 @@ impl Cluster {
     }
 
     fn session(&self) -> SessionContext {
-        let config = SessionConfig::new().with_target_partitions(self.partitions.max(1)).with_information_schema(false);
-        let state = kustodian_planner::barrier::session_state(config);
+        let (partitions, base) = self.base_session.get_or_init(|| {
+            let config = SessionConfig::new().with_target_partitions(self.partitions.max(1)).with_information_schema(false);
+            (self.partitions, kustodian_planner::barrier::session_state(config))
+        });
+        if *partitions != self.partitions {
+            let config = SessionConfig::new().with_target_partitions(self.partitions.max(1)).with_information_schema(false);
+            return SessionContext::new_with_state(kustodian_planner::barrier::session_state(config));
+        }
+        // A fresh state per request (its own query id and start time), cloned from the base.
+        let mut state = base.clone();
+        state.mark_start_execution();
         SessionContext::new_with_state(state)
     }
 
