@@ -512,14 +512,8 @@ impl Cluster {
 
     /// Parses, authorizes and binds a query to its DataFusion logical plan (before optimization).
     pub fn bind(&self, text: &str, opts: &RequestOptions) -> Result<PlannedQuery> {
-        let request = kustodian_parser::parse(text).map_err(kustodian_planner::PlanError::from)?;
-        let ast::Request::Query(q) = &request else {
-            return Err(RuntimeError::bad_request("only a query can be bound, not a management command"));
-        };
-        let database = self.database_for(opts)?;
-        let (caller, ctx) = self.request_context(opts, &database)?;
-        let snap = self.snapshot();
-        self.plan(&snap, &caller, &ctx, q, text)
+        let (q, _, caller, ctx) = self.query_request(text, opts, "only a query can be bound, not a management command")?;
+        self.plan(&self.snapshot(), &caller, &ctx, &q, text)
     }
 
     /// Parses, authorizes and plans a query down to its physical plan, without running it.
@@ -528,13 +522,21 @@ impl Cluster {
     }
 
     pub(crate) async fn prepare_view(&self, text: &str, opts: &RequestOptions, view: View) -> Result<Prepared> {
+        let (q, database, caller, ctx) =
+            self.query_request(text, opts, "only a query can be prepared, not a management command")?;
+        self.prepare_query(&q, text, &database, &caller, &ctx, view).await
+    }
+
+    /// Parses a request that must be a query (`not_query` is the error otherwise) and resolves
+    /// its database, caller and request context.
+    fn query_request(&self, text: &str, opts: &RequestOptions, not_query: &str) -> Result<(ast::Query, String, Caller, RequestContext)> {
         let request = kustodian_parser::parse(text).map_err(kustodian_planner::PlanError::from)?;
-        let ast::Request::Query(q) = &request else {
-            return Err(RuntimeError::bad_request("only a query can be prepared, not a management command"));
+        let ast::Request::Query(q) = request else {
+            return Err(RuntimeError::bad_request(not_query));
         };
         let database = self.database_for(opts)?;
         let (caller, ctx) = self.request_context(opts, &database)?;
-        self.prepare_query(q, text, &database, &caller, &ctx, view).await
+        Ok((q, database, caller, ctx))
     }
 
     async fn prepare_query(
@@ -655,14 +657,9 @@ impl Cluster {
 
     /// Plans a query without running it and describes the plan.
     pub async fn explain(&self, text: &str, opts: &RequestOptions) -> Result<Explanation> {
-        let request = kustodian_parser::parse(text).map_err(kustodian_planner::PlanError::from)?;
-        let ast::Request::Query(q) = &request else {
-            return Err(RuntimeError::bad_request("explain takes a query, not a management command"));
-        };
-        let database = self.database_for(opts)?;
-        let (caller, ctx) = self.request_context(opts, &database)?;
+        let (q, _, caller, ctx) = self.query_request(text, opts, "explain takes a query, not a management command")?;
         let snap = self.snapshot();
-        let planned = self.plan(&snap, &caller, &ctx, q, text)?;
+        let planned = self.plan(&snap, &caller, &ctx, &q, text)?;
         let (_, optimized, physical) = self.physical(&planned).await?;
         let policies = planned
             .policies
