@@ -174,7 +174,7 @@ pub struct Cluster {
     pub(crate) partitions: usize,
     /// The session state every request starts from, built once: registering DataFusion's
     /// functions and rules costs about a millisecond, more than planning a typical query.
-    base_session: std::sync::OnceLock<(usize, datafusion::execution::SessionState)>,
+    base_session: std::sync::OnceLock<datafusion::execution::SessionState>,
 }
 
 /// A read-only view of one state snapshot, implementing the planner's catalog.
@@ -385,6 +385,8 @@ impl Cluster {
     /// the machine's cores). Tests use it to run the same query on one and several partitions.
     pub fn with_partitions(mut self, n: usize) -> Cluster {
         self.partitions = n.max(1);
+        // The cached session state was built for the old partition count.
+        self.base_session = std::sync::OnceLock::new();
         self
     }
 
@@ -469,7 +471,7 @@ impl Cluster {
         Ok((Caller { principal, groups }, ctx))
     }
 
-    fn database_for(&self, opts: &RequestOptions) -> Result<String> {
+    pub(crate) fn database_for(&self, opts: &RequestOptions) -> Result<String> {
         let snap = self.snapshot();
         match &opts.database {
             // A database that does not exist yet is kept as named: `.create database` may be
@@ -622,14 +624,10 @@ impl Cluster {
     }
 
     fn session(&self) -> SessionContext {
-        let (partitions, base) = self.base_session.get_or_init(|| {
+        let base = self.base_session.get_or_init(|| {
             let config = SessionConfig::new().with_target_partitions(self.partitions.max(1)).with_information_schema(false);
-            (self.partitions, kustodian_planner::barrier::session_state(config))
+            kustodian_planner::barrier::session_state(config)
         });
-        if *partitions != self.partitions {
-            let config = SessionConfig::new().with_target_partitions(self.partitions.max(1)).with_information_schema(false);
-            return SessionContext::new_with_state(kustodian_planner::barrier::session_state(config));
-        }
         // A fresh state per request (its own query id and start time), cloned from the base.
         let mut state = base.clone();
         state.mark_start_execution();

@@ -76,7 +76,8 @@ impl Cluster {
         }
         // Plan as the principal: authorizes the principal and tells which policies apply.
         let prepared = self.prepare(&req.query, &req.options).await?;
-        let database = req.options.database.clone().or_else(|| self.default_database()).unwrap_or_default();
+        let database = self.database_for(&req.options)?;
+        let principal = self.request_context(&req.options, &database)?.1.principal.fqn();
         let measurer_opts = RequestOptions { identity: req.measurer.clone(), ..req.options.clone() };
         let (measurer, _) = self.request_context(&measurer_opts, &database)?;
         let snap = self.snapshot();
@@ -130,7 +131,7 @@ impl Cluster {
             });
         }
         Ok(OverheadReport {
-            principal: self.request_context(&req.options, &database)?.1.principal.fqn(),
+            principal,
             policies: prepared.policies,
             runs: req.runs,
             measurements,
