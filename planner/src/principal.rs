@@ -152,6 +152,8 @@ pub struct RequestContext {
     pub force_rls: bool,
     /// `request_block_row_level_security`: fail on tables with an enabled policy.
     pub block_rls: bool,
+    /// `validatepermissions`: check the request's permissions without running it.
+    pub validate_permissions: bool,
     /// `now()` for this request (ns since the Unix epoch).
     pub now_nanos: i64,
 }

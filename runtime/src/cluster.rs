@@ -14,7 +14,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::physical_plan::{ExecutionPlan, collect, displayable};
+use datafusion::physical_plan::{ExecutionPlan, displayable, execute_stream};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use kustodian_parser::ast;
 use kustodian_planner::{
@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::{Caller, RoleAssignment, check};
 use crate::commands;
 use crate::error::{Result, RuntimeError};
-use crate::output::QueryOutput;
+use crate::output::{QueryOutput, QueryStream};
 use crate::storage::{ExtentInfo, Storage};
 
 /// Who is making a request: a principal FQN plus its group claims (`--as`, `--group`).
@@ -277,29 +277,28 @@ pub(crate) fn parse_function(name: &str, params: &str, body: &str) -> Result<(Ve
     }
 }
 
-/// Casts batches to a table's Arrow schema (types and field metadata), by position.
+/// Casts batches to a table's Arrow schema (types and field metadata), by position; drops
+/// empty batches.
 pub(crate) fn conform(batches: Vec<RecordBatch>, schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
-    let mut out = Vec::with_capacity(batches.len());
-    for b in batches {
-        if b.num_rows() == 0 {
-            continue;
-        }
-        if b.num_columns() != schema.fields().len() {
-            return Err(RuntimeError::bad_request(format!(
-                "the data has {} columns but the table has {}",
-                b.num_columns(),
-                schema.fields().len()
-            )));
-        }
-        let cols: Vec<ArrayRef> = b
-            .columns()
-            .iter()
-            .zip(schema.fields())
-            .map(|(c, f)| if c.data_type() == f.data_type() { Ok(Arc::clone(c)) } else { cast(c, f.data_type()) })
-            .collect::<std::result::Result<_, _>>()?;
-        out.push(RecordBatch::try_new(Arc::clone(schema), cols)?);
+    batches.into_iter().filter(|b| b.num_rows() > 0).map(|b| conform_batch(b, schema)).collect()
+}
+
+/// Casts one batch to a table's Arrow schema (types and field metadata), by position.
+pub(crate) fn conform_batch(b: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    if b.num_columns() != schema.fields().len() {
+        return Err(RuntimeError::bad_request(format!(
+            "the data has {} columns but the table has {}",
+            b.num_columns(),
+            schema.fields().len()
+        )));
     }
-    Ok(out)
+    let cols: Vec<ArrayRef> = b
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| if c.data_type() == f.data_type() { Ok(Arc::clone(c)) } else { cast(c, f.data_type()) })
+        .collect::<std::result::Result<_, _>>()?;
+    Ok(RecordBatch::try_new(Arc::clone(schema), cols)?)
 }
 
 impl Cluster {
@@ -449,16 +448,9 @@ impl Cluster {
             }
             None => (self.admin.clone(), Vec::new()),
         };
-        let mut force = false;
-        let mut block = false;
-        for (k, v) in &opts.properties {
-            let on = v.is_empty() || v.eq_ignore_ascii_case("true");
-            match k.to_ascii_lowercase().as_str() {
-                "query_force_row_level_security" => force = on,
-                "request_block_row_level_security" => block = on,
-                _ => {}
-            }
-        }
+        let force = property_on(opts, "query_force_row_level_security");
+        let block = property_on(opts, "request_block_row_level_security");
+        let validate_permissions = property_on(opts, "validatepermissions");
         let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
         let ctx = RequestContext {
             principal: principal.clone(),
@@ -466,6 +458,7 @@ impl Cluster {
             database: database.to_string(),
             force_rls: force,
             block_rls: block,
+            validate_permissions,
             now_nanos: now,
         };
         Ok((Caller { principal, groups }, ctx))
@@ -483,18 +476,33 @@ impl Cluster {
 
     /// Runs one request (a query or a management command).
     pub async fn execute(&self, text: &str, opts: &RequestOptions) -> Result<QueryOutput> {
+        self.execute_stream(text, opts).await?.collect().await
+    }
+
+    /// Runs a request and returns its result as a stream of batches: a query's rows come out
+    /// as the engine produces them (a command's result is complete when it returns).
+    pub async fn execute_stream(&self, text: &str, opts: &RequestOptions) -> Result<QueryStream> {
         let request = kustodian_parser::parse(text).map_err(kustodian_planner::PlanError::from)?;
         let database = self.database_for(opts)?;
         let (caller, ctx) = self.request_context(opts, &database)?;
         match &request {
             ast::Request::Query(q) => {
-                let prepared = self.prepare_query(q, text, &database, &caller, &ctx, View::default()).await?;
-                self.run_prepared(&prepared).await
+                let planned = self.plan_request(q, text, &database, &caller, &ctx, View::default())?;
+                if planned.validate_permissions {
+                    // Authorized (planning checked every table it reaches); nothing runs.
+                    return Ok(QueryStream::ready(validation_result()));
+                }
+                self.stream_plan(&planned).await
             }
             ast::Request::Command(cmd) => {
+                if request_readonly(opts) && !commands::is_read_only(&cmd.kind) {
+                    return Err(RuntimeError::bad_request(
+                        "request_readonly is set: the request may not run a command that changes the cluster",
+                    ));
+                }
                 let out = commands::execute(self, &caller, &ctx, cmd, text).await?;
                 if cmd.pipe.is_empty() {
-                    return Ok(out);
+                    return Ok(QueryStream::ready(out));
                 }
                 let snap = self.snapshot();
                 let provider = MemTable::try_new(out.schema.arrow_schema(), vec![conform(out.batches, &out.schema.arrow_schema())?])?;
@@ -507,7 +515,7 @@ impl Cluster {
                 let catalog = SnapshotCatalog::new(&snap, self.partitions);
                 let planned = plan_pipe(&catalog, &ctx, scan, out.schema, &cmd.pipe)?;
                 self.authorize_tables(&snap, &caller, &planned)?;
-                self.run_plan(&planned).await
+                self.stream_plan(&planned).await
             }
         }
     }
@@ -541,6 +549,24 @@ impl Cluster {
         Ok((q, database, caller, ctx))
     }
 
+    /// Plans a query of a request against a view of the current snapshot and authorizes it.
+    fn plan_request(
+        &self,
+        q: &ast::Query,
+        text: &str,
+        database: &str,
+        caller: &Caller,
+        ctx: &RequestContext,
+        view: View,
+    ) -> Result<PlannedQuery> {
+        let snap = self.snapshot();
+        if !database.is_empty() && snap.meta.db(database).is_none() {
+            return Err(RuntimeError::bad_request(format!("database '{database}' does not exist")));
+        }
+        let catalog = SnapshotCatalog { without_rls: view.without_rls, fraction: view.fraction, ..SnapshotCatalog::new(&snap, self.partitions) };
+        self.plan_in(&catalog, caller, ctx, q, text)
+    }
+
     async fn prepare_query(
         &self,
         q: &ast::Query,
@@ -550,21 +576,15 @@ impl Cluster {
         ctx: &RequestContext,
         view: View,
     ) -> Result<Prepared> {
-        let snap = self.snapshot();
-        if !database.is_empty() && snap.meta.db(database).is_none() {
-            return Err(RuntimeError::bad_request(format!("database '{database}' does not exist")));
-        }
-        let catalog = SnapshotCatalog { without_rls: view.without_rls, fraction: view.fraction, ..SnapshotCatalog::new(&snap, self.partitions) };
-        let planned = self.plan_in(&catalog, caller, ctx, q, text)?;
+        let planned = self.plan_request(q, text, database, caller, ctx, view)?;
         let (session, _, physical) = self.physical(&planned).await?;
         Ok(Prepared { session, physical, schema: planned.schema, policies: planned.policies, tables: planned.tables })
     }
 
     /// Runs a prepared query to completion.
     pub async fn run_prepared(&self, prepared: &Prepared) -> Result<QueryOutput> {
-        let batches = collect(Arc::clone(&prepared.physical), prepared.session.task_ctx()).await?;
-        let schema = prepared.schema.arrow_schema();
-        Ok(QueryOutput { schema: prepared.schema.clone(), batches: conform(batches, &schema)? })
+        let stream = execute_stream(Arc::clone(&prepared.physical), prepared.session.task_ctx())?;
+        QueryStream::engine(prepared.schema.clone(), stream).collect().await
     }
 
     /// Plans a query and authorizes every table it reaches.
@@ -625,7 +645,13 @@ impl Cluster {
 
     fn session(&self) -> SessionContext {
         let base = self.base_session.get_or_init(|| {
-            let config = SessionConfig::new().with_target_partitions(self.partitions.max(1)).with_information_schema(false);
+            // No round-robin repartitioning: tables are already split into one partition per
+            // core, and spreading a single-partition input (`range`, `datatable`, a sorted or
+            // serialized result) over several would lose the row order KQL keeps for them.
+            let config = SessionConfig::new()
+                .with_target_partitions(self.partitions.max(1))
+                .with_round_robin_repartition(false)
+                .with_information_schema(false);
             kustodian_planner::barrier::session_state(config)
         });
         // A fresh state per request (its own query id and start time), cloned from the base.
@@ -646,11 +672,10 @@ impl Cluster {
         Ok((ctx, optimized, physical))
     }
 
-    async fn run_plan(&self, planned: &PlannedQuery) -> Result<QueryOutput> {
+    async fn stream_plan(&self, planned: &PlannedQuery) -> Result<QueryStream> {
         let (ctx, _, physical) = self.physical(planned).await?;
-        let batches = collect(physical, ctx.task_ctx()).await?;
-        let schema = planned.schema.arrow_schema();
-        Ok(QueryOutput { schema: planned.schema.clone(), batches: conform(batches, &schema)? })
+        let stream = execute_stream(physical, ctx.task_ctx())?;
+        Ok(QueryStream::engine(planned.schema.clone(), stream))
     }
 
     /// Plans a query without running it and describes the plan.
@@ -678,6 +703,25 @@ impl Cluster {
             physical_plan: displayable(physical.as_ref()).indent(false).to_string(),
         })
     }
+}
+
+/// Whether a boolean request property is set (given without a value, or `true`).
+fn property_on(opts: &RequestOptions, name: &str) -> bool {
+    opts.properties.iter().rev().find(|(k, _)| k.eq_ignore_ascii_case(name)).is_some_and(|(_, v)| v.is_empty() || v.eq_ignore_ascii_case("true"))
+}
+
+/// `request_readonly` / `request_readonly_hardline`: the request may not change anything.
+fn request_readonly(opts: &RequestOptions) -> bool {
+    property_on(opts, "request_readonly") || property_on(opts, "request_readonly_hardline")
+}
+
+/// The answer to a `validatepermissions` request that passed authorization.
+fn validation_result() -> QueryOutput {
+    use datafusion::arrow::array::StringArray;
+    let schema = KqlSchema::new(vec![kustodian_planner::KqlColumn::new("Result", kustodian_planner::KqlType::String)]);
+    let batch = RecordBatch::try_new(schema.arrow_schema(), vec![Arc::new(StringArray::from(vec!["OK"]))])
+        .expect("one string column");
+    QueryOutput { schema, batches: vec![batch] }
 }
 
 pub(crate) fn new_id() -> String {

@@ -66,7 +66,7 @@ pub(crate) fn can_read_database(snap: &State, caller: &Caller, db: &str) -> bool
         })
 }
 
-fn can_show(snap: &State, caller: &Caller, db: &str) -> bool {
+pub(crate) fn can_show(snap: &State, caller: &Caller, db: &str) -> bool {
     can_read_database(snap, caller, db)
         || is_cluster(caller, &snap.meta, "alldatabasesmonitors")
         || snap.meta.db(db).is_some_and(|d| caller.holds(&d.principals, "monitors"))
@@ -89,6 +89,27 @@ fn prop<'p>(with: &'p [ast::Property], name: &str) -> Option<String> {
         ast::ExprKind::Literal(ast::Literal { kind: ast::LiteralKind::String(s), .. }) => s.clone(),
         _ => v.to_string(),
     })
+}
+
+/// Commands that only read the cluster's state (allowed under `request_readonly`).
+pub(crate) fn is_read_only(kind: &CommandKind) -> bool {
+    matches!(
+        kind,
+        CommandKind::ShowTables { .. }
+            | CommandKind::ShowTablesSubset { .. }
+            | CommandKind::ShowTable { .. }
+            | CommandKind::ShowTableSchema { .. }
+            | CommandKind::ShowTableDetails { .. }
+            | CommandKind::ShowDatabases
+            | CommandKind::ShowDatabasesSubset { .. }
+            | CommandKind::ShowDatabaseSchema { .. }
+            | CommandKind::ShowFunctions
+            | CommandKind::ShowFunction { .. }
+            | CommandKind::ShowRowLevelSecurity { .. }
+            | CommandKind::ShowRestrictedViewAccess { .. }
+            | CommandKind::ShowPrincipals { .. }
+            | CommandKind::ShowPrincipalRoles { .. }
+    )
 }
 
 fn props(with: &[ast::Property]) -> Vec<(String, String)> {
@@ -179,6 +200,24 @@ const PRINCIPAL_COLS: &[(&str, KqlType)] = &[
     ("RoleAssignmentIdentifier", KqlType::String),
 ];
 
+/// The `with (...)` properties of `.alter table T policy row_level_security`. The one Kusto
+/// documents, `allowMaterializedViewsWithoutRowLevelSecurity`, overrides a check on the
+/// materialized views over the table; Kustodian has no materialized views, so the check never
+/// fails and the property changes nothing, but its value must still be a bool.
+fn rls_properties(with: &[(String, String)]) -> Result<()> {
+    for (k, v) in with {
+        if !k.eq_ignore_ascii_case("allowMaterializedViewsWithoutRowLevelSecurity") {
+            return Err(RuntimeError::bad_request(format!(
+                "unknown property '{k}' of the row_level_security policy (known: allowMaterializedViewsWithoutRowLevelSecurity)"
+            )));
+        }
+        if !v.eq_ignore_ascii_case("true") && !v.eq_ignore_ascii_case("false") {
+            return Err(RuntimeError::bad_request(format!("property '{k}' must be true or false, not '{v}'")));
+        }
+    }
+    Ok(())
+}
+
 fn rls_json(r: &Option<RlsMeta>) -> Option<String> {
     r.as_ref().map(|r| serde_json::json!({"IsEnabled": r.enabled, "Query": r.query}).to_string())
 }
@@ -255,7 +294,11 @@ pub(crate) async fn execute(cluster: &Cluster, caller: &Caller, ctx: &RequestCon
             )
         }
         CommandKind::ShowDatabases => show_databases(cluster, caller),
-        CommandKind::ShowDatabaseSchema { .. } => Err(RuntimeError::Plan(kustodian_planner::PlanError::unsupported(".show database schema"))),
+        CommandKind::ShowDatabaseSchema { name, format, with } => {
+            let wanted = name.as_ref().map(|n| n.name.clone()).unwrap_or_else(|| db.clone());
+            let d = meta.db(&wanted).map(|d| d.name.clone()).ok_or_else(|| RuntimeError::bad_request(format!("database '{wanted}' does not exist")))?;
+            crate::schema_script::show_database_schema(&snap, caller, &d, *format, &props(with))
+        }
         CommandKind::ShowFunctions => {
             check(can_show(&snap, caller, &db), caller, &format!("show the functions of database '{db}'"), "Database Viewer")?;
             let d = meta.db(&db).ok_or_else(|| RuntimeError::bad_request(format!("database '{db}' does not exist")))?;
@@ -375,10 +418,11 @@ pub(crate) async fn execute(cluster: &Cluster, caller: &Caller, ctx: &RequestCon
             cluster.commit(meta, HashMap::new())?;
             table(&[("Name", KqlType::String)], vec![vec![V::S(name.name.clone())]])
         }
-        CommandKind::AlterRowLevelSecurity { target, enable, query, .. } => {
+        CommandKind::AlterRowLevelSecurity { target, enable, query, with } => {
             let PolicyTarget::Table(q) = target else {
                 return Err(RuntimeError::Plan(kustodian_planner::PlanError::unsupported("row_level_security on materialized views")));
             };
+            rls_properties(&props(with))?;
             let (d, t) = table_db(q, ctx, &snap)?;
             check(is_table_admin(&snap, caller, &d, &t), caller, &format!("alter the row_level_security policy of table '{t}'"), "Table Admin")?;
             let tm = need_table(&meta, &d, &t)?;

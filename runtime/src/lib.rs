@@ -10,10 +10,11 @@ pub mod ingest;
 pub mod output;
 pub mod overhead;
 pub mod sample;
+mod schema_script;
 pub mod script;
 pub mod storage;
 
 pub use cluster::{Cluster, Explanation, Identity, Prepared, RequestOptions};
 pub use error::{ErrorCode, Result, RuntimeError};
-pub use output::QueryOutput;
+pub use output::{QueryOutput, QueryStream};
 pub use script::{ScriptRequest, split_script};

@@ -226,3 +226,30 @@ fn init_then_reopen_and_run_as_other_principals() {
     let out = kustodian(&["init", "--data", data, "--admin", admin], "");
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn csv_and_json_results_stream_across_batches() {
+    // 100,000 rows come out of the engine in many batches; every row is written once, in order.
+    let query = "range x from 1 to 100000 step 1 | extend y = x * 2";
+    let out = kustodian(&["run", "--format", "csv", "-c", query], "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 100_001);
+    assert_eq!(lines[0], "x,y");
+    assert_eq!(lines[1], "1,2");
+    assert_eq!(lines[100_000], "100000,200000");
+    let out = kustodian(&["run", "--format", "json", "--timing", "-c", query], "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 1);
+    let rows = lines[0]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 100_000);
+    assert!(rows.iter().enumerate().all(|(i, r)| r == &json!([i + 1, 2 * (i + 1)])));
+    assert!(lines[0]["elapsed_ms"].as_f64().is_some());
+    // An empty result still has its header (CSV) and columns (JSON).
+    let out = kustodian(&["run", "--format", "csv", "-c", "range x from 1 to 0 step 1"], "");
+    assert_eq!(text(&out.stdout), "x\n");
+    let out = kustodian(&["run", "--format", "json", "-c", "range x from 1 to 0 step 1"], "");
+    assert_eq!(json_lines(&out)[0], json!({"columns": [{"name": "x", "type": "long"}], "rows": []}));
+}

@@ -207,3 +207,116 @@ fn failed_commands_change_nothing_and_state_survives_reopen() {
     assert_eq!(count(&c, ALICE, "T | count"), "2");
     assert_eq!(err(&c, "aaduser=mallory@contoso.com", "T | count").0, "Forbidden");
 }
+
+fn exec_with(c: &Cluster, who: &str, text: &str, properties: &[(&str, &str)]) -> Result<QueryOutput, (String, String)> {
+    let opts = RequestOptions {
+        database: Some("Db".into()),
+        identity: Some(Identity { principal: who.into(), groups: vec![] }),
+        properties: properties.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+    };
+    rt().block_on(c.execute(text, &opts)).map_err(|e| (e.code().as_str().to_string(), e.to_string()))
+}
+
+#[test]
+fn validatepermissions_checks_without_running() {
+    let (_d, c) = setup();
+    ok(&c, ADMIN, ".add database Db viewers ('aaduser=alice@contoso.com')");
+    ok(&c, ADMIN, ".alter table T policy row_level_security enable \"T | where Owner == current_principal()\"");
+    // As a `set` statement and as a request property: one row `OK`, and nothing runs (a
+    // query that would fail at run time still validates).
+    for (text, props) in [
+        ("set validatepermissions; T | take 1", vec![]),
+        ("T | where V / 0 > 1", vec![("validatepermissions", "true")]),
+    ] {
+        let out = exec_with(&c, ALICE, text, &props).unwrap();
+        assert_eq!(out.schema.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["Result"]);
+        assert_eq!(cells(&out), [["OK"]], "{text}");
+    }
+    // Bob holds no role: denied, naming him and the role.
+    let (code, msg) = exec_with(&c, BOB, "set validatepermissions; T | take 1", &[]).unwrap_err();
+    assert_eq!(code, "Forbidden");
+    assert!(msg.contains(BOB) && msg.contains("Database Viewer"), "{msg}");
+    // Through a function and a policy's other tables, too.
+    ok(&c, ADMIN, ".create function F() { M | count }");
+    let (code, _) = exec_with(&c, BOB, "set validatepermissions; F()", &[]).unwrap_err();
+    assert_eq!(code, "Forbidden");
+    assert_eq!(cells(&exec_with(&c, ALICE, "set validatepermissions; F()", &[]).unwrap()), [["OK"]]);
+}
+
+#[test]
+fn set_cannot_change_read_only_or_identity_properties() {
+    let (_d, c) = setup();
+    ok(&c, ADMIN, ".add database Db users ('aaduser=alice@contoso.com')");
+    for who in [ADMIN, ALICE] {
+        for prop in ["request_readonly", "request_user", "request_app_name", "servertimeout", "query_language"] {
+            let (code, msg) = err(&c, who, &format!("set {prop} = true; T | count"));
+            assert_eq!(code, "SemanticError", "{prop}: {msg}");
+            assert!(msg.contains(prop), "{msg}");
+        }
+    }
+    // As a request property, request_readonly refuses commands that change the cluster and
+    // leaves everything as it was; queries and .show commands still run.
+    for who in [ADMIN, ALICE] {
+        let ro = [("request_readonly", "true")];
+        let (code, msg) = exec_with(&c, who, ".create table X (a:long)", &ro).unwrap_err();
+        assert_eq!(code, "BadRequest", "{msg}");
+        assert!(msg.contains("request_readonly"), "{msg}");
+        exec_with(&c, who, ".ingest inline into table T <|\nx,9", &ro).unwrap_err();
+        assert_eq!(cells(&exec_with(&c, who, "T | count", &ro).unwrap()), [["3"]]);
+        assert!(exec_with(&c, who, ".show tables", &ro).is_ok());
+    }
+    assert!(err(&c, ADMIN, "X").1.contains("X"), "the table was not created");
+}
+
+#[test]
+fn rls_with_properties_are_validated() {
+    let (_d, c) = setup();
+    ok(&c, ADMIN, ".add database Db viewers ('aaduser=alice@contoso.com', 'aaduser=bob@contoso.com')");
+    let q = "\"T | where Owner == current_principal()\"";
+    let out = ok(&c, ADMIN, &format!(".alter table T policy row_level_security enable with (allowMaterializedViewsWithoutRowLevelSecurity=true) {q}"));
+    assert!(cells(&out)[0][2].contains("\"IsEnabled\":true"));
+    assert_eq!(count(&c, ALICE, "T | count"), "1");
+    assert_eq!(count(&c, BOB, "T | count"), "2");
+    for bad in ["with (NoSuchProperty=true)", "with (allowMaterializedViewsWithoutRowLevelSecurity='maybe')"] {
+        let (code, msg) = err(&c, ADMIN, &format!(".alter table T policy row_level_security disable {bad} \"T\""));
+        assert_eq!(code, "BadRequest", "{msg}");
+    }
+    // The failed commands kept the enabled policy.
+    assert_eq!(count(&c, ALICE, "T | count"), "1");
+}
+
+#[test]
+fn database_schema_script_replays_and_hides_principals_from_non_admins() {
+    let (_d, c) = setup();
+    ok(&c, ADMIN, ".add database Db viewers ('aaduser=alice@contoso.com') 'readers'");
+    ok(&c, ADMIN, ".create function with (folder='Sec', docstring='own rows') Own() { T | where Owner == current_principal() }");
+    ok(&c, ADMIN, ".alter table T policy row_level_security enable \"Own\"");
+    ok(&c, ADMIN, ".alter table M policy restricted_view_access true");
+    let admin_script: Vec<String> = cells(&ok(&c, ADMIN, ".show database Db schema as csl script")).into_iter().map(|r| r[0].clone()).collect();
+    assert!(admin_script.iter().any(|l| l.starts_with(".create-merge table T (Owner:string, V:long)")), "{admin_script:#?}");
+    assert!(admin_script.iter().any(|l| l.contains("function with (folder = \"Sec\"") && l.contains("Own()")), "{admin_script:#?}");
+    assert!(admin_script.iter().any(|l| l == ".alter table T policy row_level_security enable \"Own\""), "{admin_script:#?}");
+    assert!(admin_script.iter().any(|l| l == ".alter table M policy restricted_view_access true"), "{admin_script:#?}");
+    assert!(admin_script.iter().any(|l| l.contains("viewers (\"aaduser=alice@contoso.com\") \"readers\"")), "{admin_script:#?}");
+    // A viewer gets the schema and policies but not the principals.
+    let alice_script: Vec<String> = cells(&ok(&c, ALICE, ".show database Db schema as csl script")).into_iter().map(|r| r[0].clone()).collect();
+    assert!(alice_script.iter().all(|l| !l.starts_with(".add")), "{alice_script:#?}");
+    assert!(alice_script.iter().any(|l| l.contains("row_level_security")), "{alice_script:#?}");
+    // IncludeSecuritySettings=false leaves out policies and principals.
+    let plain = cells(&ok(&c, ADMIN, ".show database Db schema as csl script with (IncludeSecuritySettings=false)"));
+    assert!(plain.iter().all(|r| !r[0].contains("policy") && !r[0].starts_with(".add")), "{plain:?}");
+    // Bob holds no role on the database.
+    assert_eq!(err(&c, BOB, ".show database Db schema as csl script").0, "Forbidden");
+    // The script recreates the same database in another cluster.
+    let dir = tempfile::tempdir().unwrap();
+    let other = Cluster::init(dir.path(), ADMIN).unwrap();
+    ok(&other, ADMIN, ".create database Db");
+    for line in &admin_script {
+        ok(&other, ADMIN, line);
+    }
+    let again: Vec<String> = cells(&ok(&other, ADMIN, ".show database Db schema as csl script")).into_iter().map(|r| r[0].clone()).collect();
+    assert_eq!(again, admin_script);
+    // The default form lists the database, its tables and their columns.
+    let rows = cells(&ok(&c, ALICE, ".show database Db schema | where TableName == 'T' and ColumnName != '' | project ColumnName, ColumnType"));
+    assert_eq!(rows, [["Owner", "System.String"], ["V", "System.Int64"]]);
+}

@@ -101,6 +101,8 @@ pub struct PlannedQuery {
     pub tables: Vec<TableAccess>,
     /// Entity names of the tables whose scans must sit under a barrier.
     pub protected: Vec<String>,
+    /// `validatepermissions` (request property or `set`): authorize, do not run.
+    pub validate_permissions: bool,
 }
 
 #[derive(Clone)]
@@ -159,6 +161,7 @@ pub(crate) struct Binder<'a> {
     pub database: String,
     pub force_rls: bool,
     pub block_rls: bool,
+    pub validate_permissions: bool,
     pub policies: Vec<AppliedPolicy>,
     pub tables: Vec<TableAccess>,
     /// Spans in the request text of table references replaced by policies, with the entity.
@@ -172,6 +175,24 @@ pub(crate) struct Binder<'a> {
     pub depth: usize,
 }
 
+/// Request properties a `set` statement may not change (Kusto's request-properties page): a
+/// query text must not turn off read-only mode or change the identity recorded for the request.
+pub const NOT_SETTABLE: &[&str] = &[
+    "norequesttimeout",
+    "queryconsistency",
+    "query_language",
+    "query_log_query_parameters",
+    "query_weakconsistency_session_id",
+    "request_app_name",
+    "request_readonly",
+    "request_readonly_hardline",
+    "request_user",
+    "results_progressive_enabled",
+    "results_v2_fragment_primary_tables",
+    "servertimeout",
+    "truncationmaxsize",
+];
+
 /// Plans a query for a request.
 pub fn plan_query(catalog: &dyn Catalog, ctx: &RequestContext, query: &ast::Query, text: &str) -> Result<PlannedQuery> {
     let mut b = Binder::new(catalog, ctx);
@@ -182,7 +203,8 @@ pub fn plan_query(catalog: &dyn Catalog, ctx: &RequestContext, query: &ast::Quer
     protected.dedup();
     let mut tables = b.tables;
     dedup_in_order(&mut tables);
-    Ok(PlannedQuery { plan: rel.plan, schema: rel.schema, effective_kql, policies: b.policies, tables, protected })
+    let validate_permissions = b.validate_permissions;
+    Ok(PlannedQuery { plan: rel.plan, schema: rel.schema, effective_kql, policies: b.policies, tables, protected, validate_permissions })
 }
 
 fn dedup_in_order<T: Eq + std::hash::Hash + Clone>(v: &mut Vec<T>) {
@@ -203,6 +225,7 @@ impl<'a> Binder<'a> {
             database: ctx.database.clone(),
             force_rls: ctx.force_rls,
             block_rls: ctx.block_rls,
+            validate_permissions: ctx.validate_permissions,
             policies: Vec::new(),
             tables: Vec::new(),
             substitutions: Vec::new(),
@@ -307,12 +330,20 @@ impl<'a> Binder<'a> {
                 _ => true,
             },
         };
+        let lower = name.name.to_ascii_lowercase();
+        if NOT_SETTABLE.contains(&lower.as_str()) {
+            return Err(self.semantic(
+                format!("request property '{}' cannot be set by a set statement; pass it with the request's properties", name.name),
+                name.span,
+            ));
+        }
         if !top {
             return Ok(());
         }
-        match name.name.to_ascii_lowercase().as_str() {
+        match lower.as_str() {
             "query_force_row_level_security" => self.force_rls = on,
             "request_block_row_level_security" => self.block_rls = on,
+            "validatepermissions" => self.validate_permissions = on,
             "query_now" => {
                 if let Some(e) = value {
                     let v = self.bind_scalar(e, None, &Scope::default())?;
@@ -792,7 +823,15 @@ pub fn plan_pipe(catalog: &dyn Catalog, ctx: &RequestContext, input: LogicalPlan
         rel = b.bind_operator(rel, op, &scope)?;
     }
     let protected: Vec<String> = b.policies.iter().map(|p| p.table.clone()).collect();
-    Ok(PlannedQuery { plan: rel.plan, schema: rel.schema, effective_kql: String::new(), policies: b.policies, tables: b.tables, protected })
+    Ok(PlannedQuery {
+        plan: rel.plan,
+        schema: rel.schema,
+        effective_kql: String::new(),
+        policies: b.policies,
+        tables: b.tables,
+        protected,
+        validate_permissions: false,
+    })
 }
 
 /// Binds a policy query for `table` the way queries will run it, to validate it before it is

@@ -14,7 +14,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use kustodian_runtime::{Cluster, ErrorCode, Explanation, Identity, QueryOutput, RequestOptions};
+use datafusion::arrow::record_batch::RecordBatch;
+use kustodian_runtime::{
+    Cluster, ErrorCode, Explanation, Identity, QueryOutput, QueryStream, RequestOptions,
+};
 
 use report::Failure;
 use kustodian_runtime::script::{ScriptRequest, split_script};
@@ -303,12 +306,32 @@ impl Session {
         request: &ScriptRequest,
     ) -> (Result<QueryOutput, Failure>, Duration) {
         let start = Instant::now();
-        let result = parse_cmd::check_syntax(script, request).and_then(|()| {
+        let result = self.start(script, request).and_then(|stream| {
             self.runtime
-                .block_on(self.cluster.execute(&request.text, &self.options))
+                .block_on(stream.collect())
                 .map_err(|e| Failure::from_runtime(&e, script, request))
         });
         (result, start.elapsed())
+    }
+
+    /// Checks one request's syntax, plans it and starts it; its rows come from [`Session::next`].
+    fn start(&self, script: &str, request: &ScriptRequest) -> Result<QueryStream, Failure> {
+        parse_cmd::check_syntax(script, request)?;
+        self.runtime
+            .block_on(self.cluster.execute_stream(&request.text, &self.options))
+            .map_err(|e| Failure::from_runtime(&e, script, request))
+    }
+
+    /// The next batch of a started request's result.
+    fn next(
+        &self,
+        stream: &mut QueryStream,
+        script: &str,
+        request: &ScriptRequest,
+    ) -> Option<Result<RecordBatch, Failure>> {
+        self.runtime
+            .block_on(stream.next_batch())
+            .map(|r| r.map_err(|e| Failure::from_runtime(&e, script, request)))
     }
 
     fn explain(&self, script: &str, request: &ScriptRequest) -> Result<Explanation, Failure> {
@@ -378,6 +401,93 @@ impl Printer {
     }
 }
 
+impl Printer {
+    /// Runs one request and prints its result. CSV and JSON rows are written batch by batch
+    /// as the engine produces them; a pretty table needs every row for its column widths.
+    /// Returns whether the request succeeded.
+    pub fn run_request(
+        &mut self,
+        session: &Session,
+        script: &str,
+        request: &ScriptRequest,
+    ) -> io::Result<bool> {
+        if self.format == Format::Table {
+            let (result, elapsed) = session.execute(script, request);
+            self.print(&result, elapsed)?;
+            return Ok(result.is_ok());
+        }
+        let start = Instant::now();
+        let mut stream = match session.start(script, request) {
+            Ok(stream) => stream,
+            Err(failure) => {
+                self.print(&Err(failure), start.elapsed())?;
+                return Ok(false);
+            }
+        };
+        // Nothing is written before the first batch: a request that fails as it starts
+        // prints as a plain error.
+        let first = match session.next(&mut stream, script, request) {
+            Some(Err(failure)) => {
+                self.print(&Err(failure), start.elapsed())?;
+                return Ok(false);
+            }
+            Some(Ok(batch)) => Some(batch),
+            None => None,
+        };
+        let cols = render::columns(&stream.schema, first.as_ref());
+        let types = render::types_of(&cols);
+        let mut out = io::BufWriter::new(io::stdout().lock());
+        let mut first_row = true;
+        let format = self.format;
+        let mut write = |out: &mut io::BufWriter<io::StdoutLock>, batch: &RecordBatch| {
+            let text = match format {
+                Format::Json => render::json_rows(batch, &types, &mut first_row),
+                _ => render::csv_rows(batch, &types),
+            };
+            out.write_all(text.as_bytes())?;
+            out.flush()
+        };
+        if self.format == Format::Json {
+            out.write_all(render::json_head(&cols).as_bytes())?;
+        } else {
+            if self.printed {
+                out.write_all(b"\n")?;
+            }
+            out.write_all(render::csv_header(&cols).as_bytes())?;
+        }
+        self.printed = true;
+        let mut failure = None;
+        if let Some(batch) = &first {
+            write(&mut out, batch)?;
+        }
+        while let Some(next) = session.next(&mut stream, script, request) {
+            match next {
+                Ok(batch) => write(&mut out, &batch)?,
+                Err(f) => {
+                    failure = Some(f);
+                    break;
+                }
+            }
+        }
+        let timed = self.timing.then(|| start.elapsed());
+        if self.format == Format::Json {
+            out.write_all(render::json_tail(failure.as_ref(), timed).as_bytes())?;
+            out.flush()?;
+        } else {
+            out.flush()?;
+            drop(out);
+            let mut stderr = io::stderr().lock();
+            if let Some(f) = &failure {
+                stderr.write_all(f.to_text().as_bytes())?;
+            }
+            if let Some(elapsed) = timed {
+                stderr.write_all(render::elapsed_text(elapsed).as_bytes())?;
+            }
+        }
+        Ok(failure.is_none())
+    }
+}
+
 fn run(
     args: &ClusterArgs,
     source: &SourceArgs,
@@ -388,9 +498,10 @@ fn run(
     let session = Session::open(args)?;
     let mut all_ok = true;
     for request in split_script(&script) {
-        let (result, elapsed) = session.execute(&script, &request);
-        printer.print(&result, elapsed).map_err(output_failure)?;
-        if result.is_err() {
+        let ok = printer
+            .run_request(&session, &script, &request)
+            .map_err(output_failure)?;
+        if !ok {
             all_ok = false;
             if !keep_going {
                 break;

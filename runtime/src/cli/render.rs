@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
-use kustodian_planner::KqlType;
+use kustodian_planner::{KqlSchema, KqlType};
+use datafusion::arrow::record_batch::RecordBatch;
 use kustodian_runtime::{Explanation, QueryOutput};
 use serde_json::{Value, json};
 
@@ -12,18 +13,11 @@ use super::report::Failure;
 
 /// Column names and KQL types of a result: the KQL schema, or (if the engine returned none)
 /// the Arrow schema of the first batch.
-fn columns(output: &QueryOutput) -> Vec<(String, KqlType)> {
-    if !output.schema.columns.is_empty() {
-        return output
-            .schema
-            .columns
-            .iter()
-            .map(|c| (c.name.clone(), c.ty))
-            .collect();
+pub fn columns(schema: &KqlSchema, first: Option<&RecordBatch>) -> Vec<(String, KqlType)> {
+    if !schema.columns.is_empty() {
+        return schema.columns.iter().map(|c| (c.name.clone(), c.ty)).collect();
     }
-    output
-        .batches
-        .first()
+    first
         .map(|b| {
             b.schema()
                 .fields()
@@ -39,37 +33,37 @@ fn columns(output: &QueryOutput) -> Vec<(String, KqlType)> {
         .unwrap_or_default()
 }
 
-/// Calls `cell` for every row with the row's cells, encoded by `encode`.
+fn output_columns(output: &QueryOutput) -> Vec<(String, KqlType)> {
+    columns(&output.schema, output.batches.first())
+}
+
+/// Calls `encode` for every cell of a batch, row by row.
 fn rows<T>(
-    output: &QueryOutput,
+    batch: &RecordBatch,
     types: &[KqlType],
     encode: impl Fn(&dyn datafusion::arrow::array::Array, usize, KqlType) -> T,
 ) -> Vec<Vec<T>> {
-    let mut rows = Vec::with_capacity(output.row_count());
-    for batch in &output.batches {
-        for row in 0..batch.num_rows() {
-            rows.push(
-                batch
-                    .columns()
-                    .iter()
-                    .enumerate()
-                    .map(|(i, array)| {
-                        encode(
-                            array.as_ref(),
-                            row,
-                            types.get(i).copied().unwrap_or(KqlType::String),
-                        )
-                    })
-                    .collect(),
-            );
-        }
-    }
-    rows
+    (0..batch.num_rows())
+        .map(|row| {
+            batch
+                .columns()
+                .iter()
+                .enumerate()
+                .map(|(i, array)| {
+                    encode(
+                        array.as_ref(),
+                        row,
+                        types.get(i).copied().unwrap_or(KqlType::String),
+                    )
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// A pretty table with a header row; numbers right-aligned. Ends with a newline.
 pub fn table(output: &QueryOutput) -> String {
-    let cols = columns(output);
+    let cols = output_columns(output);
     let types: Vec<KqlType> = cols.iter().map(|c| c.1).collect();
     let mut table = Table::new();
     table
@@ -80,30 +74,50 @@ pub fn table(output: &QueryOutput) -> String {
                 .map(|(name, _)| Cell::new(name))
                 .collect::<Vec<_>>(),
         );
-    for row in rows(output, &types, text_value) {
-        table.add_row(
-            row.into_iter()
-                .zip(&types)
-                .map(|(text, ty)| {
-                    let cell = Cell::new(text);
-                    if ty.is_numeric() {
-                        cell.set_alignment(CellAlignment::Right)
-                    } else {
-                        cell
-                    }
-                })
-                .collect::<Vec<_>>(),
-        );
+    for batch in &output.batches {
+        for row in rows(batch, &types, text_value) {
+            table.add_row(
+                row.into_iter()
+                    .zip(&types)
+                    .map(|(text, ty)| {
+                        let cell = Cell::new(text);
+                        if ty.is_numeric() {
+                            cell.set_alignment(CellAlignment::Right)
+                        } else {
+                            cell
+                        }
+                    })
+                    .collect::<Vec<_>>(),
+            );
+        }
     }
     format!("{table}\n")
 }
 
 /// RFC 4180 CSV: a header line, then one line per row (`\n` line ends). Ends with a newline.
 pub fn csv(output: &QueryOutput) -> String {
-    let cols = columns(output);
-    let types: Vec<KqlType> = cols.iter().map(|c| c.1).collect();
-    let mut out = csv_line(cols.iter().map(|(name, _)| name.as_str()));
-    for row in rows(output, &types, text_value) {
+    let cols = output_columns(output);
+    let types = types_of(&cols);
+    let mut out = csv_header(&cols);
+    for batch in &output.batches {
+        out.push_str(&csv_rows(batch, &types));
+    }
+    out
+}
+
+pub fn types_of(cols: &[(String, KqlType)]) -> Vec<KqlType> {
+    cols.iter().map(|c| c.1).collect()
+}
+
+/// The CSV header line.
+pub fn csv_header(cols: &[(String, KqlType)]) -> String {
+    csv_line(cols.iter().map(|(name, _)| name.as_str()))
+}
+
+/// The CSV lines of one batch.
+pub fn csv_rows(batch: &RecordBatch, types: &[KqlType]) -> String {
+    let mut out = String::new();
+    for row in rows(batch, types, text_value) {
         out.push_str(&csv_line(row.iter().map(String::as_str)));
     }
     out
@@ -129,33 +143,61 @@ fn elapsed_ms(elapsed: Duration) -> Value {
 
 /// `{"columns":[{"name":..,"type":..}],"rows":[[..]]}` plus `"elapsed_ms"` when timed; one line.
 pub fn json_result(output: &QueryOutput, elapsed: Option<Duration>) -> String {
-    let cols = columns(output);
-    let types: Vec<KqlType> = cols.iter().map(|c| c.1).collect();
+    let cols = output_columns(output);
+    let types = types_of(&cols);
+    let mut line = json_head(&cols);
+    let mut first = true;
+    for batch in &output.batches {
+        line.push_str(&json_rows(batch, &types, &mut first));
+    }
+    line.push_str(&json_tail(None, elapsed));
+    line
+}
+
+/// The start of a JSON result line, up to the opening bracket of its rows (written piece by
+/// piece to keep the documented key order).
+pub fn json_head(cols: &[(String, KqlType)]) -> String {
     let columns: Vec<Value> = cols
         .iter()
         .map(|(name, ty)| json!({"name": name, "type": ty.name()}))
         .collect();
-    let rows: Vec<Value> = rows(output, &types, json_value)
-        .into_iter()
-        .map(Value::Array)
-        .collect();
-    // Written piece by piece to keep the documented key order.
-    let mut line = format!(
-        "{{\"columns\":{},\"rows\":{}",
-        Value::Array(columns),
-        Value::Array(rows)
-    );
-    if let Some(elapsed) = elapsed {
-        line.push_str(&format!(",\"elapsed_ms\":{}", elapsed_ms(elapsed)));
+    format!("{{\"columns\":{},\"rows\":[", Value::Array(columns))
+}
+
+/// The rows of one batch as JSON arrays, comma-separated (`first`: no row written yet).
+pub fn json_rows(batch: &RecordBatch, types: &[KqlType], first: &mut bool) -> String {
+    let mut out = String::new();
+    for row in rows(batch, types, json_value) {
+        if !*first {
+            out.push(',');
+        }
+        *first = false;
+        out.push_str(&Value::Array(row).to_string());
     }
-    line.push_str("}\n");
-    line
+    out
+}
+
+/// The end of a JSON result line: closes the rows, adds an `"error"` if the result broke off
+/// while its rows were being written, and `"elapsed_ms"` when timed.
+pub fn json_tail(error: Option<&Failure>, elapsed: Option<Duration>) -> String {
+    let mut tail = String::from("]");
+    if let Some(failure) = error {
+        tail.push_str(&format!(",\"error\":{}", json_error_value(failure)));
+    }
+    if let Some(elapsed) = elapsed {
+        tail.push_str(&format!(",\"elapsed_ms\":{}", elapsed_ms(elapsed)));
+    }
+    tail.push_str("}\n");
+    tail
+}
+
+fn json_error_value(failure: &Failure) -> Value {
+    json!({"code": failure.code.as_str(), "message": failure.json_message()})
 }
 
 /// `{"error":{"code":..,"message":..}}` plus `"elapsed_ms"` when timed; one line.
 pub fn json_error(failure: &Failure, elapsed: Option<Duration>) -> String {
-    let error = json!({"code": failure.code.as_str(), "message": failure.json_message()});
-    let mut line = format!("{{\"error\":{error}");
+    let mut line = format!("{{\"error\":{}", json_error_value(failure));
     if let Some(elapsed) = elapsed {
         line.push_str(&format!(",\"elapsed_ms\":{}", elapsed_ms(elapsed)));
     }
