@@ -32,6 +32,7 @@ mod datetime;
 mod dynamic;
 mod extra;
 mod math;
+mod more;
 mod operators;
 mod string;
 pub mod terms;
@@ -207,6 +208,9 @@ pub fn lower_scalar_call(name: &str, args: Vec<TypedExpr>, ctx: &FunctionContext
     }
     if extra::NAMES.contains(&name) {
         return extra::lower_extra_fn(name, args);
+    }
+    if more::NAMES.contains(&name) {
+        return more::lower_more_fn(name, args, ctx);
     }
     if let Some(r) = lower_logic_fn(name, args) {
         return r;
