@@ -11,6 +11,7 @@ pub mod error;
 pub mod functions;
 pub mod principal;
 pub mod pushdown;
+pub mod range_table;
 pub mod types;
 pub mod verify;
 

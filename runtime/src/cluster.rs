@@ -490,7 +490,7 @@ impl Cluster {
                 let planned = self.plan_request(q, text, &database, &caller, &ctx, View::default())?;
                 if planned.validate_permissions {
                     // Authorized (planning checked every table it reaches); nothing runs.
-                    return Ok(QueryStream::ready(validation_result()));
+                    return Ok(QueryStream::ready(validation_result()?));
                 }
                 self.stream_plan(&planned).await
             }
@@ -583,7 +583,7 @@ impl Cluster {
 
     /// Runs a prepared query to completion.
     pub async fn run_prepared(&self, prepared: &Prepared) -> Result<QueryOutput> {
-        let stream = execute_stream(Arc::clone(&prepared.physical), prepared.session.task_ctx())?;
+        let stream = ordered_stream(Arc::clone(&prepared.physical), prepared.session.task_ctx())?;
         QueryStream::engine(prepared.schema.clone(), stream).collect().await
     }
 
@@ -674,7 +674,7 @@ impl Cluster {
 
     async fn stream_plan(&self, planned: &PlannedQuery) -> Result<QueryStream> {
         let (ctx, _, physical) = self.physical(planned).await?;
-        let stream = execute_stream(physical, ctx.task_ctx())?;
+        let stream = ordered_stream(physical, ctx.task_ctx())?;
         Ok(QueryStream::engine(planned.schema.clone(), stream))
     }
 
@@ -705,6 +705,45 @@ impl Cluster {
     }
 }
 
+/// Runs a physical plan and returns its output as one stream. When the plan ends in several
+/// partitions (the legs of a `union`, the slices of a table), they all run at once, each into a
+/// small buffer, and their batches come out partition after partition: the same request gives
+/// its rows in the same order every time (`union` legs in the order written), where
+/// DataFusion's coalescing would interleave them as they finish.
+fn ordered_stream(
+    plan: Arc<dyn ExecutionPlan>,
+    task: Arc<datafusion::execution::TaskContext>,
+) -> Result<datafusion::physical_plan::SendableRecordBatchStream> {
+    use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+    use futures::StreamExt;
+    let partitions = plan.properties().output_partitioning().partition_count();
+    if partitions <= 1 {
+        return Ok(execute_stream(plan, task)?);
+    }
+    let schema = plan.schema();
+    let mut receivers = Vec::with_capacity(partitions);
+    for i in 0..partitions {
+        let mut stream = plan.execute(i, Arc::clone(&task))?;
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        tokio::spawn(async move {
+            while let Some(batch) = stream.next().await {
+                let failed = batch.is_err();
+                // The reader is gone (the request was dropped): stop.
+                if tx.send(batch).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        receivers.push(rx);
+    }
+    let batches = futures::stream::iter(receivers).flat_map(tokio_stream_of);
+    Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
+}
+
+fn tokio_stream_of<T: Send + 'static>(mut rx: tokio::sync::mpsc::Receiver<T>) -> impl futures::Stream<Item = T> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
 /// Whether a boolean request property is set (given without a value, or `true`).
 fn property_on(opts: &RequestOptions, name: &str) -> bool {
     opts.properties.iter().rev().find(|(k, _)| k.eq_ignore_ascii_case(name)).is_some_and(|(_, v)| v.is_empty() || v.eq_ignore_ascii_case("true"))
@@ -716,12 +755,11 @@ fn request_readonly(opts: &RequestOptions) -> bool {
 }
 
 /// The answer to a `validatepermissions` request that passed authorization.
-fn validation_result() -> QueryOutput {
+fn validation_result() -> Result<QueryOutput> {
     use datafusion::arrow::array::StringArray;
     let schema = KqlSchema::new(vec![kustodian_planner::KqlColumn::new("Result", kustodian_planner::KqlType::String)]);
-    let batch = RecordBatch::try_new(schema.arrow_schema(), vec![Arc::new(StringArray::from(vec!["OK"]))])
-        .expect("one string column");
-    QueryOutput { schema, batches: vec![batch] }
+    let batch = RecordBatch::try_new(schema.arrow_schema(), vec![Arc::new(StringArray::from(vec!["OK"]))])?;
+    Ok(QueryOutput { schema, batches: vec![batch] })
 }
 
 pub(crate) fn new_id() -> String {

@@ -3,6 +3,7 @@
 //! point ([`Binder::resolve_table`]) and folding principal functions to literals.
 
 mod ops;
+mod parse_op;
 mod scalar;
 mod sources;
 
@@ -30,11 +31,13 @@ const MAX_DEPTH: usize = 64;
 pub struct Rel {
     pub plan: LogicalPlan,
     pub schema: KqlSchema,
+    /// The name given by a trailing `as Name` (a `union withsource` label).
+    pub alias: Option<String>,
 }
 
 impl Rel {
     pub fn new(plan: LogicalPlan, schema: KqlSchema) -> Self {
-        Rel { plan, schema }
+        Rel { plan, schema, alias: None }
     }
 
     pub(crate) fn builder(&self) -> LogicalPlanBuilder {

@@ -60,7 +60,7 @@ impl<'a> Binder<'a> {
             OperatorKind::Union(u) => self.bind_union(Some(rel), u, scope, span),
             // `as Name` names the result for `union withsource=` (see bind_union). Referring to the
             // name later in the same query is not supported: it fails as an unknown table.
-            OperatorKind::As { .. } => Ok(rel),
+            OperatorKind::As { name, .. } => Ok(Rel { alias: Some(name.name.clone()), ..rel }),
             OperatorKind::Getschema => self.plan_getschema(rel),
             OperatorKind::Serialize(items) => {
                 if items.is_empty() {
@@ -355,6 +355,16 @@ impl<'a> Binder<'a> {
             let desc = k.desc.unwrap_or(true);
             // Kusto: nulls first when ascending, last when descending, unless written.
             let nulls_first = k.nulls_first.unwrap_or(!desc);
+            if v.ty == KqlType::Real {
+                // Kusto orders NaN with the nulls (just after them when nulls come first, just
+                // before them when last); DataFusion puts NaN above +inf.
+                let nan_as_null = datafusion::logical_expr::when(
+                    datafusion::functions::math::expr_fn::isnan(v.expr.clone()),
+                    datafusion::logical_expr::lit(datafusion::common::ScalarValue::Float64(None)),
+                )
+                .otherwise(v.expr.clone())?;
+                sorts.push(nan_as_null.sort(!desc, nulls_first));
+            }
             sorts.push(v.expr.sort(!desc, nulls_first));
         }
         let plan = rel.builder().sort(sorts)?.build()?;
@@ -456,6 +466,12 @@ impl<'a> Binder<'a> {
             let first_hidden = hidden.len();
             let rewritten = rewrite_aggregates(&it.expr, scope, &mut found, first_hidden);
             if found.is_empty() {
+                if let ExprKind::Call { name, .. } = &it.expr.kind
+                    && scope.get(&name.name).is_none()
+                    && !functions::is_aggregate(&name.name)
+                {
+                    return Err(self.unsupported(format!("aggregate function '{}'", name.name), name.span));
+                }
                 return Err(self.semantic("a summarize expression must contain an aggregate function", it.expr.span));
             }
             let mut agg_names: Vec<((usize, usize), String)> = Vec::new();
@@ -644,7 +660,8 @@ impl<'a> Binder<'a> {
         let fname = fname.name.as_str();
         // `restart` arguments: number the groups (a running count of restarts), then partition by it.
         let restart_idx = match fname {
-            "row_number" | "row_cumsum" => Some(1),
+            "row_number" | "row_cumsum" | "row_rank_dense" | "row_rank_min" => Some(1),
+            "row_window_session" => Some(3),
             _ => None,
         };
         let mut rel = rel.clone();
@@ -712,6 +729,40 @@ impl<'a> Binder<'a> {
                 let f = if fname == "prev" { lag(v.expr, Some(offset), Some(default)) } else { lead(v.expr, Some(offset), Some(default)) };
                 (f.order_by(order).build()?, v.ty)
             }
+            "row_rank_dense" | "row_rank_min" => {
+                if vals.is_empty() || vals.len() > 2 {
+                    return Err(self.semantic(format!("{fname}() takes 1 or 2 arguments"), call.span));
+                }
+                let (r, f) = self.plan_row_rank(rel, name, fname == "row_rank_min", vals.remove(0), partition)?;
+                rel = r;
+                (f, KqlType::Long)
+            }
+            "row_window_session" => {
+                if vals.len() < 3 || vals.len() > 4 {
+                    return Err(self.semantic("row_window_session() takes 3 or 4 arguments", call.span));
+                }
+                let v = vals.remove(0);
+                if v.ty != KqlType::Datetime {
+                    return Err(self.semantic("row_window_session(): the first argument must be a datetime", call.span));
+                }
+                let mut span_arg = |what: &str| -> Result<i64> {
+                    let d = vals.remove(0);
+                    let d = if d.ty == KqlType::Timespan { d } else { functions::lower_cast(d, KqlType::Timespan)? };
+                    match super::scalar::const_value(&d) {
+                        Some(ScalarValue::DurationNanosecond(Some(n))) => Ok(n),
+                        _ => Err(self.semantic(format!("row_window_session(): {what} must be a constant timespan"), call.span)),
+                    }
+                };
+                let max_from_first = span_arg("MaxDistanceFromFirst")?;
+                let max_between = span_arg("MaxDistanceBetweenNeighbors")?;
+                let udwf = datafusion::logical_expr::WindowUDF::from(RowWindowSession::new(max_from_first, max_between));
+                let f = udwf
+                    .call(vec![cast(v.expr, datafusion::arrow::datatypes::DataType::Int64)])
+                    .partition_by(partition)
+                    .order_by(order)
+                    .build()?;
+                (cast(f, KqlType::Datetime.arrow_type()), KqlType::Datetime)
+            }
             "row_cumsum" => {
                 if vals.is_empty() || vals.len() > 2 {
                     return Err(self.semantic("row_cumsum() takes 1 or 2 arguments", call.span));
@@ -749,6 +800,53 @@ impl<'a> Binder<'a> {
         cols.push(KqlColumn::new(name.to_string(), ty));
         let plan = LogicalPlanBuilder::from(plan).project(exprs)?.build()?;
         Ok(Rel::new(plan, KqlSchema::new(cols)))
+    }
+
+    /// `row_rank_dense(Term)` / `row_rank_min(Term)` within the `partition` (restart groups):
+    /// a row starts a new rank when it is the partition's first or its *Term* differs from the
+    /// previous row's. Dense ranks count those starts; min ranks are the row number (in the
+    /// partition) of the start. Adds hidden helper columns to `rel`; returns the window
+    /// expression giving the rank.
+    fn plan_row_rank(&mut self, rel: Rel, name: &str, min: bool, term: TypedExpr, partition: Vec<DfExpr>) -> Result<(Rel, DfExpr)> {
+        use datafusion::functions_window::expr_fn::{lag, row_number};
+        use datafusion::logical_expr::expr::WindowFunction;
+        use datafusion::logical_expr::{ExprFunctionExt, Operator, WindowFrame, WindowFunctionDefinition, binary_expr, when};
+        let order = vec![rel.col(ROW_NUMBER_COL)?.expr.sort(true, false)];
+        let prev_name = format!("{name}_prev");
+        let pn_name = format!("{name}_pn");
+        let prev = lag(term.expr.clone(), Some(1), None)
+            .partition_by(partition.clone())
+            .order_by(order.clone())
+            .build()?
+            .alias(prev_name.clone());
+        let pn = row_number().partition_by(partition.clone()).order_by(order.clone()).build()?.alias(pn_name.clone());
+        let plan = rel.builder().window(vec![prev, pn])?.build()?;
+        // The start flag (1/0) or, for min ranks, the start's row number (null elsewhere).
+        let start_name = format!("{name}_start");
+        let pn_col = column_ref(&pn_name);
+        let is_start = pn_col.clone().eq(lit(1u64)).or(binary_expr(column_ref(&prev_name), Operator::IsDistinctFrom, term.expr));
+        let start = if min {
+            when(is_start, cast(pn_col, KqlType::Long.arrow_type())).otherwise(lit(ScalarValue::Int64(None)))?
+        } else {
+            when(is_start, lit(1i64)).otherwise(lit(0i64))?
+        };
+        let mut exprs: Vec<DfExpr> = Vec::new();
+        let mut cols = Vec::new();
+        for c in &rel.schema.columns {
+            exprs.push(column_ref(&c.name));
+            cols.push(c.clone());
+        }
+        exprs.push(start.alias(start_name.clone()));
+        cols.push(KqlColumn::new(start_name.clone(), KqlType::Long));
+        let plan = LogicalPlanBuilder::from(plan).project(exprs)?.build()?;
+        let rel = Rel::new(plan, KqlSchema::new(cols));
+        let agg = if min { datafusion::functions_aggregate::min_max::max_udaf() } else { datafusion::functions_aggregate::sum::sum_udaf() };
+        let f = DfExpr::from(WindowFunction::new(WindowFunctionDefinition::AggregateUDF(agg), vec![column_ref(&start_name)]))
+            .partition_by(partition)
+            .order_by(vec![rel.col(ROW_NUMBER_COL)?.expr.sort(true, false)])
+            .window_frame(WindowFrame::new(Some(true)))
+            .build()?;
+        Ok((rel, cast(f, KqlType::Long.arrow_type())))
     }
 
     /// `mv-expand`: one row per element of the expanded dynamic values (zipped when there are
@@ -854,122 +952,6 @@ impl<'a> Binder<'a> {
             cols.push(KqlColumn::new(ix, KqlType::Long));
         }
         let plan = LogicalPlanBuilder::from(plan).project(exprs)?.build()?;
-        Ok(Rel::new(plan, KqlSchema::new(cols)))
-    }
-
-    /// `parse` / `parse-where`: the pattern becomes one regex; each column is a capture group,
-    /// converted to its declared type (string by default). Rows that do not match get empty
-    /// strings and nulls (`parse`) or are dropped (`parse-where`).
-    fn plan_parse(&mut self, rel: Rel, p: &ast::Parse, scope: &Scope, span: Span) -> Result<Rel> {
-        let mut kind = "simple".to_string();
-        let mut flags = String::new();
-        for prm in &p.params {
-            match prm.name.name.to_ascii_lowercase().as_str() {
-                "kind" => kind = param_word(&prm.value).unwrap_or_default().to_ascii_lowercase(),
-                "flags" => flags = param_word(&prm.value).unwrap_or_default(),
-                _ => return Err(self.semantic(format!("unknown parse parameter '{}'", prm.name.name), prm.span)),
-            }
-        }
-        let regex_kind = match kind.as_str() {
-            "simple" | "relaxed" => false,
-            "regex" => true,
-            other => return Err(self.semantic(format!("unknown parse kind '{other}'"), span)),
-        };
-        let mut re = String::from("^");
-        if regex_kind {
-            let mut f = String::new();
-            for c in flags.chars() {
-                if matches!(c, 'i' | 'm' | 's' | 'U' | 'x') && !f.contains(c) {
-                    f.push(c);
-                }
-            }
-            if !f.is_empty() {
-                re = format!("(?{f})^");
-            }
-        }
-        let mut columns: Vec<(String, KqlType)> = Vec::new();
-        let n = p.pattern.len();
-        for (i, item) in p.pattern.iter().enumerate() {
-            match item {
-                ast::ParsePatternItem::Star(_) => re.push_str(if i + 1 == n { "(?:.*)" } else { "(?:.*?)" }),
-                ast::ParsePatternItem::Literal(l) => {
-                    let text = match &l.kind {
-                        ast::LiteralKind::String(t) | ast::LiteralKind::ObfuscatedString(t) => t.clone(),
-                        _ => return Err(self.semantic("parse patterns hold string constants", l.span)),
-                    };
-                    if regex_kind {
-                        re.push_str(&format!("(?:{text})"));
-                    } else {
-                        re.push_str(&regex::escape(&text));
-                    }
-                }
-                ast::ParsePatternItem::Column { name, ty } => {
-                    let t = match ty {
-                        Some(t) => self.type_name(t)?,
-                        None => KqlType::String,
-                    };
-                    let last = i + 1 == n;
-                    let group = match t {
-                        KqlType::Long | KqlType::Int => r"(-?\d+)",
-                        KqlType::Real => r"(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)",
-                        _ if last => "(.*)",
-                        _ => "(.*?)",
-                    };
-                    re.push_str(group);
-                    if last && !matches!(t, KqlType::Long | KqlType::Int | KqlType::Real) {
-                        re.push('$');
-                    }
-                    columns.push((name.name.clone(), t));
-                }
-            }
-        }
-        if columns.is_empty() {
-            return Err(self.semantic("the parse pattern names no columns", span));
-        }
-        let text = self.bind_scalar(&p.expr, Some(&rel), scope)?;
-        let text = if text.ty == KqlType::String { text } else { functions::lower_cast(text, KqlType::String)? };
-        let re_lit = TypedExpr::new(lit(re.clone()), KqlType::String);
-        let mut new_cols: Vec<(String, TypedExpr)> = Vec::new();
-        for (k, (name, t)) in columns.iter().enumerate() {
-            let mut args = vec![re_lit.clone(), TypedExpr::new(lit(k as i64 + 1), KqlType::Long), text.clone()];
-            if *t != KqlType::String {
-                args.push(super::scalar::null_of(*t)?);
-            }
-            let e = functions::lower_scalar_call("extract", args, &self.fctx)?;
-            new_cols.push((name.clone(), e));
-        }
-        let mut rel = rel;
-        if p.is_where {
-            let m = functions::lower_binary(functions::BinaryOp::MatchesRegex, text.clone(), re_lit.clone())?;
-            let mut pred = m.expr;
-            for (_, e) in &new_cols {
-                if e.ty != KqlType::String {
-                    pred = pred.and(DfExpr::IsNotNull(Box::new(e.expr.clone())));
-                }
-            }
-            let plan = rel.builder().filter(pred)?.build()?;
-            rel = Rel::new(plan, rel.schema);
-        }
-        let mut exprs = Vec::new();
-        let mut cols: Vec<KqlColumn> = Vec::new();
-        for c in &rel.schema.columns {
-            match new_cols.iter().position(|(n, _)| n == &c.name) {
-                Some(i) => {
-                    let (n, e) = new_cols.remove(i);
-                    exprs.push(e.expr.alias(n.clone()));
-                    cols.push(KqlColumn::new(n, e.ty));
-                }
-                None => {
-                    exprs.push(rel.col(&c.name)?.expr.alias(c.name.clone()));
-                    cols.push(c.clone());
-                }
-            }
-        }
-        for (n, e) in new_cols {
-            exprs.push(e.expr.alias(n.clone()));
-            cols.push(KqlColumn::new(n, e.ty));
-        }
-        let plan = rel.builder().project(exprs)?.build()?;
         Ok(Rel::new(plan, KqlSchema::new(cols)))
     }
 
@@ -1299,7 +1281,93 @@ pub(crate) enum Windowed {
     Yes(Rel, Vec<ast::NamedExpr>),
 }
 
-const WINDOW_FUNCTIONS: &[&str] = &["row_number", "prev", "next", "row_cumsum"];
+const WINDOW_FUNCTIONS: &[&str] =
+    &["row_number", "prev", "next", "row_cumsum", "row_rank_dense", "row_rank_min", "row_window_session"];
+
+/// `row_window_session(Expr, MaxDistanceFromFirst, MaxDistanceBetweenNeighbors)` over one
+/// restart group, on the datetime as nanoseconds (Int64): each row gets its session's first
+/// value. A session starts at the first row, after a null, and when the value reaches the
+/// session start plus `max_from_first` or the previous value plus `max_between`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct RowWindowSession {
+    signature: datafusion::logical_expr::Signature,
+    max_from_first: i64,
+    max_between: i64,
+}
+
+impl RowWindowSession {
+    fn new(max_from_first: i64, max_between: i64) -> Self {
+        use datafusion::arrow::datatypes::DataType;
+        use datafusion::logical_expr::{Signature, Volatility};
+        RowWindowSession { signature: Signature::exact(vec![DataType::Int64], Volatility::Immutable), max_from_first, max_between }
+    }
+}
+
+impl datafusion::logical_expr::WindowUDFImpl for RowWindowSession {
+    fn name(&self) -> &str {
+        "kql_row_window_session"
+    }
+
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+
+    fn partition_evaluator(
+        &self,
+        _args: datafusion::logical_expr::function::PartitionEvaluatorArgs,
+    ) -> datafusion::common::Result<Box<dyn datafusion::logical_expr::PartitionEvaluator>> {
+        Ok(Box::new(RowWindowSessionEval { max_from_first: self.max_from_first, max_between: self.max_between }))
+    }
+
+    fn field(
+        &self,
+        field_args: datafusion::logical_expr::function::WindowUDFFieldArgs,
+    ) -> datafusion::common::Result<datafusion::arrow::datatypes::FieldRef> {
+        use datafusion::arrow::datatypes::{DataType, Field};
+        Ok(std::sync::Arc::new(Field::new(field_args.name(), DataType::Int64, true)))
+    }
+}
+
+#[derive(Debug)]
+struct RowWindowSessionEval {
+    max_from_first: i64,
+    max_between: i64,
+}
+
+impl datafusion::logical_expr::PartitionEvaluator for RowWindowSessionEval {
+    fn evaluate_all(
+        &mut self,
+        values: &[datafusion::arrow::array::ArrayRef],
+        num_rows: usize,
+    ) -> datafusion::common::Result<datafusion::arrow::array::ArrayRef> {
+        use datafusion::arrow::array::{Array, Int64Array};
+        let Some(v) = values.first().and_then(|a| a.as_any().downcast_ref::<Int64Array>()) else {
+            return Err(datafusion::common::DataFusionError::Internal("row_window_session: Int64 input expected".into()));
+        };
+        let mut out: Vec<Option<i64>> = Vec::with_capacity(num_rows);
+        let mut start: Option<i64> = None;
+        let mut prev: Option<i64> = None;
+        for i in 0..num_rows {
+            if v.is_null(i) {
+                out.push(None);
+                start = None;
+                prev = None;
+                continue;
+            }
+            let x = v.value(i);
+            let new_session = match (start, prev) {
+                (Some(s), Some(p)) => x >= s.saturating_add(self.max_from_first) || x >= p.saturating_add(self.max_between),
+                _ => true,
+            };
+            if new_session {
+                start = Some(x);
+            }
+            prev = Some(x);
+            out.push(start);
+        }
+        Ok(std::sync::Arc::new(Int64Array::from(out)))
+    }
+}
 
 fn is_window_call(e: &ast::Expr, scope: &Scope) -> bool {
     matches!(&e.kind, ExprKind::Call { name, .. } if WINDOW_FUNCTIONS.contains(&name.name.as_str()) && scope.get(&name.name).is_none())

@@ -479,7 +479,7 @@ impl<'a> Binder<'a> {
                 let plan = rel.builder().project(vec![c.expr.alias("__scalar")])?.limit(0, Some(1))?.build()?;
                 return Ok(typed(datafusion::logical_expr::expr_fn::scalar_subquery(Arc::new(plan)), first.ty));
             }
-            "row_number" | "prev" | "next" | "row_cumsum" => {
+            "row_number" | "prev" | "next" | "row_cumsum" | "row_rank_dense" | "row_rank_min" | "row_window_session" => {
                 return Err(self.unsupported(format!("function '{n}' (window functions over serialized rows)"), e.span));
             }
             "assert" => {

@@ -11,13 +11,26 @@ use crate::functions::{TypedExpr, lower_cast};
 use crate::types::{KqlColumn, KqlSchema, KqlType};
 
 impl<'a> Binder<'a> {
+    /// Binds a pipeline. A name bound by `| as Name` is visible to the operators after it
+    /// (`T | as X | join (X | ...) on k`); the returned scope holds those names, if any.
+    fn bind_chain(&mut self, e: &ast::Expr, scope: &Scope) -> Result<(Rel, Option<Scope>)> {
+        let ExprKind::Pipe { input, op } = &e.kind else {
+            return Ok((self.bind_tabular(e, scope)?, None));
+        };
+        let (rel, named) = self.bind_chain(input, scope)?;
+        let s = named.as_ref().unwrap_or(scope);
+        let out = self.bind_operator(rel, op, s)?;
+        if let ast::OperatorKind::As { name, .. } = &op.kind {
+            let named = s.with(&name.name, Binding::Tabular(out.clone()));
+            return Ok((out, Some(named)));
+        }
+        Ok((out, named))
+    }
+
     /// Binds an expression that must denote a table.
     pub fn bind_tabular(&mut self, e: &ast::Expr, scope: &Scope) -> Result<Rel> {
         match &e.kind {
-            ExprKind::Pipe { input, op } => {
-                let rel = self.bind_tabular(input, scope)?;
-                self.bind_operator(rel, op, scope)
-            }
+            ExprKind::Pipe { .. } => Ok(self.bind_chain(e, scope)?.0),
             ExprKind::Paren(inner) => self.bind_tabular(inner, scope),
             ExprKind::Ident(i) => self.bind_name(&i.name, e.span, scope),
             ExprKind::Member { expr, name } => {
@@ -277,7 +290,7 @@ impl<'a> Binder<'a> {
         }
         let mut legs: Vec<(String, Rel)> = Vec::new();
         if let Some(rel) = input {
-            legs.push(("union_arg0".to_string(), rel));
+            legs.push((rel.alias.clone().unwrap_or_else(|| "union_arg0".to_string()), rel));
         }
         for t in &u.tables {
             match &t.kind {
@@ -360,12 +373,8 @@ impl<'a> Binder<'a> {
 
 /// `start + i * step` for `i in 0..count`, as an unnest of a generated series.
 fn range_plan(start: i64, step: i64, count: i64, name: &str, ty: KqlType) -> Result<datafusion::logical_expr::LogicalPlan> {
-    use datafusion::functions_nested::expr_fn::range;
-    let series = range(lit(0i64), lit(count), lit(1i64)).alias("__series");
-    let plan = LogicalPlanBuilder::empty(true)
-        .project(vec![series])?
-        .unnest_column(datafusion::common::Column::new_unqualified("__series"))?
-        .build()?;
+    let table = std::sync::Arc::new(crate::range_table::RangeTable::new(count));
+    let plan = LogicalPlanBuilder::scan("range", datafusion::datasource::provider_as_source(table), None)?.build()?;
     let i = DfExpr::Column(datafusion::common::Column::new_unqualified("__series"));
     let v = lit(start) + i * lit(step);
     let v = match ty {

@@ -15,7 +15,8 @@ use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{Result as DfResult, ScalarValue};
 use datafusion::functions_aggregate::{
     average::avg_udaf, count::count_udaf, first_last::first_value_udaf, min_max::max_udaf, min_max::min_udaf,
-    stddev::stddev_udaf, sum::sum_udaf, variance::var_samp_udaf,
+    bit_and_or_xor::{bit_and_udaf, bit_or_udaf, bit_xor_udaf}, stddev::stddev_pop_udaf, stddev::stddev_udaf, sum::sum_udaf,
+    variance::var_pop_udaf, variance::var_samp_udaf,
 };
 use datafusion::logical_expr::expr::NullTreatment;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
@@ -42,7 +43,9 @@ pub struct AggregateLowering {
 const SINGLE: &[&str] = &[
     "count", "countif", "sum", "sumif", "avg", "avgif", "min", "max", "minif", "maxif", "dcount", "dcountif",
     "make_list", "make_list_if", "make_set", "make_set_if", "make_bag", "make_bag_if", "percentile", "stdev",
-    "stdevif", "variance", "varianceif", "count_distinct", "count_distinctif",
+    "stdevif", "variance", "varianceif", "count_distinct", "count_distinctif", "stdevp", "variancep", "variancepif",
+    "binary_all_and", "binary_all_or", "binary_all_xor", "take_anyif", "anyif", "make_list_with_nulls",
+    "percentiles_array",
 ];
 const MULTI: &[&str] = &["percentiles", "take_any", "any", "arg_max", "arg_min"];
 
@@ -143,6 +146,46 @@ fn lower_single(name: &str, mut args: Vec<TypedExpr>, arg_names: Vec<Option<Stri
             let (expr, ty) = percentile_expr(v, p)?;
             return mk(expr, ty, format!("percentile_{}_{}", col_suffix(&first_name), pct_name(p)));
         }
+        "percentiles_array" => {
+            if n < 2 {
+                return Err(PlanError::semantic("function 'percentiles_array' expects a value and the percentiles"));
+            }
+            let v = args.remove(0);
+            let mut ps = Vec::new();
+            for a in &args {
+                match (&a.expr, a.ty) {
+                    (Expr::Literal(ScalarValue::Utf8(Some(text)), _), KqlType::Dynamic) => {
+                        let Ok(Json::Array(items)) = serde_json::from_str::<Json>(text) else {
+                            return Err(PlanError::semantic("function 'percentiles_array': expected an array of numbers"));
+                        };
+                        for i in items {
+                            ps.push(i.as_f64().ok_or_else(|| PlanError::semantic("function 'percentiles_array': expected an array of numbers"))?);
+                        }
+                    }
+                    _ => ps.push(const_f64(a, name)?),
+                }
+            }
+            let v = match v.ty {
+                Int | Long | Bool => lower_cast(v, Long)?,
+                Decimal | Dynamic | Real => lower_cast(v, Real)?,
+                t => return Err(PlanError::unsupported(format!("percentiles_array of {t}"))),
+            };
+            if ps.iter().any(|p| !(0.0..=100.0).contains(p)) {
+                return Err(PlanError::semantic("percentile must be between 0 and 100"));
+            }
+            let udaf = AggregateUDF::new_from_impl(KqlPercentile::array(ps, v.ty.arrow_type()));
+            return mk(udaf.call(vec![v.expr]), Dynamic, format!("percentiles_{}", col_suffix(&first_name)));
+        }
+        "make_list_with_nulls" => {
+            arity(name, n, 1, 2)?;
+            let max = match args.get(1) {
+                Some(m) => usize::try_from(const_i64(m, name)?.max(0)).unwrap_or(0),
+                None => 1_048_576,
+            };
+            let v = lower_cast(args.remove(0), Dynamic)?;
+            let udaf = AggregateUDF::new_from_impl(KqlCollect::with_nulls(max));
+            return mk(udaf.call(vec![v.expr]), Dynamic, format!("list_{}", col_suffix(&first_name)));
+        }
         _ => {}
     }
     let (value, filter, extra) = if is_if {
@@ -190,12 +233,17 @@ fn lower_single(name: &str, mut args: Vec<TypedExpr>, arg_names: Vec<Option<Stri
             let f = if base == "min" { min_udaf() } else { max_udaf() };
             mk(with_filter(f.call(vec![value.expr]), filter)?, ty, format!("{name}_{suffix}"))
         }
-        "stdev" | "variance" => {
+        "stdev" | "variance" | "stdevp" | "variancep" => {
             if !(value.ty.is_numeric() || value.ty == Dynamic || value.ty == Bool) {
                 return Err(PlanError::semantic(format!("function '{name}' is not defined for {}", value.ty)));
             }
             let v = lower_cast(value, Real)?;
-            let f = if base == "stdev" { stddev_udaf() } else { var_samp_udaf() };
+            let f = match base {
+                "stdev" => stddev_udaf(),
+                "variance" => var_samp_udaf(),
+                "stdevp" => stddev_pop_udaf(),
+                _ => var_pop_udaf(),
+            };
             mk(with_filter(zero_default(f, Real, vec![v.expr]), filter)?, Real, format!("{name}_{suffix}"))
         }
         "dcount" | "count_distinct" => {
@@ -227,6 +275,30 @@ fn lower_single(name: &str, mut args: Vec<TypedExpr>, arg_names: Vec<Option<Stri
                 CollectKind::Bag => "bag",
             };
             mk(with_filter(udaf.call(vec![v.expr]), filter)?, Dynamic, format!("{prefix}_{suffix}"))
+        }
+        "binary_all_and" | "binary_all_or" | "binary_all_xor" => {
+            let v = match value.ty {
+                Int | Long | Bool => lower_cast(value, Long)?,
+                t => return Err(PlanError::semantic(format!("function '{name}' is not defined for {t}"))),
+            };
+            let f = match base {
+                "binary_all_and" => bit_and_udaf(),
+                "binary_all_or" => bit_or_udaf(),
+                _ => bit_xor_udaf(),
+            };
+            let default = if suffix.is_empty() { format!("{name}_") } else { suffix };
+            mk(with_filter(f.call(vec![v.expr]), filter)?, Long, default)
+        }
+        // `take_anyif(x, p)` / `anyif(x, p)` (reached with the predicate split off).
+        "take_any" | "any" => {
+            let ty = value.ty;
+            let b = first_value_udaf().call(vec![value.expr]).null_treatment(NullTreatment::IgnoreNulls);
+            let e = match filter {
+                Some(f) => build(b.filter(f))?,
+                None => build(b)?,
+            };
+            let default = if base == "any" { format!("anyif_{suffix}") } else if suffix.is_empty() { "take_anyif_".into() } else { suffix };
+            mk(e, ty, default)
         }
         _ => Err(PlanError::unsupported(format!("function '{name}'"))),
     }
@@ -308,7 +380,6 @@ pub fn lower_aggregate_columns(
             let by = args.remove(0);
             orderable(&by, name)?;
             let max = name == "arg_max";
-            let not_null = Expr::IsNotNull(Box::new(by.expr.clone()));
             let f = if max { max_udaf() } else { min_udaf() };
             let mut out = vec![AggregateLowering {
                 expr: f.call(vec![by.expr.clone()]),
@@ -316,8 +387,10 @@ pub fn lower_aggregate_columns(
                 default_name: nm(0).unwrap_or_else(|| if max { "max_".into() } else { "min_".into() }),
             }];
             for (i, a) in args.into_iter().enumerate() {
+                // Nulls last: the row with the extreme value, or (when every value is null) a
+                // row of the group all the same, as Kusto does.
                 let sort = SortExpr::new(by.expr.clone(), !max, false);
-                let expr = build(first_value_udaf().call(vec![a.expr]).order_by(vec![sort]).filter(not_null.clone()))?;
+                let expr = build(first_value_udaf().call(vec![a.expr]).order_by(vec![sort]))?;
                 out.push(AggregateLowering {
                     expr,
                     ty: a.ty,
@@ -343,6 +416,8 @@ enum CollectKind {
 struct KqlCollect {
     kind: CollectKind,
     max: usize,
+    /// `make_list_with_nulls`: nulls are kept as `null` elements.
+    nulls: bool,
     name: String,
     signature: Signature,
 }
@@ -352,9 +427,14 @@ impl KqlCollect {
         KqlCollect {
             kind,
             max,
+            nulls: false,
             name: format!("kql_make_{kind:?}_{max}").to_lowercase(),
             signature: Signature::any(1, Volatility::Immutable),
         }
+    }
+
+    fn with_nulls(max: usize) -> Self {
+        KqlCollect { nulls: true, name: format!("kql_make_list_with_nulls_{max}"), ..KqlCollect::new(CollectKind::List, max) }
     }
 }
 
@@ -369,7 +449,15 @@ impl AggregateUDFImpl for KqlCollect {
         Ok(DataType::Utf8)
     }
     fn accumulator(&self, _acc_args: AccumulatorArgs) -> DfResult<Box<dyn Accumulator>> {
-        Ok(Box::new(CollectAcc { kind: self.kind, max: self.max, items: Vec::new(), seen: HashSet::new(), bag: Map::new(), bytes: 0 }))
+        Ok(Box::new(CollectAcc {
+            kind: self.kind,
+            max: self.max,
+            nulls: self.nulls,
+            items: Vec::new(),
+            seen: HashSet::new(),
+            bag: Map::new(),
+            bytes: 0,
+        }))
     }
     fn state_fields(&self, args: StateFieldsArgs) -> DfResult<Vec<FieldRef>> {
         Ok(vec![Arc::new(Field::new(format!("{}[items]", args.name), DataType::Utf8, true))])
@@ -383,6 +471,7 @@ impl AggregateUDFImpl for KqlCollect {
 struct CollectAcc {
     kind: CollectKind,
     max: usize,
+    nulls: bool,
     items: Vec<Json>,
     seen: HashSet<String>,
     bag: Map<String, Json>,
@@ -425,10 +514,14 @@ impl CollectAcc {
         let Some(sa) = arr.as_any().downcast_ref::<StringArray>() else { return };
         for i in 0..sa.len() {
             if sa.is_null(i) {
+                if self.nulls && !unpack {
+                    self.add(Json::Null);
+                }
                 continue;
             }
             let Ok(j) = serde_json::from_str::<Json>(sa.value(i)) else { continue };
             match (unpack, j) {
+                (false, Json::Null) if self.nulls => self.add(Json::Null),
                 (_, Json::Null) => {}
                 (true, Json::Array(a)) if self.kind != CollectKind::Bag => a.into_iter().for_each(|x| self.add(x)),
                 (_, j) => self.add(j),
@@ -447,7 +540,9 @@ impl CollectAcc {
 impl Accumulator for CollectAcc {
     fn update_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
         if let Some(a) = values.first() {
-            self.add_texts(a, false);
+            // make_set unpacks arrays into their elements (Kusto: `make_set` of an array
+            // column is the set of the arrays' elements); make_list keeps them nested.
+            self.add_texts(a, self.kind == CollectKind::Set);
         }
         Ok(())
     }
@@ -472,7 +567,10 @@ impl Accumulator for CollectAcc {
 
 #[derive(Debug)]
 struct KqlPercentile {
-    p: f64,
+    /// The percentiles; one unless `array`.
+    ps: Vec<f64>,
+    /// `percentiles_array`: the result is a JSON array of the percentiles.
+    array: bool,
     ret: DataType,
     name: String,
     signature: Signature,
@@ -480,18 +578,25 @@ struct KqlPercentile {
 
 impl KqlPercentile {
     fn new(p: f64, ret: DataType) -> Self {
-        KqlPercentile { p, name: format!("kql_percentile_{p}"), ret, signature: Signature::any(1, Volatility::Immutable) }
+        KqlPercentile { ps: vec![p], array: false, name: format!("kql_percentile_{p}"), ret, signature: Signature::any(1, Volatility::Immutable) }
+    }
+
+    /// `ret` is the value type (Int64 or Float64); the aggregate returns JSON text.
+    fn array(ps: Vec<f64>, ret: DataType) -> Self {
+        let name = format!("kql_percentiles_array_{ps:?}");
+        KqlPercentile { ps, array: true, name, ret, signature: Signature::any(1, Volatility::Immutable) }
     }
 }
 impl PartialEq for KqlPercentile {
     fn eq(&self, o: &Self) -> bool {
-        self.p.to_bits() == o.p.to_bits() && self.ret == o.ret
+        self.ps.iter().map(|p| p.to_bits()).eq(o.ps.iter().map(|p| p.to_bits())) && self.array == o.array && self.ret == o.ret
     }
 }
 impl Eq for KqlPercentile {}
 impl Hash for KqlPercentile {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.p.to_bits().hash(state);
+        self.ps.iter().for_each(|p| p.to_bits().hash(state));
+        self.array.hash(state);
         self.ret.hash(state);
     }
 }
@@ -504,10 +609,10 @@ impl AggregateUDFImpl for KqlPercentile {
         &self.signature
     }
     fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
-        Ok(self.ret.clone())
+        Ok(if self.array { DataType::Utf8 } else { self.ret.clone() })
     }
     fn accumulator(&self, _acc_args: AccumulatorArgs) -> DfResult<Box<dyn Accumulator>> {
-        Ok(Box::new(PercentileAcc { p: self.p, ret: self.ret.clone(), ints: Vec::new(), reals: Vec::new() }))
+        Ok(Box::new(PercentileAcc { ps: self.ps.clone(), array: self.array, ret: self.ret.clone(), ints: Vec::new(), reals: Vec::new() }))
     }
     fn state_fields(&self, args: StateFieldsArgs) -> DfResult<Vec<FieldRef>> {
         Ok(vec![Arc::new(Field::new(format!("{}[values]", args.name), DataType::Utf8, true))])
@@ -516,19 +621,40 @@ impl AggregateUDFImpl for KqlPercentile {
 
 #[derive(Debug)]
 struct PercentileAcc {
-    p: f64,
+    ps: Vec<f64>,
+    array: bool,
     ret: DataType,
     ints: Vec<i64>,
     reals: Vec<f64>,
 }
 
+/// Nearest-rank index of percentile `p` among `n` sorted values.
+fn rank(p: f64, n: usize) -> Option<usize> {
+    if n == 0 {
+        return None;
+    }
+    let r = (p / 100.0 * n as f64).ceil() as usize;
+    Some(r.clamp(1, n) - 1)
+}
+
 impl PercentileAcc {
     fn rank(&self, n: usize) -> Option<usize> {
-        if n == 0 {
-            return None;
-        }
-        let r = (self.p / 100.0 * n as f64).ceil() as usize;
-        Some(r.clamp(1, n) - 1)
+        rank(self.ps.first().copied().unwrap_or(50.0), n)
+    }
+
+    /// `percentiles_array`: the JSON array of the percentiles (`null` elements for no values).
+    fn array_text(&mut self) -> String {
+        let items: Vec<Json> = if self.ret == DataType::Float64 {
+            self.reals.sort_by(f64::total_cmp);
+            self.ps
+                .iter()
+                .map(|p| rank(*p, self.reals.len()).and_then(|r| self.reals.get(r)).map_or(Json::Null, |f| serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number)))
+                .collect()
+        } else {
+            self.ints.sort_unstable();
+            self.ps.iter().map(|p| rank(*p, self.ints.len()).and_then(|r| self.ints.get(r)).map_or(Json::Null, |x| Json::from(*x))).collect()
+        };
+        Json::Array(items).to_string()
     }
 }
 
@@ -551,6 +677,9 @@ impl Accumulator for PercentileAcc {
         Ok(())
     }
     fn evaluate(&mut self) -> DfResult<ScalarValue> {
+        if self.array {
+            return Ok(ScalarValue::Utf8(Some(self.array_text())));
+        }
         if self.ret == DataType::Float64 {
             self.reals.sort_by(f64::total_cmp);
             let v = self.rank(self.reals.len()).and_then(|r| self.reals.get(r).copied());

@@ -113,15 +113,13 @@ pub(crate) fn dt_of_nanos(ns: i64) -> DateTime<Utc> {
     DateTime::<Utc>::from_timestamp_nanos(ns)
 }
 
-/// Kusto's text form of a datetime: ISO 8601 UTC, 7 fractional digits when not whole seconds.
+/// Kusto's text form of a datetime: ISO 8601 UTC with 7 fractional digits.
 pub(crate) fn format_datetime_iso(ns: i64) -> String {
+    // Kusto's datetime-to-string form always has seven fractional digits (`tostring`,
+    // `strcat`, datetimes inside dynamic values, what the hash functions hash).
     let d = dt_of_nanos(ns);
     let sub = ns.rem_euclid(1_000_000_000);
-    if sub == 0 {
-        d.format("%Y-%m-%dT%H:%M:%SZ").to_string()
-    } else {
-        format!("{}.{:07}Z", d.format("%Y-%m-%dT%H:%M:%S"), sub / 100)
-    }
+    format!("{}.{:07}Z", d.format("%Y-%m-%dT%H:%M:%S"), sub / 100)
 }
 
 /// Kusto's (.NET "c") text form of a timespan: `[-][d.]hh:mm:ss[.fffffff]`.
@@ -288,7 +286,7 @@ pub(crate) fn parse_datetime(s: &str) -> Option<i64> {
             return naive_to_nanos(n);
         }
     }
-    for f in ["%Y-%m-%d", "%Y/%m/%d", "%m/%d/%Y", "%Y%m%d"] {
+    for f in ["%Y-%m-%d", "%Y/%m/%d", "%m/%d/%Y", "%m-%d-%Y", "%Y%m%d"] {
         if let Ok(d) = NaiveDate::parse_from_str(u, f) {
             return d.and_hms_opt(0, 0, 0).and_then(naive_to_nanos);
         }
@@ -296,10 +294,35 @@ pub(crate) fn parse_datetime(s: &str) -> Option<i64> {
     if let Ok(d) = DateTime::parse_from_rfc2822(t) {
         return d.timestamp_nanos_opt();
     }
+    // RFC 822, RFC 850 and the "sortable" forms, with or without a GMT/UTC suffix, as the
+    // todatetime() page lists them (two-digit years are 19xx/20xx as .NET reads them).
     let g = t.strip_suffix(" GMT").or_else(|| t.strip_suffix(" UTC")).unwrap_or(t);
-    for f in ["%a, %d %b %Y %H:%M:%S", "%d %b %Y %H:%M:%S", "%a, %d %b %Y %H:%M"] {
-        if let Ok(n) = NaiveDateTime::parse_from_str(g, f) {
-            return naive_to_nanos(n);
+    // chrono wants two-digit days: `8 Nov 14` -> `08 Nov 14`.
+    let g = g
+        .split(' ')
+        .map(|w| if w.len() == 1 && w.as_bytes()[0].is_ascii_digit() { format!("0{w}") } else { w.to_string() })
+        .collect::<Vec<_>>()
+        .join(" ");
+    let g = g.as_str();
+    for f in [
+        "%a, %d %b %Y %H:%M:%S",
+        "%d %b %Y %H:%M:%S",
+        "%a, %d %b %Y %H:%M",
+        "%d %b %Y %H:%M",
+        "%a, %d %b %y %H:%M:%S",
+        "%a, %d %b %y %H:%M",
+        "%d %b %y %H:%M:%S",
+        "%d %b %y %H:%M",
+        "%A, %d-%b-%y %H:%M:%S",
+        "%A, %d-%b-%y %H:%M",
+        "%d-%b-%y %H:%M:%S",
+        "%d-%b-%y %H:%M",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+    ] {
+        // A four-digit-year form can read `14` as the year 14, out of range: try the next.
+        if let Some(ns) = NaiveDateTime::parse_from_str(g, f).ok().and_then(naive_to_nanos) {
+            return Some(ns);
         }
     }
     None
@@ -582,7 +605,7 @@ mod tests {
         assert_eq!(format_real(-0.25), "-0.25");
         assert_eq!(format_timespan_c(3_600_000_000_000), "01:00:00");
         assert_eq!(format_timespan_c(-(86_400_000_000_000 + 1_500_000_000)), "-1.00:00:01.5000000");
-        assert_eq!(format_datetime_iso(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_datetime_iso(0), "1970-01-01T00:00:00.0000000Z");
         assert_eq!(format_datetime_iso(1_500_000_000), "1970-01-01T00:00:01.5000000Z");
         assert_eq!(format_decimal(15 * DEC_ONE / 10), "1.5");
         assert_eq!(format_decimal(-2 * DEC_ONE), "-2");

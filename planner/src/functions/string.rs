@@ -225,9 +225,11 @@ fn indexof_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
     if start > n {
         return s_i64(None);
     }
+    // The documented examples examine characters start..=start+length (idx3 and idx8 on the
+    // indexof() page only agree under that reading).
     let end = match args.get(3).map(sv_i64) {
         None | Some(Some(-1)) => n,
-        Some(Some(len)) if len >= 0 => (start + len).min(n),
+        Some(Some(len)) if len >= 0 => (start + len + 1).min(n),
         _ => return s_i64(None),
     };
     let occ = match args.get(4).map(sv_i64) {
@@ -289,7 +291,7 @@ fn strrep_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
 }
 
 /// `url_encode` (.NET `HttpUtility.UrlEncode`: space as `+`, lower-case hex) and
-/// `url_encode_component` (`Uri.EscapeDataString`: space as `%20`, upper-case hex).
+/// `url_encode_component` (space as `%20`; lower-case hex, as the function's doc example shows).
 fn url_encode_with(args: &[ScalarValue], component: bool) -> ScalarValue {
     let s = args.first().map_or("", sv_str_or_empty);
     let mut out = String::with_capacity(s.len());
@@ -299,7 +301,6 @@ fn url_encode_with(args: &[ScalarValue], component: bool) -> ScalarValue {
             b'~' if component => out.push('~'),
             b'!' | b'*' | b'(' | b')' if !component => out.push(b as char),
             b' ' if !component => out.push('+'),
-            _ if component => out.push_str(&format!("%{b:02X}")),
             _ => out.push_str(&format!("%{b:02x}")),
         }
     }
@@ -430,6 +431,17 @@ fn hash_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
     }
 }
 
+fn hash_datetime_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    // The argument is already the datetime's ticks (`tolong(datetime)`).
+    let Some(ticks) = args.first().and_then(sv_i64) else { return s_i64(None) };
+    let h = xxh64(&ticks.to_le_bytes(), 0) as i64;
+    match args.get(1).map(sv_i64) {
+        None => s_i64(Some(h)),
+        Some(Some(m)) if m > 0 => s_i64(Some(h.rem_euclid(m))),
+        Some(_) => s_i64(None),
+    }
+}
+
 fn new_guid_row(_args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
     use std::hash::{BuildHasher, Hasher};
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -465,6 +477,12 @@ fn gettype_dyn_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
         _ => "null",
     };
     s_str(Some(t.to_string()))
+}
+
+fn tohex_int_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let Some(x) = args.first().and_then(sv_i64) else { return s_str(None) };
+    let w = args.get(1).and_then(sv_i64).unwrap_or(0).clamp(0, 64) as usize;
+    s_str(Some(format!("{:0w$x}", x as i32 as u32, w = w)))
 }
 
 fn tohex_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
@@ -677,6 +695,15 @@ pub(crate) fn lower_string_fn(name: &str, mut args: Vec<TypedExpr>) -> Result<Ty
             "hash" | "hash_xxhash64" => {
                 arity(name, n, 1, 2)?;
                 let v = args.remove(0);
+                if v.ty == KqlType::Datetime {
+                    // Kusto hashes a datetime's ticks (100 ns since 0001-01-01), little-endian.
+                    let ticks = lower_cast(v, KqlType::Long)?.expr;
+                    let mut a = vec![ticks];
+                    if let Some(m) = args.pop() {
+                        a.push(long_arg(m, name)?);
+                    }
+                    return Ok(lg("hash_datetime", hash_datetime_row, a));
+                }
                 let v = if v.ty == KqlType::String { v.expr } else { lower_cast(v, KqlType::String)?.expr };
                 let mut a = vec![v];
                 if let Some(m) = args.pop() {
@@ -712,11 +739,17 @@ pub(crate) fn lower_string_fn(name: &str, mut args: Vec<TypedExpr>) -> Result<Ty
             }
             "tohex" => {
                 arity(name, n, 1, 2)?;
+                // An int is printed as 32 bits (two's complement), a long as 64.
+                let int = args.first().is_some_and(|a| a.ty == KqlType::Int);
                 let mut a = Vec::new();
                 for x in args {
                     a.push(long_arg(x, name)?);
                 }
-                st("tohex", tohex_row, a)
+                if int {
+                    st("tohex_int", tohex_int_row, a)
+                } else {
+                    st("tohex", tohex_row, a)
+                }
             }
             _ => return Err(PlanError::unsupported(format!("function '{name}'"))),
     })

@@ -359,7 +359,7 @@ fn conversions_null_on_bad_input() {
     // column conversions
     assert_eq!(eval(call("tostring", vec![c("i")])), strs(&["7", "-7", "", "0", "-9223372036854775808"]));
     assert_eq!(eval(call("tostring", vec![c("r")]))[0], s("1.5"));
-    assert_eq!(eval(call("tostring", vec![c("d")]))[0], s("2017-10-15T23:00:00Z"));
+    assert_eq!(eval(call("tostring", vec![c("d")]))[0], s("2017-10-15T23:00:00.0000000Z"));
     assert_eq!(eval(call("tostring", vec![c("t")]))[4], s("1.00:00:00"));
     assert_eq!(eval(call("tostring", vec![c("b")]))[0], s("true"));
     assert_eq!(eval(call("tostring", vec![c("j")]))[3], s("str"));
@@ -574,7 +574,7 @@ fn logic_functions() {
 #[test]
 fn dynamic_functions() {
     assert_eq!(eval0(call("pack", vec![ls("a"), ll(1), ls("b"), ls("x")])), s(r#"{"a":1,"b":"x"}"#));
-    assert_eq!(eval0(call("bag_pack", vec![ls("d"), ldt(0)])), s(r#"{"d":"1970-01-01T00:00:00Z"}"#));
+    assert_eq!(eval0(call("bag_pack", vec![ls("d"), ldt(0)])), s(r#"{"d":"1970-01-01T00:00:00.0000000Z"}"#));
     assert_eq!(eval0(call("pack_array", vec![ll(1), ls("a"), ldyn("[2]")])), s(r#"[1,"a",[2]]"#));
     assert_eq!(eval(call("array_length", vec![c("j")])), longs(&[None, Some(3), None, None, None]));
     assert_eq!(eval(call("bag_keys", vec![c("j")]))[0], s(r#"["a","b","c"]"#));
