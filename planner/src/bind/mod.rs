@@ -2,9 +2,13 @@
 //! `LogicalPlan`, substituting row-level-security policies at the one table-resolution choke
 //! point ([`Binder::resolve_table`]) and folding principal functions to literals.
 
+mod grouped;
+mod mv_apply;
 mod ops;
+mod parse_kv;
 mod parse_op;
 mod scalar;
+mod search;
 mod sources;
 
 use std::collections::HashSet;

@@ -208,6 +208,9 @@ impl<'a> Binder<'a> {
                 self.bind_scalar(inner, row, scope)
             }
             ExprKind::Binary { op, left, right } => {
+                if matches!(left.kind, ExprKind::Star) {
+                    return self.bind_star_binary(*op, right, row, scope, e.span, &[]);
+                }
                 let Some(op) = map_op(*op) else {
                     return Err(self.unsupported("the ':' operator outside search/find", e.span));
                 };

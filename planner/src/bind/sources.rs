@@ -43,7 +43,7 @@ impl<'a> Binder<'a> {
             ExprKind::Range { name, from, to, step } => self.bind_range(name, from, to, step, scope, e.span),
             ExprKind::Union(u) => self.bind_union(None, u, scope, e.span),
             ExprKind::Find(_) => Err(self.unsupported("the 'find' operator", e.span)),
-            ExprKind::Search(_) => Err(self.unsupported("the 'search' operator", e.span)),
+            ExprKind::Search(s) => self.plan_search(None, s, scope, e.span),
             ExprKind::Evaluate(ev) => Err(self.unsupported(format!("evaluate {}", call_name(&ev.call)), e.span)),
             ExprKind::Externaldata { .. } => Err(self.unsupported("externaldata (Kustodian reads no external storage)", e.span)),
             ExprKind::MemberCall { .. } => Err(self.semantic("expected a table: database('x').T", e.span)),
@@ -322,41 +322,56 @@ impl<'a> Binder<'a> {
             return Err(self.semantic("union has no tables", span));
         }
         // Output columns: outer = all columns by name in order of appearance; inner = common.
-        let mut out: Vec<KqlColumn> = Vec::new();
+        // A name that comes with several types becomes one column per type, `x_long`,
+        // `x_int` (Kusto's rule), each filled from the legs where it has that type.
+        let mut names: Vec<(String, Vec<KqlType>)> = Vec::new();
         for (_, rel) in &legs {
             for c in &rel.schema.columns {
-                match out.iter().find(|o| o.name == c.name) {
-                    Some(o) if o.ty != c.ty => {
-                        return Err(self.unsupported(
-                            format!("union of column '{}' with different types ({} and {})", c.name, o.ty, c.ty),
-                            span,
-                        ));
-                    }
+                match names.iter_mut().find(|(n, _)| *n == c.name) {
+                    Some((_, tys)) if !tys.contains(&c.ty) => tys.push(c.ty),
                     Some(_) => {}
-                    None => out.push(c.clone()),
+                    None => names.push((c.name.clone(), vec![c.ty])),
                 }
             }
         }
+        // (output column, source name, source type)
+        let mut out: Vec<(KqlColumn, String, KqlType)> = Vec::new();
+        let plain: Vec<String> = names.iter().filter(|(_, t)| t.len() == 1).map(|(n, _)| n.clone()).collect();
+        for (name, tys) in &names {
+            if tys.len() == 1 {
+                out.push((KqlColumn::new(name.clone(), tys[0]), name.clone(), tys[0]));
+                continue;
+            }
+            for ty in tys {
+                let mut taken: Vec<String> = out.iter().map(|(c, _, _)| c.name.clone()).collect();
+                taken.extend(plain.iter().cloned());
+                let col = Binder::unique_name(&format!("{name}_{}", ty.name()), &taken);
+                out.push((KqlColumn::new(col, *ty), name.clone(), *ty));
+            }
+        }
+        let has = |rel: &Rel, name: &str, ty: KqlType| rel.schema.get(name).is_some_and(|c| c.ty == ty);
         if kind_inner {
-            out.retain(|c| legs.iter().all(|(_, r)| r.schema.get(&c.name).is_some()));
+            out.retain(|(_, n, t)| legs.iter().all(|(_, r)| has(r, n, *t)));
         }
         let mut final_cols = Vec::new();
         if let Some(src) = &withsource {
             final_cols.push(KqlColumn::new(src.clone(), KqlType::String));
         }
-        final_cols.extend(out.iter().cloned());
+        final_cols.extend(out.iter().map(|(c, _, _)| c.clone()));
         let mut builder: Option<LogicalPlanBuilder> = None;
-        for (name, rel) in &legs {
+        for (leg_name, rel) in &legs {
             let mut exprs = Vec::new();
             if let Some(src) = &withsource {
-                exprs.push(lit(name.clone()).alias(src.clone()));
+                exprs.push(lit(leg_name.clone()).alias(src.clone()));
             }
-            for c in &out {
-                let e = match rel.schema.get(&c.name) {
-                    Some(_) => rel.col(&c.name)?.expr,
+            for (c, name, ty) in &out {
+                let e = if has(rel, name, *ty) {
+                    rel.col(name)?.expr
+                } else if c.ty == KqlType::String {
                     // Strings are never null in Kusto: a missing string column is empty.
-                    None if c.ty == KqlType::String => lit(""),
-                    None => lit(ScalarValue::try_from(&c.ty.arrow_type())?),
+                    lit("")
+                } else {
+                    lit(ScalarValue::try_from(&c.ty.arrow_type())?)
                 };
                 exprs.push(cast(e, c.ty.arrow_type()).alias(c.name.clone()));
             }
