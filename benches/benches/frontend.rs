@@ -5,60 +5,16 @@
 //! After criterion's runs, prints the distribution of `plan` over the corpus.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use kustodian_runtime::{Cluster, RequestOptions};
-
-struct Case {
-    name: String,
-    text: String,
-    opts: RequestOptions,
-}
-
-fn cases(rt: &tokio::runtime::Runtime, cluster: &Cluster) -> Vec<Case> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/queries");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .expect("corpus/queries")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "kql"))
-        .collect();
-    paths.sort();
-    let mut out = Vec::new();
-    for path in paths {
-        let text = std::fs::read_to_string(&path).expect("case");
-        let mut db = None;
-        let mut expect_error = false;
-        for line in text.lines() {
-            let Some(comment) = line.trim_start().strip_prefix("//") else { break };
-            match comment.trim().split_once(':') {
-                Some(("db", v)) => db = Some(v.trim().to_string()),
-                Some(("expect", _)) => expect_error = true,
-                _ => {}
-            }
-        }
-        if expect_error || text.trim_start().starts_with('.') {
-            continue;
-        }
-        let opts = RequestOptions {
-            database: Some(db.unwrap_or_else(|| "ContosoSales".into())),
-            ..RequestOptions::default()
-        };
-        // Only cases that plan (commands and known gaps are not frontend latency).
-        if rt.block_on(cluster.prepare(&text, &opts)).is_err() {
-            continue;
-        }
-        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-        out.push(Case { name, text, opts });
-    }
-    out
-}
+use kustodian_benches::corpus_cases;
+use kustodian_runtime::Cluster;
 
 fn frontend(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let cluster = rt.block_on(Cluster::sample()).unwrap();
-    let cases = cases(&rt, &cluster);
+    let cases = corpus_cases(&rt, &cluster);
     let filter = std::env::var("KUSTODIAN_BENCH_CASES").ok();
     let mut group = c.benchmark_group("frontend");
     group.sample_size(10).warm_up_time(Duration::from_millis(50)).measurement_time(Duration::from_millis(200));

@@ -165,3 +165,46 @@ pub fn bench_rows() -> Vec<u64> {
         Err(_) => vec![1_000_000, 10_000_000],
     }
 }
+
+/// A query of `corpus/queries/` that plans against the bundled sample database.
+pub struct Case {
+    pub name: String,
+    pub text: String,
+    pub opts: RequestOptions,
+}
+
+/// The corpus queries that plan on the sample cluster: cases meant to fail, management
+/// commands and known gaps are not frontend latency.
+pub fn corpus_cases(rt: &tokio::runtime::Runtime, cluster: &Cluster) -> Vec<Case> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/queries");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .expect("corpus/queries")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "kql"))
+        .collect();
+    paths.sort();
+    let mut out = Vec::new();
+    for path in paths {
+        let text = std::fs::read_to_string(&path).expect("case");
+        let mut db = None;
+        let mut expect_error = false;
+        for line in text.lines() {
+            let Some(comment) = line.trim_start().strip_prefix("//") else { break };
+            match comment.trim().split_once(':') {
+                Some(("db", v)) => db = Some(v.trim().to_string()),
+                Some(("expect", _)) => expect_error = true,
+                _ => {}
+            }
+        }
+        if expect_error || text.trim_start().starts_with('.') {
+            continue;
+        }
+        let opts = RequestOptions { database: Some(db.unwrap_or_else(|| "ContosoSales".into())), ..RequestOptions::default() };
+        if rt.block_on(cluster.prepare(&text, &opts)).is_err() {
+            continue;
+        }
+        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        out.push(Case { name, text, opts });
+    }
+    out
+}

@@ -127,9 +127,11 @@ fn lower_single(name: &str, mut args: Vec<TypedExpr>, arg_names: Vec<Option<Stri
     match name {
         "count" => {
             arity(name, n, 0, 1)?;
+            // `count(pred)` counts the rows where pred holds; `count(x)` of a non-bool value
+            // counts every row, nulls included (the summarize page's documented output).
             let filter = match args.pop() {
-                Some(p) => Some(bool_pred(p, name)?),
-                None => None,
+                Some(p) if matches!(p.ty, Bool | Dynamic) => Some(bool_pred(p, name)?),
+                Some(_) | None => None,
             };
             let e = with_filter(count_udaf().call(vec![lit(1i64)]), filter)?;
             return mk(e, Long, format!("count_{}", col_suffix(&first_name)));

@@ -1,0 +1,75 @@
+//! Where planning time goes: for every corpus query that plans on the sample database, the
+//! time of each stage (bind, analyzer, each logical optimizer rule, physical planning, each
+//! physical optimizer rule), summed over the corpus. Not a criterion bench: it prints one
+//! table, to find what to make cheaper. `KUSTODIAN_MAX_PASSES=n` sets the logical optimizer's
+//! passes (Kustodian runs 1; DataFusion's default is 3).
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::execution::SessionStateBuilder;
+use datafusion::prelude::SessionConfig;
+use kustodian_benches::corpus_cases;
+use kustodian_runtime::Cluster;
+
+const RUNS: u32 = 11;
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let cluster = rt.block_on(Cluster::sample()).unwrap();
+    let cases = corpus_cases(&rt, &cluster);
+    let mut config = SessionConfig::new().with_target_partitions(2).with_round_robin_repartition(false).with_information_schema(false);
+    config.options_mut().optimizer.max_passes = std::env::var("KUSTODIAN_MAX_PASSES").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    let state = kustodian_planner::barrier::session_state(config);
+    // The same state without physical optimizer rules: its physical plan is the planner's
+    // initial plan, to which the rules are then applied one by one.
+    let bare = SessionStateBuilder::new_from_existing(state.clone()).with_physical_optimizer_rules(vec![]).build();
+    let mut totals: HashMap<String, Duration> = HashMap::new();
+    let mut add = |k: &str, d: Duration| *totals.entry(k.to_string()).or_default() += d;
+    for case in &cases {
+        for _ in 0..RUNS {
+            let t = Instant::now();
+            let planned = cluster.bind(&case.text, &case.opts).unwrap();
+            add("bind (parse, RLS, authorize, lower)", t.elapsed());
+
+            let mut last = Instant::now();
+            let analyzed = state
+                .analyzer()
+                .execute_and_check(planned.plan.clone(), state.config_options(), |_, rule| {
+                    let now = Instant::now();
+                    add(&format!("analyzer: {}", rule.name()), now - last);
+                    last = now;
+                })
+                .unwrap();
+            let mut last = Instant::now();
+            let optimized = state
+                .optimizer()
+                .optimize(analyzed, &state, |_, rule| {
+                    let now = Instant::now();
+                    add(&format!("optimizer: {}", rule.name()), now - last);
+                    last = now;
+                })
+                .unwrap();
+            let t = Instant::now();
+            let mut physical = rt.block_on(bare.query_planner().create_physical_plan(&optimized, &bare)).unwrap();
+            add("physical: initial plan", t.elapsed());
+            for rule in state.physical_optimizers() {
+                let t = Instant::now();
+                physical = rule.optimize(physical, state.config_options()).unwrap();
+                add(&format!("physical: {}", rule.name()), t.elapsed());
+            }
+            let _: Arc<_> = physical;
+        }
+    }
+    let per_query = |d: Duration| d.as_secs_f64() * 1e6 / f64::from(RUNS) / cases.len() as f64;
+    let mut rows: Vec<(String, Duration)> = totals.into_iter().collect();
+    rows.sort_by(|a, b| b.1.cmp(&a.1));
+    let all: Duration = rows.iter().map(|r| r.1).sum();
+    println!("\nplanning time per query, mean over {} corpus queries x {RUNS} runs: {:.1} µs", cases.len(), per_query(all));
+    println!("{:<60} {:>10} {:>7}", "stage", "µs/query", "share");
+    for (k, d) in rows.iter().take(40) {
+        println!("{k:<60} {:>10.1} {:>6.1}%", per_query(*d), 100.0 * d.as_secs_f64() / all.as_secs_f64());
+    }
+}
