@@ -46,35 +46,53 @@ impl OptimizerRule for PushTotalFiltersIntoBarrier {
         let LogicalPlan::Filter(filter) = &plan else {
             return Ok(Transformed::no(plan));
         };
-        let LogicalPlan::Extension(ext) = filter.input.as_ref() else {
-            return Ok(Transformed::no(plan));
-        };
-        let Some(barrier) = SecurityBarrier::of(ext.node.as_ref()) else {
-            return Ok(Transformed::no(plan));
-        };
-        let schema = filter.input.schema();
-        let (total, rest): (Vec<&Expr>, Vec<&Expr>) =
-            split_conjunction(&filter.predicate).into_iter().partition(|e| is_total(e, schema));
-        let Some(inner_predicate) = conjunction(total.into_iter().cloned()) else {
-            return Ok(Transformed::no(plan));
-        };
-        // The barrier's schema is its input's, so the predicate's columns resolve unchanged.
-        // When the policy ends in a filter, the user's predicate joins it *after* the policy's
-        // own: the order a user writing the filter by hand would get, and the policy's
-        // predicate is usually the selective one (DataFusion evaluates later conjuncts only on
-        // the rows earlier ones keep, when few do).
-        let inner = match &barrier.input {
-            LogicalPlan::Filter(policy) if policy.input.schema() == barrier.input.schema() => LogicalPlan::Filter(
-                Filter::try_new(policy.predicate.clone().and(inner_predicate), Arc::clone(&policy.input))?,
-            ),
-            other => LogicalPlan::Filter(Filter::try_new(inner_predicate, Arc::new(other.clone()))?),
-        };
-        let wrapped = SecurityBarrier::wrap(barrier.table.clone(), inner);
-        Ok(Transformed::yes(match conjunction(rest.into_iter().cloned()) {
-            Some(p) => LogicalPlan::Filter(Filter::try_new(p, Arc::new(wrapped))?),
-            None => wrapped,
-        }))
+        // `Filter(Barrier)`, or `Filter(Projection(Barrier))` when the projection only selects
+        // columns (as projection pruning leaves it): the predicate's columns are the barrier's.
+        if let LogicalPlan::Projection(projection) = filter.input.as_ref()
+            && projection.expr.iter().all(|e| matches!(e, Expr::Column(_)))
+            && let Some(inner) = into_barrier(&filter.predicate, &projection.input)?
+        {
+            let moved = LogicalPlan::Projection(datafusion::logical_expr::Projection::try_new(projection.expr.clone(), Arc::new(inner))?);
+            return Ok(Transformed::yes(moved));
+        }
+        match into_barrier(&filter.predicate, &filter.input)? {
+            Some(p) => Ok(Transformed::yes(p)),
+            None => Ok(Transformed::no(plan)),
+        }
     }
+}
+
+/// `Filter(predicate, input)` with the total conjuncts of `predicate` moved inside `input`, if
+/// `input` is a security barrier and some conjunct is total; `None` otherwise.
+fn into_barrier(predicate: &Expr, input: &Arc<LogicalPlan>) -> DfResult<Option<LogicalPlan>> {
+    let LogicalPlan::Extension(ext) = input.as_ref() else {
+        return Ok(None);
+    };
+    let Some(barrier) = SecurityBarrier::of(ext.node.as_ref()) else {
+        return Ok(None);
+    };
+    let schema = input.schema();
+    let (total, rest): (Vec<&Expr>, Vec<&Expr>) = split_conjunction(predicate).into_iter().partition(|e| is_total(e, schema));
+    let Some(inner_predicate) = conjunction(total.into_iter().cloned()) else {
+        return Ok(None);
+    };
+    // The barrier's schema is its input's, so the predicate's columns resolve unchanged.
+    // When the policy ends in a filter, the user's predicate joins it *after* the policy's
+    // own: the order a user writing the filter by hand would get, and the policy's predicate
+    // is usually the selective one (DataFusion evaluates later conjuncts only on the rows
+    // earlier ones keep, when few do).
+    let inner = match &barrier.input {
+        LogicalPlan::Filter(policy) if policy.input.schema() == barrier.input.schema() => LogicalPlan::Filter(Filter::try_new(
+            policy.predicate.clone().and(inner_predicate),
+            Arc::clone(&policy.input),
+        )?),
+        other => LogicalPlan::Filter(Filter::try_new(inner_predicate, Arc::new(other.clone()))?),
+    };
+    let wrapped = SecurityBarrier::wrap(barrier.table.clone(), inner);
+    Ok(Some(match conjunction(rest.into_iter().cloned()) {
+        Some(p) => LogicalPlan::Filter(Filter::try_new(p, Arc::new(wrapped))?),
+        None => wrapped,
+    }))
 }
 
 /// Whether evaluating `e` on any row of `schema` is certain not to fail. Deliberately small:

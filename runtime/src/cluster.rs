@@ -643,30 +643,34 @@ impl Cluster {
         Ok(())
     }
 
-    fn session(&self) -> SessionContext {
+    fn session(&self, policies: bool) -> SessionContext {
         let base = self.base_session.get_or_init(|| {
             // No round-robin repartitioning: tables are already split into one partition per
             // core, and spreading a single-partition input (`range`, `datatable`, a sorted or
             // serialized result) over several would lose the row order KQL keeps for them.
-            let mut config = SessionConfig::new()
+            let config = SessionConfig::new()
                 .with_target_partitions(self.partitions.max(1))
                 .with_round_robin_repartition(false)
                 .with_information_schema(false);
-            // One pass of the logical optimizer: the binder's plans are already simple, and
-            // the second and third passes cost about a fifth of planning time (benches/stages)
-            // for plans that come out the same.
-            config.options_mut().optimizer.max_passes = 1;
             kustodian_planner::barrier::session_state(config)
         });
         // A fresh state per request (its own query id and start time), cloned from the base.
         let mut state = base.clone();
+        // One pass of the logical optimizer for a plan without policies: the binder's plans
+        // are already simple, and the second and third passes cost about a fifth of planning
+        // time (benches/stages) for plans that come out the same. Under a security barrier a
+        // user's total predicate needs a pass to reach the barrier, one to move inside it and
+        // one to sink into the policy's plan (pushdown.rs): DataFusion's three.
+        if !policies {
+            state.config_mut().options_mut().optimizer.max_passes = 1;
+        }
         state.mark_start_execution();
         SessionContext::new_with_state(state)
     }
 
     /// Optimizes, verifies (barriers in place) and plans a query physically.
     pub(crate) async fn physical(&self, planned: &PlannedQuery) -> Result<(SessionContext, LogicalPlan, Arc<dyn ExecutionPlan>)> {
-        let ctx = self.session();
+        let ctx = self.session(!planned.protected.is_empty());
         let state = ctx.state();
         kustodian_planner::verify::verify_logical(&planned.plan, &planned.protected)?;
         let optimized = state.optimize(&planned.plan)?;

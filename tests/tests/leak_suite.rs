@@ -255,6 +255,12 @@ fn total_predicates_move_into_the_barrier() {
     let line_of = |needle: &str| plan.lines().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("{needle} in\n{plan}"));
     assert!(line_of("4242") > barrier, "the total predicate is below the barrier:\n{plan}");
     assert!(line_of("4343") < barrier, "the fallible predicate stays above the barrier:\n{plan}");
+    // Also when only some columns are read (a projection forms between filter and barrier).
+    let ex = rt().block_on(c.explain("T | where Id == 4242 | count", &opts)).unwrap();
+    let plan = &ex.logical_plan;
+    let barrier = plan.lines().position(|l| l.contains("SecurityBarrier")).expect("a barrier");
+    let at = plan.lines().position(|l| l.contains("4242")).expect("the predicate");
+    assert!(at > barrier, "the total predicate is below the barrier:\n{plan}");
     // Same answer as the visible rows.
     let got = rows(&exec(&c, Some(ALICE), "T | where Id < 500 and K == 1 | project Id").unwrap());
     let want = rows(&exec(&c, None, "V | where Id < 500 and K == 1 | project Id").unwrap());
