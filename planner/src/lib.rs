@@ -12,6 +12,7 @@ pub mod functions;
 pub mod principal;
 pub mod pushdown;
 pub mod range_table;
+pub mod scan_exec;
 pub mod types;
 pub mod verify;
 

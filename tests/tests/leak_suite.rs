@@ -116,6 +116,8 @@ const QUERIES: &[&str] = &[
     "TBL | top 5 by 100 / Den desc | project Id",
     "TBL | order by toint(Num) asc, Id asc | take 7 | project Id, Num",
     "TBL | distinct K, b = 1 / Den",
+    // scan (its state machine sees only the rows the policy lets through)
+    "TBL | sort by Id asc | scan declare (acc:long=0) with (step s1: true => acc = s1.acc + 100 / Den;) | summarize max(acc), count()",
 ];
 
 fn run_suite(partitions: usize, every: usize, policy: &str) {

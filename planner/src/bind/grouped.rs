@@ -336,6 +336,7 @@ impl<'a> Binder<'a> {
                         self.select(out, &keep)?
                     }
                 }
+                OperatorKind::Scan(s) => self.plan_scan_grouped(rel, s, scope, span, Some((GROUP_COL, ORD_COL)))?,
                 other => {
                     return Err(self.unsupported(format!("the '{}' operator inside {ctx}", op_name(other)), span));
                 }

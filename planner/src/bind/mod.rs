@@ -3,11 +3,13 @@
 //! point ([`Binder::resolve_table`]) and folding principal functions to literals.
 
 mod grouped;
+mod misc2;
 mod mv_apply;
 mod ops;
 mod parse_kv;
 mod parse_op;
 mod scalar;
+mod scan;
 mod search;
 mod sources;
 

@@ -85,7 +85,7 @@ impl<'a> Binder<'a> {
             OperatorKind::Fork(_) => Err(self.unsupported("the 'fork' operator", span)),
             OperatorKind::Facet { .. } => Err(self.unsupported("the 'facet' operator", span)),
             OperatorKind::Partition(p) => self.plan_partition(rel, p, scope, span),
-            OperatorKind::Scan(_) => Err(self.unsupported("the 'scan' operator", span)),
+            OperatorKind::Scan(s) => self.plan_scan(rel, s, scope, span),
             OperatorKind::Reduce { .. } => Err(self.unsupported("the 'reduce' operator", span)),
             OperatorKind::Consume(_) => {
                 let plan = rel.builder().limit(0, Some(0))?.build()?;

@@ -467,6 +467,7 @@ impl<'a> Binder<'a> {
             "current_cluster_endpoint" => {
                 return Ok(lit_ty(ScalarValue::Utf8(Some("kustodian.local".into())), KqlType::String));
             }
+            "pack_all" => return self.bind_pack_all(args, e, row, scope),
             "toscalar" => {
                 let [a] = args else {
                     return Err(self.semantic("toscalar() takes one argument", e.span));

@@ -232,6 +232,9 @@ impl<'a> Binder<'a> {
                 if from.ty == KqlType::Real || to.ty == KqlType::Real || step.ty == KqlType::Real {
                     return self.bind_range_real(name, &from, &to, &step, span);
                 }
+                if let Some(rel) = self.bind_range_runtime(name, &from, &to, &step)? {
+                    return Ok(rel);
+                }
                 return Err(self.semantic("range bounds and step must be constants", span));
             }
         };

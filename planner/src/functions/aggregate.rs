@@ -45,9 +45,9 @@ const SINGLE: &[&str] = &[
     "make_list", "make_list_if", "make_set", "make_set_if", "make_bag", "make_bag_if", "percentile", "stdev",
     "stdevif", "variance", "varianceif", "count_distinct", "count_distinctif", "stdevp", "variancep", "variancepif",
     "binary_all_and", "binary_all_or", "binary_all_xor", "take_anyif", "anyif", "make_list_with_nulls",
-    "percentiles_array",
+    "percentiles_array", "percentilew", "percentilesw_array",
 ];
-const MULTI: &[&str] = &["percentiles", "take_any", "any", "arg_max", "arg_min"];
+const MULTI: &[&str] = &["percentiles", "percentilesw", "take_any", "any", "arg_max", "arg_min"];
 
 /// Whether `name` is a KQL aggregate function Kustodian implements.
 pub fn is_aggregate(name: &str) -> bool {
@@ -177,6 +177,24 @@ fn lower_single(name: &str, mut args: Vec<TypedExpr>, arg_names: Vec<Option<Stri
             }
             let udaf = AggregateUDF::new_from_impl(KqlPercentile::array(ps, v.ty.arrow_type()));
             return mk(udaf.call(vec![v.expr]), Dynamic, format!("percentiles_{}", col_suffix(&first_name)));
+        }
+        "percentilew" => {
+            arity(name, n, 3, 3)?;
+            let p = const_f64(&args[2], name)?;
+            let w = args.remove(1);
+            let v = args.remove(0);
+            let (expr, ty) = percentile_w_expr(v, w, vec![p], false)?;
+            return mk(expr, ty, format!("percentile_{}_{}", col_suffix(&first_name), pct_name(p)));
+        }
+        "percentilesw_array" => {
+            if n < 3 {
+                return Err(PlanError::semantic("function 'percentilesw_array' expects a value, a weight and the percentiles"));
+            }
+            let v = args.remove(0);
+            let w = args.remove(0);
+            let ps = percentile_list(&args, name)?;
+            let (expr, _) = percentile_w_expr(v, w, ps, true)?;
+            return mk(expr, Dynamic, format!("percentiles_{}", col_suffix(&first_name)));
         }
         "make_list_with_nulls" => {
             arity(name, n, 1, 2)?;
@@ -326,6 +344,52 @@ fn percentile_expr(v: TypedExpr, p: f64) -> Result<(Expr, KqlType)> {
     Ok((udaf.call(vec![v.expr]), ty))
 }
 
+/// The percentiles of `percentiles_array`-style calls: constants or constant dynamic arrays.
+fn percentile_list(args: &[TypedExpr], name: &str) -> Result<Vec<f64>> {
+    let mut ps = Vec::new();
+    for a in args {
+        match (&a.expr, a.ty) {
+            (Expr::Literal(ScalarValue::Utf8(Some(text)), _), KqlType::Dynamic) => {
+                let Ok(Json::Array(items)) = serde_json::from_str::<Json>(text) else {
+                    return Err(PlanError::semantic(format!("function '{name}': expected an array of numbers")));
+                };
+                for i in items {
+                    ps.push(i.as_f64().ok_or_else(|| PlanError::semantic(format!("function '{name}': expected an array of numbers")))?);
+                }
+            }
+            _ => ps.push(const_f64(a, name)?),
+        }
+    }
+    if ps.iter().any(|p| !(0.0..=100.0).contains(p)) {
+        return Err(PlanError::semantic("percentile must be between 0 and 100"));
+    }
+    Ok(ps)
+}
+
+/// Weighted nearest-rank percentile(s) of `v` with weights `w` (see `weighted.rs`).
+fn percentile_w_expr(v: TypedExpr, w: TypedExpr, ps: Vec<f64>, array: bool) -> Result<(Expr, KqlType)> {
+    use KqlType::*;
+    if ps.iter().any(|p| !(0.0..=100.0).contains(p)) {
+        return Err(PlanError::semantic("percentile must be between 0 and 100"));
+    }
+    let v = match v.ty {
+        Int | Bool => lower_cast(v, Long)?,
+        Decimal | Dynamic => lower_cast(v, Real)?,
+        Long | Real | Datetime | Timespan => v,
+        t => return Err(PlanError::unsupported(format!("weighted percentile of {t}"))),
+    };
+    if array && !matches!(v.ty, Long | Real) {
+        return Err(PlanError::unsupported(format!("percentilesw_array of {}", v.ty)));
+    }
+    let w = match w.ty {
+        Long => w,
+        Int | Real | Decimal | Dynamic | Bool => lower_cast(w, Long)?,
+        t => return Err(PlanError::semantic(format!("the weight of a weighted percentile must be a number, not {t}"))),
+    };
+    let ty = v.ty;
+    Ok((super::weighted::percentile_w_call(v.expr, w.expr, ps, array, ty.arrow_type()), ty))
+}
+
 /// Aggregates that may yield several columns: `percentiles(x, p1, p2..)`, `take_any(a, b..)`,
 /// `any(a, b..)`, `arg_max(by, c1, c2..)`, `arg_min(..)`; `*` must already be expanded by the
 /// caller into the column list (with their names in `arg_names`). Single-column aggregates are
@@ -346,6 +410,24 @@ pub fn lower_aggregate_columns(
             for p in &args {
                 let p = const_f64(p, name)?;
                 let (expr, ty) = percentile_expr(v.clone(), p)?;
+                out.push(AggregateLowering {
+                    expr,
+                    ty,
+                    default_name: format!("percentile_{}_{}", col_suffix(&nm(0)), pct_name(p)),
+                });
+            }
+            Ok(out)
+        }
+        "percentilesw" => {
+            if args.len() < 3 {
+                return Err(PlanError::semantic("function 'percentilesw' expects a value, a weight and at least one percentile"));
+            }
+            let v = args.remove(0);
+            let w = args.remove(0);
+            let mut out = Vec::new();
+            for p in &args {
+                let p = const_f64(p, name)?;
+                let (expr, ty) = percentile_w_expr(v.clone(), w.clone(), vec![p], false)?;
                 out.push(AggregateLowering {
                     expr,
                     ty,

@@ -37,6 +37,8 @@ mod operators;
 mod string;
 pub mod terms;
 mod udf;
+mod weighted;
+pub(crate) mod misc2;
 
 #[cfg(test)]
 mod tests;
@@ -211,6 +213,9 @@ pub fn lower_scalar_call(name: &str, args: Vec<TypedExpr>, ctx: &FunctionContext
     }
     if more::NAMES.contains(&name) {
         return more::lower_more_fn(name, args, ctx);
+    }
+    if misc2::NAMES.contains(&name) {
+        return misc2::lower_misc2_fn(name, args);
     }
     if let Some(r) = lower_logic_fn(name, args) {
         return r;
