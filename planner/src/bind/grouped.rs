@@ -73,54 +73,6 @@ fn op_name(kind: &OperatorKind) -> String {
     out
 }
 
-/// The ordering of a plan's rows from the sort it ends in (through `take` and projections
-/// that pass the sort columns through), as sort expressions over unqualified columns.
-fn input_ordering(plan: &LogicalPlan) -> Option<Vec<SortExpr>> {
-    use datafusion::common::tree_node::{Transformed, TreeNode};
-    let mut p = plan;
-    let mut projections: Vec<&datafusion::logical_expr::Projection> = Vec::new();
-    let sort = loop {
-        match p {
-            LogicalPlan::Sort(s) => break s,
-            LogicalPlan::Limit(l) => p = l.input.as_ref(),
-            LogicalPlan::Projection(pr) => {
-                projections.push(pr);
-                p = pr.input.as_ref();
-            }
-            LogicalPlan::SubqueryAlias(a) => p = a.input.as_ref(),
-            _ => return None,
-        }
-    };
-    let mut out = Vec::new();
-    for se in &sort.expr {
-        for c in se.expr.column_refs() {
-            let passes = projections.iter().all(|pr| {
-                pr.expr.iter().any(|e| match e {
-                    DfExpr::Column(x) => x.name == c.name,
-                    DfExpr::Alias(a) => a.name == c.name && matches!(a.expr.as_ref(), DfExpr::Column(x) if x.name == c.name),
-                    _ => false,
-                })
-            });
-            if !passes {
-                return None;
-            }
-        }
-        let e = se
-            .expr
-            .clone()
-            .transform(|e| {
-                Ok(match e {
-                    DfExpr::Column(c) => Transformed::yes(DfExpr::Column(Column::new_unqualified(c.name))),
-                    other => Transformed::no(other),
-                })
-            })
-            .ok()?
-            .data;
-        out.push(SortExpr::new(e, se.asc, se.nulls_first));
-    }
-    Some(out)
-}
-
 impl<'a> Binder<'a> {
     pub(crate) fn grouped_const_count(&mut self, n: &ast::Expr, scope: &Scope) -> Result<usize> {
         let v = self.bind_scalar(n, None, scope)?;
@@ -135,7 +87,7 @@ impl<'a> Binder<'a> {
     /// Appends `name` = the row number (Int64, from 1) in the input's order.
     pub(crate) fn add_row_number(&self, rel: Rel, name: &str) -> Result<Rel> {
         use datafusion::functions_window::expr_fn::row_number;
-        let rn = match input_ordering(&rel.plan) {
+        let rn = match super::ops::input_ordering(&rel.plan) {
             Some(order) => row_number().order_by(order).build()?,
             None => row_number(),
         };

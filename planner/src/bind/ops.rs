@@ -1453,7 +1453,7 @@ fn split_window_expr(e: DfExpr) -> (DfExpr, Box<dyn Fn(DfExpr) -> DfExpr>) {
 
 /// The ordering of a plan's rows from the sort it ends in (through `take` and projections that
 /// pass the sort columns through unchanged), as sort expressions over the plan's output.
-fn input_ordering(plan: &datafusion::logical_expr::LogicalPlan) -> Option<Vec<SortExpr>> {
+pub(crate) fn input_ordering(plan: &datafusion::logical_expr::LogicalPlan) -> Option<Vec<SortExpr>> {
     use datafusion::common::tree_node::{Transformed, TreeNode};
     use datafusion::logical_expr::LogicalPlan;
     let mut p = plan;

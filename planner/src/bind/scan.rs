@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Fields};
 use datafusion::common::{DFSchema, ScalarValue};
-use datafusion::logical_expr::{Expr as DfExpr, LogicalPlan, LogicalPlanBuilder, SortExpr};
+use datafusion::logical_expr::{Expr as DfExpr, LogicalPlanBuilder};
 use kustodian_parser::ast::{self, ExprKind, Span};
 
 use super::sources::param_word;
@@ -67,7 +67,7 @@ impl<'a> Binder<'a> {
         let (input, order_col, group_col, n_input) = match grouped {
             None => {
                 use datafusion::functions_window::expr_fn::row_number;
-                let rn = match serial_order(&rel.plan) {
+                let rn = match super::ops::input_ordering(&rel.plan) {
                     Some(order) => {
                         use datafusion::logical_expr::ExprFunctionExt;
                         row_number().order_by(order).build()?
@@ -304,50 +304,3 @@ fn state_col(k: usize, j: usize) -> String {
     format!("__kql_scan_s{k}_c{j}")
 }
 
-/// The order of the sort the plan comes from (through projections that keep its columns), as
-/// sort expressions over unqualified columns; `None` when the plan is not sorted.
-fn serial_order(plan: &LogicalPlan) -> Option<Vec<SortExpr>> {
-    use datafusion::common::tree_node::{Transformed, TreeNode};
-    let mut p = plan;
-    let mut projections: Vec<&datafusion::logical_expr::Projection> = Vec::new();
-    let sort = loop {
-        match p {
-            LogicalPlan::Sort(s) => break s,
-            LogicalPlan::Limit(l) => p = l.input.as_ref(),
-            LogicalPlan::Projection(pr) => {
-                projections.push(pr);
-                p = pr.input.as_ref();
-            }
-            LogicalPlan::SubqueryAlias(a) => p = a.input.as_ref(),
-            _ => return None,
-        }
-    };
-    let mut out = Vec::new();
-    for se in &sort.expr {
-        for c in se.expr.column_refs() {
-            let passes = projections.iter().all(|pr| {
-                pr.expr.iter().any(|e| match e {
-                    DfExpr::Column(x) => x.name == c.name,
-                    DfExpr::Alias(a) => a.name == c.name && matches!(a.expr.as_ref(), DfExpr::Column(x) if x.name == c.name),
-                    _ => false,
-                })
-            });
-            if !passes {
-                return None;
-            }
-        }
-        let e = se
-            .expr
-            .clone()
-            .transform(|e| {
-                Ok(match e {
-                    DfExpr::Column(c) => Transformed::yes(DfExpr::Column(datafusion::common::Column::new_unqualified(c.name))),
-                    other => Transformed::no(other),
-                })
-            })
-            .ok()?
-            .data;
-        out.push(SortExpr::new(e, se.asc, se.nulls_first));
-    }
-    Some(out)
-}
