@@ -135,7 +135,8 @@ keywords! {
     Ingest = "ingest", Inline = "inline", Into = "into", Async = "async",
     Databases = "databases", Table = "table", Tables = "tables", Function = "function",
     Functions = "functions", Cluster = "cluster", External = "external",
-    MaterializedView = "materialized-view", Policy = "policy",
+    MaterializedView = "materialized-view", MaterializedViews = "materialized-views",
+    Policy = "policy",
     RowLevelSecurity = "row_level_security", RestrictedViewAccess = "restricted_view_access",
     Enable = "enable", Disable = "disable", Principals = "principals", Principal = "principal",
     Roles = "roles", Schema = "schema", Cslschema = "cslschema", Details = "details",
@@ -271,6 +272,8 @@ fn command_keyword(w: &str) -> Option<Kw> {
         "cluster" => Cluster,
         "external" => External,
         "materialized-view" => MaterializedView,
+        "materialized-views" => MaterializedViews,
+        "on" => On,
         "policy" => Policy,
         "row_level_security" => RowLevelSecurity,
         "restricted_view_access" => RestrictedViewAccess,
@@ -330,6 +333,7 @@ const HYPHENATED_COMMAND: &[&str] = &[
     "set-or-replace",
     "skip-results",
     "materialized-view",
+    "materialized-views",
     "based-on",
 ];
 

@@ -106,6 +106,8 @@ fn check_supported(text: &str, tokens: &[lexer::Spanned]) -> Result<()> {
                     | "set-or-replace"
                     | "ingest"
                     | "clear"
+                    | "enable"
+                    | "disable"
             )
         );
         if !known {

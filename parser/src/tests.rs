@@ -984,6 +984,57 @@ fn policy_commands() {
 }
 
 #[test]
+fn materialized_view_commands() {
+    let text = ".create ifnotexists materialized-view with (backfill=true, docString='d') V on table T { T | where x > 1 | summarize arg_max(ts, *) by k }";
+    match command(text).kind {
+        CommandKind::CreateMaterializedView { if_not_exists: true, with, name, source, query } => {
+            assert_eq!(with.len(), 2);
+            assert_eq!(name.name, "V");
+            assert_eq!(source.name, "T");
+            assert_eq!(query.statements.len(), 1);
+            assert_eq!(&text[query.span.start..query.span.end], "T | where x > 1 | summarize arg_max(ts, *) by k");
+        }
+        other => panic!("{other:?}"),
+    }
+    let c = command(".create materialized-view V on table T { let n = 1; T | summarize count() by A }");
+    assert!(matches!(&c.kind, CommandKind::CreateMaterializedView { if_not_exists: false, with, query, .. } if with.is_empty() && query.statements.len() == 2));
+    assert_eq!(c.to_string(), ".create materialized-view V on table T { let n = 1; T | summarize count() by A }");
+    assert!(matches!(command(".show materialized-views").kind, CommandKind::ShowMaterializedViews));
+    assert!(matches!(command(".show materialized-view V").kind, CommandKind::ShowMaterializedView { name } if name.name == "V"));
+    assert!(matches!(command(".show materialized-views | where Name == 'V'").kind, CommandKind::ShowMaterializedViews));
+    assert!(matches!(
+        command(".drop materialized-view V ifexists").kind,
+        CommandKind::DropMaterializedView { if_exists: true, .. }
+    ));
+    assert!(matches!(
+        command(".drop materialized-view V").kind,
+        CommandKind::DropMaterializedView { if_exists: false, .. }
+    ));
+    assert!(matches!(
+        command(".enable materialized-view V with (allowMaterializedViewsWithoutRowLevelSecurity=true)").kind,
+        CommandKind::EnableMaterializedView { enable: true, with, .. } if with.len() == 1
+    ));
+    assert!(matches!(
+        command(".disable materialized-view V").kind,
+        CommandKind::EnableMaterializedView { enable: false, .. }
+    ));
+    // the principal commands of a view still parse beside `.drop materialized-view`
+    assert!(matches!(
+        command(".drop materialized-view V admins ('aaduser=a@b.com')").kind,
+        CommandKind::ChangePrincipals { entity: SecurableEntity::MaterializedView(_), .. }
+    ));
+    assert!(matches!(
+        command(".show materialized-view V principals").kind,
+        CommandKind::ShowPrincipals { entity: SecurableEntity::MaterializedView(_) }
+    ));
+    // `on` is a command word: a view of that name prints bracketed
+    let c = command(".show materialized-view ['on']");
+    assert_eq!(c.to_string(), ".show materialized-view [\"on\"]");
+    assert!(parse(".create materialized-view V on table T").is_err());
+    assert!(parse(".create materialized-view V table T { T | summarize count() }").is_err());
+}
+
+#[test]
 fn principal_commands() {
     match command(".add database DB users ('aaduser=a@b.com', 'aadgroup=g') skip-results 'notes'")
         .kind

@@ -25,6 +25,9 @@ pub struct TableInfo {
     pub provider: Arc<dyn TableProvider>,
     pub rls: Option<RlsPolicy>,
     pub restricted_view_access: bool,
+    /// A materialized view (read by name or `materialized_view()`), not a table. Its RLS
+    /// policy is substituted like a table's, at the same choke point.
+    pub materialized_view: bool,
 }
 
 impl TableInfo {

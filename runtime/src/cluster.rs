@@ -94,6 +94,8 @@ pub struct DatabaseMeta {
     pub principals: Vec<RoleAssignment>,
     pub tables: Vec<TableMeta>,
     pub functions: Vec<FunctionMeta>,
+    #[serde(default)]
+    pub materialized_views: Vec<crate::materialized::MaterializedViewMeta>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -196,10 +198,10 @@ impl<'a> SnapshotCatalog<'a> {
         SnapshotCatalog { state, partitions, without_rls: false, fraction: 1.0 }
     }
 
-    fn provider(&self, t: &TableMeta) -> Option<Arc<dyn TableProvider>> {
-        let schema = t.schema.arrow_schema();
+    fn provider(&self, schema: &KqlSchema, extents: &[ExtentInfo]) -> Option<Arc<dyn TableProvider>> {
+        let schema = schema.arrow_schema();
         let mut batches: Vec<RecordBatch> = Vec::new();
-        for e in &t.extents {
+        for e in extents {
             if let Some(b) = self.state.data.get(&e.id) {
                 batches.extend(b.iter().cloned());
             }
@@ -238,18 +240,35 @@ impl Catalog for SnapshotCatalog<'_> {
 
     fn table(&self, database: &str, name: &str) -> Option<TableInfo> {
         let db = self.state.meta.db(database)?;
-        let t = db.table(name)?;
+        let Some(t) = db.table(name) else {
+            // A materialized view: read like a table, through the same choke point.
+            let mv = db.materialized_view(name)?;
+            return Some(TableInfo {
+                database: db.name.clone(),
+                name: mv.name.clone(),
+                schema: mv.schema.clone(),
+                provider: self.provider(&mv.schema, &mv.extents)?,
+                rls: if self.without_rls {
+                    None
+                } else {
+                    mv.rls.as_ref().map(|r| RlsPolicy { enabled: r.enabled, query: r.query.clone() })
+                },
+                restricted_view_access: false,
+                materialized_view: true,
+            });
+        };
         Some(TableInfo {
             database: db.name.clone(),
             name: t.name.clone(),
             schema: t.schema.clone(),
-            provider: self.provider(t)?,
+            provider: self.provider(&t.schema, &t.extents)?,
             rls: if self.without_rls {
                 None
             } else {
                 t.rls.as_ref().map(|r| RlsPolicy { enabled: r.enabled, query: r.query.clone() })
             },
             restricted_view_access: t.restricted_view_access,
+            materialized_view: false,
         })
     }
 
@@ -337,11 +356,9 @@ impl Cluster {
         let mut data = HashMap::new();
         let mut live = std::collections::HashSet::new();
         for db in &meta.databases {
-            for t in &db.tables {
-                for e in &t.extents {
-                    live.insert(e.id.clone());
-                    data.insert(e.id.clone(), Arc::new(storage.read_extent(e)?));
-                }
+            for e in db.tables.iter().flat_map(|t| t.extents.iter()).chain(db.materialized_views.iter().flat_map(|v| v.extents.iter())) {
+                live.insert(e.id.clone());
+                data.insert(e.id.clone(), Arc::new(storage.read_extent(e)?));
             }
         }
         storage.garbage_collect(&live)?;
@@ -412,8 +429,14 @@ impl Cluster {
         }
         let mut data = guard.data.clone();
         data.extend(new_data);
-        let live: std::collections::HashSet<&String> =
-            meta.databases.iter().flat_map(|d| d.tables.iter().flat_map(|t| t.extents.iter().map(|e| &e.id))).collect();
+        let live: std::collections::HashSet<&String> = meta
+            .databases
+            .iter()
+            .flat_map(|d| {
+                d.tables.iter().flat_map(|t| t.extents.iter()).chain(d.materialized_views.iter().flat_map(|v| v.extents.iter()))
+            })
+            .map(|e| &e.id)
+            .collect();
         data.retain(|k, _| live.contains(k));
         *guard = Arc::new(State { meta, data });
         Ok(())

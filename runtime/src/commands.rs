@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, DurationNanosecondArray, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray,
+};
 use kustodian_parser::ast::{self, CommandKind, PolicyTarget, PrincipalAction, SecurableEntity, TableWriteMode};
 use kustodian_planner::{KqlColumn, KqlSchema, KqlType, Principal, RequestContext};
 
@@ -19,6 +21,10 @@ pub(crate) enum V {
     S(String),
     L(i64),
     B(bool),
+    /// A datetime (ns since the Unix epoch), or null.
+    D(Option<i64>),
+    /// A timespan (ns), or null.
+    Ts(Option<i64>),
 }
 
 /// Builds a result table of string, long and bool columns.
@@ -32,6 +38,12 @@ pub(crate) fn table(cols: &[(&str, KqlType)], rows: Vec<Vec<V>>) -> Result<Query
             )),
             KqlType::Bool => Arc::new(BooleanArray::from(
                 rows.iter().map(|r| match r.get(i) { Some(V::B(v)) => Some(*v), _ => None }).collect::<Vec<_>>(),
+            )),
+            KqlType::Datetime => Arc::new(TimestampNanosecondArray::from(
+                rows.iter().map(|r| match r.get(i) { Some(V::D(v)) => *v, _ => None }).collect::<Vec<_>>(),
+            )),
+            KqlType::Timespan => Arc::new(DurationNanosecondArray::from(
+                rows.iter().map(|r| match r.get(i) { Some(V::Ts(v)) => *v, _ => None }).collect::<Vec<_>>(),
             )),
             _ => Arc::new(StringArray::from(
                 rows.iter()
@@ -109,6 +121,8 @@ pub(crate) fn is_read_only(kind: &CommandKind) -> bool {
             | CommandKind::ShowRestrictedViewAccess { .. }
             | CommandKind::ShowPrincipals { .. }
             | CommandKind::ShowPrincipalRoles { .. }
+            | CommandKind::ShowMaterializedViews
+            | CommandKind::ShowMaterializedView { .. }
     )
 }
 
@@ -200,11 +214,11 @@ const PRINCIPAL_COLS: &[(&str, KqlType)] = &[
     ("RoleAssignmentIdentifier", KqlType::String),
 ];
 
-/// The `with (...)` properties of `.alter table T policy row_level_security`. The one Kusto
-/// documents, `allowMaterializedViewsWithoutRowLevelSecurity`, overrides a check on the
-/// materialized views over the table; Kustodian has no materialized views, so the check never
-/// fails and the property changes nothing, but its value must still be a bool.
-fn rls_properties(with: &[(String, String)]) -> Result<()> {
+/// The `with (...)` properties of `.alter table|materialized-view X policy row_level_security`.
+/// The one Kusto documents, `allowMaterializedViewsWithoutRowLevelSecurity`, overrides the
+/// materialized-view checks of spec 5.6 (see `materialized.rs`); returns its value.
+fn rls_properties(with: &[(String, String)]) -> Result<bool> {
+    let mut allow = false;
     for (k, v) in with {
         if !k.eq_ignore_ascii_case("allowMaterializedViewsWithoutRowLevelSecurity") {
             return Err(RuntimeError::bad_request(format!(
@@ -214,8 +228,9 @@ fn rls_properties(with: &[(String, String)]) -> Result<()> {
         if !v.eq_ignore_ascii_case("true") && !v.eq_ignore_ascii_case("false") {
             return Err(RuntimeError::bad_request(format!("property '{k}' must be true or false, not '{v}'")));
         }
+        allow = v.eq_ignore_ascii_case("true");
     }
-    Ok(())
+    Ok(allow)
 }
 
 fn rls_json(r: &Option<RlsMeta>) -> Option<String> {
@@ -316,7 +331,7 @@ pub(crate) async fn execute(cluster: &Cluster, caller: &Caller, ctx: &RequestCon
             check(can_ingest(&snap, caller, &d, &t), caller, &format!("ingest into table '{t}'"), "Table Ingestor")?;
             let tm = need_table(&meta, &d, &t)?;
             let batches = ingest::ingest_inline(data, &tm.schema)?;
-            append(cluster, meta, &d, &t, batches)
+            append(cluster, meta, &d, &t, batches).await
         }
         CommandKind::Ingest { table: t, sources, with, .. } => {
             let (d, t) = table_db(t, ctx, &snap)?;
@@ -331,7 +346,7 @@ pub(crate) async fn execute(cluster: &Cluster, caller: &Caller, ctx: &RequestCon
                 };
                 batches.extend(ingest::ingest_file(std::path::Path::new(&path), &tm.schema, &opts)?);
             }
-            append(cluster, meta, &d, &t, batches)
+            append(cluster, meta, &d, &t, batches).await
         }
         CommandKind::TableFromQuery { mode, table: t, query, .. } => {
             let (d, tname) = table_db(t, ctx, &snap)?;
@@ -347,6 +362,7 @@ pub(crate) async fn execute(cluster: &Cluster, caller: &Caller, ctx: &RequestCon
             let (sctx, _, physical) = cluster.physical(&planned).await?;
             let batches = datafusion::physical_plan::collect(physical, sctx.task_ctx()).await?;
             if !exists {
+                crate::materialized::name_free(&meta, &d, &tname)?;
                 let dbm = need_db_mut(&mut meta, &d)?;
                 dbm.tables.push(new_table(&tname, planned.schema.clone(), &caller.principal, &[]));
             } else {
@@ -362,7 +378,7 @@ pub(crate) async fn execute(cluster: &Cluster, caller: &Caller, ctx: &RequestCon
                     need_table_mut(&mut meta, &d, &tname)?.extents.clear();
                 }
             }
-            append(cluster, meta, &d, &tname, batches)
+            append(cluster, meta, &d, &tname, batches).await
         }
         CommandKind::CreateFunction { mode, if_not_exists, with, name, params: _, body: _, body_span } => {
             let exists = meta.db(&db).and_then(|d| d.function(&name.name)).is_some();
@@ -381,6 +397,7 @@ pub(crate) async fn execute(cluster: &Cluster, caller: &Caller, ctx: &RequestCon
             if meta.db(&db).and_then(|d| d.table(&name.name)).is_some() {
                 return Err(RuntimeError::bad_request(format!("a table named '{}' already exists", name.name)));
             }
+            crate::materialized::name_free(&meta, &db, &name.name)?;
             let body = text.get(body_span.start..body_span.end).unwrap_or_default().to_string();
             let params_text = function_params_text(text, name, body_span.start);
             // Validate by re-parsing the stored form.
@@ -418,11 +435,33 @@ pub(crate) async fn execute(cluster: &Cluster, caller: &Caller, ctx: &RequestCon
             cluster.commit(meta, HashMap::new())?;
             table(&[("Name", KqlType::String)], vec![vec![V::S(name.name.clone())]])
         }
+        CommandKind::AlterRowLevelSecurity { target: PolicyTarget::MaterializedView(q), enable, query, with } => {
+            let allow = rls_properties(&props(with))?;
+            let (d, v) = table_db(q, ctx, &snap)?;
+            crate::materialized::alter_rls(cluster, caller, ctx, &snap, meta, &d, &v, *enable, allow, query)
+        }
+        CommandKind::ShowRowLevelSecurity { target: PolicyTarget::MaterializedView(q) } => {
+            let (d, v) = table_db(q, ctx, &snap)?;
+            crate::materialized::show_rls(&snap, caller, &d, &v)
+        }
+        CommandKind::DeleteRowLevelSecurity { target: PolicyTarget::MaterializedView(q) } => {
+            let (d, v) = table_db(q, ctx, &snap)?;
+            crate::materialized::delete_rls(cluster, caller, &snap, meta, &d, &v)
+        }
+        CommandKind::CreateMaterializedView { if_not_exists, with, name, source, query } => {
+            crate::materialized::create(cluster, caller, &snap, meta, &db, *if_not_exists, &props(with), &name.name, &source.name, query, text).await
+        }
+        CommandKind::ShowMaterializedViews => crate::materialized::show(&snap, caller, &db, None),
+        CommandKind::ShowMaterializedView { name } => crate::materialized::show(&snap, caller, &db, Some(&name.name)),
+        CommandKind::DropMaterializedView { name, if_exists } => crate::materialized::drop(cluster, caller, &snap, meta, &db, &name.name, *if_exists),
+        CommandKind::EnableMaterializedView { name, enable, with } => {
+            crate::materialized::enable(cluster, caller, &snap, meta, &db, &name.name, *enable, &props(with)).await
+        }
         CommandKind::AlterRowLevelSecurity { target, enable, query, with } => {
             let PolicyTarget::Table(q) = target else {
-                return Err(RuntimeError::Plan(kustodian_planner::PlanError::unsupported("row_level_security on materialized views")));
+                return Err(RuntimeError::bad_request("row_level_security applies to one table or materialized view"));
             };
-            rls_properties(&props(with))?;
+            let allow = rls_properties(&props(with))?;
             let (d, t) = table_db(q, ctx, &snap)?;
             check(is_table_admin(&snap, caller, &d, &t), caller, &format!("alter the row_level_security policy of table '{t}'"), "Table Admin")?;
             let tm = need_table(&meta, &d, &t)?;
@@ -432,6 +471,9 @@ pub(crate) async fn execute(cluster: &Cluster, caller: &Caller, ctx: &RequestCon
                 )));
             }
             validate_policy(&snap, ctx, &d, &t, query)?;
+            if *enable {
+                crate::materialized::check_source_rls(&mut meta, &d, &t, allow)?;
+            }
             need_table_mut(&mut meta, &d, &t)?.rls = Some(RlsMeta { enabled: *enable, query: query.clone() });
             let json = rls_json(&need_table(&meta, &d, &t)?.rls);
             cluster.commit(meta, HashMap::new())?;
@@ -467,6 +509,9 @@ pub(crate) async fn execute(cluster: &Cluster, caller: &Caller, ctx: &RequestCon
             for q in &targets {
                 let (d, t) = table_db(q, ctx, &snap)?;
                 check(is_table_admin(&snap, caller, &d, &t), caller, &format!("alter the restricted_view_access policy of table '{t}'"), "Table Admin")?;
+                if *enable {
+                    crate::materialized::check_source_rva(&meta, &d, &t)?;
+                }
                 let tm = need_table_mut(&mut meta, &d, &t)?;
                 if *enable && tm.rls.as_ref().is_some_and(|r| r.enabled) {
                     return Err(RuntimeError::bad_request(format!(
@@ -602,6 +647,9 @@ fn create_tables(cluster: &Cluster, caller: &Caller, ctx: &RequestContext, meta:
         if dbm.function(&t).is_some() {
             return Err(RuntimeError::bad_request(format!("a function named '{t}' already exists")));
         }
+        if dbm.materialized_view(&t).is_some() {
+            return Err(RuntimeError::bad_request(format!("a materialized view named '{t}' already exists in database '{d}'")));
+        }
         match dbm.table_mut(&t) {
             Some(existing) => {
                 if !merge {
@@ -649,6 +697,7 @@ fn drop_tables(cluster: &Cluster, caller: &Caller, ctx: &RequestContext, mut met
             return Err(RuntimeError::bad_request(format!("table '{t}' does not exist in database '{d}'")));
         }
         check(is_table_admin(&snap, caller, &d, &t), caller, &format!("drop table '{t}'"), "Table Admin")?;
+        crate::materialized::check_source_drop(&meta, &d, &t)?;
         need_db_mut(&mut meta, &d)?.tables.retain(|x| x.name != t);
         dropped.push((d, t));
     }
@@ -656,7 +705,8 @@ fn drop_tables(cluster: &Cluster, caller: &Caller, ctx: &RequestContext, mut met
     table(&[("TableName", KqlType::String), ("DatabaseName", KqlType::String)], dropped.into_iter().map(|(d, t)| vec![V::S(t), V::S(d)]).collect())
 }
 
-fn append(cluster: &Cluster, mut meta: Meta, db: &str, t: &str, batches: Vec<RecordBatch>) -> Result<QueryOutput> {
+/// Appends to a table and re-materializes its materialized views, in one commit.
+async fn append(cluster: &Cluster, mut meta: Meta, db: &str, t: &str, batches: Vec<RecordBatch>) -> Result<QueryOutput> {
     let schema = need_table(&meta, db, t)?.schema.arrow_schema();
     let mut new_data = HashMap::new();
     let mut rows = Vec::new();
@@ -665,6 +715,7 @@ fn append(cluster: &Cluster, mut meta: Meta, db: &str, t: &str, batches: Vec<Rec
         new_data.insert(info.id.clone(), data);
         need_table_mut(&mut meta, db, t)?.extents.push(info);
     }
+    crate::materialized::refresh(cluster, &mut meta, &mut new_data, db, t).await?;
     cluster.commit(meta, new_data)?;
     table(&[("ExtentId", KqlType::String), ("RowCount", KqlType::Long)], rows)
 }
@@ -691,7 +742,7 @@ fn policy_targets(target: &PolicyTarget, ctx: &RequestContext, snap: &State, cal
             .map(|d| d.tables.iter().map(|t| (d.name.clone(), t.name.clone())).collect())
             .unwrap_or_default(),
         PolicyTarget::MaterializedView(_) => {
-            return Err(RuntimeError::Plan(kustodian_planner::PlanError::unsupported("materialized views")));
+            return Err(RuntimeError::bad_request("restricted_view_access applies to tables, not materialized views"));
         }
     };
     for (d, _) in &out {
@@ -702,7 +753,7 @@ fn policy_targets(target: &PolicyTarget, ctx: &RequestContext, snap: &State, cal
 
 /// Validates a policy query before it is stored: it binds as queries will run it, returns the
 /// table's schema, and references no other RLS-enabled table and no other database.
-fn validate_policy(snap: &State, ctx: &RequestContext, db: &str, t: &str, query: &str) -> Result<()> {
+pub(crate) fn validate_policy(snap: &State, ctx: &RequestContext, db: &str, t: &str, query: &str) -> Result<()> {
     let catalog = SnapshotCatalog::new(snap, 1);
     let info = kustodian_planner::Catalog::table(&catalog, db, t).ok_or_else(|| RuntimeError::bad_request(format!("table '{t}' does not exist")))?;
     let mut vctx = ctx.clone();
@@ -717,9 +768,7 @@ fn validate_policy(snap: &State, ctx: &RequestContext, db: &str, t: &str, query:
                 access.table, access.database
             )));
         }
-        if access.table != t
-            && snap.meta.db(db).and_then(|d| d.table(&access.table)).is_some_and(|tm| tm.rls.as_ref().is_some_and(|r| r.enabled))
-        {
+        if access.table != t && crate::materialized::has_enabled_rls(&snap.meta, db, &access.table) {
             return Err(RuntimeError::bad_request(format!(
                 "the row_level_security policy query references table '{}', which has row level security enabled",
                 access.table
@@ -763,9 +812,8 @@ fn entity_principals(snap: &State, caller: &Caller, ctx: &RequestContext, entity
             check(ok, caller, &format!("{} the principals of function '{}'", if show { "show" } else { "manage" }, f.name), "Function Admin")?;
             Ok((format!("Function {}", f.name), fm.principals.clone()))
         }
-        SecurableEntity::MaterializedView(_) | SecurableEntity::ExternalTable(_) => {
-            Err(RuntimeError::Plan(kustodian_planner::PlanError::unsupported("materialized views and external tables")))
-        }
+        SecurableEntity::MaterializedView(v) => crate::materialized::principals(snap, caller, &ctx.database, &v.name, show),
+        SecurableEntity::ExternalTable(_) => Err(RuntimeError::Plan(kustodian_planner::PlanError::unsupported("external tables"))),
     }
 }
 
@@ -808,7 +856,7 @@ fn change_principals(
         SecurableEntity::Cluster => auth::CLUSTER_ROLES,
         SecurableEntity::Database(_) => auth::DATABASE_ROLES,
         SecurableEntity::Table(_) => auth::TABLE_ROLES,
-        SecurableEntity::Function(_) => auth::FUNCTION_ROLES,
+        SecurableEntity::Function(_) | SecurableEntity::MaterializedView(_) => auth::FUNCTION_ROLES,
         _ => &[],
     };
     if !allowed.contains(&role.as_str()) {
@@ -848,6 +896,11 @@ fn change_principals(
             }
         }
     }
+    if let SecurableEntity::MaterializedView(v) = entity {
+        for f in &fqns {
+            crate::materialized::check_admin_prerequisite(snap, &ctx.database, &v.name, f)?;
+        }
+    }
     let list: &mut Vec<RoleAssignment> = match entity {
         SecurableEntity::Cluster => &mut meta.cluster_roles,
         SecurableEntity::Database(name) => {
@@ -867,7 +920,8 @@ fn change_principals(
                 .ok_or_else(|| RuntimeError::bad_request(format!("function '{}' does not exist", f.name)))?
                 .principals
         }
-        _ => return Err(RuntimeError::Plan(kustodian_planner::PlanError::unsupported("materialized views and external tables"))),
+        SecurableEntity::MaterializedView(v) => crate::materialized::principals_mut(&mut meta, &ctx.database, &v.name)?,
+        SecurableEntity::ExternalTable(_) => return Err(RuntimeError::Plan(kustodian_planner::PlanError::unsupported("external tables"))),
     };
     let same = |a: &RoleAssignment, f: &str| {
         a.role == role && matches!((Principal::parse(&a.principal), Principal::parse(f)), (Ok(x), Ok(y)) if x == y)
@@ -929,7 +983,9 @@ fn show_principal_roles(snap: &State, caller: &Caller, ctx: &RequestContext, ent
         let want_db = match entity {
             None | Some(SecurableEntity::Cluster) => true,
             Some(SecurableEntity::Database(n)) => n.as_ref().map(|n| n.name.eq_ignore_ascii_case(&d.name)).unwrap_or(d.name.eq_ignore_ascii_case(&ctx.database)),
-            Some(SecurableEntity::Table(_)) | Some(SecurableEntity::Function(_)) => d.name.eq_ignore_ascii_case(&ctx.database),
+            Some(SecurableEntity::Table(_)) | Some(SecurableEntity::Function(_)) | Some(SecurableEntity::MaterializedView(_)) => {
+                d.name.eq_ignore_ascii_case(&ctx.database)
+            }
             _ => false,
         };
         if !want_db {
@@ -942,16 +998,26 @@ fn show_principal_roles(snap: &State, caller: &Caller, ctx: &RequestContext, ent
             if matches!(entity, Some(SecurableEntity::Table(q)) if q.name.name != t.name) {
                 continue;
             }
-            if matches!(entity, Some(SecurableEntity::Function(_))) {
+            if matches!(entity, Some(SecurableEntity::Function(_)) | Some(SecurableEntity::MaterializedView(_))) {
                 continue;
             }
             push(format!("Table {}.{}", d.name, t.name), &t.principals);
         }
         for f in &d.functions {
-            if matches!(entity, Some(SecurableEntity::Function(n)) if n.name != f.name) || matches!(entity, Some(SecurableEntity::Table(_))) {
+            if matches!(entity, Some(SecurableEntity::Function(n)) if n.name != f.name)
+                || matches!(entity, Some(SecurableEntity::Table(_)) | Some(SecurableEntity::MaterializedView(_)))
+            {
                 continue;
             }
             push(format!("Function {}.{}", d.name, f.name), &f.principals);
+        }
+        for v in &d.materialized_views {
+            if matches!(entity, Some(SecurableEntity::MaterializedView(n)) if n.name != v.name)
+                || matches!(entity, Some(SecurableEntity::Table(_)) | Some(SecurableEntity::Function(_)))
+            {
+                continue;
+            }
+            push(format!("Materialized View {}.{}", d.name, v.name), &v.principals);
         }
     }
     table(&[("Scope", KqlType::String), ("DisplayName", KqlType::String), ("AADObjectID", KqlType::String), ("Role", KqlType::String)], rows)

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cluster;
 pub mod datagen;
 mod commands;
+pub mod materialized;
 pub mod error;
 pub mod ingest;
 pub mod output;

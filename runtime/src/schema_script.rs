@@ -97,12 +97,47 @@ fn script(d: &DatabaseMeta, policies: bool, principals: bool) -> Vec<String> {
             }
         }
     }
+    // Views after their sources' policies: a view that copies the rows of an RLS-protected
+    // source is created with the override it was given.
+    for v in &d.materialized_views {
+        let mut props = Vec::new();
+        if v.allow_without_rls {
+            props.push("allowMaterializedViewsWithoutRowLevelSecurity = true".to_string());
+        }
+        if !v.folder.is_empty() {
+            props.push(format!("folder = {}", quote_string(&v.folder)));
+        }
+        if !v.docstring.is_empty() {
+            props.push(format!("docString = {}", quote_string(&v.docstring)));
+        }
+        let with = if props.is_empty() { String::new() } else { format!(" with ({})", props.join(", ")) };
+        out.push(format!(
+            ".create materialized-view{with} {} on table {} {{ {} }}",
+            quote_ident(&v.name),
+            quote_ident(&v.source),
+            v.query
+        ));
+        if !v.enabled {
+            out.push(format!(".disable materialized-view {}", quote_ident(&v.name)));
+        }
+        if policies && let Some(r) = &v.rls {
+            out.push(format!(
+                ".alter materialized-view {} policy row_level_security {} {}",
+                quote_ident(&v.name),
+                if r.enabled { "enable" } else { "disable" },
+                quote_string(&r.query)
+            ));
+        }
+    }
     if principals {
         for t in &d.tables {
             out.extend(add_principals("table", &quote_ident(&t.name), &t.principals));
         }
         for f in &d.functions {
             out.extend(add_principals("function", &quote_ident(&f.name), &f.principals));
+        }
+        for v in &d.materialized_views {
+            out.extend(add_principals("materialized-view", &quote_ident(&v.name), &v.principals));
         }
     }
     out

@@ -164,6 +164,28 @@ pub enum CommandKind {
     },
     /// `.clear cluster cache groupmembership with (group='...', principal='...')`
     ClearGroupMembershipCache { with: Vec<Property> },
+    /// `.create [ifnotexists] materialized-view [with (...)] V on table T { query }`;
+    /// `query.span` covers the text between the braces.
+    CreateMaterializedView {
+        if_not_exists: bool,
+        with: Vec<Property>,
+        name: Ident,
+        source: Ident,
+        query: Query,
+    },
+    /// `.show materialized-views`
+    ShowMaterializedViews,
+    /// `.show materialized-view V`
+    ShowMaterializedView { name: Ident },
+    /// `.drop materialized-view V [ifexists]`
+    DropMaterializedView { name: Ident, if_exists: bool },
+    /// `.enable materialized-view V [with (...)]` (`enable` true), `.disable materialized-view V`
+    /// (`enable` false, `with` empty).
+    EnableMaterializedView {
+        name: Ident,
+        enable: bool,
+        with: Vec<Property>,
+    },
 }
 
 /// `persist (paths)` or `volatile` in `.create database`.

@@ -1680,6 +1680,42 @@ impl Display for CommandKind {
                 f.write_str(".clear cluster cache groupmembership")?;
                 with_props(f, with)
             }
+            CreateMaterializedView {
+                if_not_exists,
+                with,
+                name,
+                source,
+                query,
+            } => {
+                f.write_str(".create")?;
+                if *if_not_exists {
+                    f.write_str(" ifnotexists")?;
+                }
+                f.write_str(" materialized-view")?;
+                with_props(f, with)?;
+                write!(f, " {name} on table {source} {{ ")?;
+                let _body = CommandMode::set(false);
+                write_statements(f, &query.statements, "; ")?;
+                if let Some(last) = query.statements.last()
+                    && !matches!(last.kind, StatementKind::Expr(_))
+                {
+                    f.write_str(";")?;
+                }
+                f.write_str(" }")
+            }
+            ShowMaterializedViews => f.write_str(".show materialized-views"),
+            ShowMaterializedView { name } => write!(f, ".show materialized-view {name}"),
+            DropMaterializedView { name, if_exists } => {
+                write!(f, ".drop materialized-view {name}")?;
+                if *if_exists {
+                    f.write_str(" ifexists")?;
+                }
+                Ok(())
+            }
+            EnableMaterializedView { name, enable, with } => {
+                write!(f, ".{} materialized-view {name}", if *enable { "enable" } else { "disable" })?;
+                with_props(f, with)
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 //! point ([`Binder::resolve_table`]) and folding principal functions to literals.
 
 mod grouped;
+mod materialized;
 mod misc2;
 mod mv_apply;
 mod ops;

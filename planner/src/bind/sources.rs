@@ -105,7 +105,7 @@ impl<'a> Binder<'a> {
                 [a] => self.bind_tabular(a.expr(), scope),
                 _ => Err(self.semantic("materialize() takes one tabular expression", span)),
             },
-            "materialized_view" => Err(self.unsupported("materialized views", span)),
+            "materialized_view" => self.bind_materialized_view(args, span, scope),
             "external_table" => Err(self.unsupported("external tables", span)),
             "database" => Err(self.semantic("database() must be followed by a table: database('db').T", span)),
             "cluster" => Err(self.unsupported("cross-cluster queries (cluster(...))", span)),
