@@ -254,18 +254,22 @@ pub fn session_state(config: datafusion::prelude::SessionConfig) -> SessionState
         .build()
 }
 
-/// Counts the barriers in a logical plan (subqueries included).
+/// Counts the distinct barriers in a logical plan (subqueries included). Identical barriers
+/// count once: the physical planner plans identical scalar subqueries once
+/// (`let s = toscalar(T | ...); print a = s, b = s` reads `T` through one barrier), so a
+/// plain count would demand more barrier execs than a correct physical plan has.
 pub fn count_logical_barriers(plan: &LogicalPlan) -> usize {
-    let mut n = 0;
+    let mut seen: Vec<SecurityBarrier> = Vec::new();
     let _ = plan.apply_with_subqueries(|node| {
         if let LogicalPlan::Extension(ext) = node
-            && SecurityBarrier::of(ext.node.as_ref()).is_some()
+            && let Some(b) = SecurityBarrier::of(ext.node.as_ref())
+            && !seen.contains(b)
         {
-            n += 1;
+            seen.push(b.clone());
         }
         Ok(TreeNodeRecursion::Continue)
     });
-    n
+    seen.len()
 }
 
 /// Counts the barrier execs in a physical plan.

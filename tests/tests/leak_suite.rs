@@ -111,6 +111,8 @@ const QUERIES: &[&str] = &[
     "TBL | extend k = toint(Num) | join kind=leftouter (datatable(k:int, tag:string)[1, 'one', 2, 'two']) on k | project Id, tag",
     "TBL | where Id in ((TBL | where 5 / Den > 1 | project Id)) | project Id",
     "print c = toscalar(TBL | summarize sum(60 / Den))",
+    // the same scalar subquery twice: planned once physically, still behind its barrier
+    "let s = toscalar(TBL | summarize sum(60 / Den)); print a = s | extend b = a - s",
     "TBL | lookup (TBL | project Id, S2 = Secret) on Id | where 1 / Den >= 0 | project Id, S2",
     "union TBL, (TBL | where 2 / Den > 0) | summarize count()",
     "TBL | top 5 by 100 / Den desc | project Id",
