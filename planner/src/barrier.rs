@@ -243,15 +243,49 @@ pub fn with_barrier_planner(state: SessionState) -> SessionState {
         .build()
 }
 
-/// A session state with DataFusion's defaults, the barrier-aware query planner and the rule
-/// that moves total user predicates into barriers.
+/// A session state with DataFusion's functions and physical optimizer, Kustodian's logical
+/// optimizer rules ([`optimizer_rules`]) and the barrier-aware query planner.
 pub fn session_state(config: datafusion::prelude::SessionConfig) -> SessionState {
     datafusion::execution::SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
+        .with_optimizer_rules(optimizer_rules())
         .with_query_planner(Arc::new(KustodianQueryPlanner))
-        .with_optimizer_rule(Arc::new(crate::pushdown::PushTotalFiltersIntoBarrier))
         .build()
+}
+
+/// The logical optimizer rules Kustodian runs: DataFusion's, in DataFusion's order, less the
+/// ones for plan shapes the binder never produces (SQL's set comparisons, lateral joins, cross
+/// joins with join predicates in a WHERE, outer joins a WHERE makes inner, GROUP BY constants,
+/// duplicated sort keys, leaf-expression extraction) or that only rewrite SQL-written
+/// redundancy (common subexpressions, a single DISTINCT aggregate), plus the rule that moves
+/// total user predicates into barriers ([`crate::pushdown`]). Every rule costs a walk of the
+/// plan and a schema check per pass whether or not it applies; the dropped ones were about a
+/// third of the optimizer's time on the corpus (benches/stages).
+pub fn optimizer_rules() -> Vec<Arc<dyn datafusion::optimizer::OptimizerRule + Send + Sync>> {
+    use datafusion::optimizer::{
+        decorrelate_predicate_subquery::DecorrelatePredicateSubquery, eliminate_filter::EliminateFilter,
+        eliminate_limit::EliminateLimit, extract_equijoin_predicate::ExtractEquijoinPredicate,
+        optimize_projections::OptimizeProjections, optimize_unions::OptimizeUnions,
+        propagate_empty_relation::PropagateEmptyRelation, push_down_filter::PushDownFilter, push_down_limit::PushDownLimit,
+        replace_distinct_aggregate::ReplaceDistinctWithAggregate, scalar_subquery_to_join::ScalarSubqueryToJoin,
+        simplify_expressions::SimplifyExpressions,
+    };
+    vec![
+        Arc::new(OptimizeUnions::new()),
+        Arc::new(SimplifyExpressions::new()),
+        Arc::new(ReplaceDistinctWithAggregate::new()),
+        Arc::new(DecorrelatePredicateSubquery::new()),
+        Arc::new(ScalarSubqueryToJoin::new()),
+        Arc::new(ExtractEquijoinPredicate::new()),
+        Arc::new(EliminateFilter::new()),
+        Arc::new(EliminateLimit::new()),
+        Arc::new(PropagateEmptyRelation::new()),
+        Arc::new(PushDownLimit::new()),
+        Arc::new(PushDownFilter::new()),
+        Arc::new(OptimizeProjections::new()),
+        Arc::new(crate::pushdown::PushTotalFiltersIntoBarrier),
+    ]
 }
 
 /// Counts the distinct barriers in a logical plan (subqueries included). Identical barriers

@@ -15,7 +15,8 @@ use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::{ExecutionPlan, displayable, execute_stream};
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::execution::{SessionState, TaskContext};
+use datafusion::prelude::SessionConfig;
 use kustodian_parser::ast;
 use kustodian_planner::{
     AppliedPolicy, Catalog, FunctionInfo, KqlSchema, PlannedQuery, TableAccess, Principal, RequestContext, RlsPolicy, TableInfo, plan_pipe,
@@ -47,7 +48,7 @@ pub struct RequestOptions {
 
 /// A query planned down to its physical plan ([`Cluster::prepare`]), ready to run.
 pub struct Prepared {
-    session: SessionContext,
+    task: Arc<TaskContext>,
     physical: Arc<dyn ExecutionPlan>,
     /// The KQL schema of the result.
     pub schema: KqlSchema,
@@ -174,16 +175,22 @@ pub struct Cluster {
     /// The first admin: requests without an identity run as this principal.
     pub(crate) admin: Principal,
     pub(crate) partitions: usize,
-    /// The session state every request starts from, built once: registering DataFusion's
-    /// functions and rules costs about a millisecond, more than planning a typical query.
-    base_session: std::sync::OnceLock<datafusion::execution::SessionState>,
+    /// Split every table into exactly `partitions` (tests, [`Cluster::with_partitions`]) rather
+    /// than only tables large enough to gain from it (see [`MIN_ROWS_PER_PARTITION`]).
+    pub(crate) exact_partitions: bool,
+    /// Session states requests plan with, built once each (registering DataFusion's functions
+    /// and rules costs about a millisecond, and even cloning one costs a tenth of planning a
+    /// typical query): see [`Cluster::session`].
+    sessions: Sessions,
 }
 
 /// A read-only view of one state snapshot, implementing the planner's catalog.
 pub(crate) struct SnapshotCatalog<'a> {
     pub state: &'a State,
-    /// Partitions of the in-memory table providers.
+    /// Partitions of the in-memory table providers: at most this many, fewer for small tables
+    /// unless `exact_partitions`.
     pub partitions: usize,
+    pub exact_partitions: bool,
     /// Present tables without their row-level security policies: only for the unfiltered
     /// baseline of an overhead measurement, after its caller was checked to be an admin of
     /// every table whose policy is left out.
@@ -195,7 +202,7 @@ pub(crate) struct SnapshotCatalog<'a> {
 
 impl<'a> SnapshotCatalog<'a> {
     pub fn new(state: &'a State, partitions: usize) -> Self {
-        SnapshotCatalog { state, partitions, without_rls: false, fraction: 1.0 }
+        SnapshotCatalog { state, partitions, exact_partitions: false, without_rls: false, fraction: 1.0 }
     }
 
     fn provider(&self, schema: &KqlSchema, extents: &[ExtentInfo]) -> Option<Arc<dyn TableProvider>> {
@@ -220,7 +227,8 @@ impl<'a> SnapshotCatalog<'a> {
             }
             batches = kept;
         }
-        let n = self.partitions;
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        let n = if self.exact_partitions { self.partitions } else { self.partitions.min(rows / MIN_ROWS_PER_PARTITION).max(1) };
         let mut parts: Vec<Vec<RecordBatch>> = vec![Vec::new(); n.max(1)];
         for (i, b) in batches.into_iter().enumerate() {
             parts[i % n.max(1)].push(b);
@@ -228,6 +236,31 @@ impl<'a> SnapshotCatalog<'a> {
         MemTable::try_new(schema, parts).ok().map(|m| Arc::new(m) as Arc<dyn TableProvider>)
     }
 }
+
+/// Tables with fewer rows than this per partition are not split further: a small table gains
+/// nothing from running on several cores, and one partition plans with no repartitioning and
+/// no two-phase aggregation (a third of the planning time of a small query).
+pub(crate) const MIN_ROWS_PER_PARTITION: usize = 64 * 1024;
+
+/// The most partitions any table scan of a plan has (1 when it reads no table): the target
+/// partition count to plan it with.
+fn input_partitions(plan: &LogicalPlan) -> usize {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    let mut n = 1;
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && let Ok(provider) = datafusion::datasource::source_as_provider(&scan.source)
+        {
+            n = n.max(provider.downcast_ref::<MemTable>().map_or(1, |m| m.batches.len()));
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    n
+}
+
+/// Sessions by kind: `[policies as usize * 2 + (partitions > 1) as usize]`.
+#[derive(Default)]
+struct Sessions([std::sync::OnceLock<(SessionState, Arc<TaskContext>)>; 4]);
 
 pub(crate) fn num_partitions() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
@@ -327,7 +360,8 @@ impl Cluster {
             storage,
             admin,
             partitions: num_partitions(),
-            base_session: std::sync::OnceLock::new(),
+            exact_partitions: false,
+            sessions: Sessions::default(),
         }
     }
 
@@ -401,9 +435,15 @@ impl Cluster {
     /// the machine's cores). Tests use it to run the same query on one and several partitions.
     pub fn with_partitions(mut self, n: usize) -> Cluster {
         self.partitions = n.max(1);
-        // The cached session state was built for the old partition count.
-        self.base_session = std::sync::OnceLock::new();
+        self.exact_partitions = true;
+        // The cached session states were built for the old partition count.
+        self.sessions = Sessions::default();
         self
+    }
+
+    /// A catalog over a snapshot, with this cluster's partitioning.
+    pub(crate) fn catalog<'s>(&self, snap: &'s State) -> SnapshotCatalog<'s> {
+        SnapshotCatalog { exact_partitions: self.exact_partitions, ..SnapshotCatalog::new(snap, self.partitions) }
     }
 
     /// The principal requests run as when no identity is given.
@@ -535,7 +575,7 @@ impl Cluster {
                     None,
                 )?
                 .build()?;
-                let catalog = SnapshotCatalog::new(&snap, self.partitions);
+                let catalog = self.catalog(&snap);
                 let planned = plan_pipe(&catalog, &ctx, scan, out.schema, &cmd.pipe)?;
                 self.authorize_tables(&snap, &caller, &planned)?;
                 self.stream_plan(&planned).await
@@ -586,7 +626,7 @@ impl Cluster {
         if !database.is_empty() && snap.meta.db(database).is_none() {
             return Err(RuntimeError::bad_request(format!("database '{database}' does not exist")));
         }
-        let catalog = SnapshotCatalog { without_rls: view.without_rls, fraction: view.fraction, ..SnapshotCatalog::new(&snap, self.partitions) };
+        let catalog = SnapshotCatalog { without_rls: view.without_rls, fraction: view.fraction, ..self.catalog(&snap) };
         self.plan_in(&catalog, caller, ctx, q, text)
     }
 
@@ -600,19 +640,19 @@ impl Cluster {
         view: View,
     ) -> Result<Prepared> {
         let planned = self.plan_request(q, text, database, caller, ctx, view)?;
-        let (session, _, physical) = self.physical(&planned).await?;
-        Ok(Prepared { session, physical, schema: planned.schema, policies: planned.policies, tables: planned.tables })
+        let (task, _, physical) = self.physical(&planned).await?;
+        Ok(Prepared { task, physical, schema: planned.schema, policies: planned.policies, tables: planned.tables })
     }
 
     /// Runs a prepared query to completion.
     pub async fn run_prepared(&self, prepared: &Prepared) -> Result<QueryOutput> {
-        let stream = ordered_stream(Arc::clone(&prepared.physical), prepared.session.task_ctx())?;
+        let stream = ordered_stream(Arc::clone(&prepared.physical), Arc::clone(&prepared.task))?;
         QueryStream::engine(prepared.schema.clone(), stream).collect().await
     }
 
     /// Plans a query and authorizes every table it reaches.
     pub(crate) fn plan(&self, snap: &State, caller: &Caller, ctx: &RequestContext, q: &ast::Query, text: &str) -> Result<PlannedQuery> {
-        self.plan_in(&SnapshotCatalog::new(snap, self.partitions), caller, ctx, q, text)
+        self.plan_in(&self.catalog(snap), caller, ctx, q, text)
     }
 
     /// Plans a query against a catalog view of a snapshot and authorizes every table it reaches.
@@ -666,46 +706,49 @@ impl Cluster {
         Ok(())
     }
 
-    fn session(&self, policies: bool) -> SessionContext {
-        let base = self.base_session.get_or_init(|| {
-            // No round-robin repartitioning: tables are already split into one partition per
-            // core, and spreading a single-partition input (`range`, `datatable`, a sorted or
-            // serialized result) over several would lose the row order KQL keeps for them.
-            let config = SessionConfig::new()
-                .with_target_partitions(self.partitions.max(1))
+    /// The session state (and a task context to run its plans with) for a plan: one
+    /// partition when every table it reads fits in one, and one logical optimizer pass for a
+    /// plan without policies. Built once per kind and shared by all requests, never cloned:
+    /// the binder fixes `now()` for the request, so nothing per request lives in the state.
+    fn session(&self, policies: bool, partitions: usize) -> &(SessionState, Arc<TaskContext>) {
+        let slot = &self.sessions.0[usize::from(policies) * 2 + usize::from(partitions > 1)];
+        slot.get_or_init(|| {
+            // No round-robin repartitioning: tables are already split into partitions, and
+            // spreading a single-partition input (`range`, `datatable`, a sorted or serialized
+            // result) over several would lose the row order KQL keeps for them.
+            let mut config = SessionConfig::new()
+                .with_target_partitions(if partitions > 1 { self.partitions.max(1) } else { 1 })
                 .with_round_robin_repartition(false)
                 .with_information_schema(false);
-            kustodian_planner::barrier::session_state(config)
-        });
-        // A fresh state per request (its own query id and start time), cloned from the base.
-        let mut state = base.clone();
-        // One pass of the logical optimizer for a plan without policies: the binder's plans
-        // are already simple, and the second and third passes cost about a fifth of planning
-        // time (benches/stages) for plans that come out the same. Under a security barrier a
-        // user's total predicate needs a pass to reach the barrier, one to move inside it and
-        // one to sink into the policy's plan (pushdown.rs): DataFusion's three.
-        if !policies {
-            state.config_mut().options_mut().optimizer.max_passes = 1;
-        }
-        state.mark_start_execution();
-        SessionContext::new_with_state(state)
+            // One pass of the logical optimizer for a plan without policies: the binder's
+            // plans are already simple, and the second and third passes cost about a fifth of
+            // planning time (benches/stages) for plans that come out the same. Under a
+            // security barrier a user's total predicate needs a pass to reach the barrier, one
+            // to move inside it and one to sink into the policy's plan (pushdown.rs):
+            // DataFusion's three.
+            if !policies {
+                config.options_mut().optimizer.max_passes = 1;
+            }
+            let state = kustodian_planner::barrier::session_state(config);
+            let task = Arc::new(TaskContext::from(&state));
+            (state, task)
+        })
     }
 
     /// Optimizes, verifies (barriers in place) and plans a query physically.
-    pub(crate) async fn physical(&self, planned: &PlannedQuery) -> Result<(SessionContext, LogicalPlan, Arc<dyn ExecutionPlan>)> {
-        let ctx = self.session(!planned.protected.is_empty());
-        let state = ctx.state();
+    pub(crate) async fn physical(&self, planned: &PlannedQuery) -> Result<(Arc<TaskContext>, LogicalPlan, Arc<dyn ExecutionPlan>)> {
+        let (state, task) = self.session(!planned.protected.is_empty(), input_partitions(&planned.plan));
         kustodian_planner::verify::verify_logical(&planned.plan, &planned.protected)?;
         let optimized = state.optimize(&planned.plan)?;
         kustodian_planner::verify::verify_logical(&optimized, &planned.protected)?;
         let physical = state.create_physical_plan(&optimized).await?;
         kustodian_planner::verify::verify_physical(&optimized, &physical)?;
-        Ok((ctx, optimized, physical))
+        Ok((Arc::clone(task), optimized, physical))
     }
 
     async fn stream_plan(&self, planned: &PlannedQuery) -> Result<QueryStream> {
-        let (ctx, _, physical) = self.physical(planned).await?;
-        let stream = ordered_stream(physical, ctx.task_ctx())?;
+        let (task, _, physical) = self.physical(planned).await?;
+        let stream = ordered_stream(physical, task)?;
         Ok(QueryStream::engine(planned.schema.clone(), stream))
     }
 

@@ -250,7 +250,7 @@ async fn compute(
 ) -> Result<(KqlSchema, Vec<RecordBatch>)> {
     let q = parse_query(query, view)?;
     let state = State { meta: meta.clone(), data: data.clone() };
-    let catalog = SnapshotCatalog { without_rls: true, ..SnapshotCatalog::new(&state, cluster.partitions) };
+    let catalog = SnapshotCatalog { without_rls: true, ..cluster.catalog(&state) };
     let ctx = RequestContext {
         principal: cluster.admin.clone(),
         groups: Vec::new(),
@@ -282,8 +282,8 @@ async fn compute(
             "the query of materialized view '{view}' must read its source table '{source}'"
         )));
     }
-    let (sctx, _, physical) = cluster.physical(&planned).await?;
-    let batches = datafusion::physical_plan::collect(physical, sctx.task_ctx()).await?;
+    let (task, _, physical) = cluster.physical(&planned).await?;
+    let batches = datafusion::physical_plan::collect(physical, task).await?;
     Ok((planned.schema, batches))
 }
 
