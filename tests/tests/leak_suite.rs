@@ -209,6 +209,9 @@ fn user_expressions_stay_above_the_barrier() {
         "T | summarize sum(4242 / Den) by K",
         "T | join (T | where 4242 / Den > 0) on Id",
         "T | where Id in ((T | where 4242 / Den > 0 | project Id))",
+        // computed projections stay above (column-only ones may pass below)
+        "T | project x = 4242 / Den, Id | take 3",
+        "T | extend y = Den * 4242 | project y",
     ];
     for q in queries {
         let opts = RequestOptions {
@@ -238,6 +241,24 @@ fn user_expressions_stay_above_the_barrier() {
             assert!(barriers >= 1, "`{q}`: no barrier in the {name} plan:\n{plan}");
         }
     }
+}
+
+/// A projection of plain columns passes below the barrier, so the policy's filter outputs only
+/// the columns the query uses instead of copying the others (own-rows policy cost, issue 5).
+#[test]
+fn column_projections_pass_below_the_barrier() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(dir.path(), 2, 10, POLICY_PLAIN);
+    let opts = RequestOptions {
+        database: Some("Leak".into()),
+        identity: Some(Identity { principal: ALICE.into(), groups: vec![] }),
+        properties: vec![],
+    };
+    let ex = rt().block_on(c.explain("T | where Id > 5 | count", &opts)).unwrap();
+    let plan = &ex.physical_plan;
+    let barrier = plan.lines().position(|l| l.contains("BarrierExec")).unwrap_or_else(|| panic!("no barrier:\n{plan}"));
+    assert!(!plan.lines().take(barrier).any(|l| l.contains("ProjectionExec")), "the projection stayed above the barrier:\n{plan}");
+    assert!(plan.lines().nth(barrier + 1).is_some_and(|l| l.contains("projection=[]")), "the policy's filter still outputs columns:\n{plan}");
 }
 
 /// Predicates that cannot fail (a column compared with a literal, `in` a literal list, null
