@@ -105,14 +105,27 @@ pub struct TableAccess {
 pub struct PlannedQuery {
     pub plan: LogicalPlan,
     pub schema: KqlSchema,
-    /// The query with policies substituted, printed from the AST.
-    pub effective_kql: String,
+    /// The query's text and its substituted table references, from which
+    /// [`PlannedQuery::effective_kql`] prints the effective query (only explain needs it: it
+    /// costs a parse and a print of the whole query).
+    effective: Option<(String, Vec<(Span, String)>)>,
     pub policies: Vec<AppliedPolicy>,
     pub tables: Vec<TableAccess>,
     /// Entity names of the tables whose scans must sit under a barrier.
     pub protected: Vec<String>,
     /// `validatepermissions` (request property or `set`): authorize, do not run.
     pub validate_permissions: bool,
+}
+
+impl PlannedQuery {
+    /// The query with each table reference that had a policy substituted replaced by a view
+    /// holding the policy, printed from the AST.
+    pub fn effective_kql(&self) -> String {
+        match &self.effective {
+            Some((text, subs)) => sources::effective_kql(text, subs, &self.policies),
+            None => String::new(),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -207,14 +220,14 @@ pub const NOT_SETTABLE: &[&str] = &[
 pub fn plan_query(catalog: &dyn Catalog, ctx: &RequestContext, query: &ast::Query, text: &str) -> Result<PlannedQuery> {
     let mut b = Binder::new(catalog, ctx);
     let rel = b.bind_statements(&query.statements, &mut Scope::default(), true)?;
-    let effective_kql = sources::effective_kql(text, &b.substitutions, &b.policies);
+    let effective = Some((text.to_string(), std::mem::take(&mut b.substitutions)));
     let mut protected: Vec<String> = b.policies.iter().map(|p| p.table.clone()).collect();
     protected.sort();
     protected.dedup();
     let mut tables = b.tables;
     dedup_in_order(&mut tables);
     let validate_permissions = b.validate_permissions;
-    Ok(PlannedQuery { plan: rel.plan, schema: rel.schema, effective_kql, policies: b.policies, tables, protected, validate_permissions })
+    Ok(PlannedQuery { plan: rel.plan, schema: rel.schema, effective, policies: b.policies, tables, protected, validate_permissions })
 }
 
 fn dedup_in_order<T: Eq + std::hash::Hash + Clone>(v: &mut Vec<T>) {
@@ -836,7 +849,7 @@ pub fn plan_pipe(catalog: &dyn Catalog, ctx: &RequestContext, input: LogicalPlan
     Ok(PlannedQuery {
         plan: rel.plan,
         schema: rel.schema,
-        effective_kql: String::new(),
+        effective: None,
         policies: b.policies,
         tables: b.tables,
         protected,
