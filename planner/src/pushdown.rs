@@ -9,9 +9,10 @@
 //! the policy's own filter. Without this, `T | where Region == "r3"` over a policy that joins a
 //! mapping table would join every row before filtering.
 //!
-//! The rule runs after DataFusion's `PushDownFilter` in each optimizer pass: that rule brings
+//! The rule runs after DataFusion's `PushDownFilter` in the optimizer pass: that rule brings
 //! the user's filter down to the barrier (through projections and aliases), this one moves the
-//! total conjuncts inside, and the next pass pushes them further down within the policy plan.
+//! total conjuncts inside, and [`sink_into_policies`] then pushes them further down within the
+//! policy plan.
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::Transformed;
@@ -60,6 +61,17 @@ impl OptimizerRule for PushTotalFiltersIntoBarrier {
             None => Ok(Transformed::no(plan)),
         }
     }
+}
+
+/// After the (single) optimizer pass over a plan with policies: pushes the predicates the
+/// barrier rule moved inside barriers further into the policies' plans (below their
+/// projections, into union branches and join inputs) with DataFusion's `PushDownFilter` alone.
+/// A second full optimizer pass did the same, and cost as much as the rest of the overhead of
+/// a simple policy (every rule walks the plan and re-derives schemas). The barrier still
+/// blocks `PushDownFilter`, so nothing from above it moves in here.
+pub fn sink_into_policies(plan: LogicalPlan, config: &dyn OptimizerConfig) -> DfResult<LogicalPlan> {
+    use datafusion::optimizer::push_down_filter::PushDownFilter;
+    datafusion::optimizer::Optimizer::with_rules(vec![Arc::new(PushDownFilter::new())]).optimize(plan, config, |_, _| {})
 }
 
 /// `Filter(predicate, input)` with the total conjuncts of `predicate` moved inside `input`, if

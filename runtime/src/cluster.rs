@@ -258,9 +258,9 @@ fn input_partitions(plan: &LogicalPlan) -> usize {
     n
 }
 
-/// Sessions by kind: `[policies as usize * 2 + (partitions > 1) as usize]`.
+/// Sessions by kind: `[(partitions > 1) as usize]`.
 #[derive(Default)]
-struct Sessions([std::sync::OnceLock<(SessionState, Arc<TaskContext>)>; 4]);
+struct Sessions([std::sync::OnceLock<(SessionState, Arc<TaskContext>)>; 2]);
 
 pub(crate) fn num_partitions() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
@@ -707,11 +707,11 @@ impl Cluster {
     }
 
     /// The session state (and a task context to run its plans with) for a plan: one
-    /// partition when every table it reads fits in one, and one logical optimizer pass for a
-    /// plan without policies. Built once per kind and shared by all requests, never cloned:
-    /// the binder fixes `now()` for the request, so nothing per request lives in the state.
-    fn session(&self, policies: bool, partitions: usize) -> &(SessionState, Arc<TaskContext>) {
-        let slot = &self.sessions.0[usize::from(policies) * 2 + usize::from(partitions > 1)];
+    /// partition when every table it reads fits in one. Built once per kind and shared by all
+    /// requests, never cloned: the binder fixes `now()` for the request, so nothing per
+    /// request lives in the state.
+    fn session(&self, partitions: usize) -> &(SessionState, Arc<TaskContext>) {
+        let slot = &self.sessions.0[usize::from(partitions > 1)];
         slot.get_or_init(|| {
             // No round-robin repartitioning: tables are already split into partitions, and
             // spreading a single-partition input (`range`, `datatable`, a sorted or serialized
@@ -720,14 +720,13 @@ impl Cluster {
                 .with_target_partitions(if partitions > 1 { self.partitions.max(1) } else { 1 })
                 .with_round_robin_repartition(false)
                 .with_information_schema(false);
-            // One pass of the logical optimizer for a plan without policies: the binder's
-            // plans are already simple, and the second and third passes cost about a fifth of
-            // planning time (benches/stages) for plans that come out the same. Under a
-            // security barrier, two: in the first, a user's total predicate reaches the
-            // barrier and moves inside it (the barrier rule runs after PushDownFilter); in the
-            // second it sinks into the policy's plan. DataFusion's third pass only found
-            // nothing left to do, and cost a tenth of planning a policy query.
-            config.options_mut().optimizer.max_passes = if policies { 2 } else { 1 };
+            // One pass of the logical optimizer: the binder's plans are already simple, and
+            // DataFusion's second and third passes cost about a fifth of planning time
+            // (benches/stages) for plans that came out the same. Under a security barrier a
+            // user's total predicate reaches the barrier and moves inside it in that pass (the
+            // barrier rule runs after PushDownFilter); `physical` then sinks it into the
+            // policy's plan with PushDownFilter alone.
+            config.options_mut().optimizer.max_passes = 1;
             let state = kustodian_planner::barrier::session_state(config);
             let task = Arc::new(TaskContext::from(&state));
             (state, task)
@@ -736,9 +735,13 @@ impl Cluster {
 
     /// Optimizes, verifies (barriers in place) and plans a query physically.
     pub(crate) async fn physical(&self, planned: &PlannedQuery) -> Result<(Arc<TaskContext>, LogicalPlan, Arc<dyn ExecutionPlan>)> {
-        let (state, task) = self.session(!planned.protected.is_empty(), input_partitions(&planned.plan));
+        let policies = !planned.protected.is_empty();
+        let (state, task) = self.session(input_partitions(&planned.plan));
         kustodian_planner::verify::verify_logical(&planned.plan, &planned.protected)?;
-        let optimized = state.optimize(&planned.plan)?;
+        let mut optimized = state.optimize(&planned.plan)?;
+        if policies {
+            optimized = kustodian_planner::pushdown::sink_into_policies(optimized, state)?;
+        }
         kustodian_planner::verify::verify_logical(&optimized, &planned.protected)?;
         let physical = state.create_physical_plan(&optimized).await?;
         kustodian_planner::verify::verify_physical(&optimized, &physical)?;
