@@ -6,9 +6,9 @@
 //! move user predicates and projections under it; either lets a fallible user expression run on
 //! hidden rows and leak their values through errors. The logical node blocks predicate pushdown
 //! (the default `prevent_predicate_push_down_columns` is "all columns") while still allowing
-//! column pruning; the physical exec keeps the `ExecutionPlan` defaults that refuse filter and
-//! projection pushdown, and reports unknown statistics so no exact row count of the raw table
-//! reaches the optimizer.
+//! column pruning; the physical exec keeps the `ExecutionPlan` default that refuses filter
+//! pushdown, lets only projections of plain columns pass below it (they compute nothing), and
+//! reports unknown statistics so no exact row count of the raw table reaches the optimizer.
 
 use std::cmp::Ordering;
 use std::fmt;
