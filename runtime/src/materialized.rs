@@ -372,9 +372,14 @@ pub(crate) fn check_source_rls(meta: &mut Meta, db: &str, table: &str, allow: bo
     Ok(())
 }
 
+/// A materialized view whose source is `table`, if any.
+fn view_over<'m>(meta: &'m Meta, db: &str, table: &str) -> Option<&'m MaterializedViewMeta> {
+    meta.db(db).and_then(|d| d.materialized_views.iter().find(|v| v.source == table))
+}
+
 /// `.alter table T policy restricted_view_access true`: a source table cannot have it.
 pub(crate) fn check_source_rva(meta: &Meta, db: &str, table: &str) -> Result<()> {
-    if let Some(v) = meta.db(db).and_then(|d| d.materialized_views.iter().find(|v| v.source == table)) {
+    if let Some(v) = view_over(meta, db, table) {
         return Err(RuntimeError::bad_request(format!(
             "restricted view access cannot be enabled on table '{table}': it is the source of materialized view '{}'",
             v.name
@@ -385,7 +390,7 @@ pub(crate) fn check_source_rva(meta: &Meta, db: &str, table: &str) -> Result<()>
 
 /// `.drop table T`: a source table cannot be dropped before its views.
 pub(crate) fn check_source_drop(meta: &Meta, db: &str, table: &str) -> Result<()> {
-    if let Some(v) = meta.db(db).and_then(|d| d.materialized_views.iter().find(|v| v.source == table)) {
+    if let Some(v) = view_over(meta, db, table) {
         return Err(RuntimeError::bad_request(format!(
             "table '{table}' cannot be dropped: it is the source of materialized view '{}'; drop the view first",
             v.name
