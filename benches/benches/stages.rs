@@ -2,7 +2,9 @@
 //! time of each stage (bind, analyzer, each logical optimizer rule, physical planning, each
 //! physical optimizer rule), summed over the corpus. Not a criterion bench: it prints one
 //! table, to find what to make cheaper. `KUSTODIAN_MAX_PASSES=n` sets the logical optimizer's
-//! passes (Kustodian runs 1 for plans without policies, DataFusion's default 3 with them).
+//! passes (Kustodian runs 1); `KUSTODIAN_PARTITIONS=n` the target partitions (1 by default,
+//! as Kustodian plans the sample database's tables, which are all under 64K rows). Per stage it
+//! prints the mean over the corpus and the median (p50) over the queries.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 use std::collections::HashMap;
@@ -20,15 +22,23 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let cluster = rt.block_on(Cluster::sample()).unwrap();
     let cases = corpus_cases(&rt, &cluster);
-    let mut config = SessionConfig::new().with_target_partitions(2).with_round_robin_repartition(false).with_information_schema(false);
+    let partitions = std::env::var("KUSTODIAN_PARTITIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    let mut config = SessionConfig::new().with_target_partitions(partitions).with_round_robin_repartition(false).with_information_schema(false);
     config.options_mut().optimizer.max_passes = std::env::var("KUSTODIAN_MAX_PASSES").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
     let state = kustodian_planner::barrier::session_state(config);
     // The same state without physical optimizer rules: its physical plan is the planner's
     // initial plan, to which the rules are then applied one by one.
     let bare = SessionStateBuilder::new_from_existing(state.clone()).with_physical_optimizer_rules(vec![]).build();
     let mut totals: HashMap<String, Duration> = HashMap::new();
-    let mut add = |k: &str, d: Duration| *totals.entry(k.to_string()).or_default() += d;
-    for case in &cases {
+    // Per stage, per query: the stage's time summed over the runs.
+    let mut per_case: HashMap<String, Vec<Duration>> = HashMap::new();
+    for (i, case) in cases.iter().enumerate() {
+        let mut add = |k: &str, d: Duration| {
+            *totals.entry(k.to_string()).or_default() += d;
+            let v = per_case.entry(k.to_string()).or_default();
+            v.resize(cases.len(), Duration::ZERO);
+            v[i] += d;
+        };
         for _ in 0..RUNS {
             let t = Instant::now();
             let planned = cluster.bind(&case.text, &case.opts).unwrap();
@@ -68,8 +78,16 @@ fn main() {
     rows.sort_by(|a, b| b.1.cmp(&a.1));
     let all: Duration = rows.iter().map(|r| r.1).sum();
     println!("\nplanning time per query, mean over {} corpus queries x {RUNS} runs: {:.1} µs", cases.len(), per_query(all));
-    println!("{:<60} {:>10} {:>7}", "stage", "µs/query", "share");
+    let p50 = |v: &[Duration]| {
+        let mut v = v.to_vec();
+        v.sort();
+        v.get(v.len() / 2).map_or(0.0, |d| d.as_secs_f64() * 1e6 / f64::from(RUNS))
+    };
+    let whole: Vec<Duration> = (0..cases.len()).map(|i| per_case.values().map(|v| v.get(i).copied().unwrap_or_default()).sum()).collect();
+    println!("median query: {:.1} µs", p50(&whole));
+    println!("{:<60} {:>10} {:>7} {:>9}", "stage", "µs/query", "share", "p50 µs");
     for (k, d) in rows.iter().take(40) {
-        println!("{k:<60} {:>10.1} {:>6.1}%", per_query(*d), 100.0 * d.as_secs_f64() / all.as_secs_f64());
+        let p = per_case.get(k).map_or(0.0, |v| p50(v));
+        println!("{k:<60} {:>10.1} {:>6.1}% {:>9.1}", per_query(*d), 100.0 * d.as_secs_f64() / all.as_secs_f64(), p);
     }
 }

@@ -258,13 +258,16 @@ pub fn with_barrier_planner(state: SessionState) -> SessionState {
         .build()
 }
 
-/// A session state with DataFusion's functions and physical optimizer, Kustodian's logical
-/// optimizer rules ([`optimizer_rules`]) and the barrier-aware query planner.
+/// A session state with DataFusion's functions, Kustodian's logical optimizer rules
+/// ([`optimizer_rules`]), DataFusion's physical optimizer rules with sort and distribution
+/// enforcement only where needed ([`crate::physical_rules`]) and the barrier-aware query
+/// planner.
 pub fn session_state(config: datafusion::prelude::SessionConfig) -> SessionState {
     datafusion::execution::SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
         .with_optimizer_rules(optimizer_rules())
+        .with_physical_optimizer_rules(crate::physical_rules::physical_optimizer_rules())
         .with_query_planner(Arc::new(KustodianQueryPlanner))
         .build()
 }
