@@ -75,7 +75,7 @@ fn main() {
     }
     let per_query = |d: Duration| d.as_secs_f64() * 1e6 / f64::from(RUNS) / cases.len() as f64;
     let mut rows: Vec<(String, Duration)> = totals.into_iter().collect();
-    rows.sort_by(|a, b| b.1.cmp(&a.1));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.1));
     let all: Duration = rows.iter().map(|r| r.1).sum();
     println!("\nplanning time per query, mean over {} corpus queries x {RUNS} runs: {:.1} µs", cases.len(), per_query(all));
     let p50 = |v: &[Duration]| {

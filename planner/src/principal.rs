@@ -162,7 +162,7 @@ impl RequestContext {
     /// `current_principal_is_member_of(...)`: the principal is one of them, or in one of the groups.
     pub fn is_member_of(&self, fqn: &str) -> bool {
         match Principal::parse(fqn) {
-            Ok(p) => p == self.principal || self.groups.iter().any(|g| *g == p),
+            Ok(p) => p == self.principal || self.groups.contains(&p),
             Err(_) => false,
         }
     }

@@ -41,7 +41,7 @@ impl Caller {
     /// Whether an assignment's principal is the caller or one of its groups.
     pub fn is(&self, fqn: &str) -> bool {
         match Principal::parse(fqn) {
-            Ok(p) => p == self.principal || self.groups.iter().any(|g| *g == p),
+            Ok(p) => p == self.principal || self.groups.contains(&p),
             Err(_) => false,
         }
     }

@@ -96,7 +96,7 @@ fn can_ingest(snap: &State, caller: &Caller, db: &str, t: &str) -> bool {
         })
 }
 
-fn prop<'p>(with: &'p [ast::Property], name: &str) -> Option<String> {
+fn prop(with: &[ast::Property], name: &str) -> Option<String> {
     with.iter().find(|p| p.name.name.eq_ignore_ascii_case(name)).and_then(|p| p.values.first()).map(|v| match &v.kind {
         ast::ExprKind::Literal(ast::Literal { kind: ast::LiteralKind::String(s), .. }) => s.clone(),
         _ => v.to_string(),

@@ -156,8 +156,10 @@ fn run_oracle(cases: &[Case]) -> Result<Vec<Verdict>, String> {
 
 /// The cases and the oracle's verdicts, computed once for all tests of this binary;
 /// `None` when the oracle is unavailable outside CI.
-fn cases_and_verdicts() -> Option<&'static (Vec<Case>, Vec<Verdict>)> {
-    static CELL: OnceLock<Result<(Vec<Case>, Vec<Verdict>), String>> = OnceLock::new();
+type CasesAndVerdicts = (Vec<Case>, Vec<Verdict>);
+
+fn cases_and_verdicts() -> Option<&'static CasesAndVerdicts> {
+    static CELL: OnceLock<Result<CasesAndVerdicts, String>> = OnceLock::new();
     let result = CELL.get_or_init(|| {
         let cases = load_cases();
         run_oracle(&cases).map(|v| (cases, v))

@@ -1,6 +1,6 @@
 //! `rand()` / `rand(N)` (volatile, one value per row) and the row function of `pack_all()`.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -38,9 +38,7 @@ fn next_u64() -> u64 {
     static STATE: AtomicU64 = AtomicU64::new(0);
     static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     let seed = *SEED.get_or_init(|| {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        std::time::SystemTime::now().hash(&mut h);
-        h.finish()
+        std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now())
     });
     let mut z = STATE.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed).wrapping_add(seed);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
