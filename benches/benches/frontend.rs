@@ -1,8 +1,10 @@
 //! Parse, bind and plan latency for every query of `corpus/queries/` against the bundled
 //! sample database: `parse` (text to AST), `bind` (parse + bind to a DataFusion logical plan,
 //! RLS substitution and authorization included), `plan` (bind + DataFusion optimization +
-//! physical planning: everything before execution). Cases that are meant to fail are skipped.
-//! After criterion's runs, prints the distribution of `plan` over the corpus.
+//! physical planning: everything before execution), all with the plan cache off; and `cached`,
+//! the same request repeated with the plan cache on (its optimized plan reused: only physical
+//! planning runs). Cases that are meant to fail are skipped. After criterion's runs, prints the
+//! distribution of each stage over the corpus.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 use std::time::{Duration, Instant};
@@ -13,7 +15,8 @@ use kustodian_runtime::Cluster;
 
 fn frontend(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let cluster = rt.block_on(Cluster::sample()).unwrap();
+    let cluster = rt.block_on(Cluster::sample()).unwrap().with_plan_cache(false);
+    let cached = rt.block_on(Cluster::sample()).unwrap();
     let cases = corpus_cases(&rt, &cluster);
     let filter = std::env::var("KUSTODIAN_BENCH_CASES").ok();
     let mut group = c.benchmark_group("frontend");
@@ -28,11 +31,14 @@ fn frontend(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("plan", &case.name), case, |b, c| {
             b.iter(|| rt.block_on(cluster.prepare(&c.text, &c.opts)).unwrap())
         });
+        group.bench_with_input(BenchmarkId::new("cached", &case.name), case, |b, c| {
+            b.iter(|| rt.block_on(cached.prepare(&c.text, &c.opts)).unwrap())
+        });
     }
     group.finish();
 
     // The distribution over the corpus, in one table for the README.
-    let mut stats: Vec<(String, Duration, Duration, Duration)> = cases
+    let mut stats: Vec<(String, Duration, Duration, Duration, Duration)> = cases
         .iter()
         .map(|c| {
             let med = |f: &dyn Fn()| {
@@ -55,11 +61,14 @@ fn frontend(c: &mut Criterion) {
             let q = med(&|| {
                 rt.block_on(cluster.prepare(&c.text, &c.opts)).unwrap();
             });
-            (c.name.clone(), p, b, q)
+            let r = med(&|| {
+                rt.block_on(cached.prepare(&c.text, &c.opts)).unwrap();
+            });
+            (c.name.clone(), p, b, q, r)
         })
         .collect();
     stats.sort_by_key(|s| s.3);
-    let pct = |f: fn(&(String, Duration, Duration, Duration)) -> Duration, q: f64| {
+    let pct = |f: fn(&(String, Duration, Duration, Duration, Duration)) -> Duration, q: f64| {
         let mut v: Vec<Duration> = stats.iter().map(f).collect();
         v.sort();
         let i = ((v.len() as f64 - 1.0) * q).round() as usize;
@@ -68,9 +77,10 @@ fn frontend(c: &mut Criterion) {
     println!("\nfrontend latency over {} corpus queries (µs, median of 31 runs each):", stats.len());
     println!("{:<8} {:>8} {:>8} {:>8} {:>8}", "stage", "p50", "p90", "p99", "max");
     for (stage, f) in [
-        ("parse", (|s: &(String, Duration, Duration, Duration)| s.1) as fn(&_) -> Duration),
+        ("parse", (|s: &(String, Duration, Duration, Duration, Duration)| s.1) as fn(&_) -> Duration),
         ("bind", |s| s.2),
         ("plan", |s| s.3),
+        ("cached", |s| s.4),
     ] {
         println!(
             "{stage:<8} {:>8.1} {:>8.1} {:>8.1} {:>8.1}",

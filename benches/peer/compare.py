@@ -8,9 +8,11 @@ What it measures
     Each engine loads the data once, outside the measurements, then runs each query once to
     warm up and --runs more times in the same process; the table reports the median, min and
     max of those timed runs.
-    * Kustodian: `kustodian run --data CLUSTER --db Bench --format json --timing SCRIPT`, the
-      script holding the query runs+1 times; the times are its own `elapsed_ms` (syntax check,
-      planning, execution), the first one dropped as the warm-up.
+    * Kustodian: `kustodian run --data CLUSTER --db Bench --no-plan-cache --format json
+      --timing SCRIPT`, the script holding the query runs+1 times; the times are its own
+      `elapsed_ms` (syntax check, planning, execution), the first one dropped as the warm-up.
+      `--no-plan-cache` makes every run plan the query in full, as duckdb-kql translates and
+      DuckDB plans it every time.
     * duckdb-kql: `duckdb_kql.execute(con, query).fetchall()` on an in-memory DuckDB
       connection holding T (loaded from the Parquet file), timed with perf_counter. That is
       KQL-to-SQL translation plus DuckDB's execution; the translated SQL alone is timed too
@@ -93,7 +95,7 @@ def run_kustodian(binary: Path, cluster: Path, work: Path, runs: int) -> dict:
     for name, query in QUERIES.items():
         script = work / f"{name.lower()}.kql"
         script.write_text("\n\n".join([query] * (runs + 1)) + "\n")
-        out = kustodian(binary, "run", "--data", str(cluster), "--db", "Bench",
+        out = kustodian(binary, "run", "--data", str(cluster), "--db", "Bench", "--no-plan-cache",
                         "--format", "json", "--timing", str(script))
         lines = [json.loads(line) for line in out.splitlines() if line.strip()]
         errors = [line["error"] for line in lines if "error" in line]

@@ -28,6 +28,7 @@ use crate::auth::{Caller, RoleAssignment, check};
 use crate::commands;
 use crate::error::{Result, RuntimeError};
 use crate::output::{QueryOutput, QueryStream};
+use crate::plan_cache::{OptimizedQuery, PlanCache, PlanKey};
 use crate::storage::{ExtentInfo, Storage};
 
 /// Who is making a request: a principal FQN plus its group claims (`--as`, `--group`).
@@ -182,6 +183,8 @@ pub struct Cluster {
     /// and rules costs about a millisecond, and even cloning one costs a tenth of planning a
     /// typical query): see [`Cluster::session`].
     sessions: Sessions,
+    /// Optimized plans of repeated query requests, for the current snapshot.
+    plans: PlanCache,
 }
 
 /// A read-only view of one state snapshot, implementing the planner's catalog.
@@ -362,6 +365,7 @@ impl Cluster {
             partitions: num_partitions(),
             exact_partitions: false,
             sessions: Sessions::default(),
+            plans: PlanCache::default(),
         }
     }
 
@@ -441,6 +445,18 @@ impl Cluster {
         self
     }
 
+    /// Turns the plan cache on (the default) or off: with it off every request is parsed,
+    /// bound and optimized (benchmarks of planning use it).
+    pub fn with_plan_cache(mut self, enabled: bool) -> Cluster {
+        self.plans = PlanCache::new(enabled);
+        self
+    }
+
+    /// The plan cache's hits and misses since the cluster started.
+    pub fn plan_cache_stats(&self) -> (u64, u64) {
+        self.plans.stats()
+    }
+
     /// A catalog over a snapshot, with this cluster's partitioning.
     pub(crate) fn catalog<'s>(&self, snap: &'s State) -> SnapshotCatalog<'s> {
         SnapshotCatalog { exact_partitions: self.exact_partitions, ..SnapshotCatalog::new(snap, self.partitions) }
@@ -479,6 +495,9 @@ impl Cluster {
             .collect();
         data.retain(|k, _| live.contains(k));
         *guard = Arc::new(State { meta, data });
+        // Cached plans belong to the old snapshot (and hold its data): drop them now rather
+        // than at the next query.
+        self.plans.clear();
         Ok(())
     }
 
@@ -545,17 +564,30 @@ impl Cluster {
     /// Runs a request and returns its result as a stream of batches: a query's rows come out
     /// as the engine produces them (a command's result is complete when it returns).
     pub async fn execute_stream(&self, text: &str, opts: &RequestOptions) -> Result<QueryStream> {
+        let snap = self.snapshot();
+        // A query this caller already ran against this snapshot: its plan, without parsing.
+        // (Only after the identity resolves: a bad one is reported as before.)
+        let key = match self.database_for(opts).and_then(|db| self.request_context(opts, &db)) {
+            Ok((_, ctx)) => Some(PlanKey::new(text, &ctx, &opts.properties)),
+            Err(_) => None,
+        };
+        if let Some(hit) = key.as_ref().and_then(|k| self.plans.get(&snap, k)) {
+            let (task, physical) = self.physical_of(&hit.optimized).await?;
+            return Ok(QueryStream::engine(hit.schema.clone(), ordered_stream(physical, task)?));
+        }
         let request = kustodian_parser::parse(text).map_err(kustodian_planner::PlanError::from)?;
         let database = self.database_for(opts)?;
         let (caller, ctx) = self.request_context(opts, &database)?;
         match &request {
             ast::Request::Query(q) => {
-                let planned = self.plan_request(q, text, &database, &caller, &ctx, View::default())?;
+                let planned = self.plan_request(&snap, q, text, &database, &caller, &ctx, View::default())?;
                 if planned.validate_permissions {
                     // Authorized (planning checked every table it reaches); nothing runs.
                     return Ok(QueryStream::ready(validation_result()?));
                 }
-                self.stream_plan(&planned).await
+                let optimized = self.optimize_and_keep(&snap, key, planned)?;
+                let (task, physical) = self.physical_of(&optimized.optimized).await?;
+                Ok(QueryStream::engine(optimized.schema.clone(), ordered_stream(physical, task)?))
             }
             ast::Request::Command(cmd) => {
                 if request_readonly(opts) && !commands::is_read_only(&cmd.kind) {
@@ -585,19 +617,45 @@ impl Cluster {
 
     /// Parses, authorizes and binds a query to its DataFusion logical plan (before optimization).
     pub fn bind(&self, text: &str, opts: &RequestOptions) -> Result<PlannedQuery> {
+        // Always binds: the result is the plan before optimization, which the cache does not keep.
         let (q, _, caller, ctx) = self.query_request(text, opts, "only a query can be bound, not a management command")?;
         self.plan(&self.snapshot(), &caller, &ctx, &q, text)
     }
 
     /// Parses, authorizes and plans a query down to its physical plan, without running it.
+    /// A query this caller already prepared or ran against the same snapshot reuses its
+    /// optimized plan (see [`crate::plan_cache`]).
     pub async fn prepare(&self, text: &str, opts: &RequestOptions) -> Result<Prepared> {
-        self.prepare_view(text, opts, View::default()).await
+        let snap = self.snapshot();
+        let (_, ctx) = self.request_context(opts, &self.database_for(opts)?)?;
+        let key = PlanKey::new(text, &ctx, &opts.properties);
+        if let Some(hit) = self.plans.get(&snap, &key) {
+            return self.prepared(&hit).await;
+        }
+        let (q, database, caller, ctx) =
+            self.query_request(text, opts, "only a query can be prepared, not a management command")?;
+        let planned = self.plan_request(&snap, &q, text, &database, &caller, &ctx, View::default())?;
+        let optimized = self.optimize_and_keep(&snap, Some(key), planned)?;
+        self.prepared(&optimized).await
     }
 
+    /// Prepares a query under a view of the tables, always planning it in full: `overhead`
+    /// measures what a request costs, planning the policies included.
     pub(crate) async fn prepare_view(&self, text: &str, opts: &RequestOptions, view: View) -> Result<Prepared> {
         let (q, database, caller, ctx) =
             self.query_request(text, opts, "only a query can be prepared, not a management command")?;
         self.prepare_query(&q, text, &database, &caller, &ctx, view).await
+    }
+
+    async fn prepared(&self, optimized: &OptimizedQuery) -> Result<Prepared> {
+        let (task, physical) = self.physical_of(&optimized.optimized).await?;
+        Ok(Prepared {
+            task,
+            physical,
+            schema: optimized.schema.clone(),
+            policies: optimized.policies.clone(),
+            tables: optimized.tables.clone(),
+        })
     }
 
     /// Parses a request that must be a query (`not_query` is the error otherwise) and resolves
@@ -613,8 +671,10 @@ impl Cluster {
     }
 
     /// Plans a query of a request against a view of the current snapshot and authorizes it.
+    #[allow(clippy::too_many_arguments)]
     fn plan_request(
         &self,
+        snap: &State,
         q: &ast::Query,
         text: &str,
         database: &str,
@@ -622,11 +682,10 @@ impl Cluster {
         ctx: &RequestContext,
         view: View,
     ) -> Result<PlannedQuery> {
-        let snap = self.snapshot();
         if !database.is_empty() && snap.meta.db(database).is_none() {
             return Err(RuntimeError::bad_request(format!("database '{database}' does not exist")));
         }
-        let catalog = SnapshotCatalog { without_rls: view.without_rls, fraction: view.fraction, ..self.catalog(&snap) };
+        let catalog = SnapshotCatalog { without_rls: view.without_rls, fraction: view.fraction, ..self.catalog(snap) };
         self.plan_in(&catalog, caller, ctx, q, text)
     }
 
@@ -639,7 +698,7 @@ impl Cluster {
         ctx: &RequestContext,
         view: View,
     ) -> Result<Prepared> {
-        let planned = self.plan_request(q, text, database, caller, ctx, view)?;
+        let planned = self.plan_request(&self.snapshot(), q, text, database, caller, ctx, view)?;
         let (task, _, physical) = self.physical(&planned).await?;
         Ok(Prepared { task, physical, schema: planned.schema, policies: planned.policies, tables: planned.tables })
     }
@@ -733,19 +792,49 @@ impl Cluster {
         })
     }
 
-    /// Optimizes, verifies (barriers in place) and plans a query physically.
-    pub(crate) async fn physical(&self, planned: &PlannedQuery) -> Result<(Arc<TaskContext>, LogicalPlan, Arc<dyn ExecutionPlan>)> {
-        let policies = !planned.protected.is_empty();
-        let (state, task) = self.session(input_partitions(&planned.plan));
+    /// Optimizes and verifies (barriers in place) a query's logical plan.
+    fn optimize(&self, planned: &PlannedQuery) -> Result<LogicalPlan> {
+        let (state, _) = self.session(input_partitions(&planned.plan));
         kustodian_planner::verify::verify_logical(&planned.plan, &planned.protected)?;
         let mut optimized = state.optimize(&planned.plan)?;
-        if policies {
+        if !planned.protected.is_empty() {
             optimized = kustodian_planner::pushdown::sink_into_policies(optimized, state)?;
         }
         kustodian_planner::verify::verify_logical(&optimized, &planned.protected)?;
-        let physical = state.create_physical_plan(&optimized).await?;
-        kustodian_planner::verify::verify_physical(&optimized, &physical)?;
-        Ok((Arc::clone(task), optimized, physical))
+        Ok(optimized)
+    }
+
+    /// Optimizes a planned request and, when its plan can serve the same request again (it
+    /// does not hold the request's clock), keeps it in the plan cache under `key`.
+    fn optimize_and_keep(&self, snap: &Arc<State>, key: Option<PlanKey>, planned: PlannedQuery) -> Result<Arc<OptimizedQuery>> {
+        let optimized = Arc::new(OptimizedQuery {
+            optimized: self.optimize(&planned)?,
+            schema: planned.schema,
+            policies: planned.policies,
+            tables: planned.tables,
+        });
+        if let Some(key) = key
+            && !planned.reads_clock
+            && !planned.validate_permissions
+        {
+            self.plans.insert(snap, key, Arc::clone(&optimized));
+        }
+        Ok(optimized)
+    }
+
+    /// Plans an optimized, verified logical plan physically and checks its barriers.
+    async fn physical_of(&self, optimized: &LogicalPlan) -> Result<(Arc<TaskContext>, Arc<dyn ExecutionPlan>)> {
+        let (state, task) = self.session(input_partitions(optimized));
+        let physical = state.create_physical_plan(optimized).await?;
+        kustodian_planner::verify::verify_physical(optimized, &physical)?;
+        Ok((Arc::clone(task), physical))
+    }
+
+    /// Optimizes, verifies (barriers in place) and plans a query physically.
+    pub(crate) async fn physical(&self, planned: &PlannedQuery) -> Result<(Arc<TaskContext>, LogicalPlan, Arc<dyn ExecutionPlan>)> {
+        let optimized = self.optimize(planned)?;
+        let (task, physical) = self.physical_of(&optimized).await?;
+        Ok((task, optimized, physical))
     }
 
     async fn stream_plan(&self, planned: &PlannedQuery) -> Result<QueryStream> {

@@ -10,6 +10,7 @@ pub mod error;
 pub mod ingest;
 pub mod output;
 pub mod overhead;
+mod plan_cache;
 pub mod sample;
 mod schema_script;
 pub mod script;

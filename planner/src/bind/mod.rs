@@ -115,6 +115,9 @@ pub struct PlannedQuery {
     pub protected: Vec<String>,
     /// `validatepermissions` (request property or `set`): authorize, do not run.
     pub validate_permissions: bool,
+    /// Whether the plan holds the request's clock (`now()`, `ago()`, in the query, a function
+    /// or a policy): it answers for this request's instant only.
+    pub reads_clock: bool,
 }
 
 impl PlannedQuery {
@@ -227,7 +230,8 @@ pub fn plan_query(catalog: &dyn Catalog, ctx: &RequestContext, query: &ast::Quer
     let mut tables = b.tables;
     dedup_in_order(&mut tables);
     let validate_permissions = b.validate_permissions;
-    Ok(PlannedQuery { plan: rel.plan, schema: rel.schema, effective, policies: b.policies, tables, protected, validate_permissions })
+    let reads_clock = b.fctx.clock_read();
+    Ok(PlannedQuery { plan: rel.plan, schema: rel.schema, effective, policies: b.policies, tables, protected, validate_permissions, reads_clock })
 }
 
 fn dedup_in_order<T: Eq + std::hash::Hash + Clone>(v: &mut Vec<T>) {
@@ -244,7 +248,7 @@ impl<'a> Binder<'a> {
         Binder {
             catalog,
             ctx,
-            fctx: FunctionContext { now_nanos: ctx.now_nanos },
+            fctx: FunctionContext::new(ctx.now_nanos),
             database: ctx.database.clone(),
             force_rls: ctx.force_rls,
             block_rls: ctx.block_rls,
@@ -371,7 +375,7 @@ impl<'a> Binder<'a> {
                 if let Some(e) = value {
                     let v = self.bind_scalar(e, None, &Scope::default())?;
                     if let Some(n) = scalar::const_datetime_nanos(&v) {
-                        self.fctx.now_nanos = n;
+                        self.fctx.fix_now(n);
                     }
                 }
             }
@@ -854,6 +858,7 @@ pub fn plan_pipe(catalog: &dyn Catalog, ctx: &RequestContext, input: LogicalPlan
         tables: b.tables,
         protected,
         validate_permissions: false,
+        reads_clock: b.fctx.clock_read(),
     })
 }
 

@@ -325,13 +325,13 @@ fn ts(name: &str, f: super::udf::RowFn, a: Vec<Expr>) -> TypedExpr {
 pub(crate) fn lower_datetime_fn(name: &str, mut args: Vec<TypedExpr>, ctx: &FunctionContext) -> Result<TypedExpr> {
     use KqlType::*;
     let n = args.len();
-    let now = TypedExpr::new(lit(ScalarValue::TimestampNanosecond(Some(ctx.now_nanos), None)), Datetime);
+    let now = || TypedExpr::new(lit(ScalarValue::TimestampNanosecond(Some(ctx.now()), None)), Datetime);
     match name {
         "now" => {
             arity(name, n, 0, 1)?;
             match args.pop() {
-                None => Ok(now),
-                Some(off) => lower_binary(BinaryOp::Add, now, off),
+                None => Ok(now()),
+                Some(off) => lower_binary(BinaryOp::Add, now(), off),
             }
         }
         "ago" => {
@@ -340,7 +340,7 @@ pub(crate) fn lower_datetime_fn(name: &str, mut args: Vec<TypedExpr>, ctx: &Func
             if a.ty != Timespan {
                 return Err(PlanError::semantic(format!("function 'ago' expects a timespan argument, got {}", a.ty)));
             }
-            lower_binary(BinaryOp::Sub, now, a)
+            lower_binary(BinaryOp::Sub, now(), a)
         }
         "startofday" | "startofweek" | "startofmonth" | "startofyear" | "endofday" | "endofweek" | "endofmonth"
         | "endofyear" => {

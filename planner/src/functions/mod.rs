@@ -23,7 +23,38 @@ impl TypedExpr {
 #[derive(Debug, Clone)]
 pub struct FunctionContext {
     /// `now()` for this request, nanoseconds since the Unix epoch (UTC).
-    pub now_nanos: i64,
+    now_nanos: i64,
+    /// Whether `now_nanos` was set by the query (`set query_now`) rather than the clock.
+    now_fixed: bool,
+    /// Whether a function read the request's clock: such a plan holds this request's instant
+    /// and must not be reused for another request (the runtime's plan cache asks).
+    clock_read: std::cell::Cell<bool>,
+}
+
+impl FunctionContext {
+    /// The context of a request that started at `now_nanos` (by the clock).
+    pub fn new(now_nanos: i64) -> Self {
+        FunctionContext { now_nanos, now_fixed: false, clock_read: std::cell::Cell::new(false) }
+    }
+
+    /// Fixes `now()` to an instant the query chose (`set query_now = ...`).
+    pub fn fix_now(&mut self, now_nanos: i64) {
+        self.now_nanos = now_nanos;
+        self.now_fixed = true;
+    }
+
+    /// `now()` for this request, recording a read of the clock.
+    pub fn now(&self) -> i64 {
+        if !self.now_fixed {
+            self.clock_read.set(true);
+        }
+        self.now_nanos
+    }
+
+    /// Whether a function read the request's clock (not an instant the query fixed).
+    pub fn clock_read(&self) -> bool {
+        self.clock_read.get()
+    }
 }
 
 mod aggregate;

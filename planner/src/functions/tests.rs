@@ -119,7 +119,7 @@ fn eval0(e: TypedExpr) -> ScalarValue {
 }
 
 fn call(name: &str, args: Vec<TypedExpr>) -> TypedExpr {
-    lower_scalar_call(name, args, &FunctionContext { now_nanos: T0 }).unwrap()
+    lower_scalar_call(name, args, &FunctionContext::new(T0)).unwrap()
 }
 
 fn bin(op: BinaryOp, a: TypedExpr, b: TypedExpr) -> TypedExpr {
@@ -437,7 +437,7 @@ fn string_functions() {
 
 #[test]
 fn bad_regex_in_functions_is_a_semantic_error_when_constant() {
-    let ctx = FunctionContext { now_nanos: 0 };
+    let ctx = FunctionContext::new(0);
     assert!(lower_scalar_call("extract", vec![ls("("), ll(1), ls("x")], &ctx).is_err());
     assert!(lower_scalar_call("replace_regex", vec![ls("x"), ls("("), ls("x")], &ctx).is_err());
     assert!(lower_scalar_call("trim", vec![ls("("), ls("x")], &ctx).is_err());
@@ -446,7 +446,7 @@ fn bad_regex_in_functions_is_a_semantic_error_when_constant() {
 
 #[test]
 fn unknown_functions_are_unsupported() {
-    let ctx = FunctionContext { now_nanos: 0 };
+    let ctx = FunctionContext::new(0);
     for f in ["series_fir", "geo_distance_2points", "Strlen"] {
         let err = lower_scalar_call(f, vec![ls("x")], &ctx).unwrap_err();
         assert!(matches!(err, crate::error::PlanError::Unsupported { .. }), "{f}: {err}");
@@ -495,7 +495,7 @@ fn bin_floor() {
     assert_eq!(eval0(call("bin_at", vec![ll(7), ll(5), ll(1)])), ScalarValue::Int64(Some(6)));
     let e = call("bin_at", vec![ldt(T0 + 10), lts(DAY), ldt(T0)]);
     assert_eq!(eval0(e), ScalarValue::TimestampNanosecond(Some(T0), None));
-    let ctx = FunctionContext { now_nanos: 0 };
+    let ctx = FunctionContext::new(0);
     assert!(lower_scalar_call("bin", vec![c("d"), ll(1)], &ctx).is_err());
 }
 
@@ -543,7 +543,7 @@ fn datetime_functions() {
     assert_eq!(eval0(call("make_timespan", vec![ll(1), ll(0), ll(0), ll(0)])), ScalarValue::DurationNanosecond(Some(DAY)));
     assert_eq!(eval0(call("format_timespan", vec![lts(DAY + H), ls("d.hh:mm")])), s("1.01:00"));
     assert_eq!(eval0(call("format_datetime", vec![ldt(T0), ls("yyyy-q")])), s(""));
-    assert!(lower_scalar_call("datetime_add", vec![ls("fortnight"), ll(1), ldt(0)], &FunctionContext { now_nanos: 0 }).is_err());
+    assert!(lower_scalar_call("datetime_add", vec![ls("fortnight"), ll(1), ldt(0)], &FunctionContext::new(0)).is_err());
     // column with null and a pre-1970 value
     assert_eq!(eval(call("getyear", vec![c("d")]))[4], ScalarValue::Int32(Some(1969)));
     assert!(eval(call("getyear", vec![c("d")]))[2].is_null());
@@ -564,7 +564,7 @@ fn logic_functions() {
     assert_eq!(eval(call("not", vec![c("b")]))[0], ScalarValue::Boolean(Some(false)));
     assert_eq!(eval0(call("min_of", vec![ll(3), lr(1.5), ll(2)])), ScalarValue::Float64(Some(1.5)));
     assert_eq!(eval(call("max_of", vec![c("i"), ll(1)])), longs(&[Some(7), Some(1), Some(1), Some(1), Some(1)]));
-    let ctx = FunctionContext { now_nanos: 0 };
+    let ctx = FunctionContext::new(0);
     assert!(lower_scalar_call("iff", vec![c("b"), ls("a"), ll(1)], &ctx).is_err());
     assert!(lower_scalar_call("not", vec![ll(1)], &ctx).is_err());
 }

@@ -144,6 +144,10 @@ struct ClusterArgs {
     /// A request property, e.g. query_force_row_level_security (repeatable; NAME alone means true).
     #[arg(long = "set", value_name = "NAME[=VALUE]", value_parser = parse_property)]
     properties: Vec<(String, String)>,
+    /// Plan every query in full, even one that repeats an earlier query of the same caller on
+    /// unchanged data (by default its optimized plan is reused).
+    #[arg(long)]
+    no_plan_cache: bool,
 }
 
 /// Where the script comes from: `-c TEXT`, a file, or `-` for stdin.
@@ -280,7 +284,8 @@ impl Session {
             Some(dir) => Cluster::open(dir),
             None => runtime.block_on(Cluster::sample()),
         }
-        .map_err(|e| Failure::from(&e))?;
+        .map_err(|e| Failure::from(&e))?
+        .with_plan_cache(!args.no_plan_cache);
         let database = args.db.clone().or_else(|| cluster.default_database());
         let identity = args.principal.as_ref().map(|p| Identity {
             principal: p.clone(),
