@@ -262,14 +262,23 @@ pub fn with_barrier_planner(state: SessionState) -> SessionState {
 /// ([`optimizer_rules`]), DataFusion's physical optimizer rules with sort and distribution
 /// enforcement only where needed ([`crate::physical_rules`]) and the barrier-aware query
 /// planner.
+///
+/// The state's execution properties carry its configuration: without it DataFusion gives every
+/// scalar function expression a fresh default `ConfigOptions` (allocating one per function
+/// call in the plan, and making each equality test between two of them, which the physical
+/// planner's equivalence tracking runs often, compare every configuration entry sorted). The
+/// start time it also fixes is never read: the binder folds `now()` to the request's instant
+/// and emits none of DataFusion's clock functions.
 pub fn session_state(config: datafusion::prelude::SessionConfig) -> SessionState {
-    datafusion::execution::SessionStateBuilder::new()
+    let mut state = datafusion::execution::SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
         .with_optimizer_rules(optimizer_rules())
         .with_physical_optimizer_rules(crate::physical_rules::physical_optimizer_rules())
         .with_query_planner(Arc::new(KustodianQueryPlanner))
-        .build()
+        .build();
+    state.mark_start_execution();
+    state
 }
 
 /// The logical optimizer rules Kustodian runs: DataFusion's, in DataFusion's order, less the

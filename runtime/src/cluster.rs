@@ -825,7 +825,10 @@ impl Cluster {
     /// Plans an optimized, verified logical plan physically and checks its barriers.
     async fn physical_of(&self, optimized: &LogicalPlan) -> Result<(Arc<TaskContext>, Arc<dyn ExecutionPlan>)> {
         let (state, task) = self.session(input_partitions(optimized));
-        let physical = state.create_physical_plan(optimized).await?;
+        // The query planner itself, not `SessionState::create_physical_plan`, which would run
+        // the analyzer and the logical optimizer again: the plan planned physically is the
+        // very plan `verify_logical` checked.
+        let physical = state.query_planner().create_physical_plan(optimized, state).await?;
         kustodian_planner::verify::verify_physical(optimized, &physical)?;
         Ok((Arc::clone(task), physical))
     }
