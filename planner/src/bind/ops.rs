@@ -516,11 +516,25 @@ impl<'a> Binder<'a> {
         let mut all = cols.clone();
         all.extend(hidden.iter().cloned());
         let out = Rel::new(plan, KqlSchema::new(all.clone()));
+        // A cast only where the aggregate's type differs (`cast_to` keeps an expression of the
+        // right type as it is); when none does, the aggregate's output is already typed and
+        // the projection is left out, sparing every later planning stage a node.
+        let mut exact = true;
         let exprs: Vec<DfExpr> = all
             .iter()
-            .map(|c| Ok(cast(out.col(&c.name)?.expr, c.ty.arrow_type()).alias(c.name.clone())))
+            .map(|c| {
+                let e = out.col(&c.name)?.expr;
+                let typed = datafusion::logical_expr::ExprSchemable::cast_to(e.clone(), &c.ty.arrow_type(), out.plan.schema())?;
+                exact &= typed == e;
+                Ok(typed.alias(c.name.clone()))
+            })
             .collect::<Result<_>>()?;
-        let plan = out.builder().project(exprs)?.build()?;
+        let same_names = out.plan.schema().fields().iter().map(|f| f.name()).eq(all.iter().map(|c| &c.name));
+        let plan = if exact && same_names {
+            out.plan
+        } else {
+            out.builder().project(exprs)?.build()?
+        };
         let typed = Rel::new(plan, KqlSchema::new(all));
         if hidden.is_empty() {
             return Ok(Rel::new(typed.plan, KqlSchema::new(cols)));
