@@ -8,16 +8,12 @@
 //! answer is the same query run over a table holding only the visible rows, without a policy.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use kustodian_tests::rt;
 use kustodian_runtime::{Cluster, Identity, QueryOutput, RequestOptions};
 
 const ADMIN: &str = "aaduser=admin@contoso.com";
 const ALICE: &str = "aaduser=alice@contoso.com";
 const HIDDEN_MARK: &str = "HIDDEN";
-
-fn rt() -> &'static tokio::runtime::Runtime {
-    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap())
-}
 
 fn exec(c: &Cluster, who: Option<&str>, text: &str) -> Result<QueryOutput, String> {
     let opts = RequestOptions {

@@ -2,6 +2,7 @@
 //! security policies and the spec 5.6 rules, through the runtime's request API.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use kustodian_tests::{rt, cells};
 use kustodian_runtime::{Cluster, Identity, QueryOutput, RequestOptions};
 
 const ADMIN: &str = "aaduser=admin@contoso.com";
@@ -13,11 +14,6 @@ const AUDITORS: &str = "aadgroup=auditors@contoso.com";
 const LATEST: &str = ".create materialized-view Latest on table T { T | summarize arg_max(Ts, *) by Owner }";
 const TOTALS: &str = ".create materialized-view Totals on table T { T | summarize Total = sum(Amount), N = count() by Owner }";
 const OWN_ROWS: &str = "Owner == current_principal() or current_principal_is_member_of('aadgroup=auditors@contoso.com')";
-
-fn rt() -> &'static tokio::runtime::Runtime {
-    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap())
-}
 
 fn exec_as(c: &Cluster, who: &str, groups: &[&str], text: &str) -> Result<QueryOutput, (String, String)> {
     let opts = RequestOptions {
@@ -41,17 +37,6 @@ fn err(c: &Cluster, who: &str, text: &str) -> String {
         Ok(_) => panic!("`{text}` as {who} should fail"),
         Err(e) => e.1,
     }
-}
-
-fn cells(out: &QueryOutput) -> Vec<Vec<String>> {
-    use datafusion::arrow::util::display::array_value_to_string;
-    let mut v = Vec::new();
-    for b in &out.batches {
-        for r in 0..b.num_rows() {
-            v.push(b.columns().iter().map(|c| array_value_to_string(c, r).unwrap()).collect());
-        }
-    }
-    v
 }
 
 fn rows(c: &Cluster, who: &str, q: &str) -> Vec<Vec<String>> {

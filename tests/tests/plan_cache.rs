@@ -3,16 +3,12 @@
 //! another's rows, never outlives a change of policy, role or data, and never freezes `now()`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use kustodian_tests::{rt, cells};
 use kustodian_runtime::{Cluster, Identity, QueryOutput, RequestOptions};
 
 const ADMIN: &str = "aaduser=admin@contoso.com";
 const ALICE: &str = "aaduser=alice@contoso.com";
 const BOB: &str = "aaduser=bob@contoso.com";
-
-fn rt() -> &'static tokio::runtime::Runtime {
-    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap())
-}
 
 fn opts(who: &str, groups: &[&str], properties: &[(&str, &str)]) -> RequestOptions {
     RequestOptions {
@@ -24,17 +20,6 @@ fn opts(who: &str, groups: &[&str], properties: &[(&str, &str)]) -> RequestOptio
 
 fn run(c: &Cluster, o: &RequestOptions, text: &str) -> Result<QueryOutput, String> {
     rt().block_on(c.execute(text, o)).map_err(|e| e.to_string())
-}
-
-fn cells(out: &QueryOutput) -> Vec<Vec<String>> {
-    use datafusion::arrow::util::display::array_value_to_string;
-    let mut v = Vec::new();
-    for b in &out.batches {
-        for r in 0..b.num_rows() {
-            v.push(b.columns().iter().map(|c| array_value_to_string(c, r).unwrap()).collect());
-        }
-    }
-    v
 }
 
 /// The query's single column as strings, as `who` with `groups`.

@@ -6,14 +6,10 @@
 //! `// set: NAME[=VALUE]` (request properties).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use kustodian_tests::rt;
 use std::path::Path;
 
 use kustodian_runtime::{Cluster, Identity, QueryOutput, RequestOptions};
-
-fn rt() -> &'static tokio::runtime::Runtime {
-    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap())
-}
 
 fn render(out: &QueryOutput) -> String {
     use datafusion::arrow::util::display::array_value_to_string;

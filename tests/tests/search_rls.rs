@@ -2,17 +2,13 @@
 //! restricted view access and authorization apply to it as to any other query.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use kustodian_tests::{rt, cells};
 use kustodian_runtime::{Cluster, Identity, QueryOutput, RequestOptions};
 
 const ADMIN: &str = "aaduser=admin@contoso.com";
 const ALICE: &str = "aaduser=alice@contoso.com";
 const BOB: &str = "aaduser=bob@contoso.com";
 const MALLORY: &str = "aaduser=mallory@contoso.com";
-
-fn rt() -> &'static tokio::runtime::Runtime {
-    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap())
-}
 
 fn exec(c: &Cluster, who: &str, text: &str) -> Result<QueryOutput, (String, String)> {
     let opts = RequestOptions {
@@ -32,17 +28,6 @@ fn err(c: &Cluster, who: &str, text: &str) -> (String, String) {
         Ok(_) => panic!("`{text}` as {who} should fail"),
         Err(e) => e,
     }
-}
-
-fn cells(out: &QueryOutput) -> Vec<Vec<String>> {
-    use datafusion::arrow::util::display::array_value_to_string;
-    let mut v = Vec::new();
-    for b in &out.batches {
-        for r in 0..b.num_rows() {
-            v.push(b.columns().iter().map(|c| array_value_to_string(c, r).unwrap()).collect());
-        }
-    }
-    v
 }
 
 /// The sorted `(table, Id)` pairs a search returns.
