@@ -565,19 +565,16 @@ impl Cluster {
     /// as the engine produces them (a command's result is complete when it returns).
     pub async fn execute_stream(&self, text: &str, opts: &RequestOptions) -> Result<QueryStream> {
         let snap = self.snapshot();
+        let context = self.resolve(opts);
         // A query this caller already ran against this snapshot: its plan, without parsing.
-        // (Only after the identity resolves: a bad one is reported as before.)
-        let key = match self.database_for(opts).and_then(|db| self.request_context(opts, &db)) {
-            Ok((_, ctx)) => Some(PlanKey::new(text, &ctx, &opts.properties)),
-            Err(_) => None,
-        };
+        let key = context.as_ref().ok().map(|(_, _, ctx)| PlanKey::new(text, ctx, &opts.properties));
         if let Some(hit) = key.as_ref().and_then(|k| self.plans.get(&snap, k)) {
             let (task, physical) = self.physical_of(&hit.optimized).await?;
             return Ok(QueryStream::engine(hit.schema.clone(), ordered_stream(physical, task)?));
         }
+        // A syntax error is reported before a bad identity.
         let request = kustodian_parser::parse(text).map_err(kustodian_planner::PlanError::from)?;
-        let database = self.database_for(opts)?;
-        let (caller, ctx) = self.request_context(opts, &database)?;
+        let (database, caller, ctx) = context?;
         match &request {
             ast::Request::Query(q) => {
                 let planned = self.plan_request(&snap, q, text, &database, &caller, &ctx, View::default())?;
@@ -627,15 +624,15 @@ impl Cluster {
     /// optimized plan (see [`crate::plan_cache`]).
     pub async fn prepare(&self, text: &str, opts: &RequestOptions) -> Result<Prepared> {
         let snap = self.snapshot();
-        let (_, ctx) = self.request_context(opts, &self.database_for(opts)?)?;
-        let key = PlanKey::new(text, &ctx, &opts.properties);
-        if let Some(hit) = self.plans.get(&snap, &key) {
+        let context = self.resolve(opts);
+        let key = context.as_ref().ok().map(|(_, _, ctx)| PlanKey::new(text, ctx, &opts.properties));
+        if let Some(hit) = key.as_ref().and_then(|k| self.plans.get(&snap, k)) {
             return self.prepared(&hit).await;
         }
-        let (q, database, caller, ctx) =
-            self.query_request(text, opts, "only a query can be prepared, not a management command")?;
+        let q = parse_query(text, "only a query can be prepared, not a management command")?;
+        let (database, caller, ctx) = context?;
         let planned = self.plan_request(&snap, &q, text, &database, &caller, &ctx, View::default())?;
-        let optimized = self.optimize_and_keep(&snap, Some(key), planned)?;
+        let optimized = self.optimize_and_keep(&snap, key, planned)?;
         self.prepared(&optimized).await
     }
 
@@ -661,13 +658,16 @@ impl Cluster {
     /// Parses a request that must be a query (`not_query` is the error otherwise) and resolves
     /// its database, caller and request context.
     fn query_request(&self, text: &str, opts: &RequestOptions, not_query: &str) -> Result<(ast::Query, String, Caller, RequestContext)> {
-        let request = kustodian_parser::parse(text).map_err(kustodian_planner::PlanError::from)?;
-        let ast::Request::Query(q) = request else {
-            return Err(RuntimeError::bad_request(not_query));
-        };
+        let q = parse_query(text, not_query)?;
+        let (database, caller, ctx) = self.resolve(opts)?;
+        Ok((q, database, caller, ctx))
+    }
+
+    /// A request's database, caller and request context.
+    fn resolve(&self, opts: &RequestOptions) -> Result<(String, Caller, RequestContext)> {
         let database = self.database_for(opts)?;
         let (caller, ctx) = self.request_context(opts, &database)?;
-        Ok((q, database, caller, ctx))
+        Ok((database, caller, ctx))
     }
 
     /// Plans a query of a request against a view of the current snapshot and authorizes it.
@@ -870,6 +870,14 @@ impl Cluster {
             logical_plan: optimized.display_indent().to_string(),
             physical_plan: displayable(physical.as_ref()).indent(false).to_string(),
         })
+    }
+}
+
+/// Parses a request that must be a query (`not_query` is the error otherwise).
+fn parse_query(text: &str, not_query: &str) -> Result<ast::Query> {
+    match kustodian_parser::parse(text).map_err(kustodian_planner::PlanError::from)? {
+        ast::Request::Query(q) => Ok(q),
+        ast::Request::Command(_) => Err(RuntimeError::bad_request(not_query)),
     }
 }
 
