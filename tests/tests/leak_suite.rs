@@ -15,13 +15,17 @@ const ADMIN: &str = "aaduser=admin@contoso.com";
 const ALICE: &str = "aaduser=alice@contoso.com";
 const HIDDEN_MARK: &str = "HIDDEN";
 
-fn exec(c: &Cluster, who: Option<&str>, text: &str) -> Result<QueryOutput, String> {
-    let opts = RequestOptions {
+/// Options of a request in database `Leak`, as `who` (None: the cluster's first admin).
+fn options(who: Option<&str>) -> RequestOptions {
+    RequestOptions {
         database: Some("Leak".into()),
         identity: who.map(|p| Identity { principal: p.into(), groups: vec![] }),
         properties: vec![],
-    };
-    rt().block_on(c.execute(text, &opts)).map_err(|e| format!("[{}] {e}", e.code().as_str()))
+    }
+}
+
+fn exec(c: &Cluster, who: Option<&str>, text: &str) -> Result<QueryOutput, String> {
+    rt().block_on(c.execute(text, &options(who))).map_err(|e| format!("[{}] {e}", e.code().as_str()))
 }
 
 /// Rows as text, sorted, for comparison and for leak scanning.
@@ -210,11 +214,7 @@ fn user_expressions_stay_above_the_barrier() {
         "T | extend y = Den * 4242 | project y",
     ];
     for q in queries {
-        let opts = RequestOptions {
-            database: Some("Leak".into()),
-            identity: Some(Identity { principal: ALICE.into(), groups: vec![] }),
-            properties: vec![],
-        };
+        let opts = options(Some(ALICE));
         let ex = rt().block_on(c.explain(q, &opts)).unwrap_or_else(|e| panic!("explain `{q}`: {e}"));
         assert!(!ex.policies.is_empty(), "`{q}`: the policy was not applied");
         for (name, plan) in [("logical", &ex.logical_plan), ("physical", &ex.physical_plan)] {
@@ -245,11 +245,7 @@ fn user_expressions_stay_above_the_barrier() {
 fn column_projections_pass_below_the_barrier() {
     let dir = tempfile::tempdir().unwrap();
     let c = cluster(dir.path(), 2, 10, POLICY_PLAIN);
-    let opts = RequestOptions {
-        database: Some("Leak".into()),
-        identity: Some(Identity { principal: ALICE.into(), groups: vec![] }),
-        properties: vec![],
-    };
+    let opts = options(Some(ALICE));
     let ex = rt().block_on(c.explain("T | where Id > 5 | count", &opts)).unwrap();
     let plan = &ex.physical_plan;
     let barrier = plan.lines().position(|l| l.contains("BarrierExec")).unwrap_or_else(|| panic!("no barrier:\n{plan}"));
@@ -264,11 +260,7 @@ fn column_projections_pass_below_the_barrier() {
 fn total_predicates_move_into_the_barrier() {
     let dir = tempfile::tempdir().unwrap();
     let c = cluster(dir.path(), 2, 10, POLICY_FUNCS);
-    let opts = RequestOptions {
-        database: Some("Leak".into()),
-        identity: Some(Identity { principal: ALICE.into(), groups: vec![] }),
-        properties: vec![],
-    };
+    let opts = options(Some(ALICE));
     let q = "T | where Id == 4242 and K in (1, 2) and 4343 / Den > 0";
     let ex = rt().block_on(c.explain(q, &opts)).unwrap();
     let plan = &ex.logical_plan;
