@@ -569,8 +569,7 @@ impl Cluster {
         // A query this caller already ran against this snapshot: its plan, without parsing.
         let key = context.as_ref().ok().map(|(_, _, ctx)| PlanKey::new(text, ctx, &opts.properties));
         if let Some(hit) = key.as_ref().and_then(|k| self.plans.get(&snap, k)) {
-            let (task, physical) = self.physical_of(&hit.optimized).await?;
-            return Ok(QueryStream::engine(hit.schema.clone(), ordered_stream(physical, task)?));
+            return self.stream_optimized(&hit).await;
         }
         // A syntax error is reported before a bad identity.
         let request = kustodian_parser::parse(text).map_err(kustodian_planner::PlanError::from)?;
@@ -583,8 +582,7 @@ impl Cluster {
                     return Ok(QueryStream::ready(validation_result()?));
                 }
                 let optimized = self.optimize_and_keep(&snap, key, planned)?;
-                let (task, physical) = self.physical_of(&optimized.optimized).await?;
-                Ok(QueryStream::engine(optimized.schema.clone(), ordered_stream(physical, task)?))
+                self.stream_optimized(&optimized).await
             }
             ast::Request::Command(cmd) => {
                 if request_readonly(opts) && !commands::is_read_only(&cmd.kind) {
@@ -644,6 +642,13 @@ impl Cluster {
         self.prepare_query(&q, text, &database, &caller, &ctx, view).await
     }
 
+    /// Plans an optimized query physically and starts it.
+    async fn stream_optimized(&self, optimized: &OptimizedQuery) -> Result<QueryStream> {
+        let (task, physical) = self.physical_of(&optimized.optimized).await?;
+        Ok(QueryStream::engine(optimized.schema.clone(), ordered_stream(physical, task)?))
+    }
+
+    /// Plans an optimized query physically, ready to run.
     async fn prepared(&self, optimized: &OptimizedQuery) -> Result<Prepared> {
         let (task, physical) = self.physical_of(&optimized.optimized).await?;
         Ok(Prepared {
