@@ -4,7 +4,7 @@
 //! physical planning: everything before execution), all with the plan cache off; and `cached`,
 //! the same request repeated with the plan cache on (its optimized plan reused: only physical
 //! planning runs). Cases that are meant to fail are skipped. After criterion's runs, prints the
-//! distribution of each stage over the corpus.
+//! distribution of each stage over the corpus (`KUSTODIAN_BENCH_LIST=1`: and every query's times).
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 use std::time::{Duration, Instant};
@@ -89,6 +89,13 @@ fn frontend(c: &mut Criterion) {
             pct(f, 0.99),
             pct(f, 1.0)
         );
+    }
+    // `KUSTODIAN_BENCH_LIST=1` prints every query's times, fastest to plan first.
+    if std::env::var_os("KUSTODIAN_BENCH_LIST").is_some() {
+        for s in &stats {
+            let us = |d: Duration| d.as_secs_f64() * 1e6;
+            println!("  {:<48} bind {:>8.1} plan {:>8.1} cached {:>8.1} µs", s.0, us(s.2), us(s.3), us(s.4));
+        }
     }
     println!("slowest to plan:");
     for s in stats.iter().rev().take(5) {

@@ -1,10 +1,14 @@
 //! Where planning time goes: for every corpus query that plans on the sample database, the
-//! time of each stage (bind, analyzer, each logical optimizer rule, physical planning, each
-//! physical optimizer rule), summed over the corpus. Not a criterion bench: it prints one
-//! table, to find what to make cheaper. `KUSTODIAN_MAX_PASSES=n` sets the logical optimizer's
-//! passes (Kustodian runs 1); `KUSTODIAN_PARTITIONS=n` the target partitions (1 by default,
-//! as Kustodian plans the sample database's tables, which are all under 64K rows). Per stage it
+//! time of each stage (bind, each logical optimizer rule, physical planning, each physical
+//! optimizer rule), summed over the corpus. Not a criterion bench: it prints one table, to
+//! find what to make cheaper. Like the runtime, it runs the logical rules with Kustodian's
+//! driver (`kustodian_planner::optimize`: rules that cannot apply are skipped and not listed)
+//! and not DataFusion's analyzer (the binder's plans are already what it would make of them).
+//! `KUSTODIAN_PARTITIONS=n` sets the target partitions (1 by default, as
+//! Kustodian plans the sample database's tables, which are all under 64K rows). Per stage it
 //! prints the mean over the corpus and the median (p50) over the queries.
+//! `KUSTODIAN_BENCH_CASES=s` keeps the queries whose name contains `s`;
+//! `KUSTODIAN_BENCH_RUNS=n` sets the runs per query (11).
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 use std::collections::HashMap;
@@ -16,15 +20,14 @@ use datafusion::prelude::SessionConfig;
 use kustodian_benches::corpus_cases;
 use kustodian_runtime::Cluster;
 
-const RUNS: u32 = 11;
-
 fn main() {
+    let runs: u32 = std::env::var("KUSTODIAN_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(11);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let cluster = rt.block_on(Cluster::sample()).unwrap();
-    let cases = corpus_cases(&rt, &cluster);
+    let filter = std::env::var("KUSTODIAN_BENCH_CASES").ok();
+    let cases: Vec<_> = corpus_cases(&rt, &cluster).into_iter().filter(|c| filter.as_deref().is_none_or(|f| c.name.contains(f))).collect();
     let partitions = std::env::var("KUSTODIAN_PARTITIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
-    let mut config = SessionConfig::new().with_target_partitions(partitions).with_round_robin_repartition(false).with_information_schema(false);
-    config.options_mut().optimizer.max_passes = std::env::var("KUSTODIAN_MAX_PASSES").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    let config = SessionConfig::new().with_target_partitions(partitions).with_round_robin_repartition(false).with_information_schema(false);
     let state = kustodian_planner::barrier::session_state(config);
     // The same state without physical optimizer rules: its physical plan is the planner's
     // initial plan, to which the rules are then applied one by one.
@@ -39,24 +42,14 @@ fn main() {
             v.resize(cases.len(), Duration::ZERO);
             v[i] += d;
         };
-        for _ in 0..RUNS {
+        for _ in 0..runs {
             let t = Instant::now();
             let planned = cluster.bind(&case.text, &case.opts).unwrap();
             add("bind (parse, RLS, authorize, lower)", t.elapsed());
 
             let mut last = Instant::now();
-            let analyzed = state
-                .analyzer()
-                .execute_and_check(planned.plan.clone(), state.config_options(), |_, rule| {
-                    let now = Instant::now();
-                    add(&format!("analyzer: {}", rule.name()), now - last);
-                    last = now;
-                })
-                .unwrap();
-            let mut last = Instant::now();
-            let optimized = state
-                .optimizer()
-                .optimize(analyzed, &state, |_, rule| {
+            let optimized =
+                kustodian_planner::optimize::optimize_with(planned.plan.clone(), &state.optimizer().rules, &state, |_, rule| {
                     let now = Instant::now();
                     add(&format!("optimizer: {}", rule.name()), now - last);
                     last = now;
@@ -73,15 +66,15 @@ fn main() {
             let _: Arc<_> = physical;
         }
     }
-    let per_query = |d: Duration| d.as_secs_f64() * 1e6 / f64::from(RUNS) / cases.len() as f64;
+    let per_query = |d: Duration| d.as_secs_f64() * 1e6 / f64::from(runs) / cases.len() as f64;
     let mut rows: Vec<(String, Duration)> = totals.into_iter().collect();
     rows.sort_by_key(|r| std::cmp::Reverse(r.1));
     let all: Duration = rows.iter().map(|r| r.1).sum();
-    println!("\nplanning time per query, mean over {} corpus queries x {RUNS} runs: {:.1} µs", cases.len(), per_query(all));
+    println!("\nplanning time per query, mean over {} corpus queries x {runs} runs: {:.1} µs", cases.len(), per_query(all));
     let p50 = |v: &[Duration]| {
         let mut v = v.to_vec();
         v.sort();
-        v.get(v.len() / 2).map_or(0.0, |d| d.as_secs_f64() * 1e6 / f64::from(RUNS))
+        v.get(v.len() / 2).map_or(0.0, |d| d.as_secs_f64() * 1e6 / f64::from(runs))
     };
     let whole: Vec<Duration> = (0..cases.len()).map(|i| per_case.values().map(|v| v.get(i).copied().unwrap_or_default()).sum()).collect();
     println!("median query: {:.1} µs", p50(&whole));

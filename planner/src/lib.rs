@@ -9,6 +9,7 @@ pub mod bind;
 pub mod catalog;
 pub mod error;
 pub mod functions;
+pub mod optimize;
 pub mod physical_rules;
 pub mod principal;
 pub mod pushdown;

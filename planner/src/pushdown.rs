@@ -71,7 +71,7 @@ impl OptimizerRule for PushTotalFiltersIntoBarrier {
 /// blocks `PushDownFilter`, so nothing from above it moves in here.
 pub fn sink_into_policies(plan: LogicalPlan, config: &dyn OptimizerConfig) -> DfResult<LogicalPlan> {
     use datafusion::optimizer::push_down_filter::PushDownFilter;
-    datafusion::optimizer::Optimizer::with_rules(vec![Arc::new(PushDownFilter::new())]).optimize(plan, config, |_, _| {})
+    crate::optimize::optimize_with(plan, &[Arc::new(PushDownFilter::new())], config, |_, _| {})
 }
 
 /// `Filter(predicate, input)` with the total conjuncts of `predicate` moved inside `input`, if

@@ -801,7 +801,21 @@ impl Cluster {
     fn optimize(&self, planned: &PlannedQuery) -> Result<LogicalPlan> {
         let (state, _) = self.session(input_partitions(&planned.plan));
         kustodian_planner::verify::verify_logical(&planned.plan, &planned.protected)?;
-        let mut optimized = state.optimize(&planned.plan)?;
+        // The logical optimizer's rules (one pass, each only where it applies: see
+        // `kustodian_planner::optimize`) without DataFusion's analyzer: the binder types every
+        // expression and builds unions with their coerced schema, so type coercion (a tenth of
+        // planning time) would rebuild the plan unchanged. Debug builds check that it would.
+        #[cfg(debug_assertions)]
+        {
+            let analyzed = state.analyzer().execute_and_check(planned.plan.clone(), state.config_options(), |_, _| {})?;
+            if analyzed != planned.plan {
+                // Not the plans themselves: they hold policy predicates.
+                return Err(RuntimeError::Internal(
+                    "the bound plan is not what DataFusion's analyzer makes of it (compare `planned.plan` with the analyzer's output)".into(),
+                ));
+            }
+        }
+        let mut optimized = kustodian_planner::optimize::optimize_with(planned.plan.clone(), &state.optimizer().rules, state, |_, _| {})?;
         if !planned.protected.is_empty() {
             optimized = kustodian_planner::pushdown::sink_into_policies(optimized, state)?;
         }

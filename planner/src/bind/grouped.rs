@@ -590,7 +590,7 @@ impl<'a> Binder<'a> {
         let ov = if ov.ty == kty { ov } else { crate::functions::lower_cast(ov, kty)? };
         summed = self.add_column(summed, this_key, ov.expr, kty)?;
         let summed = self.select(summed, &kept.names())?;
-        let plan = kept.builder().union(summed.plan)?.build()?;
+        let plan = super::union_all(vec![kept.plan, summed.plan])?;
         Ok(Rel::new(plan, kept.schema))
     }
 

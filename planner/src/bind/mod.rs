@@ -65,6 +65,22 @@ impl Rel {
     }
 }
 
+/// `UNION ALL` of legs the binder has already cast to one list of column types, as one n-ary
+/// union with the schema DataFusion's type coercion gives a union (a column is nullable when
+/// any leg's is, field metadata merged). Built this way the bound plan is already what the
+/// analyzer would make of it, so the runtime does not run the analyzer (debug builds check
+/// that it would change nothing: `Cluster::optimize`).
+pub(crate) fn union_all(legs: Vec<LogicalPlan>) -> Result<LogicalPlan> {
+    let mut legs: Vec<Arc<LogicalPlan>> = legs.into_iter().map(Arc::new).collect();
+    if legs.len() == 1
+        && let Some(only) = legs.pop()
+    {
+        return Ok(Arc::unwrap_or_clone(only));
+    }
+    let union = datafusion::logical_expr::Union::try_new_with_loose_types(legs)?;
+    Ok(datafusion::optimizer::analyzer::type_coercion::TypeCoercionRewriter::coerce_union(union)?)
+}
+
 /// A column reference that never lower-cases (`col("...")` would) and keeps the qualifier the
 /// plan's schema has for it, so self-joins and aliases resolve.
 pub(crate) fn column_expr(plan: &LogicalPlan, name: &str) -> DfExpr {

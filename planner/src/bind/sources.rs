@@ -361,7 +361,7 @@ impl<'a> Binder<'a> {
             final_cols.push(KqlColumn::new(src.clone(), KqlType::String));
         }
         final_cols.extend(out.iter().map(|(c, _, _)| c.clone()));
-        let mut builder: Option<LogicalPlanBuilder> = None;
+        let mut plans = Vec::with_capacity(legs.len());
         for (leg_name, rel) in &legs {
             let mut exprs = Vec::new();
             if let Some(src) = &withsource {
@@ -378,13 +378,12 @@ impl<'a> Binder<'a> {
                 };
                 exprs.push(cast(e, c.ty.arrow_type()).alias(c.name.clone()));
             }
-            let leg = rel.builder().project(exprs)?.build()?;
-            builder = Some(match builder {
-                None => LogicalPlanBuilder::from(leg),
-                Some(b) => b.union(leg)?,
-            });
+            plans.push(rel.builder().project(exprs)?.build()?);
         }
-        let plan = builder.ok_or_else(|| PlanError::Internal("empty union".into()))?.build()?;
+        if plans.is_empty() {
+            return Err(PlanError::Internal("empty union".into()));
+        }
+        let plan = super::union_all(plans)?;
         Ok(Rel::new(plan, KqlSchema::new(final_cols)))
     }
 }
