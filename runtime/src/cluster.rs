@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch};
 use datafusion::arrow::compute::cast;
@@ -168,6 +168,18 @@ pub(crate) type ExtentData = HashMap<String, Arc<Vec<RecordBatch>>>;
 pub(crate) struct State {
     pub meta: Meta,
     pub data: ExtentData,
+    /// The table providers requests on this snapshot read through, built on first use (see
+    /// [`SnapshotCatalog::provider`]).
+    providers: Mutex<HashMap<ProviderKey, Arc<dyn TableProvider>>>,
+}
+
+/// A table or materialized view's provider: database, name, partition count, whether exact.
+type ProviderKey = (String, String, usize, bool);
+
+impl State {
+    pub(crate) fn new(meta: Meta, data: ExtentData) -> Self {
+        State { meta, data, providers: Mutex::default() }
+    }
 }
 
 pub struct Cluster {
@@ -208,7 +220,28 @@ impl<'a> SnapshotCatalog<'a> {
         SnapshotCatalog { state, partitions, exact_partitions: false, without_rls: false, fraction: 1.0 }
     }
 
-    fn provider(&self, schema: &KqlSchema, extents: &[ExtentInfo]) -> Option<Arc<dyn TableProvider>> {
+    /// The provider of table (or materialized view) `name` of `database`. A snapshot's data never
+    /// changes, so the provider of all its rows is built once per snapshot and shared by every
+    /// request on it (its arrow schema, the partitioning of its batches); only a fraction of the
+    /// rows (`overhead --sizes`) builds its own.
+    fn provider(&self, database: &str, name: &str, schema: &KqlSchema, extents: &[ExtentInfo]) -> Option<Arc<dyn TableProvider>> {
+        if self.fraction < 1.0 {
+            return self.build_provider(schema, extents);
+        }
+        let key = (database.to_string(), name.to_string(), self.partitions, self.exact_partitions);
+        if let Ok(cached) = self.state.providers.lock()
+            && let Some(p) = cached.get(&key)
+        {
+            return Some(Arc::clone(p));
+        }
+        let built = self.build_provider(schema, extents)?;
+        if let Ok(mut cached) = self.state.providers.lock() {
+            cached.insert(key, Arc::clone(&built));
+        }
+        Some(built)
+    }
+
+    fn build_provider(&self, schema: &KqlSchema, extents: &[ExtentInfo]) -> Option<Arc<dyn TableProvider>> {
         let schema = schema.arrow_schema();
         let mut batches: Vec<RecordBatch> = Vec::new();
         for e in extents {
@@ -283,7 +316,7 @@ impl Catalog for SnapshotCatalog<'_> {
                 database: db.name.clone(),
                 name: mv.name.clone(),
                 schema: mv.schema.clone(),
-                provider: self.provider(&mv.schema, &mv.extents)?,
+                provider: self.provider(&db.name, &mv.name, &mv.schema, &mv.extents)?,
                 rls: if self.without_rls {
                     None
                 } else {
@@ -297,7 +330,7 @@ impl Catalog for SnapshotCatalog<'_> {
             database: db.name.clone(),
             name: t.name.clone(),
             schema: t.schema.clone(),
-            provider: self.provider(&t.schema, &t.extents)?,
+            provider: self.provider(&db.name, &t.name, &t.schema, &t.extents)?,
             rls: if self.without_rls {
                 None
             } else {
@@ -359,7 +392,7 @@ pub(crate) fn conform_batch(b: RecordBatch, schema: &SchemaRef) -> Result<Record
 impl Cluster {
     fn from_parts(meta: Meta, data: ExtentData, storage: Option<Storage>, admin: Principal) -> Cluster {
         Cluster {
-            state: RwLock::new(Arc::new(State { meta, data })),
+            state: RwLock::new(Arc::new(State::new(meta, data))),
             storage,
             admin,
             partitions: num_partitions(),
@@ -494,7 +527,7 @@ impl Cluster {
             .map(|e| &e.id)
             .collect();
         data.retain(|k, _| live.contains(k));
-        *guard = Arc::new(State { meta, data });
+        *guard = Arc::new(State::new(meta, data));
         // Cached plans belong to the old snapshot (and hold its data): drop them now rather
         // than at the next query.
         self.plans.clear();

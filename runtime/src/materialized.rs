@@ -249,7 +249,7 @@ async fn compute(
     query: &str,
 ) -> Result<(KqlSchema, Vec<RecordBatch>)> {
     let q = parse_query(query, view)?;
-    let state = State { meta: meta.clone(), data: data.clone() };
+    let state = State::new(meta.clone(), data.clone());
     let catalog = SnapshotCatalog { without_rls: true, ..cluster.catalog(&state) };
     let ctx = RequestContext {
         principal: cluster.admin.clone(),
