@@ -367,7 +367,7 @@ impl<'a> Binder<'a> {
             }
             sorts.push(v.expr.sort(!desc, nulls_first));
         }
-        let plan = rel.builder().sort(sorts)?.build()?;
+        let plan = super::sort_plan(rel.plan, sorts)?;
         Ok(Rel::new(plan, rel.schema))
     }
 
