@@ -1,5 +1,7 @@
 //! Kustodian's physical optimizer rules: DataFusion's, with `EnsureRequirements` (distribution
-//! and sort enforcement) run only when the plan needs it.
+//! and sort enforcement) run only when the plan needs it, and the rules that only rewrite
+//! particular operators (aggregates, joins, limits, windows, filters, projections, sorts)
+//! skipped for plans that have none of them ([`OnlyWhenPresent`]).
 //!
 //! For a plan of one partition, DataFusion's initial physical plan usually satisfies every
 //! operator's distribution and ordering requirement already, and `EnsureRequirements` then
@@ -16,25 +18,139 @@ use std::sync::Arc;
 
 use datafusion::common::Result as DfResult;
 use datafusion::config::ConfigOptions;
-use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_optimizer::{PhysicalOptimizerContext, PhysicalOptimizerRule};
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::physical_optimizer::sanity_checker::SanityCheckPlan;
 use datafusion::physical_plan::ExecutionPlan;
 
 /// DataFusion's physical optimizer rules in DataFusion's order, `EnsureRequirements` wrapped
-/// in [`OnlyWhenUnsatisfied`].
+/// in [`OnlyWhenUnsatisfied`] and the operator-specific rules in [`OnlyWhenPresent`].
 pub fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
     PhysicalOptimizer::new()
         .rules
         .into_iter()
         .map(|rule| {
             if rule.name() == "EnsureRequirements" {
-                Arc::new(OnlyWhenUnsatisfied { inner: rule }) as Arc<dyn PhysicalOptimizerRule + Send + Sync>
-            } else {
-                rule
+                return Arc::new(OnlyWhenUnsatisfied { inner: rule }) as Arc<dyn PhysicalOptimizerRule + Send + Sync>;
+            }
+            match operators_rewritten_by(rule.name()) {
+                Some(needs) => Arc::new(OnlyWhenPresent { inner: rule, needs }),
+                None => rule,
             }
         })
         .collect()
+}
+
+/// The operators a plan holds, as far as [`operators_rewritten_by`] needs to know.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Operators {
+    aggregate: bool,
+    join: bool,
+    hash_join: bool,
+    filter: bool,
+    projection: bool,
+    sort: bool,
+    window: bool,
+    repartition: bool,
+    /// A limit operator, or any operator with a fetch (a top-k sort).
+    limit: bool,
+}
+
+impl Operators {
+    pub fn of(plan: &Arc<dyn ExecutionPlan>) -> Self {
+        let mut ops = Operators::default();
+        let mut stack = vec![Arc::clone(plan)];
+        while let Some(node) = stack.pop() {
+            match node.name() {
+                "AggregateExec" => ops.aggregate = true,
+                "HashJoinExec" => {
+                    ops.join = true;
+                    ops.hash_join = true;
+                }
+                "NestedLoopJoinExec" | "CrossJoinExec" | "SortMergeJoinExec" | "SymmetricHashJoinExec" => ops.join = true,
+                "FilterExec" => ops.filter = true,
+                "ProjectionExec" => ops.projection = true,
+                "SortExec" => ops.sort = true,
+                "BoundedWindowAggExec" | "WindowAggExec" => ops.window = true,
+                "RepartitionExec" => ops.repartition = true,
+                "GlobalLimitExec" | "LocalLimitExec" => ops.limit = true,
+                _ => {}
+            }
+            if node.fetch().is_some() {
+                ops.limit = true;
+            }
+            stack.extend(node.children().into_iter().cloned());
+        }
+        ops
+    }
+}
+
+/// For a rule that only rewrites particular operators, whether a plan holding `Operators` may
+/// be changed by it (DataFusion 55's rules: each starts from the operators named here). `None`
+/// for the rules that run on every plan. `tests/physical_gates.rs` checks over the corpus that
+/// the plans come out exactly as with every rule run.
+fn operators_rewritten_by(rule: &str) -> Option<fn(&Operators) -> bool> {
+    Some(match rule {
+        "aggregate_statistics" | "LimitedDistinctAggregation" | "CombinePartialFinalAggregate" | "OptimizeAggregateOrder" | "LimitAggregation" => {
+            |o| o.aggregate
+        }
+        "join_selection" => |o| o.join,
+        "HashJoinBuffering" => |o| o.hash_join,
+        // Filters start at a FilterExec, or at a join's filter.
+        "FilterPushdown" => |o| o.filter || o.join,
+        // Dynamic filters: from a top-k sort, a join or an aggregate.
+        "FilterPushdown(Post)" => |o| o.sort || o.join || o.aggregate || o.filter,
+        "ProjectionPushdown" => |o| o.projection,
+        "WindowTopN" | "LimitPushPastWindows" => |o| o.window,
+        "LimitPushdown" => |o| o.limit,
+        "TopKRepartition" => |o| o.repartition,
+        "PushdownSort" => |o| o.sort,
+        _ => return None,
+    })
+}
+
+/// `rules` with every [`OnlyWhenPresent`] replaced by the rule it wraps: what the gates are
+/// checked against (`tests/physical_gates.rs`).
+pub fn without_presence_gates(rules: &[Arc<dyn PhysicalOptimizerRule + Send + Sync>]) -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
+    rules
+        .iter()
+        .map(|rule| match (rule.as_ref() as &dyn std::any::Any).downcast_ref::<OnlyWhenPresent>() {
+            Some(gated) => Arc::clone(&gated.inner),
+            None => Arc::clone(rule),
+        })
+        .collect()
+}
+
+/// Runs the wrapped rule only when the plan holds an operator it rewrites.
+pub struct OnlyWhenPresent {
+    inner: Arc<dyn PhysicalOptimizerRule + Send + Sync>,
+    needs: fn(&Operators) -> bool,
+}
+
+impl fmt::Debug for OnlyWhenPresent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "OnlyWhenPresent({})", self.inner.name())
+    }
+}
+
+impl PhysicalOptimizerRule for OnlyWhenPresent {
+    fn optimize(&self, plan: Arc<dyn ExecutionPlan>, config: &ConfigOptions) -> DfResult<Arc<dyn ExecutionPlan>> {
+        if (self.needs)(&Operators::of(&plan)) { self.inner.optimize(plan, config) } else { Ok(plan) }
+    }
+
+    // What the physical planner calls: the wrapped rule gets the context (its statistics
+    // registry) as it would unwrapped.
+    fn optimize_with_context(&self, plan: Arc<dyn ExecutionPlan>, context: &dyn PhysicalOptimizerContext) -> DfResult<Arc<dyn ExecutionPlan>> {
+        if (self.needs)(&Operators::of(&plan)) { self.inner.optimize_with_context(plan, context) } else { Ok(plan) }
+    }
+
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn schema_check(&self) -> bool {
+        self.inner.schema_check()
+    }
 }
 
 /// Runs the wrapped rule unless the plan is single-partitioned and already passes
@@ -55,6 +171,14 @@ impl PhysicalOptimizerRule for OnlyWhenUnsatisfied {
             return Ok(plan);
         }
         self.inner.optimize(plan, config)
+    }
+
+    fn optimize_with_context(&self, plan: Arc<dyn ExecutionPlan>, context: &dyn PhysicalOptimizerContext) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let config = context.config_options();
+        if config.execution.target_partitions == 1 && SanityCheckPlan::new().optimize(Arc::clone(&plan), config).is_ok() {
+            return Ok(plan);
+        }
+        self.inner.optimize_with_context(plan, context)
     }
 
     fn name(&self) -> &str {
