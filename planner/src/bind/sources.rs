@@ -2,7 +2,7 @@
 //! function calls and views; and the effective query text with policies substituted.
 
 use datafusion::common::ScalarValue;
-use datafusion::logical_expr::{Expr as DfExpr, LogicalPlanBuilder, cast, lit};
+use datafusion::logical_expr::{Expr as DfExpr, ExprSchemable, LogicalPlanBuilder, cast, lit};
 use kustodian_parser::ast::{self, ExprKind, Span};
 
 use super::{Binder, Binding, Rel, Scope, glob_match};
@@ -155,19 +155,24 @@ impl<'a> Binder<'a> {
             }
             rows.push(row);
         }
-        let plan = LogicalPlanBuilder::values(rows)?.build()?;
-        // Rename `column1..n` to the declared names, keeping types exact.
-        let exprs: Vec<DfExpr> = plan
-            .schema()
-            .fields()
-            .iter()
-            .zip(&kschema.columns)
-            .map(|(f, c)| {
-                cast(DfExpr::Column(datafusion::common::Column::new_unqualified(f.name())), c.ty.arrow_type())
-                    .alias(c.name.clone())
-            })
-            .collect();
-        let plan = LogicalPlanBuilder::from(plan).project(exprs)?.build()?;
+        // Values with the declared names and exact types, every value cast where its type
+        // differs: `LogicalPlanBuilder::values` would name the columns `column1..n` and need a
+        // renaming projection on top, one more operator to plan and run.
+        let none = datafusion::common::DFSchema::empty();
+        let mut fields = Vec::with_capacity(kschema.columns.len());
+        for (j, c) in kschema.columns.iter().enumerate() {
+            let ty = c.ty.arrow_type();
+            let mut nullable = false;
+            for row in &mut rows {
+                let v = std::mem::take(&mut row[j]);
+                let v = if v.get_type(&none)? == ty { v } else { cast(v, ty.clone()) };
+                nullable |= v.nullable(&none)?;
+                row[j] = v;
+            }
+            fields.push(datafusion::arrow::datatypes::Field::new(c.name.clone(), ty, nullable));
+        }
+        let schema = datafusion::common::DFSchema::from_unqualified_fields(fields.into(), Default::default())?;
+        let plan = datafusion::logical_expr::LogicalPlan::Values(datafusion::logical_expr::Values { schema: std::sync::Arc::new(schema), values: rows });
         Ok(Rel::new(plan, kschema))
     }
 
