@@ -141,7 +141,7 @@ impl<'a> Binder<'a> {
             }
             _ => {}
         }
-        let plan = rel.builder().filter(p.expr)?.build()?;
+        let plan = rel.builder().filter(as_filter(p.expr))?.build()?;
         Ok(Rel::new(plan, rel.schema))
     }
 
@@ -1513,4 +1513,81 @@ pub(crate) fn input_ordering(plan: &datafusion::logical_expr::LogicalPlan) -> Op
         out.push(SortExpr::new(e, se.asc, se.nulls_first));
     }
     Some(out)
+}
+
+/// A `where` predicate as a filter reads it. KQL comparisons are two-valued (`s == "a"` is
+/// false, not null, when `s` is null), so the binder guards them: `s IS NOT NULL AND s = 'a'`.
+/// A filter keeps only the rows where its predicate is true, and through `and`/`or` alone a
+/// false and a null operand make the same rows true; so where the guarded comparison is null
+/// whenever `s` is (a comparison with a non-null literal, an `in` list of them, and `and`/`or`
+/// of those), the guard only costs an extra test per row, and is dropped. Nothing under a `not`
+/// or inside any other operator is touched: there null and false differ.
+pub(crate) fn as_filter(e: DfExpr) -> DfExpr {
+    use datafusion::logical_expr::{BinaryExpr, Operator};
+    match e {
+        DfExpr::BinaryExpr(BinaryExpr { left, op: Operator::And, right }) => {
+            let (l, r) = (as_filter(*left), as_filter(*right));
+            match (&l, &r) {
+                (DfExpr::IsNotNull(x), p) if null_when_null(p, x) => r,
+                (p, DfExpr::IsNotNull(x)) if null_when_null(p, x) => l,
+                _ => l.and(r),
+            }
+        }
+        DfExpr::BinaryExpr(BinaryExpr { left, op: Operator::Or, right }) => as_filter(*left).or(as_filter(*right)),
+        other => other,
+    }
+}
+
+/// Whether `p` is null whenever `x` is.
+fn null_when_null(p: &DfExpr, x: &DfExpr) -> bool {
+    use datafusion::logical_expr::{BinaryExpr, Operator};
+    let non_null_literal = |e: &DfExpr| matches!(e, DfExpr::Literal(v, _) if !v.is_null());
+    match p {
+        DfExpr::BinaryExpr(BinaryExpr { left, op: Operator::And | Operator::Or, right }) => {
+            null_when_null(left, x) && null_when_null(right, x)
+        }
+        DfExpr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Eq | Operator::NotEq | Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq,
+            right,
+        }) => (left.as_ref() == x && non_null_literal(right)) || (right.as_ref() == x && non_null_literal(left)),
+        DfExpr::InList(il) => il.expr.as_ref() == x && il.list.iter().all(non_null_literal),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod as_filter_tests {
+    use super::as_filter;
+    use datafusion::logical_expr::{Expr, col, lit};
+
+    fn guarded(c: &str, p: Expr) -> Expr {
+        col(c).is_not_null().and(p)
+    }
+
+    #[test]
+    fn drops_the_guard_of_a_comparison_with_a_literal() {
+        assert_eq!(as_filter(guarded("s", col("s").eq(lit("a")))), col("s").eq(lit("a")));
+        let in_list = col("s").in_list(vec![lit("a"), lit("b")], false);
+        assert_eq!(as_filter(guarded("s", in_list.clone())), in_list);
+        let either = col("s").eq(lit("a")).or(col("s").eq(lit("b")));
+        assert_eq!(as_filter(guarded("s", either.clone())), either);
+        // Under `and` and `or` of the filter, both sides.
+        let two = guarded("s", col("s").eq(lit("a"))).or(guarded("t", col("t").gt(lit(1))));
+        assert_eq!(as_filter(two), col("s").eq(lit("a")).or(col("t").gt(lit(1))));
+    }
+
+    #[test]
+    fn keeps_a_guard_that_decides_something() {
+        // Another column, a null literal, a column on both sides, under a `not`.
+        for e in [
+            guarded("s", col("t").eq(lit("a"))),
+            guarded("s", col("s").eq(lit(datafusion::common::ScalarValue::Utf8(None)))),
+            guarded("s", col("s").eq(col("t"))),
+            guarded("s", col("s").eq(lit("a")).or(col("t").eq(lit("b")))),
+            Expr::Not(Box::new(guarded("s", col("s").eq(lit("a"))))),
+        ] {
+            assert_eq!(as_filter(e.clone()), e);
+        }
+    }
 }
