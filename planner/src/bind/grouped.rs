@@ -101,7 +101,7 @@ impl<'a> Binder<'a> {
         }
         exprs.push(cast(col_ref(RN_COL), KqlType::Long.arrow_type()).alias(name));
         cols.push(KqlColumn::new(name, KqlType::Long));
-        let plan = tmp.builder().project(exprs)?.build()?;
+        let plan = super::project(tmp.plan.clone(), exprs)?;
         Ok(Rel::new(plan, KqlSchema::new(cols)))
     }
 
@@ -118,7 +118,7 @@ impl<'a> Binder<'a> {
         }
         exprs.push(e.alias(name));
         cols.push(KqlColumn::new(name, ty));
-        let plan = rel.builder().project(exprs)?.build()?;
+        let plan = super::project(rel.plan.clone(), exprs)?;
         Ok(Rel::new(plan, KqlSchema::new(cols)))
     }
 
@@ -145,7 +145,7 @@ impl<'a> Binder<'a> {
         }
         exprs.push(cast(col_ref(RN_COL), KqlType::Long.arrow_type()).alias(ORD_COL));
         cols.push(KqlColumn::new(ORD_COL, KqlType::Long));
-        let plan = tmp.builder().project(exprs)?.build()?;
+        let plan = super::project(tmp.plan.clone(), exprs)?;
         Ok(Rel::new(plan, KqlSchema::new(cols)))
     }
 
@@ -396,7 +396,7 @@ impl<'a> Binder<'a> {
                 }
                 exprs.push(col_ref(GROUP_COL).alias(GROUP_COL));
                 cols.push(KqlColumn::new(GROUP_COL, kc.ty));
-                let plan = LogicalPlanBuilder::from(joined).project(exprs)?.build()?;
+                let plan = super::project(joined, exprs)?;
                 let r = Rel::new(plan, KqlSchema::new(cols));
                 let r = self.add_row_number(r, ORD_COL)?;
                 // The key is a scalar in the subquery: `Col` and `toscalar(Col)` name the group column.
@@ -485,7 +485,7 @@ impl<'a> Binder<'a> {
                         exprs.push(qcol("__gr", &col.name).alias(col.name.clone()));
                         cols.push(col.clone());
                     }
-                    let plan = LogicalPlanBuilder::from(plan).project(exprs)?.build()?;
+                    let plan = super::project(plan, exprs)?;
                     Rel::new(plan, KqlSchema::new(cols))
                 }
             });
@@ -559,7 +559,7 @@ impl<'a> Binder<'a> {
         let mut exprs = renamed;
         exprs.push(lit(true).alias("__kqlg_kept"));
         mcols.push(KqlColumn::new("__kqlg_kept", KqlType::Bool));
-        marks = Rel::new(marks.builder().project(exprs)?.build()?, KqlSchema::new(mcols));
+        marks = Rel::new(super::project(marks.plan.clone(), exprs)?, KqlSchema::new(mcols));
         let lplan = tagged.builder().alias("__gl")?.build()?;
         let rplan = marks.builder().alias("__gr")?.build()?;
         let lk: Vec<Column> = hidden.iter().map(|k| Column::new(Some("__gl"), k.as_str())).collect();
@@ -574,7 +574,7 @@ impl<'a> Binder<'a> {
             exprs.push(qcol("__gl", &c.name).alias(c.name.clone()));
             cols.push(c.clone());
         }
-        let rest = Rel::new(LogicalPlanBuilder::from(joined).project(exprs)?.build()?, KqlSchema::new(cols));
+        let rest = Rel::new(super::project(joined, exprs)?, KqlSchema::new(cols));
         // Aggregate the rest by the upper levels' keys (hidden copies, named back).
         let by: Vec<ast::NamedExpr> = key_names
             .iter()

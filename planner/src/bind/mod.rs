@@ -81,6 +81,45 @@ pub(crate) fn union_all(legs: Vec<LogicalPlan>) -> Result<LogicalPlan> {
     Ok(datafusion::optimizer::analyzer::type_coercion::TypeCoercionRewriter::coerce_union(union)?)
 }
 
+/// The projection of `exprs` over `input` that `LogicalPlanBuilder::project` makes, for the
+/// binder's expressions, whose columns are already qualified as `input`'s schema has them
+/// ([`column_expr`]): without the builder re-qualifying every column (which walks the whole
+/// input plan for USING-join columns, once per column) and, when `input` carries no functional
+/// dependencies (nothing below is an aggregate), without DataFusion working them out for the
+/// projection (which formats every expression to a string). A column the builder would
+/// qualify, or an aggregate or window input (whose output expressions the builder turns into
+/// columns), sends the projection through the builder. Debug builds check that the builder makes
+/// the same plan.
+pub(crate) fn project(input: LogicalPlan, exprs: Vec<DfExpr>) -> Result<LogicalPlan> {
+    let schema = input.schema();
+    let qualified_as_input = exprs.iter().all(|e| {
+        e.column_refs().iter().all(|c| {
+            c.relation.is_some() || matches!(schema.qualified_fields_with_unqualified_name(&c.name)[..], [(None, _)])
+        })
+    });
+    // Over an aggregate or a window the builder also replaces expressions equal to one of their
+    // outputs by that output's column.
+    if !qualified_as_input || matches!(input, LogicalPlan::Aggregate(_) | LogicalPlan::Window(_)) {
+        return Ok(LogicalPlanBuilder::from(input).project(exprs)?.build()?);
+    }
+    #[cfg(debug_assertions)]
+    let built = LogicalPlanBuilder::from(input.clone()).project(exprs.clone())?.build()?;
+    let input = Arc::new(input);
+    let projection = if input.schema().functional_dependencies().is_empty() {
+        let fields = datafusion::logical_expr::utils::exprlist_to_fields(&exprs, &input)?;
+        let schema = datafusion::common::DFSchema::new_with_metadata(fields, input.schema().metadata().clone())?;
+        datafusion::logical_expr::Projection::try_new_with_schema(exprs, input, Arc::new(schema))?
+    } else {
+        datafusion::logical_expr::Projection::try_new(exprs, input)?
+    };
+    let plan = LogicalPlan::Projection(projection);
+    #[cfg(debug_assertions)]
+    if built != plan {
+        return Err(PlanError::Internal("a projection the binder built differs from the one DataFusion's builder makes".into()));
+    }
+    Ok(plan)
+}
+
 /// `input` sorted by `sorts`, whose columns the binder resolved against `input`: the plan
 /// `LogicalPlanBuilder::sort` makes, without the builder's work for SQL's ORDER BY (keys
 /// rewritten through aggregates, missing columns added, every column re-qualified), which is

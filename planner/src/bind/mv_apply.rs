@@ -4,7 +4,6 @@
 //! order within the row), apply the subquery per row id (see `grouped.rs`), then join the
 //! row's other columns back by row id.
 
-use datafusion::logical_expr::LogicalPlanBuilder;
 use kustodian_parser::ast::{self, Operator, OperatorKind, Span};
 
 use super::grouped::{GROUP_COL, ORD_COL, ident, is_grouping_hidden, qcol};
@@ -96,7 +95,7 @@ impl<'a> Binder<'a> {
             cols.push(KqlColumn::new(GROUP_COL, KqlType::Long));
             exprs.push(qcol("__gr", ORD_COL).alias(ORD_COL));
             cols.push(KqlColumn::new(ORD_COL, KqlType::Long));
-            let plan = LogicalPlanBuilder::from(plan).project(exprs)?.build()?;
+            let plan = super::project(plan, exprs)?;
             Rel::new(plan, KqlSchema::new(cols))
         };
         let mut sel = order;

@@ -154,7 +154,7 @@ impl<'a> Binder<'a> {
             exprs.push(c.expr.alias(n.clone()));
             cols.push(KqlColumn::new(n.clone(), c.ty));
         }
-        let plan = rel.builder().project(exprs)?.build()?;
+        let plan = super::project(rel.plan.clone(), exprs)?;
         Ok(Rel::new(plan, KqlSchema::new(cols)))
     }
 
@@ -210,7 +210,7 @@ impl<'a> Binder<'a> {
         if exprs.is_empty() {
             return Err(self.semantic("project needs at least one column", span));
         }
-        let plan = rel.builder().project(exprs)?.build()?;
+        let plan = super::project(rel.plan.clone(), exprs)?;
         Ok(Rel::new(plan, KqlSchema::new(cols)))
     }
 
@@ -265,7 +265,7 @@ impl<'a> Binder<'a> {
                 exprs.push(v.expr.alias(name.clone()));
                 cols.push(KqlColumn::new(name, v.ty));
             }
-            let plan = rel.builder().project(exprs)?.build()?;
+            let plan = super::project(rel.plan.clone(), exprs)?;
             rel = Rel::new(plan, KqlSchema::new(cols));
         }
         Ok(rel)
@@ -315,7 +315,7 @@ impl<'a> Binder<'a> {
             exprs.push(rel.col(&c.name)?.expr.alias(new.clone()));
             cols.push(KqlColumn::new(new.clone(), c.ty));
         }
-        let plan = rel.builder().project(exprs)?.build()?;
+        let plan = super::project(rel.plan.clone(), exprs)?;
         Ok(Rel::new(plan, KqlSchema::new(cols)))
     }
 
@@ -533,7 +533,7 @@ impl<'a> Binder<'a> {
         let plan = if exact && same_names {
             out.plan
         } else {
-            out.builder().project(exprs)?.build()?
+            super::project(out.plan.clone(), exprs)?
         };
         let typed = Rel::new(plan, KqlSchema::new(all));
         if hidden.is_empty() {
@@ -554,7 +554,7 @@ impl<'a> Binder<'a> {
             exprs.push(v.expr.alias(name.clone()));
             final_cols.push(KqlColumn::new(name.clone(), v.ty));
         }
-        let plan = typed.builder().project(exprs)?.build()?;
+        let plan = super::project(typed.plan.clone(), exprs)?;
         Ok(Rel::new(plan, KqlSchema::new(final_cols)))
     }
 
@@ -812,7 +812,7 @@ impl<'a> Binder<'a> {
         }
         exprs.push(post(column_ref(&tmp)).alias(name.to_string()));
         cols.push(KqlColumn::new(name.to_string(), ty));
-        let plan = LogicalPlanBuilder::from(plan).project(exprs)?.build()?;
+        let plan = super::project(plan, exprs)?;
         Ok(Rel::new(plan, KqlSchema::new(cols)))
     }
 
@@ -852,7 +852,7 @@ impl<'a> Binder<'a> {
         }
         exprs.push(start.alias(start_name.clone()));
         cols.push(KqlColumn::new(start_name.clone(), KqlType::Long));
-        let plan = LogicalPlanBuilder::from(plan).project(exprs)?.build()?;
+        let plan = super::project(plan, exprs)?;
         let rel = Rel::new(plan, KqlSchema::new(cols));
         let agg = if min { datafusion::functions_aggregate::min_max::max_udaf() } else { datafusion::functions_aggregate::sum::sum_udaf() };
         let f = DfExpr::from(WindowFunction::new(WindowFunctionDefinition::AggregateUDF(agg), vec![column_ref(&start_name)]))
@@ -965,7 +965,7 @@ impl<'a> Binder<'a> {
             exprs.push(e.expr.alias(ix.clone()));
             cols.push(KqlColumn::new(ix, KqlType::Long));
         }
-        let plan = LogicalPlanBuilder::from(plan).project(exprs)?.build()?;
+        let plan = super::project(plan, exprs)?;
         Ok(Rel::new(plan, KqlSchema::new(cols)))
     }
 
@@ -1002,7 +1002,7 @@ impl<'a> Binder<'a> {
             .zip(names)
             .map(|(f, n)| DfExpr::Column(datafusion::common::Column::new_unqualified(f.name())).alias(n))
             .collect();
-        let plan = LogicalPlanBuilder::from(plan).project(exprs)?.build()?;
+        let plan = super::project(plan, exprs)?;
         Ok(Rel::new(plan, schema))
     }
 
@@ -1119,7 +1119,7 @@ impl<'a> Binder<'a> {
                 cols.push(KqlColumn::new(name, c.ty));
             }
         }
-        let plan = LogicalPlanBuilder::from(joined).project(exprs)?.build()?;
+        let plan = super::project(joined, exprs)?;
         Ok(Rel::new(plan, KqlSchema::new(cols)))
     }
 
@@ -1136,7 +1136,7 @@ impl<'a> Binder<'a> {
                 cols.push(c.clone());
             }
         }
-        let plan = rel.builder().project(exprs)?.build()?;
+        let plan = super::project(rel.plan.clone(), exprs)?;
         Ok(Rel::new(plan, KqlSchema::new(cols)))
     }
 

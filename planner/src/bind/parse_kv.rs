@@ -477,7 +477,7 @@ impl<'a> Binder<'a> {
             exprs.push(rel.col(&c.name)?.expr.alias(c.name.clone()));
         }
         exprs.push(call.alias(tmp.clone()));
-        let staged = rel.builder().project(exprs)?.build()?;
+        let staged = super::project(rel.plan.clone(), exprs)?;
         let mut cols: Vec<KqlColumn> = rel.schema.columns.clone();
         let mut out: Vec<DfExpr> = Vec::new();
         for c in &rel.schema.columns {
@@ -498,7 +498,7 @@ impl<'a> Binder<'a> {
             out.push(v.expr.alias(col.clone()));
             cols.push(KqlColumn::new(col, *ty));
         }
-        let plan = datafusion::logical_expr::LogicalPlanBuilder::from(staged).project(out)?.build()?;
+        let plan = super::project(staged, out)?;
         Ok(Rel::new(plan, KqlSchema::new(cols)))
     }
 }

@@ -181,7 +181,7 @@ impl<'a> Binder<'a> {
             exprs.push(e.expr.alias(n.clone()));
             cols.push(KqlColumn::new(n, e.ty));
         }
-        let plan = rel.builder().project(exprs)?.build()?;
+        let plan = super::project(rel.plan.clone(), exprs)?;
         Ok(Rel::new(plan, KqlSchema::new(cols)))
     }
 }

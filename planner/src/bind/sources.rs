@@ -211,7 +211,7 @@ impl<'a> Binder<'a> {
             exprs.push(v.expr.alias(name.clone()));
             cols.push(KqlColumn::new(name, v.ty));
         }
-        let plan = one.builder().project(exprs)?.build()?;
+        let plan = super::project(one.plan.clone(), exprs)?;
         Ok(Rel::new(plan, KqlSchema::new(cols)))
     }
 
@@ -383,7 +383,7 @@ impl<'a> Binder<'a> {
                 };
                 exprs.push(cast(e, c.ty.arrow_type()).alias(c.name.clone()));
             }
-            plans.push(rel.builder().project(exprs)?.build()?);
+            plans.push(super::project(rel.plan.clone(), exprs)?);
         }
         if plans.is_empty() {
             return Err(PlanError::Internal("empty union".into()));
