@@ -5,21 +5,17 @@
 //! every rule run.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
 use std::sync::Arc;
 
 use datafusion::execution::SessionStateBuilder;
 use datafusion::physical_plan::displayable;
 use datafusion::prelude::SessionConfig;
 use kustodian_planner::physical_rules::without_presence_gates;
-use kustodian_runtime::{Cluster, Identity, RequestOptions};
-use kustodian_tests::rt;
+use kustodian_runtime::Cluster;
+use kustodian_tests::{corpus_requests_by_principal, rt};
 
 #[test]
 fn skipped_physical_rules_change_no_corpus_plan() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/queries");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "kql")).collect();
-    paths.sort();
     let mut compared = 0;
     for partitions in [1, 4] {
         let cluster = rt().block_on(Cluster::sample()).unwrap().with_partitions(partitions);
@@ -29,28 +25,20 @@ fn skipped_physical_rules_change_no_corpus_plan() {
             .with_physical_optimizer_rules(without_presence_gates(gated.physical_optimizers()))
             .build();
         assert!(every.physical_optimizers().len() == gated.physical_optimizers().len());
-        for path in &paths {
-            let text = std::fs::read_to_string(path).unwrap();
-            let db = text.lines().find_map(|l| l.trim_start().strip_prefix("// db:")).map(|d| d.trim().to_string());
-            for who in [None, Some("aaduser=alice@contoso.com")] {
-                let opts = RequestOptions {
-                    database: Some(db.clone().unwrap_or_else(|| "ContosoSales".into())),
-                    identity: who.map(|p| Identity { principal: p.into(), groups: vec![] }),
-                    ..RequestOptions::default()
-                };
-                // Cases meant to fail, commands and queries this principal may not run.
-                let Ok(planned) = cluster.bind(&text, &opts) else { continue };
-                let optimized =
-                    kustodian_planner::optimize::optimize_with(planned.plan.clone(), &gated.optimizer().rules, &gated, |_, _| {}).unwrap();
-                let plan = |state: &datafusion::execution::SessionState| {
-                    rt().block_on(state.query_planner().create_physical_plan(&optimized, state))
-                        .map(|p: Arc<dyn datafusion::physical_plan::ExecutionPlan>| displayable(p.as_ref()).indent(true).to_string())
-                        .map_err(|e| e.to_string())
-                };
-                let (expected, got) = (plan(&every), plan(&gated));
-                assert_eq!(got, expected, "{} as {who:?}, {partitions} partition(s): skipping rules changed the plan", path.display());
-                compared += 1;
-            }
+        for req in corpus_requests_by_principal() {
+            let (path, who) = (&req.path, req.who);
+            // Cases meant to fail, commands and queries this principal may not run.
+            let Ok(planned) = cluster.bind(&req.text, &req.opts) else { continue };
+            let optimized =
+                kustodian_planner::optimize::optimize_with(planned.plan.clone(), &gated.optimizer().rules, &gated, |_, _| {}).unwrap();
+            let plan = |state: &datafusion::execution::SessionState| {
+                rt().block_on(state.query_planner().create_physical_plan(&optimized, state))
+                    .map(|p: Arc<dyn datafusion::physical_plan::ExecutionPlan>| displayable(p.as_ref()).indent(true).to_string())
+                    .map_err(|e| e.to_string())
+            };
+            let (expected, got) = (plan(&every), plan(&gated));
+            assert_eq!(got, expected, "{} as {who:?}, {partitions} partition(s): skipping rules changed the plan", path.display());
+            compared += 1;
         }
     }
     assert!(compared > 1600, "only {compared} plans compared");
