@@ -127,6 +127,12 @@ pub struct OnlyWhenPresent {
     needs: fn(&Operators) -> bool,
 }
 
+impl OnlyWhenPresent {
+    fn applies(&self, plan: &Arc<dyn ExecutionPlan>) -> bool {
+        (self.needs)(&Operators::of(plan))
+    }
+}
+
 impl fmt::Debug for OnlyWhenPresent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "OnlyWhenPresent({})", self.inner.name())
@@ -135,13 +141,12 @@ impl fmt::Debug for OnlyWhenPresent {
 
 impl PhysicalOptimizerRule for OnlyWhenPresent {
     fn optimize(&self, plan: Arc<dyn ExecutionPlan>, config: &ConfigOptions) -> DfResult<Arc<dyn ExecutionPlan>> {
-        if (self.needs)(&Operators::of(&plan)) { self.inner.optimize(plan, config) } else { Ok(plan) }
+        if self.applies(&plan) { self.inner.optimize(plan, config) } else { Ok(plan) }
     }
 
-    // What the physical planner calls: the wrapped rule gets the context (its statistics
-    // registry) as it would unwrapped.
+    // As for `OnlyWhenUnsatisfied`: the context goes to the wrapped rule.
     fn optimize_with_context(&self, plan: Arc<dyn ExecutionPlan>, context: &dyn PhysicalOptimizerContext) -> DfResult<Arc<dyn ExecutionPlan>> {
-        if (self.needs)(&Operators::of(&plan)) { self.inner.optimize_with_context(plan, context) } else { Ok(plan) }
+        if self.applies(&plan) { self.inner.optimize_with_context(plan, context) } else { Ok(plan) }
     }
 
     fn name(&self) -> &str {
@@ -165,20 +170,21 @@ impl fmt::Debug for OnlyWhenUnsatisfied {
     }
 }
 
+impl OnlyWhenUnsatisfied {
+    fn satisfied(plan: &Arc<dyn ExecutionPlan>, config: &ConfigOptions) -> bool {
+        config.execution.target_partitions == 1 && SanityCheckPlan::new().optimize(Arc::clone(plan), config).is_ok()
+    }
+}
+
 impl PhysicalOptimizerRule for OnlyWhenUnsatisfied {
     fn optimize(&self, plan: Arc<dyn ExecutionPlan>, config: &ConfigOptions) -> DfResult<Arc<dyn ExecutionPlan>> {
-        if config.execution.target_partitions == 1 && SanityCheckPlan::new().optimize(Arc::clone(&plan), config).is_ok() {
-            return Ok(plan);
-        }
-        self.inner.optimize(plan, config)
+        if Self::satisfied(&plan, config) { Ok(plan) } else { self.inner.optimize(plan, config) }
     }
 
+    // What the physical planner calls: the wrapped rule gets the context (its statistics
+    // registry) as it would unwrapped.
     fn optimize_with_context(&self, plan: Arc<dyn ExecutionPlan>, context: &dyn PhysicalOptimizerContext) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let config = context.config_options();
-        if config.execution.target_partitions == 1 && SanityCheckPlan::new().optimize(Arc::clone(&plan), config).is_ok() {
-            return Ok(plan);
-        }
-        self.inner.optimize_with_context(plan, context)
+        if Self::satisfied(&plan, context.config_options()) { Ok(plan) } else { self.inner.optimize_with_context(plan, context) }
     }
 
     fn name(&self) -> &str {
