@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use kustodian_benches::corpus_cases;
+use kustodian_benches::{case_selected, corpus_cases};
 use kustodian_runtime::Cluster;
 
 fn frontend(c: &mut Criterion) {
@@ -18,10 +18,9 @@ fn frontend(c: &mut Criterion) {
     let cluster = rt.block_on(Cluster::sample()).unwrap().with_plan_cache(false);
     let cached = rt.block_on(Cluster::sample()).unwrap();
     let cases = corpus_cases(&rt, &cluster);
-    let filter = std::env::var("KUSTODIAN_BENCH_CASES").ok();
     let mut group = c.benchmark_group("frontend");
     group.sample_size(10).warm_up_time(Duration::from_millis(50)).measurement_time(Duration::from_millis(200));
-    for case in cases.iter().filter(|c| filter.as_deref().is_none_or(|f| c.name.contains(f))) {
+    for case in cases.iter().filter(|c| case_selected(&c.name)) {
         group.bench_with_input(BenchmarkId::new("parse", &case.name), &case.text, |b, t| {
             b.iter(|| kustodian_parser::parse(t).unwrap())
         });

@@ -1,13 +1,13 @@
 //! Where planning time goes: for every corpus query that plans on the sample database, the
-//! time of each stage (bind, each logical optimizer rule, physical planning, each physical
-//! optimizer rule), summed over the corpus. Not a criterion bench: it prints one table, to
-//! find what to make cheaper. Like the runtime, it runs the logical rules with Kustodian's
+//! time of each stage (bind, then direct lowering, or each logical optimizer rule, physical
+//! planning and each physical optimizer rule), summed over the corpus. Not a criterion bench:
+//! it prints one table, to find what to make cheaper. Like the runtime, it runs the logical rules with Kustodian's
 //! driver (`kustodian_planner::optimize`: rules that cannot apply are skipped and not listed)
 //! and not DataFusion's analyzer (the binder's plans are already what it would make of them).
 //! `KUSTODIAN_PARTITIONS=n` sets the target partitions (1 by default, as
 //! Kustodian plans the sample database's tables, which are all under 64K rows). Per stage it
 //! prints the mean over the corpus and the median (p50) over the queries.
-//! `KUSTODIAN_BENCH_CASES=s` keeps the queries whose name contains `s`;
+//! `KUSTODIAN_BENCH_CASES=s,t` keeps the queries whose name contains `s` or `t`;
 //! `KUSTODIAN_BENCH_RUNS=n` sets the runs per query (11).
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
@@ -17,15 +17,14 @@ use std::time::{Duration, Instant};
 
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::SessionConfig;
-use kustodian_benches::corpus_cases;
+use kustodian_benches::{case_selected, corpus_cases};
 use kustodian_runtime::Cluster;
 
 fn main() {
     let runs: u32 = std::env::var("KUSTODIAN_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(11);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let cluster = rt.block_on(Cluster::sample()).unwrap();
-    let filter = std::env::var("KUSTODIAN_BENCH_CASES").ok();
-    let cases: Vec<_> = corpus_cases(&rt, &cluster).into_iter().filter(|c| filter.as_deref().is_none_or(|f| c.name.contains(f))).collect();
+    let cases: Vec<_> = corpus_cases(&rt, &cluster).into_iter().filter(|c| case_selected(&c.name)).collect();
     let partitions = std::env::var("KUSTODIAN_PARTITIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
     let config = SessionConfig::new().with_target_partitions(partitions).with_round_robin_repartition(false).with_information_schema(false);
     let state = kustodian_planner::barrier::session_state(config);
@@ -47,6 +46,16 @@ fn main() {
             let planned = cluster.bind(&case.text, &case.opts).unwrap();
             add("bind (parse, RLS, authorize, lower)", t.elapsed());
 
+            // Plans of the shapes `kustodian_planner::direct` lowers skip DataFusion's stages,
+            // as in the runtime (the sample tables are single partitions).
+            if partitions == 1 && kustodian_planner::direct::applies(&planned.plan) {
+                let t = Instant::now();
+                let lowered = rt.block_on(kustodian_planner::direct::lower(&planned.plan, &state)).unwrap();
+                add("direct: lowering", t.elapsed());
+                if lowered.is_some() {
+                    continue;
+                }
+            }
             let mut last = Instant::now();
             let optimized =
                 kustodian_planner::optimize::optimize_with(planned.plan.clone(), &state.optimizer().rules, &state, |_, rule| {

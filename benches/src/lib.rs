@@ -175,6 +175,15 @@ pub struct Case {
     pub opts: RequestOptions,
 }
 
+/// Whether a case is selected by `KUSTODIAN_BENCH_CASES`: a comma-separated list of
+/// substrings of case names (all cases when unset).
+pub fn case_selected(name: &str) -> bool {
+    match std::env::var("KUSTODIAN_BENCH_CASES") {
+        Ok(v) => v.split(',').map(str::trim).filter(|s| !s.is_empty()).any(|s| name.contains(s)),
+        Err(_) => true,
+    }
+}
+
 /// The corpus queries that plan on the sample cluster: cases meant to fail, management
 /// commands and known gaps are not frontend latency.
 pub fn corpus_cases(rt: &tokio::runtime::Runtime, cluster: &Cluster) -> Vec<Case> {

@@ -7,6 +7,7 @@
 pub mod barrier;
 pub mod bind;
 pub mod catalog;
+pub mod direct;
 pub mod error;
 pub mod functions;
 pub mod optimize;

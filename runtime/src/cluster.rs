@@ -57,6 +57,9 @@ pub struct Prepared {
     pub policies: Vec<AppliedPolicy>,
     /// Every table the query reads, including through functions and policies.
     pub tables: Vec<TableAccess>,
+    /// Whether the plan was lowered directly, without DataFusion's optimizers and planner
+    /// (`kustodian_planner::direct`).
+    pub lowered_directly: bool,
 }
 
 /// How a request sees the tables (see [`SnapshotCatalog`]).
@@ -197,6 +200,8 @@ pub struct Cluster {
     sessions: Sessions,
     /// Optimized plans of repeated query requests, for the current snapshot.
     plans: PlanCache,
+    /// Lower small plans directly (`kustodian_planner::direct`); on by default.
+    direct: bool,
 }
 
 /// A read-only view of one state snapshot, implementing the planner's catalog.
@@ -399,6 +404,7 @@ impl Cluster {
             exact_partitions: false,
             sessions: Sessions::default(),
             plans: PlanCache::default(),
+            direct: true,
         }
     }
 
@@ -482,6 +488,13 @@ impl Cluster {
     /// bound and optimized (benchmarks of planning use it).
     pub fn with_plan_cache(mut self, enabled: bool) -> Cluster {
         self.plans = PlanCache::new(enabled);
+        self
+    }
+
+    /// Turns direct lowering of small plans on (the default) or off: with it off, every plan
+    /// goes through DataFusion's optimizers and physical planner (tests compare the two).
+    pub fn with_direct_lowering(mut self, enabled: bool) -> Cluster {
+        self.direct = enabled;
         self
     }
 
@@ -677,14 +690,15 @@ impl Cluster {
 
     /// Plans an optimized query physically and starts it.
     async fn stream_optimized(&self, optimized: &OptimizedQuery) -> Result<QueryStream> {
-        let (task, physical) = self.physical_of(&optimized.optimized).await?;
+        let (task, physical, _) = self.physical_of(&optimized.optimized, optimized.direct).await?;
         Ok(QueryStream::engine(optimized.schema.clone(), ordered_stream(physical, task)?))
     }
 
     /// Plans an optimized query physically, ready to run.
     async fn prepared(&self, optimized: &OptimizedQuery) -> Result<Prepared> {
-        let (task, physical) = self.physical_of(&optimized.optimized).await?;
+        let (task, physical, lowered_directly) = self.physical_of(&optimized.optimized, optimized.direct).await?;
         Ok(Prepared {
+            lowered_directly,
             task,
             physical,
             schema: optimized.schema.clone(),
@@ -738,7 +752,7 @@ impl Cluster {
     ) -> Result<Prepared> {
         let planned = self.plan_request(&self.snapshot(), q, text, database, caller, ctx, view)?;
         let (task, _, physical) = self.physical(&planned).await?;
-        Ok(Prepared { task, physical, schema: planned.schema, policies: planned.policies, tables: planned.tables })
+        Ok(Prepared { task, physical, schema: planned.schema, policies: planned.policies, tables: planned.tables, lowered_directly: false })
     }
 
     /// Runs a prepared query to completion.
@@ -831,8 +845,13 @@ impl Cluster {
     }
 
     /// Optimizes and verifies (barriers in place) a query's logical plan.
-    fn optimize(&self, planned: &PlannedQuery) -> Result<LogicalPlan> {
-        let (state, _) = self.session(input_partitions(&planned.plan));
+    /// The plan to plan physically, and whether it is lowered directly: a plan over
+    /// single-partition tables, of the shapes `kustodian_planner::direct` lowers, skips
+    /// DataFusion's optimizers and physical planner (they cost far more than such queries take
+    /// to run); any other plan is optimized.
+    fn optimize(&self, planned: &PlannedQuery) -> Result<(LogicalPlan, bool)> {
+        let partitions = input_partitions(&planned.plan);
+        let (state, _) = self.session(partitions);
         kustodian_planner::verify::verify_logical(&planned.plan, &planned.protected)?;
         // The logical optimizer's rules (one pass, each only where it applies: see
         // `kustodian_planner::optimize`) without DataFusion's analyzer: the binder types every
@@ -848,19 +867,24 @@ impl Cluster {
                 ));
             }
         }
+        if self.direct && partitions == 1 && kustodian_planner::direct::applies(&planned.plan) {
+            return Ok((planned.plan.clone(), true));
+        }
         let mut optimized = kustodian_planner::optimize::optimize_with(planned.plan.clone(), &state.optimizer().rules, state, |_, _| {})?;
         if !planned.protected.is_empty() {
             optimized = kustodian_planner::pushdown::sink_into_policies(optimized, state)?;
         }
         kustodian_planner::verify::verify_logical(&optimized, &planned.protected)?;
-        Ok(optimized)
+        Ok((optimized, false))
     }
 
     /// Optimizes a planned request and, when its plan can serve the same request again (it
     /// does not hold the request's clock), keeps it in the plan cache under `key`.
     fn optimize_and_keep(&self, snap: &Arc<State>, key: Option<PlanKey>, planned: PlannedQuery) -> Result<Arc<OptimizedQuery>> {
+        let (optimized, direct) = self.optimize(&planned)?;
         let optimized = Arc::new(OptimizedQuery {
-            optimized: self.optimize(&planned)?,
+            optimized,
+            direct,
             schema: planned.schema,
             policies: planned.policies,
             tables: planned.tables,
@@ -875,20 +899,27 @@ impl Cluster {
     }
 
     /// Plans an optimized, verified logical plan physically and checks its barriers.
-    async fn physical_of(&self, optimized: &LogicalPlan) -> Result<(Arc<TaskContext>, Arc<dyn ExecutionPlan>)> {
+    /// Also says whether the plan was lowered directly.
+    async fn physical_of(&self, optimized: &LogicalPlan, direct: bool) -> Result<(Arc<TaskContext>, Arc<dyn ExecutionPlan>, bool)> {
         let (state, task) = self.session(input_partitions(optimized));
+        let lowered = if direct { kustodian_planner::direct::lower(optimized, state).await? } else { None };
         // The query planner itself, not `SessionState::create_physical_plan`, which would run
         // the analyzer and the logical optimizer again: the plan planned physically is the
-        // very plan `verify_logical` checked.
-        let physical = state.query_planner().create_physical_plan(optimized, state).await?;
+        // very plan `verify_logical` checked. A direct plan whose lowering declined (it needs
+        // physical rules) is planned unoptimized: still the plan the binder made.
+        let lowered_directly = lowered.is_some();
+        let physical = match lowered {
+            Some(physical) => physical,
+            None => state.query_planner().create_physical_plan(optimized, state).await?,
+        };
         kustodian_planner::verify::verify_physical(optimized, &physical)?;
-        Ok((Arc::clone(task), physical))
+        Ok((Arc::clone(task), physical, lowered_directly))
     }
 
     /// Optimizes, verifies (barriers in place) and plans a query physically.
     pub(crate) async fn physical(&self, planned: &PlannedQuery) -> Result<(Arc<TaskContext>, LogicalPlan, Arc<dyn ExecutionPlan>)> {
-        let optimized = self.optimize(planned)?;
-        let (task, physical) = self.physical_of(&optimized).await?;
+        let (optimized, direct) = self.optimize(planned)?;
+        let (task, physical, _) = self.physical_of(&optimized, direct).await?;
         Ok((task, optimized, physical))
     }
 

@@ -59,6 +59,9 @@ impl PlanKey {
 #[derive(Debug)]
 pub(crate) struct OptimizedQuery {
     pub optimized: LogicalPlan,
+    /// `optimized` is the bound plan, lowered without DataFusion's optimizers and planner
+    /// (`kustodian_planner::direct`).
+    pub direct: bool,
     pub schema: KqlSchema,
     pub policies: Vec<AppliedPolicy>,
     pub tables: Vec<TableAccess>,

@@ -1095,7 +1095,7 @@ impl<'a> Binder<'a> {
         // Strings are never null in Kusto: the missing side of an outer join gives "".
         let fill = |e: DfExpr, ty: KqlType, outer: bool| {
             if outer && ty == KqlType::String {
-                datafusion::functions::expr_fn::coalesce(vec![e, lit("")])
+                crate::functions::coalesce(vec![e, lit("")])
             } else {
                 e
             }

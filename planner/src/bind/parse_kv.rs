@@ -489,7 +489,7 @@ impl<'a> Binder<'a> {
             let raw = TypedExpr::new(ScalarUDF::new_from_impl(field).call(vec![st.clone()]), KqlType::String);
             let v = if *ty == KqlType::String {
                 // A missing string is empty.
-                TypedExpr::new(datafusion::functions::expr_fn::coalesce(vec![raw.expr, lit("")]), KqlType::String)
+                TypedExpr::new(crate::functions::coalesce(vec![raw.expr, lit("")]), KqlType::String)
             } else {
                 functions::lower_cast(raw, *ty)?
             };

@@ -82,6 +82,18 @@ pub use operators::{BinaryOp, lower_between, lower_binary, lower_has_any, lower_
 
 use crate::error::PlanError;
 
+/// The first non-null argument, as the `CASE` DataFusion's `coalesce` stands for: its
+/// `coalesce` cannot be evaluated, only simplified into this, which would keep every plan
+/// holding one from being lowered directly (`crate::direct`).
+pub(crate) fn coalesce(mut args: Vec<Expr>) -> Expr {
+    let Some(last) = args.pop() else { return Expr::Literal(datafusion::common::ScalarValue::Null, None) };
+    if args.is_empty() {
+        return last;
+    }
+    let when_then = args.into_iter().map(|a| (Box::new(Expr::IsNotNull(Box::new(a.clone()))), Box::new(a))).collect();
+    Expr::Case(datafusion::logical_expr::expr::Case::new(None, when_then, Some(Box::new(last))))
+}
+
 /// Checks an argument count.
 pub(crate) fn arity(name: &str, n: usize, lo: usize, hi: usize) -> Result<()> {
     if n < lo || n > hi {
@@ -197,7 +209,7 @@ fn lower_logic_fn(name: &str, mut args: Vec<TypedExpr>) -> Option<Result<TypedEx
                     }
                     return Ok(TypedExpr::new(acc, t));
                 }
-                Ok(TypedExpr::new(datafusion::functions::expr_fn::coalesce(v), t))
+                Ok(TypedExpr::new(coalesce(v), t))
             }
             "not" => {
                 arity(name, n, 1, 1)?;

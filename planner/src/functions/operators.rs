@@ -385,7 +385,7 @@ fn is_not_null(e: Expr) -> Expr {
 }
 
 fn coalesce_empty(e: Expr) -> Expr {
-    datafusion::functions::expr_fn::coalesce(vec![e, lit("")])
+    crate::functions::coalesce(vec![e, lit("")])
 }
 
 fn lower_equality(op: BinaryOp, l: TypedExpr, r: TypedExpr) -> Result<TypedExpr> {
