@@ -37,9 +37,14 @@ use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::filter::FilterExecBuilder;
 use datafusion::physical_plan::limit::GlobalLimitExec;
 use datafusion::physical_plan::placeholder_row::PlaceholderRowExec;
-use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
+use datafusion::physical_expr::projection::{ProjectionExpr, ProjectionExprs, Projector};
 use datafusion::physical_plan::sorts::sort::SortExec;
-use datafusion::physical_plan::{Distribution, ExecutionPlan, ExecutionPlanProperties};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    ChildrenPropertiesMode, DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, ExecutionPlanProperties, PlanProperties,
+    ReplaceChildrenOptions,
+};
+use futures::StreamExt;
 use futures::future::BoxFuture;
 
 use crate::barrier::{BarrierExec, SecurityBarrier};
@@ -160,23 +165,28 @@ pub async fn lower(plan: &LogicalPlan, state: &SessionState) -> DfResult<Option<
                 Ok(ProjectionExpr { expr, alias: name })
             })
             .collect::<DfResult<Vec<_>>>()?;
-        Arc::new(ProjectionExec::try_new(exprs, exec)?)
+        Arc::new(PlainProjectionExec::try_new(exprs, exec, schema)?)
     };
     Ok(needs_no_rules(&exec).then_some(exec))
 }
 
-/// Whether every operator's input requirements already hold: single partitions throughout and
-/// no required input ordering.
+/// Whether every operator's input requirements already hold (as DataFusion's sanity check
+/// verifies them): single partitions throughout, and any input ordering an operator requires
+/// already there (an aggregate grouping by a column a filter fixed to one value streams).
 fn needs_no_rules(plan: &Arc<dyn ExecutionPlan>) -> bool {
     if plan.output_partitioning().partition_count() != 1 {
         return false;
     }
-    let ordered = plan.required_input_ordering().iter().all(Option::is_none);
+    let children = plan.children();
+    let ordered = plan.required_input_ordering().into_iter().zip(&children).all(|(req, child)| match req {
+        None => true,
+        Some(req) => child.equivalence_properties().ordering_satisfy_requirement(req.into_single()).unwrap_or(false),
+    });
     let distributed = plan
         .input_distribution_requirements()
         .per_child_distributions()
         .all(|d| matches!(d, Distribution::UnspecifiedDistribution | Distribution::SinglePartition));
-    ordered && distributed && plan.children().into_iter().all(needs_no_rules)
+    ordered && distributed && children.into_iter().all(needs_no_rules)
 }
 
 /// The logical indices of the columns an expression reads from `schema`.
@@ -296,6 +306,7 @@ fn lower_node<'a>(plan: &'a LogicalPlan, need: Vec<bool>, state: &'a SessionStat
                     return Ok(Lowered { exec: child.exec, cols });
                 }
                 let out = projection.schema.as_ref();
+                let output = if cols.iter().copied().eq(0..need.len()) { Arc::clone(&projection.schema) } else { schema_of(out, &cols)? };
                 let exprs = cols
                     .iter()
                     .map(|&i| {
@@ -303,7 +314,7 @@ fn lower_node<'a>(plan: &'a LogicalPlan, need: Vec<bool>, state: &'a SessionStat
                         Ok(ProjectionExpr { expr, alias: out.field(i).name().clone() })
                     })
                     .collect::<DfResult<Vec<_>>>()?;
-                Ok(Lowered { exec: Arc::new(ProjectionExec::try_new(exprs, child.exec)?), cols })
+                Ok(Lowered { exec: Arc::new(PlainProjectionExec::try_new(exprs, child.exec, &*output)?), cols })
             }
             LogicalPlan::Sort(sort) => {
                 let mut child_need = need;
@@ -358,4 +369,106 @@ fn lower_node<'a>(plan: &'a LogicalPlan, need: Vec<bool>, state: &'a SessionStat
             other => internal_err!("direct lowering of {} nodes", other.display()),
         }
     })
+}
+
+/// A projection that, unlike DataFusion's `ProjectionExec`, works out no equivalence properties
+/// (orderings, constants) of its output: they are for physical rules, which do not run on a
+/// directly lowered plan, and computing them made `ProjectionExec::try_new` the largest cost
+/// of lowering. It evaluates its expressions batch by batch with DataFusion's `Projector`.
+#[derive(Debug)]
+pub struct PlainProjectionExec {
+    projector: Arc<Projector>,
+    input: Arc<dyn ExecutionPlan>,
+    properties: Arc<PlanProperties>,
+}
+
+impl PlainProjectionExec {
+    /// Projects `input` with `exprs`; `output` gives the fields' and schema's metadata.
+    pub fn try_new(exprs: Vec<ProjectionExpr>, input: Arc<dyn ExecutionPlan>, output: &DFSchema) -> DfResult<Self> {
+        let projector = ProjectionExprs::new(exprs).make_projector_with_schema_metadata(&input.schema(), output.as_arrow())?;
+        let properties = Arc::new(PlanProperties::new(
+            datafusion::physical_expr::EquivalenceProperties::new(Arc::clone(projector.output_schema())),
+            datafusion::physical_plan::Partitioning::UnknownPartitioning(input.output_partitioning().partition_count()),
+            input.pipeline_behavior(),
+            input.boundedness(),
+        ));
+        Ok(PlainProjectionExec { projector: Arc::new(projector), input, properties })
+    }
+}
+
+impl DisplayAs for PlainProjectionExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        let exprs: Vec<String> = self.projector.projection().iter().map(|e| format!("{} as {}", e.expr, e.alias)).collect();
+        write!(f, "PlainProjectionExec: expr=[{}]", exprs.join(", "))
+    }
+}
+
+impl ExecutionPlan for PlainProjectionExec {
+    fn name(&self) -> &str {
+        "PlainProjectionExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![true]
+    }
+
+    fn apply_expressions(
+        &self,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        for e in self.projector.projection().iter() {
+            if f(&e.expr)? == TreeNodeRecursion::Stop {
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn replace_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        options: ReplaceChildrenOptions,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let (Some(input), true) = (children.pop(), children.is_empty()) else {
+            return internal_err!("PlainProjectionExec takes exactly one child");
+        };
+        let properties = match options.children_properties {
+            ChildrenPropertiesMode::Keep => Arc::clone(&self.properties),
+            ChildrenPropertiesMode::Recompute => Arc::new(
+                self.properties.as_ref().clone().with_partitioning(datafusion::physical_plan::Partitioning::UnknownPartitioning(
+                    input.output_partitioning().partition_count(),
+                )),
+            ),
+        };
+        Ok(Arc::new(PlainProjectionExec { projector: Arc::clone(&self.projector), input, properties }))
+    }
+
+    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> DfResult<Arc<dyn ExecutionPlan>> {
+        self.replace_children(children, ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute))
+    }
+
+    fn with_new_children_and_same_properties(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        self.replace_children(children, ReplaceChildrenOptions::new(ChildrenPropertiesMode::Keep))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<datafusion::execution::TaskContext>,
+    ) -> DfResult<datafusion::execution::SendableRecordBatchStream> {
+        let projector = Arc::clone(&self.projector);
+        let batches = self.input.execute(partition, context)?.map(move |b| b.and_then(|b| projector.project_batch(&b)));
+        Ok(Box::pin(RecordBatchStreamAdapter::new(Arc::clone(self.projector.output_schema()), batches)))
+    }
 }

@@ -21,6 +21,10 @@ fn direct_lowering_changes_no_corpus_answer() {
         if prepared.lowered_directly {
             lowered += 1;
             restricted_lowered += usize::from(!prepared.policies.is_empty());
+        } else if let Ok(bound) = direct.bind(&req.text, &req.opts)
+            && kustodian_planner::direct::blocker(&bound.plan).is_none()
+        {
+            println!("declined: {} as {who:?}", path.display());
         }
         let got = rt().block_on(direct.execute(&req.text, &req.opts)).map(|o| cells(&o)).map_err(|e| e.to_string());
         let want = rt().block_on(planned.execute(&req.text, &req.opts)).map(|o| cells(&o)).map_err(|e| e.to_string());
