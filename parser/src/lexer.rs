@@ -760,7 +760,7 @@ fn err(
 impl<'a> RawLexer<'a> {
     fn run(&self) -> Result<Vec<(usize, RawTok, usize)>, ParseError> {
         let src = self.src;
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(src.len() / 4 + 8);
         let mut base = 0usize;
         'outer: loop {
             let rest = src.get(base..).unwrap_or("");

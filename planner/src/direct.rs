@@ -33,12 +33,14 @@ use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_expr::aggregate::LoweredAggregateBuilder;
 use datafusion::physical_expr::{LexOrdering, PhysicalExpr, create_physical_expr, create_physical_sort_exprs};
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode, PhysicalGroupBy};
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::filter::FilterExecBuilder;
 use datafusion::physical_plan::limit::GlobalLimitExec;
 use datafusion::physical_plan::placeholder_row::PlaceholderRowExec;
 use datafusion::physical_expr::projection::{ProjectionExpr, ProjectionExprs, Projector};
 use datafusion::physical_plan::sorts::sort::SortExec;
+use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     ChildrenPropertiesMode, DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, ExecutionPlanProperties, PlanProperties,
@@ -98,7 +100,8 @@ fn node_blocker(node: &LogicalPlan) -> Option<String> {
         | LogicalPlan::Filter(_)
         | LogicalPlan::Sort(_)
         | LogicalPlan::SubqueryAlias(_)
-        | LogicalPlan::EmptyRelation(_) => true,
+        | LogicalPlan::EmptyRelation(_)
+        | LogicalPlan::Union(_) => true,
         _ => false,
     };
     if !shape {
@@ -149,44 +152,66 @@ struct Lowered {
 /// sorted or distributed input); plan it the usual way.
 pub async fn lower(plan: &LogicalPlan, state: &SessionState) -> DfResult<Option<Arc<dyn ExecutionPlan>>> {
     let width = plan.schema().fields().len();
-    let Lowered { exec, cols } = lower_node(plan, vec![true; width], state).await?;
+    let lowered = lower_node(plan, vec![true; width], state).await?;
     // The root outputs every column, in order.
-    let exec = if cols.iter().copied().eq(0..width) {
-        exec
-    } else {
-        let schema = plan.schema();
-        let exprs = (0..width)
-            .map(|i| {
-                let Some(at) = cols.iter().position(|&c| c == i) else {
-                    return internal_err!("direct lowering lost output column {i}");
-                };
-                let name = schema.field(i).name().clone();
-                let expr: Arc<dyn PhysicalExpr> = Arc::new(datafusion::physical_expr::expressions::Column::new(&name, at));
-                Ok(ProjectionExpr { expr, alias: name })
-            })
-            .collect::<DfResult<Vec<_>>>()?;
-        Arc::new(PlainProjectionExec::try_new(exprs, exec, schema)?)
-    };
+    let all: Vec<usize> = (0..width).collect();
+    let exec = if lowered.cols == all { lowered.exec } else { select(plan.schema(), lowered, &all)? };
     Ok(needs_no_rules(&exec).then_some(exec))
 }
 
+/// The logical columns `cols` of a lowered node, in that order.
+fn select(schema: &DFSchema, lowered: Lowered, cols: &[usize]) -> DfResult<Arc<dyn ExecutionPlan>> {
+    let exprs = cols
+        .iter()
+        .map(|&i| {
+            let Some(at) = lowered.cols.iter().position(|&c| c == i) else {
+                return internal_err!("direct lowering lost column {i}");
+            };
+            let name = schema.field(i).name().clone();
+            let expr: Arc<dyn PhysicalExpr> = Arc::new(datafusion::physical_expr::expressions::Column::new(&name, at));
+            Ok(ProjectionExpr { expr, alias: name })
+        })
+        .collect::<DfResult<Vec<_>>>()?;
+    let output = if cols.iter().copied().eq(0..schema.fields().len()) { Arc::new(schema.clone()) } else { schema_of(schema, cols)? };
+    Ok(Arc::new(PlainProjectionExec::try_new(exprs, lowered.exec, &output)?))
+}
+
+/// One partition of `exec`'s output, for an operator that needs its whole input in one (a
+/// union's legs are a partition each): merged as DataFusion's distribution rule would.
+fn single_partition(exec: Arc<dyn ExecutionPlan>) -> Arc<dyn ExecutionPlan> {
+    if exec.output_partitioning().partition_count() == 1 { exec } else { Arc::new(CoalescePartitionsExec::new(exec)) }
+}
+
 /// Whether every operator's input requirements already hold (as DataFusion's sanity check
-/// verifies them): single partitions throughout, and any input ordering an operator requires
-/// already there (an aggregate grouping by a column a filter fixed to one value streams).
+/// verifies them): a single partition wherever an operator needs one, and any input ordering
+/// an operator requires already there (an aggregate grouping by a column a filter fixed to one
+/// value streams). The root may have several partitions (the runtime reads them in order).
 fn needs_no_rules(plan: &Arc<dyn ExecutionPlan>) -> bool {
-    if plan.output_partitioning().partition_count() != 1 {
-        return false;
-    }
     let children = plan.children();
     let ordered = plan.required_input_ordering().into_iter().zip(&children).all(|(req, child)| match req {
         None => true,
         Some(req) => child.equivalence_properties().ordering_satisfy_requirement(req.into_single()).unwrap_or(false),
     });
-    let distributed = plan
-        .input_distribution_requirements()
-        .per_child_distributions()
-        .all(|d| matches!(d, Distribution::UnspecifiedDistribution | Distribution::SinglePartition));
+    let distributed = plan.input_distribution_requirements().per_child_distributions().zip(&children).all(|(d, child)| match d {
+        Distribution::UnspecifiedDistribution => true,
+        Distribution::SinglePartition => child.output_partitioning().partition_count() == 1,
+        _ => false,
+    });
     ordered && distributed && children.into_iter().all(needs_no_rules)
+}
+
+/// The column an expression passes on unchanged: a column, aliased or cast to its own type
+/// (a union leg's coercion casts every column, most of them to the type they have).
+fn plain_column<'e>(e: &'e Expr, schema: &DFSchema) -> Option<&'e datafusion::common::Column> {
+    match e {
+        Expr::Alias(a) => plain_column(&a.expr, schema),
+        Expr::Column(c) => Some(c),
+        Expr::Cast(cast) => match cast.expr.as_ref() {
+            Expr::Column(c) if schema.qualified_field_from_column(c).is_ok_and(|(_, f)| f.data_type() == cast.field.data_type()) => Some(c),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// The logical indices of the columns an expression reads from `schema`.
@@ -298,9 +323,8 @@ fn lower_node<'a>(plan: &'a LogicalPlan, need: Vec<bool>, state: &'a SessionStat
                 let schema = input_schema(&projection.input, &child)?;
                 // Plain columns that keep the child's columns as they are: nothing to compute.
                 let identity = cols.len() == child.cols.len()
-                    && cols.iter().zip(&child.cols).all(|(&i, &c)| match projection.expr[i].clone().unalias() {
-                        Expr::Column(col) => input_logical.index_of_column(&col).is_ok_and(|at| at == c),
-                        _ => false,
+                    && cols.iter().zip(&child.cols).all(|(&i, &c)| {
+                        plain_column(&projection.expr[i], input_logical).is_some_and(|col| input_logical.index_of_column(col).is_ok_and(|at| at == c))
                     });
                 if identity {
                     return Ok(Lowered { exec: child.exec, cols });
@@ -327,7 +351,8 @@ fn lower_node<'a>(plan: &'a LogicalPlan, need: Vec<bool>, state: &'a SessionStat
                 let Some(ordering) = LexOrdering::new(exprs) else {
                     return internal_err!("a sort without sort expressions");
                 };
-                Ok(Lowered { exec: Arc::new(SortExec::new(ordering, child.exec).with_fetch(sort.fetch)), cols: child.cols })
+                let sorted = SortExec::new(ordering, single_partition(child.exec)).with_fetch(sort.fetch);
+                Ok(Lowered { exec: Arc::new(sorted), cols: child.cols })
             }
             LogicalPlan::Limit(limit) => {
                 let (Ok(SkipType::Literal(skip)), Ok(FetchType::Literal(fetch))) = (limit.get_skip_type(), limit.get_fetch_type()) else {
@@ -337,7 +362,7 @@ fn lower_node<'a>(plan: &'a LogicalPlan, need: Vec<bool>, state: &'a SessionStat
                 // A sort under a limit keeps only the rows the limit can return (top-k).
                 let input = match (child.exec.downcast_ref::<SortExec>(), fetch) {
                     (Some(s), Some(n)) if s.fetch().is_none() => Arc::new(s.clone().with_fetch(Some(skip + n))),
-                    _ => child.exec,
+                    _ => single_partition(child.exec),
                 };
                 Ok(Lowered { exec: Arc::new(GlobalLimitExec::new(input, skip, fetch)), cols: child.cols })
             }
@@ -347,7 +372,8 @@ fn lower_node<'a>(plan: &'a LogicalPlan, need: Vec<bool>, state: &'a SessionStat
                 for e in agg.group_expr.iter().chain(&agg.aggr_expr) {
                     mark_columns(e, input_logical, &mut child_need)?;
                 }
-                let child = lower_node(&agg.input, child_need, state).await?;
+                let mut child = lower_node(&agg.input, child_need, state).await?;
+                child.exec = single_partition(child.exec);
                 let schema = input_schema(&agg.input, &child)?;
                 let physical_schema = child.exec.schema();
                 let groups = agg
@@ -365,6 +391,23 @@ fn lower_node<'a>(plan: &'a LogicalPlan, need: Vec<bool>, state: &'a SessionStat
                 }
                 let exec = AggregateExec::try_new(AggregateMode::Single, groups, aggregates, filters, child.exec, physical_schema)?;
                 Ok(Lowered { exec: Arc::new(exec), cols: (0..need.len()).collect() })
+            }
+            LogicalPlan::Union(union) => {
+                // Every leg outputs exactly the needed columns, in order (at least one).
+                let mut cols: Vec<usize> = (0..need.len()).filter(|&i| need[i]).collect();
+                if cols.is_empty() && !need.is_empty() {
+                    cols.push(0);
+                }
+                let mut legs = Vec::with_capacity(union.inputs.len());
+                for input in &union.inputs {
+                    let mut leg_need = vec![false; need.len()];
+                    for &i in &cols {
+                        leg_need[i] = true;
+                    }
+                    let leg = lower_node(input, leg_need, state).await?;
+                    legs.push(if leg.cols == cols { leg.exec } else { select(input.schema(), leg, &cols)? });
+                }
+                Ok(Lowered { exec: UnionExec::try_new(legs)?, cols })
             }
             other => internal_err!("direct lowering of {} nodes", other.display()),
         }
