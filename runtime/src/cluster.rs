@@ -82,8 +82,12 @@ pub struct Explanation {
     pub effective_kql: String,
     /// Policies applied, one line each.
     pub policies: Vec<String>,
+    /// The optimized logical plan, or the bound plan when it was lowered directly.
     pub logical_plan: String,
     pub physical_plan: String,
+    /// Whether the bound plan was lowered directly, without DataFusion's optimizers and
+    /// physical planner (`kustodian_planner::direct`).
+    pub lowered_directly: bool,
 }
 
 /// Persistent metadata of the cluster (serde JSON in the cluster directory).
@@ -751,8 +755,8 @@ impl Cluster {
         view: View,
     ) -> Result<Prepared> {
         let planned = self.plan_request(&self.snapshot(), q, text, database, caller, ctx, view)?;
-        let (task, _, physical) = self.physical(&planned).await?;
-        Ok(Prepared { task, physical, schema: planned.schema, policies: planned.policies, tables: planned.tables, lowered_directly: false })
+        let (task, _, physical, lowered_directly) = self.physical(&planned).await?;
+        Ok(Prepared { task, physical, schema: planned.schema, policies: planned.policies, tables: planned.tables, lowered_directly })
     }
 
     /// Runs a prepared query to completion.
@@ -917,14 +921,15 @@ impl Cluster {
     }
 
     /// Optimizes, verifies (barriers in place) and plans a query physically.
-    pub(crate) async fn physical(&self, planned: &PlannedQuery) -> Result<(Arc<TaskContext>, LogicalPlan, Arc<dyn ExecutionPlan>)> {
+    /// Also says whether the plan was lowered directly.
+    pub(crate) async fn physical(&self, planned: &PlannedQuery) -> Result<(Arc<TaskContext>, LogicalPlan, Arc<dyn ExecutionPlan>, bool)> {
         let (optimized, direct) = self.optimize(planned)?;
-        let (task, physical, _) = self.physical_of(&optimized, direct).await?;
-        Ok((task, optimized, physical))
+        let (task, physical, lowered) = self.physical_of(&optimized, direct).await?;
+        Ok((task, optimized, physical, lowered))
     }
 
     async fn stream_plan(&self, planned: &PlannedQuery) -> Result<QueryStream> {
-        let (task, _, physical) = self.physical(planned).await?;
+        let (task, _, physical, _) = self.physical(planned).await?;
         let stream = ordered_stream(physical, task)?;
         Ok(QueryStream::engine(planned.schema.clone(), stream))
     }
@@ -934,7 +939,7 @@ impl Cluster {
         let (q, _, caller, ctx) = self.query_request(text, opts, "explain takes a query, not a management command")?;
         let snap = self.snapshot();
         let planned = self.plan(&snap, &caller, &ctx, &q, text)?;
-        let (_, optimized, physical) = self.physical(&planned).await?;
+        let (_, optimized, physical, lowered_directly) = self.physical(&planned).await?;
         let policies = planned
             .policies
             .iter()
@@ -952,6 +957,7 @@ impl Cluster {
             policies,
             logical_plan: optimized.display_indent().to_string(),
             physical_plan: displayable(physical.as_ref()).indent(false).to_string(),
+            lowered_directly,
         })
     }
 }

@@ -217,8 +217,10 @@ pub fn explanation(e: &Explanation) -> String {
     } else {
         e.policies.join("\n")
     };
+    // A directly lowered plan was not optimized: its logical plan is the bound one.
+    let logical = if e.lowered_directly { "Logical plan (as bound, lowered directly)" } else { "Logical plan" };
     format!(
-        "Effective query:\n{}\n\nPolicies applied:\n{}\n\nLogical plan:\n{}\n\nPhysical plan:\n{}\n",
+        "Effective query:\n{}\n\nPolicies applied:\n{}\n\n{logical}:\n{}\n\nPhysical plan:\n{}\n",
         e.effective_kql.trim_end(),
         policies,
         e.logical_plan.trim_end(),
@@ -355,6 +357,7 @@ mod tests {
             policies: vec![],
             logical_plan: "Filter\n  TableScan".into(),
             physical_plan: "FilterExec\n".into(),
+            lowered_directly: false,
         };
         assert_eq!(
             explanation(&e),
