@@ -9,15 +9,16 @@
 //! physical rules that find nothing to do on one partition.
 //!
 //! This module lowers the common shapes (scans, `datatable`, filters, projections, sorts,
-//! limits, aggregates, security barriers) node by node, pruning columns as it goes down, and
-//! leaves every other plan to DataFusion ([`applies`] says which). It executes the bound plan
-//! as it is: nothing moves across a security barrier, so it is as safe as the plan the binder
-//! and RLS substitution produced, which `verify_logical` checked. It does not simplify
-//! expressions: a plan holding a function that DataFusion only evaluates once simplified
-//! (`coalesce`, `now`, `arrow_cast`...) is not lowered here. The result must need no physical
-//! rule: [`lower`] declines (`None`) a plan whose operators require an input ordering or
-//! distribution, or whose leaves are not single partitions.
-
+//! limits, aggregates, unions, security barriers) node by node, pruning columns as it goes
+//! down, and leaves every other plan to DataFusion ([`applies`], [`blocker`]). It executes the
+//! bound plan as it is: nothing moves across a security barrier, so it is as safe as the plan
+//! the binder and RLS substitution produced, which `verify_logical` checked. It does not
+//! simplify expressions: a plan holding a function that DataFusion only evaluates once
+//! simplified (`now`, `arrow_cast`...) is not lowered here. Projections are
+//! [`PlainProjectionExec`]s, without the equivalence analysis only physical rules use. A union's
+//! legs stay one partition each, merged where an operator needs one input partition. The
+//! result must need no physical rule: [`lower`] declines (`None`) a plan with an operator whose
+//! required input ordering or distribution does not already hold.
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::Schema;
@@ -338,7 +339,7 @@ fn lower_node<'a>(plan: &'a LogicalPlan, need: Vec<bool>, state: &'a SessionStat
                         Ok(ProjectionExpr { expr, alias: out.field(i).name().clone() })
                     })
                     .collect::<DfResult<Vec<_>>>()?;
-                Ok(Lowered { exec: Arc::new(PlainProjectionExec::try_new(exprs, child.exec, &*output)?), cols })
+                Ok(Lowered { exec: Arc::new(PlainProjectionExec::try_new(exprs, child.exec, &output)?), cols })
             }
             LogicalPlan::Sort(sort) => {
                 let mut child_need = need;
