@@ -218,9 +218,9 @@ pub fn explanation(e: &Explanation) -> String {
         e.policies.join("\n")
     };
     // A directly lowered plan was not optimized: its logical plan is the bound one.
-    let logical = if e.lowered_directly { "Logical plan (as bound, lowered directly)" } else { "Logical plan" };
+    let how = if e.lowered_directly { "(as bound: lowered directly, without DataFusion's optimizers)\n" } else { "" };
     format!(
-        "Effective query:\n{}\n\nPolicies applied:\n{}\n\n{logical}:\n{}\n\nPhysical plan:\n{}\n",
+        "Effective query:\n{}\n\nPolicies applied:\n{}\n\nLogical plan:\n{how}{}\n\nPhysical plan:\n{}\n",
         e.effective_kql.trim_end(),
         policies,
         e.logical_plan.trim_end(),
@@ -363,5 +363,7 @@ mod tests {
             explanation(&e),
             "Effective query:\nT | where true\n\nPolicies applied:\n(none)\n\nLogical plan:\nFilter\n  TableScan\n\nPhysical plan:\nFilterExec\n"
         );
+        let direct = Explanation { lowered_directly: true, ..e };
+        assert!(explanation(&direct).contains("Logical plan:\n(as bound: lowered directly, without DataFusion's optimizers)\nFilter\n"));
     }
 }
