@@ -27,7 +27,6 @@ use datafusion::common::{DFSchema, Result as DfResult, internal_err};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::source_as_provider;
 use datafusion::execution::context::SessionState;
-use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::logical_plan::{FetchType, SkipType};
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{Expr, LogicalPlan};
@@ -90,10 +89,12 @@ fn node_blocker(node: &LogicalPlan) -> Option<String> {
         LogicalPlan::Limit(limit) => {
             matches!(limit.get_skip_type(), Ok(SkipType::Literal(_))) && matches!(limit.get_fetch_type(), Ok(FetchType::Literal(_)))
         }
-        LogicalPlan::Aggregate(agg) => agg.aggr_expr.iter().all(|e| match e.clone().unalias() {
-            // An ordered aggregate needs its input sorted (a physical rule's work).
-            Expr::AggregateFunction(AggregateFunction { params, .. }) => params.order_by.is_empty(),
-            _ => false,
+        // An ordered aggregate that needs its input sorted says so in its required input
+        // ordering, and `lower` then declines the plan (`first_value` ordered by a column, as
+        // `arg_max` is, does not: it keeps the best row itself).
+        LogicalPlan::Aggregate(agg) => agg.aggr_expr.iter().all(|e| match e {
+            Expr::Alias(a) => matches!(a.expr.as_ref(), Expr::AggregateFunction(_)),
+            e => matches!(e, Expr::AggregateFunction(_)),
         }),
         LogicalPlan::Extension(ext) => SecurityBarrier::of(ext.node.as_ref()).is_some(),
         LogicalPlan::Values(v) => !v.values.is_empty(),
