@@ -158,15 +158,10 @@ impl ExecutionPlan for BarrierExec {
 
     fn replace_children(
         self: Arc<Self>,
-        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
         options: ReplaceChildrenOptions,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let Some(input) = children.pop() else {
-            return internal_err!("BarrierExec takes exactly one child");
-        };
-        if !children.is_empty() {
-            return internal_err!("BarrierExec takes exactly one child");
-        }
+        let input = only_child(children, "BarrierExec")?;
         Ok(match options.children_properties {
             ChildrenPropertiesMode::Keep => Arc::new(BarrierExec {
                 table: self.table.clone(),
@@ -205,6 +200,14 @@ impl ExecutionPlan for BarrierExec {
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> {
         // Pass-through: no copy of the batches.
         self.input.execute(partition, context)
+    }
+}
+
+/// The one child given to `replace_children` of a single-input exec named `name`.
+pub(crate) fn only_child(mut children: Vec<Arc<dyn ExecutionPlan>>, name: &str) -> DfResult<Arc<dyn ExecutionPlan>> {
+    match (children.pop(), children.is_empty()) {
+        (Some(child), true) => Ok(child),
+        _ => internal_err!("{name} takes exactly one child"),
     }
 }
 

@@ -479,12 +479,10 @@ impl ExecutionPlan for PlainProjectionExec {
 
     fn replace_children(
         self: Arc<Self>,
-        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
         options: ReplaceChildrenOptions,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let (Some(input), true) = (children.pop(), children.is_empty()) else {
-            return internal_err!("PlainProjectionExec takes exactly one child");
-        };
+        let input = crate::barrier::only_child(children, "PlainProjectionExec")?;
         let properties = match options.children_properties {
             ChildrenPropertiesMode::Keep => Arc::clone(&self.properties),
             ChildrenPropertiesMode::Recompute => Arc::new(

@@ -233,15 +233,10 @@ impl ExecutionPlan for ScanExec {
 
     fn replace_children(
         self: Arc<Self>,
-        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
         _options: ReplaceChildrenOptions,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let Some(input) = children.pop() else {
-            return internal_err!("KqlScanExec takes exactly one child");
-        };
-        if !children.is_empty() {
-            return internal_err!("KqlScanExec takes exactly one child");
-        }
+        let input = crate::barrier::only_child(children, "KqlScanExec")?;
         Ok(Arc::new(ScanExec::new(input, Arc::clone(&self.spec), Arc::clone(&self.schema))))
     }
 
