@@ -110,7 +110,13 @@ fn node_blocker(node: &LogicalPlan) -> Option<String> {
         let shown = node.display().to_string();
         return Some(shown.split(':').next().unwrap_or(&shown).to_string());
     }
-    node.expressions().iter().find_map(expr_blocker)
+    // By reference: `expressions()` would clone every expression of every node, per request.
+    let mut found = None;
+    let _ = node.apply_expressions(|e| {
+        found = expr_blocker(e);
+        Ok(if found.is_none() { TreeNodeRecursion::Continue } else { TreeNodeRecursion::Stop })
+    });
+    found
 }
 
 fn expr_blocker(e: &Expr) -> Option<String> {
@@ -216,6 +222,16 @@ fn plain_column<'e>(e: &'e Expr, schema: &DFSchema) -> Option<&'e datafusion::co
     }
 }
 
+/// The indices of the needed columns, at least one when there are any: a node that must still
+/// count rows, under a `count` that needs no column, carries them in its first column.
+fn needed_columns(need: &[bool]) -> Vec<usize> {
+    let mut cols: Vec<usize> = (0..need.len()).filter(|&i| need[i]).collect();
+    if cols.is_empty() && !need.is_empty() {
+        cols.push(0);
+    }
+    cols
+}
+
 /// The logical indices of the columns an expression reads from `schema`.
 fn mark_columns(e: &Expr, schema: &DFSchema, need: &mut [bool]) -> DfResult<()> {
     for c in e.column_refs() {
@@ -256,11 +272,7 @@ fn lower_node<'a>(plan: &'a LogicalPlan, need: Vec<bool>, state: &'a SessionStat
                 Ok(Lowered { exec, cols })
             }
             LogicalPlan::Values(values) => {
-                // Only the needed columns (at least one: a row count needs a column to carry it).
-                let mut cols: Vec<usize> = (0..need.len()).filter(|&i| need[i]).collect();
-                if cols.is_empty() {
-                    cols.push(0);
-                }
+                let cols = needed_columns(&need);
                 let schema = values.schema.as_ref();
                 let rows = values
                     .values
@@ -313,10 +325,7 @@ fn lower_node<'a>(plan: &'a LogicalPlan, need: Vec<bool>, state: &'a SessionStat
             }
             LogicalPlan::Projection(projection) => {
                 let input_logical = projection.input.schema();
-                let mut cols: Vec<usize> = (0..need.len()).filter(|&i| need[i]).collect();
-                if cols.is_empty() && !need.is_empty() {
-                    cols.push(0);
-                }
+                let cols = needed_columns(&need);
                 let mut child_need = vec![false; input_logical.fields().len()];
                 for &i in &cols {
                     mark_columns(&projection.expr[i], input_logical, &mut child_need)?;
@@ -395,18 +404,15 @@ fn lower_node<'a>(plan: &'a LogicalPlan, need: Vec<bool>, state: &'a SessionStat
                 Ok(Lowered { exec: Arc::new(exec), cols: (0..need.len()).collect() })
             }
             LogicalPlan::Union(union) => {
-                // Every leg outputs exactly the needed columns, in order (at least one).
-                let mut cols: Vec<usize> = (0..need.len()).filter(|&i| need[i]).collect();
-                if cols.is_empty() && !need.is_empty() {
-                    cols.push(0);
+                // Every leg outputs exactly the needed columns, in order.
+                let cols = needed_columns(&need);
+                let mut leg_need = vec![false; need.len()];
+                for &i in &cols {
+                    leg_need[i] = true;
                 }
                 let mut legs = Vec::with_capacity(union.inputs.len());
                 for input in &union.inputs {
-                    let mut leg_need = vec![false; need.len()];
-                    for &i in &cols {
-                        leg_need[i] = true;
-                    }
-                    let leg = lower_node(input, leg_need, state).await?;
+                    let leg = lower_node(input, leg_need.clone(), state).await?;
                     legs.push(if leg.cols == cols { leg.exec } else { select(input.schema(), leg, &cols)? });
                 }
                 Ok(Lowered { exec: UnionExec::try_new(legs)?, cols })
