@@ -1,9 +1,10 @@
 //! Where planning time goes: for every corpus query that plans on the sample database, the
 //! time of each stage (bind, then direct lowering, or each logical optimizer rule, physical
 //! planning and each physical optimizer rule), summed over the corpus. Not a criterion bench:
-//! it prints one table, to find what to make cheaper. Like the runtime, it runs the logical rules with Kustodian's
-//! driver (`kustodian_planner::optimize`: rules that cannot apply are skipped and not listed)
-//! and not DataFusion's analyzer (the binder's plans are already what it would make of them).
+//! it prints one table, to find what to make cheaper. Like the runtime, it runs the logical
+//! rules with Kustodian's driver (`kustodian_planner::optimize`: rules that cannot apply are
+//! skipped and not listed) and not DataFusion's analyzer (the binder's plans are already what
+//! it would make of them).
 //! `KUSTODIAN_PARTITIONS=n` sets the target partitions (1 by default, as
 //! Kustodian plans the sample database's tables, which are all under 64K rows). Per stage it
 //! prints the mean over the corpus and the median (p50) over the queries.

@@ -848,11 +848,11 @@ impl Cluster {
         })
     }
 
-    /// Optimizes and verifies (barriers in place) a query's logical plan.
-    /// The plan to plan physically, and whether it is lowered directly: a plan over
-    /// single-partition tables, of the shapes `kustodian_planner::direct` lowers, skips
-    /// DataFusion's optimizers and physical planner (they cost far more than such queries take
-    /// to run); any other plan is optimized.
+    /// Verifies (barriers in place) a query's logical plan and returns the plan to plan
+    /// physically, and whether it is lowered directly: a plan over single-partition tables, of
+    /// the shapes `kustodian_planner::direct` lowers, skips DataFusion's optimizers and physical
+    /// planner (they cost far more than such queries take to run); any other plan is optimized
+    /// and verified again.
     fn optimize(&self, planned: &PlannedQuery) -> Result<(LogicalPlan, bool)> {
         let partitions = input_partitions(&planned.plan);
         let (state, _) = self.session(partitions);
