@@ -35,7 +35,7 @@ peak() { # label, command...: runs the command, prints its peak RSS, checks the 
 peak "gen $rows rows (Parquet)" "$bin" gen --rows "$rows" --out "$work/data" --format parquet
 "$bin" init --data "$work/cluster" --admin aaduser=admin@contoso.com > /dev/null
 "$bin" run --data "$work/cluster" -c '.create database Bench' > /dev/null
-peak "ingest into a cluster directory" "$bin" run --data "$work/cluster" --db Bench "$work/data/ingest.kql"
+peak "ingest into a cluster directory" "$bin" run --data "$work/cluster" --db Bench --ingest-root "$work/data" "$work/data/ingest.kql"
 peak "reopen + Q1 (where Region == r3, by Owner)" "$bin" run --data "$work/cluster" --db Bench \
     -c 'T | where Region == "r3" | summarize sum(Amount) by Owner | count'
 peak "reopen + summarize every row by Region, Owner" "$bin" run --data "$work/cluster" --db Bench \

@@ -92,7 +92,11 @@ impl Env {
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
         // Every request planned in full, as the peers (DataFusion SQL, duckdb-kql) do: the
         // figures include parsing, binding the policies and optimizing.
-        let cluster = Cluster::in_memory(ADMIN, "bench admin").expect("cluster").with_plan_cache(false);
+        let cluster = Cluster::in_memory(ADMIN, "bench admin")
+            .expect("cluster")
+            .with_plan_cache(false)
+            .with_ingestion_roots(&[data_dir(rows)])
+            .expect("ingestion root");
         let env = Env { rt, cluster, rows };
         env.admin(&format!(".create database {DB}"));
         let script = std::fs::read_to_string(data_dir(rows).join("ingest.kql")).expect("ingest.kql");

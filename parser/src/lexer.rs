@@ -8,7 +8,7 @@
 //!    `mv-expand`, ...) so that `a - b` and `a-b` stay subtraction for other words;
 //! 3. words become keywords (query keywords, or command keywords when the request starts
 //!    with `.`); adjacent string literals are concatenated; `.ingest inline ... <|` takes the
-//!    rest of the text verbatim;
+//!    rest of the text verbatim from its first character that is no space or line break;
 //! 4. operator parameters (`kind=inner`, `hint.strategy=shuffle`, `withsource=X`, ...) right
 //!    after the operators that take them become [`Tok::ParamName`] tokens, which keeps `kind`,
 //!    `flags`, ... ordinary identifiers everywhere else;
@@ -904,11 +904,16 @@ impl<'a> RawLexer<'a> {
                     Raw::FatArrow => RawTok::Punct(Tok::FatArrow),
                     Raw::LtPipe => {
                         out.push((s, RawTok::Punct(Tok::LtPipe), e));
-                        // `.ingest inline ... <|` : the rest of the request is data, verbatim.
+                        // `.ingest inline ... <|` : the rest of the request is data, verbatim,
+                        // except the spaces and line breaks before its first character (Kusto's
+                        // rule: `<| 1,a` and `<|` then `1,a` on the next line are one record
+                        // `1,a`, not `" 1"` or an empty first record).
                         if is_ingest_inline(&out) {
+                            let rest = src.get(e..).unwrap_or("");
+                            let data = rest.trim_start_matches([' ', '\t', '\r', '\n']);
                             out.push((
-                                e,
-                                RawTok::Lit(Tok::RawText(src.get(e..).unwrap_or("").to_string())),
+                                src.len() - data.len(),
+                                RawTok::Lit(Tok::RawText(data.to_string())),
                                 src.len(),
                             ));
                             return Ok(out);

@@ -162,6 +162,13 @@ fn map_error(text: &str, e: LpError) -> ParseError {
         } => {
             let expected = humanize_expected(&expected);
             let mut message = format!("unexpected {}", lexer::describe(&tok));
+            if matches!(tok, Tok::Kw(lexer::Kw::Materialize)) {
+                // Kusto's own parser accepts `materialize(...)` nowhere else either; say where it goes.
+                message.push_str(
+                    ": materialize(...) is only valid as the whole value of a let statement \
+                     (let x = materialize(...); x | ...)",
+                );
+            }
             if is_command_text(text) {
                 message = format!("{message} in management command{}", command_name(text));
             }

@@ -839,10 +839,24 @@ fn table_and_database_commands() {
 fn ingestion_commands() {
     match command(".ingest inline into table T with (format='csv') <| a,b@c,\"d\"\n1,2,3").kind {
         CommandKind::IngestInline { data, with, .. } => {
-            assert_eq!(data, " a,b@c,\"d\"\n1,2,3");
+            assert_eq!(data, "a,b@c,\"d\"\n1,2,3");
             assert_eq!(with.len(), 1);
         }
         other => panic!("{other:?}"),
+    }
+    // Data starts at its first character that is no space or line break; everything after
+    // it, the spaces that start a later line and the final line break included, is kept.
+    for (text, want) in [
+        (".ingest inline into table T <| 1,a", "1,a"),
+        (".ingest inline into table T <|\n1,a\n  2, b\n", "1,a\n  2, b\n"),
+        (".ingest inline into table T <| \r\n\t 1,a\r\n", "1,a\r\n"),
+        (".ingest inline into table T <|", ""),
+        (".ingest inline into table T <|  \n", ""),
+    ] {
+        match command(text).kind {
+            CommandKind::IngestInline { data, .. } => assert_eq!(data, want, "{text:?}"),
+            other => panic!("{other:?}"),
+        }
     }
     match command(".ingest async into table T ('path', h'secret') with (format='csv', ignoreFirstRecord=true)").kind {
         CommandKind::Ingest { is_async: true, sources, .. } => {
@@ -1196,6 +1210,20 @@ fn error_positions_and_frames() {
     assert_eq!((e.line, e.column), (1, 17));
     let e = err("print 'é' + #");
     assert_eq!((e.line, e.column), (1, 13));
+}
+
+#[test]
+fn materialize_outside_let_says_where_it_goes() {
+    // Kusto's parser refuses these too: materialize(...) is only the whole value of a `let`.
+    for text in ["materialize(T) | count", "T | join (materialize(T)) on x", "union materialize(T), T"] {
+        let e = err(text);
+        assert!(
+            e.message.contains("only valid as the whole value of a let statement"),
+            "{text}: {}",
+            e.message
+        );
+    }
+    rt("let m = materialize(T | take 1); m | count");
 }
 
 #[test]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use datafusion::catalog::TableProvider;
 use kustodian_parser::ast;
 
+use crate::error::Result;
 use crate::types::KqlSchema;
 
 /// A table's row-level-security policy as stored.
@@ -14,6 +15,28 @@ pub struct RlsPolicy {
     pub enabled: bool,
     /// KQL text: a query, a stored function's name, or a function call.
     pub query: String,
+    /// What the policy's names resolved to when it was validated (closed world): binding it
+    /// with any other stored function, another version of one, or a table where there was none
+    /// fails. None for a policy stored before dependencies were recorded: it may then call no
+    /// stored function at all.
+    pub functions: Option<Vec<PolicyDep>>,
+}
+
+/// What a name in a policy resolved to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub enum DepKind {
+    Table,
+    Function,
+}
+
+/// A stored table or function a policy depends on: its kind, its name and, for a function, the
+/// catalog's version of its definition.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct PolicyDep {
+    pub kind: DepKind,
+    pub name: String,
+    #[serde(default)]
+    pub version: String,
 }
 
 /// What the binder needs to know of a table.
@@ -44,15 +67,24 @@ pub struct FunctionInfo {
     pub name: String,
     pub params: Vec<ast::Param>,
     pub body: Vec<ast::Statement>,
+    /// Identifies this definition: any change of parameters or body changes it.
+    pub version: String,
 }
 
 /// Name resolution for the binder. Lookups of tables and functions are case-sensitive, as in
 /// Kusto; database names are case-insensitive.
+///
+/// Every lookup is fallible on purpose: an implementation refuses (with
+/// [`PlanError::Forbidden`](crate::PlanError)) any lookup in a database the caller may not
+/// read, whether or not the name exists there. The binder learns nothing about such a database
+/// (no existence, no schema, no "did you mean"), because it cannot ask without being refused.
 pub trait Catalog: Send + Sync {
     /// The canonical name of a database, if it exists.
-    fn database(&self, name: &str) -> Option<String>;
-    fn table(&self, database: &str, name: &str) -> Option<TableInfo>;
-    fn function(&self, database: &str, name: &str) -> Option<FunctionInfo>;
+    fn database(&self, name: &str) -> Result<Option<String>>;
+    /// A table or materialized view. Refused also for a table the caller may not read
+    /// (restricted view access), before its schema reaches the binder.
+    fn table(&self, database: &str, name: &str) -> Result<Option<TableInfo>>;
+    fn function(&self, database: &str, name: &str) -> Result<Option<FunctionInfo>>;
     /// Table names of a database (for `union T*` and did-you-mean hints).
-    fn table_names(&self, database: &str) -> Vec<String>;
+    fn table_names(&self, database: &str) -> Result<Vec<String>>;
 }

@@ -22,5 +22,14 @@ pub mod verify;
 pub use error::{PlanError, Result};
 pub use types::{KqlColumn, KqlSchema, KqlType};
 pub use bind::{AppliedPolicy, PlannedQuery, TableAccess, plan_pipe, plan_query, validate_policy};
-pub use catalog::{Catalog, FunctionInfo, RlsPolicy, TableInfo};
+pub use catalog::{Catalog, DepKind, PolicyDep, FunctionInfo, RlsPolicy, TableInfo};
 pub use principal::{Principal, PrincipalKind, RequestContext};
+pub use functions::is_builtin_function;
+
+/// Parses a datetime the way KQL's `datetime(...)` literal does (ns since the Unix epoch), for
+/// request properties such as `query_now`.
+pub fn parse_datetime(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let inner = t.strip_prefix("datetime(").and_then(|r| r.strip_suffix(')')).unwrap_or(t);
+    functions::parse_datetime(inner)
+}

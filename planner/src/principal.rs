@@ -44,17 +44,29 @@ impl PrincipalKind {
     }
 }
 
-/// A principal FQN, normalised: prefix lower-cased, identifier and tenant kept as given
-/// (compared case-insensitively).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A principal in canonical form: one normalised (kind, id, tenant) for role checks, group
+/// claims and `current_principal()` alike.
+///
+/// * the kind prefix is case-insensitive;
+/// * identifiers (UPNs, group emails, object IDs, app IDs) are case-insensitive in Entra, so
+///   they are kept lower-cased;
+/// * the tenant is the one given, or inferred from the UPN's (or group email's) domain; a tenant
+///   that cannot be inferred stays unknown and matches only another unknown tenant, never
+///   anything (`aaduser=x@contoso.com;fabrikam.com` is not `aaduser=x@contoso.com`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Principal {
     pub kind: PrincipalKind,
     pub id: String,
+    /// The tenant: given or inferred, lower-cased; None when neither.
     pub tenant: Option<String>,
+    /// Whether the tenant was given explicitly and differs from the one the UPN implies
+    /// (then the FQN shows it).
+    #[serde(default)]
+    explicit_tenant: bool,
 }
 
 impl Principal {
-    /// Parses `kind=identifier[;tenant]` with a case-insensitive prefix.
+    /// Parses `kind=identifier[;tenant]` into the canonical form.
     pub fn parse(fqn: &str) -> Result<Principal, String> {
         let fqn = fqn.trim();
         let (prefix, rest) = fqn
@@ -74,33 +86,40 @@ impl Principal {
         if id.is_empty() {
             return Err(format!("principal '{fqn}' has an empty identifier"));
         }
+        if id.contains(|c: char| c == ';' || c == '=' || c.is_control()) {
+            return Err(format!("principal '{fqn}': the identifier may not contain ';', '=' or control characters"));
+        }
         if kind == PrincipalKind::MsaUser && tenant.is_some() {
             return Err(format!("principal '{fqn}': msauser principals take no tenant"));
         }
-        let tenant = tenant.filter(|t| !t.is_empty()).map(str::to_string);
+        let tenant = tenant.filter(|t| !t.is_empty()).map(str::to_ascii_lowercase);
+        if tenant.as_deref().is_some_and(|t| t.contains(|c: char| c == ';' || c == '=' || c.is_whitespace())) {
+            return Err(format!("principal '{fqn}': the tenant may not contain ';', '=' or spaces"));
+        }
         if kind == PrincipalKind::AadApp && tenant.is_none() {
             return Err(format!("principal '{fqn}': aadapp principals need a tenant ('aadapp=<id>;<tenant>')"));
         }
-        Ok(Principal { kind, id: id.to_string(), tenant })
+        let id = id.to_lowercase();
+        let inferred = match kind {
+            PrincipalKind::AadUser | PrincipalKind::AadGroup => id.split_once('@').map(|(_, d)| d.to_string()).filter(|d| !d.is_empty()),
+            _ => None,
+        };
+        let explicit_tenant = tenant.is_some() && tenant != inferred;
+        Ok(Principal { kind, id, tenant: tenant.or(inferred), explicit_tenant })
     }
 
-    /// The FQN as `current_principal()` returns it and `.show ... principals` lists it.
+    /// The canonical FQN, as `current_principal()` returns it and `.show ... principals` lists
+    /// it: the tenant is written only when it is not the one the UPN implies.
     pub fn fqn(&self) -> String {
         match &self.tenant {
-            Some(t) => format!("{}={};{}", self.kind.prefix(), self.id, t),
-            None => format!("{}={}", self.kind.prefix(), self.id),
+            Some(t) if self.explicit_tenant => format!("{}={};{}", self.kind.prefix(), self.id, t),
+            _ => format!("{}={}", self.kind.prefix(), self.id),
         }
     }
 
-    /// Whether two principals denote the same identity: same kind, identifier compared
-    /// case-insensitively, and tenants equal when both are given.
+    /// Whether two principals denote the same identity (the canonical forms are equal).
     pub fn matches(&self, other: &Principal) -> bool {
-        self.kind == other.kind
-            && self.id.eq_ignore_ascii_case(&other.id)
-            && match (&self.tenant, &other.tenant) {
-                (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
-                _ => true,
-            }
+        self.kind == other.kind && self.id == other.id && self.tenant == other.tenant
     }
 
     /// The user principal name, for users identified by UPN.
@@ -124,13 +143,7 @@ impl Principal {
 
     /// The tenant: given, or inferred from the UPN's domain.
     pub fn authority(&self) -> Option<String> {
-        self.tenant.clone().or_else(|| self.upn().and_then(|u| u.split('@').nth(1)).map(str::to_string))
-    }
-}
-
-impl PartialEq for Principal {
-    fn eq(&self, other: &Self) -> bool {
-        self.matches(other)
+        self.tenant.clone()
     }
 }
 
@@ -154,15 +167,22 @@ pub struct RequestContext {
     pub block_rls: bool,
     /// `validatepermissions`: check the request's permissions without running it.
     pub validate_permissions: bool,
-    /// `now()` for this request (ns since the Unix epoch).
+    /// `now()` for this request (ns since the Unix epoch): the request's real clock, which is
+    /// what row-level security policies always see.
     pub now_nanos: i64,
+    /// `query_now` as a request property: the instant `now()` means in the request's own
+    /// text (never inside a policy).
+    pub query_now: Option<i64>,
 }
 
 impl RequestContext {
-    /// `current_principal_is_member_of(...)`: the principal is one of them, or in one of the groups.
+    /// `current_principal_is_member_of(...)`: the principal is the argument, or the argument is
+    /// a group among the caller's group claims. Compared in canonical form; an argument that is
+    /// not a principal matches nothing.
     pub fn is_member_of(&self, fqn: &str) -> bool {
         match Principal::parse(fqn) {
-            Ok(p) => p == self.principal || self.groups.contains(&p),
+            Ok(p) if p.kind == PrincipalKind::AadGroup => self.groups.contains(&p),
+            Ok(p) => p == self.principal,
             Err(_) => false,
         }
     }

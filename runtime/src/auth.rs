@@ -1,36 +1,19 @@
 //! Security roles and authorization: who holds which role on which entity, and the checks
 //! every query and command passes (Kusto's permission matrix).
 
-use kustodian_planner::Principal;
-use serde::{Deserialize, Serialize};
+use kustodian_planner::{Principal, PrincipalKind};
 
 use crate::error::{Result, RuntimeError};
-
-/// One role assignment as stored and listed by `.show ... principals`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct RoleAssignment {
-    /// Role keyword as in the commands: `admins`, `users`, `viewers`, `unrestrictedviewers`,
-    /// `ingestors`, `monitors`; cluster: `alldatabasesadmins`, `alldatabasesviewers`,
-    /// `alldatabasesmonitors`.
-    pub role: String,
-    /// Normalised FQN.
-    pub principal: String,
-    #[serde(default)]
-    pub notes: String,
-}
-
-impl RoleAssignment {
-    pub fn principal(&self) -> Option<Principal> {
-        Principal::parse(&self.principal).ok()
-    }
-}
+use crate::meta::Meta;
+pub use crate::meta::RoleAssignment;
 
 pub const DATABASE_ROLES: &[&str] = &["admins", "users", "viewers", "unrestrictedviewers", "ingestors", "monitors"];
 pub const TABLE_ROLES: &[&str] = &["admins", "ingestors"];
 pub const FUNCTION_ROLES: &[&str] = &["admins"];
 pub const CLUSTER_ROLES: &[&str] = &["alldatabasesadmins", "alldatabasesviewers", "alldatabasesmonitors"];
 
-/// The caller: a principal and its group claims.
+/// The caller: a principal and its group claims, both canonical (see [`Principal`]). Only
+/// `aadgroup=` principals are groups, and a group is never the caller.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub principal: Principal,
@@ -38,10 +21,31 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// Whether an assignment's principal is the caller or one of its groups.
+    /// A caller from an identity: refuses a group as the caller and anything but `aadgroup=`
+    /// principals as group claims (a user FQN passed as a group claim would otherwise grant
+    /// that user's roles).
+    pub fn new(principal: Principal, groups: Vec<Principal>) -> Result<Caller> {
+        if principal.kind == PrincipalKind::AadGroup {
+            return Err(RuntimeError::bad_request(format!(
+                "'{}' is a group: a request is made by a user or an application, never by a group (give groups as group claims)",
+                principal.fqn()
+            )));
+        }
+        if let Some(g) = groups.iter().find(|g| g.kind != PrincipalKind::AadGroup) {
+            return Err(RuntimeError::bad_request(format!(
+                "group claim '{}' is not a group: only aadgroup= principals can be group claims",
+                g.fqn()
+            )));
+        }
+        Ok(Caller { principal, groups })
+    }
+
+    /// Whether an assignment's principal is the caller or one of its groups (canonical
+    /// comparison: kind, id and tenant all equal).
     pub fn is(&self, fqn: &str) -> bool {
         match Principal::parse(fqn) {
-            Ok(p) => p == self.principal || self.groups.contains(&p),
+            Ok(p) if p.kind == PrincipalKind::AadGroup => self.groups.contains(&p),
+            Ok(p) => p == self.principal,
             Err(_) => false,
         }
     }
@@ -78,4 +82,169 @@ pub fn forbidden(caller: &Caller, operation: &str, role: &str) -> RuntimeError {
 
 pub fn check(ok: bool, caller: &Caller, operation: &str, role: &str) -> Result<()> {
     if ok { Ok(()) } else { Err(forbidden(caller, operation, role)) }
+}
+
+/// What a request asks to do, at which entity: the rows of Kusto's permission matrix
+/// (spec 3.2). Every query and command is decided by [`allows`] on one of these, before any
+/// name in the entity's database is looked up for the caller. Reads (`Show*`, `Read*`) and
+/// changes are separate actions, and no role implies one it does not contain: a monitor may
+/// show, never change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action<'a> {
+    /// `.create database`, cluster role changes: AllDatabasesAdmin.
+    AdminCluster,
+    /// `.show cluster principals`: AllDatabasesAdmin or AllDatabasesMonitor.
+    ShowCluster,
+    /// Query the tables of a database (without restricted view access).
+    ReadDatabase(&'a str),
+    /// Query one table or materialized view: a reader of its database, or its Table Admin; a
+    /// table with restricted view access also needs UnrestrictedViewer.
+    ReadTable(&'a str, &'a str),
+    /// `.show` the metadata of a database: tables, schemas, functions, policies, views.
+    ShowDatabase(&'a str),
+    /// `.show database X principals`: Database Admin or Monitor.
+    ShowDatabasePrincipals(&'a str),
+    /// Create tables and functions (Database User).
+    CreateInDatabase(&'a str),
+    /// Database Admin: principals, materialized views, scripts.
+    AdminDatabase(&'a str),
+    /// Table Admin: alter, drop, policies, table principals, replace data.
+    AdminTable(&'a str, &'a str),
+    /// Table Ingestor: append data.
+    IngestTable(&'a str, &'a str),
+    /// Function Admin: alter, drop, function principals.
+    AdminFunction(&'a str, &'a str),
+    /// Materialized View Admin: alter, drop, view principals.
+    AdminMaterializedView(&'a str, &'a str),
+}
+
+impl Action<'_> {
+    /// The least role that allows the action, as Forbidden errors name it.
+    pub fn role(&self) -> &'static str {
+        match self {
+            Action::AdminCluster => "AllDatabasesAdmin",
+            Action::ShowCluster => "AllDatabasesMonitor",
+            Action::ReadDatabase(_) | Action::ReadTable(..) => "Database Viewer",
+            Action::ShowDatabase(_) => "Database Viewer",
+            Action::ShowDatabasePrincipals(_) | Action::AdminDatabase(_) => "Database Admin",
+            Action::CreateInDatabase(_) => "Database User",
+            Action::AdminTable(..) => "Table Admin",
+            Action::IngestTable(..) => "Table Ingestor",
+            Action::AdminFunction(..) => "Function Admin",
+            Action::AdminMaterializedView(..) => "Materialized View Admin",
+        }
+    }
+
+    /// The database the action is in, if any.
+    pub fn database(&self) -> Option<&str> {
+        match *self {
+            Action::AdminCluster | Action::ShowCluster => None,
+            Action::ReadDatabase(d)
+            | Action::ShowDatabase(d)
+            | Action::ShowDatabasePrincipals(d)
+            | Action::CreateInDatabase(d)
+            | Action::AdminDatabase(d)
+            | Action::ReadTable(d, _)
+            | Action::AdminTable(d, _)
+            | Action::IngestTable(d, _)
+            | Action::AdminFunction(d, _)
+            | Action::AdminMaterializedView(d, _) => Some(d),
+        }
+    }
+}
+
+fn cluster_holds(meta: &Meta, caller: &Caller, role: &str) -> bool {
+    caller.holds(&meta.cluster_roles, role)
+}
+
+fn db_holds(meta: &Meta, caller: &Caller, db: &str, role: &str) -> bool {
+    meta.db(db).is_some_and(|d| caller.holds(&d.principals, role))
+}
+
+/// Whether the caller may do `action`. Roles on an entity count only when it exists; roles
+/// inherited from the database and cluster count either way, so a caller without them is
+/// refused the same way whether or not the entity exists.
+pub fn allows(meta: &Meta, caller: &Caller, action: &Action) -> bool {
+    let all_admin = || cluster_holds(meta, caller, "alldatabasesadmins");
+    match *action {
+        Action::AdminCluster => all_admin(),
+        Action::ShowCluster => all_admin() || cluster_holds(meta, caller, "alldatabasesmonitors"),
+        Action::AdminDatabase(d) => all_admin() || db_holds(meta, caller, d, "admins"),
+        Action::CreateInDatabase(d) => allows(meta, caller, &Action::AdminDatabase(d)) || db_holds(meta, caller, d, "users"),
+        Action::ReadDatabase(d) => {
+            all_admin()
+                || cluster_holds(meta, caller, "alldatabasesviewers")
+                || ["admins", "users", "viewers"].iter().any(|r| db_holds(meta, caller, d, r))
+        }
+        Action::ShowDatabase(d) => {
+            allows(meta, caller, &Action::ReadDatabase(d))
+                || cluster_holds(meta, caller, "alldatabasesmonitors")
+                || db_holds(meta, caller, d, "monitors")
+        }
+        Action::ShowDatabasePrincipals(d) => {
+            allows(meta, caller, &Action::AdminDatabase(d))
+                || cluster_holds(meta, caller, "alldatabasesmonitors")
+                || db_holds(meta, caller, d, "monitors")
+        }
+        Action::AdminTable(d, t) => {
+            allows(meta, caller, &Action::AdminDatabase(d))
+                || meta.db(d).and_then(|x| x.table(t)).is_some_and(|tm| caller.holds(&tm.principals, "admins"))
+        }
+        Action::IngestTable(d, t) => {
+            allows(meta, caller, &Action::AdminTable(d, t))
+                || db_holds(meta, caller, d, "ingestors")
+                || meta.db(d).and_then(|x| x.table(t)).is_some_and(|tm| caller.holds(&tm.principals, "ingestors"))
+        }
+        Action::ReadTable(d, t) => {
+            let reader = allows(meta, caller, &Action::ReadDatabase(d));
+            let table = meta.db(d).and_then(|x| x.table(t));
+            let table_admin = table.is_some_and(|tm| caller.holds(&tm.principals, "admins"));
+            if table.is_some_and(|tm| tm.restricted_view_access) {
+                reader && db_holds(meta, caller, d, "unrestrictedviewers")
+            } else {
+                reader || table_admin
+            }
+        }
+        Action::AdminFunction(d, f) => {
+            allows(meta, caller, &Action::AdminDatabase(d))
+                || meta.db(d).and_then(|x| x.function(f)).is_some_and(|fm| caller.holds(&fm.principals, "admins"))
+        }
+        Action::AdminMaterializedView(d, v) => {
+            allows(meta, caller, &Action::AdminDatabase(d))
+                || meta.db(d).and_then(|x| x.materialized_view(v)).is_some_and(|vm| caller.holds(&vm.principals, "admins"))
+        }
+    }
+}
+
+/// Whether the caller has any foothold in a database: a role there (any database role, or a
+/// role on one of its entities) or a cluster role. Only such a caller may learn whether a
+/// name exists in it.
+pub fn knows_database(meta: &Meta, caller: &Caller, db: &str) -> bool {
+    if ["alldatabasesadmins", "alldatabasesviewers", "alldatabasesmonitors"].iter().any(|r| cluster_holds(meta, caller, r)) {
+        return true;
+    }
+    let Some(d) = meta.db(db) else { return false };
+    d.principals.iter().any(|a| caller.is(&a.principal))
+        || d.tables.iter().any(|t| t.principals.iter().any(|a| caller.is(&a.principal)))
+        || d.functions.iter().any(|f| f.principals.iter().any(|a| caller.is(&a.principal)))
+        || d.materialized_views.iter().any(|v| v.principals.iter().any(|a| caller.is(&a.principal)))
+}
+
+/// Refuses the action unless [`allows`]: Forbidden naming the principal, `operation` and the
+/// role that would allow it.
+pub fn authorize(meta: &Meta, caller: &Caller, action: &Action, operation: &str) -> Result<()> {
+    if allows(meta, caller, action) {
+        return Ok(());
+    }
+    if let Action::ReadTable(d, t) = *action
+        && allows(meta, caller, &Action::ReadDatabase(d))
+        && meta.db(d).and_then(|x| x.table(t)).is_some_and(|tm| tm.restricted_view_access)
+    {
+        return Err(forbidden(
+            caller,
+            &format!("{operation}, which has restricted view access"),
+            "Database UnrestrictedViewer (with Database Viewer, User or Admin)",
+        ));
+    }
+    Err(forbidden(caller, operation, action.role()))
 }

@@ -19,12 +19,12 @@ use datafusion::execution::{SessionState, TaskContext};
 use datafusion::prelude::SessionConfig;
 use kustodian_parser::ast;
 use kustodian_planner::{
-    AppliedPolicy, Catalog, FunctionInfo, KqlSchema, PlannedQuery, TableAccess, Principal, RequestContext, RlsPolicy, TableInfo, plan_pipe,
+    AppliedPolicy, Catalog, FunctionInfo, KqlSchema, PlannedQuery, TableAccess, Principal, RequestContext, TableInfo, plan_pipe,
     plan_query,
 };
-use serde::{Deserialize, Serialize};
 
-use crate::auth::{Caller, RoleAssignment, check};
+use crate::auth::{self, Action, Caller, RoleAssignment, check};
+pub use crate::meta::{DatabaseMeta, FunctionMeta, Meta, RlsMeta, TableMeta};
 use crate::commands;
 use crate::error::{Result, RuntimeError};
 use crate::output::{QueryOutput, QueryStream};
@@ -90,85 +90,6 @@ pub struct Explanation {
     pub lowered_directly: bool,
 }
 
-/// Persistent metadata of the cluster (serde JSON in the cluster directory).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Meta {
-    pub cluster_roles: Vec<RoleAssignment>,
-    pub databases: Vec<DatabaseMeta>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct DatabaseMeta {
-    pub name: String,
-    pub principals: Vec<RoleAssignment>,
-    pub tables: Vec<TableMeta>,
-    pub functions: Vec<FunctionMeta>,
-    #[serde(default)]
-    pub materialized_views: Vec<crate::materialized::MaterializedViewMeta>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TableMeta {
-    pub name: String,
-    pub schema: KqlSchema,
-    pub extents: Vec<ExtentInfo>,
-    #[serde(default)]
-    pub rls: Option<RlsMeta>,
-    #[serde(default)]
-    pub restricted_view_access: bool,
-    #[serde(default)]
-    pub principals: Vec<RoleAssignment>,
-    #[serde(default)]
-    pub docstring: String,
-    #[serde(default)]
-    pub folder: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct RlsMeta {
-    pub enabled: bool,
-    pub query: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct FunctionMeta {
-    pub name: String,
-    /// `(params)` as written.
-    pub parameters: String,
-    /// `{ body }` as written.
-    pub body: String,
-    #[serde(default)]
-    pub docstring: String,
-    #[serde(default)]
-    pub folder: String,
-    #[serde(default)]
-    pub principals: Vec<RoleAssignment>,
-}
-
-impl Meta {
-    pub fn db(&self, name: &str) -> Option<&DatabaseMeta> {
-        self.databases.iter().find(|d| d.name.eq_ignore_ascii_case(name))
-    }
-
-    pub fn db_mut(&mut self, name: &str) -> Option<&mut DatabaseMeta> {
-        self.databases.iter_mut().find(|d| d.name.eq_ignore_ascii_case(name))
-    }
-}
-
-impl DatabaseMeta {
-    pub fn table(&self, name: &str) -> Option<&TableMeta> {
-        self.tables.iter().find(|t| t.name == name)
-    }
-
-    pub fn table_mut(&mut self, name: &str) -> Option<&mut TableMeta> {
-        self.tables.iter_mut().find(|t| t.name == name)
-    }
-
-    pub fn function(&self, name: &str) -> Option<&FunctionMeta> {
-        self.functions.iter().find(|f| f.name == name)
-    }
-}
-
 /// Table data in memory: extent id → batches.
 pub(crate) type ExtentData = HashMap<String, Arc<Vec<RecordBatch>>>;
 
@@ -206,11 +127,28 @@ pub struct Cluster {
     plans: PlanCache,
     /// Lower small plans directly (`kustodian_planner::direct`); on by default.
     direct: bool,
+    /// Where `.ingest` may read local files: nowhere unless configured
+    /// ([`Cluster::with_ingestion_roots`]; the CLI configures its working directory).
+    pub(crate) ingestion_roots: crate::ingest::IngestionRoots,
+}
+
+/// On whose behalf a catalog answers lookups.
+#[derive(Clone, Copy)]
+pub(crate) enum Access<'a> {
+    /// A request's caller: lookups in a database it may not read are refused, whether or not
+    /// the name exists (authorize before resolve).
+    Caller(&'a Caller),
+    /// The cluster itself: materializing a view over its source, nothing a caller sees.
+    System,
 }
 
 /// A read-only view of one state snapshot, implementing the planner's catalog.
 pub(crate) struct SnapshotCatalog<'a> {
     pub state: &'a State,
+    pub access: Access<'a>,
+    /// The table whose policy is being validated: its Table Admin may bind the policy over it
+    /// even where restricted view access keeps its rows from that admin (nothing is read).
+    pub validating: Option<(&'a str, &'a str)>,
     /// Partitions of the in-memory table providers: at most this many, fewer for small tables
     /// unless `exact_partitions`.
     pub partitions: usize,
@@ -225,8 +163,8 @@ pub(crate) struct SnapshotCatalog<'a> {
 }
 
 impl<'a> SnapshotCatalog<'a> {
-    pub fn new(state: &'a State, partitions: usize) -> Self {
-        SnapshotCatalog { state, partitions, exact_partitions: false, without_rls: false, fraction: 1.0 }
+    pub fn new(state: &'a State, access: Access<'a>, partitions: usize) -> Self {
+        SnapshotCatalog { state, access, validating: None, partitions, exact_partitions: false, without_rls: false, fraction: 1.0 }
     }
 
     /// The provider of table (or materialized view) `name` of `database`. A snapshot's data never
@@ -311,54 +249,97 @@ pub(crate) fn num_partitions() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
-impl Catalog for SnapshotCatalog<'_> {
-    fn database(&self, name: &str) -> Option<String> {
-        self.state.meta.db(name).map(|d| d.name.clone())
+impl SnapshotCatalog<'_> {
+    /// Refuses a caller without the right to look names up in `database` (Forbidden, the same
+    /// for a database that does not exist).
+    fn may_look_up(&self, database: &str) -> kustodian_planner::Result<()> {
+        let Access::Caller(caller) = self.access else { return Ok(()) };
+        let meta = &self.state.meta;
+        let db = meta.db(database).map(|d| d.name.as_str()).unwrap_or(database);
+        auth::authorize(meta, caller, &Action::ReadDatabase(db), &format!("read database '{db}'")).map_err(forbidden_plan)
     }
 
-    fn table(&self, database: &str, name: &str) -> Option<TableInfo> {
-        let db = self.state.meta.db(database)?;
+    /// Refuses a caller who may not read this table (restricted view access, or no role).
+    fn may_read(&self, database: &str, table: &str) -> kustodian_planner::Result<()> {
+        let Access::Caller(caller) = self.access else { return Ok(()) };
+        if let Some((d, t)) = self.validating
+            && d.eq_ignore_ascii_case(database)
+            && t == table
+            && auth::allows(&self.state.meta, caller, &Action::AdminTable(database, table))
+        {
+            return Ok(());
+        }
+        auth::authorize(&self.state.meta, caller, &Action::ReadTable(database, table), &format!("read table '{table}' in database '{database}'"))
+            .map_err(forbidden_plan)
+    }
+}
+
+fn forbidden_plan(e: RuntimeError) -> kustodian_planner::PlanError {
+    kustodian_planner::PlanError::Forbidden { message: e.to_string() }
+}
+
+impl Catalog for SnapshotCatalog<'_> {
+    fn database(&self, name: &str) -> kustodian_planner::Result<Option<String>> {
+        self.may_look_up(name)?;
+        Ok(self.state.meta.db(name).map(|d| d.name.clone()))
+    }
+
+    fn table(&self, database: &str, name: &str) -> kustodian_planner::Result<Option<TableInfo>> {
+        // A Table Admin without a database role may read its own table and nothing else.
+        if let Access::Caller(caller) = self.access
+            && !auth::allows(&self.state.meta, caller, &Action::ReadDatabase(database))
+        {
+            self.may_read(database, name)?;
+        } else {
+            self.may_look_up(database)?;
+        }
+        let Some(db) = self.state.meta.db(database) else { return Ok(None) };
         let Some(t) = db.table(name) else {
             // A materialized view: read like a table, through the same choke point.
-            let mv = db.materialized_view(name)?;
-            return Some(TableInfo {
+            let Some(mv) = db.materialized_view(name) else { return Ok(None) };
+            let Some(provider) = self.provider(&db.name, &mv.name, &mv.schema, &mv.extents) else { return Ok(None) };
+            return Ok(Some(TableInfo {
                 database: db.name.clone(),
                 name: mv.name.clone(),
                 schema: mv.schema.clone(),
-                provider: self.provider(&db.name, &mv.name, &mv.schema, &mv.extents)?,
+                provider,
                 rls: if self.without_rls {
                     None
                 } else {
-                    mv.rls.as_ref().map(|r| RlsPolicy { enabled: r.enabled, query: r.query.clone() })
+                    mv.rls.as_ref().map(RlsMeta::policy)
                 },
                 restricted_view_access: false,
                 materialized_view: true,
-            });
+            }));
         };
-        Some(TableInfo {
+        self.may_read(&db.name, &t.name)?;
+        let Some(provider) = self.provider(&db.name, &t.name, &t.schema, &t.extents) else { return Ok(None) };
+        Ok(Some(TableInfo {
             database: db.name.clone(),
             name: t.name.clone(),
             schema: t.schema.clone(),
-            provider: self.provider(&db.name, &t.name, &t.schema, &t.extents)?,
+            provider,
             rls: if self.without_rls {
                 None
             } else {
-                t.rls.as_ref().map(|r| RlsPolicy { enabled: r.enabled, query: r.query.clone() })
+                t.rls.as_ref().map(RlsMeta::policy)
             },
             restricted_view_access: t.restricted_view_access,
             materialized_view: false,
-        })
+        }))
     }
 
-    fn function(&self, database: &str, name: &str) -> Option<FunctionInfo> {
-        let db = self.state.meta.db(database)?;
-        let f = db.function(name)?;
-        let (params, body) = parse_function(&f.name, &f.parameters, &f.body).ok()?;
-        Some(FunctionInfo { database: db.name.clone(), name: f.name.clone(), params, body })
+    fn function(&self, database: &str, name: &str) -> kustodian_planner::Result<Option<FunctionInfo>> {
+        self.may_look_up(database)?;
+        let Some(db) = self.state.meta.db(database) else { return Ok(None) };
+        let Some(f) = db.function(name) else { return Ok(None) };
+        let Ok((params, body)) = parse_function(&f.name, &f.parameters, &f.body) else { return Ok(None) };
+        Ok(Some(FunctionInfo { database: db.name.clone(), name: f.name.clone(), params, body, version: f.version() }))
     }
 
-    fn table_names(&self, database: &str) -> Vec<String> {
-        self.state.meta.db(database).map(|d| d.tables.iter().map(|t| t.name.clone()).collect()).unwrap_or_default()
+    fn table_names(&self, database: &str) -> kustodian_planner::Result<Vec<String>> {
+        self.may_look_up(database)?;
+        Ok(self.state.meta.db(database).map(|d| d.tables.iter().map(|t| t.name.clone()).collect()).unwrap_or_default())
     }
 }
 
@@ -409,6 +390,7 @@ impl Cluster {
             sessions: Sessions::default(),
             plans: PlanCache::default(),
             direct: true,
+            ingestion_roots: crate::ingest::IngestionRoots::default(),
         }
     }
 
@@ -497,6 +479,13 @@ impl Cluster {
 
     /// Turns direct lowering of small plans on (the default) or off: with it off, every plan
     /// goes through DataFusion's optimizers and physical planner (tests compare the two).
+    /// Lets `.ingest` read local files below these directories (and never in the cluster
+    /// directory). Without it, local ingestion is refused.
+    pub fn with_ingestion_roots(mut self, dirs: &[std::path::PathBuf]) -> Result<Cluster> {
+        self.ingestion_roots = crate::ingest::IngestionRoots::new(dirs)?;
+        Ok(self)
+    }
+
     pub fn with_direct_lowering(mut self, enabled: bool) -> Cluster {
         self.direct = enabled;
         self
@@ -508,8 +497,8 @@ impl Cluster {
     }
 
     /// A catalog over a snapshot, with this cluster's partitioning.
-    pub(crate) fn catalog<'s>(&self, snap: &'s State) -> SnapshotCatalog<'s> {
-        SnapshotCatalog { exact_partitions: self.exact_partitions, ..SnapshotCatalog::new(snap, self.partitions) }
+    pub(crate) fn catalog<'s>(&self, snap: &'s State, access: Access<'s>) -> SnapshotCatalog<'s> {
+        SnapshotCatalog { exact_partitions: self.exact_partitions, ..SnapshotCatalog::new(snap, access, self.partitions) }
     }
 
     /// The principal requests run as when no identity is given.
@@ -576,6 +565,7 @@ impl Cluster {
                     let fqn = if g.contains('=') { g.clone() } else { format!("aadgroup={g}") };
                     gs.push(Principal::parse(&fqn).map_err(RuntimeError::bad_request)?);
                 }
+                gs.dedup();
                 (p, gs)
             }
             None => (self.admin.clone(), Vec::new()),
@@ -584,6 +574,13 @@ impl Cluster {
         let block = property_on(opts, "request_block_row_level_security");
         let validate_permissions = property_on(opts, "validatepermissions");
         let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
+        let query_now = match opts.properties.iter().rev().find(|(k, _)| k.eq_ignore_ascii_case("query_now")) {
+            Some((_, v)) => Some(kustodian_planner::parse_datetime(v).ok_or_else(|| {
+                RuntimeError::bad_request(format!("request property query_now: '{v}' is not a datetime"))
+            })?),
+            None => None,
+        };
+        let caller = Caller::new(principal.clone(), groups.clone())?;
         let ctx = RequestContext {
             principal: principal.clone(),
             groups: groups.clone(),
@@ -592,8 +589,9 @@ impl Cluster {
             block_rls: block,
             validate_permissions,
             now_nanos: now,
+            query_now,
         };
-        Ok((Caller { principal, groups }, ctx))
+        Ok((caller, ctx))
     }
 
     pub(crate) fn database_for(&self, opts: &RequestOptions) -> Result<String> {
@@ -652,7 +650,7 @@ impl Cluster {
                     None,
                 )?
                 .build()?;
-                let catalog = self.catalog(&snap);
+                let catalog = self.catalog(&snap, Access::Caller(&caller));
                 let planned = plan_pipe(&catalog, &ctx, scan, out.schema, &cmd.pipe)?;
                 self.authorize_tables(&snap, &caller, &planned)?;
                 self.stream_plan(&planned).await
@@ -741,7 +739,7 @@ impl Cluster {
         if !database.is_empty() && snap.meta.db(database).is_none() {
             return Err(RuntimeError::bad_request(format!("database '{database}' does not exist")));
         }
-        let catalog = SnapshotCatalog { without_rls: view.without_rls, fraction: view.fraction, ..self.catalog(snap) };
+        let catalog = SnapshotCatalog { without_rls: view.without_rls, fraction: view.fraction, ..self.catalog(snap, Access::Caller(caller)) };
         self.plan_in(&catalog, caller, ctx, q, text)
     }
 
@@ -767,7 +765,7 @@ impl Cluster {
 
     /// Plans a query and authorizes every table it reaches.
     pub(crate) fn plan(&self, snap: &State, caller: &Caller, ctx: &RequestContext, q: &ast::Query, text: &str) -> Result<PlannedQuery> {
-        self.plan_in(&self.catalog(snap), caller, ctx, q, text)
+        self.plan_in(&self.catalog(snap, Access::Caller(caller)), caller, ctx, q, text)
     }
 
     /// Plans a query against a catalog view of a snapshot and authorizes every table it reaches.

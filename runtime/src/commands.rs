@@ -10,8 +10,8 @@ use datafusion::arrow::array::{
 use kustodian_parser::ast::{self, CommandKind, PolicyTarget, PrincipalAction, SecurableEntity, TableWriteMode};
 use kustodian_planner::{KqlColumn, KqlSchema, KqlType, Principal, RequestContext};
 
-use crate::auth::{self, Caller, RoleAssignment, check, role_display};
-use crate::cluster::{Cluster, DatabaseMeta, FunctionMeta, Meta, RlsMeta, SnapshotCatalog, State, TableMeta};
+use crate::auth::{self, Action, Caller, RoleAssignment, check, role_display};
+use crate::cluster::{Access, Cluster, DatabaseMeta, FunctionMeta, Meta, RlsMeta, SnapshotCatalog, State, TableMeta};
 use crate::error::{Result, RuntimeError};
 use crate::ingest;
 use crate::output::QueryOutput;
@@ -62,38 +62,28 @@ pub(crate) fn is_cluster(caller: &Caller, meta: &Meta, role: &str) -> bool {
 }
 
 pub(crate) fn is_db_admin(snap: &State, caller: &Caller, db: &str) -> bool {
-    is_cluster(caller, &snap.meta, "alldatabasesadmins") || snap.meta.db(db).is_some_and(|d| caller.holds(&d.principals, "admins"))
+    auth::allows(&snap.meta, caller, &Action::AdminDatabase(db))
 }
 
 pub(crate) fn is_db_user(snap: &State, caller: &Caller, db: &str) -> bool {
-    is_db_admin(snap, caller, db) || snap.meta.db(db).is_some_and(|d| caller.holds(&d.principals, "users"))
+    auth::allows(&snap.meta, caller, &Action::CreateInDatabase(db))
 }
 
 /// Roles that can query a database: cluster admin/viewer, database admin/user/viewer.
 pub(crate) fn can_read_database(snap: &State, caller: &Caller, db: &str) -> bool {
-    is_cluster(caller, &snap.meta, "alldatabasesadmins")
-        || is_cluster(caller, &snap.meta, "alldatabasesviewers")
-        || snap.meta.db(db).is_some_and(|d| {
-            caller.holds(&d.principals, "admins") || caller.holds(&d.principals, "users") || caller.holds(&d.principals, "viewers")
-        })
+    auth::allows(&snap.meta, caller, &Action::ReadDatabase(db))
 }
 
 pub(crate) fn can_show(snap: &State, caller: &Caller, db: &str) -> bool {
-    can_read_database(snap, caller, db)
-        || is_cluster(caller, &snap.meta, "alldatabasesmonitors")
-        || snap.meta.db(db).is_some_and(|d| caller.holds(&d.principals, "monitors"))
+    auth::allows(&snap.meta, caller, &Action::ShowDatabase(db))
 }
 
 pub(crate) fn is_table_admin(snap: &State, caller: &Caller, db: &str, t: &str) -> bool {
-    is_db_admin(snap, caller, db)
-        || snap.meta.db(db).and_then(|d| d.table(t)).is_some_and(|tm| caller.holds(&tm.principals, "admins"))
+    auth::allows(&snap.meta, caller, &Action::AdminTable(db, t))
 }
 
 fn can_ingest(snap: &State, caller: &Caller, db: &str, t: &str) -> bool {
-    is_table_admin(snap, caller, db, t)
-        || snap.meta.db(db).is_some_and(|d| {
-            caller.holds(&d.principals, "ingestors") || d.table(t).is_some_and(|tm| caller.holds(&tm.principals, "ingestors"))
-        })
+    auth::allows(&snap.meta, caller, &Action::IngestTable(db, t))
 }
 
 fn prop(with: &[ast::Property], name: &str) -> Option<String> {
@@ -138,17 +128,284 @@ fn props(with: &[ast::Property]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The database and table a qualified name denotes: the database's canonical name when it
+/// exists, the name as written otherwise. It says nothing about existence: commands are
+/// authorized first ([`gate`]), and only then told whether what they name exists.
 fn table_db(q: &ast::QualifiedName, ctx: &RequestContext, snap: &State) -> Result<(String, String)> {
     let db = match &q.database {
         Some(d) => d.name.clone(),
         None => ctx.database.clone(),
     };
-    let db = snap
-        .meta
-        .db(&db)
-        .map(|d| d.name.clone())
-        .ok_or_else(|| RuntimeError::bad_request(format!("database '{db}' does not exist")))?;
+    let db = snap.meta.db(&db).map(|d| d.name.clone()).unwrap_or(db);
     Ok((db, q.name.name.clone()))
+}
+
+/// The database of a command that names no database: the request's.
+fn named_db(name: Option<&ast::Ident>, ctx: &RequestContext, snap: &State) -> String {
+    let db = name.map(|n| n.name.clone()).unwrap_or_else(|| ctx.database.clone());
+    snap.meta.db(&db).map(|d| d.name.clone()).unwrap_or(db)
+}
+
+/// Allows the command if the caller may do at least one of `actions` (a command whose
+/// requirement depends on whether its target exists passes here with any of them, and is
+/// checked exactly once existence may be told); refuses naming the first.
+fn any_of(snap: &State, caller: &Caller, actions: &[Action], operation: &str) -> Result<()> {
+    if actions.iter().any(|a| auth::allows(&snap.meta, caller, a)) {
+        return Ok(());
+    }
+    match actions.first() {
+        Some(a) => auth::authorize(&snap.meta, caller, a, operation),
+        None => Ok(()),
+    }
+}
+
+fn policy_entities(target: &PolicyTarget, ctx: &RequestContext, snap: &State) -> Vec<(String, String)> {
+    match target {
+        PolicyTarget::Table(q) | PolicyTarget::MaterializedView(q) => table_db(q, ctx, snap).into_iter().collect(),
+        PolicyTarget::Tables(qs) => qs.iter().filter_map(|q| table_db(q, ctx, snap).ok()).collect(),
+        PolicyTarget::AllTables => vec![(named_db(None, ctx, snap), "*".into())],
+    }
+}
+
+/// The permission matrix applied to a command before it runs: decided from the command's
+/// syntax and the caller's roles only, so a caller without the right gets Forbidden whether
+/// or not what it names exists, and nothing is looked up, echoed or validated for it.
+/// Exhaustive on purpose: a new command cannot run without a row here.
+pub(crate) fn gate(snap: &State, caller: &Caller, ctx: &RequestContext, cmd: &ast::Command) -> Result<()> {
+    let db = named_db(None, ctx, snap);
+    let db = db.as_str();
+    match &cmd.kind {
+        CommandKind::CreateDatabase { name, .. } => any_of(snap, caller, &[Action::AdminCluster], &format!("create database '{}'", name.name)),
+        CommandKind::DropDatabase { name, .. } => any_of(snap, caller, &[Action::AdminCluster], &format!("drop database '{}'", name.name)),
+        CommandKind::CreateTable { table: def, .. } => {
+            let (d, t) = table_db(&def.name, ctx, snap)?;
+            any_of(snap, caller, &[Action::CreateInDatabase(&d)], &format!("create table '{t}' in database '{d}'"))
+        }
+        CommandKind::CreateTables { tables, .. } => {
+            for def in tables {
+                let (d, t) = table_db(&def.name, ctx, snap)?;
+                any_of(snap, caller, &[Action::CreateInDatabase(&d)], &format!("create table '{t}' in database '{d}'"))?;
+            }
+            Ok(())
+        }
+        CommandKind::CreateTableBasedOn { name, .. } => {
+            let (d, t) = table_db(name, ctx, snap)?;
+            any_of(snap, caller, &[Action::AdminDatabase(&d)], &format!("create table '{t}' based on another in database '{d}'"))
+        }
+        CommandKind::DropTable { name, .. } => {
+            let (d, t) = table_db(name, ctx, snap)?;
+            any_of(snap, caller, &[Action::AdminTable(&d, &t)], &format!("drop table '{t}' in database '{d}'"))
+        }
+        CommandKind::DropTables { names, .. } => {
+            for q in names {
+                let (d, t) = table_db(q, ctx, snap)?;
+                any_of(snap, caller, &[Action::AdminTable(&d, &t)], &format!("drop table '{t}' in database '{d}'"))?;
+            }
+            Ok(())
+        }
+        CommandKind::ShowTables { .. } | CommandKind::ShowFunctions | CommandKind::ShowFunction { .. } | CommandKind::ShowMaterializedViews | CommandKind::ShowMaterializedView { .. } => {
+            any_of(snap, caller, &[Action::ShowDatabase(db)], &format!("show the metadata of database '{db}'"))
+        }
+        CommandKind::ShowTablesSubset { names, .. } => {
+            for q in names {
+                let (d, _) = table_db(q, ctx, snap)?;
+                any_of(snap, caller, &[Action::ShowDatabase(&d)], &format!("show the tables of database '{d}'"))?;
+            }
+            Ok(())
+        }
+        CommandKind::ShowTable { name } | CommandKind::ShowTableSchema { name, .. } | CommandKind::ShowTableDetails { name } => {
+            let (d, t) = table_db(name, ctx, snap)?;
+            any_of(snap, caller, &[Action::ShowDatabase(&d)], &format!("show table '{t}' of database '{d}'"))
+        }
+        // Lists only the databases the caller may see.
+        CommandKind::ShowDatabases | CommandKind::ShowDatabasesSubset { .. } => Ok(()),
+        CommandKind::ShowDatabaseSchema { name, .. } => {
+            let d = named_db(name.as_ref(), ctx, snap);
+            any_of(snap, caller, &[Action::ShowDatabase(&d)], &format!("show the schema of database '{d}'"))
+        }
+        CommandKind::IngestInline { table: q, .. } | CommandKind::Ingest { table: q, .. } => {
+            let (d, t) = table_db(q, ctx, snap)?;
+            any_of(snap, caller, &[Action::IngestTable(&d, &t)], &format!("ingest into table '{t}' in database '{d}'"))
+        }
+        CommandKind::TableFromQuery { mode, table: q, .. } => {
+            let (d, t) = table_db(q, ctx, snap)?;
+            let op = format!("write to table '{t}' in database '{d}'");
+            match mode {
+                TableWriteMode::Set => any_of(snap, caller, &[Action::CreateInDatabase(&d)], &op),
+                TableWriteMode::Append => any_of(snap, caller, &[Action::IngestTable(&d, &t)], &op),
+                TableWriteMode::SetOrAppend => any_of(snap, caller, &[Action::IngestTable(&d, &t), Action::CreateInDatabase(&d)], &op),
+                TableWriteMode::SetOrReplace => any_of(snap, caller, &[Action::AdminTable(&d, &t), Action::CreateInDatabase(&d)], &op),
+            }
+        }
+        CommandKind::CreateFunction { mode, name, .. } => {
+            let op = format!("create or alter function '{}' in database '{db}'", name.name);
+            match mode {
+                ast::FunctionWriteMode::Create => any_of(snap, caller, &[Action::CreateInDatabase(db)], &op),
+                ast::FunctionWriteMode::Alter => any_of(snap, caller, &[Action::AdminFunction(db, &name.name)], &op),
+                ast::FunctionWriteMode::CreateOrAlter => {
+                    any_of(snap, caller, &[Action::CreateInDatabase(db), Action::AdminFunction(db, &name.name)], &op)
+                }
+            }
+        }
+        CommandKind::DropFunction { name, .. } => {
+            any_of(snap, caller, &[Action::AdminFunction(db, &name.name)], &format!("drop function '{}' in database '{db}'", name.name))
+        }
+        CommandKind::DropFunctions { names, .. } => {
+            for n in names {
+                any_of(snap, caller, &[Action::AdminFunction(db, &n.name)], &format!("drop function '{}' in database '{db}'", n.name))?;
+            }
+            Ok(())
+        }
+        CommandKind::AlterRowLevelSecurity { target, .. } | CommandKind::DeleteRowLevelSecurity { target } => {
+            let verb = if matches!(cmd.kind, CommandKind::AlterRowLevelSecurity { .. }) { "alter" } else { "delete" };
+            for (d, t) in policy_entities(target, ctx, snap) {
+                match target {
+                    PolicyTarget::MaterializedView(_) => {
+                        let op = format!("{verb} the row_level_security policy of materialized view '{t}'");
+                        // Kusto: altering a view's policy needs Database Admin; deleting it, its admin.
+                        let action = if verb == "alter" { Action::AdminDatabase(&d) } else { Action::AdminMaterializedView(&d, &t) };
+                        any_of(snap, caller, &[action], &op)?
+                    }
+                    PolicyTarget::AllTables => {
+                        any_of(snap, caller, &[Action::AdminDatabase(&d)], &format!("{verb} the row_level_security policies of database '{d}'"))?
+                    }
+                    PolicyTarget::Table(_) | PolicyTarget::Tables(_) => {
+                        any_of(snap, caller, &[Action::AdminTable(&d, &t)], &format!("{verb} the row_level_security policy of table '{t}'"))?
+                    }
+                }
+            }
+            Ok(())
+        }
+        CommandKind::AlterRestrictedViewAccess { target, .. } | CommandKind::DeleteRestrictedViewAccess { target } => {
+            for (d, t) in policy_entities(target, ctx, snap) {
+                let op = format!("change the restricted_view_access policy of '{t}' in database '{d}'");
+                match target {
+                    PolicyTarget::AllTables => any_of(snap, caller, &[Action::AdminDatabase(&d)], &op)?,
+                    _ => any_of(snap, caller, &[Action::AdminTable(&d, &t)], &op)?,
+                }
+            }
+            Ok(())
+        }
+        CommandKind::ShowRowLevelSecurity { target } | CommandKind::ShowRestrictedViewAccess { target } => {
+            for (d, _) in policy_entities(target, ctx, snap) {
+                any_of(snap, caller, &[Action::ShowDatabase(&d)], &format!("show policies in database '{d}'"))?;
+            }
+            Ok(())
+        }
+        CommandKind::ChangePrincipals { entity, .. } => {
+            let (actions, op) = entity_actions(entity, ctx, snap, false);
+            any_of(snap, caller, &actions.iter().map(|(a, b, c)| a.action(b, c)).collect::<Vec<_>>(), &op)
+        }
+        CommandKind::ShowPrincipals { entity } => {
+            let (actions, op) = entity_actions(entity, ctx, snap, true);
+            any_of(snap, caller, &actions.iter().map(|(a, b, c)| a.action(b, c)).collect::<Vec<_>>(), &op)
+        }
+        CommandKind::ShowPrincipalRoles { entity, principal, .. } => {
+            let other = match principal {
+                Some(ast::Literal { kind: ast::LiteralKind::String(s), .. }) => Principal::parse(s).map(|p| p != caller.principal).unwrap_or(true),
+                Some(_) => true,
+                None => false,
+            };
+            let entity = entity.clone().unwrap_or(SecurableEntity::Cluster);
+            if other {
+                let (actions, op) = entity_actions(&entity, ctx, snap, true);
+                return any_of(snap, caller, &actions.iter().map(|(a, b, c)| a.action(b, c)).collect::<Vec<_>>(), &format!("{op} (another principal's roles)"));
+            }
+            // One's own roles: in a database the caller has some role in.
+            match &entity {
+                SecurableEntity::Cluster => Ok(()),
+                SecurableEntity::Database(n) => {
+                    let d = named_db(n.as_ref(), ctx, snap);
+                    auth::check(auth::knows_database(&snap.meta, caller, &d), caller, &format!("show its roles in database '{d}'"), "Database Viewer")
+                }
+                SecurableEntity::Table(q) => {
+                    let (d, _) = table_db(q, ctx, snap)?;
+                    auth::check(auth::knows_database(&snap.meta, caller, &d), caller, &format!("show its roles in database '{d}'"), "Database Viewer")
+                }
+                SecurableEntity::Function(_) | SecurableEntity::MaterializedView(_) | SecurableEntity::ExternalTable(_) => {
+                    auth::check(auth::knows_database(&snap.meta, caller, db), caller, &format!("show its roles in database '{db}'"), "Database Viewer")
+                }
+            }
+        }
+        CommandKind::ClearGroupMembershipCache { with } => {
+            if prop(with, "principal").is_some() {
+                any_of(snap, caller, &[Action::ShowCluster], "refresh another principal's group membership")
+            } else {
+                Ok(())
+            }
+        }
+        CommandKind::CreateMaterializedView { name, .. } => {
+            any_of(snap, caller, &[Action::AdminDatabase(db)], &format!("create materialized view '{}'", name.name))
+        }
+        CommandKind::DropMaterializedView { name, .. } => {
+            any_of(snap, caller, &[Action::AdminMaterializedView(db, &name.name)], &format!("drop materialized view '{}'", name.name))
+        }
+        CommandKind::EnableMaterializedView { name, enable, .. } => {
+            let verb = if *enable { "enable" } else { "disable" };
+            any_of(snap, caller, &[Action::AdminMaterializedView(db, &name.name)], &format!("{verb} materialized view '{}'", name.name))
+        }
+    }
+}
+
+/// The kinds of [`Action`] on a securable entity, held by name so [`gate`] can build them.
+#[derive(Clone, Copy)]
+enum EntityAction {
+    AdminCluster,
+    ShowCluster,
+    AdminDatabase,
+    ShowDatabasePrincipals,
+    AdminTable,
+    AdminFunction,
+    AdminMaterializedView,
+}
+
+impl EntityAction {
+    fn action<'a>(&self, d: &'a str, n: &'a str) -> Action<'a> {
+        match self {
+            EntityAction::AdminCluster => Action::AdminCluster,
+            EntityAction::ShowCluster => Action::ShowCluster,
+            EntityAction::AdminDatabase => Action::AdminDatabase(d),
+            EntityAction::ShowDatabasePrincipals => Action::ShowDatabasePrincipals(d),
+            EntityAction::AdminTable => Action::AdminTable(d, n),
+            EntityAction::AdminFunction => Action::AdminFunction(d, n),
+            EntityAction::AdminMaterializedView => Action::AdminMaterializedView(d, n),
+        }
+    }
+}
+
+/// Who may manage (`show` false) or list (`show` true) the principals of an entity: its admins,
+/// and for listing also the monitors of its database (spec 3.2's note on `.show principals`).
+fn entity_actions(entity: &SecurableEntity, ctx: &RequestContext, snap: &State, show: bool) -> (Vec<(EntityAction, String, String)>, String) {
+    let db = named_db(None, ctx, snap);
+    let verb = if show { "show" } else { "manage" };
+    let (mut v, d, what) = match entity {
+        SecurableEntity::Cluster => {
+            let v = vec![(EntityAction::AdminCluster, String::new(), String::new())];
+            if show {
+                return ([v, vec![(EntityAction::ShowCluster, String::new(), String::new())]].concat(), format!("{verb} the cluster's principals"));
+            }
+            return (v, format!("{verb} the cluster's principals"));
+        }
+        SecurableEntity::Database(n) => {
+            let d = named_db(n.as_ref(), ctx, snap);
+            (vec![(EntityAction::AdminDatabase, d.clone(), String::new())], d.clone(), format!("database '{d}'"))
+        }
+        SecurableEntity::Table(q) => {
+            let (d, t) = table_db(q, ctx, snap).unwrap_or_else(|_| (db.clone(), q.name.name.clone()));
+            (vec![(EntityAction::AdminTable, d.clone(), t.clone())], d.clone(), format!("table '{t}'"))
+        }
+        SecurableEntity::Function(f) => (vec![(EntityAction::AdminFunction, db.clone(), f.name.clone())], db.clone(), format!("function '{}'", f.name)),
+        SecurableEntity::MaterializedView(m) => {
+            (vec![(EntityAction::AdminMaterializedView, db.clone(), m.name.clone())], db.clone(), format!("materialized view '{}'", m.name))
+        }
+        SecurableEntity::ExternalTable(e) => {
+            (vec![(EntityAction::AdminDatabase, db.clone(), String::new())], db.clone(), format!("external table '{}' in database '{db}'", e.name))
+        }
+    };
+    if show {
+        v.push((EntityAction::ShowDatabasePrincipals, d, String::new()));
+    }
+    (v, format!("{verb} the principals of {what}"))
 }
 
 fn need_table<'m>(meta: &'m Meta, db: &str, t: &str) -> Result<&'m TableMeta> {
@@ -239,6 +496,7 @@ fn rls_json(r: &Option<RlsMeta>) -> Option<String> {
 
 pub(crate) async fn execute(cluster: &Cluster, caller: &Caller, ctx: &RequestContext, cmd: &ast::Command, text: &str) -> Result<QueryOutput> {
     let snap = cluster.snapshot();
+    gate(&snap, caller, ctx, cmd)?;
     let mut meta = snap.meta.clone();
     let db = ctx.database.clone();
     match &cmd.kind {
@@ -344,7 +602,8 @@ pub(crate) async fn execute(cluster: &Cluster, caller: &Caller, ctx: &RequestCon
                     ast::LiteralKind::String(p) | ast::LiteralKind::ObfuscatedString(p) => p.clone(),
                     _ => return Err(RuntimeError::bad_request("ingestion sources must be string literals")),
                 };
-                batches.extend(ingest::ingest_file(std::path::Path::new(&path), &tm.schema, &opts)?);
+                let file = cluster.ingestion_roots.resolve(&path, cluster.storage.as_ref().map(|s| s.dir()))?;
+                batches.extend(ingest::ingest_file(&file, &tm.schema, &opts)?);
             }
             append(cluster, meta, &d, &t, batches).await
         }
@@ -393,6 +652,12 @@ pub(crate) async fn execute(cluster: &Cluster, caller: &Caller, ctx: &RequestCon
                 (ast::FunctionWriteMode::Alter, false) => return Err(RuntimeError::bad_request(format!("function '{}' does not exist", name.name))),
                 (_, true) => check(fadmin, caller, &format!("alter function '{}'", name.name), "Function Admin")?,
                 (_, false) => check(is_db_user(&snap, caller, &db), caller, &format!("create function '{}'", name.name), "Database User")?,
+            }
+            if kustodian_planner::is_builtin_function(&name.name) {
+                return Err(RuntimeError::bad_request(format!(
+                    "'{}' is the name of a built-in function; a stored function may not shadow it",
+                    name.name
+                )));
             }
             if meta.db(&db).and_then(|d| d.table(&name.name)).is_some() {
                 return Err(RuntimeError::bad_request(format!("a table named '{}' already exists", name.name)));
@@ -470,11 +735,11 @@ pub(crate) async fn execute(cluster: &Cluster, caller: &Caller, ctx: &RequestCon
                     "table '{t}' has restricted view access; row level security cannot be enabled on it"
                 )));
             }
-            validate_policy(&snap, ctx, &d, &t, query)?;
+            let functions = validate_policy(&snap, caller, ctx, &d, &t, query)?;
             if *enable {
                 crate::materialized::check_source_rls(&mut meta, &d, &t, allow)?;
             }
-            need_table_mut(&mut meta, &d, &t)?.rls = Some(RlsMeta { enabled: *enable, query: query.clone() });
+            need_table_mut(&mut meta, &d, &t)?.rls = Some(RlsMeta { enabled: *enable, query: query.clone(), functions: Some(functions) });
             let json = rls_json(&need_table(&meta, &d, &t)?.rls);
             cluster.commit(meta, HashMap::new())?;
             table(POLICY_COLS, vec![policy_row("RowLevelSecurityPolicy", format!("[{d}].[{t}]"), json)])
@@ -753,13 +1018,16 @@ fn policy_targets(target: &PolicyTarget, ctx: &RequestContext, snap: &State, cal
 
 /// Validates a policy query before it is stored: it binds as queries will run it, returns the
 /// table's schema, and references no other RLS-enabled table and no other database.
-pub(crate) fn validate_policy(snap: &State, ctx: &RequestContext, db: &str, t: &str, query: &str) -> Result<()> {
-    let catalog = SnapshotCatalog::new(snap, 1);
-    let info = kustodian_planner::Catalog::table(&catalog, db, t).ok_or_else(|| RuntimeError::bad_request(format!("table '{t}' does not exist")))?;
+pub(crate) fn validate_policy(snap: &State, caller: &Caller, ctx: &RequestContext, db: &str, t: &str, query: &str) -> Result<Vec<kustodian_planner::PolicyDep>> {
+    // Bound with the rights of the admin who writes it: validation errors must not describe
+    // tables that admin cannot read.
+    let catalog = SnapshotCatalog { validating: Some((db, t)), ..SnapshotCatalog::new(snap, Access::Caller(caller), 1) };
+    let info = kustodian_planner::Catalog::table(&catalog, db, t)?.ok_or_else(|| RuntimeError::bad_request(format!("table '{t}' does not exist")))?;
     let mut vctx = ctx.clone();
     vctx.database = db.to_string();
-    let tables = kustodian_planner::validate_policy(&catalog, &vctx, &info, query).map_err(|e| {
-        RuntimeError::bad_request(format!("the row_level_security policy query is not valid: {e}"))
+    let (tables, functions) = kustodian_planner::validate_policy(&catalog, &vctx, &info, query).map_err(|e| match e {
+        kustodian_planner::PlanError::Forbidden { .. } => RuntimeError::Plan(e),
+        e => RuntimeError::bad_request(format!("the row_level_security policy query is not valid: {e}")),
     })?;
     for access in tables {
         if !access.database.eq_ignore_ascii_case(db) {
@@ -775,7 +1043,7 @@ pub(crate) fn validate_policy(snap: &State, ctx: &RequestContext, db: &str, t: &
             )));
         }
     }
-    Ok(())
+    Ok(functions)
 }
 
 /// The label (`Database X`) and assignments of an entity, after the caller's permission check.
@@ -783,33 +1051,31 @@ fn entity_principals(snap: &State, caller: &Caller, ctx: &RequestContext, entity
     let meta = &snap.meta;
     match entity {
         SecurableEntity::Cluster => {
-            check(
-                is_cluster(caller, meta, "alldatabasesadmins") || is_cluster(caller, meta, "alldatabasesmonitors"),
-                caller,
-                "show the cluster's principals",
-                "AllDatabasesAdmin",
-            )?;
+            let ok = auth::allows(meta, caller, &Action::AdminCluster) || (show && auth::allows(meta, caller, &Action::ShowCluster));
+            check(ok, caller, &format!("{} the cluster's principals", if show { "show" } else { "manage" }), "AllDatabasesAdmin")?;
             Ok(("Cluster".into(), meta.cluster_roles.clone()))
         }
         SecurableEntity::Database(name) => {
-            let d = name.as_ref().map(|n| n.name.clone()).unwrap_or_else(|| ctx.database.clone());
+            let d = named_db(name.as_ref(), ctx, snap);
+            let ok = auth::allows(meta, caller, &Action::AdminDatabase(&d))
+                || (show && auth::allows(meta, caller, &Action::ShowDatabasePrincipals(&d)));
+            check(ok, caller, &format!("{} the principals of database '{d}'", if show { "show" } else { "manage" }), "Database Admin")?;
             let dbm = meta.db(&d).ok_or_else(|| RuntimeError::bad_request(format!("database '{d}' does not exist")))?;
-            let ok = is_db_admin(snap, caller, &dbm.name)
-                || (show && (is_cluster(caller, meta, "alldatabasesmonitors") || caller.holds(&dbm.principals, "monitors")));
-            check(ok, caller, &format!("{} the principals of database '{}'", if show { "show" } else { "manage" }, dbm.name), "Database Admin")?;
             Ok((format!("Database {}", dbm.name), dbm.principals.clone()))
         }
         SecurableEntity::Table(q) => {
             let (d, t) = table_db(q, ctx, snap)?;
+            let monitor = show && auth::allows(meta, caller, &Action::ShowDatabasePrincipals(&d));
+            check(monitor || is_table_admin(snap, caller, &d, &t), caller, &format!("{} the principals of table '{t}'", if show { "show" } else { "manage" }), "Table Admin")?;
             let tm = need_table(meta, &d, &t)?;
-            check(is_table_admin(snap, caller, &d, &t), caller, &format!("{} the principals of table '{t}'", if show { "show" } else { "manage" }), "Table Admin")?;
             Ok((format!("Table {t}"), tm.principals.clone()))
         }
         SecurableEntity::Function(f) => {
+            let ok = auth::allows(meta, caller, &Action::AdminFunction(&ctx.database, &f.name))
+                || (show && auth::allows(meta, caller, &Action::ShowDatabasePrincipals(&ctx.database)));
+            check(ok, caller, &format!("{} the principals of function '{}'", if show { "show" } else { "manage" }, f.name), "Function Admin")?;
             let dbm = meta.db(&ctx.database).ok_or_else(|| RuntimeError::bad_request("no database in scope"))?;
             let fm = dbm.function(&f.name).ok_or_else(|| RuntimeError::bad_request(format!("function '{}' does not exist", f.name)))?;
-            let ok = is_db_admin(snap, caller, &dbm.name) || caller.holds(&fm.principals, "admins");
-            check(ok, caller, &format!("{} the principals of function '{}'", if show { "show" } else { "manage" }, f.name), "Function Admin")?;
             Ok((format!("Function {}", f.name), fm.principals.clone()))
         }
         SecurableEntity::MaterializedView(v) => crate::materialized::principals(snap, caller, &ctx.database, &v.name, show),
@@ -958,9 +1224,7 @@ fn show_principal_roles(snap: &State, caller: &Caller, ctx: &RequestContext, ent
         Some(l) => match &l.kind {
             ast::LiteralKind::String(s) => {
                 let p = Principal::parse(s).map_err(RuntimeError::bad_request)?;
-                if p != caller.principal && !is_cluster(caller, &snap.meta, "alldatabasesadmins") && !is_db_admin(snap, caller, &ctx.database) {
-                    return Err(auth::forbidden(caller, "show another principal's roles", "Database Admin"));
-                }
+                // `gate` checked the right to list the principals of the entity in scope.
                 Caller { principal: p, groups: vec![] }
             }
             _ => return Err(RuntimeError::bad_request("the principal must be a string literal")),

@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod datagen;
 mod commands;
 pub mod materialized;
+pub mod meta;
 pub mod error;
 pub mod ingest;
 pub mod output;

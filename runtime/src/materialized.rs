@@ -25,65 +25,19 @@ use std::collections::HashMap;
 use datafusion::arrow::array::RecordBatch;
 use kustodian_parser::ast::{self, ExprKind, OperatorKind, StatementKind};
 use kustodian_planner::{KqlSchema, KqlType, RequestContext};
-use serde::{Deserialize, Serialize};
 
 use crate::auth::{Caller, RoleAssignment, check};
-use crate::cluster::{Cluster, DatabaseMeta, ExtentData, Meta, RlsMeta, SnapshotCatalog, State};
+pub use crate::meta::MaterializedViewMeta;
+use crate::cluster::{Access, Cluster, DatabaseMeta, ExtentData, Meta, RlsMeta, SnapshotCatalog, State};
 use crate::commands::{V, can_read_database, can_show, is_db_admin, table};
 use crate::error::{Result, RuntimeError};
 use crate::output::QueryOutput;
-use crate::storage::ExtentInfo;
 
 /// The `with` property that overrides the materialized-view checks of spec section 5.6.
 pub(crate) const ALLOW_WITHOUT_RLS: &str = "allowMaterializedViewsWithoutRowLevelSecurity";
 
 /// Aggregations whose result copies source rows (spec 5.6); `any` is `take_any`'s old name.
 const ROW_COPYING: &[&str] = &["arg_max", "arg_min", "take_any", "any"];
-
-fn yes() -> bool {
-    true
-}
-
-/// A materialized view as stored in the cluster metadata.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MaterializedViewMeta {
-    pub name: String,
-    /// The source table (same database).
-    pub source: String,
-    /// The view's query, as written between the braces of `.create materialized-view`.
-    pub query: String,
-    /// The schema of the materialized data (the query's result schema).
-    pub schema: KqlSchema,
-    pub extents: Vec<ExtentInfo>,
-    #[serde(default)]
-    pub rls: Option<RlsMeta>,
-    #[serde(default)]
-    pub principals: Vec<RoleAssignment>,
-    #[serde(default)]
-    pub docstring: String,
-    #[serde(default)]
-    pub folder: String,
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    /// `allowMaterializedViewsWithoutRowLevelSecurity=true` was given for this view (at create
-    /// or enable time, or when its source's policy was enabled): the view may copy rows of an
-    /// RLS-protected source without a policy of its own.
-    #[serde(default)]
-    pub allow_without_rls: bool,
-    /// When the view was last materialized (ns since the Unix epoch).
-    #[serde(default)]
-    pub last_run: i64,
-}
-
-impl DatabaseMeta {
-    pub fn materialized_view(&self, name: &str) -> Option<&MaterializedViewMeta> {
-        self.materialized_views.iter().find(|v| v.name == name)
-    }
-
-    pub fn materialized_view_mut(&mut self, name: &str) -> Option<&mut MaterializedViewMeta> {
-        self.materialized_views.iter_mut().find(|v| v.name == name)
-    }
-}
 
 /// What the policy rules need to know of a view's query.
 struct Shape {
@@ -236,11 +190,14 @@ pub(crate) fn show(snap: &State, caller: &Caller, db: &str, name: Option<&str>) 
     }
 }
 
-/// Runs a view's query over the raw tables of `meta`/`data` as the system and returns its
-/// schema and rows. Checks that the query reads its source table, in its own database, and no
-/// materialized view.
+/// Runs a view's query over the raw tables of `meta`/`data` and returns its schema and rows.
+/// Checks that the query reads its source table and nothing else. Names are resolved with the
+/// rights of `access`: the admin creating or enabling the view (whose errors must describe only
+/// what that admin may read), the system when a change of the source refreshes it.
+#[allow(clippy::too_many_arguments)]
 async fn compute(
     cluster: &Cluster,
+    access: Access<'_>,
     meta: &Meta,
     data: &ExtentData,
     db: &str,
@@ -250,7 +207,7 @@ async fn compute(
 ) -> Result<(KqlSchema, Vec<RecordBatch>)> {
     let q = parse_query(query, view)?;
     let state = State::new(meta.clone(), data.clone());
-    let catalog = SnapshotCatalog { without_rls: true, ..cluster.catalog(&state) };
+    let catalog = SnapshotCatalog { without_rls: true, ..cluster.catalog(&state, access) };
     let ctx = RequestContext {
         principal: cluster.admin.clone(),
         groups: Vec::new(),
@@ -259,9 +216,12 @@ async fn compute(
         block_rls: false,
         validate_permissions: false,
         now_nanos: now(),
+        query_now: None,
     };
-    let planned = kustodian_planner::plan_query(&catalog, &ctx, &q, query)
-        .map_err(|e| RuntimeError::bad_request(format!("the query of materialized view '{view}' is not valid: {e}")))?;
+    let planned = kustodian_planner::plan_query(&catalog, &ctx, &q, query).map_err(|e| match e {
+        kustodian_planner::PlanError::Forbidden { .. } => RuntimeError::Plan(e),
+        e => RuntimeError::bad_request(format!("the query of materialized view '{view}' is not valid: {e}")),
+    })?;
     let d = need_db(meta, db)?;
     for t in &planned.tables {
         if !t.database.eq_ignore_ascii_case(db) {
@@ -275,6 +235,15 @@ async fn compute(
                 "a materialized view over another materialized view ('{}')",
                 t.table
             ))));
+        }
+        // The view's query runs as the cluster, over raw tables: reading any table but its
+        // source (a join, a union, a function, `table()`) would copy rows that the other
+        // table's policies, restricted view access or roles hide into a view its viewers read.
+        if t.table != source {
+            return Err(RuntimeError::bad_request(format!(
+                "the query of materialized view '{view}' may read only its source table '{source}', not '{}'",
+                t.table
+            )));
         }
     }
     if !planned.tables.iter().any(|t| t.table == source) {
@@ -325,7 +294,7 @@ pub(crate) async fn refresh(cluster: &Cluster, meta: &mut Meta, new_data: &mut E
     data.extend(new_data.iter().map(|(k, v)| (k.clone(), std::sync::Arc::clone(v))));
     let mut results = Vec::new();
     for (name, query, schema) in views {
-        let (got, batches) = compute(cluster, meta, &data, db, &name, source, &query).await?;
+        let (got, batches) = compute(cluster, Access::System, meta, &data, db, &name, source, &query).await?;
         if got != schema {
             return Err(RuntimeError::bad_request(format!(
                 "materialized view '{name}' can no longer be materialized: its query now returns {} instead of {}; \
@@ -482,7 +451,7 @@ pub(crate) async fn create(
         .get(query.span.start..query.span.end)
         .map(|s| s.trim().to_string())
         .ok_or_else(|| RuntimeError::Internal("the materialized view's query span is out of the request".into()))?;
-    let (schema, batches) = compute(cluster, &meta, &snap.data, db, name, source, &query_text).await?;
+    let (schema, batches) = compute(cluster, Access::Caller(caller), &meta, &snap.data, db, name, source, &query_text).await?;
     let view = MaterializedViewMeta {
         name: name.to_string(),
         source: source.to_string(),
@@ -565,7 +534,7 @@ pub(crate) async fn enable(
     }
     let (source, query) = (v.source.clone(), v.query.clone());
     let expected = v.schema.clone();
-    let (schema, batches) = compute(cluster, &meta, &snap.data, db, name, &source, &query).await?;
+    let (schema, batches) = compute(cluster, Access::Caller(caller), &meta, &snap.data, db, name, &source, &query).await?;
     if schema != expected {
         return Err(RuntimeError::bad_request(format!(
             "materialized view '{name}' can no longer be materialized: its query now returns {} instead of {}",
@@ -673,9 +642,9 @@ pub(crate) fn alter_rls(
     if !enable {
         check_unprotect(&meta, db, v, allow)?;
     }
-    crate::commands::validate_policy(snap, ctx, db, name, query)?;
+    let functions = crate::commands::validate_policy(snap, caller, ctx, db, name, query)?;
     let v = need_view_mut(&mut meta, db, name)?;
-    v.rls = Some(RlsMeta { enabled: enable, query: query.to_string() });
+    v.rls = Some(RlsMeta { enabled: enable, query: query.to_string(), functions: Some(functions) });
     v.allow_without_rls |= allow;
     let json = rls_json(&v.rls);
     cluster.commit(meta, HashMap::new())?;

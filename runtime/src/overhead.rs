@@ -21,7 +21,7 @@ pub struct OverheadRequest {
     pub query: String,
     /// The principal whose policies are measured (`--as`, `--group`).
     pub options: RequestOptions,
-    /// Who asks for the measurement; None = the cluster's first admin.
+    /// Who asks for the measurement; required when a policy applies (there is no default).
     pub measurer: Option<crate::Identity>,
     /// Timed runs per variant, after one warm-up run each.
     pub runs: usize,
@@ -78,6 +78,15 @@ impl Cluster {
         let prepared = self.prepare(&req.query, &req.options).await?;
         let database = self.database_for(&req.options)?;
         let principal = self.request_context(&req.options, &database)?.1.principal.fqn();
+        // Never a default measurer: the baseline shows what the policies hide (its timings and
+        // row counts), so someone who may see that must ask for it by name.
+        if req.measurer.is_none() && !prepared.policies.is_empty() {
+            return Err(RuntimeError::bad_request(format!(
+                "the baseline without row_level_security policies needs a measurer: give --by PRINCIPAL, a Table Admin of every \
+                 table whose policy applies ({})",
+                prepared.policies.iter().map(|p| p.table.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        }
         let measurer_opts = RequestOptions { identity: req.measurer.clone(), ..req.options.clone() };
         let (measurer, _) = self.request_context(&measurer_opts, &database)?;
         let snap = self.snapshot();

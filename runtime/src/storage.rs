@@ -71,6 +71,11 @@ pub struct Storage {
 }
 
 impl Storage {
+    /// The cluster directory.
+    pub fn dir(&self) -> &Path {
+        &self.root
+    }
+
     /// Creates a new cluster in `dir` (created if missing). Fails if `dir` already holds a
     /// cluster or is a non-empty directory.
     pub fn create(dir: &Path) -> Result<Storage> {

@@ -37,10 +37,15 @@ fn gen_is_deterministic_and_csv_equals_parquet() {
     let c = cluster.to_str().unwrap();
     ok(&["init", "--data", c, "--admin", "aaduser=admin@contoso.com"]);
     ok(&["run", "--data", c, "-c", ".create database Bench"]);
-    ok(&["run", "--data", c, "--db", "Bench", a.join("ingest.kql").to_str().unwrap()]);
+    let root = dir.path().to_str().unwrap();
+    ok(&["run", "--data", c, "--db", "Bench", "--ingest-root", root, a.join("ingest.kql").to_str().unwrap()]);
+    // Outside the ingestion roots (the working directory by default), the same script is refused.
+    let refused = kustodian(&["run", "--data", c, "--db", "Bench", a.join("ingest.kql").to_str().unwrap()], "");
+    assert!(!refused.status.success());
+    assert!(text(&refused.stdout).contains("is not allowed") || text(&refused.stderr).contains("is not allowed"));
     let csv_path = a.join("T.csv");
     ok(&[
-        "run", "--data", c, "--db", "Bench", "-c",
+        "run", "--data", c, "--db", "Bench", "--ingest-root", root, "-c",
         &format!(
             ".create table C (Id: long, Region: string, Owner: string, Amount: real, Ts: datetime)\n\n\
              .ingest into table C ('{}') with (format='csv', ignoreFirstRecord=true)",
@@ -74,7 +79,7 @@ fn overhead_on_the_sample_reports_both_variants() {
     let chart = dir.path().join("overhead.svg");
     let q = "Sales | project SalesPersonAadUser, Amount";
     let alice = overhead_json(&[
-        "--as", "aaduser=alice@contoso.com", "--runs", "3", "--sizes", "50,100",
+        "--as", "aaduser=alice@contoso.com", "--by", "aaduser=admin@contoso.com", "--runs", "3", "--sizes", "50,100",
         "--chart", chart.to_str().unwrap(), "-c", q,
     ]);
     assert_eq!(alice["principal"], "aaduser=alice@contoso.com");
@@ -95,7 +100,8 @@ fn overhead_on_the_sample_reports_both_variants() {
 
     // Another principal, another policy outcome: a manager sees every row.
     let dave = overhead_json(&[
-        "--as", "aaduser=dave@contoso.com", "--group", "aadgroup=sales_managers@contoso.com", "--runs", "1", "-c", q,
+        "--as", "aaduser=dave@contoso.com", "--group", "aadgroup=sales_managers@contoso.com", "--by", "aaduser=admin@contoso.com",
+        "--runs", "1", "-c", q,
     ]);
     assert_eq!(dave["measurements"][0]["with_policies"]["rows"], 400);
 
@@ -116,6 +122,12 @@ fn the_baseline_needs_table_admin_and_never_shows_rows() {
     assert!(out.stdout.is_empty(), "nothing is measured: {}", text(&out.stdout));
     let err = text(&out.stderr);
     assert!(err.contains("aaduser=bob@contoso.com") && err.contains("Table Admin") && err.contains("'Sales'"), "{err}");
+
+    // Without --by there is no baseline at all: no default measurer sees what alice's policy hides.
+    let out = kustodian(&["overhead", "--as", "aaduser=alice@contoso.com", "-c", "Sales | count"], "");
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "nothing is measured: {}", text(&out.stdout));
+    assert!(text(&out.stderr).contains("--by"), "{}", text(&out.stderr));
 
     // The measured principal must be allowed to run the query at all.
     let out = kustodian(&["overhead", "--as", "aaduser=nobody@contoso.com", "-c", "Sales | count"], "");
@@ -149,7 +161,8 @@ fn overhead_on_generated_data_with_an_own_rows_policy() {
     let c = cluster.to_str().unwrap();
     ok(&["init", "--data", c, "--admin", "aaduser=admin@contoso.com"]);
     ok(&["run", "--data", c, "-c", ".create database Bench"]);
-    ok(&["run", "--data", c, "--db", "Bench", data.join("ingest.kql").to_str().unwrap()]);
+    let root = dir.path().to_str().unwrap();
+    ok(&["run", "--data", c, "--db", "Bench", "--ingest-root", root, data.join("ingest.kql").to_str().unwrap()]);
     let q = "T | where Amount > 500 | count";
     // Before the policy: every row (the policy does not exempt admins).
     let all = json_rows(&["run", "--data", c, "--db", "Bench", "--format", "json", "-c", q])[0][0].as_i64().unwrap();
@@ -160,7 +173,7 @@ fn overhead_on_generated_data_with_an_own_rows_policy() {
     ]);
     let mut counts = Vec::new();
     for user in ["aaduser=user0042@contoso.com", "aaduser=user0007@contoso.com"] {
-        let r = overhead_json(&["--data", c, "--db", "Bench", "--as", user, "--runs", "2", "-c", q]);
+        let r = overhead_json(&["--data", c, "--db", "Bench", "--as", user, "--by", "aaduser=admin@contoso.com", "--runs", "2", "-c", q]);
         assert_eq!(r["policies"][0]["table"], "[Bench].[T]");
         assert_eq!(r["measurements"][0]["table_rows"], 20000);
         // `count` returns one row either way; the rows themselves never appear in the report.

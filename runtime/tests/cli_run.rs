@@ -253,3 +253,56 @@ fn csv_and_json_results_stream_across_batches() {
     let out = kustodian(&["run", "--format", "json", "-c", "range x from 1 to 0 step 1"], "");
     assert_eq!(json_lines(&out)[0], json!({"columns": [{"name": "x", "type": "long"}], "rows": []}));
 }
+
+#[test]
+fn union_star_reads_every_table_the_caller_may_read() {
+    let tables = |out: &Output| -> Value {
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        json_lines(out).last().expect("a result")["rows"].clone()
+    };
+    let query = "union withsource=T * | distinct T | sort by T asc";
+    // The admin (an unrestricted viewer) reads all six tables; a materialized view is no table.
+    let script = format!(
+        ".create materialized-view MV on table Products {{ Products | summarize N = count() by Category }}\n\n{query}\n"
+    );
+    let out = kustodian(&["run", "--format", "json", "-"], &script);
+    assert_eq!(
+        tables(&out),
+        json!([["Customers"], ["Products"], ["Sales"], ["SalesPeople"], ["Secrets"], ["UserRegions"]])
+    );
+    // A viewer without the unrestricted viewer role: the restricted view access table is left
+    // out, not a reason to refuse the whole query.
+    let out = kustodian(&["run", "--format", "json", "--as", "aaduser=alice@contoso.com", "-c", query], "");
+    assert_eq!(tables(&out), json!([["Customers"], ["Products"], ["Sales"], ["SalesPeople"], ["UserRegions"]]));
+    // Nor does it reach what a restrict statement hides.
+    let restricted = format!("restrict access to (Sales, Products); {query}");
+    let out = kustodian(&["run", "--format", "json", "-c", &restricted], "");
+    assert_eq!(tables(&out), json!([["Products"], ["Sales"]]));
+    // The effective query lists the tables the pattern stood for, policies substituted.
+    let out = kustodian(&["explain", "--as", "aaduser=alice@contoso.com", "-c", "union * | count"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(
+            "union __rls_ContosoSales_Customers, Products, __rls_ContosoSales_Sales, \
+             __rls_ContosoSales_SalesPeople, UserRegions | count"
+        ),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn ingest_inline_data_starts_at_its_first_character() {
+    // Spaces and line breaks right after `<|` are not data (not `" a"`, not a record `" "`);
+    // spaces that start a later line or a later field are; the last line break ends a record.
+    let script = ".create table S (s:string, t:string)\n\n\
+                  .ingest inline into table S <| a, b\n  c,d\n\n\
+                  .ingest inline into table S <| \ne,f\n\n\
+                  S | extend n = strlen(s) | sort by t asc\n";
+    let out = kustodian(&["run", "--format", "json", "-"], script);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines = json_lines(&out);
+    assert_eq!(lines[1]["rows"][0][1], json!(2), "two records: {:?}", lines[1]);
+    assert_eq!(lines[2]["rows"][0][1], json!(1), "one record: {:?}", lines[2]);
+    assert_eq!(lines[3]["rows"], json!([["a", " b", 1], ["  c", "d", 3], ["e", "f", 1]]));
+}

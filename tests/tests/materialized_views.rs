@@ -118,7 +118,7 @@ fn create_validates_source_query_and_properties() {
     let e = err(&c, ADMIN, ".create materialized-view V on table T { T | where Amount > 1 }");
     assert!(e.contains("must end with a summarize"), "{e}");
     let e = err(&c, ADMIN, ".create materialized-view V on table T { Other | summarize count() by Owner }");
-    assert!(e.contains("must read its source table 'T'"), "{e}");
+    assert!(e.contains("may read only its source table 'T', not 'Other'"), "{e}");
     let e = err(&c, ADMIN, ".create materialized-view with (lookback=2d) V on table T { T | summarize count() by Owner }");
     assert!(e.contains("lookback"), "{e}");
     let e = err(&c, ADMIN, ".create materialized-view with (frobnicate=true) V on table T { T | summarize count() by Owner }");

@@ -61,9 +61,12 @@ fn a_cached_plan_serves_only_the_principal_it_was_planned_for() {
     }
     // Rounds two and three were served from the cache, each principal its own plan.
     assert_eq!(hits(&c), 4);
-    // The principal's FQN is compared as given: another spelling is another plan.
+    // The principal is keyed in canonical form: every spelling of bob is bob, and none is
+    // another principal's plan.
     assert_eq!(col(&c, "AADUser=bob@contoso.com", &[], "print current_principal()"), ["aaduser=bob@contoso.com"]);
-    assert_eq!(col(&c, "aaduser=BOB@contoso.com", &[], "print current_principal()"), ["aaduser=BOB@contoso.com"]);
+    assert_eq!(col(&c, "aaduser=BOB@contoso.com;contoso.com", &[], "print current_principal()"), ["aaduser=bob@contoso.com"]);
+    assert_eq!(col(&c, "aaduser=BOB@contoso.com", &[], Q), ["2", "3"]);
+
 }
 
 #[test]

@@ -84,7 +84,7 @@ pub enum CommandKind {
     /// `.show function F`
     ShowFunction { name: Ident },
     /// `.ingest inline into table T [with (...)] <| data`; `data` is everything after `<|`,
-    /// verbatim.
+    /// verbatim from its first character that is no space or line break.
     IngestInline {
         table: QualifiedName,
         with: Vec<Property>,

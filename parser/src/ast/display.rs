@@ -1525,7 +1525,8 @@ impl Display for CommandKind {
             IngestInline { table, with, data } => {
                 write!(f, ".ingest inline into table {table}")?;
                 with_props(f, with)?;
-                write!(f, " <|{data}")
+                // The lexer drops the spaces after `<|`, so one here reads back the same.
+                if data.is_empty() { f.write_str(" <|") } else { write!(f, " <| {data}") }
             }
             Ingest {
                 is_async,

@@ -31,7 +31,7 @@ impl<'a> Binder<'a> {
             }
         }
         let db = self.database.clone();
-        match self.catalog.table(&db, &name) {
+        match self.catalog.table(&db, &name)? {
             Some(info) if info.materialized_view => self.resolve_table(&db, &name, span),
             _ => Err(self.semantic(format!("unknown materialized view '{name}' in database '{db}'"), span)),
         }

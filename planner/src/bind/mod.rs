@@ -24,7 +24,7 @@ use datafusion::logical_expr::{Expr as DfExpr, LogicalPlan, LogicalPlanBuilder};
 use kustodian_parser::ast::{self, ExprKind, Span, StatementKind};
 
 use crate::barrier::SecurityBarrier;
-use crate::catalog::{Catalog, TableInfo};
+use crate::catalog::{Catalog, DepKind, PolicyDep, TableInfo};
 use crate::error::{ErrSpan, PlanError, Result};
 use crate::functions::{FunctionContext, TypedExpr};
 use crate::principal::RequestContext;
@@ -224,11 +224,29 @@ pub(crate) struct LambdaDef {
 #[derive(Clone, Default)]
 pub(crate) struct Scope {
     vars: Vec<(String, Binding)>,
+    /// After `restrict access to (...)`: the names bound before it (the first `.0` entries)
+    /// that are not in the list `.1` are hidden. Views defined before the statement captured
+    /// their own scope and still see everything.
+    hidden: Option<(usize, Rc<HashSet<String>>)>,
 }
 
 impl Scope {
     pub fn get(&self, name: &str) -> Option<&Binding> {
-        self.vars.iter().rev().find(|(n, _)| n == name).map(|(_, b)| b)
+        let (i, b) = self.vars.iter().enumerate().rev().find(|(_, (n, _))| n == name).map(|(i, (_, b))| (i, b))?;
+        match &self.hidden {
+            Some((mark, listed)) if i < *mark && !listed.contains(name) => None,
+            _ => Some(b),
+        }
+    }
+
+    /// Whether `name` is bound but hidden by `restrict access to`.
+    pub fn is_hidden(&self, name: &str) -> bool {
+        self.get(name).is_none() && self.vars.iter().any(|(n, _)| n == name)
+    }
+
+    /// Hides every name bound so far but those listed (`restrict access to`).
+    fn restrict_to(&mut self, listed: &HashSet<String>) {
+        self.hidden = Some((self.vars.len(), Rc::new(listed.clone())));
     }
 
     pub fn with(&self, name: &str, b: Binding) -> Scope {
@@ -265,6 +283,8 @@ pub(crate) struct Binder<'a> {
     pub substitutions: Vec<(Span, String)>,
     /// Entities whose policy is being bound: inside it, the table is the raw table.
     pub policy_stack: Vec<String>,
+    /// For each policy being bound (innermost last), the stored functions it called.
+    pub policy_deps: Vec<Vec<PolicyDep>>,
     pub restrict: Option<Rc<Restriction>>,
     /// Nonzero while binding text that is not the request's (functions, policies), whose
     /// spans do not point into the request.
@@ -316,10 +336,14 @@ pub(crate) fn span_of(s: Span) -> ErrSpan {
 
 impl<'a> Binder<'a> {
     pub fn new(catalog: &'a dyn Catalog, ctx: &'a RequestContext) -> Self {
+        let mut fctx = FunctionContext::new(ctx.now_nanos);
+        if let Some(n) = ctx.query_now {
+            fctx.fix_now(n);
+        }
         Binder {
             catalog,
             ctx,
-            fctx: FunctionContext::new(ctx.now_nanos),
+            fctx,
             database: ctx.database.clone(),
             force_rls: ctx.force_rls,
             block_rls: ctx.block_rls,
@@ -328,6 +352,7 @@ impl<'a> Binder<'a> {
             tables: Vec::new(),
             substitutions: Vec::new(),
             policy_stack: Vec::new(),
+            policy_deps: Vec::new(),
             restrict: None,
             foreign_text: 0,
             depth: 0,
@@ -401,6 +426,7 @@ impl<'a> Binder<'a> {
                         return Err(self.semantic("'restrict access' is only allowed in a query's statements", st.span));
                     }
                     let r = self.bind_restrict(items, scope)?;
+                    scope.restrict_to(&r.lets);
                     self.restrict = Some(Rc::new(r));
                 }
                 StatementKind::AliasDatabase { .. } => {
@@ -438,10 +464,12 @@ impl<'a> Binder<'a> {
         if !top {
             return Ok(());
         }
+        // A statement in the text may add restrictions to the request, never lift one the
+        // caller set in the request's properties.
         match lower.as_str() {
-            "query_force_row_level_security" => self.force_rls = on,
-            "request_block_row_level_security" => self.block_rls = on,
-            "validatepermissions" => self.validate_permissions = on,
+            "query_force_row_level_security" => self.force_rls = on || self.ctx.force_rls,
+            "request_block_row_level_security" => self.block_rls = on || self.ctx.block_rls,
+            "validatepermissions" => self.validate_permissions = on || self.ctx.validate_permissions,
             "query_now" => {
                 if let Some(e) = value {
                     let v = self.bind_scalar(e, None, &Scope::default())?;
@@ -495,7 +523,7 @@ impl<'a> Binder<'a> {
                     _ => return Err(self.semantic("database() takes one argument", e.span)),
                 };
                 self.catalog
-                    .database(&db)
+                    .database(&db)?
                     .ok_or_else(|| self.semantic(format!("database '{db}' does not exist"), e.span))
             }
             ExprKind::MemberCall { expr, name, .. } if name.name == "database" => {
@@ -546,12 +574,15 @@ impl<'a> Binder<'a> {
                 Some(Binding::Tabular(_)) => true,
                 Some(Binding::Lambda(l)) => l.params.is_empty() && self.lambda_is_tabular(l),
                 Some(Binding::Scalar(_)) => false,
-                None => {
-                    self.catalog.table(&self.database, &i.name).is_some()
-                        || self.catalog.function(&self.database, &i.name).is_some_and(|f| {
-                            f.params.is_empty() && body_is_tabular(&f.body)
-                        })
-                }
+                // A refused lookup counts as tabular: binding it then reports the refusal.
+                None => match self.catalog.table(&self.database, &i.name) {
+                    Ok(Some(_)) | Err(_) => true,
+                    Ok(None) => match self.catalog.function(&self.database, &i.name) {
+                        Ok(Some(f)) => f.params.is_empty() && body_is_tabular(&f.body),
+                        Ok(None) => false,
+                        Err(_) => true,
+                    },
+                },
             },
             ExprKind::Member { expr, .. } => {
                 matches!(&expr.kind, ExprKind::Call { name, .. } if name.name == "database")
@@ -562,7 +593,11 @@ impl<'a> Binder<'a> {
                 n => match scope.get(n) {
                     Some(Binding::Lambda(l)) => self.lambda_is_tabular(l),
                     Some(_) => false,
-                    None => self.catalog.function(&self.database, n).is_some_and(|f| body_is_tabular(&f.body)),
+                    None => match self.catalog.function(&self.database, n) {
+                        Ok(Some(f)) => body_is_tabular(&f.body),
+                        Ok(None) => false,
+                        Err(_) => true,
+                    },
                 },
             },
             _ => false,
@@ -607,10 +642,13 @@ impl<'a> Binder<'a> {
     /// is reached, resolves here. Substitutes the table's RLS policy (enabled, or disabled under
     /// force mode) wrapped in a security barrier; inside the policy the table is the raw table.
     pub fn resolve_table(&mut self, database: &str, name: &str, span: Span) -> Result<Rel> {
-        let Some(info) = self.catalog.table(database, name) else {
+        let Some(info) = self.catalog.table(database, name)? else {
             return Err(self.unknown_table(database, name, span));
         };
         self.check_restrict_table(&info, span)?;
+        if let Some(frame) = self.policy_deps.last_mut() {
+            frame.push(PolicyDep { kind: DepKind::Table, name: info.name.clone(), version: String::new() });
+        }
         self.tables.push(TableAccess {
             database: info.database.clone(),
             table: info.name.clone(),
@@ -634,7 +672,8 @@ impl<'a> Binder<'a> {
         if !policy.enabled && !self.force_rls {
             return Ok(raw);
         }
-        let rel = self.bind_policy(&info, &policy.query)?;
+        let (rel, used) = self.bind_policy(&info, &policy.query)?;
+        check_policy_deps(&entity, &used, policy.functions.as_deref())?;
         if self.foreign_text == 0 {
             self.substitutions.push((span, entity.clone()));
         }
@@ -642,9 +681,10 @@ impl<'a> Binder<'a> {
         Ok(Rel::new(SecurityBarrier::wrap(entity, rel.plan), rel.schema))
     }
 
-    /// Binds a policy query for `info` and checks that it yields exactly the table's schema.
-    /// Fails closed: any error here is an error of the query, never the raw table.
-    pub fn bind_policy(&mut self, info: &TableInfo, query: &str) -> Result<Rel> {
+    /// Binds a policy query for `info` and checks that it yields exactly the table's schema;
+    /// returns it with the stored functions it called. Fails closed: any error here is an
+    /// error of the query, never the raw table.
+    pub fn bind_policy(&mut self, info: &TableInfo, query: &str) -> Result<(Rel, Vec<PolicyDep>)> {
         let entity = info.entity_name();
         let parsed = kustodian_parser::parse(query).map_err(|e| {
             PlanError::semantic(format!("the row_level_security policy of {entity} is not valid KQL: {e}"))
@@ -657,7 +697,16 @@ impl<'a> Binder<'a> {
         self.foreign_text += 1;
         let saved_db = std::mem::replace(&mut self.database, info.database.clone());
         let saved_restrict = self.restrict.take();
+        // Closed world: a policy sees the request's real clock, whatever `query_now` the
+        // request or its text set.
+        let saved_fctx = std::mem::replace(&mut self.fctx, FunctionContext::new(self.ctx.now_nanos));
+        self.policy_deps.push(Vec::new());
         let r = self.bind_statements(&q.statements, &mut Scope::default(), false);
+        let mut used = self.policy_deps.pop().unwrap_or_default();
+        used.sort();
+        used.dedup();
+        let policy_fctx = std::mem::replace(&mut self.fctx, saved_fctx);
+        self.fctx.absorb(&policy_fctx);
         self.restrict = saved_restrict;
         self.database = saved_db;
         self.foreign_text -= 1;
@@ -674,7 +723,7 @@ impl<'a> Binder<'a> {
                 rel.schema.to_kql()
             )));
         }
-        Ok(rel)
+        Ok((rel, used))
     }
 
     fn scan(&self, info: &TableInfo) -> Result<Rel> {
@@ -701,8 +750,16 @@ impl<'a> Binder<'a> {
         }
     }
 
+    pub fn hidden_name(&self, name: &str, span: Span) -> PlanError {
+        self.semantic(format!("'{name}' is not accessible: the query's 'restrict access to' statement does not list it"), span)
+    }
+
     pub fn unknown_table(&self, database: &str, name: &str, span: Span) -> PlanError {
-        let names = self.catalog.table_names(database);
+        // Hints only from a database the caller may read (the catalog refuses the others).
+        let names = match self.catalog.table_names(database) {
+            Ok(names) => names,
+            Err(e) => return e,
+        };
         let hint = did_you_mean(name, names.iter().map(String::as_str));
         self.semantic(
             format!(
@@ -804,15 +861,19 @@ impl<'a> Binder<'a> {
     }
 
     /// A stored function as a lambda definition, if visible.
-    pub fn stored_function(&self, name: &str, span: Span) -> Result<Option<Rc<LambdaDef>>> {
-        let Some(f) = self.catalog.function(&self.database, name) else { return Ok(None) };
+    pub fn stored_function(&mut self, name: &str, span: Span) -> Result<Option<Rc<LambdaDef>>> {
         if let Some(r) = &self.restrict
             && !r.lets.contains(name)
+            && !r.tables.iter().any(|(db, t)| db.eq_ignore_ascii_case(&self.database) && glob_match(t, name))
         {
             return Err(self.semantic(
                 format!("'{name}' is not accessible: the query's 'restrict access to' statement does not list it"),
                 span,
             ));
+        }
+        let Some(f) = self.catalog.function(&self.database, name)? else { return Ok(None) };
+        if let Some(frame) = self.policy_deps.last_mut() {
+            frame.push(PolicyDep { kind: DepKind::Function, name: f.name.clone(), version: f.version.clone() });
         }
         Ok(Some(Rc::new(LambdaDef {
             name: f.name.clone(),
@@ -935,11 +996,39 @@ pub fn plan_pipe(catalog: &dyn Catalog, ctx: &RequestContext, input: LogicalPlan
 
 /// Binds a policy query for `table` the way queries will run it, to validate it before it is
 /// stored: it must parse, bind, and return exactly the table's schema.
-pub fn validate_policy(catalog: &dyn Catalog, ctx: &RequestContext, table: &TableInfo, query: &str) -> Result<Vec<TableAccess>> {
+/// Returns the tables it reads and the stored functions it calls, which the policy is then
+/// pinned to (see [`RlsPolicy::functions`]).
+pub fn validate_policy(catalog: &dyn Catalog, ctx: &RequestContext, table: &TableInfo, query: &str) -> Result<(Vec<TableAccess>, Vec<PolicyDep>)> {
     let mut b = Binder::new(catalog, ctx);
     b.database = table.database.clone();
     b.force_rls = false;
     b.block_rls = false;
-    b.bind_policy(table, query)?;
-    Ok(b.tables)
+    let (_, used) = b.bind_policy(table, query)?;
+    Ok((b.tables, used))
+}
+
+/// A policy binds only what it was validated with: the same stored functions in the same
+/// versions, and tables only under names that were tables. A function created, altered or
+/// re-created since, or a table created under a name the policy used for something else (by
+/// anyone), fails the query instead of changing what the policy computes.
+fn check_policy_deps(entity: &str, used: &[PolicyDep], pinned: Option<&[PolicyDep]>) -> Result<()> {
+    for d in used {
+        let ok = match pinned {
+            Some(p) => p.contains(d),
+            // Stored before dependencies were recorded: tables as they are, no function.
+            None => d.kind == DepKind::Table,
+        };
+        if !ok {
+            let what = match d.kind {
+                DepKind::Function => "stored function",
+                DepKind::Table => "table",
+            };
+            return Err(PlanError::semantic(format!(
+                "the row_level_security policy of {entity} uses {what} '{}', which was created or changed after the policy was \
+                 validated; a Table Admin must validate the policy again (.alter ... policy row_level_security)",
+                d.name
+            )));
+        }
+    }
+    Ok(())
 }

@@ -150,7 +150,33 @@ pub(crate) fn dyn_json(v: &DynValue) -> serde_json::Value {
     }
 }
 
+/// The first `datetime(...)` in a dynamic literal that is valid but outside the range a
+/// nanosecond timestamp holds.
+fn out_of_range_datetime(v: &DynValue) -> Option<&str> {
+    match v {
+        DynValue::Datetime(s) => functions::datetime_out_of_range(unquote(s)).then_some(s.as_str()),
+        DynValue::Array(a) => a.iter().find_map(out_of_range_datetime),
+        DynValue::Object(o) => o.iter().find_map(|(_, v)| out_of_range_datetime(v)),
+        _ => None,
+    }
+}
+
 impl<'a> Binder<'a> {
+    /// A valid datetime the physical type cannot hold: datetimes are Arrow nanosecond
+    /// timestamps, so Kusto's years 0001 to 1677 and 2262 to 9999 are out of reach. Said as
+    /// such, never read as null or as another instant.
+    fn datetime_out_of_range(&self, text: &str, span: ast::Span) -> PlanError {
+        self.unsupported(
+            format!(
+                "datetime({}): a datetime outside {} .. {} (Kusto allows 0001-01-01 to 9999-12-31)",
+                unquote(text),
+                functions::MIN_DATETIME,
+                functions::MAX_DATETIME
+            ),
+            span,
+        )
+    }
+
     pub fn bind_literal(&self, l: &ast::Literal) -> Result<TypedExpr> {
         Ok(match &l.kind {
             LiteralKind::Long(v) => lit_ty(ScalarValue::Int64(Some(*v)), KqlType::Long),
@@ -167,6 +193,7 @@ impl<'a> Binder<'a> {
             },
             LiteralKind::Datetime(s) => match functions::parse_datetime(unquote(s)) {
                 Some(ns) => lit_ty(ScalarValue::TimestampNanosecond(Some(ns), None), KqlType::Datetime),
+                None if functions::datetime_out_of_range(unquote(s)) => return Err(self.datetime_out_of_range(s, l.span)),
                 None => return Err(self.semantic(format!("invalid datetime literal '{s}'"), l.span)),
             },
             LiteralKind::Timespan(ticks) => match ticks.checked_mul(100) {
@@ -178,6 +205,10 @@ impl<'a> Binder<'a> {
                 None => return Err(self.semantic(format!("invalid guid literal '{s}'"), l.span)),
             },
             LiteralKind::Dynamic(v) => {
+                // Refused rather than left out: dyn_json would make such a value null.
+                if let Some(s) = out_of_range_datetime(v) {
+                    return Err(self.datetime_out_of_range(s, l.span));
+                }
                 let j = dyn_json(v);
                 if j.is_null() {
                     lit_ty(ScalarValue::Utf8(None), KqlType::Dynamic)
@@ -509,7 +540,11 @@ impl<'a> Binder<'a> {
                 _ => Err(self.semantic(format!("'{n}' returns a table; use toscalar({n}(...))"), e.span)),
             };
         }
-        if let Some(f) = self.stored_function(n, e.span)? {
+        // A built-in's name always means the built-in (closed world): a stored function of the
+        // same name, which can no longer be created, is never called in its place.
+        if !functions::is_builtin_function(n)
+            && let Some(f) = self.stored_function(n, e.span)?
+        {
             let (rel, v) = self.call_lambda(&f, args, scope, e.span, row)?;
             return match (rel, v) {
                 (_, Some(v)) => Ok(v),

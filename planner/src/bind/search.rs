@@ -328,8 +328,9 @@ impl<'a> Binder<'a> {
                 let db = self.database.clone();
                 let mut legs_scope = scope.clone();
                 let mut tables = Vec::new();
-                for (i, name) in self.catalog.table_names(&db).into_iter().enumerate() {
-                    let Some(info) = self.catalog.table(&db, &name) else { continue };
+                for (i, name) in self.catalog.table_names(&db)?.into_iter().enumerate() {
+                    // Tables the caller may not read (restricted view access) are left out.
+                    let Ok(Some(info)) = self.catalog.table(&db, &name) else { continue };
                     if info.restricted_view_access {
                         continue;
                     }

@@ -60,9 +60,10 @@ impl<'a> Binder<'a> {
                 return rel.ok_or_else(|| self.semantic(format!("'{name}' is a scalar function, not a table"), span));
             }
             Some(Binding::Scalar(_)) => return Err(self.semantic(format!("'{name}' is a scalar, not a table"), span)),
+            None if scope.is_hidden(name) => return Err(self.hidden_name(name, span)),
             None => {}
         }
-        if self.catalog.table(&self.database.clone(), name).is_some() {
+        if self.catalog.table(&self.database.clone(), name)?.is_some() {
             let db = self.database.clone();
             return self.resolve_table(&db, name, span);
         }
@@ -302,13 +303,41 @@ impl<'a> Binder<'a> {
         }
         for t in &u.tables {
             match &t.kind {
-                ExprKind::Wildcard(pat) => {
+                ExprKind::Wildcard(_) | ExprKind::Star => {
+                    // `union *` is the pattern every table name matches.
+                    let pat = match &t.kind {
+                        ExprKind::Wildcard(p) => p.as_str(),
+                        _ => "*",
+                    };
                     let db = self.database.clone();
-                    let mut names: Vec<String> = self.catalog.table_names(&db).into_iter().filter(|n| glob_match(pat, n)).collect();
+                    let mut names: Vec<String> = self.catalog.table_names(&db)?.into_iter().filter(|n| glob_match(pat, n)).collect();
                     names.sort();
+                    // The tables the pattern stands for, for the effective query.
+                    let mut matched = Vec::new();
                     for n in names {
+                        // A pattern reaches only the tables the request may read: the catalog
+                        // refuses those the caller may not read (restricted view access), and a
+                        // `restrict access` statement hides those it does not list. Naming such
+                        // a table is still an error; matching it is not.
+                        let info = match self.catalog.table(&db, &n) {
+                            Ok(Some(info)) => info,
+                            Ok(None) | Err(PlanError::Forbidden { .. }) => continue,
+                            Err(e) => return Err(e),
+                        };
+                        // Materialized views are read by name, never through a table pattern.
+                        if info.materialized_view || self.check_restrict_table(&info, t.span).is_err() {
+                            continue;
+                        }
+                        let subs = self.substitutions.len();
                         let rel = self.resolve_table(&db, &n, t.span)?;
+                        // Recorded below for every matched table, policy or not: the pattern's
+                        // one span stands for all of them.
+                        self.substitutions.truncate(subs);
+                        matched.push(info.entity_name());
                         legs.push((n, rel));
+                    }
+                    if self.foreign_text == 0 {
+                        self.substitutions.extend(matched.into_iter().map(|e| (t.span, e)));
                     }
                 }
                 ExprKind::Ident(i) => {
@@ -435,6 +464,11 @@ fn call_name(e: &ast::Expr) -> String {
     }
 }
 
+/// The table part of an entity name `[db].[table]`.
+fn entity_table(entity: &str) -> &str {
+    entity.rsplit_once("].[").map_or(entity, |(_, t)| t.strip_suffix(']').unwrap_or(t))
+}
+
 /// The query with each substituted table reference replaced by a view holding its policy,
 /// re-parsed and printed canonically.
 pub(crate) fn effective_kql(text: &str, subs: &[(Span, String)], policies: &[super::AppliedPolicy]) -> String {
@@ -448,17 +482,38 @@ pub(crate) fn effective_kql(text: &str, subs: &[(Span, String)], policies: &[sup
         lets.push(format!("let {} = view () {{ {} }};", ast::quote_ident(&view), p.query));
         names.push((p.table.clone(), view));
     }
+    let view_of = |entity: &str| names.iter().find(|(e, _)| e == entity).map(|(_, v)| ast::quote_ident(v).into_owned());
     let mut subs: Vec<&(Span, String)> = subs.iter().collect();
+    // Stable: the tables of one pattern keep their order.
     subs.sort_by_key(|(s, _)| s.start);
     let mut out = String::new();
     let mut pos = 0;
-    for (span, entity) in subs {
+    let mut i = 0;
+    while let Some((span, entity)) = subs.get(i) {
+        // Several entities at one span: a table pattern (`union *`, `union T*`) and the tables
+        // it matched; the same entity twice: one reference bound twice. (`Span`'s `==` is
+        // always true: compare the offsets.)
+        let same: Vec<&str> = subs[i..]
+            .iter()
+            .take_while(|(s, _)| (s.start, s.end) == (span.start, span.end))
+            .map(|(_, e)| e.as_str())
+            .collect();
+        i += same.len();
+        let mut group: Vec<&str> = Vec::new();
+        for e in same {
+            if !group.contains(&e) {
+                group.push(e);
+            }
+        }
         if span.start < pos || span.end > text.len() {
             continue;
         }
         out.push_str(&text[pos..span.start]);
-        if let Some((_, v)) = names.iter().find(|(e, _)| e == entity) {
-            out.push_str(&ast::quote_ident(v));
+        if group.len() > 1 {
+            let items: Vec<String> = group.iter().map(|e| view_of(e).unwrap_or_else(|| ast::quote_ident(entity_table(e)).into_owned())).collect();
+            out.push_str(&items.join(", "));
+        } else if let Some(v) = view_of(entity) {
+            out.push_str(&v);
         } else {
             out.push_str(&text[span.start..span.end]);
         }

@@ -259,16 +259,33 @@ fn naive_to_nanos(n: NaiveDateTime) -> Option<i64> {
 
 /// Parses the datetime text forms Kusto accepts (ISO 8601 and RFC 822/2822 variants).
 pub(crate) fn parse_datetime(s: &str) -> Option<i64> {
+    parse_datetime_utc(s).and_then(naive_to_nanos)
+}
+
+/// Whether `s` is a valid datetime that a nanosecond timestamp cannot hold: Kusto's range is
+/// 0001-01-01 to 9999-12-31, ours [`MIN_DATETIME`] to [`MAX_DATETIME`]. Callers use it to say
+/// so instead of calling the text invalid.
+pub(crate) fn datetime_out_of_range(s: &str) -> bool {
+    parse_datetime_utc(s).is_some_and(|n| naive_to_nanos(n).is_none())
+}
+
+/// The earliest datetime Kustodian holds (`i64::MIN` nanoseconds since 1970), as Kusto prints it.
+pub(crate) const MIN_DATETIME: &str = "1677-09-21T00:12:43.1452242Z";
+/// The latest datetime Kustodian holds (`i64::MAX` nanoseconds since 1970), as Kusto prints it.
+pub(crate) const MAX_DATETIME: &str = "2262-04-11T23:47:16.8547758Z";
+
+/// The UTC date and time `s` names, in or out of the nanosecond range.
+fn parse_datetime_utc(s: &str) -> Option<NaiveDateTime> {
     let t = s.trim();
     if t.is_empty() {
         return None;
     }
     if let Ok(d) = DateTime::parse_from_rfc3339(t) {
-        return d.timestamp_nanos_opt();
+        return Some(d.naive_utc());
     }
     for f in ["%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z"] {
         if let Ok(d) = DateTime::parse_from_str(t, f) {
-            return d.timestamp_nanos_opt();
+            return Some(d.naive_utc());
         }
     }
     let u = t.strip_suffix('Z').or_else(|| t.strip_suffix('z')).unwrap_or(t);
@@ -283,16 +300,16 @@ pub(crate) fn parse_datetime(s: &str) -> Option<i64> {
         "%m/%d/%Y %H:%M",
     ] {
         if let Ok(n) = NaiveDateTime::parse_from_str(u, f) {
-            return naive_to_nanos(n);
+            return Some(n);
         }
     }
     for f in ["%Y-%m-%d", "%Y/%m/%d", "%m/%d/%Y", "%m-%d-%Y", "%Y%m%d"] {
         if let Ok(d) = NaiveDate::parse_from_str(u, f) {
-            return d.and_hms_opt(0, 0, 0).and_then(naive_to_nanos);
+            return d.and_hms_opt(0, 0, 0);
         }
     }
     if let Ok(d) = DateTime::parse_from_rfc2822(t) {
-        return d.timestamp_nanos_opt();
+        return Some(d.naive_utc());
     }
     // RFC 822, RFC 850 and the "sortable" forms, with or without a GMT/UTC suffix, as the
     // todatetime() page lists them (two-digit years are 19xx/20xx as .NET reads them).
@@ -304,6 +321,7 @@ pub(crate) fn parse_datetime(s: &str) -> Option<i64> {
         .collect::<Vec<_>>()
         .join(" ");
     let g = g.as_str();
+    let mut out_of_range = None;
     for f in [
         "%a, %d %b %Y %H:%M:%S",
         "%d %b %Y %H:%M:%S",
@@ -321,11 +339,14 @@ pub(crate) fn parse_datetime(s: &str) -> Option<i64> {
         "%Y-%m-%dT%H:%M:%S%.f",
     ] {
         // A four-digit-year form can read `14` as the year 14, out of range: try the next.
-        if let Some(ns) = NaiveDateTime::parse_from_str(g, f).ok().and_then(naive_to_nanos) {
-            return Some(ns);
+        if let Ok(n) = NaiveDateTime::parse_from_str(g, f) {
+            if naive_to_nanos(n).is_some() {
+                return Some(n);
+            }
+            out_of_range.get_or_insert(n);
         }
     }
-    None
+    out_of_range
 }
 
 /// Nanoseconds per KQL timespan unit suffix.
@@ -632,5 +653,23 @@ mod tests {
         assert_eq!(parse_real("1,5"), None);
         assert_eq!(parse_guid("{A1B2C3D4-0000-0000-0000-000000000000}").as_deref(), Some("a1b2c3d4-0000-0000-0000-000000000000"));
         assert_eq!(parse_guid("xyz"), None);
+    }
+
+    #[test]
+    fn datetime_range() {
+        // The bounds the error message names are themselves datetimes we hold.
+        assert!(parse_datetime(MIN_DATETIME).is_some());
+        assert!(parse_datetime(MAX_DATETIME).is_some());
+        assert_eq!(parse_datetime(MAX_DATETIME).map(format_datetime_iso).as_deref(), Some(MAX_DATETIME));
+        assert_eq!(parse_datetime(MIN_DATETIME).map(format_datetime_iso).as_deref(), Some(MIN_DATETIME));
+        for s in ["1677-09-21T00:12:43.1452241Z", "2262-04-11T23:47:16.8547759Z", "0001-01-01", "9999-12-31 23:59:59.9999999"] {
+            assert_eq!(parse_datetime(s), None, "{s}");
+            assert!(datetime_out_of_range(s), "{s}");
+        }
+        for s in ["2024-01-01", "nope", "2024-13-01", ""] {
+            assert!(!datetime_out_of_range(s), "{s}");
+        }
+        // A two-digit year still reads as 20xx, not as the year 14.
+        assert!(parse_datetime("Sat, 8 Nov 14 15:05:02 GMT").is_some());
     }
 }

@@ -55,6 +55,13 @@ impl FunctionContext {
     pub fn clock_read(&self) -> bool {
         self.clock_read.get()
     }
+
+    /// Records that `other` (a policy's own context) read the request's clock.
+    pub fn absorb(&self, other: &FunctionContext) {
+        if other.clock_read() {
+            self.clock_read.set(true);
+        }
+    }
 }
 
 mod aggregate;
@@ -269,6 +276,36 @@ pub fn lower_scalar_call(name: &str, args: Vec<TypedExpr>, ctx: &FunctionContext
     Err(PlanError::unsupported(format!("function '{name}'")))
 }
 
+/// Every function name of the KQL reference (scalar, aggregate and plugin), as the official
+/// parser (Kusto.Language's `GlobalState.Default`) lists them, one per line.
+const KUSTO_BUILTINS: &str = include_str!("kusto_builtins.txt");
+
+/// Names the binder gives a meaning of its own (tabular functions, principal functions).
+const BINDER_BUILTINS: &[&str] = &[
+    "table", "database", "cluster", "materialize", "materialized_view", "external_table", "view", "toscalar", "assert",
+    "current_principal", "current_principal_details", "current_principal_is_member_of", "current_database",
+    "current_cluster_endpoint", "iff", "iif", "case", "coalesce", "not", "min_of", "max_of",
+];
+
+/// Whether `name` is a built-in function of KQL (implemented here or not): a stored function
+/// may not take such a name, and a call of it always means the built-in, so that no function
+/// defined later changes what a query, and above all a row-level security policy, computes.
+pub fn is_builtin_function(name: &str) -> bool {
+    BINDER_BUILTINS.contains(&name)
+        || KUSTO_BUILTINS.lines().any(|l| l == name)
+        || string::NAMES.contains(&name)
+        || math::NAMES.contains(&name)
+        || datetime::NAMES.contains(&name)
+        || dynamic::NAMES.contains(&name)
+        || extra::NAMES.contains(&name)
+        || more::NAMES.contains(&name)
+        || misc2::NAMES.contains(&name)
+        || is_aggregate(name)
+        || conversion::lower_conversion_fn(name, Vec::new()).is_some()
+}
+
 // Literal parsing and formatting shared with the binder (datetime/guid/decimal literals,
 // dynamic literal values).
-pub(crate) use conversion::{format_datetime_iso, format_timespan_c, parse_datetime, parse_decimal, parse_guid};
+pub(crate) use conversion::{
+    MAX_DATETIME, MIN_DATETIME, datetime_out_of_range, format_datetime_iso, format_timespan_c, parse_datetime, parse_decimal, parse_guid,
+};

@@ -148,6 +148,10 @@ struct ClusterArgs {
     /// unchanged data (by default its optimized plan is reused).
     #[arg(long)]
     no_plan_cache: bool,
+    /// A directory `.ingest into table T ('path')` may read files below (repeatable; default:
+    /// the current directory). The cluster directory is never readable this way.
+    #[arg(long = "ingest-root", value_name = "DIR")]
+    ingest_roots: Vec<PathBuf>,
 }
 
 /// Where the script comes from: `-c TEXT`, a file, or `-` for stdin.
@@ -286,6 +290,12 @@ impl Session {
         }
         .map_err(|e| Failure::from(&e))?
         .with_plan_cache(!args.no_plan_cache);
+        let roots = if args.ingest_roots.is_empty() {
+            std::env::current_dir().map(|d| vec![d]).unwrap_or_default()
+        } else {
+            args.ingest_roots.clone()
+        };
+        let cluster = cluster.with_ingestion_roots(&roots).map_err(|e| Failure::from(&e))?;
         let database = args.db.clone().or_else(|| cluster.default_database());
         let identity = args.principal.as_ref().map(|p| Identity {
             principal: p.clone(),

@@ -24,6 +24,9 @@ pub mod convert;
 mod delimited;
 mod json;
 mod parquet;
+pub mod roots;
+
+pub use roots::IngestionRoots;
 
 use std::fs::File;
 use std::io::Read;
