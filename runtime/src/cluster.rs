@@ -29,7 +29,7 @@ use crate::commands;
 use crate::error::{Result, RuntimeError};
 use crate::output::{QueryOutput, QueryStream};
 use crate::plan_cache::{OptimizedQuery, PlanCache, PlanKey};
-use crate::storage::{ExtentInfo, Storage};
+use crate::storage::{ExtentInfo, MetadataStamp, Storage, WriterLock};
 
 /// Who is making a request: a principal FQN plus its group claims (`--as`, `--group`).
 #[derive(Debug, Clone, Default)]
@@ -127,6 +127,10 @@ pub struct Cluster {
     plans: PlanCache,
     /// Lower small plans directly (`kustodian_planner::direct`); on by default.
     direct: bool,
+    /// Serialises this process's writers (the directory's writer lock serialises processes).
+    writer: tokio::sync::Mutex<()>,
+    /// The committed metadata file this process last loaded (see [`Cluster::refresh`]).
+    stamp: Mutex<Option<MetadataStamp>>,
     /// Where `.ingest` may read local files: nowhere unless configured
     /// ([`Cluster::with_ingestion_roots`]; the CLI configures its working directory).
     pub(crate) ingestion_roots: crate::ingest::IngestionRoots,
@@ -343,6 +347,54 @@ impl Catalog for SnapshotCatalog<'_> {
     }
 }
 
+/// A change in progress ([`Cluster::begin_write`]): this process's writer mutex and the
+/// directory's writer lock.
+pub(crate) struct WriteGuard<'a> {
+    _mem: tokio::sync::MutexGuard<'a, ()>,
+    _file: Option<WriterLock>,
+}
+
+/// The committed metadata and the data of its extents (reusing those already in `loaded`).
+/// A commit of another process may drop an extent between reading the metadata and its
+/// files: then it starts again on the newer metadata.
+fn load_committed(storage: &Storage, loaded: &ExtentData) -> Result<(Meta, ExtentData, Option<MetadataStamp>)> {
+    let mut attempt = 0;
+    loop {
+        let stamp = storage.metadata_stamp();
+        let meta: Meta = storage
+            .load_metadata()?
+            .ok_or_else(|| RuntimeError::bad_request(format!("{} holds no cluster metadata", storage.dir().display())))?;
+        let mut data = HashMap::new();
+        let mut missing = None;
+        for e in meta.extents() {
+            if let Some(d) = loaded.get(&e.id) {
+                data.insert(e.id.clone(), Arc::clone(d));
+                continue;
+            }
+            match storage.read_extent(e) {
+                Ok(batches) => {
+                    data.insert(e.id.clone(), Arc::new(batches));
+                }
+                Err(RuntimeError::Io(err)) if err.kind() == std::io::ErrorKind::NotFound => {
+                    missing = Some(e.clone());
+                    break;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        match missing {
+            None => return Ok((meta, data, stamp)),
+            Some(_) if attempt < 20 && storage.metadata_stamp() != stamp => attempt += 1,
+            Some(e) => {
+                return Err(RuntimeError::Internal(format!(
+                    "the committed metadata references extent '{}', whose file '{}' is missing",
+                    e.id, e.file
+                )));
+            }
+        }
+    }
+}
+
 /// Re-parses a stored function's definition.
 pub(crate) fn parse_function(name: &str, params: &str, body: &str) -> Result<(Vec<ast::Param>, Vec<ast::Statement>)> {
     let text = format!(".create function {} {params} {body}", ast::quote_ident(name));
@@ -391,6 +443,8 @@ impl Cluster {
             plans: PlanCache::default(),
             direct: true,
             ingestion_roots: crate::ingest::IngestionRoots::default(),
+            writer: tokio::sync::Mutex::new(()),
+            stamp: Mutex::new(None),
         }
     }
 
@@ -405,33 +459,31 @@ impl Cluster {
                 notes: "first admin (kustodian init)".into(),
             }],
             databases: Vec::new(),
+            version: 0,
         };
         storage.commit_metadata(&meta)?;
         Ok(Cluster::from_parts(meta, HashMap::new(), Some(storage), admin))
     }
 
-    /// Opens an existing cluster directory.
+    /// Opens an existing cluster directory. Reads only: leftovers of a crashed writer are
+    /// removed only when the writer lock is free and the directory writable.
     pub fn open(dir: &Path) -> Result<Cluster> {
         let storage = Storage::open(dir)?;
-        let meta: Meta = storage
-            .load_metadata()?
-            .ok_or_else(|| RuntimeError::bad_request(format!("{} holds no cluster metadata", dir.display())))?;
-        let mut data = HashMap::new();
-        let mut live = std::collections::HashSet::new();
-        for db in &meta.databases {
-            for e in db.tables.iter().flat_map(|t| t.extents.iter()).chain(db.materialized_views.iter().flat_map(|v| v.extents.iter())) {
-                live.insert(e.id.clone());
-                data.insert(e.id.clone(), Arc::new(storage.read_extent(e)?));
-            }
+        let (meta, data, stamp) = load_committed(&storage, &HashMap::new())?;
+        if let Some(lock) = storage.try_lock_writer() {
+            let live = meta.extents().map(|e| e.id.clone()).collect();
+            // Best effort: a directory we may lock but not clean is still readable.
+            let _ = storage.garbage_collect(&live, &lock);
         }
-        storage.garbage_collect(&live)?;
         let admin = meta
             .cluster_roles
             .iter()
             .find(|r| r.role == "alldatabasesadmins")
             .and_then(|r| r.principal())
             .ok_or_else(|| RuntimeError::Internal("the cluster has no AllDatabasesAdmin".into()))?;
-        Ok(Cluster::from_parts(meta, data, Some(storage), admin))
+        let cluster = Cluster::from_parts(meta, data, Some(storage), admin);
+        cluster.set_stamp(stamp);
+        Ok(cluster)
     }
 
     /// An in-memory cluster holding the bundled sample database.
@@ -451,6 +503,7 @@ impl Cluster {
                 notes: notes.into(),
             }],
             databases: Vec::new(),
+            version: 0,
         };
         Ok(Cluster::from_parts(meta, HashMap::new(), None, admin))
     }
@@ -513,25 +566,83 @@ impl Cluster {
         }
     }
 
-    /// Applies a metadata change and new extents atomically.
-    pub(crate) fn commit(&self, meta: Meta, new_data: ExtentData) -> Result<()> {
+    fn set_stamp(&self, stamp: Option<MetadataStamp>) {
+        *self.stamp.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = stamp;
+    }
+
+    /// Catches up with commits of other processes: a cheap look at the metadata file, and a
+    /// reload when it changed. Every request starts with it, so a long-lived process (a shell,
+    /// a server) answers over the latest committed state.
+    pub(crate) fn refresh(&self) -> Result<()> {
+        let Some(storage) = &self.storage else { return Ok(()) };
+        let stamp = storage.metadata_stamp();
+        if stamp.is_some() && stamp == *self.stamp.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
+            return Ok(());
+        }
+        let current = self.snapshot();
+        let (meta, data, stamp) = load_committed(storage, &current.data)?;
+        let mut guard = self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if meta.version != guard.meta.version {
+            *guard = Arc::new(State::new(meta, data));
+            self.plans.clear();
+        }
+        drop(guard);
+        self.set_stamp(stamp);
+        Ok(())
+    }
+
+    /// Starts a change: waits for this process's other writers and then for the directory's
+    /// writer lock, and reloads the committed state, so the change is made over the latest
+    /// commit. Held until the command has committed.
+    pub(crate) async fn begin_write(&self) -> Result<WriteGuard<'_>> {
+        let mem = self.writer.lock().await;
+        let file = match &self.storage {
+            Some(s) => {
+                let s = s.clone();
+                let lock = tokio::task::spawn_blocking(move || s.lock_writer())
+                    .await
+                    .map_err(|e| RuntimeError::Internal(format!("the writer lock task failed: {e}")))??;
+                // Under the lock, compare versions rather than trust the file's stamp.
+                self.set_stamp(None);
+                self.refresh()?;
+                Some(lock)
+            }
+            None => None,
+        };
+        Ok(WriteGuard { _mem: mem, _file: file })
+    }
+
+    /// Applies a metadata change and new extents atomically. Only under [`Cluster::begin_write`]:
+    /// the change must be made over the committed version it read, or it is refused.
+    pub(crate) fn commit(&self, mut meta: Meta, new_data: ExtentData) -> Result<()> {
+        if self.writer.try_lock().is_ok() {
+            return Err(RuntimeError::Internal("a commit outside of a write (Cluster::begin_write)".into()));
+        }
         let mut guard = match self.state.write() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
         if let Some(s) = &self.storage {
+            let on_disk = s.load_metadata::<Meta>()?.map(|m| m.version).unwrap_or_default();
+            if on_disk != meta.version || guard.meta.version != meta.version {
+                return Err(RuntimeError::Conflict(format!(
+                    "the cluster changed while the command ran (version {} became {on_disk}); nothing was changed, run it again",
+                    meta.version
+                )));
+            }
+        }
+        meta.version += 1;
+        let live: std::collections::HashSet<String> = meta.extents().map(|e| e.id.clone()).collect();
+        let dropped: Vec<ExtentInfo> = guard.meta.extents().filter(|e| !live.contains(&e.id)).cloned().collect();
+        if let Some(s) = &self.storage {
             s.commit_metadata(&meta)?;
+            self.set_stamp(s.metadata_stamp());
+            // The files of dropped extents go now, under the writer lock (a reader loading the
+            // previous version retries on the newer one).
+            s.remove_extents(&dropped)?;
         }
         let mut data = guard.data.clone();
         data.extend(new_data);
-        let live: std::collections::HashSet<&String> = meta
-            .databases
-            .iter()
-            .flat_map(|d| {
-                d.tables.iter().flat_map(|t| t.extents.iter()).chain(d.materialized_views.iter().flat_map(|v| v.extents.iter()))
-            })
-            .map(|e| &e.id)
-            .collect();
         data.retain(|k, _| live.contains(k));
         *guard = Arc::new(State::new(meta, data));
         // Cached plans belong to the old snapshot (and hold its data): drop them now rather
@@ -612,6 +723,7 @@ impl Cluster {
     /// Runs a request and returns its result as a stream of batches: a query's rows come out
     /// as the engine produces them (a command's result is complete when it returns).
     pub async fn execute_stream(&self, text: &str, opts: &RequestOptions) -> Result<QueryStream> {
+        self.refresh()?;
         let snap = self.snapshot();
         let context = self.resolve(opts);
         // A query this caller already ran against this snapshot: its plan, without parsing.
@@ -638,7 +750,13 @@ impl Cluster {
                         "request_readonly is set: the request may not run a command that changes the cluster",
                     ));
                 }
-                let out = commands::execute(self, &caller, &ctx, cmd, text).await?;
+                let out = if commands::is_read_only(&cmd.kind) {
+                    commands::execute(self, &caller, &ctx, cmd, text).await?
+                } else {
+                    // Over the latest commit of any process, and alone until committed.
+                    let _write = self.begin_write().await?;
+                    commands::execute(self, &caller, &ctx, cmd, text).await?
+                };
                 if cmd.pipe.is_empty() {
                     return Ok(QueryStream::ready(out));
                 }
@@ -660,6 +778,7 @@ impl Cluster {
 
     /// Parses, authorizes and binds a query to its DataFusion logical plan (before optimization).
     pub fn bind(&self, text: &str, opts: &RequestOptions) -> Result<PlannedQuery> {
+        self.refresh()?;
         // Always binds: the result is the plan before optimization, which the cache does not keep.
         let (q, _, caller, ctx) = self.query_request(text, opts, "only a query can be bound, not a management command")?;
         self.plan(&self.snapshot(), &caller, &ctx, &q, text)
@@ -669,6 +788,7 @@ impl Cluster {
     /// A query this caller already prepared or ran against the same snapshot reuses its
     /// optimized plan (see [`crate::plan_cache`]).
     pub async fn prepare(&self, text: &str, opts: &RequestOptions) -> Result<Prepared> {
+        self.refresh()?;
         let snap = self.snapshot();
         let context = self.resolve(opts);
         let key = context.as_ref().ok().map(|(_, _, ctx)| PlanKey::new(text, ctx, &opts.properties));
@@ -934,6 +1054,7 @@ impl Cluster {
 
     /// Plans a query without running it and describes the plan.
     pub async fn explain(&self, text: &str, opts: &RequestOptions) -> Result<Explanation> {
+        self.refresh()?;
         let (q, _, caller, ctx) = self.query_request(text, opts, "explain takes a query, not a management command")?;
         let snap = self.snapshot();
         let planned = self.plan(&snap, &caller, &ctx, &q, text)?;

@@ -11,6 +11,8 @@ pub enum ErrorCode {
     SemanticError,
     Forbidden,
     BadRequest,
+    /// A change raced another writer's (HTTP 409 in Kusto's REST API).
+    Conflict,
     Internal,
 }
 
@@ -21,6 +23,7 @@ impl ErrorCode {
             ErrorCode::SemanticError => "SemanticError",
             ErrorCode::Forbidden => "Forbidden",
             ErrorCode::BadRequest => "BadRequest",
+            ErrorCode::Conflict => "Conflict",
             ErrorCode::Internal => "Internal",
         }
     }
@@ -42,6 +45,9 @@ pub enum RuntimeError {
     DataFusion(#[from] datafusion::error::DataFusionError),
     #[error("data error: {0}")]
     Arrow(#[from] datafusion::arrow::error::ArrowError),
+    /// A change made over metadata another writer has since replaced.
+    #[error("conflict: {0}")]
+    Conflict(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -60,6 +66,7 @@ impl RuntimeError {
             RuntimeError::Plan(PlanError::Forbidden { .. }) | RuntimeError::Forbidden(_) => ErrorCode::Forbidden,
             RuntimeError::Plan(_) => ErrorCode::Internal,
             RuntimeError::BadRequest(_) => ErrorCode::BadRequest,
+            RuntimeError::Conflict(_) => ErrorCode::Conflict,
             RuntimeError::Io(_) | RuntimeError::Arrow(_) | RuntimeError::DataFusion(_) | RuntimeError::Internal(_) => ErrorCode::Internal,
         }
     }

@@ -29,6 +29,10 @@ impl RoleAssignment {
 /// Persistent metadata of the cluster (serde JSON in the cluster directory).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Meta {
+    /// Bumped by every commit. A commit is made only over the version it read (see
+    /// `Cluster::commit`); older clusters without it start at 0.
+    #[serde(default)]
+    pub version: u64,
     pub cluster_roles: Vec<RoleAssignment>,
     pub databases: Vec<DatabaseMeta>,
 }
@@ -104,6 +108,12 @@ impl FunctionMeta {
 }
 
 impl Meta {
+    /// Every extent the metadata references (tables and materialized views).
+    pub fn extents(&self) -> impl Iterator<Item = &ExtentInfo> {
+        self.databases.iter().flat_map(|d| {
+            d.tables.iter().flat_map(|t| t.extents.iter()).chain(d.materialized_views.iter().flat_map(|v| v.extents.iter()))
+        })
+    }
 
     pub fn db(&self, name: &str) -> Option<&DatabaseMeta> {
         self.databases.iter().find(|d| d.name.eq_ignore_ascii_case(name))

@@ -12,9 +12,15 @@
 //! Commit protocol: a command first writes its new extents (each atomically: temporary file,
 //! fsync, rename, fsync of the directory), then commits the metadata that references them
 //! (atomically, the same way). A crash or failure before the metadata rename leaves only
-//! unreferenced extent files and temporary files, which [`Storage::garbage_collect`] removes
-//! (the owner calls it on open with the extent ids of the committed metadata). Readers never
-//! see a half-written table.
+//! unreferenced extent files and temporary files. Readers never see a half-written table.
+//!
+//! Many processes may use one directory. Writers are serialised by an exclusive lock on
+//! `DIR/writer.lock` ([`Storage::lock_writer`]), held from before a command reads the metadata
+//! it changes until after it commits, so no commit is made over metadata older than the last
+//! one (the owner also checks the metadata's version under the lock). Readers take no lock and
+//! write nothing: they notice a new commit by [`Storage::metadata_stamp`] and reload. Garbage
+//! collection ([`Storage::garbage_collect`]) runs only under the writer lock, when no other
+//! writer can have a file in flight.
 //!
 //! Extents are immutable Parquet files carrying the Arrow schema (and so the `kusto.type`
 //! field metadata). Large extents can be scanned lazily by DataFusion through
@@ -38,6 +44,7 @@ use crate::error::{Result, RuntimeError};
 
 const MARKER_FILE: &str = "kustodian-cluster.json";
 const METADATA_FILE: &str = "metadata.json";
+const WRITER_LOCK_FILE: &str = "writer.lock";
 const EXTENTS_DIR: &str = "extents";
 const TMP_PREFIX: &str = ".tmp-";
 const EXTENT_EXT: &str = "parquet";
@@ -152,6 +159,71 @@ impl Storage {
             .map_err(|e| RuntimeError::Internal(format!("corrupt cluster metadata '{}': {e}", path.display())))
     }
 
+    /// Takes the directory's writer lock, waiting for another writer (of this or another process)
+    /// to finish. Released when the returned guard is dropped (or the process dies).
+    pub fn lock_writer(&self) -> Result<WriterLock> {
+        let file = self.open_lock_file()?;
+        file.lock().map_err(|e| self.io_error("take the writer lock", WRITER_LOCK_FILE, e))?;
+        Ok(WriterLock { _file: file })
+    }
+
+    /// Takes the writer lock if no one holds it; `None` if someone does or the directory is
+    /// read-only.
+    pub fn try_lock_writer(&self) -> Option<WriterLock> {
+        let file = self.open_lock_file().ok()?;
+        match file.try_lock() {
+            Ok(()) => Some(WriterLock { _file: file }),
+            Err(_) => None,
+        }
+    }
+
+    fn open_lock_file(&self) -> Result<File> {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(self.root.join(WRITER_LOCK_FILE))
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => RuntimeError::bad_request(format!(
+                    "the cluster directory '{}' is read-only: it can be queried, not changed",
+                    self.root.display()
+                )),
+                _ => self.io_error("open the writer lock", WRITER_LOCK_FILE, e),
+            })
+    }
+
+    fn io_error(&self, what: &str, rel: &str, e: std::io::Error) -> RuntimeError {
+        RuntimeError::Internal(format!("cannot {what} ('{rel}' in cluster directory '{}'): {e}", self.root.display()))
+    }
+
+    /// What identifies the committed metadata file as it is now (a new commit replaces the file,
+    /// so it changes): the cheap test a long-lived reader makes before each request.
+    pub fn metadata_stamp(&self) -> Option<MetadataStamp> {
+        let m = fs::metadata(self.root.join(METADATA_FILE)).ok()?;
+        #[cfg(unix)]
+        let ino = std::os::unix::fs::MetadataExt::ino(&m);
+        #[cfg(not(unix))]
+        let ino = 0u64;
+        Some(MetadataStamp { ino, len: m.len(), modified: m.modified().ok() })
+    }
+
+    /// Removes the files of extents no longer referenced (after a commit that dropped them).
+    /// Only under the writer lock; a missing file is not an error.
+    pub fn remove_extents(&self, dropped: &[ExtentInfo]) -> Result<()> {
+        for e in dropped {
+            match fs::remove_file(self.extent_path(e)?) {
+                Ok(()) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => return Err(self.io_error("remove a dropped extent", &e.file, err)),
+            }
+        }
+        if !dropped.is_empty() {
+            sync_dir(&self.root.join(EXTENTS_DIR))?;
+        }
+        Ok(())
+    }
+
     /// Atomically replaces the committed metadata (temporary file, fsync, rename, fsync dir).
     pub fn commit_metadata<T: Serialize>(&self, meta: &T) -> Result<()> {
         self.write_json_atomically(&self.root.join(METADATA_FILE), meta)
@@ -228,9 +300,9 @@ impl Storage {
     }
 
     /// Removes extent files whose id is not in `live` and every leftover temporary file.
-    /// Returns the number of files removed. Call it only while no other command of this
-    /// cluster is writing (e.g. on open), since in-flight temporary files are removed too.
-    pub fn garbage_collect(&self, live: &HashSet<String>) -> Result<usize> {
+    /// Returns the number of files removed. Takes the writer lock it needs (`_lock`): no
+    /// writer of any process can then have a file in flight.
+    pub fn garbage_collect(&self, live: &HashSet<String>, _lock: &WriterLock) -> Result<usize> {
         let mut removed = 0;
         for dir in [self.root.clone(), self.root.join(EXTENTS_DIR)] {
             let entries = match fs::read_dir(&dir) {
@@ -290,6 +362,20 @@ impl Storage {
         }
         result
     }
+}
+
+/// The directory's writer lock, held while the value lives.
+#[derive(Debug)]
+pub struct WriterLock {
+    _file: File,
+}
+
+/// See [`Storage::metadata_stamp`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataStamp {
+    ino: u64,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
 }
 
 /// A streaming write of one extent; see [`Storage::extent_writer`].

@@ -102,7 +102,7 @@ fn metadata_commit_replaces_atomically() {
     std::fs::write(tmp.path().join(".tmp-deadbeef-metadata.json"), "{\"version\": 3, \"exte").unwrap();
     let reopened = Storage::open(tmp.path()).unwrap();
     assert_eq!(reopened.load_metadata::<Meta>().unwrap().map(|m| m.version), Some(2));
-    assert_eq!(reopened.garbage_collect(&HashSet::new()).unwrap(), 1);
+    assert_eq!(reopened.garbage_collect(&HashSet::new(), &reopened.lock_writer().unwrap()).unwrap(), 1);
 }
 
 #[test]
@@ -161,9 +161,9 @@ fn crash_before_commit_is_undone_by_gc() {
     let files = std::fs::read_dir(tmp.path().join("extents")).unwrap().count();
     assert_eq!(files, 3);
     let live: HashSet<String> = meta.extents.iter().map(|e| e.id.clone()).collect();
-    assert_eq!(s.garbage_collect(&live).unwrap(), 2);
+    assert_eq!(s.garbage_collect(&live, &s.lock_writer().unwrap()).unwrap(), 2);
     assert_eq!(std::fs::read_dir(tmp.path().join("extents")).unwrap().count(), 1);
-    assert_eq!(s.garbage_collect(&live).unwrap(), 0);
+    assert_eq!(s.garbage_collect(&live, &s.lock_writer().unwrap()).unwrap(), 0);
     let back = s.read_extent(&committed).unwrap();
     assert_eq!(back, vec![batch]);
 }
