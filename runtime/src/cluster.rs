@@ -96,6 +96,9 @@ pub(crate) type ExtentData = HashMap<String, Arc<Vec<RecordBatch>>>;
 pub(crate) struct State {
     pub meta: Meta,
     pub data: ExtentData,
+    /// Extents whose file could not be read, with the reason: only the tables holding them
+    /// fail (naming the table and the extent); every other table answers.
+    pub broken: HashMap<String, String>,
     /// The table providers requests on this snapshot read through, built on first use (see
     /// [`SnapshotCatalog::provider`]).
     providers: Mutex<HashMap<ProviderKey, Arc<dyn TableProvider>>>,
@@ -106,7 +109,17 @@ type ProviderKey = (String, String, usize, bool);
 
 impl State {
     pub(crate) fn new(meta: Meta, data: ExtentData) -> Self {
-        State { meta, data, providers: Mutex::default() }
+        State { meta, data, broken: HashMap::new(), providers: Mutex::default() }
+    }
+
+    fn with_broken(mut self, broken: HashMap<String, String>) -> Self {
+        self.broken = broken;
+        self
+    }
+
+    /// Why a table (or view) with these extents cannot be read, if one of them is unreadable.
+    fn unreadable(&self, extents: &[ExtentInfo]) -> Option<&str> {
+        extents.iter().find_map(|e| self.broken.get(&e.id)).map(String::as_str)
     }
 }
 
@@ -301,6 +314,12 @@ impl Catalog for SnapshotCatalog<'_> {
         let Some(t) = db.table(name) else {
             // A materialized view: read like a table, through the same choke point.
             let Some(mv) = db.materialized_view(name) else { return Ok(None) };
+            if let Some(why) = self.state.unreadable(&mv.extents) {
+                return Err(kustodian_planner::PlanError::Internal(format!(
+                    "materialized view '{}' in database '{}' cannot be read: {why}",
+                    mv.name, db.name
+                )));
+            }
             let Some(provider) = self.provider(&db.name, &mv.name, &mv.schema, &mv.extents) else { return Ok(None) };
             return Ok(Some(TableInfo {
                 database: db.name.clone(),
@@ -317,6 +336,9 @@ impl Catalog for SnapshotCatalog<'_> {
             }));
         };
         self.may_read(&db.name, &t.name)?;
+        if let Some(why) = self.state.unreadable(&t.extents) {
+            return Err(kustodian_planner::PlanError::Internal(format!("table '{}' in database '{}' cannot be read: {why}", t.name, db.name)));
+        }
         let Some(provider) = self.provider(&db.name, &t.name, &t.schema, &t.extents) else { return Ok(None) };
         Ok(Some(TableInfo {
             database: db.name.clone(),
@@ -354,10 +376,10 @@ pub(crate) struct WriteGuard<'a> {
     _file: Option<WriterLock>,
 }
 
-/// The committed metadata and the data of its extents (reusing those already in `loaded`).
-/// A commit of another process may drop an extent between reading the metadata and its
-/// files: then it starts again on the newer metadata.
-fn load_committed(storage: &Storage, loaded: &ExtentData) -> Result<(Meta, ExtentData, Option<MetadataStamp>)> {
+/// The committed metadata and the data of its extents (reusing those already in `loaded`),
+/// with the extents that could not be read. A commit of another process may drop an extent
+/// between reading the metadata and its files: then it starts again on the newer metadata.
+fn load_committed(storage: &Storage, loaded: &ExtentData) -> Result<Committed> {
     let mut attempt = 0;
     loop {
         let stamp = storage.metadata_stamp();
@@ -365,7 +387,8 @@ fn load_committed(storage: &Storage, loaded: &ExtentData) -> Result<(Meta, Exten
             .load_metadata()?
             .ok_or_else(|| RuntimeError::bad_request(format!("{} holds no cluster metadata", storage.dir().display())))?;
         let mut data = HashMap::new();
-        let mut missing = None;
+        let mut broken = HashMap::new();
+        let mut missing = false;
         for e in meta.extents() {
             if let Some(d) = loaded.get(&e.id) {
                 data.insert(e.id.clone(), Arc::clone(d));
@@ -376,23 +399,27 @@ fn load_committed(storage: &Storage, loaded: &ExtentData) -> Result<(Meta, Exten
                     data.insert(e.id.clone(), Arc::new(batches));
                 }
                 Err(RuntimeError::Io(err)) if err.kind() == std::io::ErrorKind::NotFound => {
-                    missing = Some(e.clone());
-                    break;
+                    missing = true;
+                    broken.insert(e.id.clone(), format!("extent '{}' ('{}' in the cluster directory) is missing", e.id, e.file));
                 }
-                Err(err) => return Err(err),
+                Err(err) => {
+                    broken.insert(e.id.clone(), err.to_string());
+                }
             }
         }
-        match missing {
-            None => return Ok((meta, data, stamp)),
-            Some(_) if attempt < 20 && storage.metadata_stamp() != stamp => attempt += 1,
-            Some(e) => {
-                return Err(RuntimeError::Internal(format!(
-                    "the committed metadata references extent '{}', whose file '{}' is missing",
-                    e.id, e.file
-                )));
-            }
+        if missing && attempt < 20 && storage.metadata_stamp() != stamp {
+            attempt += 1;
+            continue;
         }
+        return Ok(Committed { meta, data, broken, stamp });
     }
+}
+
+struct Committed {
+    meta: Meta,
+    data: ExtentData,
+    broken: HashMap<String, String>,
+    stamp: Option<MetadataStamp>,
 }
 
 /// Re-parses a stored function's definition.
@@ -432,9 +459,9 @@ pub(crate) fn conform_batch(b: RecordBatch, schema: &SchemaRef) -> Result<Record
 }
 
 impl Cluster {
-    fn from_parts(meta: Meta, data: ExtentData, storage: Option<Storage>, admin: Principal) -> Cluster {
+    fn from_parts(state: State, storage: Option<Storage>, admin: Principal) -> Cluster {
         Cluster {
-            state: RwLock::new(Arc::new(State::new(meta, data))),
+            state: RwLock::new(Arc::new(state)),
             storage,
             admin,
             partitions: num_partitions(),
@@ -462,14 +489,14 @@ impl Cluster {
             version: 0,
         };
         storage.commit_metadata(&meta)?;
-        Ok(Cluster::from_parts(meta, HashMap::new(), Some(storage), admin))
+        Ok(Cluster::from_parts(State::new(meta, HashMap::new()), Some(storage), admin))
     }
 
     /// Opens an existing cluster directory. Reads only: leftovers of a crashed writer are
     /// removed only when the writer lock is free and the directory writable.
     pub fn open(dir: &Path) -> Result<Cluster> {
         let storage = Storage::open(dir)?;
-        let (meta, data, stamp) = load_committed(&storage, &HashMap::new())?;
+        let Committed { meta, data, broken, stamp } = load_committed(&storage, &HashMap::new())?;
         if let Some(lock) = storage.try_lock_writer() {
             let live = meta.extents().map(|e| e.id.clone()).collect();
             // Best effort: a directory we may lock but not clean is still readable.
@@ -481,7 +508,7 @@ impl Cluster {
             .find(|r| r.role == "alldatabasesadmins")
             .and_then(|r| r.principal())
             .ok_or_else(|| RuntimeError::Internal("the cluster has no AllDatabasesAdmin".into()))?;
-        let cluster = Cluster::from_parts(meta, data, Some(storage), admin);
+        let cluster = Cluster::from_parts(State::new(meta, data).with_broken(broken), Some(storage), admin);
         cluster.set_stamp(stamp);
         Ok(cluster)
     }
@@ -505,7 +532,7 @@ impl Cluster {
             databases: Vec::new(),
             version: 0,
         };
-        Ok(Cluster::from_parts(meta, HashMap::new(), None, admin))
+        Ok(Cluster::from_parts(State::new(meta, HashMap::new()), None, admin))
     }
 
     /// The database requests run in when none is named (the only or the first database).
@@ -580,10 +607,10 @@ impl Cluster {
             return Ok(());
         }
         let current = self.snapshot();
-        let (meta, data, stamp) = load_committed(storage, &current.data)?;
+        let Committed { meta, data, broken, stamp } = load_committed(storage, &current.data)?;
         let mut guard = self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if meta.version != guard.meta.version {
-            *guard = Arc::new(State::new(meta, data));
+        if meta.version != guard.meta.version || broken != guard.broken {
+            *guard = Arc::new(State::new(meta, data).with_broken(broken));
             self.plans.clear();
         }
         drop(guard);
@@ -644,7 +671,9 @@ impl Cluster {
         let mut data = guard.data.clone();
         data.extend(new_data);
         data.retain(|k, _| live.contains(k));
-        *guard = Arc::new(State::new(meta, data));
+        let mut broken = guard.broken.clone();
+        broken.retain(|k, _| live.contains(k));
+        *guard = Arc::new(State::new(meta, data).with_broken(broken));
         // Cached plans belong to the old snapshot (and hold its data): drop them now rather
         // than at the next query.
         self.plans.clear();

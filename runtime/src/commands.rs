@@ -14,6 +14,7 @@ use crate::auth::{self, Action, Caller, RoleAssignment, check, role_display};
 use crate::cluster::{Access, Cluster, DatabaseMeta, FunctionMeta, Meta, RlsMeta, SnapshotCatalog, State, TableMeta};
 use crate::error::{Result, RuntimeError};
 use crate::ingest;
+use crate::names::{self, EntityKind};
 use crate::output::QueryOutput;
 
 /// A value of a command's result table.
@@ -427,6 +428,7 @@ fn need_table_mut<'m>(meta: &'m mut Meta, db: &str, t: &str) -> Result<&'m mut T
 fn schema_of(cols: &[ast::ColumnDecl]) -> Result<KqlSchema> {
     let mut out: Vec<KqlColumn> = Vec::new();
     for c in cols {
+        names::validate(EntityKind::Column, &c.name.name, false)?;
         let ty = KqlType::from_name(&c.ty.name).ok_or_else(|| RuntimeError::bad_request(format!("unknown type '{}'", c.ty.name)))?;
         if out.iter().any(|o| o.name == c.name.name) {
             return Err(RuntimeError::bad_request(format!("column '{}' is declared twice", c.name.name)));
@@ -502,6 +504,7 @@ pub(crate) async fn execute(cluster: &Cluster, caller: &Caller, ctx: &RequestCon
     match &cmd.kind {
         CommandKind::CreateDatabase { name, if_not_exists, .. } => {
             check(is_cluster(caller, &meta, "alldatabasesadmins"), caller, &format!("create database '{}'", name.name), "AllDatabasesAdmin")?;
+            names::validate(EntityKind::Database, &name.name, false)?;
             if meta.db(&name.name).is_some() {
                 if *if_not_exists {
                     return show_databases(cluster, caller);
@@ -621,6 +624,10 @@ pub(crate) async fn execute(cluster: &Cluster, caller: &Caller, ctx: &RequestCon
             let (task, _, physical, _) = cluster.physical(&planned).await?;
             let batches = datafusion::physical_plan::collect(physical, task).await?;
             if !exists {
+                names::validate(EntityKind::Table, &tname, false)?;
+                for c in &planned.schema.columns {
+                    names::validate(EntityKind::Column, &c.name, true)?;
+                }
                 crate::materialized::name_free(&meta, &d, &tname)?;
                 let dbm = need_db_mut(&mut meta, &d)?;
                 dbm.tables.push(new_table(&tname, planned.schema.clone(), &caller.principal, &[]));
@@ -662,6 +669,7 @@ pub(crate) async fn execute(cluster: &Cluster, caller: &Caller, ctx: &RequestCon
             if meta.db(&db).and_then(|d| d.table(&name.name)).is_some() {
                 return Err(RuntimeError::bad_request(format!("a table named '{}' already exists", name.name)));
             }
+            names::validate(EntityKind::Function, &name.name, false)?;
             crate::materialized::name_free(&meta, &db, &name.name)?;
             let body = text.get(body_span.start..body_span.end).unwrap_or_default().to_string();
             let params_text = function_params_text(text, name, body_span.start);
@@ -907,6 +915,7 @@ fn create_tables(cluster: &Cluster, caller: &Caller, ctx: &RequestContext, meta:
     let snap = cluster.snapshot();
     for def in defs {
         let (d, t) = table_db(&def.name, ctx, &snap)?;
+        names::validate(EntityKind::Table, &t, false)?;
         let schema = schema_of(&def.columns)?;
         let dbm = need_db_mut(meta, &d)?;
         if dbm.function(&t).is_some() {

@@ -7,6 +7,7 @@ pub mod datagen;
 mod commands;
 pub mod materialized;
 pub mod meta;
+pub mod names;
 pub mod error;
 pub mod ingest;
 pub mod output;

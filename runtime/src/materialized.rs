@@ -391,6 +391,7 @@ pub(crate) async fn create(
     text: &str,
 ) -> Result<QueryOutput> {
     check(is_db_admin(snap, caller, db), caller, &format!("create materialized view '{name}' in database '{db}'"), "Database Admin")?;
+    crate::names::validate(crate::names::EntityKind::MaterializedView, name, false)?;
     let d = need_db(&meta, db)?;
     if let Some(v) = d.materialized_view(name) {
         if if_not_exists {

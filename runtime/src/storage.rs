@@ -245,10 +245,14 @@ impl Storage {
     pub fn extent_writer(&self, schema: &SchemaRef) -> Result<ExtentWriter> {
         let id = uuid::Uuid::new_v4().hyphenated().to_string();
         let dir = self.root.join(EXTENTS_DIR);
-        fs::create_dir_all(&dir)?;
+        fs::create_dir_all(&dir).map_err(|e| self.io_error("create the extents directory", EXTENTS_DIR, e))?;
         let tmp_path = dir.join(format!("{TMP_PREFIX}{id}.{EXTENT_EXT}"));
         let final_rel = format!("{EXTENTS_DIR}/{id}.{EXTENT_EXT}");
-        let file = OpenOptions::new().write(true).create_new(true).open(&tmp_path)?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp_path)
+            .map_err(|e| self.io_error("write a new extent", &format!("{EXTENTS_DIR}/{TMP_PREFIX}{id}.{EXTENT_EXT}"), e))?;
         let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
         let writer = match ArrowWriter::try_new(file, schema.clone(), Some(props)) {
             Ok(w) => w,
@@ -279,17 +283,26 @@ impl Storage {
     }
 
     /// Reads a whole extent; fields keep their `kusto.type` metadata.
+    /// Reads an extent's batches. A missing file is an `Io` error of kind NotFound (a commit of
+    /// another process may just have dropped it); any other failure names the extent and its
+    /// file relative to the cluster directory.
     pub fn read_extent(&self, ext: &ExtentInfo) -> Result<Vec<RecordBatch>> {
         let path = self.extent_path(ext)?;
-        let file = File::open(&path)?;
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(e.into()),
+            Err(e) => return Err(self.extent_error(ext, &e.to_string())),
+        };
         let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(parquet_err)?
+            .map_err(|e| self.extent_error(ext, &e.to_string()))?
             .with_batch_size(READ_BATCH_ROWS)
             .build()
-            .map_err(parquet_err)?;
-        reader
-            .map(|b| b.map_err(|e| RuntimeError::Internal(format!("reading extent '{}': {e}", ext.id))))
-            .collect()
+            .map_err(|e| self.extent_error(ext, &e.to_string()))?;
+        reader.map(|b| b.map_err(|e| self.extent_error(ext, &e.to_string()))).collect()
+    }
+
+    fn extent_error(&self, ext: &ExtentInfo, e: &str) -> RuntimeError {
+        RuntimeError::Internal(format!("cannot read extent '{}' ('{}' in the cluster directory): {e}", ext.id, ext.file))
     }
 
     /// The Arrow schema stored in an extent (with field metadata), without reading its data.
@@ -348,15 +361,15 @@ impl Storage {
         let dir = path.parent().unwrap_or(&self.root);
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
         let tmp = dir.join(format!("{TMP_PREFIX}{}-{name}", uuid::Uuid::new_v4().simple()));
-        let result = (|| -> Result<()> {
+        let result = (|| -> std::io::Result<()> {
             let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
             file.write_all(&text)?;
             file.sync_all()?;
             drop(file);
             fs::rename(&tmp, path)?;
-            sync_dir(dir)?;
-            Ok(())
-        })();
+            sync_dir_io(dir)
+        })()
+        .map_err(|e| self.io_error("commit", name, e));
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
         }
@@ -412,11 +425,12 @@ impl ExtentWriter {
             .take()
             .ok_or_else(|| RuntimeError::Internal("extent writer already finished".into()))?;
         let file = writer.into_inner().map_err(parquet_err)?;
-        file.sync_all()?;
-        let bytes = file.metadata()?.len();
+        let io = |e: std::io::Error| RuntimeError::Internal(format!("cannot write extent '{}' ('{}' in the cluster directory): {e}", self.id, self.file));
+        file.sync_all().map_err(io)?;
+        let bytes = file.metadata().map_err(io)?.len();
         drop(file);
-        fs::rename(&self.tmp_path, &self.final_path)?;
-        sync_dir(&self.dir)?;
+        fs::rename(&self.tmp_path, &self.final_path).map_err(io)?;
+        sync_dir_io(&self.dir).map_err(io)?;
         Ok(ExtentInfo { id: self.id.clone(), file: self.file.clone(), rows: self.rows, bytes })
     }
 }
@@ -431,6 +445,10 @@ impl Drop for ExtentWriter {
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
+    Ok(sync_dir_io(dir)?)
+}
+
+fn sync_dir_io(dir: &Path) -> std::io::Result<()> {
     // Directories can be opened read-only and fsynced on Unix; elsewhere this is best effort.
     match File::open(dir) {
         Ok(f) => {
@@ -440,7 +458,7 @@ fn sync_dir(dir: &Path) -> Result<()> {
             drop(f);
             Ok(())
         }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
     }
 }
 
