@@ -28,7 +28,7 @@ fn main() {
     let cases: Vec<_> = corpus_cases(&rt, &cluster).into_iter().filter(|c| case_selected(&c.name)).collect();
     let partitions = std::env::var("KUSTODIAN_PARTITIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
     let config = SessionConfig::new().with_target_partitions(partitions).with_round_robin_repartition(false).with_information_schema(false);
-    let state = kustodian_planner::barrier::session_state(config);
+    let state = kustodian_planner::session::session_state(config);
     // The same state without physical optimizer rules: its physical plan is the planner's
     // initial plan, to which the rules are then applied one by one.
     let bare = SessionStateBuilder::new_from_existing(state.clone()).with_physical_optimizer_rules(vec![]).build();

@@ -49,7 +49,7 @@ use datafusion::physical_plan::{
 use futures::StreamExt;
 use futures::future::BoxFuture;
 
-use crate::barrier::{BarrierExec, SecurityBarrier};
+use crate::security::barrier::{BarrierExec, SecurityBarrier};
 
 /// DataFusion functions whose `invoke` fails unless the expression simplifier rewrote them
 /// first (their `simplify` is not an optimization but their implementation).
@@ -488,7 +488,7 @@ impl ExecutionPlan for PlainProjectionExec {
         children: Vec<Arc<dyn ExecutionPlan>>,
         options: ReplaceChildrenOptions,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let input = crate::barrier::only_child(children, "PlainProjectionExec")?;
+        let input = crate::security::barrier::only_child(children, "PlainProjectionExec")?;
         let properties = match options.children_properties {
             ChildrenPropertiesMode::Keep => Arc::clone(&self.properties),
             ChildrenPropertiesMode::Recompute => Arc::new(

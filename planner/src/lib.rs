@@ -2,9 +2,9 @@
 //!
 //! Stages: `bind` resolves names and types against a [`Catalog`], substituting row-level
 //! security policies at the single table-resolution choke point; `lower` produces a DataFusion
-//! `LogicalPlan`; `barrier` holds the logical and physical security-barrier nodes.
+//! `LogicalPlan`; `security` holds the barrier (logical and physical), the total-predicate
+//! pushdown and the plan verifier; `session` the DataFusion session plans are made with.
 
-pub mod barrier;
 pub mod bind;
 pub mod catalog;
 pub mod direct;
@@ -13,11 +13,11 @@ pub mod functions;
 pub mod optimize;
 pub mod physical_rules;
 pub mod principal;
-pub mod pushdown;
 pub mod range_table;
 pub mod scan_exec;
+pub mod security;
+pub mod session;
 pub mod types;
-pub mod verify;
 
 pub use error::{PlanError, Result};
 pub use types::{KqlColumn, KqlSchema, KqlType};

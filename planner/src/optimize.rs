@@ -1,5 +1,5 @@
 //! Kustodian's logical optimizer driver: one pass of the session's rules
-//! ([`crate::barrier::optimizer_rules`]), each run only when the plan holds a node it rewrites.
+//! (`session::optimizer_rules`), each run only when the plan holds a node it rewrites.
 //!
 //! DataFusion's `Optimizer::optimize` runs every rule over the whole plan, and before and after
 //! the pass checks the plan's invariants and hashes the whole plan to detect a fixed point. For
@@ -24,7 +24,7 @@ use datafusion::optimizer::optimizer::ApplyOrder;
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 use std::sync::Arc;
 
-use crate::barrier::SecurityBarrier;
+use crate::security::barrier::SecurityBarrier;
 
 /// What a plan holds, as far as the gates need to know.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

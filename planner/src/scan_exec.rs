@@ -236,7 +236,7 @@ impl ExecutionPlan for ScanExec {
         children: Vec<Arc<dyn ExecutionPlan>>,
         _options: ReplaceChildrenOptions,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let input = crate::barrier::only_child(children, "KqlScanExec")?;
+        let input = crate::security::barrier::only_child(children, "KqlScanExec")?;
         Ok(Arc::new(ScanExec::new(input, Arc::clone(&self.spec), Arc::clone(&self.schema))))
     }
 

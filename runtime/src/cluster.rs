@@ -251,6 +251,11 @@ fn input_partitions(plan: &LogicalPlan) -> usize {
         if let LogicalPlan::TableScan(scan) = node
             && let Ok(provider) = datafusion::datasource::source_as_provider(&scan.source)
         {
+            // A policy's own scan reads its table through the protected marker.
+            let provider = match provider.downcast_ref::<kustodian_planner::security::protected::ProtectedTable>() {
+                Some(p) => Arc::clone(p.inner()),
+                None => provider,
+            };
             n = n.max(provider.downcast_ref::<MemTable>().map_or(1, |m| m.batches.len()));
         }
         Ok(TreeNodeRecursion::Continue)
@@ -989,7 +994,7 @@ impl Cluster {
             // barrier rule runs after PushDownFilter); `physical` then sinks it into the
             // policy's plan with PushDownFilter alone.
             config.options_mut().optimizer.max_passes = 1;
-            let state = kustodian_planner::barrier::session_state(config);
+            let state = kustodian_planner::session::session_state(config);
             let task = Arc::new(TaskContext::from(&state));
             (state, task)
         })
@@ -1003,7 +1008,7 @@ impl Cluster {
     fn optimize(&self, planned: &PlannedQuery) -> Result<(LogicalPlan, bool)> {
         let partitions = input_partitions(&planned.plan);
         let (state, _) = self.session(partitions);
-        kustodian_planner::verify::verify_logical(&planned.plan, &planned.protected)?;
+        kustodian_planner::security::verify::verify_logical(&planned.plan, &planned.protected)?;
         // The logical optimizer's rules (one pass, each only where it applies: see
         // `kustodian_planner::optimize`) without DataFusion's analyzer: the binder types every
         // expression and builds unions with their coerced schema, so type coercion (a tenth of
@@ -1023,9 +1028,9 @@ impl Cluster {
         }
         let mut optimized = kustodian_planner::optimize::optimize_with(planned.plan.clone(), &state.optimizer().rules, state, |_, _| {})?;
         if !planned.protected.is_empty() {
-            optimized = kustodian_planner::pushdown::sink_into_policies(optimized, state)?;
+            optimized = kustodian_planner::security::pushdown::sink_into_policies(optimized, state)?;
         }
-        kustodian_planner::verify::verify_logical(&optimized, &planned.protected)?;
+        kustodian_planner::security::verify::verify_logical(&optimized, &planned.protected)?;
         Ok((optimized, false))
     }
 
@@ -1063,7 +1068,7 @@ impl Cluster {
             Some(physical) => physical,
             None => state.query_planner().create_physical_plan(optimized, state).await?,
         };
-        kustodian_planner::verify::verify_physical(optimized, &physical)?;
+        kustodian_planner::security::verify::verify_physical(optimized, &physical)?;
         Ok((Arc::clone(task), physical, lowered_directly))
     }
 

@@ -17,8 +17,8 @@ fn skipped_rules_change_no_corpus_plan() {
     config.options_mut().optimizer.max_passes = 1;
     // One state per optimizer: each state's alias generator names decorrelated subqueries
     // (`__correlated_sq_N`), and both must count the same way.
-    let state = kustodian_planner::barrier::session_state(config.clone());
-    let reference = kustodian_planner::barrier::session_state(config);
+    let state = kustodian_planner::session::session_state(config.clone());
+    let reference = kustodian_planner::session::session_state(config);
     let rules = &state.optimizer().rules;
     let every_rule = Optimizer::with_rules(rules.clone());
 

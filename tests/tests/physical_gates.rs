@@ -20,7 +20,7 @@ fn skipped_physical_rules_change_no_corpus_plan() {
     for partitions in [1, 4] {
         let cluster = rt().block_on(Cluster::sample()).unwrap().with_partitions(partitions);
         let config = SessionConfig::new().with_target_partitions(partitions).with_round_robin_repartition(false);
-        let gated = kustodian_planner::barrier::session_state(config);
+        let gated = kustodian_planner::session::session_state(config);
         let every = SessionStateBuilder::new_from_existing(gated.clone())
             .with_physical_optimizer_rules(without_presence_gates(gated.physical_optimizers()))
             .build();

@@ -23,7 +23,7 @@ use datafusion::datasource::provider_as_source;
 use datafusion::logical_expr::{Expr as DfExpr, LogicalPlan, LogicalPlanBuilder};
 use kustodian_parser::ast::{self, ExprKind, Span, StatementKind};
 
-use crate::barrier::SecurityBarrier;
+use crate::security::barrier::SecurityBarrier;
 use crate::catalog::{Catalog, DepKind, PolicyDep, TableInfo};
 use crate::error::{ErrSpan, PlanError, Result};
 use crate::functions::{FunctionContext, TypedExpr};
@@ -655,10 +655,13 @@ impl<'a> Binder<'a> {
             restricted_view_access: info.restricted_view_access,
         });
         let entity = info.entity_name();
-        let raw = self.scan(&info)?;
         if self.policy_stack.contains(&entity) {
-            return Ok(raw);
+            // The policy's own read of its table: marked, so the verifier can find it in the
+            // physical plan and check that its barrier is above it.
+            let provider = Arc::new(crate::security::protected::ProtectedTable::new(entity.clone(), Arc::clone(&info.provider)));
+            return self.scan_provider(&info, provider);
         }
+        let raw = self.scan(&info)?;
         let Some(policy) = info.rls.clone() else {
             return Ok(raw);
         };
@@ -727,7 +730,11 @@ impl<'a> Binder<'a> {
     }
 
     fn scan(&self, info: &TableInfo) -> Result<Rel> {
-        let source = provider_as_source(Arc::clone(&info.provider));
+        self.scan_provider(info, Arc::clone(&info.provider))
+    }
+
+    fn scan_provider(&self, info: &TableInfo, provider: Arc<dyn datafusion::catalog::TableProvider>) -> Result<Rel> {
+        let source = provider_as_source(provider);
         let plan = LogicalPlanBuilder::scan(TableReference::partial(info.database.as_str(), info.name.as_str()), source, None)?
             .build()?;
         // Stored data may carry Arrow types that differ from the KQL schema's (none today);

@@ -25,7 +25,7 @@ use datafusion::logical_expr::{LogicalPlan, lit};
 use kustodian_parser::ast::{self, BinaryOp as AstOp, ExprKind, LiteralKind, Span};
 
 use super::{Binder, Binding, Rel, Scope, glob_match};
-use crate::barrier::SecurityBarrier;
+use crate::security::barrier::SecurityBarrier;
 use crate::error::Result;
 use crate::functions::{self, BinaryOp, TypedExpr};
 use crate::types::KqlType;

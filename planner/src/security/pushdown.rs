@@ -23,7 +23,7 @@ use datafusion::optimizer::optimizer::ApplyOrder;
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 use std::sync::Arc;
 
-use crate::barrier::SecurityBarrier;
+use crate::security::barrier::SecurityBarrier;
 
 /// Optimizer rule: `Filter(p1 AND p2, Barrier(X))` becomes `Filter(p2, Barrier(Filter(p1, X)))`
 /// for the conjuncts `p1` that are total (see [`is_total`]).
