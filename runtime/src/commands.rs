@@ -2,61 +2,18 @@
 //! each after its authorization check (Kusto's permission matrix).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    ArrayRef, BooleanArray, DurationNanosecondArray, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray,
-};
+use datafusion::arrow::array::RecordBatch;
 use kustodian_parser::ast::{self, CommandKind, PolicyTarget, PrincipalAction, SecurableEntity, TableWriteMode};
 use kustodian_planner::{KqlColumn, KqlSchema, KqlType, Principal, RequestContext};
 
 use crate::auth::{self, Action, Caller, RoleAssignment, check, role_display};
-use crate::cluster::{Access, Cluster, DatabaseMeta, FunctionMeta, Meta, RlsMeta, SnapshotCatalog, State, TableMeta};
+use crate::catalog::State;
+use crate::cluster::{Cluster, DatabaseMeta, FunctionMeta, Meta, RlsMeta, TableMeta};
 use crate::error::{Result, RuntimeError};
 use crate::ingest;
 use crate::names::{self, EntityKind};
-use crate::output::QueryOutput;
-
-/// A value of a command's result table.
-pub(crate) enum V {
-    S(String),
-    L(i64),
-    B(bool),
-    /// A datetime (ns since the Unix epoch), or null.
-    D(Option<i64>),
-    /// A timespan (ns), or null.
-    Ts(Option<i64>),
-}
-
-/// Builds a result table of string, long and bool columns.
-pub(crate) fn table(cols: &[(&str, KqlType)], rows: Vec<Vec<V>>) -> Result<QueryOutput> {
-    let schema = KqlSchema::new(cols.iter().map(|(n, t)| KqlColumn::new(*n, *t)).collect());
-    let mut arrays: Vec<ArrayRef> = Vec::new();
-    for (i, (_, t)) in cols.iter().enumerate() {
-        let arr: ArrayRef = match t {
-            KqlType::Long => Arc::new(Int64Array::from(
-                rows.iter().map(|r| match r.get(i) { Some(V::L(v)) => Some(*v), _ => None }).collect::<Vec<_>>(),
-            )),
-            KqlType::Bool => Arc::new(BooleanArray::from(
-                rows.iter().map(|r| match r.get(i) { Some(V::B(v)) => Some(*v), _ => None }).collect::<Vec<_>>(),
-            )),
-            KqlType::Datetime => Arc::new(TimestampNanosecondArray::from(
-                rows.iter().map(|r| match r.get(i) { Some(V::D(v)) => *v, _ => None }).collect::<Vec<_>>(),
-            )),
-            KqlType::Timespan => Arc::new(DurationNanosecondArray::from(
-                rows.iter().map(|r| match r.get(i) { Some(V::Ts(v)) => *v, _ => None }).collect::<Vec<_>>(),
-            )),
-            _ => Arc::new(StringArray::from(
-                rows.iter()
-                    .map(|r| match r.get(i) { Some(V::S(v)) => Some(v.clone()), _ => None })
-                    .collect::<Vec<_>>(),
-            )),
-        };
-        arrays.push(arr);
-    }
-    let batch = RecordBatch::try_new(schema.arrow_schema(), arrays)?;
-    Ok(QueryOutput { schema, batches: vec![batch] })
-}
+use crate::output::{QueryOutput, V, table};
 
 pub(crate) fn is_cluster(caller: &Caller, meta: &Meta, role: &str) -> bool {
     caller.holds(&meta.cluster_roles, role)
@@ -587,28 +544,36 @@ pub(crate) async fn execute(cluster: &Cluster, caller: &Caller, ctx: &RequestCon
             let f = d.function(&name.name).ok_or_else(|| RuntimeError::bad_request(format!("function '{}' does not exist", name.name)))?;
             table(FUNCTION_COLS, vec![function_row(f)])
         }
-        CommandKind::IngestInline { table: t, data, .. } => {
+        CommandKind::IngestInline { table: t, data, with } => {
             let (d, t) = table_db(t, ctx, &snap)?;
             check(can_ingest(&snap, caller, &d, &t), caller, &format!("ingest into table '{t}'"), "Table Ingestor")?;
             let tm = need_table(&meta, &d, &t)?;
-            let batches = ingest::ingest_inline(data, &tm.schema)?;
-            append(cluster, meta, &d, &t, batches).await
+            let started = std::time::Instant::now();
+            let opts = ingest::options_from_properties(&props(with))?;
+            let ingested = ingest::ingest_inline(data, &tm.schema, &opts)?;
+            let committed = append(cluster, meta, &d, &t, ingested.batches).await?;
+            ingest::command_result(committed, &ingested.summary, started.elapsed())
         }
         CommandKind::Ingest { table: t, sources, with, .. } => {
             let (d, t) = table_db(t, ctx, &snap)?;
             check(can_ingest(&snap, caller, &d, &t), caller, &format!("ingest into table '{t}'"), "Table Ingestor")?;
             let tm = need_table(&meta, &d, &t)?;
+            let started = std::time::Instant::now();
             let opts = ingest::options_from_properties(&props(with))?;
             let mut batches = Vec::new();
+            let mut summary = ingest::IngestSummary::default();
             for s in sources {
                 let path = match &s.kind {
                     ast::LiteralKind::String(p) | ast::LiteralKind::ObfuscatedString(p) => p.clone(),
                     _ => return Err(RuntimeError::bad_request("ingestion sources must be string literals")),
                 };
                 let file = cluster.ingestion_roots.resolve(&path, cluster.storage.as_ref().map(|s| s.dir()))?;
-                batches.extend(ingest::ingest_file(&file, &tm.schema, &opts)?);
+                let ingested = ingest::ingest_file(&file, &tm.schema, &opts)?;
+                batches.extend(ingested.batches);
+                summary.merge(ingested.summary);
             }
-            append(cluster, meta, &d, &t, batches).await
+            let committed = append(cluster, meta, &d, &t, batches).await?;
+            ingest::command_result(committed, &summary, started.elapsed())
         }
         CommandKind::TableFromQuery { mode, table: t, query, .. } => {
             let (d, tname) = table_db(t, ctx, &snap)?;
@@ -674,7 +639,7 @@ pub(crate) async fn execute(cluster: &Cluster, caller: &Caller, ctx: &RequestCon
             let body = text.get(body_span.start..body_span.end).unwrap_or_default().to_string();
             let params_text = function_params_text(text, name, body_span.start);
             // Validate by re-parsing the stored form.
-            crate::cluster::parse_function(&name.name, &params_text, &body)?;
+            crate::catalog::parse_function(&name.name, &params_text, &body)?;
             let dbm = need_db_mut(&mut meta, &db)?;
             let principals = dbm.function(&name.name).map(|f| f.principals.clone()).unwrap_or_else(|| {
                 vec![RoleAssignment { role: "admins".into(), principal: caller.principal.fqn(), notes: "creator".into() }]
@@ -743,7 +708,7 @@ pub(crate) async fn execute(cluster: &Cluster, caller: &Caller, ctx: &RequestCon
                     "table '{t}' has restricted view access; row level security cannot be enabled on it"
                 )));
             }
-            let functions = validate_policy(&snap, caller, ctx, &d, &t, query)?;
+            let functions = crate::policy::validate_policy(&snap, caller, ctx, &d, &t, query)?;
             if *enable {
                 crate::materialized::check_source_rls(&mut meta, &d, &t, allow)?;
             }
@@ -1023,36 +988,6 @@ fn policy_targets(target: &PolicyTarget, ctx: &RequestContext, snap: &State, cal
         check(can_show(snap, caller, d), caller, &format!("show policies in database '{d}'"), "Database Viewer")?;
     }
     Ok(out)
-}
-
-/// Validates a policy query before it is stored: it binds as queries will run it, returns the
-/// table's schema, and references no other RLS-enabled table and no other database.
-pub(crate) fn validate_policy(snap: &State, caller: &Caller, ctx: &RequestContext, db: &str, t: &str, query: &str) -> Result<Vec<kustodian_planner::PolicyDep>> {
-    // Bound with the rights of the admin who writes it: validation errors must not describe
-    // tables that admin cannot read.
-    let catalog = SnapshotCatalog { validating: Some((db, t)), ..SnapshotCatalog::new(snap, Access::Caller(caller), 1) };
-    let info = kustodian_planner::Catalog::table(&catalog, db, t)?.ok_or_else(|| RuntimeError::bad_request(format!("table '{t}' does not exist")))?;
-    let mut vctx = ctx.clone();
-    vctx.database = db.to_string();
-    let (tables, functions) = kustodian_planner::validate_policy(&catalog, &vctx, &info, query).map_err(|e| match e {
-        kustodian_planner::PlanError::Forbidden { .. } => RuntimeError::Plan(e),
-        e => RuntimeError::bad_request(format!("the row_level_security policy query is not valid: {e}")),
-    })?;
-    for access in tables {
-        if !access.database.eq_ignore_ascii_case(db) {
-            return Err(RuntimeError::bad_request(format!(
-                "the row_level_security policy query references table '{}' in another database ('{}')",
-                access.table, access.database
-            )));
-        }
-        if access.table != t && crate::materialized::has_enabled_rls(&snap.meta, db, &access.table) {
-            return Err(RuntimeError::bad_request(format!(
-                "the row_level_security policy query references table '{}', which has row level security enabled",
-                access.table
-            )));
-        }
-    }
-    Ok(functions)
 }
 
 /// The label (`Database X`) and assignments of an entity, after the caller's permission check.

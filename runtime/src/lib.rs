@@ -2,6 +2,7 @@
 //! sessions and execution. Rendering of results and errors happens only in the binary.
 
 pub mod auth;
+pub mod catalog;
 pub mod cluster;
 pub mod datagen;
 mod commands;
@@ -12,13 +13,16 @@ pub mod error;
 pub mod ingest;
 pub mod output;
 pub mod overhead;
+mod policy;
 mod plan_cache;
+pub mod request;
 pub mod sample;
 mod schema_script;
 pub mod script;
 pub mod storage;
 
-pub use cluster::{Cluster, Explanation, Identity, Prepared, RequestOptions};
+pub use cluster::Cluster;
+pub use request::{Explanation, Identity, Prepared, RequestOptions};
 pub use error::{ErrorCode, Result, RuntimeError};
 pub use output::{QueryOutput, QueryStream};
 pub use script::{ScriptRequest, split_script};

@@ -26,10 +26,12 @@ use datafusion::arrow::array::RecordBatch;
 use kustodian_parser::ast::{self, ExprKind, OperatorKind, StatementKind};
 use kustodian_planner::{KqlSchema, KqlType, RequestContext};
 
-use crate::auth::{Caller, RoleAssignment, check};
+use crate::auth::{self, Action, Caller, RoleAssignment, check};
 pub use crate::meta::MaterializedViewMeta;
-use crate::cluster::{Access, Cluster, DatabaseMeta, ExtentData, Meta, RlsMeta, SnapshotCatalog, State};
-use crate::commands::{V, can_read_database, can_show, is_db_admin, table};
+use crate::catalog::{Access, ExtentData, SnapshotCatalog, State};
+use crate::cluster::Cluster;
+use crate::meta::{DatabaseMeta, Meta, RlsMeta};
+use crate::output::{V, table};
 use crate::error::{Result, RuntimeError};
 use crate::output::QueryOutput;
 
@@ -119,7 +121,7 @@ fn need_db<'m>(meta: &'m Meta, db: &str) -> Result<&'m DatabaseMeta> {
 }
 
 pub(crate) fn is_view_admin(snap: &State, caller: &Caller, db: &str, name: &str) -> bool {
-    is_db_admin(snap, caller, db)
+    auth::allows(&snap.meta, caller, &Action::AdminDatabase(db))
         || snap.meta.db(db).and_then(|d| d.materialized_view(name)).is_some_and(|v| caller.holds(&v.principals, "admins"))
 }
 
@@ -182,7 +184,7 @@ fn show_rows(views: &[&MaterializedViewMeta]) -> Result<QueryOutput> {
 }
 
 pub(crate) fn show(snap: &State, caller: &Caller, db: &str, name: Option<&str>) -> Result<QueryOutput> {
-    check(can_show(snap, caller, db), caller, &format!("show the materialized views of database '{db}'"), "Database Viewer")?;
+    check(auth::allows(&snap.meta, caller, &Action::ShowDatabase(db)), caller, &format!("show the materialized views of database '{db}'"), "Database Viewer")?;
     let d = need_db(&snap.meta, db)?;
     match name {
         Some(n) => show_rows(&[need_view(&snap.meta, db, n)?]),
@@ -369,13 +371,6 @@ pub(crate) fn check_source_drop(meta: &Meta, db: &str, table: &str) -> Result<()
 }
 
 /// Whether `name` in `db` is a table or a view with an enabled row-level security policy.
-pub(crate) fn has_enabled_rls(meta: &Meta, db: &str, name: &str) -> bool {
-    meta.db(db).is_some_and(|d| {
-        d.table(name).is_some_and(|t| t.rls.as_ref().is_some_and(|r| r.enabled))
-            || d.materialized_view(name).is_some_and(|v| v.rls_enabled())
-    })
-}
-
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn create(
     cluster: &Cluster,
@@ -390,7 +385,7 @@ pub(crate) async fn create(
     query: &ast::Query,
     text: &str,
 ) -> Result<QueryOutput> {
-    check(is_db_admin(snap, caller, db), caller, &format!("create materialized view '{name}' in database '{db}'"), "Database Admin")?;
+    check(auth::allows(&snap.meta, caller, &Action::AdminDatabase(db)), caller, &format!("create materialized view '{name}' in database '{db}'"), "Database Admin")?;
     crate::names::validate(crate::names::EntityKind::MaterializedView, name, false)?;
     let d = need_db(&meta, db)?;
     if let Some(v) = d.materialized_view(name) {
@@ -485,7 +480,7 @@ pub(crate) fn drop(cluster: &Cluster, caller: &Caller, snap: &State, mut meta: M
     } else if !if_exists {
         need_view(&meta, db, name)?;
     } else {
-        check(can_show(snap, caller, db), caller, &format!("show the materialized views of database '{db}'"), "Database Viewer")?;
+        check(auth::allows(&snap.meta, caller, &Action::ShowDatabase(db)), caller, &format!("show the materialized views of database '{db}'"), "Database Viewer")?;
     }
     show_rows(&need_db(&meta, db)?.materialized_views.iter().collect::<Vec<_>>())
 }
@@ -623,7 +618,7 @@ pub(crate) fn alter_rls(
     query: &str,
 ) -> Result<QueryOutput> {
     check(
-        is_db_admin(snap, caller, db),
+        auth::allows(&snap.meta, caller, &Action::AdminDatabase(db)),
         caller,
         &format!("alter the row_level_security policy of materialized view '{name}'"),
         "Database Admin",
@@ -643,7 +638,7 @@ pub(crate) fn alter_rls(
     if !enable {
         check_unprotect(&meta, db, v, allow)?;
     }
-    let functions = crate::commands::validate_policy(snap, caller, ctx, db, name, query)?;
+    let functions = crate::policy::validate_policy(snap, caller, ctx, db, name, query)?;
     let v = need_view_mut(&mut meta, db, name)?;
     v.rls = Some(RlsMeta { enabled: enable, query: query.to_string(), functions: Some(functions) });
     v.allow_without_rls |= allow;
@@ -653,7 +648,7 @@ pub(crate) fn alter_rls(
 }
 
 pub(crate) fn show_rls(snap: &State, caller: &Caller, db: &str, name: &str) -> Result<QueryOutput> {
-    check(can_show(snap, caller, db), caller, &format!("show the policies of materialized view '{name}'"), "Database Viewer")?;
+    check(auth::allows(&snap.meta, caller, &Action::ShowDatabase(db)), caller, &format!("show the policies of materialized view '{name}'"), "Database Viewer")?;
     let v = need_view(&snap.meta, db, name)?;
     policy_out(db, name, rls_json(&v.rls))
 }
@@ -695,7 +690,7 @@ pub(crate) fn check_admin_prerequisite(snap: &State, db: &str, name: &str, fqn: 
         .db(db)
         .and_then(|d| d.materialized_view(name).and_then(|v| d.table(&v.source)))
         .is_some_and(|t| c.holds(&t.principals, "admins"));
-    if can_read_database(snap, &c, db) || source_admin {
+    if auth::allows(&snap.meta, &c, &Action::ReadDatabase(db)) || source_admin {
         return Ok(());
     }
     Err(RuntimeError::bad_request(format!(

@@ -108,6 +108,14 @@ impl FunctionMeta {
 }
 
 impl Meta {
+    /// Whether table or materialized view `name` of `db` has an enabled RLS policy.
+    pub fn has_enabled_rls(&self, db: &str, name: &str) -> bool {
+        self.db(db).is_some_and(|d| {
+            d.table(name).is_some_and(|t| t.rls.as_ref().is_some_and(|r| r.enabled))
+                || d.materialized_view(name).is_some_and(|v| v.rls.as_ref().is_some_and(|r| r.enabled))
+        })
+    }
+
     /// Every extent the metadata references (tables and materialized views).
     pub fn extents(&self) -> impl Iterator<Item = &ExtentInfo> {
         self.databases.iter().flat_map(|d| {

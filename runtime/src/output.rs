@@ -1,13 +1,16 @@
 //! The result of one request: a KQL schema and Arrow batches, collected or as a stream.
 
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, BooleanArray, DurationNanosecondArray, Int64Array, StringArray, TimestampNanosecondArray};
+use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::physical_plan::SendableRecordBatchStream;
+use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream, execute_stream};
 use futures::StreamExt;
-use kustodian_planner::KqlSchema;
+use kustodian_planner::{KqlColumn, KqlSchema, KqlType};
 
-use crate::cluster::conform_batch;
-use crate::error::Result;
+use crate::error::{Result, RuntimeError};
 
 /// What a query or command returns. The KQL schema says which `Utf8` columns are `dynamic`
 /// (JSON text) or `guid`, so encoders can print them as Kusto does.
@@ -74,4 +77,108 @@ impl QueryStream {
         }
         Ok(QueryOutput { schema: self.schema, batches })
     }
+}
+
+/// Casts batches to a table's Arrow schema (types and field metadata), by position; drops
+/// empty batches.
+pub(crate) fn conform(batches: Vec<RecordBatch>, schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
+    batches.into_iter().filter(|b| b.num_rows() > 0).map(|b| conform_batch(b, schema)).collect()
+}
+
+/// Casts one batch to a table's Arrow schema (types and field metadata), by position.
+pub(crate) fn conform_batch(b: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    if b.num_columns() != schema.fields().len() {
+        return Err(RuntimeError::bad_request(format!(
+            "the data has {} columns but the table has {}",
+            b.num_columns(),
+            schema.fields().len()
+        )));
+    }
+    let cols: Vec<ArrayRef> = b
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| if c.data_type() == f.data_type() { Ok(Arc::clone(c)) } else { cast(c, f.data_type()) })
+        .collect::<std::result::Result<_, _>>()?;
+    Ok(RecordBatch::try_new(Arc::clone(schema), cols)?)
+}
+
+/// Runs a physical plan and returns its output as one stream. When the plan ends in several
+/// partitions (the legs of a `union`, the slices of a table), they all run at once, each into a
+/// small buffer, and their batches come out partition after partition: the same request gives
+/// its rows in the same order every time (`union` legs in the order written), where
+/// DataFusion's coalescing would interleave them as they finish.
+pub(crate) fn ordered_stream(
+    plan: Arc<dyn ExecutionPlan>,
+    task: Arc<datafusion::execution::TaskContext>,
+) -> Result<datafusion::physical_plan::SendableRecordBatchStream> {
+    use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+    use futures::StreamExt;
+    let partitions = plan.properties().output_partitioning().partition_count();
+    if partitions <= 1 {
+        return Ok(execute_stream(plan, task)?);
+    }
+    let schema = plan.schema();
+    let mut receivers = Vec::with_capacity(partitions);
+    for i in 0..partitions {
+        let mut stream = plan.execute(i, Arc::clone(&task))?;
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        tokio::spawn(async move {
+            while let Some(batch) = stream.next().await {
+                let failed = batch.is_err();
+                // The reader is gone (the request was dropped): stop.
+                if tx.send(batch).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        receivers.push(rx);
+    }
+    let batches = futures::stream::iter(receivers).flat_map(tokio_stream_of);
+    Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
+}
+
+fn tokio_stream_of<T: Send + 'static>(mut rx: tokio::sync::mpsc::Receiver<T>) -> impl futures::Stream<Item = T> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// A value of a command's result table.
+pub(crate) enum V {
+    S(String),
+    L(i64),
+    B(bool),
+    /// A datetime (ns since the Unix epoch), or null.
+    D(Option<i64>),
+    /// A timespan (ns), or null.
+    Ts(Option<i64>),
+}
+
+/// Builds a result table of string, long and bool columns.
+pub(crate) fn table(cols: &[(&str, KqlType)], rows: Vec<Vec<V>>) -> Result<QueryOutput> {
+    let schema = KqlSchema::new(cols.iter().map(|(n, t)| KqlColumn::new(*n, *t)).collect());
+    let mut arrays: Vec<ArrayRef> = Vec::new();
+    for (i, (_, t)) in cols.iter().enumerate() {
+        let arr: ArrayRef = match t {
+            KqlType::Long => Arc::new(Int64Array::from(
+                rows.iter().map(|r| match r.get(i) { Some(V::L(v)) => Some(*v), _ => None }).collect::<Vec<_>>(),
+            )),
+            KqlType::Bool => Arc::new(BooleanArray::from(
+                rows.iter().map(|r| match r.get(i) { Some(V::B(v)) => Some(*v), _ => None }).collect::<Vec<_>>(),
+            )),
+            KqlType::Datetime => Arc::new(TimestampNanosecondArray::from(
+                rows.iter().map(|r| match r.get(i) { Some(V::D(v)) => *v, _ => None }).collect::<Vec<_>>(),
+            )),
+            KqlType::Timespan => Arc::new(DurationNanosecondArray::from(
+                rows.iter().map(|r| match r.get(i) { Some(V::Ts(v)) => *v, _ => None }).collect::<Vec<_>>(),
+            )),
+            _ => Arc::new(StringArray::from(
+                rows.iter()
+                    .map(|r| match r.get(i) { Some(V::S(v)) => Some(v.clone()), _ => None })
+                    .collect::<Vec<_>>(),
+            )),
+        };
+        arrays.push(arr);
+    }
+    let batch = RecordBatch::try_new(schema.arrow_schema(), arrays)?;
+    Ok(QueryOutput { schema, batches: vec![batch] })
 }

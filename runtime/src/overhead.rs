@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use kustodian_planner::AppliedPolicy;
 
 use crate::auth::check;
-use crate::cluster::{Cluster, RequestOptions, View};
+use crate::cluster::Cluster;
+use crate::request::{RequestOptions, View};
 use crate::error::{Result, RuntimeError};
 
 /// What to measure.
@@ -96,7 +97,7 @@ impl Cluster {
                 return Err(RuntimeError::Internal(format!("policy of {} applied to a table the query does not read", policy.table)));
             };
             check(
-                crate::commands::is_table_admin(&snap, &measurer, &t.database, &t.table),
+                crate::auth::allows(&snap.meta, &measurer, &crate::auth::Action::AdminTable(&t.database, &t.table)),
                 &measurer,
                 &format!(
                     "measure the query without the row_level_security policy of table '{}' in database '{}'",

@@ -2,7 +2,7 @@
 //! and `run` work from any directory.
 
 use crate::cluster::Cluster;
-use crate::cluster::RequestOptions;
+use crate::request::RequestOptions;
 use crate::error::{Result, RuntimeError};
 use crate::script::split_script;
 
@@ -62,4 +62,13 @@ fn embed_paths(text: &str) -> Result<String> {
 
 fn strip_comments(text: &str) -> String {
     text.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n").trim().to_string()
+}
+
+impl Cluster {
+    /// An in-memory cluster holding the bundled sample database.
+    pub async fn sample() -> Result<Cluster> {
+        let cluster = Cluster::in_memory(SAMPLE_ADMIN, "built-in admin of the in-memory sample")?;
+        load(&cluster).await?;
+        Ok(cluster)
+    }
 }

@@ -10,9 +10,10 @@ use kustodian_parser::ast::{SchemaFormat, quote_ident, quote_string};
 use kustodian_planner::KqlType;
 use serde_json::json;
 
-use crate::auth::{Caller, RoleAssignment, check};
-use crate::cluster::{DatabaseMeta, State};
-use crate::commands::{V, can_show, is_db_admin, table};
+use crate::auth::{self, Action, Caller, RoleAssignment, check};
+use crate::catalog::State;
+use crate::meta::DatabaseMeta;
+use crate::output::{V, table};
 use crate::error::{Result, RuntimeError};
 use crate::output::QueryOutput;
 
@@ -25,7 +26,7 @@ pub(crate) fn show_database_schema(
     with: &[(String, String)],
 ) -> Result<QueryOutput> {
     let d = snap.meta.db(db).ok_or_else(|| RuntimeError::bad_request(format!("database '{db}' does not exist")))?;
-    check(can_show(snap, caller, &d.name), caller, &format!("show the schema of database '{}'", d.name), "Database Viewer")?;
+    check(auth::allows(&snap.meta, caller, &Action::ShowDatabase(&d.name)), caller, &format!("show the schema of database '{}'", d.name), "Database Viewer")?;
     let mut security = true;
     for (k, v) in with {
         match k.to_ascii_lowercase().as_str() {
@@ -34,14 +35,14 @@ pub(crate) fn show_database_schema(
                 // Kustodian stores no obfuscated strings; the property is accepted for its
                 // permission check only.
                 let on = parse_bool(k, v)?;
-                check(!on || is_db_admin(snap, caller, &d.name), caller, &format!("show the obfuscated strings of database '{}'", d.name), "Database Admin")?;
+                check(!on || auth::allows(&snap.meta, caller, &Action::AdminDatabase(&d.name)), caller, &format!("show the obfuscated strings of database '{}'", d.name), "Database Admin")?;
             }
             _ => return Err(RuntimeError::bad_request(format!("unknown property '{k}' of .show database schema"))),
         }
     }
     match format {
         SchemaFormat::CslScript => {
-            let principals = security && is_db_admin(snap, caller, &d.name);
+            let principals = security && auth::allows(&snap.meta, caller, &Action::AdminDatabase(&d.name));
             let rows = script(d, security, principals).into_iter().map(|l| vec![V::S(l)]).collect();
             table(&[("DatabaseSchemaScript", KqlType::String)], rows)
         }

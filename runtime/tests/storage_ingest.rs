@@ -60,7 +60,7 @@ fn inline_csv_all_types() {
     let text = "true,1,10,1.5,2.25,hello,2024-01-02T03:04:05Z,01:00:00,0F8FAD5B-D9CB-469F-A165-70867728950E,\"{\"\"a\"\": 1}\"\n\
                 FALSE,x,,abc,bad,,not a date,nope,not-a-guid,plain text\n\
                 ,,,,,,,,,\n";
-    let batches = ingest::ingest_inline(text, &s).unwrap();
+    let batches = ingest::ingest_inline(text, &s, &IngestOptions::default()).unwrap().batches;
     let b = one(&batches, &s);
     assert_eq!(b.num_rows(), 3);
     // Fields carry the KQL type metadata.
@@ -89,19 +89,27 @@ fn inline_csv_all_types() {
 #[test]
 fn csv_quoting_crlf_bom_and_field_counts() {
     let s = schema(&[("a", KqlType::String), ("n", KqlType::Long), ("c", KqlType::String)]);
-    // BOM, CRLF, quoted comma, quoted newline, "" escape, missing trailing field, extra field, blank line.
-    let text = "\u{feff}\"x,y\",1,\"line1\nline2\"\r\n\"say \"\"hi\"\"\",2\r\n\r\nz,3,c,extra\r\n";
-    let b = one(&ingest::ingest_inline(text, &s).unwrap(), &s);
+    // BOM, CRLF, quoted comma, quoted newline, "" escape, empty trailing field, blank line.
+    let text = "\u{feff}\"x,y\",1,\"line1\nline2\"\r\n\"say \"\"hi\"\"\",2,\r\n\r\nz,3,c\r\n";
+    let b = one(&ingest::ingest_inline(text, &s, &IngestOptions::default()).unwrap().batches, &s);
     assert_eq!(b.num_rows(), 3);
     assert_eq!(strings(&b, 0), vec![Some("x,y".into()), Some("say \"hi\"".into()), Some("z".into())]);
     assert_eq!(longs(&b, 1), vec![Some(1), Some(2), Some(3)]);
-    assert_eq!(strings(&b, 2), vec![Some("line1\nline2".into()), None, Some("c".into())]);
+    assert_eq!(strings(&b, 2), vec![Some("line1\nline2".into()), Some(String::new()), Some("c".into())]);
+    // Records whose number of fields varies are refused (Kusto's default validation), unless
+    // the validation policy says not to validate: then fields map by position.
+    let ragged = "x,1,a\ny,2\nz,3,c,extra\n";
+    let e = ingest::ingest_inline(ragged, &s, &IngestOptions::default()).unwrap_err();
+    assert!(e.to_string().starts_with("Stream_WrongNumberOfFields: record 2 (line 2) has 2 fields"), "{e}");
+    let lax = ingest::options_from_properties(&[("validationPolicy".into(), r#"{"ValidationOptions":0}"#.into())]).unwrap();
+    let b = one(&ingest::ingest_inline(ragged, &s, &lax).unwrap().batches, &s);
+    assert_eq!(strings(&b, 2), vec![Some("a".into()), None, Some("c".into())]);
 }
 
 #[test]
 fn csv_bom_before_plain_first_field() {
     let s = schema(&[("n", KqlType::Long)]);
-    let b = one(&ingest::ingest_inline("\u{feff}5\n6\n", &s).unwrap(), &s);
+    let b = one(&ingest::ingest_inline("\u{feff}5\n6\n", &s, &IngestOptions::default()).unwrap().batches, &s);
     assert_eq!(longs(&b, 0), vec![Some(5), Some(6)]);
 }
 
@@ -115,16 +123,17 @@ fn csv_file_with_header_and_tsv() {
         ("IGNOREFIRSTRECORD".into(), "true".into()),
     ])
     .unwrap();
-    assert_eq!(opts, IngestOptions { format: Format::Csv, ignore_first_record: true, progress: false });
-    let b = one(&ingest::ingest_file(&p, &s, &opts).unwrap(), &s);
+    assert_eq!(opts, IngestOptions { format: Some(Format::Csv), ignore_first_record: true, ..Default::default() });
+    let b = one(&ingest::ingest_file(&p, &s, &opts).unwrap().batches, &s);
     assert_eq!(strings(&b, 0), vec![Some("alpha".into()), Some("beta".into())]);
     // Without ignoreFirstRecord the header is a row whose 'n' does not convert.
-    let all = one(&ingest::ingest_file(&p, &s, &IngestOptions::default()).unwrap(), &s);
-    assert_eq!(longs(&all, 1), vec![None, Some(1), Some(2)]);
+    let all = ingest::ingest_file(&p, &s, &IngestOptions::default()).unwrap();
+    assert_eq!(longs(&one(&all.batches, &s), 1), vec![None, Some(1), Some(2)]);
+    assert_eq!(all.summary.failure_count, 1, "the header's 'n' is counted as a conversion failure");
 
     let t = write(tmp.path(), "a.tsv", b"a b\t7\n\"q\tq\"\t8\n");
-    let opts = IngestOptions { format: Format::Tsv, ..Default::default() };
-    let b = one(&ingest::ingest_file(&t, &s, &opts).unwrap(), &s);
+    let opts = IngestOptions { format: Some(Format::Tsv), ..Default::default() };
+    let b = one(&ingest::ingest_file(&t, &s, &opts).unwrap().batches, &s);
     assert_eq!(strings(&b, 0), vec![Some("a b".into()), Some("q\tq".into())]);
     assert_eq!(longs(&b, 1), vec![Some(7), Some(8)]);
 }
@@ -136,7 +145,7 @@ fn large_csv_is_batched() {
     for i in 0..150_000 {
         text.push_str(&format!("{i}\n"));
     }
-    let batches = ingest::ingest_inline(&text, &s).unwrap();
+    let batches = ingest::ingest_inline(&text, &s, &IngestOptions::default()).unwrap().batches;
     assert_eq!(batches.iter().map(RecordBatch::num_rows).collect::<Vec<_>>(), vec![65_536, 65_536, 18_928]);
     let b = one(&batches, &s);
     assert_eq!(b.column(0).as_primitive::<Int64Type>().value(149_999), 149_999);
@@ -166,7 +175,7 @@ fn formats_and_properties() {
     // Unknown Kusto properties are ignored.
     let o = ingest::options_from_properties(&[("tags".into(), "[\"a\"]".into()), ("format".into(), "json".into())])
         .unwrap();
-    assert_eq!(o.format, Format::Json);
+    assert_eq!(o.format, Some(Format::Json));
 }
 
 #[test]
@@ -208,18 +217,18 @@ fn json_lines_and_array() {
         "{\"Name\":\"case matters\",\"n\":1.5,\"props\":null}",
     ];
     let lines = format!("{}\n{}\r\n\n{}\n", records[0], records[1], records[2]);
-    let opts = IngestOptions { format: Format::Json, ..Default::default() };
+    let opts = IngestOptions { format: Some(Format::Json), ..Default::default() };
     let p = write(tmp.path(), "a.json", lines.as_bytes());
-    check_json(&one(&ingest::ingest_file(&p, &s, &opts).unwrap(), &s));
+    check_json(&one(&ingest::ingest_file(&p, &s, &opts).unwrap().batches, &s));
 
     let array = format!("\u{feff} [\n{}\n]\n", records.join(",\n"));
     let p = write(tmp.path(), "b.json", array.as_bytes());
-    check_json(&one(&ingest::ingest_file(&p, &s, &opts).unwrap(), &s));
+    check_json(&one(&ingest::ingest_file(&p, &s, &opts).unwrap().batches, &s));
 
     // Multi-line objects (multijson).
     let multi = "{\n \"name\": \"a\",\n \"n\": 1\n}\n{\"name\": \"b\"}";
     let p = write(tmp.path(), "c.json", multi.as_bytes());
-    let b = one(&ingest::ingest_file(&p, &s, &opts).unwrap(), &s);
+    let b = one(&ingest::ingest_file(&p, &s, &opts).unwrap().batches, &s);
     assert_eq!(strings(&b, 0), vec![Some("a".into()), Some("b".into())]);
 }
 
@@ -227,14 +236,14 @@ fn json_lines_and_array() {
 fn json_errors_are_bad_requests() {
     let tmp = tempfile::tempdir().unwrap();
     let s = json_schema();
-    let opts = IngestOptions { format: Format::Json, ..Default::default() };
+    let opts = IngestOptions { format: Some(Format::Json), ..Default::default() };
     for (name, text) in [("a.json", "{\"n\":1}\n{\"n\":"), ("b.json", "[{\"n\":1}, 5]"), ("c.json", "[1]"), ("d.json", "7")] {
         let p = write(tmp.path(), name, text.as_bytes());
         let e = ingest::ingest_file(&p, &s, &opts).unwrap_err();
         assert_eq!(e.code(), ErrorCode::BadRequest, "{name}: {e}");
     }
     let p = write(tmp.path(), "e.json", b"   ");
-    assert!(ingest::ingest_file(&p, &s, &opts).unwrap().is_empty());
+    assert!(ingest::ingest_file(&p, &s, &opts).unwrap().batches.is_empty());
 }
 
 #[test]
@@ -274,8 +283,8 @@ fn parquet_by_name_with_casts_and_storage_round_trip() {
         ("missing", KqlType::String),
         ("small2", KqlType::Timespan),
     ]);
-    let opts = IngestOptions { format: Format::Parquet, ..Default::default() };
-    let batches = ingest::ingest_file(&path, &s, &opts).unwrap();
+    let opts = IngestOptions { format: Some(Format::Parquet), ..Default::default() };
+    let batches = ingest::ingest_file(&path, &s, &opts).unwrap().batches;
     let b = one(&batches, &s);
     assert_eq!(b.schema(), s.arrow_schema());
     assert_eq!(longs(&b, 0), vec![Some(1), Some(-2), None]);
@@ -294,7 +303,7 @@ fn parquet_by_name_with_casts_and_storage_round_trip() {
     let ext = st.write_extent(&batches, &s.arrow_schema()).unwrap();
     let back = one(&st.read_extent(&ext).unwrap(), &s);
     assert_eq!(back, b);
-    let again = one(&ingest::ingest_file(&st.extent_path(&ext).unwrap(), &s, &opts).unwrap(), &s);
+    let again = one(&ingest::ingest_file(&st.extent_path(&ext).unwrap(), &s, &opts).unwrap().batches, &s);
     assert_eq!(again, b);
 }
 
@@ -310,7 +319,7 @@ fn parquet_incompatible_column_is_bad_request() {
     w.write(&src).unwrap();
     w.close().unwrap();
     let s = schema(&[("l", KqlType::Long)]);
-    let opts = IngestOptions { format: Format::Parquet, ..Default::default() };
+    let opts = IngestOptions { format: Some(Format::Parquet), ..Default::default() };
     let e = ingest::ingest_file(&path, &s, &opts).unwrap_err();
     assert_eq!(e.code(), ErrorCode::BadRequest);
     let not_parquet = write(tmp.path(), "x.parquet", b"a,b\n");
@@ -332,7 +341,7 @@ fn streaming_ingest_into_extent_writer() {
         w.write(&b)
     })
     .unwrap();
-    assert_eq!(rows, 70_000);
+    assert_eq!(rows.rows, 70_000);
     let ext = w.finish().unwrap();
     assert_eq!(ext.rows, 70_000);
     let back = one(&st.read_extent(&ext).unwrap(), &s);

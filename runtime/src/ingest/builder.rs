@@ -63,53 +63,76 @@ impl ColumnBuilder {
     }
 
     /// Appends a value given as text (a CSV field): empty text is `""` for `string` and null
-    /// for every other type; text that does not convert is null.
-    pub fn append_text(&mut self, s: &str) {
+    /// for every other type; text that does not convert is null. Returns false when the value
+    /// was stored as null because it did not convert (so the caller can count it).
+    pub fn append_text(&mut self, s: &str) -> bool {
         if self.ty != KqlType::String && s.trim().is_empty() {
             self.append_null();
-            return;
+            return true;
+        }
+        // Appends a converted value (None: null) and tells whether there was one.
+        macro_rules! put {
+            ($b:expr, $v:expr) => {{
+                let v = $v;
+                let ok = v.is_some();
+                $b.append_option(v);
+                ok
+            }};
         }
         match &mut self.inner {
-            Inner::Bool(b) => b.append_option(convert::parse_bool(s)),
-            Inner::Int(b) => b.append_option(convert::parse_int(s)),
-            Inner::Long(b) => b.append_option(convert::parse_long(s)),
-            Inner::Real(b) => b.append_option(convert::parse_real(s)),
-            Inner::Decimal(b) => b.append_option(convert::parse_decimal(s, DECIMAL_PRECISION, DECIMAL_SCALE)),
-            Inner::Datetime(b) => b.append_option(convert::parse_datetime(s)),
-            Inner::Timespan(b) => b.append_option(convert::parse_timespan(s)),
+            Inner::Bool(b) => put!(b, convert::parse_bool(s)),
+            Inner::Int(b) => put!(b, convert::parse_int(s)),
+            Inner::Long(b) => put!(b, convert::parse_long(s)),
+            Inner::Real(b) => put!(b, convert::parse_real(s)),
+            Inner::Decimal(b) => put!(b, convert::parse_decimal(s, DECIMAL_PRECISION, DECIMAL_SCALE)),
+            Inner::Datetime(b) => put!(b, convert::parse_datetime(s)),
+            Inner::Timespan(b) => put!(b, convert::parse_timespan(s)),
             Inner::Str(b) => match self.ty {
-                KqlType::Guid => b.append_option(convert::parse_guid(s)),
-                KqlType::Dynamic => b.append_option(convert::to_dynamic(s)),
-                _ => b.append_value(s),
+                KqlType::Guid => put!(b, convert::parse_guid(s)),
+                // Any text is a dynamic value (a JSON string when it is not JSON); only blank
+                // text and `null` are null, and those are not conversion failures.
+                KqlType::Dynamic => {
+                    b.append_option(convert::to_dynamic(s));
+                    true
+                }
+                _ => {
+                    b.append_value(s);
+                    true
+                }
             },
         }
     }
 
     /// Appends a JSON value given as its raw text (from a JSON record): JSON strings convert
     /// like CSV text; other values convert from their JSON text; `dynamic` keeps the value.
-    pub fn append_json(&mut self, raw: &str) {
+    /// Returns false when the value was stored as null because it did not convert.
+    pub fn append_json(&mut self, raw: &str) -> bool {
         let raw = raw.trim();
         if raw == "null" {
             self.append_null();
-            return;
+            return true;
         }
         if self.ty == KqlType::Dynamic {
             if let Inner::Str(b) = &mut self.inner {
                 b.append_value(convert::minify_json(raw));
             }
-            return;
+            return true;
         }
         if raw.starts_with('"') {
             match serde_json::from_str::<String>(raw) {
                 Ok(s) => self.append_text(&s),
-                Err(_) => self.append_null(),
+                Err(_) => {
+                    self.append_null();
+                    false
+                }
             }
         } else if self.ty == KqlType::String {
             if let Inner::Str(b) = &mut self.inner {
                 b.append_value(convert::minify_json(raw));
             }
+            true
         } else {
-            self.append_text(raw);
+            self.append_text(raw)
         }
     }
 

@@ -1,4 +1,5 @@
-//! Parquet files: columns mapped by name and cast to the table's types.
+//! Parquet files: columns mapped by name and cast to the table's types. A value that does not
+//! convert is null and counted in the summary, as for the text formats.
 
 use std::fs::File;
 use std::sync::Arc;
@@ -7,22 +8,26 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions, StringArray, TimestampNanosecondArray, new_null_array,
 };
 use datafusion::arrow::compute::{CastOptions, can_cast_types, cast_with_options};
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use indicatif::ProgressBar;
 use kustodian_planner::types::{KqlSchema, KqlType};
 
 use super::builder::{BATCH_ROWS, ColumnBuilder};
+use super::errors::IngestErrorCode;
+use super::summary::IngestSummary;
 use crate::error::{Result, RuntimeError};
 
 pub(super) fn read_parquet(
     file: File,
     schema: &KqlSchema,
     bar: Option<&ProgressBar>,
+    summary: &mut IngestSummary,
     sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
 ) -> Result<u64> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| RuntimeError::bad_request(format!("not a readable Parquet file: {e}")))?;
+        .map_err(|e| IngestErrorCode::InvalidBlob.error(format!("not a readable Parquet file: {e}")))?;
     let total_rows = builder.metadata().file_metadata().num_rows();
     let source = builder.schema().clone();
     if let Some(b) = bar {
@@ -50,7 +55,7 @@ pub(super) fn read_parquet(
         if let Some(i) = m {
             let dt = source.field(*i).data_type();
             if !convertible(dt, c.ty) {
-                return Err(RuntimeError::bad_request(format!(
+                return Err(IngestErrorCode::InconsistentMapping.error(format!(
                     "Parquet column '{}' of type {dt} cannot be ingested into column '{}' of type {}",
                     source.field(*i).name(),
                     c.name,
@@ -63,15 +68,26 @@ pub(super) fn read_parquet(
     let reader = builder
         .with_batch_size(BATCH_ROWS)
         .build()
-        .map_err(|e| RuntimeError::bad_request(format!("not a readable Parquet file: {e}")))?;
+        .map_err(|e| IngestErrorCode::InvalidBlob.error(format!("not a readable Parquet file: {e}")))?;
     let mut total = 0u64;
     for batch in reader {
-        let batch = batch.map_err(|e| RuntimeError::bad_request(format!("reading Parquet data: {e}")))?;
+        let batch = batch.map_err(|e| IngestErrorCode::InvalidBlob.error(format!("reading Parquet data: {e}")))?;
         let rows = batch.num_rows();
         let mut arrays = Vec::with_capacity(schema.columns.len());
         for (c, m) in schema.columns.iter().zip(&mapping) {
             arrays.push(match m {
-                Some(i) => convert_array(batch.column(*i), c.ty)?,
+                Some(i) => {
+                    let source = batch.column(*i);
+                    let (converted, failed) = convert_array(source, c.ty)?;
+                    if !failed.is_empty() {
+                        let shown = ArrayFormatter::try_new(source.as_ref(), &FormatOptions::default()).ok();
+                        for row in failed {
+                            let value = shown.as_ref().map(|f| f.value(row).to_string()).unwrap_or_default();
+                            summary.conversion_failure(total + row as u64 + 1, None, c, &value);
+                        }
+                    }
+                    converted
+                }
                 None => new_null_array(&c.ty.arrow_type(), rows),
             });
         }
@@ -116,32 +132,34 @@ fn convertible(dt: &DataType, ty: KqlType) -> bool {
     }
 }
 
-/// Converts a source column to the Arrow type of `ty`, Kusto style: unconvertible values are null.
-pub(crate) fn convert_array(array: &ArrayRef, ty: KqlType) -> Result<ArrayRef> {
+/// Converts a source column to the Arrow type of `ty`, Kusto style: unconvertible values are
+/// null. Also returns the rows whose value did not convert (non-null in the source, null
+/// after; blank text is null by rule, not a failure).
+pub(crate) fn convert_array(array: &ArrayRef, ty: KqlType) -> Result<(ArrayRef, Vec<usize>)> {
     let target = ty.arrow_type();
     let dt = array.data_type();
     if dt == &target && !matches!(ty, KqlType::Guid | KqlType::Dynamic) {
-        return Ok(array.clone());
+        return Ok((array.clone(), Vec::new()));
     }
     let safe = CastOptions { safe: true, ..Default::default() };
     let cast = |a: &ArrayRef, to: &DataType| {
         cast_with_options(a, to, &safe).map_err(|e| RuntimeError::bad_request(format!("cannot convert {dt} to {ty}: {e}")))
     };
     if matches!(dt, DataType::Null) {
-        return Ok(new_null_array(&target, array.len()));
+        return Ok((new_null_array(&target, array.len()), Vec::new()));
     }
     if is_string(dt) {
         let strings = cast(array, &DataType::Utf8)?;
         if ty == KqlType::String {
-            return Ok(strings);
+            return Ok((strings, Vec::new()));
         }
         return from_text(strings.as_string::<i32>(), ty, false);
     }
-    match ty {
-        KqlType::Dynamic if is_nested(dt) => nested_to_json(array),
+    let converted = match ty {
+        KqlType::Dynamic if is_nested(dt) => nested_to_json(array)?,
         KqlType::Dynamic => {
             let strings = cast(array, &DataType::Utf8)?;
-            from_text(strings.as_string::<i32>(), ty, is_temporal(dt))
+            return from_text(strings.as_string::<i32>(), ty, is_temporal(dt));
         }
         KqlType::Datetime => match dt {
             DataType::Timestamp(unit, _) => {
@@ -155,12 +173,14 @@ pub(crate) fn convert_array(array: &ArrayRef, ty: KqlType) -> Result<ArrayRef> {
                 };
                 let values: TimestampNanosecondArray =
                     raw.as_primitive::<Int64Type>().iter().map(|v| v.and_then(|v| v.checked_mul(per))).collect();
-                Ok(Arc::new(values))
+                Arc::new(values)
             }
-            _ => cast(array, &target),
+            _ => cast(array, &target)?,
         },
-        _ => cast(array, &target),
-    }
+        _ => cast(array, &target)?,
+    };
+    let failed = (0..array.len()).filter(|&i| array.is_valid(i) && converted.is_null(i)).collect();
+    Ok((converted, failed))
 }
 
 fn is_temporal(dt: &DataType) -> bool {
@@ -176,21 +196,32 @@ fn is_temporal(dt: &DataType) -> bool {
     )
 }
 
-/// Builds a column of `ty` from text values. `as_json_string` stores each text as a JSON
-/// string (for `dynamic` from non-JSON scalars such as timestamps).
-fn from_text(strings: &StringArray, ty: KqlType, as_json_string: bool) -> Result<ArrayRef> {
+/// Builds a column of `ty` from text values, and the rows whose text did not convert.
+/// `as_json_string` stores each text as a JSON string (for `dynamic` from non-JSON scalars
+/// such as timestamps).
+fn from_text(strings: &StringArray, ty: KqlType, as_json_string: bool) -> Result<(ArrayRef, Vec<usize>)> {
     let mut b = ColumnBuilder::new(ty, strings.len());
-    for v in strings.iter() {
-        match v {
-            None => b.append_null(),
+    let mut failed = Vec::new();
+    for (i, v) in strings.iter().enumerate() {
+        let ok = match v {
+            None => {
+                b.append_null();
+                true
+            }
             Some(s) if as_json_string => match serde_json::to_string(s) {
                 Ok(j) => b.append_json(&j),
-                Err(_) => b.append_null(),
+                Err(_) => {
+                    b.append_null();
+                    false
+                }
             },
             Some(s) => b.append_text(s),
+        };
+        if !ok {
+            failed.push(i);
         }
     }
-    b.finish()
+    Ok((b.finish()?, failed))
 }
 
 /// Nested Arrow values (lists, structs, maps) as compact JSON text.
@@ -216,7 +247,9 @@ fn nested_to_json(array: &ArrayRef) -> Result<ArrayRef> {
         }
         match serde_json::from_str::<std::collections::HashMap<String, &serde_json::value::RawValue>>(line) {
             Ok(m) => match m.get("v") {
-                Some(v) => b.append_json(v.get()),
+                Some(v) => {
+                    b.append_json(v.get());
+                }
                 None => b.append_null(),
             },
             Err(_) => b.append_null(),

@@ -1,0 +1,352 @@
+//! Requests: a query or a management command with its options, parsed, authorized, planned
+//! and run against the cluster (`Cluster::execute`, `prepare`, `bind`, `explain`).
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::datasource::MemTable;
+use datafusion::execution::TaskContext;
+use datafusion::physical_plan::{ExecutionPlan, displayable};
+use kustodian_parser::ast;
+use kustodian_planner::{AppliedPolicy, KqlSchema, PlannedQuery, Principal, RequestContext, TableAccess, plan_pipe};
+
+use crate::auth::Caller;
+use crate::catalog::{Access, SnapshotCatalog, State};
+use crate::cluster::Cluster;
+use crate::commands;
+use crate::error::{Result, RuntimeError};
+use crate::output::{QueryOutput, QueryStream, conform, ordered_stream};
+use crate::plan_cache::{OptimizedQuery, PlanKey};
+
+/// Who is making a request: a principal FQN plus its group claims (`--as`, `--group`).
+#[derive(Debug, Clone, Default)]
+pub struct Identity {
+    pub principal: String,
+    pub groups: Vec<String>,
+}
+
+/// Per-request options: database in scope, identity (None = the cluster's first admin),
+/// request properties (`--set name[=value]`).
+#[derive(Debug, Clone, Default)]
+pub struct RequestOptions {
+    pub database: Option<String>,
+    pub identity: Option<Identity>,
+    pub properties: Vec<(String, String)>,
+}
+
+/// A query planned down to its physical plan ([`Cluster::prepare`]), ready to run.
+pub struct Prepared {
+    task: Arc<TaskContext>,
+    physical: Arc<dyn ExecutionPlan>,
+    /// The KQL schema of the result.
+    pub schema: KqlSchema,
+    /// The row-level security policies substituted into the query.
+    pub policies: Vec<AppliedPolicy>,
+    /// Every table the query reads, including through functions and policies.
+    pub tables: Vec<TableAccess>,
+    /// Whether the plan was lowered directly, without DataFusion's optimizers and planner
+    /// (`kustodian_planner::direct`).
+    pub lowered_directly: bool,
+}
+
+/// How a request sees the tables (see [`SnapshotCatalog`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct View {
+    pub without_rls: bool,
+    pub fraction: f64,
+}
+
+impl Default for View {
+    fn default() -> Self {
+        View { without_rls: false, fraction: 1.0 }
+    }
+}
+
+/// What `kustodian explain` prints.
+#[derive(Debug, Clone)]
+pub struct Explanation {
+    /// The effective KQL with policies substituted, printed from the AST.
+    pub effective_kql: String,
+    /// Policies applied, one line each.
+    pub policies: Vec<String>,
+    /// The optimized logical plan, or the bound plan when it was lowered directly.
+    pub logical_plan: String,
+    pub physical_plan: String,
+    /// Whether the bound plan was lowered directly, without DataFusion's optimizers and
+    /// physical planner (`kustodian_planner::direct`).
+    pub lowered_directly: bool,
+}
+
+impl Cluster {
+    /// The caller of a request and its request context.
+    pub(crate) fn request_context(&self, opts: &RequestOptions, database: &str) -> Result<(Caller, RequestContext)> {
+        let (principal, groups) = match &opts.identity {
+            Some(id) => {
+                let p = Principal::parse(&id.principal).map_err(RuntimeError::bad_request)?;
+                let mut gs = Vec::new();
+                for g in &id.groups {
+                    // A bare group name is taken as an aadgroup principal.
+                    let fqn = if g.contains('=') { g.clone() } else { format!("aadgroup={g}") };
+                    gs.push(Principal::parse(&fqn).map_err(RuntimeError::bad_request)?);
+                }
+                gs.dedup();
+                (p, gs)
+            }
+            None => (self.admin.clone(), Vec::new()),
+        };
+        let force = property_on(opts, "query_force_row_level_security");
+        let block = property_on(opts, "request_block_row_level_security");
+        let validate_permissions = property_on(opts, "validatepermissions");
+        let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
+        let query_now = match opts.properties.iter().rev().find(|(k, _)| k.eq_ignore_ascii_case("query_now")) {
+            Some((_, v)) => Some(kustodian_planner::parse_datetime(v).ok_or_else(|| {
+                RuntimeError::bad_request(format!("request property query_now: '{v}' is not a datetime"))
+            })?),
+            None => None,
+        };
+        let caller = Caller::new(principal.clone(), groups.clone())?;
+        let ctx = RequestContext {
+            principal: principal.clone(),
+            groups: groups.clone(),
+            database: database.to_string(),
+            force_rls: force,
+            block_rls: block,
+            validate_permissions,
+            now_nanos: now,
+            query_now,
+        };
+        Ok((caller, ctx))
+    }
+
+    pub(crate) fn database_for(&self, opts: &RequestOptions) -> Result<String> {
+        let snap = self.snapshot();
+        match &opts.database {
+            // A database that does not exist yet is kept as named: `.create database` may be
+            // what the request does; queries and other commands check for it.
+            Some(d) => Ok(snap.meta.db(d).map(|d| d.name.clone()).unwrap_or_else(|| d.clone())),
+            None => Ok(snap.meta.databases.first().map(|d| d.name.clone()).unwrap_or_default()),
+        }
+    }
+
+    /// Runs one request (a query or a management command).
+    pub async fn execute(&self, text: &str, opts: &RequestOptions) -> Result<QueryOutput> {
+        self.execute_stream(text, opts).await?.collect().await
+    }
+
+    /// Runs a request and returns its result as a stream of batches: a query's rows come out
+    /// as the engine produces them (a command's result is complete when it returns).
+    pub async fn execute_stream(&self, text: &str, opts: &RequestOptions) -> Result<QueryStream> {
+        self.refresh()?;
+        let snap = self.snapshot();
+        let context = self.resolve(opts);
+        // A query this caller already ran against this snapshot: its plan, without parsing.
+        let key = context.as_ref().ok().map(|(_, _, ctx)| PlanKey::new(text, ctx, &opts.properties));
+        if let Some(hit) = key.as_ref().and_then(|k| self.plans.get(&snap, k)) {
+            return self.stream_optimized(&hit).await;
+        }
+        // A syntax error is reported before a bad identity.
+        let request = kustodian_parser::parse(text).map_err(kustodian_planner::PlanError::from)?;
+        let (database, caller, ctx) = context?;
+        match &request {
+            ast::Request::Query(q) => {
+                let planned = self.plan_request(&snap, q, text, &database, &caller, &ctx, View::default())?;
+                if planned.validate_permissions {
+                    // Authorized (planning checked every table it reaches); nothing runs.
+                    return Ok(QueryStream::ready(validation_result()?));
+                }
+                let optimized = self.optimize_and_keep(&snap, key, planned)?;
+                self.stream_optimized(&optimized).await
+            }
+            ast::Request::Command(cmd) => {
+                if request_readonly(opts) && !commands::is_read_only(&cmd.kind) {
+                    return Err(RuntimeError::bad_request(
+                        "request_readonly is set: the request may not run a command that changes the cluster",
+                    ));
+                }
+                let out = if commands::is_read_only(&cmd.kind) {
+                    commands::execute(self, &caller, &ctx, cmd, text).await?
+                } else {
+                    // Over the latest commit of any process, and alone until committed.
+                    let _write = self.begin_write().await?;
+                    commands::execute(self, &caller, &ctx, cmd, text).await?
+                };
+                if cmd.pipe.is_empty() {
+                    return Ok(QueryStream::ready(out));
+                }
+                let snap = self.snapshot();
+                let provider = MemTable::try_new(out.schema.arrow_schema(), vec![conform(out.batches, &out.schema.arrow_schema())?])?;
+                let scan = datafusion::logical_expr::LogicalPlanBuilder::scan(
+                    "command_result",
+                    datafusion::datasource::provider_as_source(Arc::new(provider)),
+                    None,
+                )?
+                .build()?;
+                let catalog = self.catalog(&snap, Access::Caller(&caller));
+                let planned = plan_pipe(&catalog, &ctx, scan, out.schema, &cmd.pipe)?;
+                self.authorize_tables(&snap, &caller, &planned)?;
+                self.stream_plan(&planned).await
+            }
+        }
+    }
+
+    /// Parses, authorizes and binds a query to its DataFusion logical plan (before optimization).
+    pub fn bind(&self, text: &str, opts: &RequestOptions) -> Result<PlannedQuery> {
+        self.refresh()?;
+        // Always binds: the result is the plan before optimization, which the cache does not keep.
+        let (q, _, caller, ctx) = self.query_request(text, opts, "only a query can be bound, not a management command")?;
+        self.plan(&self.snapshot(), &caller, &ctx, &q, text)
+    }
+
+    /// Parses, authorizes and plans a query down to its physical plan, without running it.
+    /// A query this caller already prepared or ran against the same snapshot reuses its
+    /// optimized plan (see [`crate::plan_cache`]).
+    pub async fn prepare(&self, text: &str, opts: &RequestOptions) -> Result<Prepared> {
+        self.refresh()?;
+        let snap = self.snapshot();
+        let context = self.resolve(opts);
+        let key = context.as_ref().ok().map(|(_, _, ctx)| PlanKey::new(text, ctx, &opts.properties));
+        if let Some(hit) = key.as_ref().and_then(|k| self.plans.get(&snap, k)) {
+            return self.prepared(&hit).await;
+        }
+        let q = parse_query(text, "only a query can be prepared, not a management command")?;
+        let (database, caller, ctx) = context?;
+        let planned = self.plan_request(&snap, &q, text, &database, &caller, &ctx, View::default())?;
+        let optimized = self.optimize_and_keep(&snap, key, planned)?;
+        self.prepared(&optimized).await
+    }
+
+    /// Prepares a query under a view of the tables, always planning it in full: `overhead`
+    /// measures what a request costs, planning the policies included.
+    pub(crate) async fn prepare_view(&self, text: &str, opts: &RequestOptions, view: View) -> Result<Prepared> {
+        let (q, database, caller, ctx) =
+            self.query_request(text, opts, "only a query can be prepared, not a management command")?;
+        self.prepare_query(&q, text, &database, &caller, &ctx, view).await
+    }
+
+    /// Plans an optimized query physically and starts it.
+    async fn stream_optimized(&self, optimized: &OptimizedQuery) -> Result<QueryStream> {
+        let (task, physical, _) = self.physical_of(&optimized.optimized, optimized.direct).await?;
+        Ok(QueryStream::engine(optimized.schema.clone(), ordered_stream(physical, task)?))
+    }
+
+    /// Plans an optimized query physically, ready to run.
+    async fn prepared(&self, optimized: &OptimizedQuery) -> Result<Prepared> {
+        let (task, physical, lowered_directly) = self.physical_of(&optimized.optimized, optimized.direct).await?;
+        Ok(Prepared {
+            lowered_directly,
+            task,
+            physical,
+            schema: optimized.schema.clone(),
+            policies: optimized.policies.clone(),
+            tables: optimized.tables.clone(),
+        })
+    }
+
+    /// Parses a request that must be a query (`not_query` is the error otherwise) and resolves
+    /// its database, caller and request context.
+    fn query_request(&self, text: &str, opts: &RequestOptions, not_query: &str) -> Result<(ast::Query, String, Caller, RequestContext)> {
+        let q = parse_query(text, not_query)?;
+        let (database, caller, ctx) = self.resolve(opts)?;
+        Ok((q, database, caller, ctx))
+    }
+
+    /// A request's database, caller and request context.
+    fn resolve(&self, opts: &RequestOptions) -> Result<(String, Caller, RequestContext)> {
+        let database = self.database_for(opts)?;
+        let (caller, ctx) = self.request_context(opts, &database)?;
+        Ok((database, caller, ctx))
+    }
+
+    /// Plans a query of a request against a view of the current snapshot and authorizes it.
+    #[allow(clippy::too_many_arguments)]
+    fn plan_request(
+        &self,
+        snap: &State,
+        q: &ast::Query,
+        text: &str,
+        database: &str,
+        caller: &Caller,
+        ctx: &RequestContext,
+        view: View,
+    ) -> Result<PlannedQuery> {
+        if !database.is_empty() && snap.meta.db(database).is_none() {
+            return Err(RuntimeError::bad_request(format!("database '{database}' does not exist")));
+        }
+        let catalog = SnapshotCatalog { without_rls: view.without_rls, fraction: view.fraction, ..self.catalog(snap, Access::Caller(caller)) };
+        self.plan_in(&catalog, caller, ctx, q, text)
+    }
+
+    async fn prepare_query(
+        &self,
+        q: &ast::Query,
+        text: &str,
+        database: &str,
+        caller: &Caller,
+        ctx: &RequestContext,
+        view: View,
+    ) -> Result<Prepared> {
+        let planned = self.plan_request(&self.snapshot(), q, text, database, caller, ctx, view)?;
+        let (task, _, physical, lowered_directly) = self.physical(&planned).await?;
+        Ok(Prepared { task, physical, schema: planned.schema, policies: planned.policies, tables: planned.tables, lowered_directly })
+    }
+
+    /// Runs a prepared query to completion.
+    pub async fn run_prepared(&self, prepared: &Prepared) -> Result<QueryOutput> {
+        let stream = ordered_stream(Arc::clone(&prepared.physical), Arc::clone(&prepared.task))?;
+        QueryStream::engine(prepared.schema.clone(), stream).collect().await
+    }
+
+    /// Plans a query without running it and describes the plan.
+    pub async fn explain(&self, text: &str, opts: &RequestOptions) -> Result<Explanation> {
+        self.refresh()?;
+        let (q, _, caller, ctx) = self.query_request(text, opts, "explain takes a query, not a management command")?;
+        let snap = self.snapshot();
+        let planned = self.plan(&snap, &caller, &ctx, &q, text)?;
+        let (_, optimized, physical, lowered_directly) = self.physical(&planned).await?;
+        let policies = planned
+            .policies
+            .iter()
+            .map(|p| {
+                format!(
+                    "RowLevelSecurity on {}{}: {}",
+                    p.table,
+                    if p.forced { " (disabled, applied by query_force_row_level_security)" } else { "" },
+                    p.query
+                )
+            })
+            .collect();
+        Ok(Explanation {
+            effective_kql: planned.effective_kql(),
+            policies,
+            logical_plan: optimized.display_indent().to_string(),
+            physical_plan: displayable(physical.as_ref()).indent(false).to_string(),
+            lowered_directly,
+        })
+    }
+}
+
+/// Parses a request that must be a query (`not_query` is the error otherwise).
+fn parse_query(text: &str, not_query: &str) -> Result<ast::Query> {
+    match kustodian_parser::parse(text).map_err(kustodian_planner::PlanError::from)? {
+        ast::Request::Query(q) => Ok(q),
+        ast::Request::Command(_) => Err(RuntimeError::bad_request(not_query)),
+    }
+}
+
+/// Whether a boolean request property is set (given without a value, or `true`).
+fn property_on(opts: &RequestOptions, name: &str) -> bool {
+    opts.properties.iter().rev().find(|(k, _)| k.eq_ignore_ascii_case(name)).is_some_and(|(_, v)| v.is_empty() || v.eq_ignore_ascii_case("true"))
+}
+
+/// `request_readonly` / `request_readonly_hardline`: the request may not change anything.
+fn request_readonly(opts: &RequestOptions) -> bool {
+    property_on(opts, "request_readonly") || property_on(opts, "request_readonly_hardline")
+}
+
+/// The answer to a `validatepermissions` request that passed authorization.
+fn validation_result() -> Result<QueryOutput> {
+    use datafusion::arrow::array::StringArray;
+    let schema = KqlSchema::new(vec![kustodian_planner::KqlColumn::new("Result", kustodian_planner::KqlType::String)]);
+    let batch = RecordBatch::try_new(schema.arrow_schema(), vec![Arc::new(StringArray::from(vec!["OK"]))])?;
+    Ok(QueryOutput { schema, batches: vec![batch] })
+}
