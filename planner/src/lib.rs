@@ -12,6 +12,7 @@ pub mod error;
 pub mod functions;
 pub mod optimize;
 pub mod physical_rules;
+pub mod pipeline;
 pub mod principal;
 pub mod range_table;
 pub mod scan_exec;

@@ -10,11 +10,6 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::datasource::MemTable;
-use datafusion::logical_expr::LogicalPlan;
-use datafusion::physical_plan::ExecutionPlan;
-use datafusion::execution::{SessionState, TaskContext};
-use datafusion::prelude::SessionConfig;
 use kustodian_parser::ast;
 use kustodian_planner::{PlannedQuery, Principal, RequestContext, plan_query};
 
@@ -24,6 +19,7 @@ use crate::catalog::{Access, ExtentData, SnapshotCatalog, State};
 use crate::error::{Result, RuntimeError};
 use crate::output::{QueryStream, conform, ordered_stream};
 use crate::plan_cache::{OptimizedQuery, PlanCache, PlanKey};
+use kustodian_planner::pipeline::{Optimized, Physical, Pipeline};
 use crate::storage::{ExtentInfo, MetadataStamp, Storage, WriterLock};
 
 pub struct Cluster {
@@ -35,14 +31,14 @@ pub struct Cluster {
     /// Split every table into exactly `partitions` (tests, [`Cluster::with_partitions`]) rather
     /// than only tables large enough to gain from it (see [`MIN_ROWS_PER_PARTITION`]).
     pub(crate) exact_partitions: bool,
-    /// Session states requests plan with, built once each (registering DataFusion's functions
-    /// and rules costs about a millisecond, and even cloning one costs a tenth of planning a
-    /// typical query): see [`Cluster::session`].
-    sessions: Sessions,
+    /// The planner's pipeline (its sessions are built once each: registering DataFusion's
+    /// functions and rules costs about a millisecond, and even cloning one costs a tenth of
+    /// planning a typical query).
+    pub(crate) pipeline: Pipeline,
+    /// Lower small plans directly (`kustodian_planner::direct`); on by default.
+    direct: bool,
     /// Optimized plans of repeated query requests, for the current snapshot.
     pub(crate) plans: PlanCache,
-    /// Lower small plans directly (`kustodian_planner::direct`); on by default.
-    pub(crate) direct: bool,
     /// Serialises this process's writers (the directory's writer lock serialises processes).
     pub(crate) writer: tokio::sync::Mutex<()>,
     /// The committed metadata file this process last loaded (see [`Cluster::refresh`]).
@@ -51,31 +47,6 @@ pub struct Cluster {
     /// ([`Cluster::with_ingestion_roots`]; the CLI configures its working directory).
     pub(crate) ingestion_roots: crate::ingest::IngestionRoots,
 }
-
-/// The most partitions any table scan of a plan has (1 when it reads no table): the target
-/// partition count to plan it with.
-fn input_partitions(plan: &LogicalPlan) -> usize {
-    use datafusion::common::tree_node::TreeNodeRecursion;
-    let mut n = 1;
-    let _ = plan.apply_with_subqueries(|node| {
-        if let LogicalPlan::TableScan(scan) = node
-            && let Ok(provider) = datafusion::datasource::source_as_provider(&scan.source)
-        {
-            // A policy's own scan reads its table through the protected marker.
-            let provider = match provider.downcast_ref::<kustodian_planner::security::protected::ProtectedTable>() {
-                Some(p) => Arc::clone(p.inner()),
-                None => provider,
-            };
-            n = n.max(provider.downcast_ref::<MemTable>().map_or(1, |m| m.batches.len()));
-        }
-        Ok(TreeNodeRecursion::Continue)
-    });
-    n
-}
-
-/// Sessions by kind: `[(partitions > 1) as usize]`.
-#[derive(Default)]
-struct Sessions([std::sync::OnceLock<(SessionState, Arc<TaskContext>)>; 2]);
 
 pub(crate) fn num_partitions() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
@@ -142,7 +113,7 @@ impl Cluster {
             admin,
             partitions: num_partitions(),
             exact_partitions: false,
-            sessions: Sessions::default(),
+            pipeline: Pipeline::new(num_partitions(), true),
             plans: PlanCache::default(),
             direct: true,
             ingestion_roots: crate::ingest::IngestionRoots::default(),
@@ -214,8 +185,8 @@ impl Cluster {
     pub fn with_partitions(mut self, n: usize) -> Cluster {
         self.partitions = n.max(1);
         self.exact_partitions = true;
-        // The cached session states were built for the old partition count.
-        self.sessions = Sessions::default();
+        // The pipeline's sessions were built for the old partition count.
+        self.pipeline = Pipeline::new(self.partitions, self.direct);
         self
     }
 
@@ -237,6 +208,7 @@ impl Cluster {
 
     pub fn with_direct_lowering(mut self, enabled: bool) -> Cluster {
         self.direct = enabled;
+        self.pipeline = Pipeline::new(self.partitions, enabled);
         self
     }
 
@@ -419,74 +391,11 @@ impl Cluster {
         Ok(())
     }
 
-    /// The session state (and a task context to run its plans with) for a plan: one
-    /// partition when every table it reads fits in one. Built once per kind and shared by all
-    /// requests, never cloned: the binder fixes `now()` for the request, so nothing per
-    /// request lives in the state.
-    pub(crate) fn session(&self, partitions: usize) -> &(SessionState, Arc<TaskContext>) {
-        let slot = &self.sessions.0[usize::from(partitions > 1)];
-        slot.get_or_init(|| {
-            // No round-robin repartitioning: tables are already split into partitions, and
-            // spreading a single-partition input (`range`, `datatable`, a sorted or serialized
-            // result) over several would lose the row order KQL keeps for them.
-            let mut config = SessionConfig::new()
-                .with_target_partitions(if partitions > 1 { self.partitions.max(1) } else { 1 })
-                .with_round_robin_repartition(false)
-                .with_information_schema(false);
-            // One pass of the logical optimizer: the binder's plans are already simple, and
-            // DataFusion's second and third passes cost about a fifth of planning time
-            // (benches/stages) for plans that came out the same. Under a security barrier a
-            // user's total predicate reaches the barrier and moves inside it in that pass (the
-            // barrier rule runs after PushDownFilter); `physical` then sinks it into the
-            // policy's plan with PushDownFilter alone.
-            config.options_mut().optimizer.max_passes = 1;
-            let state = kustodian_planner::session::session_state(config);
-            let task = Arc::new(TaskContext::from(&state));
-            (state, task)
-        })
-    }
-
-    /// Verifies (barriers in place) a query's logical plan and returns the plan to plan
-    /// physically, and whether it is lowered directly: a plan over single-partition tables, of
-    /// the shapes `kustodian_planner::direct` lowers, skips DataFusion's optimizers and physical
-    /// planner (they cost far more than such queries take to run); any other plan is optimized
-    /// and verified again.
-    pub(crate) fn optimize(&self, planned: &PlannedQuery) -> Result<(LogicalPlan, bool)> {
-        let partitions = input_partitions(&planned.plan);
-        let (state, _) = self.session(partitions);
-        kustodian_planner::security::verify::verify_logical(&planned.plan, &planned.protected)?;
-        // The logical optimizer's rules (one pass, each only where it applies: see
-        // `kustodian_planner::optimize`) without DataFusion's analyzer: the binder types every
-        // expression and builds unions with their coerced schema, so type coercion (a tenth of
-        // planning time) would rebuild the plan unchanged. Debug builds check that it would.
-        #[cfg(debug_assertions)]
-        {
-            let analyzed = state.analyzer().execute_and_check(planned.plan.clone(), state.config_options(), |_, _| {})?;
-            if analyzed != planned.plan {
-                // Not the plans themselves: they hold policy predicates.
-                return Err(RuntimeError::Internal(
-                    "the bound plan is not what DataFusion's analyzer makes of it (compare `planned.plan` with the analyzer's output)".into(),
-                ));
-            }
-        }
-        if self.direct && partitions == 1 && kustodian_planner::direct::applies(&planned.plan) {
-            return Ok((planned.plan.clone(), true));
-        }
-        let mut optimized = kustodian_planner::optimize::optimize_with(planned.plan.clone(), &state.optimizer().rules, state, |_, _| {})?;
-        if !planned.protected.is_empty() {
-            optimized = kustodian_planner::security::pushdown::sink_into_policies(optimized, state)?;
-        }
-        kustodian_planner::security::verify::verify_logical(&optimized, &planned.protected)?;
-        Ok((optimized, false))
-    }
-
     /// Optimizes a planned request and, when its plan can serve the same request again (it
     /// does not hold the request's clock), keeps it in the plan cache under `key`.
     pub(crate) fn optimize_and_keep(&self, snap: &Arc<State>, key: Option<PlanKey>, planned: PlannedQuery) -> Result<Arc<OptimizedQuery>> {
-        let (optimized, direct) = self.optimize(&planned)?;
         let optimized = Arc::new(OptimizedQuery {
-            optimized,
-            direct,
+            optimized: self.pipeline.optimize(&planned)?,
             schema: planned.schema,
             policies: planned.policies,
             tables: planned.tables,
@@ -500,35 +409,17 @@ impl Cluster {
         Ok(optimized)
     }
 
-    /// Plans an optimized, verified logical plan physically and checks its barriers.
-    /// Also says whether the plan was lowered directly.
-    pub(crate) async fn physical_of(&self, optimized: &LogicalPlan, direct: bool) -> Result<(Arc<TaskContext>, Arc<dyn ExecutionPlan>, bool)> {
-        let (state, task) = self.session(input_partitions(optimized));
-        let lowered = if direct { kustodian_planner::direct::lower(optimized, state).await? } else { None };
-        // The query planner itself, not `SessionState::create_physical_plan`, which would run
-        // the analyzer and the logical optimizer again: the plan planned physically is the
-        // very plan `verify_logical` checked. A direct plan whose lowering declined (it needs
-        // physical rules) is planned unoptimized: still the plan the binder made.
-        let lowered_directly = lowered.is_some();
-        let physical = match lowered {
-            Some(physical) => physical,
-            None => state.query_planner().create_physical_plan(optimized, state).await?,
-        };
-        kustodian_planner::security::verify::verify_physical(optimized, &physical)?;
-        Ok((Arc::clone(task), physical, lowered_directly))
-    }
-
-    /// Optimizes, verifies (barriers in place) and plans a query physically.
-    /// Also says whether the plan was lowered directly.
-    pub(crate) async fn physical(&self, planned: &PlannedQuery) -> Result<(Arc<TaskContext>, LogicalPlan, Arc<dyn ExecutionPlan>, bool)> {
-        let (optimized, direct) = self.optimize(planned)?;
-        let (task, physical, lowered) = self.physical_of(&optimized, direct).await?;
-        Ok((task, optimized, physical, lowered))
+    /// Optimizes, verifies (barriers in place) and plans a query physically, through the
+    /// planner's pipeline.
+    pub(crate) async fn physical(&self, planned: &PlannedQuery) -> Result<(Optimized, Physical)> {
+        let optimized = self.pipeline.optimize(planned)?;
+        let physical = self.pipeline.physical(&optimized).await?;
+        Ok((optimized, physical))
     }
 
     pub(crate) async fn stream_plan(&self, planned: &PlannedQuery) -> Result<QueryStream> {
-        let (task, _, physical, _) = self.physical(planned).await?;
-        let stream = ordered_stream(physical, task)?;
+        let (_, physical) = self.physical(planned).await?;
+        let stream = ordered_stream(Arc::clone(physical.plan()), Arc::clone(physical.task()))?;
         Ok(QueryStream::engine(planned.schema.clone(), stream))
     }
 

@@ -586,8 +586,8 @@ pub(crate) async fn execute(cluster: &Cluster, caller: &Caller, ctx: &RequestCon
                 (_, false) => check(is_db_user(&snap, caller, &d), caller, &format!("create table '{tname}'"), "Database User")?,
             }
             let planned = cluster.plan(&snap, caller, ctx, query, text)?;
-            let (task, _, physical, _) = cluster.physical(&planned).await?;
-            let batches = datafusion::physical_plan::collect(physical, task).await?;
+            let (_, physical) = cluster.physical(&planned).await?;
+            let batches = physical.collect().await?;
             if !exists {
                 names::validate(EntityKind::Table, &tname, false)?;
                 for c in &planned.schema.columns {

@@ -253,8 +253,8 @@ async fn compute(
             "the query of materialized view '{view}' must read its source table '{source}'"
         )));
     }
-    let (task, _, physical, _) = cluster.physical(&planned).await?;
-    let batches = datafusion::physical_plan::collect(physical, task).await?;
+    let (_, physical) = cluster.physical(&planned).await?;
+    let batches = physical.collect().await?;
     Ok((planned.schema, batches))
 }
 

@@ -19,10 +19,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
-use datafusion::logical_expr::LogicalPlan;
 use kustodian_planner::{AppliedPolicy, KqlSchema, Principal, RequestContext, TableAccess};
 
-use crate::cluster::State;
+use crate::catalog::State;
 
 /// Entries kept per snapshot; past it the cache starts over (a workload of this many distinct
 /// queries between two commands gains little from it).
@@ -58,10 +57,7 @@ impl PlanKey {
 /// A query planned, authorized, optimized and verified (barriers in place).
 #[derive(Debug)]
 pub(crate) struct OptimizedQuery {
-    pub optimized: LogicalPlan,
-    /// `optimized` is the bound plan, lowered without DataFusion's optimizers and planner
-    /// (`kustodian_planner::direct`).
-    pub direct: bool,
+    pub optimized: kustodian_planner::pipeline::Optimized,
     pub schema: KqlSchema,
     pub policies: Vec<AppliedPolicy>,
     pub tables: Vec<TableAccess>,

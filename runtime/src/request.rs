@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::datasource::MemTable;
-use datafusion::execution::TaskContext;
-use datafusion::physical_plan::{ExecutionPlan, displayable};
+use datafusion::physical_plan::displayable;
 use kustodian_parser::ast;
 use kustodian_planner::{AppliedPolicy, KqlSchema, PlannedQuery, Principal, RequestContext, TableAccess, plan_pipe};
 
@@ -36,8 +35,8 @@ pub struct RequestOptions {
 
 /// A query planned down to its physical plan ([`Cluster::prepare`]), ready to run.
 pub struct Prepared {
-    task: Arc<TaskContext>,
-    physical: Arc<dyn ExecutionPlan>,
+    /// Verified by the planner's pipeline.
+    physical: kustodian_planner::pipeline::Physical,
     /// The KQL schema of the result.
     pub schema: KqlSchema,
     /// The row-level security policies substituted into the query.
@@ -225,16 +224,15 @@ impl Cluster {
 
     /// Plans an optimized query physically and starts it.
     async fn stream_optimized(&self, optimized: &OptimizedQuery) -> Result<QueryStream> {
-        let (task, physical, _) = self.physical_of(&optimized.optimized, optimized.direct).await?;
-        Ok(QueryStream::engine(optimized.schema.clone(), ordered_stream(physical, task)?))
+        let physical = self.pipeline.physical(&optimized.optimized).await?;
+        Ok(QueryStream::engine(optimized.schema.clone(), ordered_stream(Arc::clone(physical.plan()), Arc::clone(physical.task()))?))
     }
 
     /// Plans an optimized query physically, ready to run.
     async fn prepared(&self, optimized: &OptimizedQuery) -> Result<Prepared> {
-        let (task, physical, lowered_directly) = self.physical_of(&optimized.optimized, optimized.direct).await?;
+        let physical = self.pipeline.physical(&optimized.optimized).await?;
         Ok(Prepared {
-            lowered_directly,
-            task,
+            lowered_directly: physical.lowered_directly(),
             physical,
             schema: optimized.schema.clone(),
             policies: optimized.policies.clone(),
@@ -286,13 +284,19 @@ impl Cluster {
         view: View,
     ) -> Result<Prepared> {
         let planned = self.plan_request(&self.snapshot(), q, text, database, caller, ctx, view)?;
-        let (task, _, physical, lowered_directly) = self.physical(&planned).await?;
-        Ok(Prepared { task, physical, schema: planned.schema, policies: planned.policies, tables: planned.tables, lowered_directly })
+        let (_, physical) = self.physical(&planned).await?;
+        Ok(Prepared {
+            lowered_directly: physical.lowered_directly(),
+            physical,
+            schema: planned.schema,
+            policies: planned.policies,
+            tables: planned.tables,
+        })
     }
 
     /// Runs a prepared query to completion.
     pub async fn run_prepared(&self, prepared: &Prepared) -> Result<QueryOutput> {
-        let stream = ordered_stream(Arc::clone(&prepared.physical), Arc::clone(&prepared.task))?;
+        let stream = ordered_stream(Arc::clone(prepared.physical.plan()), Arc::clone(prepared.physical.task()))?;
         QueryStream::engine(prepared.schema.clone(), stream).collect().await
     }
 
@@ -302,7 +306,7 @@ impl Cluster {
         let (q, _, caller, ctx) = self.query_request(text, opts, "explain takes a query, not a management command")?;
         let snap = self.snapshot();
         let planned = self.plan(&snap, &caller, &ctx, &q, text)?;
-        let (_, optimized, physical, lowered_directly) = self.physical(&planned).await?;
+        let (optimized, physical) = self.physical(&planned).await?;
         let policies = planned
             .policies
             .iter()
@@ -318,9 +322,9 @@ impl Cluster {
         Ok(Explanation {
             effective_kql: planned.effective_kql(),
             policies,
-            logical_plan: optimized.display_indent().to_string(),
-            physical_plan: displayable(physical.as_ref()).indent(false).to_string(),
-            lowered_directly,
+            logical_plan: optimized.plan().display_indent().to_string(),
+            physical_plan: displayable(physical.plan().as_ref()).indent(false).to_string(),
+            lowered_directly: physical.lowered_directly(),
         })
     }
 }
