@@ -19,7 +19,7 @@ use std::fmt;
 use logos::Logos;
 
 use crate::ast::{DynValue, LiteralKind, Span, ticks};
-use crate::error::{ParseError, ParseErrorKind};
+use crate::error::{ParseError, ParseErrorKind, clip};
 
 /// Deepest allowed nesting of `(`, `[` and `{`.
 pub const MAX_NESTING: usize = 200;
@@ -1063,7 +1063,7 @@ fn typed_literal(word: &str, inner: &str) -> TypedResult {
             } else {
                 match parse_timespan_text(inner) {
                     Some(t) => Literal(LiteralKind::Timespan(t)),
-                    None => Invalid(format!("invalid timespan literal '{inner}'")),
+                    None => Invalid(format!("invalid timespan literal '{}'", clip(inner))),
                 }
             }
         }
@@ -1602,7 +1602,12 @@ impl DynParser<'_> {
                         None => return Err(bad("invalid value in dynamic literal")),
                     }
                 }
-                _ => return Err(bad(&format!("unexpected '{text}' in dynamic literal"))),
+                _ => {
+                    return Err(bad(&format!(
+                        "unexpected '{}' in dynamic literal",
+                        clip(&text)
+                    )));
+                }
             },
             _ => return Err(bad("invalid value in dynamic literal")),
         })
@@ -1917,8 +1922,8 @@ fn check_depth(src: &str, toks: &[Spanned]) -> Result<(), ParseError> {
 /// Human name of a token for error messages (`'|'`, `identifier`, `keyword 'where'`).
 pub fn describe(t: &Tok) -> String {
     match t {
-        Tok::Ident(w) => format!("identifier '{w}'"),
-        Tok::ParamName(w) => format!("parameter '{w}'"),
+        Tok::Ident(w) => format!("identifier '{}'", clip(w)),
+        Tok::ParamName(w) => format!("parameter '{}'", clip(w)),
         Tok::Str(_) => "string literal".into(),
         Tok::Long(_) | Tok::Real(_) => "number".into(),
         Tok::Timespan(_) => "timespan literal".into(),
@@ -1926,7 +1931,7 @@ pub fn describe(t: &Tok) -> String {
         Tok::RawText(_) => "inline data".into(),
         Tok::StrOp(op) => format!("'{}'", op.as_str()),
         Tok::Kw(k) => format!("'{}'", k.as_str()),
-        Tok::Unsupported(w) => format!("'{w}'"),
+        Tok::Unsupported(w) => format!("'{}'", clip(w)),
         other => format!("'{}'", punct_text(other)),
     }
 }

@@ -12,6 +12,7 @@
 //! column; [`ParseError::frame`] renders a code frame.
 
 pub mod ast;
+mod commands;
 pub mod error;
 pub mod lexer;
 mod support;
@@ -53,7 +54,21 @@ pub fn parse(text: &str) -> Result<Request> {
             text,
         ));
     }
-    check_supported(text, &tokens)?;
+    let is_command = matches!(tokens.first(), Some((_, Tok::Dot, _)));
+    if !is_command {
+        check_supported_operators(text, &tokens)?;
+    }
+    parse_tokens(text, tokens).map_err(|e| {
+        if is_command {
+            command_error(text, e)
+        } else {
+            e
+        }
+    })
+}
+
+/// The grammar alone over the tokens of `text`.
+fn parse_tokens(text: &str, tokens: Vec<lexer::Spanned>) -> Result<Request> {
     let parser = grammar::RequestParser::new();
     // Large nonterminals are boxed inside the grammar to keep the parser's stack symbols small.
     parser
@@ -62,74 +77,92 @@ pub fn parse(text: &str) -> Result<Request> {
         .map_err(|e| map_error(text, e))
 }
 
-/// Gives constructs Kustodian does not support a clear error instead of a syntax error.
-fn check_supported(text: &str, tokens: &[lexer::Spanned]) -> Result<()> {
-    let is_command = matches!(tokens.first(), Some((_, Tok::Dot, _)));
+/// Gives query operators Kustodian does not support a clear error instead of a syntax error.
+fn check_supported_operators(text: &str, tokens: &[lexer::Spanned]) -> Result<()> {
     for (s, t, e) in tokens {
-        if let Tok::Unsupported(name) = t
-            && !is_command
-        {
+        if let Tok::Unsupported(name) = t {
             return Err(ParseError::new(
                 ParseErrorKind::Unsupported,
-                format!("the '{name}' operator is not supported"),
+                format!("the '{}' operator is not supported", error::clip(name)),
                 Span::new(*s, *e),
                 text,
             ));
         }
     }
-    if is_command {
-        // Name the command in the error if it is not one we know.
-        let words: Vec<String> = tokens
-            .iter()
-            .skip(1)
-            .take(3)
-            .map_while(|(_, t, _)| match t {
-                Tok::Kw(k) => Some(k.as_str().to_string()),
-                Tok::Ident(w) => Some(w.clone()),
-                _ => None,
-            })
-            .collect();
-        let known = matches!(
-            words.first().map(String::as_str),
-            Some(
-                "create"
-                    | "create-merge"
-                    | "create-or-alter"
-                    | "alter"
-                    | "drop"
-                    | "show"
-                    | "delete"
-                    | "add"
-                    | "set"
-                    | "append"
-                    | "set-or-append"
-                    | "set-or-replace"
-                    | "ingest"
-                    | "clear"
-                    | "enable"
-                    | "disable"
-            )
-        );
-        if !known {
-            let end = tokens
-                .get(words.len().min(2))
-                .map(|(_, _, e)| *e)
-                .unwrap_or(text.len());
-            let start = tokens.first().map(|(s, _, _)| *s).unwrap_or(0);
-            let name = if words.is_empty() {
-                String::new()
-            } else {
-                format!(" '.{}'", words.join(" "))
-            };
-            return Err(ParseError::new(
-                ParseErrorKind::UnknownCommand,
-                format!("unknown or unsupported management command{name}"),
-                Span::new(start, end),
-                text,
-            ));
-        }
-    }
     Ok(())
+}
+
+/// The error for a management command the grammar rejected with `error`: a valid Kusto command
+/// Kustodian does not implement is named as such, a verb no one knows as an unknown command;
+/// anything else keeps the grammar's error.
+fn command_error(text: &str, error: ParseError) -> ParseError {
+    // Lexed again: the grammar consumed the tokens, and this runs only when it failed.
+    let Ok(tokens) = lexer::tokenize(text) else {
+        return error;
+    };
+    let accepts = |prefix: &str| {
+        lexer::tokenize(prefix).is_ok_and(|t| !t.is_empty() && parse_tokens(prefix, t).is_ok())
+    };
+    commands::unsupported(text, &tokens, &error, accepts)
+        .or_else(|| unknown_command(text, &tokens))
+        .unwrap_or(error)
+}
+
+/// Verbs of the commands Kustodian's grammar knows.
+const COMMAND_VERBS: &[&str] = &[
+    "create",
+    "create-merge",
+    "create-or-alter",
+    "alter",
+    "drop",
+    "show",
+    "delete",
+    "add",
+    "set",
+    "append",
+    "set-or-append",
+    "set-or-replace",
+    "ingest",
+    "clear",
+    "enable",
+    "disable",
+];
+
+/// An error naming the command when its verb is none of [`COMMAND_VERBS`] (nor, since
+/// [`commands::unsupported`] found nothing, of Kusto's commands).
+fn unknown_command(text: &str, tokens: &[lexer::Spanned]) -> Option<ParseError> {
+    let words: Vec<String> = tokens
+        .iter()
+        .skip(1)
+        .take(3)
+        .map_while(|(_, t, _)| match t {
+            Tok::Kw(k) => Some(k.as_str().to_string()),
+            Tok::Ident(w) => Some(error::clip(w).into_owned()),
+            _ => None,
+        })
+        .collect();
+    if words
+        .first()
+        .is_some_and(|verb| COMMAND_VERBS.contains(&verb.as_str()))
+    {
+        return None;
+    }
+    let end = tokens
+        .get(words.len().min(2))
+        .map(|(_, _, e)| *e)
+        .unwrap_or(text.len());
+    let start = tokens.first().map(|(s, _, _)| *s).unwrap_or(0);
+    let name = if words.is_empty() {
+        String::new()
+    } else {
+        format!(" '.{}'", words.join(" "))
+    };
+    Some(ParseError::new(
+        ParseErrorKind::UnknownCommand,
+        format!("unknown or unsupported management command{name}"),
+        Span::new(start, end),
+        text,
+    ))
 }
 
 type LpError = lalrpop_util::ParseError<usize, Tok, ParseError>;
@@ -199,13 +232,14 @@ fn is_command_text(text: &str) -> bool {
 
 /// ` '.show table'`-style name of the command at the start of `text`.
 fn command_name(text: &str) -> String {
-    let words: Vec<&str> = text
+    let words: Vec<std::borrow::Cow<'_, str>> = text
         .trim_start()
         .trim_start_matches('.')
         .split_whitespace()
         .take(2)
         .map(|w| w.trim_matches(|c: char| !(c.is_alphanumeric() || c == '-' || c == '_')))
         .filter(|w| !w.is_empty())
+        .map(error::clip)
         .collect();
     if words.is_empty() {
         String::new()

@@ -1,7 +1,7 @@
 //! Helpers for the grammar's actions: node builders and the checks that LR rules cannot express.
 
 use crate::ast::*;
-use crate::error::{ParseError, ParseErrorKind};
+use crate::error::{ParseError, ParseErrorKind, clip};
 use crate::lexer::StrLit;
 
 pub(crate) fn sp(l: usize, r: usize) -> Span {
@@ -258,7 +258,7 @@ pub(crate) fn check_role(
             src,
             format!(
                 "unknown {kind} role '{}'; expected one of: {}",
-                role.name,
+                clip(&role.name),
                 allowed.join(", ")
             ),
             role.span,
@@ -275,7 +275,7 @@ pub(crate) fn check_type_name(src: &str, t: Ident) -> Result<Ident, ParseError> 
             src,
             format!(
                 "'{}' is not a type name; expected one of: {}",
-                t.name,
+                clip(&t.name),
                 crate::lexer::TYPE_NAMES.join(", ")
             ),
             t.span,
@@ -310,8 +310,8 @@ pub(crate) fn check_tabular_args(src: &str, name: &Ident, args: &[Arg]) -> Resul
         return Err(invalid(
             src,
             format!(
-                "a tabular argument of '{}' must be parenthesised: {}((...))",
-                name.name, name.name
+                "a tabular argument of '{name}' must be parenthesised: {name}((...))",
+                name = clip(&name.name)
             ),
             e.span,
         ));

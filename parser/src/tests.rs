@@ -1185,6 +1185,100 @@ fn unknown_commands_are_named() {
     assert!(e.message.contains(".show frobs"), "{}", e.message);
 }
 
+/// Valid Kusto commands (the official parser accepts each) that Kustodian does not implement,
+/// with the name the error gives them.
+const UNSUPPORTED_COMMANDS: &[(&str, &str)] = &[
+    (".show table T extents", ".show table extents"),
+    (".show tables (A, B) extents", ".show tables extents"),
+    (".alter-merge table T (a:int)", ".alter-merge table"),
+    (".clear table T data", ".clear table data"),
+    (".clear async table T data", ".clear async table data"),
+    (".alter table T docstring \"x\"", ".alter table docstring"),
+    (".show cluster", ".show cluster"),
+    (".show cluster | count", ".show cluster"),
+    (".show diagnostics", ".show diagnostics"),
+    (
+        ".alter database D policy caching hot = 7d",
+        ".alter database policy caching hot",
+    ),
+    (".show queries", ".show queries"),
+    (".show commands", ".show commands"),
+    (".rename table A to B", ".rename table to"),
+    (".show table T policy caching", ".show table policy caching"),
+    (".show database", ".show database"),
+    (".drop extents <| T | where x > 1", ".drop extents"),
+    (".export to csv (h@\"x\") <| T", ".export to csv"),
+    (
+        ".execute database script <| .create table T (a:int)",
+        ".execute database script",
+    ),
+    (".show version", ".show version"),
+    // The official parser takes text after a whole command as its own business.
+    (".clear table T data junk", ".clear table data"),
+];
+
+#[test]
+fn unsupported_kusto_commands_are_named() {
+    for (text, name) in UNSUPPORTED_COMMANDS {
+        let e = err(text);
+        assert_eq!(e.kind, ParseErrorKind::Unsupported, "{text}: {}", e.message);
+        assert_eq!(
+            e.message,
+            format!("'{name}' is a Kusto command that Kustodian does not support"),
+            "{text}"
+        );
+        assert_eq!((e.line, e.column, e.span.start), (1, 1, 0), "{text}");
+        assert!(e.expected.is_empty(), "{text}: {:?}", e.expected);
+    }
+    // Positions count in the text as given: the caret is under the command.
+    let e = err("// first\n  .show table T extents | count");
+    assert_eq!((e.line, e.column), (2, 3));
+    assert_eq!(e.span, Span::new(11, 32));
+    // The line between the two: text that is no Kusto command stays a syntax error.
+    for text in [
+        // Rejected by the official parser too.
+        ".show extents",
+        ".clear table T",
+        ".clear table T dta",
+        ".show table db.T extents",
+        ".alter table T docstring",
+        // Kusto commands cut short: the text ends in the middle of one, or of a longer form.
+        ".alter database D policy caching hot =",
+        ".show table T extents hot where",
+        ".add cluster blockedprincipals \"x\" application",
+        // A supported command with a typo is not "unsupported": the grammar knows the command.
+        ".alter table T policy row_level_security enabl \"T\"",
+        ".show table T detials",
+        ".show database Db schema as jsn",
+    ] {
+        let e = err(text);
+        assert!(
+            matches!(
+                e.kind,
+                ParseErrorKind::UnexpectedToken | ParseErrorKind::UnexpectedEof
+            ),
+            "{text}: {:?} {}",
+            e.kind,
+            e.message
+        );
+    }
+    // Text after a whole command Kustodian implements is an error of its own.
+    assert_eq!(
+        err(".show tables junk").kind,
+        ParseErrorKind::UnexpectedToken
+    );
+    // Verbs no one knows, and commands in the wrong case, keep their own error.
+    assert_eq!(
+        err(".frobnicate table T").kind,
+        ParseErrorKind::UnknownCommand
+    );
+    assert_eq!(err(".SHOW CLUSTER").kind, ParseErrorKind::UnknownCommand);
+    // Commands Kustodian implements still parse.
+    command(".show table T details");
+    command(".show cluster principals");
+    command(".clear cluster cache groupmembership with (group='aadgroup=x')");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Errors and limits
 // ---------------------------------------------------------------------------------------------
@@ -1210,15 +1304,125 @@ fn error_positions_and_frames() {
     assert_eq!((e.line, e.column), (1, 17));
     let e = err("print 'é' + #");
     assert_eq!((e.line, e.column), (1, 13));
+    // The frame is the message line and the snippet, which callers that print the message
+    // themselves use.
+    assert_eq!(
+        e.frame("print 'é' + #"),
+        format!("error: {}\n{}", e.message, e.snippet("print 'é' + #"))
+    );
+    assert!(!e.snippet("print 'é' + #").contains(&e.message));
+}
+
+#[test]
+fn frames_of_long_lines_are_cut_around_the_caret() {
+    // An error at the end of a one-line request of a megabyte.
+    let text = format!("print '{}' by", "x".repeat(1_000_000));
+    let e = err(&text);
+    assert_eq!(e.column, 1_000_010);
+    let frame = e.frame(&text);
+    assert!(frame.len() < 600, "{} bytes", frame.len());
+    let line = frame.lines().nth(3).unwrap();
+    let carets = frame.lines().nth(4).unwrap();
+    assert!(line.starts_with("1 | …xxx"), "{line}");
+    assert!(line.ends_with("' by"), "{line}");
+    assert_eq!(
+        line.trim_start_matches("1 | ").chars().count(),
+        1 + crate::error::FRAME_WIDTH
+    );
+    // The caret is under `by`.
+    let caret_at = carets.chars().position(|c| c == '^').unwrap();
+    assert_eq!(line.chars().skip(caret_at).collect::<String>(), "by");
+    assert!(carets.contains(" ^^ expected one of: "), "{carets}");
+    // An error at the start of such a line shows its start, cut after the window.
+    let text = format!("print by '{}'", "x".repeat(1_000_000));
+    let frame = err(&text).frame(&text);
+    assert!(frame.len() < 600, "{} bytes", frame.len());
+    let line = frame.lines().nth(3).unwrap();
+    assert!(
+        line.starts_with("1 | print by 'xxx") && line.ends_with("x…"),
+        "{line}"
+    );
+    assert!(
+        frame
+            .lines()
+            .nth(4)
+            .unwrap()
+            .starts_with("  |       ^^ expected"),
+        "{frame}"
+    );
+    // A span that runs on for a megabyte is marked only inside the window.
+    let text = format!("print '{}", "x".repeat(1_000_000));
+    let frame = err(&text).frame(&text);
+    assert!(frame.len() < 800, "{} bytes", frame.len());
+    // In the middle of a long line, the window has text on both sides.
+    let text = format!("print {}by, {}", "1,".repeat(200_000), "1,".repeat(200_000));
+    let e = err(&text);
+    let frame = e.frame(&text);
+    let line = frame.lines().nth(3).unwrap();
+    assert!(line.starts_with("1 | …") && line.ends_with('…'), "{line}");
+    let caret_at = frame
+        .lines()
+        .nth(4)
+        .unwrap()
+        .chars()
+        .position(|c| c == '^')
+        .unwrap();
+    assert!(
+        line.chars()
+            .skip(caret_at)
+            .collect::<String>()
+            .starts_with("by,"),
+        "{line}"
+    );
+    // Lines that fit are shown whole, tabs before the caret kept.
+    let frame = err("\tT | where x by").frame("\tT | where x by");
+    assert!(
+        frame.contains("1 | \tT | where x by\n  | \t            ^^ "),
+        "{frame:?}"
+    );
+}
+
+#[test]
+fn messages_quote_at_most_a_short_piece_of_the_text() {
+    let long = "y".repeat(1_000_000);
+    for text in [
+        format!("T | {long}"),
+        format!(".{long} table T"),
+        format!(".show {long} x"),
+        format!("print x = 1 | where a > timespan({long})"),
+        format!("T | extend x = toint(1) | project-away {long} by"),
+    ] {
+        let e = err(&text);
+        assert!(
+            e.to_string().len() < 400,
+            "{} bytes: {:.200}",
+            e.to_string().len(),
+            e.to_string()
+        );
+        assert!(
+            e.frame(&text).len() < 1000,
+            "{} bytes",
+            e.frame(&text).len()
+        );
+    }
+    assert_eq!(crate::error::clip("short"), "short");
+    let clipped = crate::error::clip(&long);
+    assert_eq!(clipped.chars().count(), crate::error::QUOTE_WIDTH);
+    assert!(clipped.ends_with('…'));
 }
 
 #[test]
 fn materialize_outside_let_says_where_it_goes() {
     // Kusto's parser refuses these too: materialize(...) is only the whole value of a `let`.
-    for text in ["materialize(T) | count", "T | join (materialize(T)) on x", "union materialize(T), T"] {
+    for text in [
+        "materialize(T) | count",
+        "T | join (materialize(T)) on x",
+        "union materialize(T), T",
+    ] {
         let e = err(text);
         assert!(
-            e.message.contains("only valid as the whole value of a let statement"),
+            e.message
+                .contains("only valid as the whole value of a let statement"),
             "{text}: {}",
             e.message
         );

@@ -59,7 +59,12 @@ impl RuntimeError {
 
     pub fn code(&self) -> ErrorCode {
         match self {
-            RuntimeError::Plan(PlanError::Parse(_)) => ErrorCode::SyntaxError,
+            // A valid Kusto command Kustodian does not implement is not the caller's syntax error.
+            RuntimeError::Plan(PlanError::Parse(e)) => match e.kind {
+                kustodian_parser::ParseErrorKind::Unsupported => ErrorCode::SemanticError,
+                kustodian_parser::ParseErrorKind::Internal => ErrorCode::Internal,
+                _ => ErrorCode::SyntaxError,
+            },
             RuntimeError::Plan(PlanError::Semantic { .. }) | RuntimeError::Plan(PlanError::Unsupported { .. }) => {
                 ErrorCode::SemanticError
             }

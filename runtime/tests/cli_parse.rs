@@ -96,3 +96,85 @@ fn error_positions_count_from_the_start_of_the_file() {
         "the good requests are still printed"
     );
 }
+
+#[test]
+fn syntax_errors_print_their_message_once() {
+    let out = kustodian(&["parse", "-c", "T | where x by"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "error[SyntaxError]: unexpected 'by'\n --> line 1, column 13\n  |\n1 | T | where x by\n  |             ^^ expected one of: '|', ';', 'or'\n"
+    );
+}
+
+#[test]
+fn kusto_commands_kustodian_lacks_are_named_not_syntax_errors() {
+    for (command, name) in [
+        (".clear table T data", ".clear table data"),
+        (".show table T extents", ".show table extents"),
+        (".alter-merge table T (b:string)", ".alter-merge table"),
+        (".alter table T docstring \"x\"", ".alter table docstring"),
+        (".show cluster", ".show cluster"),
+        (".show diagnostics", ".show diagnostics"),
+        (
+            ".alter database D policy caching hot = 7d",
+            ".alter database policy caching hot",
+        ),
+        (".show queries", ".show queries"),
+        (".show commands", ".show commands"),
+        (".rename table A to B", ".rename table to"),
+    ] {
+        let out = kustodian(&["parse", "-c", command], "");
+        assert_eq!(out.status.code(), Some(1), "{command}");
+        let stderr = text(&out.stderr);
+        let first = stderr.lines().next().unwrap_or_default();
+        assert_eq!(
+            first,
+            format!(
+                "error[SemanticError]: '{name}' is a Kusto command that Kustodian does not support"
+            ),
+            "{command}: {stderr}"
+        );
+        assert_eq!(
+            stderr.matches("Kustodian does not support").count(),
+            1,
+            "{stderr}"
+        );
+        assert!(stderr.contains(&format!("1 | {command}\n")), "{stderr}");
+    }
+    // Text that is no Kusto command stays a syntax error.
+    for command in [
+        ".show extents",
+        ".clear table T",
+        ".show table db.T extents",
+    ] {
+        let out = kustodian(&["parse", "-c", command], "");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.starts_with("error[SyntaxError]: "),
+            "{command}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn frames_of_huge_one_line_requests_stay_small() {
+    // About 9 MB on one line, the error at its end: the frame shows a window around it.
+    let script = format!("print s = '{}' by\n", "x".repeat(9_000_000));
+    for args in [&["parse", "-"][..], &["run", "-"]] {
+        let out = kustodian(args, &script);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.len() < 1_000,
+            "{args:?}: {} bytes of stderr",
+            stderr.len()
+        );
+        assert!(
+            stderr
+                .starts_with("error[SyntaxError]: unexpected 'by'\n --> line 1, column 9000014\n"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("…xxx"), "{stderr}");
+    }
+}

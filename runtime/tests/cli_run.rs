@@ -94,6 +94,42 @@ fn syntax_errors_have_their_code() {
 }
 
 #[test]
+fn unsupported_kusto_commands_have_their_own_code() {
+    let script = ".show table StormEvents extents\n\n.clear table StormEvents data\n\n.show extents\n\nprint 1";
+    let out = kustodian(
+        &["run", "--format", "json", "--keep-going", "-c", script],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 4, "{}", text(&out.stdout));
+    assert_eq!(lines[0]["error"]["code"], "SemanticError");
+    assert_eq!(
+        lines[0]["error"]["message"],
+        "'.show table extents' is a Kusto command that Kustodian does not support (line 1, column 1)"
+    );
+    assert_eq!(lines[1]["error"]["code"], "SemanticError");
+    assert_eq!(
+        lines[1]["error"]["message"],
+        "'.clear table data' is a Kusto command that Kustodian does not support (line 3, column 1)"
+    );
+    // Not a command of Kusto's either (the official parser rejects it).
+    assert_eq!(lines[2]["error"]["code"], "SyntaxError");
+    assert_eq!(lines[3]["rows"], json!([[1]]));
+    // In table mode, the message once and the frame under it.
+    let out = kustodian(
+        &["run", "-c", "print 1\n\n.clear table StormEvents data"],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "error[SemanticError]: '.clear table data' is a Kusto command that Kustodian does not support\n \
+         --> line 3, column 1\n  |\n3 | .clear table StormEvents data\n  | ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n"
+    );
+}
+
+#[test]
 fn csv_and_timing() {
     let out = kustodian(
         &[

@@ -4,14 +4,29 @@
 //! Requests are parsed in their place in the script: the text before a request is blanked
 //! (every byte but `\n` becomes a space), so the parser's lines, columns and spans count
 //! from the start of the script while it still sees only the one request.
-//!
-//! Built only with the `parser` feature until the parser crate exports `parse`; without it
-//! `parse` reports that it is unavailable and the syntax check is left to the engine.
 
+use kustodian_parser::{ParseError, ParseErrorKind};
 use kustodian_runtime::ErrorCode;
 
 use super::report::Failure;
 use kustodian_runtime::script::ScriptRequest;
+
+/// The error class of a parse error: valid KQL that Kustodian does not implement (a Kusto
+/// management command, a graph operator) is no syntax error, and is reported as the engine
+/// reports features it lacks (`PlanError::Unsupported`).
+fn error_code(kind: ParseErrorKind) -> ErrorCode {
+    match kind {
+        ParseErrorKind::Unsupported => ErrorCode::SemanticError,
+        ParseErrorKind::InvalidToken
+        | ParseErrorKind::UnexpectedToken
+        | ParseErrorKind::UnexpectedEof
+        | ParseErrorKind::InvalidLiteral
+        | ParseErrorKind::TooComplex
+        | ParseErrorKind::UnknownCommand
+        | ParseErrorKind::Invalid => ErrorCode::SyntaxError,
+        ParseErrorKind::Internal => ErrorCode::Internal,
+    }
+}
 
 /// The request's text at its place in the script, everything before it blanked.
 fn positioned_source(script: &str, request: &ScriptRequest) -> String {
@@ -31,10 +46,14 @@ mod with_parser {
     use crate::cli::output_failure;
     use kustodian_runtime::script::split_script;
 
-    fn syntax_failure(err: &kustodian_parser::ParseError, source: &str) -> Failure {
+    /// The failure for a request the parser rejected. The frame is the parser's without its
+    /// `error:` line: `Failure::to_text` prints the message above it once.
+    fn syntax_failure(err: &ParseError, source: &str) -> Failure {
         Failure {
-            frame: Some(err.frame(source)),
-            ..Failure::new(ErrorCode::SyntaxError, err.to_string())
+            code: error_code(err.kind),
+            message: err.message.clone(),
+            position: Some((err.line, err.column)),
+            frame: Some(err.snippet(source)),
         }
     }
 

@@ -1,6 +1,7 @@
 //! Errors as the CLI reports them: `error[Code]: message` plus a code frame with line, column
 //! and a caret, positions counted in the whole script.
 
+use kustodian_parser::error::code_frame;
 use kustodian_runtime::{ErrorCode, RuntimeError};
 
 use kustodian_runtime::script::ScriptRequest;
@@ -35,9 +36,9 @@ impl Failure {
         {
             let start = request.offset + span.start.min(request.text.len());
             let end = request.offset + span.end.clamp(span.start, request.text.len());
-            let (line, column, frame) = code_frame(script, start, end);
-            failure.position = Some((line, column));
-            failure.frame = Some(frame);
+            let frame = code_frame(script, start, end);
+            failure.position = Some((frame.line, frame.column));
+            failure.frame = Some(frame.text);
         }
         failure
     }
@@ -70,48 +71,6 @@ impl From<&RuntimeError> for Failure {
     }
 }
 
-fn floor_char_boundary(s: &str, mut i: usize) -> usize {
-    i = i.min(s.len());
-    while !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
-}
-
-/// Renders the line holding byte `start` of `source` with carets under `start..end` (clipped
-/// to that line, at least one). Returns the 1-based line and column (in characters) and the frame:
-///
-/// ```text
-///  --> line 3, column 11
-///   |
-/// 3 | T | where Foo > 1
-///   |           ^^^
-/// ```
-pub fn code_frame(source: &str, start: usize, end: usize) -> (usize, usize, String) {
-    let start = floor_char_boundary(source, start);
-    let end = floor_char_boundary(source, end.max(start));
-    let line_start = source[..start].rfind('\n').map_or(0, |i| i + 1);
-    let line_end = source[start..]
-        .find('\n')
-        .map_or(source.len(), |i| start + i);
-    let line_no = source[..start].matches('\n').count() + 1;
-    let line_text = source[line_start..line_end].trim_end_matches('\r');
-    let before = &source[line_start..start];
-    let column = before.chars().count() + 1;
-    let marked = source[start..end.min(line_end)].chars().count().max(1);
-    // Keep tabs in the padding so the caret lines up under tabbed text.
-    let padding: String = before
-        .chars()
-        .map(|c| if c == '\t' { '\t' } else { ' ' })
-        .collect();
-    let gutter = " ".repeat(line_no.to_string().len());
-    let frame = format!(
-        "{gutter}--> line {line_no}, column {column}\n{gutter} |\n{line_no} | {line_text}\n{gutter} | {padding}{carets}\n",
-        carets = "^".repeat(marked)
-    );
-    (line_no, column, frame)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -120,32 +79,6 @@ mod tests {
 
     use super::*;
     use kustodian_runtime::script::split_script;
-
-    #[test]
-    fn frame_points_at_the_span() {
-        let (line, column, frame) = code_frame("print 1\nT | where Foo > 1\n", 18, 21);
-        assert_eq!((line, column), (2, 11));
-        assert_eq!(
-            frame,
-            " --> line 2, column 11\n  |\n2 | T | where Foo > 1\n  |           ^^^\n"
-        );
-    }
-
-    #[test]
-    fn frame_at_end_of_text_and_multiline_span() {
-        let (line, column, frame) = code_frame("T |", 3, 3);
-        assert_eq!((line, column), (1, 4));
-        assert!(frame.ends_with("1 | T |\n  |    ^\n"), "{frame}");
-        let (_, _, frame) = code_frame("T\n| where a\n  and b", 4, 18);
-        assert!(frame.ends_with("2 | | where a\n  |   ^^^^^^^\n"), "{frame}");
-    }
-
-    #[test]
-    fn columns_count_characters_and_tabs_are_kept() {
-        let (_, column, frame) = code_frame("\tprint 'é', x", 13, 14);
-        assert_eq!(column, 13);
-        assert!(frame.ends_with("| \t           ^\n"), "{frame:?}");
-    }
 
     #[test]
     fn semantic_span_is_moved_into_the_script() {
@@ -167,6 +100,27 @@ mod tests {
             failure.to_text(),
             "error[SemanticError]: unknown column 'Foo'\n  --> line 13, column 9\n   |\n13 | | where Foo > 1\n   |         ^^^\n"
         );
+    }
+
+    #[test]
+    fn frames_of_long_lines_are_cut_around_the_caret() {
+        // A semantic error at the end of a one-line request of a megabyte.
+        let script = format!("print x = '{}', y = Foo", "a".repeat(1_000_000));
+        let request = &split_script(&script)[0];
+        let start = script.len() - 3;
+        let err = RuntimeError::Plan(PlanError::semantic("unknown column 'Foo'").with_span(
+            ErrSpan {
+                start,
+                end: start + 3,
+            },
+        ));
+        let text = Failure::from_runtime(&err, &script, request).to_text();
+        assert!(text.len() < 400, "{} bytes: {text}", text.len());
+        assert!(text.contains(" --> line 1, column 1000019\n"), "{text}");
+        // 120 characters of the line after a `…`, the caret under `Foo` at their end.
+        let line = format!("1 | …{}', y = Foo\n", "a".repeat(110));
+        let carets = format!("  | {}^^^\n", " ".repeat(118));
+        assert!(text.ends_with(&format!("{line}{carets}")), "{text}");
     }
 
     #[test]
