@@ -143,7 +143,7 @@ keywords! {
     Ifexists = "ifexists", Ifnotexists = "ifnotexists", Persist = "persist",
     Volatile = "volatile", None = "none", SkipResults = "skip-results", Clear = "clear",
     Cache = "cache", Groupmembership = "groupmembership", Json = "json", Csl = "csl",
-    Script = "script", BasedOn = "based-on",
+    Script = "script", BasedOn = "based-on", Ingestion = "ingestion", Failures = "failures",
 }
 
 /// Query-mode keyword for a word, if any.
@@ -294,6 +294,8 @@ fn command_keyword(w: &str) -> Option<Kw> {
         "clear" => Clear,
         "cache" => Cache,
         "groupmembership" => Groupmembership,
+        "ingestion" => Ingestion,
+        "failures" => Failures,
         "json" => Json,
         "csl" => Csl,
         "script" => Script,

@@ -1014,6 +1014,10 @@ fn materialized_view_commands() {
     assert!(matches!(&c.kind, CommandKind::CreateMaterializedView { if_not_exists: false, with, query, .. } if with.is_empty() && query.statements.len() == 2));
     assert_eq!(c.to_string(), ".create materialized-view V on table T { let n = 1; T | summarize count() by A }");
     assert!(matches!(command(".show materialized-views").kind, CommandKind::ShowMaterializedViews));
+    assert!(matches!(command(".show ingestion failures").kind, CommandKind::ShowIngestionFailures { with } if with.is_empty()));
+    let c = command(".show ingestion failures with (OperationId = '0000') | where Table == 'T'");
+    assert!(matches!(&c.kind, CommandKind::ShowIngestionFailures { with } if with.len() == 1));
+    assert_eq!(c.to_string(), ".show ingestion failures with (OperationId = \"0000\") | where Table == \"T\"");
     assert!(matches!(command(".show materialized-view V").kind, CommandKind::ShowMaterializedView { name } if name.name == "V"));
     assert!(matches!(command(".show materialized-views | where Name == 'V'").kind, CommandKind::ShowMaterializedViews));
     assert!(matches!(

@@ -134,6 +134,7 @@ impl Cluster {
             }],
             databases: Vec::new(),
             version: 0,
+            ingestion_failures: Vec::new(),
         };
         storage.commit_metadata(&meta)?;
         Ok(Cluster::from_parts(State::new(meta, HashMap::new()), Some(storage), admin))
@@ -171,6 +172,7 @@ impl Cluster {
             }],
             databases: Vec::new(),
             version: 0,
+            ingestion_failures: Vec::new(),
         };
         Ok(Cluster::from_parts(State::new(meta, HashMap::new()), None, admin))
     }

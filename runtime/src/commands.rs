@@ -70,6 +70,7 @@ pub(crate) fn is_read_only(kind: &CommandKind) -> bool {
             | CommandKind::ShowPrincipals { .. }
             | CommandKind::ShowPrincipalRoles { .. }
             | CommandKind::ShowMaterializedViews
+            | CommandKind::ShowIngestionFailures { .. }
             | CommandKind::ShowMaterializedView { .. }
     )
 }
@@ -161,7 +162,12 @@ pub(crate) fn gate(snap: &State, caller: &Caller, ctx: &RequestContext, cmd: &as
             }
             Ok(())
         }
-        CommandKind::ShowTables { .. } | CommandKind::ShowFunctions | CommandKind::ShowFunction { .. } | CommandKind::ShowMaterializedViews | CommandKind::ShowMaterializedView { .. } => {
+        CommandKind::ShowTables { .. }
+        | CommandKind::ShowFunctions
+        | CommandKind::ShowFunction { .. }
+        | CommandKind::ShowMaterializedViews
+        | CommandKind::ShowMaterializedView { .. }
+        | CommandKind::ShowIngestionFailures { .. } => {
             any_of(snap, caller, &[Action::ShowDatabase(db)], &format!("show the metadata of database '{db}'"))
         }
         CommandKind::ShowTablesSubset { names, .. } => {
@@ -549,32 +555,50 @@ pub(crate) async fn execute(cluster: &Cluster, caller: &Caller, ctx: &RequestCon
             check(can_ingest(&snap, caller, &d, &t), caller, &format!("ingest into table '{t}'"), "Table Ingestor")?;
             let tm = need_table(&meta, &d, &t)?;
             let started = std::time::Instant::now();
-            let opts = ingest::options_from_properties(&props(with))?;
-            let ingested = ingest::ingest_inline(data, &tm.schema, &opts)?;
-            let committed = append(cluster, meta, &d, &t, ingested.batches).await?;
-            ingest::command_result(committed, &ingested.summary, started.elapsed())
+            let result = async {
+                let opts = ingest::options_from_properties(&props(with))?;
+                let ingested = ingest::ingest_inline(data, &tm.schema, &opts)?;
+                let committed = append(cluster, meta.clone(), &d, &t, ingested.batches).await?;
+                ingest::command_result(committed, &ingested.summary, started.elapsed())
+            }
+            .await;
+            record_failure(cluster, caller, result, &d, &t, "inline", "DataIngestInline", with, 1)
         }
         CommandKind::Ingest { table: t, sources, with, .. } => {
             let (d, t) = table_db(t, ctx, &snap)?;
             check(can_ingest(&snap, caller, &d, &t), caller, &format!("ingest into table '{t}'"), "Table Ingestor")?;
             let tm = need_table(&meta, &d, &t)?;
             let started = std::time::Instant::now();
-            let opts = ingest::options_from_properties(&props(with))?;
-            let mut batches = Vec::new();
-            let mut summary = ingest::IngestSummary::default();
-            for s in sources {
-                let path = match &s.kind {
-                    ast::LiteralKind::String(p) | ast::LiteralKind::ObfuscatedString(p) => p.clone(),
-                    _ => return Err(RuntimeError::bad_request("ingestion sources must be string literals")),
-                };
-                let file = cluster.ingestion_roots.resolve(&path, cluster.storage.as_ref().map(|s| s.dir()))?;
-                let ingested = ingest::ingest_file(&file, &tm.schema, &opts)?;
-                batches.extend(ingested.batches);
-                summary.merge(ingested.summary);
+            let mut current = String::new();
+            let result = async {
+                let opts = ingest::options_from_properties(&props(with))?;
+                let mut batches = Vec::new();
+                let mut summary = ingest::IngestSummary::default();
+                for s in sources {
+                    let path = match &s.kind {
+                        ast::LiteralKind::String(p) => {
+                            current = p.clone();
+                            p.clone()
+                        }
+                        // An obfuscated source is never written down in the clear.
+                        ast::LiteralKind::ObfuscatedString(p) => {
+                            current = "h'****'".into();
+                            p.clone()
+                        }
+                        _ => return Err(RuntimeError::bad_request("ingestion sources must be string literals")),
+                    };
+                    let file = cluster.ingestion_roots.resolve(&path, cluster.storage.as_ref().map(|s| s.dir()))?;
+                    let ingested = ingest::ingest_file(&file, &tm.schema, &opts)?;
+                    batches.extend(ingested.batches);
+                    summary.merge(ingested.summary);
+                }
+                let committed = append(cluster, meta.clone(), &d, &t, batches).await?;
+                ingest::command_result(committed, &summary, started.elapsed())
             }
-            let committed = append(cluster, meta, &d, &t, batches).await?;
-            ingest::command_result(committed, &summary, started.elapsed())
+            .await;
+            record_failure(cluster, caller, result, &d, &t, &current, "DataIngestPull", with, sources.len())
         }
+        CommandKind::ShowIngestionFailures { with } => show_ingestion_failures(&snap, caller, &db, with),
         CommandKind::TableFromQuery { mode, table: t, query, .. } => {
             let (d, tname) = table_db(t, ctx, &snap)?;
             let exists = meta.db(&d).and_then(|x| x.table(&tname)).is_some();
@@ -942,6 +966,93 @@ fn drop_tables(cluster: &Cluster, caller: &Caller, ctx: &RequestContext, mut met
     }
     cluster.commit(meta, HashMap::new())?;
     table(&[("TableName", KqlType::String), ("DatabaseName", KqlType::String)], dropped.into_iter().map(|(d, t)| vec![V::S(t), V::S(d)]).collect())
+}
+
+/// An ingestion's result, and on failure (other than a refusal) a record of it for
+/// `.show ingestion failures`, committed in place of the change that failed: the table stays as
+/// it was, the failure is kept (Kusto's behaviour).
+#[allow(clippy::too_many_arguments)]
+fn record_failure(
+    cluster: &Cluster,
+    caller: &Caller,
+    result: Result<QueryOutput>,
+    db: &str,
+    table: &str,
+    source: &str,
+    kind: &str,
+    with: &[ast::Property],
+    sources: usize,
+) -> Result<QueryOutput> {
+    let e = match result {
+        Ok(out) => return Ok(out),
+        Err(e @ (RuntimeError::Forbidden(_) | RuntimeError::Plan(kustodian_planner::PlanError::Forbidden { .. }))) => return Err(e),
+        Err(e) => e,
+    };
+    let mut f = ingest::IngestionFailure::from_error(&e, db, table, source, kind);
+    f.principal = caller.principal.fqn();
+    f.user = caller.principal.fqn();
+    f.ingestion_properties = ingest::errors::properties_json(&props(with));
+    f.number_of_sources = i32::try_from(sources).unwrap_or(i32::MAX);
+    let mut meta = cluster.snapshot().meta.clone();
+    meta.ingestion_failures.push(f);
+    let excess = meta.ingestion_failures.len().saturating_sub(crate::meta::MAX_INGESTION_FAILURES);
+    meta.ingestion_failures.drain(..excess);
+    // The failure is what the caller must hear about, even if keeping its record failed.
+    let _ = cluster.commit(meta, HashMap::new());
+    Err(e)
+}
+
+const INGESTION_FAILURE_COLS: &[(&str, KqlType)] = &[
+    ("OperationId", KqlType::Guid),
+    ("Database", KqlType::String),
+    ("Table", KqlType::String),
+    ("FailedOn", KqlType::Datetime),
+    ("IngestionSourcePath", KqlType::String),
+    ("Details", KqlType::String),
+    ("FailureKind", KqlType::String),
+    ("RootActivityId", KqlType::Guid),
+    ("OperationKind", KqlType::String),
+    ("OriginatesFromUpdatePolicy", KqlType::Bool),
+    ("ErrorCode", KqlType::String),
+    ("Principal", KqlType::String),
+    ("ShouldRetry", KqlType::Bool),
+    ("User", KqlType::String),
+    ("IngestionProperties", KqlType::String),
+    ("NumberOfSources", KqlType::Long),
+];
+
+/// `.show ingestion failures [with (OperationId = '...')]`: the failures of the database in
+/// scope (whose metadata the caller may show), newest last.
+fn show_ingestion_failures(snap: &State, caller: &Caller, db: &str, with: &[ast::Property]) -> Result<QueryOutput> {
+    let operation = prop(with, "OperationId");
+    let rows = snap
+        .meta
+        .ingestion_failures
+        .iter()
+        .filter(|f| f.database.eq_ignore_ascii_case(db) && auth::allows(&snap.meta, caller, &Action::ShowDatabase(&f.database)))
+        .filter(|f| operation.as_ref().is_none_or(|o| o.eq_ignore_ascii_case(&f.operation_id)))
+        .map(|f| {
+            vec![
+                V::S(f.operation_id.clone()),
+                V::S(f.database.clone()),
+                V::S(f.table.clone()),
+                V::D(Some(f.failed_on)),
+                V::S(f.ingestion_source_path.clone()),
+                V::S(f.details.clone()),
+                V::S(f.failure_kind.clone()),
+                V::S(f.root_activity_id.clone()),
+                V::S(f.operation_kind.clone()),
+                V::B(f.originates_from_update_policy),
+                V::S(f.error_code.clone()),
+                V::S(f.principal.clone()),
+                V::B(f.should_retry),
+                V::S(f.user.clone()),
+                V::S(f.ingestion_properties.clone()),
+                V::L(i64::from(f.number_of_sources)),
+            ]
+        })
+        .collect();
+    table(INGESTION_FAILURE_COLS, rows)
 }
 
 /// Appends to a table and re-materializes its materialized views, in one commit.

@@ -35,7 +35,14 @@ pub struct Meta {
     pub version: u64,
     pub cluster_roles: Vec<RoleAssignment>,
     pub databases: Vec<DatabaseMeta>,
+    /// The latest failed ingestions (at most [`MAX_INGESTION_FAILURES`]), for
+    /// `.show ingestion failures`.
+    #[serde(default)]
+    pub ingestion_failures: Vec<crate::ingest::IngestionFailure>,
 }
+
+/// How many failed ingestions the metadata keeps (the oldest go first).
+pub const MAX_INGESTION_FAILURES: usize = 1000;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct DatabaseMeta {

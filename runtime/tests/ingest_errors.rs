@@ -330,3 +330,57 @@ fn an_ingestion_of_no_records_returns_the_empty_extent_id() {
     assert_eq!(long_at(&out, "RowCount"), 0);
     assert_eq!(e.count(), 0);
 }
+
+impl Env {
+    fn exec_as(&self, who: &str, text: &str) -> Result<QueryOutput, RuntimeError> {
+        let opts = RequestOptions {
+            database: Some("Db".into()),
+            identity: Some(Identity { principal: who.into(), groups: vec![] }),
+            properties: vec![],
+        };
+        self.rt.block_on(self.cluster.execute(text, &opts))
+    }
+}
+
+/// `.show ingestion failures`: every failed ingestion is kept (the table unchanged), with
+/// Kusto's columns; the database's monitors see them, a principal without a role there does not.
+#[test]
+fn failed_ingestions_are_listed_for_those_who_may_see_the_database() {
+    let e = env();
+    e.ok(SEED);
+    e.ok(".add database Db monitors ('aaduser=mon@contoso.com')");
+    std::fs::write(e.scratch.path().join("ragged.csv"), "a,1,2024-01-01\nb\n").unwrap();
+    let path = e.scratch.path().join("ragged.csv").display().to_string();
+    e.err(&format!(".ingest into table T ('{path}')"));
+    e.err(".ingest inline into table T <| \"never,closed");
+    assert_eq!(e.count(), 2, "the table is unchanged");
+    let out = e.exec_as("aaduser=mon@contoso.com", ".show ingestion failures").unwrap();
+    let names: Vec<&str> = out.schema.columns.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "OperationId", "Database", "Table", "FailedOn", "IngestionSourcePath", "Details", "FailureKind", "RootActivityId",
+            "OperationKind", "OriginatesFromUpdatePolicy", "ErrorCode", "Principal", "ShouldRetry", "User",
+            "IngestionProperties", "NumberOfSources"
+        ]
+    );
+    assert_eq!(out.row_count(), 2);
+    let codes = out.batches[0].column(10).as_string::<i32>();
+    assert_eq!((codes.value(0), codes.value(1)), ("Stream_WrongNumberOfFields", "Stream_ClosingQuoteMissing"));
+    let sources = out.batches[0].column(4).as_string::<i32>();
+    assert_eq!((sources.value(0), sources.value(1)), (path.as_str(), "inline"));
+    assert_eq!(out.batches[0].column(11).as_string::<i32>().value(0), ADMIN);
+    // Filtering by operation id, as Kusto's `with (OperationId = ...)`.
+    let id = out.batches[0].column(0).as_string::<i32>().value(1).to_string();
+    assert_eq!(e.ok(&format!(".show ingestion failures with (OperationId = '{id}')")).row_count(), 1);
+    // Someone with no role in the database is refused, and a refused ingestion is no failure.
+    let refused = e.exec_as("aaduser=nobody@contoso.com", ".show ingestion failures").err().unwrap();
+    assert_eq!(refused.code().as_str(), "Forbidden");
+    let refused = e.exec_as("aaduser=nobody@contoso.com", ".ingest inline into table T <| x,1,2024-01-01").err().unwrap();
+    assert_eq!(refused.code().as_str(), "Forbidden");
+    assert_eq!(e.ok(".show ingestion failures").row_count(), 2);
+    // They survive a reopen.
+    let reopened = Cluster::open(&e.data.path().join("cluster")).unwrap();
+    let opts = RequestOptions { database: Some("Db".into()), identity: None, properties: vec![] };
+    assert_eq!(e.rt.block_on(reopened.execute(".show ingestion failures", &opts)).unwrap().row_count(), 2);
+}

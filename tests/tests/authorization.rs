@@ -111,6 +111,7 @@ const MATRIX: &[(&str, &[&str])] = &[
     (".show table * policy restricted_view_access", SHOW),
     (".show database Db schema as csl script", SHOW),
     (".show materialized-views", SHOW),
+    (".show ingestion failures", SHOW),
     (".ingest inline into table T <| z,3", &["ca", "da", "di", "ta", "ti"]),
     // The query of `.append` is a query in the database: an ingestor, who may not query, may
     // append only with `.ingest`.

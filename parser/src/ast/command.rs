@@ -175,6 +175,8 @@ pub enum CommandKind {
     },
     /// `.show materialized-views`
     ShowMaterializedViews,
+    /// `.show ingestion failures [with (OperationId = '...')]`
+    ShowIngestionFailures { with: Vec<Property> },
     /// `.show materialized-view V`
     ShowMaterializedView { name: Ident },
     /// `.drop materialized-view V [ifexists]`

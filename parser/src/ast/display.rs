@@ -1681,6 +1681,10 @@ impl Display for CommandKind {
                 f.write_str(".clear cluster cache groupmembership")?;
                 with_props(f, with)
             }
+            ShowIngestionFailures { with } => {
+                f.write_str(".show ingestion failures")?;
+                with_props(f, with)
+            }
             CreateMaterializedView {
                 if_not_exists,
                 with,
