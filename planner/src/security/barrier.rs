@@ -103,34 +103,66 @@ impl UserDefinedLogicalNodeCore for SecurityBarrier {
 
 /// Physical pass-through node for [`SecurityBarrier`]. It keeps the `ExecutionPlan` defaults
 /// that refuse filter pushdown (`gather_filters_for_pushdown`), projection pushdown
-/// (`try_swapping_with_projection`) and limit pushdown, and exposes no statistics.
+/// (`try_swapping_with_projection`, but for projections of plain columns) and limit pushdown,
+/// and exposes no statistics.
+pub type BarrierExec = TableMarkExec<Barrier>;
+
+/// What a [`TableMarkExec`] marks: its name in plans, and which projections may swap below it.
+pub trait Mark: fmt::Debug + Send + Sync + 'static {
+    const NAME: &'static str;
+    /// Whether a projection of plain columns over `input_width` columns may pass below.
+    fn narrows(projected: usize, input_width: usize) -> bool;
+}
+
+/// The barrier around a policy's plan.
 #[derive(Debug)]
-pub struct BarrierExec {
+pub struct Barrier;
+
+impl Mark for Barrier {
+    const NAME: &'static str = "BarrierExec";
+    /// A projection of plain columns may pass below the barrier: it evaluates nothing (cannot
+    /// fail, observes no value), it only narrows the rows the policy lets through to the
+    /// columns the query uses, so the policy's filter can drop the others instead of copying
+    /// them (`T | where Amount > 500 | count` under an own-rows policy copied every visible
+    /// row's Owner string only to throw it away: 1.35x the handwritten filter). Projections
+    /// that compute anything stay above.
+    fn narrows(projected: usize, input_width: usize) -> bool {
+        projected < input_width
+    }
+}
+
+/// A pass-through physical node that names a table: the barrier of its policy
+/// ([`BarrierExec`]) or the policy's own scan of it (`protected::ProtectedScanExec`). Batches
+/// pass without a copy; only projections of plain columns may swap below it.
+#[derive(Debug)]
+pub struct TableMarkExec<M: Mark> {
     table: String,
     input: Arc<dyn ExecutionPlan>,
     properties: Arc<PlanProperties>,
+    mark: std::marker::PhantomData<M>,
 }
 
-impl BarrierExec {
+impl<M: Mark> TableMarkExec<M> {
     pub fn new(table: impl Into<String>, input: Arc<dyn ExecutionPlan>) -> Self {
         let properties = Arc::clone(input.properties());
-        BarrierExec { table: table.into(), input, properties }
+        TableMarkExec { table: table.into(), input, properties, mark: std::marker::PhantomData }
     }
 
+    /// The table, `[db].[table]`.
     pub fn table(&self) -> &str {
         &self.table
     }
 }
 
-impl DisplayAs for BarrierExec {
+impl<M: Mark> DisplayAs for TableMarkExec<M> {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "BarrierExec: table={}", self.table)
+        write!(f, "{}: table={}", M::NAME, self.table)
     }
 }
 
-impl ExecutionPlan for BarrierExec {
+impl<M: Mark> ExecutionPlan for TableMarkExec<M> {
     fn name(&self) -> &str {
-        "BarrierExec"
+        M::NAME
     }
 
     fn properties(&self) -> &Arc<PlanProperties> {
@@ -161,14 +193,15 @@ impl ExecutionPlan for BarrierExec {
         children: Vec<Arc<dyn ExecutionPlan>>,
         options: ReplaceChildrenOptions,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let input = only_child(children, "BarrierExec")?;
+        let input = only_child(children, M::NAME)?;
         Ok(match options.children_properties {
-            ChildrenPropertiesMode::Keep => Arc::new(BarrierExec {
+            ChildrenPropertiesMode::Keep => Arc::new(TableMarkExec::<M> {
                 table: self.table.clone(),
                 input,
                 properties: Arc::clone(&self.properties),
+                mark: std::marker::PhantomData,
             }),
-            ChildrenPropertiesMode::Recompute => Arc::new(BarrierExec::new(self.table.clone(), input)),
+            ChildrenPropertiesMode::Recompute => Arc::new(TableMarkExec::<M>::new(self.table.clone(), input)),
         })
     }
 
@@ -183,18 +216,13 @@ impl ExecutionPlan for BarrierExec {
         self.replace_children(children, ReplaceChildrenOptions::new(ChildrenPropertiesMode::Keep))
     }
 
-    /// A projection of plain columns may pass below the barrier: it evaluates nothing (cannot
-    /// fail, observes no value), it only narrows the rows the policy lets through to the
-    /// columns the query uses, so the policy's filter can drop the others instead of copying
-    /// them (`T | where Amount > 500 | count` under an own-rows policy copied every visible
-    /// row's Owner string only to throw it away: 1.35x the handwritten filter). Projections
-    /// that compute anything stay above.
+    /// Projections of plain columns compute nothing: they may pass below when the mark allows.
     fn try_swapping_with_projection(&self, projection: &ProjectionExec) -> DfResult<Option<Arc<dyn ExecutionPlan>>> {
-        if !all_columns(projection.expr()) || projection.expr().len() >= projection.input().schema().fields().len() {
+        if !all_columns(projection.expr()) || !M::narrows(projection.expr().len(), projection.input().schema().fields().len()) {
             return Ok(None);
         }
         let narrowed = make_with_child(projection, &self.input)?;
-        Ok(Some(Arc::new(BarrierExec::new(self.table.clone(), narrowed))))
+        Ok(Some(Arc::new(TableMarkExec::<M>::new(self.table.clone(), narrowed))))
     }
 
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> {

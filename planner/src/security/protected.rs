@@ -4,24 +4,17 @@
 //! reads through this provider, and every physical scan it produces has that table's barrier as
 //! an ancestor (a physical plan otherwise names no table).
 
-use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{Result as DfResult, Statistics};
 use datafusion::datasource::TableType;
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
-use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_plan::projection::{ProjectionExec, all_columns, make_with_child};
-use datafusion::physical_plan::{
-    ChildrenPropertiesMode, DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, ReplaceChildrenOptions,
-};
+use datafusion::physical_plan::ExecutionPlan;
 
-use super::barrier::only_child;
+use super::barrier::{Mark, TableMarkExec};
 
 /// A table read under a row-level-security policy (the policy's own scan of its table).
 #[derive(Debug)]
@@ -76,97 +69,16 @@ impl TableProvider for ProtectedTable {
 }
 
 /// The physical scan of a [`ProtectedTable`]: a pass-through over the inner scan that names the
-/// table. Like [`super::barrier::BarrierExec`], it lets only projections of plain columns
-/// swap below it.
+/// table, letting projections of plain columns swap below it.
+pub type ProtectedScanExec = TableMarkExec<ProtectedScan>;
+
+/// The policy's own scan of its table.
 #[derive(Debug)]
-pub struct ProtectedScanExec {
-    entity: String,
-    input: Arc<dyn ExecutionPlan>,
-    properties: Arc<PlanProperties>,
-}
+pub struct ProtectedScan;
 
-impl ProtectedScanExec {
-    pub fn new(entity: impl Into<String>, input: Arc<dyn ExecutionPlan>) -> Self {
-        let properties = Arc::clone(input.properties());
-        ProtectedScanExec { entity: entity.into(), input, properties }
-    }
-
-    pub fn entity(&self) -> &str {
-        &self.entity
-    }
-}
-
-impl DisplayAs for ProtectedScanExec {
-    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "ProtectedScanExec: table={}", self.entity)
-    }
-}
-
-impl ExecutionPlan for ProtectedScanExec {
-    fn name(&self) -> &str {
-        "ProtectedScanExec"
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        &self.properties
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![&self.input]
-    }
-
-    fn maintains_input_order(&self) -> Vec<bool> {
-        vec![true]
-    }
-
-    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
-        vec![false]
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
-    ) -> DfResult<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
-
-    fn replace_children(
-        self: Arc<Self>,
-        children: Vec<Arc<dyn ExecutionPlan>>,
-        options: ReplaceChildrenOptions,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let input = only_child(children, "ProtectedScanExec")?;
-        Ok(match options.children_properties {
-            ChildrenPropertiesMode::Keep => Arc::new(ProtectedScanExec {
-                entity: self.entity.clone(),
-                input,
-                properties: Arc::clone(&self.properties),
-            }),
-            ChildrenPropertiesMode::Recompute => Arc::new(ProtectedScanExec::new(self.entity.clone(), input)),
-        })
-    }
-
-    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> DfResult<Arc<dyn ExecutionPlan>> {
-        self.replace_children(children, ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute))
-    }
-
-    fn with_new_children_and_same_properties(
-        self: Arc<Self>,
-        children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        self.replace_children(children, ReplaceChildrenOptions::new(ChildrenPropertiesMode::Keep))
-    }
-
-    /// Projections of plain columns compute nothing: they may narrow the scan.
-    fn try_swapping_with_projection(&self, projection: &ProjectionExec) -> DfResult<Option<Arc<dyn ExecutionPlan>>> {
-        if !all_columns(projection.expr()) {
-            return Ok(None);
-        }
-        let narrowed = make_with_child(projection, &self.input)?;
-        Ok(Some(Arc::new(ProtectedScanExec::new(self.entity.clone(), narrowed))))
-    }
-
-    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> {
-        self.input.execute(partition, context)
+impl Mark for ProtectedScan {
+    const NAME: &'static str = "ProtectedScanExec";
+    fn narrows(_projected: usize, _input_width: usize) -> bool {
+        true
     }
 }

@@ -94,11 +94,11 @@ pub fn verify_physical(logical: &LogicalPlan, physical: &Arc<dyn ExecutionPlan>)
 fn walk_physical(plan: &Arc<dyn ExecutionPlan>, barriers: &mut Vec<String>) -> Result<()> {
     let barrier = plan.downcast_ref::<BarrierExec>().map(|b| b.table().to_string());
     if let Some(scan) = plan.downcast_ref::<ProtectedScanExec>()
-        && !barriers.iter().any(|b| b == scan.entity())
+        && !barriers.iter().any(|b| b == scan.table())
     {
         return Err(PlanError::Internal(format!(
             "plan verification failed: the physical scan of {} is not under its row-level-security barrier",
-            scan.entity()
+            scan.table()
         )));
     }
     let pushed = barrier.is_some();
