@@ -205,8 +205,17 @@ fn a_killed_writer_loses_nothing_it_reported_and_blocks_no_one() {
     let data = dir.path().join("cluster");
     setup(&data);
     let d = data.to_str().unwrap();
-    for (round, delay_ms) in [15u64, 40, 80, 150].into_iter().enumerate() {
-        let script = (0..400).map(|i| format!(".ingest inline into table S <| k{round},{i}")).collect::<Vec<_>>().join("\n\n");
+    for (round, delay_ms) in [15u64, 40, 80, 150, 300, 600].into_iter().enumerate() {
+        // Every kind of commit: appends, policy changes, role changes, a replace of another
+        // table's data.
+        let script = (0..400)
+            .map(|i| match i % 4 {
+                0 | 1 => format!(".ingest inline into table S <| k{round},{i}"),
+                2 => format!(".alter table S policy row_level_security enable \"S | where I > -{}\"", i + 1),
+                _ => format!(".set-or-replace R <| print Round = {round}, I = {i}\n\n.add database Db viewers ('aaduser=k{i}@contoso.com')"),
+            })
+            .collect::<Vec<_>>()
+            .join("\n\n");
         let mut writer = Command::new(env!("CARGO_BIN_EXE_kustodian"))
             .args(["run", "--data", d, "--db", "Db", "--format", "json", "-c", &script])
             .stdin(Stdio::null())
@@ -224,13 +233,19 @@ fn a_killed_writer_loses_nothing_it_reported_and_blocks_no_one() {
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));
         writer.kill().unwrap();
         let out = writer.wait_with_output().unwrap();
-        let reported = text(&out.stdout).lines().filter(|l| l.contains("ExtentId")).count();
+        // `.ingest` results carry ItemLoaded; `.set-or-replace` results do not.
+        let reported = text(&out.stdout).lines().filter(|l| l.contains("ItemLoaded")).count();
         let r = reader.wait_with_output().unwrap();
         assert!(r.status.success(), "the reader failed: {}", text(&r.stderr));
         let rt = rt();
         let c = Cluster::open(&data).unwrap();
         let got: usize = run(&rt, &c, &format!("S | where Writer == 'k{round}' | count"))[0][0].parse().unwrap();
         assert!(got == reported || got == reported + 1, "round {round}: {got} rows, {reported} reported");
+        eprintln!("killed after {delay_ms} ms: {reported} ingests reported, {got} rows");
+        // A replace is whole or not at all.
+        if let Ok(out) = rt.block_on(c.execute("R | count", &opts(ADMIN))) {
+            assert_eq!(cells(&out), vec![vec!["1".to_string()]], "round {round}");
+        }
         // The lock died with the writer: the next change goes through at once.
         run(&rt, &c, &format!(".ingest inline into table S <| after{round},1"));
         // No temporary file survives a clean open.
