@@ -7,10 +7,74 @@ use crate::error::{Result, RuntimeError};
 use crate::meta::Meta;
 pub use crate::meta::RoleAssignment;
 
-pub const DATABASE_ROLES: &[&str] = &["admins", "users", "viewers", "unrestrictedviewers", "ingestors", "monitors"];
-pub const TABLE_ROLES: &[&str] = &["admins", "ingestors"];
-pub const FUNCTION_ROLES: &[&str] = &["admins"];
-pub const CLUSTER_ROLES: &[&str] = &["alldatabasesadmins", "alldatabasesviewers", "alldatabasesmonitors"];
+/// A security role, by the keyword the role commands use (`.add database D viewers (...)`) and
+/// role assignments store. The only place role names are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Admins,
+    Users,
+    Viewers,
+    UnrestrictedViewers,
+    Ingestors,
+    Monitors,
+    AllDatabasesAdmins,
+    AllDatabasesViewers,
+    AllDatabasesMonitors,
+}
+
+impl Role {
+    pub const ALL: [Role; 9] = [
+        Role::Admins,
+        Role::Users,
+        Role::Viewers,
+        Role::UnrestrictedViewers,
+        Role::Ingestors,
+        Role::Monitors,
+        Role::AllDatabasesAdmins,
+        Role::AllDatabasesViewers,
+        Role::AllDatabasesMonitors,
+    ];
+
+    /// The command keyword, as stored in role assignments.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Role::Admins => "admins",
+            Role::Users => "users",
+            Role::Viewers => "viewers",
+            Role::UnrestrictedViewers => "unrestrictedviewers",
+            Role::Ingestors => "ingestors",
+            Role::Monitors => "monitors",
+            Role::AllDatabasesAdmins => "alldatabasesadmins",
+            Role::AllDatabasesViewers => "alldatabasesviewers",
+            Role::AllDatabasesMonitors => "alldatabasesmonitors",
+        }
+    }
+
+    /// Kusto's human-readable name (`.show ... principals`' `Role` column).
+    pub fn display(self) -> &'static str {
+        match self {
+            Role::Admins => "Admin",
+            Role::Users => "User",
+            Role::Viewers => "Viewer",
+            Role::UnrestrictedViewers => "UnrestrictedViewer",
+            Role::Ingestors => "Ingestor",
+            Role::Monitors => "Monitor",
+            Role::AllDatabasesAdmins => "AllDatabasesAdmin",
+            Role::AllDatabasesViewers => "AllDatabasesViewer",
+            Role::AllDatabasesMonitors => "AllDatabasesMonitor",
+        }
+    }
+
+    pub fn from_keyword(keyword: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.keyword().eq_ignore_ascii_case(keyword))
+    }
+}
+
+/// The roles each kind of entity has (Kusto's role commands, spec 4.1).
+pub const DATABASE_ROLES: &[Role] = &[Role::Admins, Role::Users, Role::Viewers, Role::UnrestrictedViewers, Role::Ingestors, Role::Monitors];
+pub const TABLE_ROLES: &[Role] = &[Role::Admins, Role::Ingestors];
+pub const FUNCTION_ROLES: &[Role] = &[Role::Admins];
+pub const CLUSTER_ROLES: &[Role] = &[Role::AllDatabasesAdmins, Role::AllDatabasesViewers, Role::AllDatabasesMonitors];
 
 /// The caller: a principal and its group claims, both canonical (see [`Principal`]). Only
 /// `aadgroup=` principals are groups, and a group is never the caller.
@@ -50,25 +114,14 @@ impl Caller {
         }
     }
 
-    pub fn holds(&self, assignments: &[RoleAssignment], role: &str) -> bool {
-        assignments.iter().any(|a| a.role == role && self.is(&a.principal))
+    pub fn holds(&self, assignments: &[RoleAssignment], role: Role) -> bool {
+        assignments.iter().any(|a| a.role == role.keyword() && self.is(&a.principal))
     }
 }
 
-/// Kusto's human-readable role name for `.show ... principals`' `Role` column.
+/// Kusto's human-readable role name for a stored role keyword.
 pub fn role_display(role: &str) -> &'static str {
-    match role {
-        "admins" => "Admin",
-        "users" => "User",
-        "viewers" => "Viewer",
-        "unrestrictedviewers" => "UnrestrictedViewer",
-        "ingestors" => "Ingestor",
-        "monitors" => "Monitor",
-        "alldatabasesadmins" => "AllDatabasesAdmin",
-        "alldatabasesviewers" => "AllDatabasesViewer",
-        "alldatabasesmonitors" => "AllDatabasesMonitor",
-        _ => "Unknown",
-    }
+    Role::from_keyword(role).map_or("Unknown", Role::display)
 }
 
 /// A denial that names the principal, the operation and a role that would allow it, and says
@@ -153,11 +206,11 @@ impl Action<'_> {
     }
 }
 
-fn cluster_holds(meta: &Meta, caller: &Caller, role: &str) -> bool {
+fn cluster_holds(meta: &Meta, caller: &Caller, role: Role) -> bool {
     caller.holds(&meta.cluster_roles, role)
 }
 
-fn db_holds(meta: &Meta, caller: &Caller, db: &str, role: &str) -> bool {
+fn db_holds(meta: &Meta, caller: &Caller, db: &str, role: Role) -> bool {
     meta.db(db).is_some_and(|d| caller.holds(&d.principals, role))
 }
 
@@ -165,53 +218,53 @@ fn db_holds(meta: &Meta, caller: &Caller, db: &str, role: &str) -> bool {
 /// inherited from the database and cluster count either way, so a caller without them is
 /// refused the same way whether or not the entity exists.
 pub fn allows(meta: &Meta, caller: &Caller, action: &Action) -> bool {
-    let all_admin = || cluster_holds(meta, caller, "alldatabasesadmins");
+    let all_admin = || cluster_holds(meta, caller, Role::AllDatabasesAdmins);
     match *action {
         Action::AdminCluster => all_admin(),
-        Action::ShowCluster => all_admin() || cluster_holds(meta, caller, "alldatabasesmonitors"),
-        Action::AdminDatabase(d) => all_admin() || db_holds(meta, caller, d, "admins"),
-        Action::CreateInDatabase(d) => allows(meta, caller, &Action::AdminDatabase(d)) || db_holds(meta, caller, d, "users"),
+        Action::ShowCluster => all_admin() || cluster_holds(meta, caller, Role::AllDatabasesMonitors),
+        Action::AdminDatabase(d) => all_admin() || db_holds(meta, caller, d, Role::Admins),
+        Action::CreateInDatabase(d) => allows(meta, caller, &Action::AdminDatabase(d)) || db_holds(meta, caller, d, Role::Users),
         Action::ReadDatabase(d) => {
             all_admin()
-                || cluster_holds(meta, caller, "alldatabasesviewers")
-                || ["admins", "users", "viewers"].iter().any(|r| db_holds(meta, caller, d, r))
+                || cluster_holds(meta, caller, Role::AllDatabasesViewers)
+                || [Role::Admins, Role::Users, Role::Viewers].into_iter().any(|r| db_holds(meta, caller, d, r))
         }
         Action::ShowDatabase(d) => {
             allows(meta, caller, &Action::ReadDatabase(d))
-                || cluster_holds(meta, caller, "alldatabasesmonitors")
-                || db_holds(meta, caller, d, "monitors")
+                || cluster_holds(meta, caller, Role::AllDatabasesMonitors)
+                || db_holds(meta, caller, d, Role::Monitors)
         }
         Action::ShowDatabasePrincipals(d) => {
             allows(meta, caller, &Action::AdminDatabase(d))
-                || cluster_holds(meta, caller, "alldatabasesmonitors")
-                || db_holds(meta, caller, d, "monitors")
+                || cluster_holds(meta, caller, Role::AllDatabasesMonitors)
+                || db_holds(meta, caller, d, Role::Monitors)
         }
         Action::AdminTable(d, t) => {
             allows(meta, caller, &Action::AdminDatabase(d))
-                || meta.db(d).and_then(|x| x.table(t)).is_some_and(|tm| caller.holds(&tm.principals, "admins"))
+                || meta.db(d).and_then(|x| x.table(t)).is_some_and(|tm| caller.holds(&tm.principals, Role::Admins))
         }
         Action::IngestTable(d, t) => {
             allows(meta, caller, &Action::AdminTable(d, t))
-                || db_holds(meta, caller, d, "ingestors")
-                || meta.db(d).and_then(|x| x.table(t)).is_some_and(|tm| caller.holds(&tm.principals, "ingestors"))
+                || db_holds(meta, caller, d, Role::Ingestors)
+                || meta.db(d).and_then(|x| x.table(t)).is_some_and(|tm| caller.holds(&tm.principals, Role::Ingestors))
         }
         Action::ReadTable(d, t) => {
             let reader = allows(meta, caller, &Action::ReadDatabase(d));
             let table = meta.db(d).and_then(|x| x.table(t));
-            let table_admin = table.is_some_and(|tm| caller.holds(&tm.principals, "admins"));
+            let table_admin = table.is_some_and(|tm| caller.holds(&tm.principals, Role::Admins));
             if table.is_some_and(|tm| tm.restricted_view_access) {
-                reader && db_holds(meta, caller, d, "unrestrictedviewers")
+                reader && db_holds(meta, caller, d, Role::UnrestrictedViewers)
             } else {
                 reader || table_admin
             }
         }
         Action::AdminFunction(d, f) => {
             allows(meta, caller, &Action::AdminDatabase(d))
-                || meta.db(d).and_then(|x| x.function(f)).is_some_and(|fm| caller.holds(&fm.principals, "admins"))
+                || meta.db(d).and_then(|x| x.function(f)).is_some_and(|fm| caller.holds(&fm.principals, Role::Admins))
         }
         Action::AdminMaterializedView(d, v) => {
             allows(meta, caller, &Action::AdminDatabase(d))
-                || meta.db(d).and_then(|x| x.materialized_view(v)).is_some_and(|vm| caller.holds(&vm.principals, "admins"))
+                || meta.db(d).and_then(|x| x.materialized_view(v)).is_some_and(|vm| caller.holds(&vm.principals, Role::Admins))
         }
     }
 }
@@ -220,7 +273,7 @@ pub fn allows(meta: &Meta, caller: &Caller, action: &Action) -> bool {
 /// role on one of its entities) or a cluster role. Only such a caller may learn whether a
 /// name exists in it.
 pub fn knows_database(meta: &Meta, caller: &Caller, db: &str) -> bool {
-    if ["alldatabasesadmins", "alldatabasesviewers", "alldatabasesmonitors"].iter().any(|r| cluster_holds(meta, caller, r)) {
+    if CLUSTER_ROLES.iter().any(|r| cluster_holds(meta, caller, *r)) {
         return true;
     }
     let Some(d) = meta.db(db) else { return false };

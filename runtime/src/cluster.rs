@@ -13,7 +13,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use kustodian_parser::ast;
 use kustodian_planner::{PlannedQuery, Principal, RequestContext, plan_query};
 
-use crate::auth::{self, Action, Caller, RoleAssignment, check};
+use crate::auth::{self, Action, Caller, Role, RoleAssignment, check};
 pub use crate::meta::{DatabaseMeta, FunctionMeta, Meta, RlsMeta, TableMeta};
 use crate::catalog::{Access, ExtentData, SnapshotCatalog, State};
 use crate::error::{Result, RuntimeError};
@@ -128,7 +128,7 @@ impl Cluster {
         let storage = Storage::create(dir)?;
         let meta = Meta {
             cluster_roles: vec![RoleAssignment {
-                role: "alldatabasesadmins".into(),
+                role: Role::AllDatabasesAdmins.keyword().into(),
                 principal: admin.fqn(),
                 notes: "first admin (kustodian init)".into(),
             }],
@@ -153,7 +153,7 @@ impl Cluster {
         let admin = meta
             .cluster_roles
             .iter()
-            .find(|r| r.role == "alldatabasesadmins")
+            .find(|r| r.role == Role::AllDatabasesAdmins.keyword())
             .and_then(|r| r.principal())
             .ok_or_else(|| RuntimeError::Internal("the cluster has no AllDatabasesAdmin".into()))?;
         let cluster = Cluster::from_parts(State::new(meta, data).with_broken(broken), Some(storage), admin);
@@ -166,7 +166,7 @@ impl Cluster {
         let admin = Principal::parse(admin).map_err(RuntimeError::bad_request)?;
         let meta = Meta {
             cluster_roles: vec![RoleAssignment {
-                role: "alldatabasesadmins".into(),
+                role: Role::AllDatabasesAdmins.keyword().into(),
                 principal: admin.fqn(),
                 notes: notes.into(),
             }],
@@ -367,7 +367,7 @@ impl Cluster {
         }
         // Table admins may query their own tables: checked per table.
         let Some(db) = snap.meta.db(database) else { return Ok(()) };
-        if db.tables.iter().any(|t| caller.holds(&t.principals, "admins")) {
+        if db.tables.iter().any(|t| caller.holds(&t.principals, Role::Admins)) {
             return Ok(());
         }
         check(false, caller, &format!("query database '{}'", db.name), "Database Viewer")
@@ -376,11 +376,11 @@ impl Cluster {
     pub(crate) fn authorize_tables(&self, snap: &State, caller: &Caller, planned: &PlannedQuery) -> Result<()> {
         for t in &planned.tables {
             let Some(db) = snap.meta.db(&t.database) else { continue };
-            let table_admin = db.table(&t.table).is_some_and(|tm| caller.holds(&tm.principals, "admins"));
+            let table_admin = db.table(&t.table).is_some_and(|tm| caller.holds(&tm.principals, Role::Admins));
             let readable = auth::allows(&snap.meta, caller, &Action::ReadDatabase(&db.name)) || table_admin;
             check(readable, caller, &format!("read table '{}' in database '{}'", t.table, db.name), "Database Viewer")?;
             if t.restricted_view_access {
-                let unrestricted = caller.holds(&db.principals, "unrestrictedviewers")
+                let unrestricted = caller.holds(&db.principals, Role::UnrestrictedViewers)
                     && auth::allows(&snap.meta, caller, &Action::ReadDatabase(&db.name));
                 check(
                     unrestricted,

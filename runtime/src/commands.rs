@@ -7,7 +7,7 @@ use datafusion::arrow::array::RecordBatch;
 use kustodian_parser::ast::{self, CommandKind, PolicyTarget, PrincipalAction, SecurableEntity, TableWriteMode};
 use kustodian_planner::{KqlColumn, KqlSchema, KqlType, Principal, RequestContext};
 
-use crate::auth::{self, Action, Caller, RoleAssignment, check, role_display};
+use crate::auth::{self, Action, Caller, Role, RoleAssignment, check, role_display};
 use crate::catalog::State;
 use crate::cluster::{Cluster, DatabaseMeta, FunctionMeta, Meta, RlsMeta, TableMeta};
 use crate::error::{Result, RuntimeError};
@@ -15,7 +15,7 @@ use crate::ingest;
 use crate::names::{self, EntityKind};
 use crate::output::{QueryOutput, V, table};
 
-pub(crate) fn is_cluster(caller: &Caller, meta: &Meta, role: &str) -> bool {
+pub(crate) fn is_cluster(caller: &Caller, meta: &Meta, role: Role) -> bool {
     caller.holds(&meta.cluster_roles, role)
 }
 
@@ -408,7 +408,7 @@ fn new_table(name: &str, schema: KqlSchema, creator: &Principal, with: &[ast::Pr
         extents: Vec::new(),
         rls: None,
         restricted_view_access: false,
-        principals: vec![RoleAssignment { role: "admins".into(), principal: creator.fqn(), notes: "creator".into() }],
+        principals: vec![RoleAssignment { role: Role::Admins.keyword().into(), principal: creator.fqn(), notes: "creator".into() }],
         docstring: prop(with, "docstring").unwrap_or_default(),
         folder: prop(with, "folder").unwrap_or_default(),
     }
@@ -466,7 +466,7 @@ pub(crate) async fn execute(cluster: &Cluster, caller: &Caller, ctx: &RequestCon
     let db = ctx.database.clone();
     match &cmd.kind {
         CommandKind::CreateDatabase { name, if_not_exists, .. } => {
-            check(is_cluster(caller, &meta, "alldatabasesadmins"), caller, &format!("create database '{}'", name.name), "AllDatabasesAdmin")?;
+            check(is_cluster(caller, &meta, Role::AllDatabasesAdmins), caller, &format!("create database '{}'", name.name), "AllDatabasesAdmin")?;
             names::validate(EntityKind::Database, &name.name, false)?;
             if meta.db(&name.name).is_some() {
                 if *if_not_exists {
@@ -476,7 +476,7 @@ pub(crate) async fn execute(cluster: &Cluster, caller: &Caller, ctx: &RequestCon
             }
             meta.databases.push(DatabaseMeta {
                 name: name.name.clone(),
-                principals: vec![RoleAssignment { role: "admins".into(), principal: caller.principal.fqn(), notes: "creator".into() }],
+                principals: vec![RoleAssignment { role: Role::Admins.keyword().into(), principal: caller.principal.fqn(), notes: "creator".into() }],
                 ..Default::default()
             });
             cluster.commit(meta, HashMap::new())?;
@@ -638,7 +638,7 @@ pub(crate) async fn execute(cluster: &Cluster, caller: &Caller, ctx: &RequestCon
         CommandKind::CreateFunction { mode, if_not_exists, with, name, params: _, body: _, body_span } => {
             let exists = meta.db(&db).and_then(|d| d.function(&name.name)).is_some();
             let fadmin = is_db_admin(&snap, caller, &db)
-                || meta.db(&db).and_then(|d| d.function(&name.name)).is_some_and(|f| caller.holds(&f.principals, "admins"));
+                || meta.db(&db).and_then(|d| d.function(&name.name)).is_some_and(|f| caller.holds(&f.principals, Role::Admins));
             match (mode, exists) {
                 (ast::FunctionWriteMode::Create, true) if *if_not_exists => {
                     let f = meta.db(&db).and_then(|d| d.function(&name.name)).ok_or_else(|| RuntimeError::Internal("function vanished".into()))?;
@@ -666,7 +666,7 @@ pub(crate) async fn execute(cluster: &Cluster, caller: &Caller, ctx: &RequestCon
             crate::catalog::parse_function(&name.name, &params_text, &body)?;
             let dbm = need_db_mut(&mut meta, &db)?;
             let principals = dbm.function(&name.name).map(|f| f.principals.clone()).unwrap_or_else(|| {
-                vec![RoleAssignment { role: "admins".into(), principal: caller.principal.fqn(), notes: "creator".into() }]
+                vec![RoleAssignment { role: Role::Admins.keyword().into(), principal: caller.principal.fqn(), notes: "creator".into() }]
             });
             dbm.functions.retain(|f| f.name != name.name);
             let f = FunctionMeta {
@@ -691,7 +691,7 @@ pub(crate) async fn execute(cluster: &Cluster, caller: &Caller, ctx: &RequestCon
                 return Err(RuntimeError::bad_request(format!("function '{}' does not exist", name.name)));
             }
             let fadmin = is_db_admin(&snap, caller, &db)
-                || meta.db(&db).and_then(|d| d.function(&name.name)).is_some_and(|f| caller.holds(&f.principals, "admins"));
+                || meta.db(&db).and_then(|d| d.function(&name.name)).is_some_and(|f| caller.holds(&f.principals, Role::Admins));
             check(fadmin, caller, &format!("drop function '{}'", name.name), "Function Admin")?;
             need_db_mut(&mut meta, &db)?.functions.retain(|f| f.name != name.name);
             cluster.commit(meta, HashMap::new())?;
@@ -828,7 +828,7 @@ pub(crate) async fn execute(cluster: &Cluster, caller: &Caller, ctx: &RequestCon
                     return Err(RuntimeError::bad_request(format!("function '{}' does not exist", n.name)));
                 }
                 let fadmin = is_db_admin(&snap, caller, &db)
-                    || meta.db(&db).and_then(|d| d.function(&n.name)).is_some_and(|f| caller.holds(&f.principals, "admins"));
+                    || meta.db(&db).and_then(|d| d.function(&n.name)).is_some_and(|f| caller.holds(&f.principals, Role::Admins));
                 check(!exists || fadmin, caller, &format!("drop function '{}'", n.name), "Function Admin")?;
                 need_db_mut(&mut meta, &db)?.functions.retain(|f| f.name != n.name);
             }
@@ -872,7 +872,7 @@ fn show_databases(cluster: &Cluster, caller: &Caller) -> Result<QueryOutput> {
                 V::B(false),
                 V::S("ReadWrite".into()),
                 V::S(String::new()),
-                V::B(caller.holds(&d.principals, "unrestrictedviewers")),
+                V::B(caller.holds(&d.principals, Role::UnrestrictedViewers)),
             ]
         })
         .collect();
@@ -1173,15 +1173,16 @@ fn change_principals(
     notes: Option<&ast::Literal>,
 ) -> Result<QueryOutput> {
     let role = role.to_ascii_lowercase();
-    let allowed: &[&str] = match entity {
+    let allowed: &[Role] = match entity {
         SecurableEntity::Cluster => auth::CLUSTER_ROLES,
         SecurableEntity::Database(_) => auth::DATABASE_ROLES,
         SecurableEntity::Table(_) => auth::TABLE_ROLES,
         SecurableEntity::Function(_) | SecurableEntity::MaterializedView(_) => auth::FUNCTION_ROLES,
         _ => &[],
     };
-    if !allowed.contains(&role.as_str()) {
-        return Err(RuntimeError::bad_request(format!("'{role}' is not a role of this entity; expected one of: {}", allowed.join(", "))));
+    if !allowed.iter().any(|r| r.keyword() == role) {
+        let names: Vec<&str> = allowed.iter().map(|r| r.keyword()).collect();
+        return Err(RuntimeError::bad_request(format!("'{role}' is not a role of this entity; expected one of: {}", names.join(", "))));
     }
     if none && action != PrincipalAction::Set {
         return Err(RuntimeError::bad_request("'none' is only allowed with .set"));
@@ -1209,7 +1210,7 @@ fn change_principals(
             let p = Principal::parse(f).map_err(RuntimeError::bad_request)?;
             let c = Caller { principal: p, groups: vec![] };
             let has_db = can_read_database(snap, &c, &d)
-                || meta.db(&d).is_some_and(|x| c.holds(&x.principals, "ingestors"));
+                || meta.db(&d).is_some_and(|x| c.holds(&x.principals, Role::Ingestors));
             if !has_db {
                 return Err(RuntimeError::bad_request(format!(
                     "principal '{f}' has no access to database '{d}'; grant a database role (for example users) before a table role"
@@ -1263,7 +1264,7 @@ fn change_principals(
             }
         }
     }
-    if matches!(entity, SecurableEntity::Cluster) && !list.iter().any(|a| a.role == "alldatabasesadmins") {
+    if matches!(entity, SecurableEntity::Cluster) && !list.iter().any(|a| a.role == Role::AllDatabasesAdmins.keyword()) {
         return Err(RuntimeError::bad_request("the cluster must keep at least one AllDatabasesAdmin"));
     }
     let result: Vec<RoleAssignment> = list.clone();

@@ -26,7 +26,7 @@ use datafusion::arrow::array::RecordBatch;
 use kustodian_parser::ast::{self, ExprKind, OperatorKind, StatementKind};
 use kustodian_planner::{KqlSchema, KqlType, RequestContext};
 
-use crate::auth::{self, Action, Caller, RoleAssignment, check};
+use crate::auth::{self, Action, Caller, Role, RoleAssignment, check};
 pub use crate::meta::MaterializedViewMeta;
 use crate::catalog::{Access, ExtentData, SnapshotCatalog, State};
 use crate::cluster::Cluster;
@@ -122,7 +122,7 @@ fn need_db<'m>(meta: &'m Meta, db: &str) -> Result<&'m DatabaseMeta> {
 
 pub(crate) fn is_view_admin(snap: &State, caller: &Caller, db: &str, name: &str) -> bool {
     auth::allows(&snap.meta, caller, &Action::AdminDatabase(db))
-        || snap.meta.db(db).and_then(|d| d.materialized_view(name)).is_some_and(|v| caller.holds(&v.principals, "admins"))
+        || snap.meta.db(db).and_then(|d| d.materialized_view(name)).is_some_and(|v| caller.holds(&v.principals, Role::Admins))
 }
 
 /// Fails if `name` is a materialized view of `db` (tables, functions and views share names).
@@ -455,7 +455,7 @@ pub(crate) async fn create(
         schema,
         extents: Vec::new(),
         rls: None,
-        principals: vec![RoleAssignment { role: "admins".into(), principal: caller.principal.fqn(), notes: "creator".into() }],
+        principals: vec![RoleAssignment { role: Role::Admins.keyword().into(), principal: caller.principal.fqn(), notes: "creator".into() }],
         docstring,
         folder,
         enabled: true,
@@ -689,7 +689,7 @@ pub(crate) fn check_admin_prerequisite(snap: &State, db: &str, name: &str, fqn: 
         .meta
         .db(db)
         .and_then(|d| d.materialized_view(name).and_then(|v| d.table(&v.source)))
-        .is_some_and(|t| c.holds(&t.principals, "admins"));
+        .is_some_and(|t| c.holds(&t.principals, Role::Admins));
     if auth::allows(&snap.meta, &c, &Action::ReadDatabase(db)) || source_admin {
         return Ok(());
     }
