@@ -228,21 +228,10 @@ pub(crate) fn check_role(
     entity: &SecurableEntity,
     role: &Ident,
 ) -> Result<(), ParseError> {
-    let allowed: &[&str] = match entity {
-        SecurableEntity::Database(_) => &[
-            "admins",
-            "users",
-            "viewers",
-            "unrestrictedviewers",
-            "ingestors",
-            "monitors",
-        ],
-        SecurableEntity::Table(_) => &["admins", "ingestors"],
-        SecurableEntity::Function(_)
-        | SecurableEntity::MaterializedView(_)
-        | SecurableEntity::ExternalTable(_) => &["admins"],
-        SecurableEntity::Cluster => return Ok(()),
-    };
+    if matches!(entity, SecurableEntity::Cluster) {
+        return Ok(());
+    }
+    let allowed: Vec<&str> = Role::of(entity).iter().map(|r| r.keyword()).collect();
     if allowed.contains(&role.name.as_str()) {
         Ok(())
     } else {

@@ -7,74 +7,8 @@ use crate::error::{Result, RuntimeError};
 use crate::meta::Meta;
 pub use crate::meta::RoleAssignment;
 
-/// A security role, by the keyword the role commands use (`.add database D viewers (...)`) and
-/// role assignments store. The only place role names are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Admins,
-    Users,
-    Viewers,
-    UnrestrictedViewers,
-    Ingestors,
-    Monitors,
-    AllDatabasesAdmins,
-    AllDatabasesViewers,
-    AllDatabasesMonitors,
-}
+pub use kustodian_parser::ast::Role;
 
-impl Role {
-    pub const ALL: [Role; 9] = [
-        Role::Admins,
-        Role::Users,
-        Role::Viewers,
-        Role::UnrestrictedViewers,
-        Role::Ingestors,
-        Role::Monitors,
-        Role::AllDatabasesAdmins,
-        Role::AllDatabasesViewers,
-        Role::AllDatabasesMonitors,
-    ];
-
-    /// The command keyword, as stored in role assignments.
-    pub fn keyword(self) -> &'static str {
-        match self {
-            Role::Admins => "admins",
-            Role::Users => "users",
-            Role::Viewers => "viewers",
-            Role::UnrestrictedViewers => "unrestrictedviewers",
-            Role::Ingestors => "ingestors",
-            Role::Monitors => "monitors",
-            Role::AllDatabasesAdmins => "alldatabasesadmins",
-            Role::AllDatabasesViewers => "alldatabasesviewers",
-            Role::AllDatabasesMonitors => "alldatabasesmonitors",
-        }
-    }
-
-    /// Kusto's human-readable name (`.show ... principals`' `Role` column).
-    pub fn display(self) -> &'static str {
-        match self {
-            Role::Admins => "Admin",
-            Role::Users => "User",
-            Role::Viewers => "Viewer",
-            Role::UnrestrictedViewers => "UnrestrictedViewer",
-            Role::Ingestors => "Ingestor",
-            Role::Monitors => "Monitor",
-            Role::AllDatabasesAdmins => "AllDatabasesAdmin",
-            Role::AllDatabasesViewers => "AllDatabasesViewer",
-            Role::AllDatabasesMonitors => "AllDatabasesMonitor",
-        }
-    }
-
-    pub fn from_keyword(keyword: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|r| r.keyword().eq_ignore_ascii_case(keyword))
-    }
-}
-
-/// The roles each kind of entity has (Kusto's role commands, spec 4.1).
-pub const DATABASE_ROLES: &[Role] = &[Role::Admins, Role::Users, Role::Viewers, Role::UnrestrictedViewers, Role::Ingestors, Role::Monitors];
-pub const TABLE_ROLES: &[Role] = &[Role::Admins, Role::Ingestors];
-pub const FUNCTION_ROLES: &[Role] = &[Role::Admins];
-pub const CLUSTER_ROLES: &[Role] = &[Role::AllDatabasesAdmins, Role::AllDatabasesViewers, Role::AllDatabasesMonitors];
 
 /// The caller: a principal and its group claims, both canonical (see [`Principal`]). Only
 /// `aadgroup=` principals are groups, and a group is never the caller.
@@ -273,7 +207,7 @@ pub fn allows(meta: &Meta, caller: &Caller, action: &Action) -> bool {
 /// role on one of its entities) or a cluster role. Only such a caller may learn whether a
 /// name exists in it.
 pub fn knows_database(meta: &Meta, caller: &Caller, db: &str) -> bool {
-    if CLUSTER_ROLES.iter().any(|r| cluster_holds(meta, caller, *r)) {
+    if Role::of(&kustodian_parser::ast::SecurableEntity::Cluster).iter().any(|r| cluster_holds(meta, caller, *r)) {
         return true;
     }
     let Some(d) = meta.db(db) else { return false };

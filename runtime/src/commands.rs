@@ -1174,11 +1174,8 @@ fn change_principals(
 ) -> Result<QueryOutput> {
     let role = role.to_ascii_lowercase();
     let allowed: &[Role] = match entity {
-        SecurableEntity::Cluster => auth::CLUSTER_ROLES,
-        SecurableEntity::Database(_) => auth::DATABASE_ROLES,
-        SecurableEntity::Table(_) => auth::TABLE_ROLES,
-        SecurableEntity::Function(_) | SecurableEntity::MaterializedView(_) => auth::FUNCTION_ROLES,
-        _ => &[],
+        SecurableEntity::ExternalTable(_) => &[],
+        _ => Role::of(entity),
     };
     if !allowed.iter().any(|r| r.keyword() == role) {
         let names: Vec<&str> = allowed.iter().map(|r| r.keyword()).collect();

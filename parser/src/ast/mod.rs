@@ -25,10 +25,12 @@
 mod command;
 mod display;
 mod operator;
+mod role;
 
 pub use command::*;
 pub use display::{quote_callee, quote_ident, quote_string};
 pub use operator::*;
+pub use role::Role;
 
 use serde::Serialize;
 
