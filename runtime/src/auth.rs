@@ -16,6 +16,9 @@ pub use kustodian_parser::ast::Role;
 pub struct Caller {
     pub principal: Principal,
     pub groups: Vec<Principal>,
+    /// The canonical FQNs of the principal and its groups: role assignments store canonical
+    /// FQNs (`Meta::canonicalize`), so holding a role is a string comparison.
+    fqns: Vec<String>,
 }
 
 impl Caller {
@@ -35,17 +38,24 @@ impl Caller {
                 g.fqn()
             )));
         }
-        Ok(Caller { principal, groups })
+        Ok(Caller::unchecked(principal, groups))
+    }
+
+    /// The principal a role is granted to, as a would-be caller (prerequisite checks): a group
+    /// too, with no group claims.
+    pub fn assignee(principal: Principal) -> Caller {
+        Caller::unchecked(principal, Vec::new())
+    }
+
+    fn unchecked(principal: Principal, groups: Vec<Principal>) -> Caller {
+        let fqns = std::iter::once(&principal).chain(groups.iter()).map(Principal::fqn).collect();
+        Caller { principal, groups, fqns }
     }
 
     /// Whether an assignment's principal is the caller or one of its groups (canonical
     /// comparison: kind, id and tenant all equal).
     pub fn is(&self, fqn: &str) -> bool {
-        match Principal::parse(fqn) {
-            Ok(p) if p.kind == PrincipalKind::AadGroup => self.groups.contains(&p),
-            Ok(p) => p == self.principal,
-            Err(_) => false,
-        }
+        self.fqns.iter().any(|f| f == fqn)
     }
 
     pub fn holds(&self, assignments: &[RoleAssignment], role: Role) -> bool {

@@ -38,6 +38,12 @@ impl State {
         State { meta, data, broken: HashMap::new(), providers: Mutex::default() }
     }
 
+    /// The state with its role assignments in canonical form (see `Meta::canonicalize`).
+    pub(crate) fn canonical(mut self) -> Self {
+        self.meta.canonicalize();
+        self
+    }
+
     pub(crate) fn with_broken(mut self, broken: HashMap<String, String>) -> Self {
         self.broken = broken;
         self

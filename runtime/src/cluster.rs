@@ -107,6 +107,7 @@ struct Committed {
 
 impl Cluster {
     pub(crate) fn from_parts(state: State, storage: Option<Storage>, admin: Principal) -> Cluster {
+        let state = state.canonical();
         Cluster {
             state: RwLock::new(Arc::new(state)),
             storage,
@@ -146,9 +147,14 @@ impl Cluster {
         let storage = Storage::open(dir)?;
         let Committed { meta, data, broken, stamp } = load_committed(&storage, &HashMap::new())?;
         if let Some(lock) = storage.try_lock_writer() {
-            let live = meta.extents().map(|e| e.id.clone()).collect();
-            // Best effort: a directory we may lock but not clean is still readable.
-            let _ = storage.garbage_collect(&live, &lock);
+            // What is live is what is committed now, read under the lock: the metadata loaded
+            // above may already be older than another process's last commit, whose extents
+            // must not be taken for leftovers.
+            if let Ok(Some(current)) = storage.load_metadata::<Meta>() {
+                let live = current.extents().map(|e| e.id.clone()).collect();
+                // Best effort: a directory we may lock but not clean is still readable.
+                let _ = storage.garbage_collect(&live, &lock);
+            }
         }
         let admin = meta
             .cluster_roles
@@ -253,7 +259,7 @@ impl Cluster {
         let Committed { meta, data, broken, stamp } = load_committed(storage, &current.data)?;
         let mut guard = self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         if meta.version != guard.meta.version || broken != guard.broken {
-            *guard = Arc::new(State::new(meta, data).with_broken(broken));
+            *guard = Arc::new(State::new(meta, data).with_broken(broken).canonical());
             self.plans.clear();
         }
         drop(guard);
@@ -302,6 +308,7 @@ impl Cluster {
             }
         }
         meta.version += 1;
+        meta.canonicalize();
         let live: std::collections::HashSet<String> = meta.extents().map(|e| e.id.clone()).collect();
         let dropped: Vec<ExtentInfo> = guard.meta.extents().filter(|e| !live.contains(&e.id)).cloned().collect();
         if let Some(s) = &self.storage {

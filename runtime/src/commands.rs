@@ -1205,7 +1205,7 @@ fn change_principals(
         let (d, _) = table_db(q, ctx, snap)?;
         for f in &fqns {
             let p = Principal::parse(f).map_err(RuntimeError::bad_request)?;
-            let c = Caller { principal: p, groups: vec![] };
+            let c = Caller::assignee(p);
             let has_db = can_read_database(snap, &c, &d)
                 || meta.db(&d).is_some_and(|x| c.holds(&x.principals, Role::Ingestors));
             if !has_db {
@@ -1278,7 +1278,7 @@ fn show_principal_roles(snap: &State, caller: &Caller, ctx: &RequestContext, ent
             ast::LiteralKind::String(s) => {
                 let p = Principal::parse(s).map_err(RuntimeError::bad_request)?;
                 // `gate` checked the right to list the principals of the entity in scope.
-                Caller { principal: p, groups: vec![] }
+                Caller::assignee(p)
             }
             _ => return Err(RuntimeError::bad_request("the principal must be a string literal")),
         },

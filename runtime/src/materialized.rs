@@ -684,7 +684,7 @@ pub(crate) fn principals(snap: &State, caller: &Caller, db: &str, name: &str, sh
 /// (spec 3.1).
 pub(crate) fn check_admin_prerequisite(snap: &State, db: &str, name: &str, fqn: &str) -> Result<()> {
     let p = kustodian_planner::Principal::parse(fqn).map_err(RuntimeError::bad_request)?;
-    let c = Caller { principal: p, groups: vec![] };
+    let c = Caller::assignee(p);
     let source_admin = snap
         .meta
         .db(db)

@@ -115,6 +115,25 @@ impl FunctionMeta {
 }
 
 impl Meta {
+    /// Writes every role assignment's principal in canonical form, so that role checks compare
+    /// strings (`auth::Caller::is`). Metadata written by an older version may hold other
+    /// spellings; unparsable ones are left as they are (they match no one).
+    pub fn canonicalize(&mut self) {
+        let lists = std::iter::once(&mut self.cluster_roles).chain(self.databases.iter_mut().flat_map(|d| {
+            std::iter::once(&mut d.principals)
+                .chain(d.tables.iter_mut().map(|t| &mut t.principals))
+                .chain(d.functions.iter_mut().map(|f| &mut f.principals))
+                .chain(d.materialized_views.iter_mut().map(|v| &mut v.principals))
+        }));
+        for list in lists {
+            for a in list.iter_mut() {
+                if let Ok(p) = Principal::parse(&a.principal) {
+                    a.principal = p.fqn();
+                }
+            }
+        }
+    }
+
     /// Whether table or materialized view `name` of `db` has an enabled RLS policy.
     pub fn has_enabled_rls(&self, db: &str, name: &str) -> bool {
         self.db(db).is_some_and(|d| {
