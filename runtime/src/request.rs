@@ -127,6 +127,18 @@ impl Cluster {
         }
     }
 
+    /// The start of a query request: catch up with other processes' commits, take the snapshot
+    /// it runs on, resolve its caller, and find a plan this caller already made for the same
+    /// text on this snapshot (then nothing is parsed).
+    fn look_up(&self, text: &str, opts: &RequestOptions) -> Result<Lookup> {
+        self.refresh()?;
+        let snap = self.snapshot();
+        let context = self.resolve(opts);
+        let key = context.as_ref().ok().map(|(_, _, ctx)| PlanKey::new(text, ctx, &opts.properties));
+        let hit = key.as_ref().and_then(|k| self.plans.get(&snap, k));
+        Ok(Lookup { snap, context, key, hit })
+    }
+
     /// Runs one request (a query or a management command).
     pub async fn execute(&self, text: &str, opts: &RequestOptions) -> Result<QueryOutput> {
         self.execute_stream(text, opts).await?.collect().await
@@ -135,12 +147,8 @@ impl Cluster {
     /// Runs a request and returns its result as a stream of batches: a query's rows come out
     /// as the engine produces them (a command's result is complete when it returns).
     pub async fn execute_stream(&self, text: &str, opts: &RequestOptions) -> Result<QueryStream> {
-        self.refresh()?;
-        let snap = self.snapshot();
-        let context = self.resolve(opts);
-        // A query this caller already ran against this snapshot: its plan, without parsing.
-        let key = context.as_ref().ok().map(|(_, _, ctx)| PlanKey::new(text, ctx, &opts.properties));
-        if let Some(hit) = key.as_ref().and_then(|k| self.plans.get(&snap, k)) {
+        let Lookup { snap, context, key, hit } = self.look_up(text, opts)?;
+        if let Some(hit) = hit {
             return self.stream_optimized(&hit).await;
         }
         // A syntax error is reported before a bad identity.
@@ -200,11 +208,8 @@ impl Cluster {
     /// A query this caller already prepared or ran against the same snapshot reuses its
     /// optimized plan (see [`crate::plan_cache`]).
     pub async fn prepare(&self, text: &str, opts: &RequestOptions) -> Result<Prepared> {
-        self.refresh()?;
-        let snap = self.snapshot();
-        let context = self.resolve(opts);
-        let key = context.as_ref().ok().map(|(_, _, ctx)| PlanKey::new(text, ctx, &opts.properties));
-        if let Some(hit) = key.as_ref().and_then(|k| self.plans.get(&snap, k)) {
+        let Lookup { snap, context, key, hit } = self.look_up(text, opts)?;
+        if let Some(hit) = hit {
             return self.prepared(&hit).await;
         }
         let q = parse_query(text, "only a query can be prepared, not a management command")?;
@@ -353,4 +358,14 @@ fn validation_result() -> Result<QueryOutput> {
     let schema = KqlSchema::new(vec![kustodian_planner::KqlColumn::new("Result", kustodian_planner::KqlType::String)]);
     let batch = RecordBatch::try_new(schema.arrow_schema(), vec![Arc::new(StringArray::from(vec!["OK"]))])?;
     Ok(QueryOutput { schema, batches: vec![batch] })
+}
+
+/// See `Cluster::look_up`.
+struct Lookup {
+    snap: Arc<State>,
+    /// The request's database, caller and context, or why they could not be resolved (reported
+    /// after a syntax error).
+    context: Result<(String, Caller, RequestContext)>,
+    key: Option<PlanKey>,
+    hit: Option<Arc<OptimizedQuery>>,
 }
