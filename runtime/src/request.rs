@@ -273,6 +273,8 @@ impl Cluster {
         view: View,
     ) -> Result<PlannedQuery> {
         if !database.is_empty() && snap.meta.db(database).is_none() {
+            // Forbidden before "does not exist": only a caller who could read it may learn that.
+            crate::auth::authorize(&snap.meta, caller, &crate::auth::Action::ReadDatabase(database), &format!("query database '{database}'"))?;
             return Err(RuntimeError::bad_request(format!("database '{database}' does not exist")));
         }
         let catalog = SnapshotCatalog { without_rls: view.without_rls, fraction: view.fraction, ..self.catalog(snap, Access::Caller(caller)) };

@@ -229,6 +229,16 @@ fn names_in_unreadable_databases_are_never_resolved() {
         let msg = forbidden(&c, &fqn("da"), cmd);
         assert!(!msg.contains("did you mean") && !msg.contains("Salary"), "{cmd}: {msg}");
     }
+    // The database a request runs in: the same refusal for one that exists and one that does
+    // not, and "does not exist" only for a cluster-wide reader.
+    for who in [fqn("dv"), fqn("no")] {
+        let hidden = exec_with(&c, &RequestOptions { database: Some("Hidden".into()), ..opts(&who, &[], &[]) }, "print 1").unwrap_err();
+        let nope = exec_with(&c, &RequestOptions { database: Some("Nope".into()), ..opts(&who, &[], &[]) }, "print 1").unwrap_err();
+        assert_eq!(hidden.0, "Forbidden", "{hidden:?}");
+        assert_eq!(hidden.1.replace("Hidden", "X"), nope.1.replace("Nope", "X"));
+    }
+    let nope = exec_with(&c, &RequestOptions { database: Some("Nope".into()), ..opts(&fqn("cv"), &[], &[]) }, "print 1").unwrap_err();
+    assert!(nope.1.contains("does not exist"), "{nope:?}");
     // A reader of the database still gets hints.
     let (_, msg) = err(&c, &fqn("ca"), "database('Hidden').Payrol | count");
     assert!(msg.contains("did you mean 'Payroll'"), "{msg}");
