@@ -136,14 +136,15 @@ impl Env {
 }
 
 pub fn admin_options() -> RequestOptions {
-    RequestOptions { database: Some(DB.into()), identity: None, properties: Vec::new() }
+    RequestOptions { database: Some(DB.into()), identity: None, properties: Vec::new(), ..Default::default() }
 }
 
 pub fn principal_options() -> RequestOptions {
     RequestOptions {
         database: Some(DB.into()),
-        identity: Some(Identity { principal: PRINCIPAL.into(), groups: Vec::new() }),
+        identity: Some(Identity { principal: PRINCIPAL.into(), groups: Vec::new(), ..Default::default() }),
         properties: Vec::new(),
+        ..Default::default()
     }
 }
 

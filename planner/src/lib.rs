@@ -24,7 +24,7 @@ pub use error::{PlanError, Result};
 pub use types::{KqlColumn, KqlSchema, KqlType};
 pub use bind::{AppliedPolicy, PlannedQuery, TableAccess, plan_pipe, plan_query, validate_policy};
 pub use catalog::{Catalog, DepKind, PolicyDep, FunctionInfo, RlsPolicy, TableInfo};
-pub use principal::{Principal, PrincipalKind, RequestContext};
+pub use principal::{Principal, PrincipalDetails, PrincipalKind, RequestContext};
 pub use functions::is_builtin_function;
 
 /// Parses a datetime the way KQL's `datetime(...)` literal does (ns since the Unix epoch), for

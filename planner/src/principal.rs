@@ -153,12 +153,31 @@ impl fmt::Display for Principal {
     }
 }
 
+/// What the caller's credentials say about it beyond its FQN: Kusto's
+/// `current_principal_details()` (a token's UPN, display name, MFA; `None` where the
+/// credentials do not say, and then the FQN tells what it can).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct PrincipalDetails {
+    pub upn: Option<String>,
+    pub display_name: Option<String>,
+    /// Whether the caller signed in with multi-factor authentication (a token's `amr`).
+    pub mfa: bool,
+    /// The token's issuer; Entra's `https://sts.windows.net` when not known.
+    pub identity_provider: Option<String>,
+}
+
 /// Everything a request carries that planning depends on.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     pub principal: Principal,
-    /// Group claims (`--group`), as principals.
+    /// Group claims (`--group`, a token's `groups`), as principals.
     pub groups: Vec<Principal>,
+    /// Other names of the caller and of its groups, as its credentials and the cluster's
+    /// directory give them: `aaduser=<upn>` for `aaduser=<oid>;<tid>`, a group's email for its
+    /// object id. A role assignment or `current_principal_is_member_of` argument made with any
+    /// of them means the caller.
+    pub aliases: Vec<Principal>,
+    pub details: PrincipalDetails,
     /// The database requests resolve unqualified names in.
     pub database: String,
     /// `query_force_row_level_security`: apply disabled policies too.
@@ -173,17 +192,43 @@ pub struct RequestContext {
     /// `query_now` as a request property: the instant `now()` means in the request's own
     /// text (never inside a policy).
     pub query_now: Option<i64>,
+    /// Values of `declare query_parameters` given with the request (REST `Parameters`), as
+    /// text: a string parameter takes the text as it is, any other type parses it as a
+    /// literal of that type.
+    pub parameters: Vec<(String, String)>,
 }
 
 impl RequestContext {
-    /// `current_principal_is_member_of(...)`: the principal is the argument, or the argument is
-    /// a group among the caller's group claims. Compared in canonical form; an argument that is
-    /// not a principal matches nothing.
+    /// A context for `principal` with its group claims, in `database`, at `now_nanos`, with
+    /// every option off.
+    pub fn new(principal: Principal, groups: Vec<Principal>, database: impl Into<String>, now_nanos: i64) -> Self {
+        RequestContext {
+            principal,
+            groups,
+            aliases: Vec::new(),
+            details: PrincipalDetails::default(),
+            database: database.into(),
+            force_rls: false,
+            block_rls: false,
+            validate_permissions: false,
+            now_nanos,
+            query_now: None,
+            parameters: Vec::new(),
+        }
+    }
+
+    /// `current_principal_is_member_of(...)`: the argument is the caller, one of its group
+    /// claims, or another name of either. Compared in canonical form; an argument that is not a
+    /// principal matches nothing.
     pub fn is_member_of(&self, fqn: &str) -> bool {
         match Principal::parse(fqn) {
-            Ok(p) if p.kind == PrincipalKind::AadGroup => self.groups.contains(&p),
-            Ok(p) => p == self.principal,
+            Ok(p) => p == self.principal || self.groups.contains(&p) || self.aliases.contains(&p),
             Err(_) => false,
         }
+    }
+
+    /// The user principal name `current_principal_details()` reports.
+    pub fn upn(&self) -> Option<&str> {
+        self.details.upn.as_deref().or_else(|| self.principal.upn())
     }
 }

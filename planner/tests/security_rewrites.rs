@@ -87,16 +87,7 @@ impl Catalog for MemCatalog {
 }
 
 fn ctx(who: &str, force: bool) -> RequestContext {
-    RequestContext {
-        principal: Principal::parse(who).unwrap(),
-        groups: vec![],
-        database: "Db".into(),
-        force_rls: force,
-        block_rls: false,
-        validate_permissions: false,
-        now_nanos: 0,
-        query_now: None,
-    }
+    RequestContext { force_rls: force, ..RequestContext::new(Principal::parse(who).unwrap(), vec![], "Db", 0) }
 }
 
 fn plan(catalog: &MemCatalog, who: &str, force: bool, text: &str) -> Result<PlannedQuery, PlanError> {

@@ -41,6 +41,14 @@ impl Caller {
         Ok(Caller::unchecked(principal, groups))
     }
 
+    /// A caller that also answers to other FQNs, which its credentials or the cluster's
+    /// directory give (see [`crate::Identity::aliases`]).
+    pub fn with_aliases(principal: Principal, groups: Vec<Principal>, aliases: Vec<Principal>) -> Result<Caller> {
+        let mut caller = Caller::new(principal, groups)?;
+        caller.fqns.extend(aliases.iter().map(Principal::fqn));
+        Ok(caller)
+    }
+
     /// The principal a role is granted to, as a would-be caller (prerequisite checks): a group
     /// too, with no group claims.
     pub fn assignee(principal: Principal) -> Caller {

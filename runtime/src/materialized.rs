@@ -210,16 +210,7 @@ async fn compute(
     let q = parse_query(query, view)?;
     let state = State::new(meta.clone(), data.clone());
     let catalog = SnapshotCatalog { without_rls: true, ..cluster.catalog(&state, access) };
-    let ctx = RequestContext {
-        principal: cluster.admin.clone(),
-        groups: Vec::new(),
-        database: db.to_string(),
-        force_rls: false,
-        block_rls: false,
-        validate_permissions: false,
-        now_nanos: now(),
-        query_now: None,
-    };
+    let ctx = RequestContext::new(cluster.admin.clone(), Vec::new(), db, now());
     let planned = kustodian_planner::plan_query(&catalog, &ctx, &q, query).map_err(|e| match e {
         kustodian_planner::PlanError::Forbidden { .. } => RuntimeError::Plan(e),
         e => RuntimeError::bad_request(format!("the query of materialized view '{view}' is not valid: {e}")),

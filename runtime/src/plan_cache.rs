@@ -38,6 +38,11 @@ pub(crate) struct PlanKey {
     properties: Vec<(String, String)>,
     force_rls: bool,
     block_rls: bool,
+    /// The rest of the identity a plan may hold as constants (`current_principal_details()`,
+    /// `current_principal_is_member_of` through aliases) and the query parameters' values.
+    aliases: Vec<String>,
+    details: kustodian_planner::PrincipalDetails,
+    parameters: Vec<(String, String)>,
 }
 
 impl PlanKey {
@@ -50,6 +55,9 @@ impl PlanKey {
             properties: properties.to_vec(),
             force_rls: ctx.force_rls,
             block_rls: ctx.block_rls,
+            aliases: ctx.aliases.iter().map(Principal::fqn).collect(),
+            details: ctx.details.clone(),
+            parameters: ctx.parameters.clone(),
         }
     }
 }

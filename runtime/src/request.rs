@@ -17,20 +17,36 @@ use crate::error::{Result, RuntimeError};
 use crate::output::{QueryOutput, QueryStream, conform, ordered_stream};
 use crate::plan_cache::{OptimizedQuery, PlanKey};
 
-/// Who is making a request: a principal FQN plus its group claims (`--as`, `--group`).
+/// Who is making a request: a principal FQN plus its group claims (`--as`, `--group`, or an
+/// authenticated token's claims).
 #[derive(Debug, Clone, Default)]
 pub struct Identity {
     pub principal: String,
     pub groups: Vec<String>,
+    /// Other FQNs of the principal and of its groups (a token user's `aaduser=<upn>`, a group's
+    /// email beside its object id): role assignments and `current_principal_is_member_of`
+    /// arguments made with them mean this caller.
+    pub aliases: Vec<String>,
+    /// What `current_principal_details()` reports beyond the FQN.
+    pub details: kustodian_planner::PrincipalDetails,
+}
+
+impl Identity {
+    /// An identity with only a principal FQN.
+    pub fn new(principal: impl Into<String>) -> Self {
+        Identity { principal: principal.into(), ..Identity::default() }
+    }
 }
 
 /// Per-request options: database in scope, identity (None = the cluster's first admin),
-/// request properties (`--set name[=value]`).
+/// request properties (`--set name[=value]`, REST `Options`), query parameters (REST
+/// `Parameters`).
 #[derive(Debug, Clone, Default)]
 pub struct RequestOptions {
     pub database: Option<String>,
     pub identity: Option<Identity>,
     pub properties: Vec<(String, String)>,
+    pub parameters: Vec<(String, String)>,
 }
 
 /// A query planned down to its physical plan ([`Cluster::prepare`]), ready to run.
@@ -79,19 +95,20 @@ pub struct Explanation {
 impl Cluster {
     /// The caller of a request and its request context.
     pub(crate) fn request_context(&self, opts: &RequestOptions, database: &str) -> Result<(Caller, RequestContext)> {
-        let (principal, groups) = match &opts.identity {
+        let parse_group = |g: &str| {
+            // A bare group name is taken as an aadgroup principal.
+            let fqn = if g.contains('=') { g.to_string() } else { format!("aadgroup={g}") };
+            Principal::parse(&fqn).map_err(RuntimeError::bad_request)
+        };
+        let (principal, groups, aliases, details) = match &opts.identity {
             Some(id) => {
                 let p = Principal::parse(&id.principal).map_err(RuntimeError::bad_request)?;
-                let mut gs = Vec::new();
-                for g in &id.groups {
-                    // A bare group name is taken as an aadgroup principal.
-                    let fqn = if g.contains('=') { g.clone() } else { format!("aadgroup={g}") };
-                    gs.push(Principal::parse(&fqn).map_err(RuntimeError::bad_request)?);
-                }
+                let mut gs = id.groups.iter().map(|g| parse_group(g)).collect::<Result<Vec<_>>>()?;
                 gs.dedup();
-                (p, gs)
+                let aliases = id.aliases.iter().map(|a| Principal::parse(a).map_err(RuntimeError::bad_request)).collect::<Result<Vec<_>>>()?;
+                (p, gs, aliases, id.details.clone())
             }
-            None => (self.admin.clone(), Vec::new()),
+            None => (self.admin.clone(), Vec::new(), Vec::new(), kustodian_planner::PrincipalDetails::default()),
         };
         let force = property_on(opts, "query_force_row_level_security");
         let block = property_on(opts, "request_block_row_level_security");
@@ -103,16 +120,16 @@ impl Cluster {
             })?),
             None => None,
         };
-        let caller = Caller::new(principal.clone(), groups.clone())?;
+        let caller = Caller::with_aliases(principal.clone(), groups.clone(), aliases.clone())?;
         let ctx = RequestContext {
-            principal: principal.clone(),
-            groups: groups.clone(),
-            database: database.to_string(),
+            aliases,
+            details,
             force_rls: force,
             block_rls: block,
             validate_permissions,
-            now_nanos: now,
             query_now,
+            parameters: opts.parameters.clone(),
+            ..RequestContext::new(principal, groups, database, now)
         };
         Ok((caller, ctx))
     }

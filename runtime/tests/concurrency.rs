@@ -25,8 +25,9 @@ fn rt() -> tokio::runtime::Runtime {
 fn opts(who: &str) -> RequestOptions {
     RequestOptions {
         database: Some("Db".into()),
-        identity: Some(Identity { principal: who.into(), groups: vec![] }),
+        identity: Some(Identity { principal: who.into(), groups: vec![], ..Default::default() }),
         properties: vec![],
+        ..Default::default()
     }
 }
 

@@ -46,8 +46,9 @@ impl Env {
     fn exec(&self, text: &str) -> Result<QueryOutput, RuntimeError> {
         let opts = RequestOptions {
             database: Some("Db".into()),
-            identity: Some(Identity { principal: ADMIN.into(), groups: vec![] }),
+            identity: Some(Identity { principal: ADMIN.into(), groups: vec![], ..Default::default() }),
             properties: vec![],
+            ..Default::default()
         };
         self.rt.block_on(self.cluster.execute(text, &opts))
     }
@@ -335,8 +336,9 @@ impl Env {
     fn exec_as(&self, who: &str, text: &str) -> Result<QueryOutput, RuntimeError> {
         let opts = RequestOptions {
             database: Some("Db".into()),
-            identity: Some(Identity { principal: who.into(), groups: vec![] }),
+            identity: Some(Identity { principal: who.into(), groups: vec![], ..Default::default() }),
             properties: vec![],
+            ..Default::default()
         };
         self.rt.block_on(self.cluster.execute(text, &opts))
     }
@@ -381,6 +383,6 @@ fn failed_ingestions_are_listed_for_those_who_may_see_the_database() {
     assert_eq!(e.ok(".show ingestion failures").row_count(), 2);
     // They survive a reopen.
     let reopened = Cluster::open(&e.data.path().join("cluster")).unwrap();
-    let opts = RequestOptions { database: Some("Db".into()), identity: None, properties: vec![] };
+    let opts = RequestOptions { database: Some("Db".into()), identity: None, properties: vec![], ..Default::default() };
     assert_eq!(e.rt.block_on(reopened.execute(".show ingestion failures", &opts)).unwrap().row_count(), 2);
 }

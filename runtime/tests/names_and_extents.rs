@@ -14,8 +14,9 @@ fn rt() -> tokio::runtime::Runtime {
 fn exec(rt: &tokio::runtime::Runtime, c: &Cluster, who: &str, text: &str) -> Result<kustodian_runtime::QueryOutput, (String, String)> {
     let opts = RequestOptions {
         database: Some("Db".into()),
-        identity: Some(Identity { principal: who.into(), groups: vec![] }),
+        identity: Some(Identity { principal: who.into(), groups: vec![], ..Default::default() }),
         properties: vec![],
+        ..Default::default()
     };
     rt.block_on(c.execute(text, &opts)).map_err(|e| (e.code().as_str().to_string(), e.to_string()))
 }

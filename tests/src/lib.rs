@@ -43,7 +43,7 @@ pub fn corpus_requests_by_principal() -> Vec<CorpusRequest> {
         for who in [None, Some("aaduser=alice@contoso.com")] {
             let opts = kustodian_runtime::RequestOptions {
                 database: Some(db.clone().unwrap_or_else(|| "ContosoSales".into())),
-                identity: who.map(|p| kustodian_runtime::Identity { principal: p.into(), groups: vec![] }),
+                identity: who.map(|p| kustodian_runtime::Identity { principal: p.into(), groups: vec![], ..Default::default() }),
                 ..kustodian_runtime::RequestOptions::default()
             };
             out.push(CorpusRequest { path: path.clone(), text: text.clone(), who, opts });

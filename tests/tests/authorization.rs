@@ -16,8 +16,9 @@ fn fqn(name: &str) -> String {
 fn opts(who: &str, groups: &[&str], props: &[(&str, &str)]) -> RequestOptions {
     RequestOptions {
         database: Some("Db".into()),
-        identity: Some(Identity { principal: who.into(), groups: groups.iter().map(|g| g.to_string()).collect() }),
+        identity: Some(Identity { principal: who.into(), groups: groups.iter().map(|g| g.to_string()).collect(), ..Default::default() }),
         properties: props.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        ..Default::default()
     }
 }
 

@@ -19,8 +19,9 @@ const HIDDEN_MARK: &str = "HIDDEN";
 fn options(who: Option<&str>) -> RequestOptions {
     RequestOptions {
         database: Some("Leak".into()),
-        identity: who.map(|p| Identity { principal: p.into(), groups: vec![] }),
+        identity: who.map(|p| Identity { principal: p.into(), groups: vec![], ..Default::default() }),
         properties: vec![],
+        ..Default::default()
     }
 }
 

@@ -18,8 +18,9 @@ const OWN_ROWS: &str = "Owner == current_principal() or current_principal_is_mem
 fn exec_as(c: &Cluster, who: &str, groups: &[&str], text: &str) -> Result<QueryOutput, (String, String)> {
     let opts = RequestOptions {
         database: Some("Db".into()),
-        identity: Some(Identity { principal: who.into(), groups: groups.iter().map(|g| g.to_string()).collect() }),
+        identity: Some(Identity { principal: who.into(), groups: groups.iter().map(|g| g.to_string()).collect(), ..Default::default() }),
         properties: vec![],
+        ..Default::default()
     };
     rt().block_on(c.execute(text, &opts)).map_err(|e| (e.code().as_str().to_string(), e.to_string()))
 }
@@ -263,7 +264,7 @@ fn view_policy_applies_to_two_principals() {
     let explained = rt()
         .block_on(c.explain(
             "Latest | where Amount > 0",
-            &RequestOptions { database: Some("Db".into()), identity: Some(Identity { principal: ALICE.into(), groups: vec![] }), properties: vec![] },
+            &RequestOptions { database: Some("Db".into()), identity: Some(Identity { principal: ALICE.into(), groups: vec![], ..Default::default() }), properties: vec![], ..Default::default() },
         ))
         .unwrap();
     assert!(explained.policies.iter().any(|p| p.contains("[Db].[Latest]")), "{:?}", explained.policies);

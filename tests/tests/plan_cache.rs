@@ -13,8 +13,9 @@ const BOB: &str = "aaduser=bob@contoso.com";
 fn opts(who: &str, groups: &[&str], properties: &[(&str, &str)]) -> RequestOptions {
     RequestOptions {
         database: Some("Db".into()),
-        identity: Some(Identity { principal: who.into(), groups: groups.iter().map(|g| g.to_string()).collect() }),
+        identity: Some(Identity { principal: who.into(), groups: groups.iter().map(|g| g.to_string()).collect(), ..Default::default() }),
         properties: properties.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        ..Default::default()
     }
 }
 

@@ -41,7 +41,7 @@ fn parse_case(path: &Path) -> Case {
             let mut parts = rest.split(';').map(str::trim).filter(|p| !p.is_empty());
             let principal = parts.next().unwrap().to_string();
             let groups = parts.map(str::to_string).collect();
-            principals.push(Identity { principal, groups });
+            principals.push(Identity { principal, groups, ..Default::default() });
         } else if let Some(rest) = d.strip_prefix("set:") {
             let rest = rest.trim();
             let (k, v) = rest.split_once('=').unwrap_or((rest, "true"));
@@ -72,6 +72,7 @@ fn rls_corpus() {
                     database: Some("ContosoSales".into()),
                     identity: Some(id.clone()),
                     properties: case.properties.clone(),
+                    ..Default::default()
                 };
                 snap.push_str(&format!("=== as {}{} ===\n", id.principal, id.groups.iter().map(|g| format!(" +{g}")).collect::<String>()));
                 match rt().block_on(cluster.explain(&case.text, &opts)) {

@@ -13,8 +13,9 @@ const MALLORY: &str = "aaduser=mallory@contoso.com";
 fn exec(c: &Cluster, who: &str, text: &str) -> Result<QueryOutput, (String, String)> {
     let opts = RequestOptions {
         database: Some("Db".into()),
-        identity: Some(Identity { principal: who.into(), groups: vec![] }),
+        identity: Some(Identity { principal: who.into(), groups: vec![], ..Default::default() }),
         properties: vec![],
+        ..Default::default()
     };
     rt().block_on(c.execute(text, &opts)).map_err(|e| (e.code().as_str().to_string(), e.to_string()))
 }

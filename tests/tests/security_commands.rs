@@ -12,8 +12,9 @@ const BOB: &str = "aaduser=bob@contoso.com";
 fn exec(c: &Cluster, who: &str, text: &str) -> Result<QueryOutput, (String, String)> {
     let opts = RequestOptions {
         database: Some("Db".into()),
-        identity: Some(Identity { principal: who.into(), groups: vec![] }),
+        identity: Some(Identity { principal: who.into(), groups: vec![], ..Default::default() }),
         properties: vec![],
+        ..Default::default()
     };
     rt().block_on(c.execute(text, &opts)).map_err(|e| (e.code().as_str().to_string(), e.to_string()))
 }
@@ -196,8 +197,9 @@ fn failed_commands_change_nothing_and_state_survives_reopen() {
 fn exec_with(c: &Cluster, who: &str, text: &str, properties: &[(&str, &str)]) -> Result<QueryOutput, (String, String)> {
     let opts = RequestOptions {
         database: Some("Db".into()),
-        identity: Some(Identity { principal: who.into(), groups: vec![] }),
+        identity: Some(Identity { principal: who.into(), groups: vec![], ..Default::default() }),
         properties: properties.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        ..Default::default()
     };
     rt().block_on(c.execute(text, &opts)).map_err(|e| (e.code().as_str().to_string(), e.to_string()))
 }

@@ -28,7 +28,7 @@ use crate::catalog::{Catalog, DepKind, PolicyDep, TableInfo};
 use crate::error::{ErrSpan, PlanError, Result};
 use crate::functions::{FunctionContext, TypedExpr};
 use crate::principal::RequestContext;
-use crate::types::KqlSchema;
+use crate::types::{KqlSchema, KqlType};
 
 /// Nesting limit for binding (policies, functions, lets inlining each other).
 const MAX_DEPTH: usize = 64;
@@ -387,6 +387,47 @@ impl<'a> Binder<'a> {
     }
 
     /// Binds a statement list whose last statement is the result (query or lambda body).
+    /// The value of a query parameter given with the request: a string parameter takes the
+    /// text as it is; any other type parses it as one literal (`42`, `-1.5`, `2024-01-01` or
+    /// `datetime(2024-01-01)`, `1d`, `true`, `dynamic([1])`), never as an expression, so a
+    /// parameter's value can reference nothing.
+    fn parameter_value(&mut self, name: &str, text: &str, ty: KqlType, span: Span) -> Result<TypedExpr> {
+        if ty == KqlType::String {
+            return Ok(TypedExpr::new(datafusion::logical_expr::lit(text.to_string()), KqlType::String));
+        }
+        let message = |why: &str| format!("query parameter '{name}': '{text}' is not a {ty} literal{why}");
+        let t = text.trim();
+        let wrapped = if t.contains('(') || matches!(ty, KqlType::Long | KqlType::Int | KqlType::Real | KqlType::Bool) {
+            t.to_string()
+        } else {
+            format!("{ty}({t})")
+        };
+        let expr = match kustodian_parser::parse(&format!("print __value = {wrapped}")) {
+            Ok(ast::Request::Query(q)) => match q.statements.as_slice() {
+                [st] => match &st.kind {
+                    StatementKind::Expr(ast::Expr { kind: ExprKind::Print(cols), .. }) if cols.len() == 1 => Some(cols[0].expr.clone()),
+                    _ => None,
+                },
+                _ => None,
+            },
+            _ => None,
+        };
+        let Some(e) = expr else { return Err(self.semantic(message(""), span)) };
+        let literal = match &e.kind {
+            ExprKind::Literal(_) => true,
+            ExprKind::Unary { op: ast::UnaryOp::Neg, expr } => matches!(expr.kind, ExprKind::Literal(_)),
+            _ => false,
+        };
+        if !literal {
+            return Err(self.semantic(message(": a parameter's value must be a single literal"), span));
+        }
+        // Positions in the value's own text mean nothing to the request: report the declaration.
+        match self.bind_scalar(&e, None, &Scope::default()) {
+            Ok(v) => Ok(v),
+            Err(_) => Err(self.semantic(message(""), span)),
+        }
+    }
+
     pub fn bind_statements(&mut self, stmts: &[ast::Statement], scope: &mut Scope, top: bool) -> Result<Rel> {
         let mut result: Option<Rel> = None;
         for (i, st) in stmts.iter().enumerate() {
@@ -399,22 +440,24 @@ impl<'a> Binder<'a> {
                 StatementKind::Set { name, value } => self.bind_set(name, value.as_ref(), top)?,
                 StatementKind::DeclareQueryParameters(params) => {
                     for p in params {
-                        let Some(default) = &p.default else {
-                            return Err(self.semantic(
-                                format!("query parameter '{}' has no value: Kustodian's CLI passes no query parameters, give it a default", p.name.name),
-                                p.span,
-                            ));
-                        };
-                        let v = self.bind_scalar(default, None, scope)?;
-                        let v = match &p.ty {
-                            ast::ParamType::Scalar(t) => {
-                                let ty = self.type_name(t)?;
-                                if v.ty == ty { v } else { crate::functions::lower_cast(v, ty)? }
-                            }
+                        let ty = match &p.ty {
+                            ast::ParamType::Scalar(t) => self.type_name(t)?,
                             ast::ParamType::Tabular(_) => {
                                 return Err(self.unsupported("tabular query parameters", p.span));
                             }
                         };
+                        let given = self.ctx.parameters.iter().rev().find(|(k, _)| *k == p.name.name).map(|(_, v)| v.clone());
+                        let v = match (given, &p.default) {
+                            (Some(text), _) => self.parameter_value(&p.name.name, &text, ty, p.span)?,
+                            (None, Some(default)) => self.bind_scalar(default, None, scope)?,
+                            (None, None) => {
+                                return Err(self.semantic(
+                                    format!("query parameter '{}' has no value: the request gives none and it has no default", p.name.name),
+                                    p.span,
+                                ));
+                            }
+                        };
+                        let v = if v.ty == ty { v } else { crate::functions::lower_cast(v, ty)? };
                         scope.push(&p.name.name, Binding::Scalar(v));
                     }
                 }

@@ -446,13 +446,20 @@ impl<'a> Binder<'a> {
             }
             "current_principal_details" => {
                 let p = &self.ctx.principal;
+                let d = &self.ctx.details;
+                let display = match (&d.display_name, self.ctx.upn()) {
+                    (Some(name), Some(upn)) => format!("{name} (upn: {upn})"),
+                    (Some(name), None) => name.clone(),
+                    (None, Some(upn)) => format!("{} (upn: {upn})", upn.split('@').next().unwrap_or(upn)),
+                    (None, None) => p.display_name(),
+                };
                 let details = serde_json::json!({
-                    "UserPrincipalName": p.upn(),
-                    "IdentityProvider": "https://sts.windows.net",
+                    "UserPrincipalName": self.ctx.upn(),
+                    "IdentityProvider": d.identity_provider.as_deref().unwrap_or("https://sts.windows.net"),
                     "Authority": p.authority(),
-                    "Mfa": "False",
+                    "Mfa": if d.mfa { "True" } else { "False" },
                     "Type": p.kind.details_type(),
-                    "DisplayName": p.display_name(),
+                    "DisplayName": display,
                     "ObjectId": p.id,
                     "FQN": p.fqn(),
                     "Notes": serde_json::Value::Null,

@@ -300,11 +300,13 @@ impl Session {
         let identity = args.principal.as_ref().map(|p| Identity {
             principal: p.clone(),
             groups: args.groups.clone(),
+            ..Default::default()
         });
         let options = RequestOptions {
             database,
             identity,
             properties: args.properties.clone(),
+            ..Default::default()
         };
         Ok(Session {
             runtime,
@@ -566,6 +568,7 @@ fn measure_overhead(
         measurer: by.map(|principal| Identity {
             principal,
             groups: Vec::new(),
+            ..Default::default()
         }),
         runs: runs as usize,
         fractions,

@@ -163,6 +163,7 @@ impl Session {
                 self.options.identity = principal.map(|principal| Identity {
                     principal,
                     groups: Vec::new(),
+                    ..Default::default()
                 });
                 None
             }
