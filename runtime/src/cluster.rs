@@ -429,7 +429,7 @@ impl Cluster {
     pub(crate) async fn stream_plan(&self, planned: &PlannedQuery) -> Result<QueryStream> {
         let (_, physical) = self.physical(planned).await?;
         let stream = ordered_stream(Arc::clone(physical.plan()), Arc::clone(physical.task()))?;
-        Ok(QueryStream::engine(planned.schema.clone(), stream))
+        Ok(QueryStream::engine(planned.schema.clone(), stream).reading(&planned.tables, &planned.policies))
     }
 
 }

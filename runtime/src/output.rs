@@ -31,6 +31,10 @@ impl QueryOutput {
 /// empty batches are skipped.
 pub struct QueryStream {
     pub schema: KqlSchema,
+    /// The tables the request reads (`[db].[table]`), through functions, views and policies.
+    pub tables: Vec<String>,
+    /// The row-level security policies substituted into it (`[db].[table]`).
+    pub policies: Vec<String>,
     arrow: SchemaRef,
     source: Source,
 }
@@ -44,13 +48,23 @@ impl QueryStream {
     /// A stream over a result that is already in memory (command results).
     pub fn ready(output: QueryOutput) -> Self {
         let arrow = output.schema.arrow_schema();
-        QueryStream { schema: output.schema, arrow, source: Source::Ready(output.batches.into_iter()) }
+        QueryStream { schema: output.schema, tables: Vec::new(), policies: Vec::new(), arrow, source: Source::Ready(output.batches.into_iter()) }
     }
 
     /// A stream over an executing plan.
     pub(crate) fn engine(schema: KqlSchema, stream: SendableRecordBatchStream) -> Self {
         let arrow = schema.arrow_schema();
-        QueryStream { schema, arrow, source: Source::Engine(stream) }
+        QueryStream { schema, tables: Vec::new(), policies: Vec::new(), arrow, source: Source::Engine(stream) }
+    }
+
+    /// Records what the request read and which policies applied (for an audit log).
+    pub(crate) fn reading(mut self, tables: &[kustodian_planner::TableAccess], policies: &[kustodian_planner::AppliedPolicy]) -> Self {
+        self.tables = tables.iter().map(|t| format!("[{}].[{}]", t.database, t.table)).collect();
+        self.tables.sort();
+        self.tables.dedup();
+        self.policies = policies.iter().map(|p| p.table.clone()).collect();
+        self.policies.dedup();
+        self
     }
 
     /// The next non-empty batch, `None` at the end.

@@ -156,6 +156,16 @@ impl Cluster {
         Ok(Lookup { snap, context, key, hit })
     }
 
+    /// Whether a caller may watch the whole service: see and cancel everyone's requests,
+    /// `.show cluster` (Kusto's AllDatabasesMonitor or AllDatabasesAdmin).
+    pub fn may_monitor(&self, identity: &Identity) -> Result<bool> {
+        self.refresh()?;
+        let opts = RequestOptions { identity: Some(identity.clone()), ..RequestOptions::default() };
+        let (caller, _) = self.request_context(&opts, "")?;
+        let snap = self.snapshot();
+        Ok(crate::auth::allows(&snap.meta, &caller, &crate::auth::Action::ShowCluster))
+    }
+
     /// Runs one request (a query or a management command).
     pub async fn execute(&self, text: &str, opts: &RequestOptions) -> Result<QueryOutput> {
         self.execute_stream(text, opts).await?.collect().await
@@ -247,7 +257,8 @@ impl Cluster {
     /// Plans an optimized query physically and starts it.
     async fn stream_optimized(&self, optimized: &OptimizedQuery) -> Result<QueryStream> {
         let physical = self.pipeline.physical(&optimized.optimized).await?;
-        Ok(QueryStream::engine(optimized.schema.clone(), ordered_stream(Arc::clone(physical.plan()), Arc::clone(physical.task()))?))
+        Ok(QueryStream::engine(optimized.schema.clone(), ordered_stream(Arc::clone(physical.plan()), Arc::clone(physical.task()))?)
+            .reading(&optimized.tables, &optimized.policies))
     }
 
     /// Plans an optimized query physically, ready to run.
