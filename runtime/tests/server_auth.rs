@@ -331,6 +331,20 @@ async fn unknown_kid_refreshes_at_most_once_per_cooldown() -> R {
 }
 
 #[tokio::test]
+async fn a_jwks_modulus_padded_with_a_zero_byte_still_verifies() -> R {
+    let f = fixture(Duration::from_secs(300), &[])?;
+    let mut jwk = f.key_a.jwk().clone();
+    let n = URL_SAFE_NO_PAD.decode(jwk["n"].as_str().unwrap_or_default())?;
+    jwk["n"] = json!(URL_SAFE_NO_PAD.encode([&[0u8][..], &n].concat()));
+    let keys = KeySet::from_jwks(&json!({ "keys": [jwk] }))?;
+    let key = keys.get(f.key_a.kid()).ok_or("padded key skipped")?;
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    v.set_audience(&[AUD]);
+    assert!(jsonwebtoken::decode::<Value>(&f.sign(&claims())?, &key, &v).is_ok());
+    Ok(())
+}
+
+#[tokio::test]
 async fn kid_of_key_a_signed_by_key_b() -> R {
     let f = fixture(Duration::from_secs(300), &[])?;
     let token = f.key_b.sign_raw(&json!({"alg": "RS256", "typ": "JWT", "kid": f.key_a.kid()}), &claims())?;

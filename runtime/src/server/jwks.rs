@@ -73,12 +73,13 @@ impl KeySet {
             {
                 continue;
             }
-            let Ok(modulus) = base64_url(&n) else { continue };
-            let bits = modulus.iter().skip_while(|b| **b == 0).count() * 8;
-            if bits < MIN_RSA_BITS {
+            let (Ok(modulus), Ok(exponent)) = (base64_url(&n), base64_url(&e)) else { continue };
+            // Big-endian integers: some issuers pad them with leading zero bytes.
+            let modulus: Vec<u8> = modulus.into_iter().skip_while(|b| *b == 0).collect();
+            let exponent: Vec<u8> = exponent.into_iter().skip_while(|b| *b == 0).collect();
+            if modulus.len() * 8 < MIN_RSA_BITS || exponent.is_empty() {
                 continue;
             }
-            let Ok(exponent) = base64_url(&e) else { continue };
             keys.insert(kid, Arc::new(DecodingKey::from_rsa_raw_components(&modulus, &exponent)));
         }
         Ok(KeySet { keys })
