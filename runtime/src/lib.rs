@@ -19,6 +19,8 @@ pub mod request;
 pub mod sample;
 mod schema_script;
 pub mod script;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod storage;
 
 pub use cluster::Cluster;
