@@ -1,7 +1,6 @@
 //! The `kustodian` command line: `init`, `run`, `shell`, `parse` and `explain` (see
 //! "The command-line contract" in the architecture notes).
 
-pub mod encode;
 mod overhead;
 mod parse_cmd;
 mod progress;
