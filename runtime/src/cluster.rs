@@ -46,6 +46,9 @@ pub struct Cluster {
     /// Where `.ingest` may read local files: nowhere unless configured
     /// ([`Cluster::with_ingestion_roots`]; the CLI configures its working directory).
     pub(crate) ingestion_roots: crate::ingest::IngestionRoots,
+    /// Receives the progress of every file `.ingest` reads ([`Cluster::with_ingestion_progress`];
+    /// the CLI draws a bar from it).
+    pub(crate) ingestion_progress: Option<crate::ingest::Progress>,
 }
 
 pub(crate) fn num_partitions() -> usize {
@@ -118,6 +121,7 @@ impl Cluster {
             plans: PlanCache::default(),
             direct: true,
             ingestion_roots: crate::ingest::IngestionRoots::default(),
+            ingestion_progress: None,
             writer: tokio::sync::Mutex::new(()),
             stamp: Mutex::new(None),
         }
@@ -205,8 +209,6 @@ impl Cluster {
         self
     }
 
-    /// Turns direct lowering of small plans on (the default) or off: with it off, every plan
-    /// goes through DataFusion's optimizers and physical planner (tests compare the two).
     /// Lets `.ingest` read local files below these directories (and never in the cluster
     /// directory). Without it, local ingestion is refused.
     pub fn with_ingestion_roots(mut self, dirs: &[std::path::PathBuf]) -> Result<Cluster> {
@@ -214,6 +216,15 @@ impl Cluster {
         Ok(self)
     }
 
+    /// Reports the progress of every file `.ingest` reads to `progress` (the library draws
+    /// nothing itself).
+    pub fn with_ingestion_progress(mut self, progress: crate::ingest::Progress) -> Cluster {
+        self.ingestion_progress = Some(progress);
+        self
+    }
+
+    /// Turns direct lowering of small plans on (the default) or off: with it off, every plan
+    /// goes through DataFusion's optimizers and physical planner (tests compare the two).
     pub fn with_direct_lowering(mut self, enabled: bool) -> Cluster {
         self.direct = enabled;
         self.pipeline = Pipeline::new(self.partitions, enabled);

@@ -571,7 +571,10 @@ pub(crate) async fn execute(cluster: &Cluster, caller: &Caller, ctx: &RequestCon
             let started = std::time::Instant::now();
             let mut current = String::new();
             let result = async {
-                let opts = ingest::options_from_properties(&props(with))?;
+                let opts = ingest::IngestOptions {
+                    progress: cluster.ingestion_progress.clone(),
+                    ..ingest::options_from_properties(&props(with))?
+                };
                 let mut batches = Vec::new();
                 let mut summary = ingest::IngestSummary::default();
                 for s in sources {

@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod cluster;
 pub mod datagen;
 mod commands;
+pub mod encoding;
 pub mod materialized;
 pub mod meta;
 pub mod names;

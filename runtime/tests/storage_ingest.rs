@@ -16,11 +16,35 @@ use datafusion::arrow::datatypes::{
 use datafusion::parquet::arrow::ArrowWriter;
 use kustodian_planner::types::{KQL_TYPE_KEY, KqlColumn, KqlSchema, KqlType};
 use kustodian_runtime::ErrorCode;
-use kustodian_runtime::ingest::{self, Format, IngestOptions};
+use kustodian_runtime::ingest::{self, Format, IngestOptions, Progress, ProgressEvent, ProgressUnit};
 use kustodian_runtime::storage::Storage;
 
 fn schema(cols: &[(&str, KqlType)]) -> KqlSchema {
     KqlSchema::new(cols.iter().map(|(n, t)| KqlColumn::new(*n, *t)).collect())
+}
+
+/// A progress event without its source.
+#[derive(Debug, Clone, PartialEq)]
+enum Step {
+    /// Unit, size, total.
+    Started(ProgressUnit, u64, u64),
+    Advanced(u64),
+    Finished,
+}
+
+/// A progress callback that records the events it receives.
+fn recorder() -> (Progress, Arc<std::sync::Mutex<Vec<Step>>>) {
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = Arc::clone(&events);
+    let progress = Progress::new(move |e| {
+        let step = match e {
+            ProgressEvent::Started { unit, size, total, .. } => Step::Started(unit, size, total),
+            ProgressEvent::Advanced { done, .. } => Step::Advanced(done),
+            ProgressEvent::Finished { .. } => Step::Finished,
+        };
+        sink.lock().unwrap().push(step);
+    });
+    (progress, events)
 }
 
 fn one(batches: &[RecordBatch], s: &KqlSchema) -> RecordBatch {
@@ -283,8 +307,15 @@ fn parquet_by_name_with_casts_and_storage_round_trip() {
         ("missing", KqlType::String),
         ("small2", KqlType::Timespan),
     ]);
-    let opts = IngestOptions { format: Some(Format::Parquet), ..Default::default() };
+    let (progress, events) = recorder();
+    let opts = IngestOptions { format: Some(Format::Parquet), progress: Some(progress), ..Default::default() };
     let batches = ingest::ingest_file(&path, &s, &opts).unwrap().batches;
+    let size = std::fs::metadata(&path).unwrap().len();
+    assert_eq!(
+        *events.lock().unwrap(),
+        [Step::Started(ProgressUnit::Rows, size, 3), Step::Advanced(3), Step::Finished],
+        "Parquet progress counts rows"
+    );
     let b = one(&batches, &s);
     assert_eq!(b.schema(), s.arrow_schema());
     assert_eq!(longs(&b, 0), vec![Some(1), Some(-2), None]);
@@ -337,11 +368,17 @@ fn streaming_ingest_into_extent_writer() {
     let p = write(tmp.path(), "big.csv", text.as_bytes());
     let st = Storage::create(&tmp.path().join("c")).unwrap();
     let mut w = st.extent_writer(&s.arrow_schema()).unwrap();
-    let rows = ingest::ingest_file_with(&p, &s, &IngestOptions { progress: true, ..Default::default() }, &mut |b| {
+    let (progress, events) = recorder();
+    let rows = ingest::ingest_file_with(&p, &s, &IngestOptions { progress: Some(progress), ..Default::default() }, &mut |b| {
         w.write(&b)
     })
     .unwrap();
     assert_eq!(rows.rows, 70_000);
+    let len = std::fs::metadata(&p).unwrap().len();
+    let events = events.lock().unwrap().clone();
+    assert_eq!(events.first(), Some(&Step::Started(ProgressUnit::Bytes, len, len)));
+    assert_eq!(events.iter().rev().nth(1), Some(&Step::Advanced(len)), "every byte is counted");
+    assert_eq!(events.last(), Some(&Step::Finished));
     let ext = w.finish().unwrap();
     assert_eq!(ext.rows, 70_000);
     let back = one(&st.read_extent(&ext).unwrap(), &s);

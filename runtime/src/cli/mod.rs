@@ -1,9 +1,9 @@
 //! The `kustodian` command line: `init`, `run`, `shell`, `parse` and `explain` (see
 //! "The command-line contract" in the architecture notes).
 
-pub mod encode;
 mod overhead;
 mod parse_cmd;
+mod progress;
 mod render;
 mod report;
 mod shell;
@@ -295,7 +295,10 @@ impl Session {
         } else {
             args.ingest_roots.clone()
         };
-        let cluster = cluster.with_ingestion_roots(&roots).map_err(|e| Failure::from(&e))?;
+        let cluster = cluster
+            .with_ingestion_roots(&roots)
+            .map_err(|e| Failure::from(&e))?
+            .with_ingestion_progress(progress::bar());
         let database = args.db.clone().or_else(|| cluster.default_database());
         let identity = args.principal.as_ref().map(|p| Identity {
             principal: p.clone(),

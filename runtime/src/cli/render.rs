@@ -3,35 +3,16 @@
 use std::time::Duration;
 
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
-use kustodian_planner::{KqlSchema, KqlType};
+use kustodian_planner::KqlType;
 use datafusion::arrow::record_batch::RecordBatch;
+use kustodian_runtime::encoding::{json_value, text_value};
 use kustodian_runtime::{Explanation, QueryOutput};
 use serde_json::{Value, json};
 
-use super::encode::{json_value, text_value};
 use super::report::Failure;
 
-/// Column names and KQL types of a result: the KQL schema, or (if the engine returned none)
-/// the Arrow schema of the first batch.
-pub fn columns(schema: &KqlSchema, first: Option<&RecordBatch>) -> Vec<(String, KqlType)> {
-    if !schema.columns.is_empty() {
-        return schema.columns.iter().map(|c| (c.name.clone(), c.ty)).collect();
-    }
-    first
-        .map(|b| {
-            b.schema()
-                .fields()
-                .iter()
-                .map(|f| {
-                    (
-                        f.name().clone(),
-                        KqlType::of_field(f).unwrap_or(KqlType::String),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
+/// The result's columns, from the engine's encoding (also used by the streaming printer).
+pub use kustodian_runtime::encoding::columns;
 
 fn output_columns(output: &QueryOutput) -> Vec<(String, KqlType)> {
     columns(&output.schema, output.batches.first())

@@ -27,7 +27,8 @@
 //! - A failed ingestion returns an error and hands nothing on: the caller commits nothing.
 //!
 //! Readers stream: the input is read once, in 64k-row batches handed to a sink, so a caller
-//! can write extents as it goes ([`ingest_file_with`]); [`ingest_file`] collects them.
+//! can write extents as it goes ([`ingest_file_with`]); [`ingest_file`] collects them. How far
+//! a file has got goes to the [`Progress`] callback of the options, if any (see [`progress`]).
 
 pub mod builder;
 pub mod convert;
@@ -35,10 +36,12 @@ mod delimited;
 pub mod errors;
 mod json;
 mod parquet;
+pub mod progress;
 pub mod roots;
 pub mod summary;
 
 pub use errors::{IngestErrorCode, IngestionFailure, error_code};
+pub use progress::{Progress, ProgressEvent, ProgressUnit};
 pub use roots::IngestionRoots;
 pub use summary::{ConversionFailure, IngestSummary, MalformedRecord, command_result};
 
@@ -47,13 +50,10 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use datafusion::arrow::record_batch::RecordBatch;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kustodian_planner::types::KqlSchema;
 
 use crate::error::{Result, RuntimeError};
-
-/// Inputs larger than this show a progress bar when [`IngestOptions::progress`] is set.
-pub const PROGRESS_THRESHOLD_BYTES: u64 = 8 * 1024 * 1024;
+use progress::{FileProgress, ProgressRead};
 
 /// The magic bytes at both ends of a Parquet file.
 const PARQUET_MAGIC: &[u8; 4] = b"PAR1";
@@ -203,14 +203,14 @@ impl ValidationPolicy {
 }
 
 /// Options of one ingestion.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IngestOptions {
     /// The declared format (`format`); `None`: told from a file's content, CSV for inline data.
     pub format: Option<Format>,
     /// Skip the first record (a header line) of a delimited file.
     pub ignore_first_record: bool,
-    /// Show a progress bar on stderr for large inputs (hidden when stderr is not a terminal).
-    pub progress: bool,
+    /// Receives the progress of each file read (none by default); inline data reports none.
+    pub progress: Option<Progress>,
     /// How delimited records are validated (`validationPolicy`).
     pub validation: ValidationPolicy,
 }
@@ -321,17 +321,20 @@ fn read_file(
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let format = resolve_format(opts.format, sniff(&mut file, len)?)?;
     file.seek(SeekFrom::Start(0))?;
-    let bar = progress_bar(opts.progress, len, path);
+    let progress = opts.progress.as_ref().map(|p| FileProgress::new(p, path, len));
     let result = if format == Format::Parquet {
-        parquet::read_parquet(file, schema, bar.as_ref(), summary, sink)
+        parquet::read_parquet(file, schema, progress.as_ref(), summary, sink)
     } else {
-        match &bar {
-            Some(b) => read_text(b.wrap_read(file), schema, format, opts, summary, sink),
+        match &progress {
+            Some(p) => {
+                p.start(ProgressUnit::Bytes, len);
+                read_text(ProgressRead::new(file, p), schema, format, opts, summary, sink)
+            }
             None => read_text(file, schema, format, opts, summary, sink),
         }
     };
-    if let Some(b) = bar {
-        b.finish_and_clear();
+    if let Some(p) = &progress {
+        p.finish();
     }
     summary.finish_source(format.name(), result?);
     Ok(())
@@ -435,19 +438,4 @@ fn read_text<R: Read>(
             None => Err(RuntimeError::Internal(format!("format {} has no delimiter", other.name()))),
         },
     }
-}
-
-fn progress_bar(enabled: bool, len: u64, path: &Path) -> Option<ProgressBar> {
-    if !enabled || len <= PROGRESS_THRESHOLD_BYTES {
-        return None;
-    }
-    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template(
-        "{msg} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
-    ) {
-        bar.set_style(style);
-    }
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    bar.set_message(format!("ingesting {name}"));
-    Some(bar)
 }

@@ -11,18 +11,18 @@ use datafusion::arrow::compute::{CastOptions, can_cast_types, cast_with_options}
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use indicatif::ProgressBar;
 use kustodian_planner::types::{KqlSchema, KqlType};
 
 use super::builder::{BATCH_ROWS, ColumnBuilder};
 use super::errors::IngestErrorCode;
+use super::progress::{FileProgress, ProgressUnit};
 use super::summary::IngestSummary;
 use crate::error::{Result, RuntimeError};
 
 pub(super) fn read_parquet(
     file: File,
     schema: &KqlSchema,
-    bar: Option<&ProgressBar>,
+    progress: Option<&FileProgress<'_>>,
     summary: &mut IngestSummary,
     sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
 ) -> Result<u64> {
@@ -30,14 +30,9 @@ pub(super) fn read_parquet(
         .map_err(|e| IngestErrorCode::InvalidBlob.error(format!("not a readable Parquet file: {e}")))?;
     let total_rows = builder.metadata().file_metadata().num_rows();
     let source = builder.schema().clone();
-    if let Some(b) = bar {
-        // The bar counts rows for Parquet.
-        b.set_length(u64::try_from(total_rows).unwrap_or(0));
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} rows ({per_sec}, eta {eta})",
-        ) {
-            b.set_style(style);
-        }
+    if let Some(p) = progress {
+        // Parquet is read by row groups: its progress counts rows.
+        p.start(ProgressUnit::Rows, u64::try_from(total_rows).unwrap_or(0));
     }
     // Source column index per table column.
     let mapping: Vec<Option<usize>> = schema
@@ -95,8 +90,8 @@ pub(super) fn read_parquet(
         let out = RecordBatch::try_new_with_options(target.clone(), arrays, &options)
             .map_err(|e| RuntimeError::Internal(format!("building ingested batch: {e}")))?;
         total += rows as u64;
-        if let Some(b) = bar {
-            b.inc(rows as u64);
+        if let Some(p) = progress {
+            p.advance(total);
         }
         sink(out)?;
     }

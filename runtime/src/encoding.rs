@@ -1,8 +1,12 @@
-//! Cell encoders: Arrow values to Kusto's v2 JSON encoding and to display text.
+//! Kusto's value encoding: Arrow values as Kusto's v2 REST JSON values ([`json_value`]) and as
+//! display text ([`text_value`]), the result columns with their KQL types ([`columns`], whose
+//! Kusto type names are [`KqlType::name`]), and the text of Kusto's datetimes, timespans and
+//! decimals. Part of the engine so that every front end encodes results the same way: the
+//! `kustodian` binary renders its tables, CSV and JSON lines from it, and a REST server writes
+//! its v2 frames from it.
 //!
 //! The Arrow type decides how a value is read; the KQL type only tells the `Utf8` columns
-//! apart (`string`, `guid` or `dynamic` JSON text). Kept free of CLI concerns so the HTTP
-//! server can reuse them.
+//! apart (`string`, `guid` or `dynamic` JSON text).
 
 use chrono::DateTime;
 use datafusion::arrow::array::{Array, AsArray};
@@ -14,12 +18,36 @@ use datafusion::arrow::datatypes::{
     UInt32Type, UInt64Type,
 };
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-use kustodian_planner::KqlType;
+use datafusion::arrow::record_batch::RecordBatch;
+use kustodian_planner::{KqlSchema, KqlType};
 use serde_json::Value;
 
 const NANOS_PER_TICK: i64 = 100;
 const TICKS_PER_SECOND: i64 = 10_000_000;
 const NANOS_PER_SECOND: i64 = 1_000_000_000;
+
+/// Column names and KQL types of a result: the KQL schema, or (if the engine returned none)
+/// the Arrow schema of the first batch, a column of an Arrow type KQL has no name for being
+/// a `string`.
+pub fn columns(schema: &KqlSchema, first: Option<&RecordBatch>) -> Vec<(String, KqlType)> {
+    if !schema.columns.is_empty() {
+        return schema.columns.iter().map(|c| (c.name.clone(), c.ty)).collect();
+    }
+    first
+        .map(|b| {
+            b.schema()
+                .fields()
+                .iter()
+                .map(|f| {
+                    (
+                        f.name().clone(),
+                        KqlType::of_field(f).unwrap_or(KqlType::String),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
 
 /// One cell read out of Arrow, before it is written as JSON or text.
 #[derive(Debug, Clone, PartialEq)]
