@@ -9,12 +9,22 @@
 //! [`audit::AuditLog::append`].
 
 pub mod audit;
+pub mod body;
+pub mod commands;
 pub mod config;
 pub mod dev_issuer;
 pub mod directory;
+pub mod errors;
+pub mod frames;
+pub mod gate;
+pub mod http;
 pub mod issuer;
 pub mod jwks;
 pub mod network;
 pub mod outbound;
 pub mod principal;
+pub mod queries;
+pub mod serve;
 pub mod token;
+
+pub use serve::{ServeOptions, Server};

@@ -86,7 +86,17 @@ pub struct AuthenticatedIdentity {
 impl AuthenticatedIdentity {
     /// The engine's request identity: the canonical principal and the group FQNs.
     pub fn identity(&self) -> Identity {
-        Identity { principal: self.principal.fqn(), groups: self.groups.iter().map(Principal::fqn).collect() }
+        Identity {
+            principal: self.principal.fqn(),
+            groups: self.groups.iter().map(Principal::fqn).collect(),
+            aliases: self.aliases.iter().map(Principal::fqn).collect(),
+            details: kustodian_planner::PrincipalDetails {
+                upn: self.details.user_principal_name.clone(),
+                display_name: Some(self.details.display_name.clone()),
+                mfa: self.details.mfa,
+                identity_provider: Some(self.details.identity_provider.clone()),
+            },
+        }
     }
 
     /// Every FQN that names the caller: the principal and its aliases.
