@@ -9,6 +9,9 @@ use crate::script::split_script;
 /// The built-in first admin of the in-memory sample cluster.
 pub const SAMPLE_ADMIN: &str = "aaduser=admin@contoso.com";
 pub const SAMPLE_DATABASE: &str = "ContosoSales";
+/// The sample's people and groups as a local directory (users by UPN, the sales managers'
+/// group with its object id and members): what a server on the sample maps tokens with.
+pub const DIRECTORY: &str = include_str!("../../corpus/sample/directory.json");
 
 const SCHEMA: &str = include_str!("../../corpus/sample/schema.kql");
 const DATA: &str = include_str!("../../corpus/sample/data.kql");

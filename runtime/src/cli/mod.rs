@@ -6,6 +6,7 @@ mod parse_cmd;
 mod progress;
 mod render;
 mod report;
+mod serve;
 mod shell;
 
 use std::io::{self, Read, Write};
@@ -102,6 +103,11 @@ enum Command {
         #[command(flatten)]
         source: SourceArgs,
     },
+    /// Serve Kusto's REST API (v1/v2 query, v1 mgmt) with bearer-token authentication,
+    /// network rules and an audit log, until Ctrl-C or SIGTERM.
+    Serve(serve::ServeArgs),
+    /// Mint a token of the local dev issuer (trusted by `serve` without --config).
+    Token(serve::TokenArgs),
     /// Generate the benchmark table T (and UserRegions) as CSV and Parquet, deterministically.
     Gen {
         /// Rows of T.
@@ -241,6 +247,8 @@ pub fn main() -> ExitCode {
             seed,
             format,
         } => generate(rows, &out, seed, format),
+        Command::Serve(args) => serve::serve(&args).map(|()| true),
+        Command::Token(args) => serve::token(&args).map(|()| true),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
