@@ -75,7 +75,7 @@ impl From<&RuntimeError> for Failure {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use kustodian_planner::PlanError;
-    use kustodian_planner::error::ErrSpan;
+    use kustodian_planner::error::Span;
 
     use super::*;
     use kustodian_runtime::script::split_script;
@@ -87,7 +87,7 @@ mod tests {
         let request = &requests[1];
         assert_eq!(request.line, 12);
         let err = RuntimeError::Plan(
-            PlanError::semantic("unknown column 'Foo'").with_span(ErrSpan { start: 10, end: 13 }),
+            PlanError::semantic("unknown column 'Foo'").with_span(Span::new(10, 13)),
         );
         let failure = Failure::from_runtime(&err, script, request);
         assert_eq!(failure.code, ErrorCode::SemanticError);
@@ -108,12 +108,7 @@ mod tests {
         let script = format!("print x = '{}', y = Foo", "a".repeat(1_000_000));
         let request = &split_script(&script)[0];
         let start = script.len() - 3;
-        let err = RuntimeError::Plan(PlanError::semantic("unknown column 'Foo'").with_span(
-            ErrSpan {
-                start,
-                end: start + 3,
-            },
-        ));
+        let err = RuntimeError::Plan(PlanError::semantic("unknown column 'Foo'").with_span(Span::new(start, start + 3)));
         let text = Failure::from_runtime(&err, &script, request).to_text();
         assert!(text.len() < 400, "{} bytes: {text}", text.len());
         assert!(text.contains(" --> line 1, column 1000019\n"), "{text}");
