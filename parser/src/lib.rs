@@ -18,6 +18,7 @@ pub mod lexer;
 mod support;
 #[cfg(test)]
 mod tests;
+pub mod value_text;
 
 #[allow(
     clippy::all,
