@@ -360,14 +360,14 @@ fn check_against_known_gaps(dir: &std::path::Path, results: &[(String, Option<St
 
 #[test]
 fn encoders_follow_the_kusto_formats() {
-    assert_eq!(encode_datetime(0), "1970-01-01T00:00:00.0000000Z");
-    assert_eq!(encode_datetime(1_546_300_800_000_000_000), "2019-01-01T00:00:00.0000000Z");
-    assert_eq!(encode_datetime(-1), "1969-12-31T23:59:59.9999999Z");
-    assert_eq!(encode_datetime(951_782_400_123_456_700), "2000-02-29T00:00:00.1234567Z");
-    assert_eq!(encode_timespan(0), "00:00:00");
-    assert_eq!(encode_timespan(86_400_000_000_000 + 1_000_000_000), "1.00:00:01");
-    assert_eq!(encode_timespan(-5_400_000_000_000), "-01:30:00");
-    assert_eq!(encode_timespan(100_000_000), "00:00:00.1000000");
+    assert_eq!(format_datetime_nanos(0), "1970-01-01T00:00:00.0000000Z");
+    assert_eq!(format_datetime_nanos(1_546_300_800_000_000_000), "2019-01-01T00:00:00.0000000Z");
+    assert_eq!(format_datetime_nanos(-1), "1969-12-31T23:59:59.9999999Z");
+    assert_eq!(format_datetime_nanos(951_782_400_123_456_700), "2000-02-29T00:00:00.1234567Z");
+    assert_eq!(format_timespan_nanos(0), "00:00:00");
+    assert_eq!(format_timespan_nanos(86_400_000_000_000 + 1_000_000_000), "1.00:00:01");
+    assert_eq!(format_timespan_nanos(-5_400_000_000_000), "-01:30:00");
+    assert_eq!(format_timespan_nanos(100_000_000), "00:00:00.1000000");
     assert_eq!(encode_decimal(12_500_000_000, 10), "1.25");
     assert_eq!(encode_decimal(-5, 1), "-0.5");
     assert_eq!(encode_decimal(30_000_000_000, 10), "3");
