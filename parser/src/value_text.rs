@@ -41,7 +41,11 @@ pub fn format_timespan_nanos(ns: i64) -> String {
     let fraction = ticks % TICKS_PER_SECOND;
     let seconds = ticks / TICKS_PER_SECOND;
     let (days, second_of_day) = (seconds / SECONDS_PER_DAY, seconds % SECONDS_PER_DAY);
-    let (h, m, s) = (second_of_day / 3600, second_of_day % 3600 / 60, second_of_day % 60);
+    let (h, m, s) = (
+        second_of_day / 3600,
+        second_of_day % 3600 / 60,
+        second_of_day % 60,
+    );
     let sign = if ns < 0 && ticks != 0 { "-" } else { "" };
     let days = if days == 0 {
         String::new()
@@ -102,7 +106,11 @@ mod tests {
     fn timespans() {
         assert_eq!(format_timespan_nanos(0), "00:00:00");
         assert_eq!(format_timespan_nanos(100), "00:00:00.0000001");
-        assert_eq!(format_timespan_nanos(-100), "-00:00:00.0000001", "minus one tick");
+        assert_eq!(
+            format_timespan_nanos(-100),
+            "-00:00:00.0000001",
+            "minus one tick"
+        );
         assert_eq!(format_timespan_nanos(10 * S), "00:00:10");
         assert_eq!(format_timespan_nanos(DAY), "1.00:00:00");
         assert_eq!(format_timespan_nanos(-DAY), "-1.00:00:00");
@@ -112,14 +120,22 @@ mod tests {
             format_timespan_nanos(-(2 * DAY + 3600 * S) - S / 4),
             "-2.01:00:00.2500000"
         );
-        assert_eq!(format_timespan_nanos(S / 2), "00:00:00.5000000", "seven digits, not trimmed");
+        assert_eq!(
+            format_timespan_nanos(S / 2),
+            "00:00:00.5000000",
+            "seven digits, not trimmed"
+        );
         assert_eq!(format_timespan_nanos(1_234_567_800), "00:00:01.2345678");
     }
 
     #[test]
     fn sub_tick_timespans_are_cut_toward_zero() {
         assert_eq!(format_timespan_nanos(50), "00:00:00");
-        assert_eq!(format_timespan_nanos(-50), "00:00:00", "a zero span has no sign");
+        assert_eq!(
+            format_timespan_nanos(-50),
+            "00:00:00",
+            "a zero span has no sign"
+        );
         assert_eq!(format_timespan_nanos(-99), "00:00:00");
         assert_eq!(format_timespan_nanos(-150), "-00:00:00.0000001");
         assert_eq!(format_timespan_nanos(199), "00:00:00.0000001");
@@ -135,13 +151,22 @@ mod tests {
     fn datetimes() {
         assert_eq!(format_datetime_nanos(0), "1970-01-01T00:00:00.0000000Z");
         assert_eq!(format_datetime_nanos(150), "1970-01-01T00:00:00.0000001Z");
-        assert_eq!(format_datetime_nanos(-365 * DAY), "1969-01-01T00:00:00.0000000Z");
+        assert_eq!(
+            format_datetime_nanos(-365 * DAY),
+            "1969-01-01T00:00:00.0000000Z"
+        );
         assert_eq!(
             format_datetime_nanos(1_704_164_645 * S + 123_456_700),
             "2024-01-02T03:04:05.1234567Z"
         );
-        assert_eq!(format_datetime_nanos(i64::MIN), "1677-09-21T00:12:43.1452241Z");
-        assert_eq!(format_datetime_nanos(i64::MAX), "2262-04-11T23:47:16.8547758Z");
+        assert_eq!(
+            format_datetime_nanos(i64::MIN),
+            "1677-09-21T00:12:43.1452241Z"
+        );
+        assert_eq!(
+            format_datetime_nanos(i64::MAX),
+            "2262-04-11T23:47:16.8547758Z"
+        );
     }
 
     #[test]
@@ -149,18 +174,30 @@ mod tests {
         assert_eq!(format_datetime_nanos(-50), "1969-12-31T23:59:59.9999999Z");
         assert_eq!(format_datetime_nanos(-100), "1969-12-31T23:59:59.9999999Z");
         assert_eq!(format_datetime_nanos(-101), "1969-12-31T23:59:59.9999998Z");
-        assert_eq!(format_datetime_nanos(-S / 2), "1969-12-31T23:59:59.5000000Z");
+        assert_eq!(
+            format_datetime_nanos(-S / 2),
+            "1969-12-31T23:59:59.5000000Z"
+        );
     }
 
     #[test]
     fn trimmed_datetimes() {
         assert_eq!(format_datetime_nanos_trimmed(0), "1970-01-01T00:00:00Z");
-        assert_eq!(format_datetime_nanos_trimmed(-S / 2), "1969-12-31T23:59:59.5Z");
+        assert_eq!(
+            format_datetime_nanos_trimmed(-S / 2),
+            "1969-12-31T23:59:59.5Z"
+        );
         assert_eq!(
             format_datetime_nanos_trimmed(1_704_164_645 * S),
             "2024-01-02T03:04:05Z"
         );
-        assert_eq!(format_datetime_nanos_trimmed(100), "1970-01-01T00:00:00.0000001Z");
-        assert_eq!(format_datetime_nanos_trimmed(-1), "1969-12-31T23:59:59.9999999Z");
+        assert_eq!(
+            format_datetime_nanos_trimmed(100),
+            "1970-01-01T00:00:00.0000001Z"
+        );
+        assert_eq!(
+            format_datetime_nanos_trimmed(-1),
+            "1969-12-31T23:59:59.9999999Z"
+        );
     }
 }
