@@ -9,15 +9,18 @@
 //!
 //! Stages: [`lexer::tokenize`] (logos + context passes) → the generated LR(1) parser
 //! (`grammar.lalrpop`) → [`ast::Request`]. All errors are [`ParseError`]s with a span, line and
-//! column; [`ParseError::frame`] renders a code frame.
+//! column; [`ParseError::frame`] renders a code frame through [`frame`], the renderer of every
+//! error with a position. [`value_text`] writes Kusto's text of timespan and datetime values.
 
 pub mod ast;
 mod commands;
 pub mod error;
+pub mod frame;
 pub mod lexer;
 mod support;
 #[cfg(test)]
 mod tests;
+pub mod value_text;
 
 #[allow(
     clippy::all,

@@ -2,12 +2,12 @@
 
 pub type Result<T, E = PlanError> = std::result::Result<T, E>;
 
-/// Byte range in the request text (mirrors the parser's spans).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ErrSpan {
-    pub start: usize,
-    pub end: usize,
-}
+/// Where a user error points: the parser's byte range into the request text, the one span
+/// type of the workspace (its `==` ignores positions; compare with [`Span::same_as`]).
+pub use kustodian_parser::ast::Span;
+
+/// The name the binder still writes for [`Span`] (`bind/mod.rs`); the same type, not another.
+pub(crate) type ErrSpan = Span;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -15,10 +15,10 @@ pub enum PlanError {
     Parse(#[from] kustodian_parser::ParseError),
     /// A semantic error in the user's query: unknown name, wrong type, bad argument.
     #[error("{message}")]
-    Semantic { message: String, span: Option<ErrSpan> },
+    Semantic { message: String, span: Option<Span> },
     /// A KQL feature that Kustodian does not implement; the message names it.
     #[error("{feature} is not supported by Kustodian")]
-    Unsupported { feature: String, span: Option<ErrSpan> },
+    Unsupported { feature: String, span: Option<Span> },
     /// The request is not allowed to see an entity (restrict statement, blocked RLS).
     #[error("{message}")]
     Forbidden { message: String },
@@ -38,7 +38,7 @@ impl PlanError {
     }
 
     /// Attaches a span to a user error that has none yet.
-    pub fn with_span(self, span: ErrSpan) -> Self {
+    pub fn with_span(self, span: Span) -> Self {
         match self {
             PlanError::Semantic { message, span: None } => PlanError::Semantic { message, span: Some(span) },
             PlanError::Unsupported { feature, span: None } => PlanError::Unsupported { feature, span: Some(span) },
@@ -46,7 +46,7 @@ impl PlanError {
         }
     }
 
-    pub fn span(&self) -> Option<ErrSpan> {
+    pub fn span(&self) -> Option<Span> {
         match self {
             PlanError::Semantic { span, .. } | PlanError::Unsupported { span, .. } => *span,
             _ => None,

@@ -8,7 +8,6 @@
 //! The Arrow type decides how a value is read; the KQL type only tells the `Utf8` columns
 //! apart (`string`, `guid` or `dynamic` JSON text).
 
-use chrono::DateTime;
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{
     DataType, Date32Type, Date64Type, Decimal128Type, DurationMicrosecondType,
@@ -22,8 +21,6 @@ use datafusion::arrow::record_batch::RecordBatch;
 use kustodian_planner::{KqlSchema, KqlType};
 use serde_json::Value;
 
-const NANOS_PER_TICK: i64 = 100;
-const TICKS_PER_SECOND: i64 = 10_000_000;
 const NANOS_PER_SECOND: i64 = 1_000_000_000;
 
 /// Column names and KQL types of a result: the KQL schema, or (if the engine returned none)
@@ -242,65 +239,21 @@ pub fn decimal_text(raw: i128, scale: i8) -> String {
     text
 }
 
-/// Splits nanoseconds since the epoch into whole seconds and 100 ns ticks within the second,
-/// rounding toward negative infinity so instants before 1970 keep a positive fraction.
-fn split_datetime(ns: i64) -> (i64, i64) {
-    let secs = ns.div_euclid(NANOS_PER_SECOND);
-    let ticks = ns.rem_euclid(NANOS_PER_SECOND) / NANOS_PER_TICK;
-    (secs, ticks)
-}
-
-fn datetime_seconds(secs: i64) -> String {
-    match DateTime::from_timestamp(secs, 0) {
-        Some(dt) => dt.format("%Y-%m-%dT%H:%M:%S").to_string(),
-        None => format!("<out of range datetime {secs}s>"),
-    }
-}
-
 /// Kusto v2 datetime: ISO 8601 UTC with exactly 7 fractional digits (`2024-01-02T03:04:05.1234567Z`).
 pub fn datetime_v2(ns: i64) -> String {
-    let (secs, ticks) = split_datetime(ns);
-    format!("{}.{ticks:07}Z", datetime_seconds(secs))
+    kustodian_parser::value_text::format_datetime_nanos(ns)
 }
 
 /// Datetime for display: the fraction only when non-zero, without trailing zeros
 /// (`2024-01-02T03:04:05Z`, `2024-01-02T03:04:05.5Z`).
 pub fn datetime_text(ns: i64) -> String {
-    let (secs, ticks) = split_datetime(ns);
-    if ticks == 0 {
-        format!("{}Z", datetime_seconds(secs))
-    } else {
-        let frac = format!("{ticks:07}");
-        format!("{}.{}Z", datetime_seconds(secs), frac.trim_end_matches('0'))
-    }
+    kustodian_parser::value_text::format_datetime_nanos_trimmed(ns)
 }
 
 /// Kusto timespan: `[-][d.]hh:mm:ss[.fffffff]`, the fraction (7 digits, 100 ns ticks) only
 /// when non-zero, sub-tick nanoseconds truncated.
 pub fn timespan(ns: i64) -> String {
-    let negative = ns < 0;
-    let ticks = ns.unsigned_abs() / NANOS_PER_TICK.unsigned_abs();
-    let ticks_per_second = TICKS_PER_SECOND.unsigned_abs();
-    let frac = ticks % ticks_per_second;
-    let total_secs = ticks / ticks_per_second;
-    let (days, secs_of_day) = (total_secs / 86_400, total_secs % 86_400);
-    let (h, m, s) = (
-        secs_of_day / 3600,
-        secs_of_day % 3600 / 60,
-        secs_of_day % 60,
-    );
-    let mut out = String::new();
-    if negative && ticks != 0 {
-        out.push('-');
-    }
-    if days != 0 {
-        out.push_str(&format!("{days}."));
-    }
-    out.push_str(&format!("{h:02}:{m:02}:{s:02}"));
-    if frac != 0 {
-        out.push_str(&format!(".{frac:07}"));
-    }
-    out
+    kustodian_parser::value_text::format_timespan_nanos(ns)
 }
 
 #[cfg(test)]

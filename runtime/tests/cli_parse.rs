@@ -103,7 +103,7 @@ fn syntax_errors_print_their_message_once() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out.stderr),
-        "error[SyntaxError]: unexpected 'by'\n --> line 1, column 13\n  |\n1 | T | where x by\n  |             ^^ expected one of: '|', ';', 'or'\n"
+        "error[SyntaxError]: unexpected 'by'\n  --> script:1:13\n  |\n1 | T | where x by\n  |             ^^ expected one of: '|', ';', 'or'\n"
     );
 }
 
@@ -172,7 +172,7 @@ fn frames_of_huge_one_line_requests_stay_small() {
         );
         assert!(
             stderr
-                .starts_with("error[SyntaxError]: unexpected 'by'\n --> line 1, column 9000014\n"),
+                .starts_with("error[SyntaxError]: unexpected 'by'\n  --> script:1:9000014\n"),
             "{stderr}"
         );
         assert!(stderr.contains("…xxx"), "{stderr}");

@@ -78,7 +78,7 @@ fn run_table_errors_go_to_stderr_with_a_frame() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert!(stderr.contains("error[SemanticError]"), "{stderr}");
-    assert!(stderr.contains("line 4, column 11"), "{stderr}");
+    assert!(stderr.contains(" --> script:4:11\n"), "{stderr}");
     assert!(stderr.contains("^^^"), "{stderr}");
 }
 
@@ -124,8 +124,8 @@ fn unsupported_kusto_commands_have_their_own_code() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out.stderr),
-        "error[SemanticError]: '.clear table data' is a Kusto command that Kustodian does not support\n \
-         --> line 3, column 1\n  |\n3 | .clear table StormEvents data\n  | ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n"
+        "error[SemanticError]: '.clear table data' is a Kusto command that Kustodian does not support\n  \
+         --> script:3:1\n  |\n3 | .clear table StormEvents data\n  | ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n"
     );
 }
 

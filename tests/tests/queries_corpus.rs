@@ -11,6 +11,7 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 
+use kustodian_parser::value_text::{format_datetime_nanos, format_timespan_nanos};
 use kustodian_planner::KqlType;
 use kustodian_runtime::{Cluster, QueryOutput, RequestOptions};
 use serde_json::Value;
@@ -161,47 +162,9 @@ fn read_raw(data_type: &str, buffers: &[&[u8]], offset: usize, row: usize) -> Re
     })
 }
 
-/// Kusto's datetime rendering: ISO 8601, UTC, 7 fractional digits, `Z`.
-fn encode_datetime(nanos: i128) -> String {
-    let ticks = nanos.div_euclid(100);
-    let secs = ticks.div_euclid(10_000_000);
-    let frac = ticks.rem_euclid(10_000_000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i128::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{frac:07}Z",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    )
-}
-
-/// Kusto's timespan rendering: `[-][d.]hh:mm:ss[.fffffff]`.
-fn encode_timespan(nanos: i128) -> String {
-    let sign = if nanos < 0 { "-" } else { "" };
-    let ticks = nanos.abs() / 100;
-    let frac = ticks % 10_000_000;
-    let secs = ticks / 10_000_000;
-    let (days, h, m, s) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
-    let mut out = String::from(sign);
-    if days > 0 {
-        out.push_str(&format!("{days}."));
-    }
-    out.push_str(&format!("{h:02}:{m:02}:{s:02}"));
-    if frac > 0 {
-        out.push_str(&format!(".{frac:07}"));
-    }
-    out
+/// Nanoseconds as the engine holds them (every datetime and timespan column is nanoseconds).
+fn nanos_i64(nanos: i128) -> Result<i64, String> {
+    i64::try_from(nanos).map_err(|_| format!("{nanos} ns is out of the range of a KQL datetime or timespan"))
 }
 
 fn encode_decimal(value: i128, scale: u32) -> String {
@@ -236,8 +199,8 @@ fn encode(raw: Raw, ty: KqlType) -> Result<Value, String> {
         (Raw::Int(v), KqlType::Real) => encode_real(v as f64),
         (Raw::Int(v), _) => i64::try_from(v).map(Value::from).unwrap_or_else(|_| Value::from(v.to_string())),
         (Raw::Float(v), _) => encode_real(v),
-        (Raw::Nanos(n), KqlType::Timespan) => Value::from(encode_timespan(n)),
-        (Raw::Nanos(n), _) => Value::from(encode_datetime(n)),
+        (Raw::Nanos(n), KqlType::Timespan) => Value::from(format_timespan_nanos(nanos_i64(n)?)),
+        (Raw::Nanos(n), _) => Value::from(format_datetime_nanos(nanos_i64(n)?)),
         (Raw::Decimal(v, s), _) => Value::from(encode_decimal(v, s)),
         (Raw::Str(s), KqlType::Dynamic) => {
             if s.is_empty() {
@@ -397,14 +360,14 @@ fn check_against_known_gaps(dir: &std::path::Path, results: &[(String, Option<St
 
 #[test]
 fn encoders_follow_the_kusto_formats() {
-    assert_eq!(encode_datetime(0), "1970-01-01T00:00:00.0000000Z");
-    assert_eq!(encode_datetime(1_546_300_800_000_000_000), "2019-01-01T00:00:00.0000000Z");
-    assert_eq!(encode_datetime(-1), "1969-12-31T23:59:59.9999999Z");
-    assert_eq!(encode_datetime(951_782_400_123_456_700), "2000-02-29T00:00:00.1234567Z");
-    assert_eq!(encode_timespan(0), "00:00:00");
-    assert_eq!(encode_timespan(86_400_000_000_000 + 1_000_000_000), "1.00:00:01");
-    assert_eq!(encode_timespan(-5_400_000_000_000), "-01:30:00");
-    assert_eq!(encode_timespan(100_000_000), "00:00:00.1000000");
+    assert_eq!(format_datetime_nanos(0), "1970-01-01T00:00:00.0000000Z");
+    assert_eq!(format_datetime_nanos(1_546_300_800_000_000_000), "2019-01-01T00:00:00.0000000Z");
+    assert_eq!(format_datetime_nanos(-1), "1969-12-31T23:59:59.9999999Z");
+    assert_eq!(format_datetime_nanos(951_782_400_123_456_700), "2000-02-29T00:00:00.1234567Z");
+    assert_eq!(format_timespan_nanos(0), "00:00:00");
+    assert_eq!(format_timespan_nanos(86_400_000_000_000 + 1_000_000_000), "1.00:00:01");
+    assert_eq!(format_timespan_nanos(-5_400_000_000_000), "-01:30:00");
+    assert_eq!(format_timespan_nanos(100_000_000), "00:00:00.1000000");
     assert_eq!(encode_decimal(12_500_000_000, 10), "1.25");
     assert_eq!(encode_decimal(-5, 1), "-0.5");
     assert_eq!(encode_decimal(30_000_000_000, 10), "3");

@@ -115,33 +115,12 @@ pub(crate) fn dt_of_nanos(ns: i64) -> DateTime<Utc> {
 
 /// Kusto's text form of a datetime: ISO 8601 UTC with 7 fractional digits.
 pub(crate) fn format_datetime_iso(ns: i64) -> String {
-    // Kusto's datetime-to-string form always has seven fractional digits (`tostring`,
-    // `strcat`, datetimes inside dynamic values, what the hash functions hash).
-    let d = dt_of_nanos(ns);
-    let sub = ns.rem_euclid(1_000_000_000);
-    format!("{}.{:07}Z", d.format("%Y-%m-%dT%H:%M:%S"), sub / 100)
+    kustodian_parser::value_text::format_datetime_nanos(ns)
 }
 
 /// Kusto's (.NET "c") text form of a timespan: `[-][d.]hh:mm:ss[.fffffff]`.
 pub(crate) fn format_timespan_c(ns: i64) -> String {
-    let neg = ns < 0;
-    let a = ns.unsigned_abs();
-    let ticks = a / 100;
-    let frac = ticks % 10_000_000;
-    let secs = ticks / 10_000_000;
-    let (d, h, m, s) = (secs / 86_400, (secs / 3600) % 24, (secs / 60) % 60, secs % 60);
-    let mut out = String::new();
-    if neg {
-        out.push('-');
-    }
-    if d > 0 {
-        out.push_str(&format!("{d}."));
-    }
-    out.push_str(&format!("{h:02}:{m:02}:{s:02}"));
-    if frac > 0 {
-        out.push_str(&format!(".{frac:07}"));
-    }
-    out
+    kustodian_parser::value_text::format_timespan_nanos(ns)
 }
 
 pub(crate) fn v_to_string(v: &V) -> String {

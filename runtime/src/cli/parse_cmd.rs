@@ -8,7 +8,7 @@
 use kustodian_parser::{ParseError, ParseErrorKind};
 use kustodian_runtime::ErrorCode;
 
-use super::report::Failure;
+use super::report::{Failure, SCRIPT};
 use kustodian_runtime::script::ScriptRequest;
 
 /// The error class of a parse error: valid KQL that Kustodian does not implement (a Kusto
@@ -46,14 +46,15 @@ mod with_parser {
     use crate::cli::output_failure;
     use kustodian_runtime::script::split_script;
 
-    /// The failure for a request the parser rejected. The frame is the parser's without its
-    /// `error:` line: `Failure::to_text` prints the message above it once.
+    /// The failure for a request the parser rejected, its report rendered by the parser with
+    /// the error's code in the header.
     fn syntax_failure(err: &ParseError, source: &str) -> Failure {
+        let code = error_code(err.kind);
         Failure {
-            code: error_code(err.kind),
+            code,
             message: err.message.clone(),
             position: Some((err.line, err.column)),
-            frame: Some(err.snippet(source)),
+            report: Some(err.render(Some(code.as_str()), SCRIPT, source).text),
         }
     }
 

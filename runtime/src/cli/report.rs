@@ -1,10 +1,15 @@
 //! Errors as the CLI reports them: `error[Code]: message` plus a code frame with line, column
-//! and a caret, positions counted in the whole script.
+//! and a caret, positions counted in the whole script. The text comes from the parser's one
+//! renderer (`kustodian_parser::frame`), which a server would call the same way.
 
-use kustodian_parser::error::code_frame;
+use kustodian_parser::ast::Span;
+use kustodian_parser::frame::Report;
 use kustodian_runtime::{ErrorCode, RuntimeError};
 
 use kustodian_runtime::script::ScriptRequest;
+
+/// How a frame's header names the text its line and column count in (`--> script:4:11`).
+pub const SCRIPT: &str = "script";
 
 /// A failed request, ready to be printed as text or JSON.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,8 +18,9 @@ pub struct Failure {
     pub message: String,
     /// 1-based line and column in the script, when the error points into the request.
     pub position: Option<(usize, usize)>,
-    /// The code frame printed under the message in text output.
-    pub frame: Option<String>,
+    /// The whole text report, `error[Code]: message` and the code frame under it, when the
+    /// error points into the script (without one, [`Failure::to_text`] writes the header).
+    pub report: Option<String>,
 }
 
 impl Failure {
@@ -23,7 +29,7 @@ impl Failure {
             code,
             message: message.into(),
             position: None,
-            frame: None,
+            report: None,
         }
     }
 
@@ -36,9 +42,15 @@ impl Failure {
         {
             let start = request.offset + span.start.min(request.text.len());
             let end = request.offset + span.end.clamp(span.start, request.text.len());
-            let frame = code_frame(script, start, end);
+            let frame = Report {
+                code: Some(failure.code.as_str()),
+                message: &failure.message,
+                span: Span::new(start, end),
+                label: "",
+            }
+            .render(SCRIPT, script);
             failure.position = Some((frame.line, frame.column));
-            failure.frame = Some(frame.text);
+            failure.report = Some(frame.text);
         }
         failure
     }
@@ -53,14 +65,10 @@ impl Failure {
 
     /// `error[Code]: message`, then the frame if there is one; ends with a newline.
     pub fn to_text(&self) -> String {
-        let mut text = format!("error[{}]: {}\n", self.code.as_str(), self.message);
-        if let Some(frame) = &self.frame {
-            text.push_str(frame);
-            if !frame.ends_with('\n') {
-                text.push('\n');
-            }
+        match &self.report {
+            Some(report) => report.clone(),
+            None => format!("error[{}]: {}\n", self.code.as_str(), self.message),
         }
-        text
     }
 }
 
@@ -75,7 +83,7 @@ impl From<&RuntimeError> for Failure {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use kustodian_planner::PlanError;
-    use kustodian_planner::error::ErrSpan;
+    use kustodian_planner::error::Span;
 
     use super::*;
     use kustodian_runtime::script::split_script;
@@ -87,7 +95,7 @@ mod tests {
         let request = &requests[1];
         assert_eq!(request.line, 12);
         let err = RuntimeError::Plan(
-            PlanError::semantic("unknown column 'Foo'").with_span(ErrSpan { start: 10, end: 13 }),
+            PlanError::semantic("unknown column 'Foo'").with_span(Span::new(10, 13)),
         );
         let failure = Failure::from_runtime(&err, script, request);
         assert_eq!(failure.code, ErrorCode::SemanticError);
@@ -98,7 +106,7 @@ mod tests {
         );
         assert_eq!(
             failure.to_text(),
-            "error[SemanticError]: unknown column 'Foo'\n  --> line 13, column 9\n   |\n13 | | where Foo > 1\n   |         ^^^\n"
+            "error[SemanticError]: unknown column 'Foo'\n   --> script:13:9\n   |\n13 | | where Foo > 1\n   |         ^^^\n"
         );
     }
 
@@ -108,15 +116,12 @@ mod tests {
         let script = format!("print x = '{}', y = Foo", "a".repeat(1_000_000));
         let request = &split_script(&script)[0];
         let start = script.len() - 3;
-        let err = RuntimeError::Plan(PlanError::semantic("unknown column 'Foo'").with_span(
-            ErrSpan {
-                start,
-                end: start + 3,
-            },
-        ));
+        let err = RuntimeError::Plan(
+            PlanError::semantic("unknown column 'Foo'").with_span(Span::new(start, start + 3)),
+        );
         let text = Failure::from_runtime(&err, &script, request).to_text();
         assert!(text.len() < 400, "{} bytes: {text}", text.len());
-        assert!(text.contains(" --> line 1, column 1000019\n"), "{text}");
+        assert!(text.contains(" --> script:1:1000019\n"), "{text}");
         // 120 characters of the line after a `…`, the caret under `Foo` at their end.
         let line = format!("1 | …{}', y = Foo\n", "a".repeat(110));
         let carets = format!("  | {}^^^\n", " ".repeat(118));
