@@ -275,25 +275,12 @@ pub(crate) fn check_type_name(src: &str, t: Ident) -> Result<Ident, ParseError> 
 /// Functions that take an unparenthesised tabular argument: `toscalar(T | count)`.
 pub(crate) const TABULAR_ARG_FUNCTIONS: &[&str] = &["toscalar", "materialize"];
 
-/// True for expressions that are tabular by their syntax (`T | ...`, `print`, `range`, ...).
-pub(crate) fn is_syntactically_tabular(e: &Expr) -> bool {
-    matches!(
-        e.kind,
-        ExprKind::Pipe { .. }
-            | ExprKind::Print(_)
-            | ExprKind::Range { .. }
-            | ExprKind::Union(_)
-            | ExprKind::Find(_)
-            | ExprKind::Search(_)
-            | ExprKind::Evaluate(_)
-            | ExprKind::Externaldata { .. }
-    )
-}
-
-/// Other functions need a tabular argument in parentheses: `f((T | where x))`.
+/// Other functions need a pipe-level argument (`T | ...`, `print ...`, `range ...`: see
+/// [`Expr::is_open_tabular`]) in parentheses: `f((T | where x))`. Other tables are ordinary
+/// arguments: `f(T)`, `f(table('T'))`, `f(datatable(a:long)[1])`.
 pub(crate) fn check_tabular_args(src: &str, name: &Ident, args: &[Arg]) -> Result<(), ParseError> {
     if let [Arg::Positional(e)] = args
-        && is_syntactically_tabular(e)
+        && e.is_open_tabular()
         && !TABULAR_ARG_FUNCTIONS.contains(&name.name.as_str())
     {
         return Err(invalid(

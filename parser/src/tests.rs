@@ -613,6 +613,15 @@ fn sources() {
     assert!(parse("print f(T | take 1)").is_err());
     query("union T, f((T | take 1))");
     query("print toscalar(T | count), x = toscalar(print 1)");
+    // The rule is about pipe-level arguments, not tables: `datatable(...)[...]`, a name and
+    // `table(...)` are tables read as ordinary arguments (as in Kusto's parser).
+    for bare in ["print f(print 1)", "print f(range x from 1 to 2 step 1)", "print f(union T, U)"] {
+        let e = err(bare);
+        assert!(e.message.contains("must be parenthesised"), "{bare}: {e}");
+    }
+    for fine in ["print f(datatable(a:long)[1])", "print f(T)", "print f(table('T'))", "print f(database('d').T)"] {
+        query(fine);
+    }
 }
 
 #[test]

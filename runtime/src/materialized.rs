@@ -23,6 +23,7 @@
 use std::collections::HashMap;
 
 use datafusion::arrow::array::RecordBatch;
+use kustodian_parser::ast::visit::{self, Visitor};
 use kustodian_parser::ast::{self, ExprKind, OperatorKind, StatementKind};
 use kustodian_planner::{KqlSchema, KqlType, RequestContext};
 
@@ -564,21 +565,202 @@ fn rls_json(r: &Option<RlsMeta>) -> Option<String> {
     r.as_ref().map(|r| serde_json::json!({"IsEnabled": r.enabled, "Query": r.query}).to_string())
 }
 
-/// Whether the policy query mentions one of `keys` as a name (column references, `let`
-/// names...). A policy that is only a function's name does not: it fails closed.
-fn references_key(query: &str, keys: &[String]) -> bool {
-    fn walk(v: &serde_json::Value, keys: &[String]) -> bool {
-        match v {
-            serde_json::Value::Object(m) => {
-                m.get("name").and_then(|n| n.as_str()).is_some_and(|n| keys.iter().any(|k| k == n))
-                    || m.values().any(|x| walk(x, keys))
-            }
-            serde_json::Value::Array(a) => a.iter().any(|x| walk(x, keys)),
-            _ => false,
+/// Whether the row-level security policy `query` of materialized view `view` reads one of
+/// its group-by `keys` as a column of the view's rows (spec 5.6). Read syntactically and
+/// strictly, so that a policy that does not filter the view by a key is refused:
+///
+/// * a read is a column reference by name (`Owner`, `['Owner']`, `$left.Owner` in a join's
+///   conditions) in an expression of an operator of a pipeline whose source is the view
+///   (`V | ...`, `materialized_view('V') | ...`, `table('V') | ...`, `database('d').V | ...`);
+/// * not a string literal, a member name (`d.Owner`), a function name, an output name
+///   (`extend Owner = ...`), an operator parameter, nor a name inside a subquery or a lambda
+///   (the rows there are another table's) or on the other side of a join;
+/// * a key the policy binds itself (`let`, a parameter) is not the view's column anywhere;
+/// * once an operator defines a column named like the key (or one whose output columns are
+///   unknown: `evaluate`, `invoke`), the name no longer means the view's column;
+/// * a policy that is only a function's name or a text that does not parse reads nothing: the
+///   rule fails closed.
+fn references_key(query: &str, view: &str, keys: &[String]) -> bool {
+    let Ok(ast::Request::Query(q)) = kustodian_parser::parse(query) else { return false };
+    let mut bound = BoundNames::default();
+    bound.visit_query(&q);
+    let keys: Vec<&str> = keys.iter().map(String::as_str).filter(|k| !bound.0.iter().any(|b| b == k)).collect();
+    let mut pipelines = ViewPipelines { view, keys: &keys, found: false };
+    pipelines.visit_query(&q);
+    pipelines.found
+}
+
+/// The names a query binds itself: `let` names and parameters (of lambdas, `declare
+/// query_parameters`, `scan declare`).
+#[derive(Default)]
+struct BoundNames(Vec<String>);
+
+impl Visitor<'_> for BoundNames {
+    fn visit_statement(&mut self, s: &ast::Statement) {
+        if let StatementKind::Let { name, .. } = &s.kind {
+            self.0.push(name.name.clone());
+        }
+        visit::walk_statement(self, s);
+    }
+
+    fn visit_param(&mut self, p: &ast::Param) {
+        self.0.push(p.name.name.clone());
+        visit::walk_param(self, p);
+    }
+}
+
+/// Finds the pipelines that read the view and looks for a key read in their operators.
+struct ViewPipelines<'a> {
+    view: &'a str,
+    keys: &'a [&'a str],
+    found: bool,
+}
+
+impl<'q> Visitor<'q> for ViewPipelines<'_> {
+    fn visit_expr(&mut self, e: &'q ast::Expr) {
+        if !matches!(e.kind, ExprKind::Pipe { .. }) {
+            return visit::walk_expr(self, e);
+        }
+        // The whole chain, `source | op | op ...`, source first.
+        let mut ops: Vec<&ast::Operator> = Vec::new();
+        let mut source = e;
+        while let ExprKind::Pipe { input, op } = &source.kind {
+            ops.push(op);
+            source = input;
+        }
+        ops.reverse();
+        if reads_view(source, self.view) {
+            self.found |= self.keys.iter().any(|k| pipeline_reads(&ops, k));
+        }
+        // Pipelines nested in the source and the operators (subqueries) are looked at too.
+        self.visit_expr(source);
+        for op in ops {
+            self.visit_operator(op);
         }
     }
-    let Ok(req) = kustodian_parser::parse(query) else { return false };
-    serde_json::to_value(&req).is_ok_and(|v| walk(&v, keys))
+}
+
+/// Whether a pipeline's source is the view itself.
+fn reads_view(source: &ast::Expr, view: &str) -> bool {
+    let first_arg_is_view = |args: &[ast::Arg]| {
+        matches!(args.first().map(|a| &a.expr().kind),
+            Some(ExprKind::Literal(ast::Literal { kind: ast::LiteralKind::String(s), .. })) if s == view)
+    };
+    match &source.kind {
+        ExprKind::Ident(i) => i.name == view,
+        ExprKind::Paren(inner) => reads_view(inner, view),
+        ExprKind::Call { name, args } if matches!(name.name.as_str(), "materialized_view" | "table") => first_arg_is_view(args),
+        ExprKind::Member { expr, name } => name.name == view && matches!(&expr.kind, ExprKind::Call { name, .. } if name.name == "database"),
+        _ => false,
+    }
+}
+
+/// Whether an operator of the view's pipeline reads `key` before one redefines it. In
+/// `extend`/`project`/`serialize` the items count in order (`extend Owner = f(Owner)` reads the
+/// view's column, then redefines it); any other operator that redefines the key reads nothing.
+fn pipeline_reads(ops: &[&ast::Operator], key: &str) -> bool {
+    for op in ops {
+        let mut reads = KeyReads { key, found: false };
+        if let OperatorKind::Extend(items) | OperatorKind::Project(items) | OperatorKind::Serialize(items) = &op.kind {
+            for it in items {
+                reads.visit_expr(&it.expr);
+                if reads.found {
+                    return true;
+                }
+                if it.names.iter().any(|n| n.name == key) {
+                    return false;
+                }
+            }
+            continue;
+        }
+        if redefines(op, key) {
+            return false;
+        }
+        reads.visit_operator(op);
+        if reads.found {
+            return true;
+        }
+    }
+    false
+}
+
+/// Whether an operator defines a column named `key`, or may (its outputs are unknown).
+fn redefines(op: &ast::Operator, key: &str) -> bool {
+    /// The names an operator gives its output columns; expressions are not entered (a
+    /// subquery's outputs are its own).
+    struct Defines<'k> {
+        key: &'k str,
+        found: bool,
+    }
+    impl Visitor<'_> for Defines<'_> {
+        fn visit_expr(&mut self, _: &ast::Expr) {}
+        fn visit_named_expr(&mut self, n: &ast::NamedExpr) {
+            self.found |= n.names.iter().any(|i| i.name == self.key);
+        }
+        fn visit_rename_item(&mut self, r: &ast::RenameItem) {
+            self.found |= r.new.name == self.key;
+        }
+        fn visit_parse_pattern_item(&mut self, i: &ast::ParsePatternItem) {
+            self.found |= matches!(i, ast::ParsePatternItem::Column { name, .. } if name.name == self.key);
+        }
+        fn visit_column_decl(&mut self, c: &ast::ColumnDecl) {
+            self.found |= c.name.name == self.key;
+        }
+        fn visit_scan_step(&mut self, s: &ast::ScanStep) {
+            self.found |= s.assignments.iter().any(|(c, _)| c.name == self.key);
+        }
+        fn visit_param(&mut self, p: &ast::Param) {
+            self.found |= p.name.name == self.key;
+        }
+        fn visit_ident(&mut self, _: &ast::Ident) {}
+    }
+    if matches!(op.kind, OperatorKind::Evaluate(_) | OperatorKind::Invoke(_)) {
+        return true;
+    }
+    let mut d = Defines { key, found: false };
+    d.visit_operator(op);
+    d.found
+}
+
+/// Reads of `key` as a column in an operator's expressions (see [`references_key`]).
+struct KeyReads<'k> {
+    key: &'k str,
+    found: bool,
+}
+
+impl Visitor<'_> for KeyReads<'_> {
+    fn visit_expr(&mut self, e: &ast::Expr) {
+        if e.is_query_boundary() {
+            return;
+        }
+        match &e.kind {
+            ExprKind::Ident(i) => self.found |= i.name == self.key,
+            // `$left.Key` is the view's side of a join; `$right.Key` the other table's.
+            ExprKind::Member { expr, name } if matches!(expr.kind, ExprKind::JoinSide(_)) => {
+                self.found |= matches!(expr.kind, ExprKind::JoinSide(ast::JoinSide::Left)) && name.name == self.key;
+            }
+            // One bare name in `in (...)` may be a table; `toscalar(T)` names a table.
+            ExprKind::In { expr, list, .. } | ExprKind::HasAny { expr, list } | ExprKind::HasAll { expr, list } => {
+                self.visit_expr(expr);
+                if !matches!(list.as_slice(), [one] if matches!(one.kind, ExprKind::Ident(_))) {
+                    list.iter().for_each(|x| self.visit_expr(x));
+                }
+            }
+            ExprKind::Call { name, .. } if name.name == "toscalar" => {}
+            _ => visit::walk_expr(self, e),
+        }
+    }
+
+    /// Parameters (`kind=inner`, `hint.strategy=shuffle`) are options, not reads of a column.
+    fn visit_op_param(&mut self, _: &ast::OpParam) {}
+
+    /// The right side of a join or lookup is another table: only its conditions are read.
+    fn visit_join(&mut self, j: &ast::Join) {
+        j.on.iter().for_each(|c| self.visit_expr(c));
+    }
+
+    /// The legs of a `union` are other tables.
+    fn visit_union(&mut self, _: &ast::Union) {}
 }
 
 /// Removing or disabling the view's policy must not let it copy the rows of an RLS-protected
@@ -618,7 +800,7 @@ pub(crate) fn alter_rls(
     let shape = v.shape()?;
     if !shape.all_row_copying {
         let keys = v.keys()?;
-        if !references_key(query, &keys) {
+        if !references_key(query, name, &keys) {
             return Err(RuntimeError::bad_request(format!(
                 "row level security can be set on materialized view '{name}' only if its aggregation is arg_max(), arg_min() or \
                  take_any(), or if the policy query references one of its group-by keys ({})",
@@ -692,4 +874,73 @@ pub(crate) fn check_admin_prerequisite(snap: &State, db: &str, name: &str, fqn: 
 /// The assignments list of a view in `meta`, to change.
 pub(crate) fn principals_mut<'m>(meta: &'m mut Meta, db: &str, name: &str) -> Result<&'m mut Vec<RoleAssignment>> {
     Ok(&mut need_view_mut(meta, db, name)?.principals)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::references_key;
+
+    fn reads_owner(policy: &str) -> bool {
+        references_key(policy, "Totals", &["Owner".to_string(), "Region".to_string()])
+    }
+
+    #[test]
+    fn a_filter_on_a_key_of_the_view_is_a_read() {
+        for policy in [
+            "Totals | where Owner == current_principal()",
+            "Totals | where ['Owner'] == current_principal()",
+            "Totals | where Region == 'North' and Total > 0",
+            "Totals | where Total > 0 | where Owner == current_principal()",
+            "Totals | where IsAllowed(Owner)",
+            "Totals | where Owner in (Allowed | where User == current_principal() | project Owner)",
+            "Totals | where Owner in ('a', 'b')",
+            "Totals | where tolower(Owner) has current_principal_details().UserPrincipalName",
+            "materialized_view('Totals') | where Owner == current_principal()",
+            "table('Totals') | where Owner == current_principal()",
+            "database('Db').Totals | where Owner == current_principal()",
+            "(Totals) | where Owner == current_principal()",
+            "let allowed = Allowed | project User; Totals | where Owner in (allowed)",
+            "Totals | join kind=inner (Allowed | where User == current_principal()) on Owner",
+            "Totals | join kind=inner (Allowed) on $left.Owner == $right.User",
+            "Totals | extend Owner = iff(Owner == current_principal(), Owner, 'hidden')",
+            "union (Totals | where Owner == current_principal()), (Totals | take 0)",
+        ] {
+            assert!(reads_owner(policy), "{policy}");
+        }
+    }
+
+    #[test]
+    fn the_same_name_elsewhere_is_not_a_read() {
+        for policy in [
+            // No key at all; a string literal that equals the key's name.
+            "Totals | where Total > 10",
+            "Totals | where 'Owner' == current_principal()",
+            "Totals | where d.Owner == 'x'",
+            "Totals | where Owner(Total)",
+            // A key the policy binds itself.
+            "let Owner = current_principal(); Totals | where Total > 0 and Owner != ''",
+            "let f = (Owner:string) { Owner == current_principal() }; Totals | where f('x')",
+            // Another table's column: a subquery, the other side of a join, a union leg.
+            "Totals | where Total in (Allowed | where Owner == current_principal() | project Total)",
+            "Totals | where toscalar(Allowed | where Owner == 'x' | count) > 0",
+            "Totals | join kind=inner (Allowed | where Owner == current_principal()) on Total",
+            "Totals | join kind=inner (Allowed) on $right.Owner == $left.Total",
+            "Totals | union (Allowed | where Owner == 'x') | where Total > 0",
+            "Allowed | where Owner == current_principal()",
+            // Not a reference: an output name, a parameter, a single name in `in (...)`.
+            "Totals | extend Owner = 'x' | where Owner == 'x'",
+            "Totals | project-rename Owner = Total | where Owner == 1",
+            "Totals | extend x = 1, Owner = 'x', y = Owner",
+            "Totals | parse Total with Owner:string | where Owner == 'x'",
+            "Totals | summarize hint.shufflekey = Owner count() by Total",
+            "Totals | where Total in (Owner)",
+            // After an operator whose outputs are unknown.
+            "Totals | evaluate bag_unpack(d) | where Owner == current_principal()",
+            // A function's name, a text that does not parse.
+            "OwnerPolicy",
+            "Totals | where Owner ==",
+        ] {
+            assert!(!reads_owner(policy), "{policy}");
+        }
+    }
 }

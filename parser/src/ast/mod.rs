@@ -26,11 +26,15 @@ mod command;
 mod display;
 mod operator;
 mod role;
+mod tabular;
+pub mod visit;
+pub mod visit_mut;
 
 pub use command::*;
 pub use display::{quote_callee, quote_ident, quote_string};
 pub use operator::*;
 pub use role::Role;
+pub use tabular::{TABLE_FUNCTIONS, TabularShape};
 
 use serde::Serialize;
 

@@ -9,8 +9,11 @@
 
 use datafusion::common::{Column, JoinType, NullEquality};
 use datafusion::logical_expr::{Expr as DfExpr, ExprFunctionExt, LogicalPlan, LogicalPlanBuilder, SortExpr, cast, lit};
+use kustodian_parser::ast::visit::{self, Visitor};
+use kustodian_parser::ast::visit_mut::{self, VisitorMut};
 use kustodian_parser::ast::{self, ExprKind, Operator, OperatorKind, Span};
 
+use super::ops::WINDOW_FUNCTIONS;
 use super::{Binder, Rel, Scope};
 use crate::error::Result;
 use crate::types::{KqlColumn, KqlSchema, KqlType};
@@ -21,9 +24,6 @@ pub(crate) const GROUP_COL: &str = "__kqlg_grp";
 pub(crate) const ORD_COL: &str = "__kqlg_ord";
 const RN_COL: &str = "__kqlg_rn";
 const IX_COL: &str = "__kqlg_ix";
-
-const WINDOW_FUNCTIONS: &[&str] =
-    &["row_number", "prev", "next", "row_cumsum", "row_rank_dense", "row_rank_min", "row_window_session"];
 
 pub(crate) fn col_ref(name: &str) -> DfExpr {
     DfExpr::Column(Column::new_unqualified(name))
@@ -45,14 +45,42 @@ pub(crate) fn is_grouping_hidden(name: &str) -> bool {
     name.starts_with("__kqlg_")
 }
 
-/// The first window function called anywhere in `dbg` (an AST's `Debug` text), if any.
-fn window_call_in(dbg: &str) -> Option<&'static str> {
-    WINDOW_FUNCTIONS.iter().copied().find(|f| dbg.contains(&format!("Call {{ name: Ident {{ name: {f:?}")))
+/// The window function called anywhere in `op` (its subqueries included), the first in
+/// [`WINDOW_FUNCTIONS`]' order when there are several.
+fn window_call_in(op: &Operator) -> Option<&'static str> {
+    struct Calls<'a>(Vec<&'a str>);
+    impl<'a> Visitor<'a> for Calls<'a> {
+        fn visit_expr(&mut self, e: &'a ast::Expr) {
+            if let ExprKind::Call { name, .. } = &e.kind {
+                self.0.push(&name.name);
+            }
+            visit::walk_expr(self, e);
+        }
+    }
+    let mut calls = Calls(Vec::new());
+    calls.visit_operator(op);
+    WINDOW_FUNCTIONS.iter().copied().find(|f| calls.0.contains(f))
 }
 
-/// Whether the AST's `Debug` text mentions identifier `name`.
-fn mentions_ident(dbg: &str, name: &str) -> bool {
-    dbg.contains(&format!("Ident {{ name: {name:?}"))
+/// Whether the name `name` occurs anywhere in what `walk` visits: as a reference, an output
+/// column name, a `let` name, a function or member name... (every [`ast::Ident`]).
+fn mentions_name<'a>(name: &str, walk: impl FnOnce(&mut dyn Visitor<'a>)) -> bool {
+    struct Mentions<'n> {
+        name: &'n str,
+        found: bool,
+    }
+    impl Visitor<'_> for Mentions<'_> {
+        fn visit_ident(&mut self, i: &ast::Ident) {
+            self.found |= i.name == self.name;
+        }
+    }
+    let mut m = Mentions { name, found: false };
+    walk(&mut m);
+    m.found
+}
+
+fn ops_mention(ops: &[Operator], name: &str) -> bool {
+    mentions_name(name, |v| ops.iter().for_each(|o| v.visit_operator(o)))
 }
 
 fn op_name(kind: &OperatorKind) -> String {
@@ -195,8 +223,7 @@ impl<'a> Binder<'a> {
     pub(crate) fn lower_grouped_ops(&mut self, mut rel: Rel, ops: &[Operator], scope: &Scope, ctx: &str) -> Result<Rel> {
         for (i, op) in ops.iter().enumerate() {
             let span = op.span;
-            let dbg = format!("{:?}", op.kind);
-            if let Some(f) = window_call_in(&dbg) {
+            if let Some(f) = window_call_in(op) {
                 return Err(self.unsupported(format!("the window function '{f}()' inside {ctx}"), span));
             }
             rel = match &op.kind {
@@ -227,8 +254,7 @@ impl<'a> Binder<'a> {
                     self.bind_operator(rel, &Operator::new(OperatorKind::ProjectKeep(items), span), scope)?
                 }
                 OperatorKind::As { name, .. } => {
-                    let rest = format!("{:?}", &ops[i + 1..]);
-                    if mentions_ident(&rest, &name.name) {
+                    if ops_mention(&ops[i + 1..], &name.name) {
                         return Err(self.unsupported(format!("referring to the partition name '{}' (as) inside {ctx}", name.name), span));
                     }
                     rel
@@ -373,11 +399,11 @@ impl<'a> Binder<'a> {
                     }
                 }
                 ops.reverse();
-                if mentions_ident(&format!("{:?}", cur.kind), &key) {
+                if mentions_name(&key, |v| v.visit_expr(cur)) {
                     return Err(self.unsupported(format!("referring to the partition key '{key}' in the source of a partition subquery"), cur.span));
                 }
                 let source = self.bind_tabular(cur, scope)?;
-                if source.schema.get(&key).is_some() && mentions_ident(&format!("{ops:?}"), &key) {
+                if source.schema.get(&key).is_some() && ops_mention(&ops, &key) {
                     return Err(self.unsupported(
                         format!("a partition subquery whose source also has a column named '{key}'"),
                         span,
@@ -663,10 +689,17 @@ impl<'a> Binder<'a> {
     }
 }
 
-/// A copy of an operator with the partition key `key` (a scalar in a partition subquery with
-/// its own source) written as the group column: `key` and `toscalar(key)`.
-fn rewrite_key_refs(op: &Operator, key: &str) -> Operator {
-    fn go(e: &mut ast::Expr, key: &str) {
+/// Writes the partition key `key` (a scalar in a partition subquery with its own source) as the
+/// group column: `key` and `toscalar(key)`. Subqueries are left alone: their names are their
+/// own rows' columns.
+struct KeyRefs<'k>(&'k str);
+
+impl VisitorMut for KeyRefs<'_> {
+    fn visit_expr(&mut self, e: &mut ast::Expr) {
+        if e.is_query_boundary() {
+            return;
+        }
+        let key = self.0;
         match &mut e.kind {
             ExprKind::Ident(i) if i.name == key => i.name = GROUP_COL.to_string(),
             ExprKind::Call { name, args }
@@ -674,46 +707,28 @@ fn rewrite_key_refs(op: &Operator, key: &str) -> Operator {
             {
                 e.kind = ExprKind::Ident(ast::Ident::new(GROUP_COL, e.span));
             }
-            ExprKind::Binary { left, right, .. } => {
-                go(left, key);
-                go(right, key);
-            }
-            ExprKind::Unary { expr, .. } | ExprKind::Paren(expr) | ExprKind::Member { expr, .. } => go(expr, key),
-            ExprKind::Index { expr, index } => {
-                go(expr, key);
-                go(index, key);
-            }
-            ExprKind::In { expr, list, .. } | ExprKind::HasAny { expr, list } | ExprKind::HasAll { expr, list } => {
-                go(expr, key);
-                list.iter_mut().for_each(|x| go(x, key));
-            }
-            ExprKind::Between { expr, low, high, .. } => {
-                go(expr, key);
-                go(low, key);
-                go(high, key);
-            }
-            ExprKind::Call { args, .. } => {
-                for a in args {
-                    match a {
-                        ast::Arg::Positional(x) | ast::Arg::Named { value: x, .. } => go(x, key),
-                    }
-                }
-            }
-            _ => {}
+            _ => visit_mut::walk_expr(self, e),
         }
     }
+}
+
+/// A copy of an operator with the partition key written as the group column (see
+/// [`KeyRefs`]) in the expressions of the row-wise and grouping operators; the others keep
+/// their names.
+fn rewrite_key_refs(op: &Operator, key: &str) -> Operator {
     let mut op = op.clone();
+    let mut v = KeyRefs(key);
     match &mut op.kind {
-        OperatorKind::Where(e) => go(e, key),
+        OperatorKind::Where(e) => v.visit_expr(e),
         OperatorKind::Extend(items) | OperatorKind::Project(items) | OperatorKind::Serialize(items) => {
-            items.iter_mut().for_each(|it| go(&mut it.expr, key))
+            items.iter_mut().for_each(|it| v.visit_expr(&mut it.expr))
         }
         OperatorKind::Summarize(s) => {
-            s.aggregates.iter_mut().for_each(|it| go(&mut it.expr, key));
-            s.by.iter_mut().for_each(|it| go(&mut it.expr, key));
+            s.aggregates.iter_mut().for_each(|it| v.visit_expr(&mut it.expr));
+            s.by.iter_mut().for_each(|it| v.visit_expr(&mut it.expr));
         }
-        OperatorKind::Top { by, .. } => go(&mut by.expr, key),
-        OperatorKind::Sort { by, .. } => by.iter_mut().for_each(|k| go(&mut k.expr, key)),
+        OperatorKind::Top { by, .. } => v.visit_expr(&mut by.expr),
+        OperatorKind::Sort { by, .. } => by.iter_mut().for_each(|k| v.visit_expr(&mut k.expr)),
         _ => {}
     }
     op

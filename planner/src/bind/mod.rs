@@ -21,7 +21,7 @@ use std::sync::Arc;
 use datafusion::common::{Column, TableReference};
 use datafusion::datasource::provider_as_source;
 use datafusion::logical_expr::{Expr as DfExpr, LogicalPlan, LogicalPlanBuilder};
-use kustodian_parser::ast::{self, ExprKind, Span, StatementKind};
+use kustodian_parser::ast::{self, ExprKind, Span, StatementKind, TabularShape};
 
 use crate::security::barrier::SecurityBarrier;
 use crate::catalog::{Catalog, DepKind, PolicyDep, TableInfo};
@@ -600,20 +600,14 @@ impl<'a> Binder<'a> {
         }
     }
 
-    /// Whether an expression denotes a table (as opposed to a scalar).
+    /// Whether an expression denotes a table (as opposed to a scalar): its syntax
+    /// ([`ast::Expr::tabular_shape`]) and, for a bare name or a call, what the name is bound to
+    /// here (a tabular `let`, a lambda or stored function returning a table, a stored table).
     pub fn is_tabular(&self, e: &ast::Expr, scope: &Scope) -> bool {
-        match &e.kind {
-            ExprKind::Pipe { .. }
-            | ExprKind::Datatable { .. }
-            | ExprKind::Print(_)
-            | ExprKind::Range { .. }
-            | ExprKind::Union(_)
-            | ExprKind::Find(_)
-            | ExprKind::Search(_)
-            | ExprKind::Evaluate(_)
-            | ExprKind::Externaldata { .. } => true,
-            ExprKind::Paren(inner) => self.is_tabular(inner, scope),
-            ExprKind::Ident(i) => match scope.get(&i.name) {
+        match e.tabular_shape() {
+            TabularShape::Tabular => true,
+            TabularShape::Scalar => false,
+            TabularShape::Name(i) => match scope.get(&i.name) {
                 Some(Binding::Tabular(_)) => true,
                 Some(Binding::Lambda(l)) => l.params.is_empty() && self.lambda_is_tabular(l),
                 Some(Binding::Scalar(_)) => false,
@@ -627,23 +621,15 @@ impl<'a> Binder<'a> {
                     },
                 },
             },
-            ExprKind::Member { expr, .. } => {
-                matches!(&expr.kind, ExprKind::Call { name, .. } if name.name == "database")
-                    || matches!(&expr.kind, ExprKind::MemberCall { name, .. } if name.name == "database")
-            }
-            ExprKind::Call { name, .. } => match name.name.as_str() {
-                "table" | "materialize" | "view" | "materialized_view" | "external_table" => true,
-                n => match scope.get(n) {
-                    Some(Binding::Lambda(l)) => self.lambda_is_tabular(l),
-                    Some(_) => false,
-                    None => match self.catalog.function(&self.database, n) {
-                        Ok(Some(f)) => body_is_tabular(&f.body),
-                        Ok(None) => false,
-                        Err(_) => true,
-                    },
+            TabularShape::Call(name) => match scope.get(&name.name) {
+                Some(Binding::Lambda(l)) => self.lambda_is_tabular(l),
+                Some(_) => false,
+                None => match self.catalog.function(&self.database, &name.name) {
+                    Ok(Some(f)) => body_is_tabular(&f.body),
+                    Ok(None) => false,
+                    Err(_) => true,
                 },
             },
-            _ => false,
         }
     }
 
@@ -951,27 +937,12 @@ impl<'a> Binder<'a> {
     }
 }
 
+/// Whether a stored function's body returns a table, without binding it: its result
+/// expression is a table by its syntax or a bare name (scalar functions end in a scalar
+/// expression over their parameters); a call of another function counts as scalar.
 fn body_is_tabular(body: &[ast::Statement]) -> bool {
-    // Without binding, a stored function's body is tabular when its result expression has a
-    // tabular shape or names something that is not a scalar; scalar functions end in a scalar
-    // expression over their parameters.
     match body.last().map(|s| &s.kind) {
-        Some(StatementKind::Expr(e)) => expr_shape_tabular(e),
-        _ => false,
-    }
-}
-
-fn expr_shape_tabular(e: &ast::Expr) -> bool {
-    match &e.kind {
-        ExprKind::Pipe { .. }
-        | ExprKind::Datatable { .. }
-        | ExprKind::Print(_)
-        | ExprKind::Range { .. }
-        | ExprKind::Union(_)
-        | ExprKind::Ident(_) => true,
-        ExprKind::Paren(i) => expr_shape_tabular(i),
-        ExprKind::Call { name, .. } => matches!(name.name.as_str(), "table" | "materialize" | "view"),
-        ExprKind::Member { expr, .. } => matches!(&expr.kind, ExprKind::Call { name, .. } if name.name == "database"),
+        Some(StatementKind::Expr(e)) => matches!(e.tabular_shape(), TabularShape::Tabular | TabularShape::Name(_)),
         _ => false,
     }
 }

@@ -3,6 +3,8 @@
 
 use datafusion::common::{JoinType, ScalarValue};
 use datafusion::logical_expr::{Expr as DfExpr, LogicalPlanBuilder, SortExpr, cast, lit};
+use kustodian_parser::ast::visit::{self, Visitor};
+use kustodian_parser::ast::visit_mut::{self, VisitorMut};
 use kustodian_parser::ast::{self, ExprKind, OperatorKind, Span};
 
 use super::sources::param_word;
@@ -1231,51 +1233,30 @@ fn hidden_agg_name(i: usize) -> String {
 }
 
 /// A copy of `e` with each aggregate call replaced by a reference to a hidden column
-/// (`__kql_aggN`, numbered from `first`); the calls are appended to `found`.
+/// (`__kql_aggN`, numbered from `first`); the calls are appended to `found`, in source order.
+/// Subqueries and lambdas are left alone: their aggregates are their own.
 fn rewrite_aggregates(e: &ast::Expr, scope: &Scope, found: &mut Vec<ast::Expr>, first: usize) -> ast::Expr {
-    fn go(e: &mut ast::Expr, scope: &Scope, found: &mut Vec<ast::Expr>, first: usize) {
-        if let ExprKind::Call { name, .. } = &e.kind
-            && functions::is_aggregate(&name.name)
-            && scope.get(&name.name).is_none()
-        {
-            let id = hidden_agg_name(first + found.len());
-            found.push(e.clone());
-            e.kind = ExprKind::Ident(ast::Ident::new(id, e.span));
-            return;
-        }
-        match &mut e.kind {
-            ExprKind::Binary { left, right, .. } => {
-                go(left, scope, found, first);
-                go(right, scope, found, first);
+    struct Aggregates<'a> {
+        scope: &'a Scope,
+        found: &'a mut Vec<ast::Expr>,
+        first: usize,
+    }
+    impl VisitorMut for Aggregates<'_> {
+        fn visit_expr(&mut self, e: &mut ast::Expr) {
+            if let ExprKind::Call { name, .. } = &e.kind
+                && functions::is_aggregate(&name.name)
+                && self.scope.get(&name.name).is_none()
+            {
+                let id = hidden_agg_name(self.first + self.found.len());
+                self.found.push(e.clone());
+                e.kind = ExprKind::Ident(ast::Ident::new(id, e.span));
+            } else if !e.is_query_boundary() {
+                visit_mut::walk_expr(self, e);
             }
-            ExprKind::Unary { expr, .. } | ExprKind::Paren(expr) | ExprKind::Member { expr, .. } => go(expr, scope, found, first),
-            ExprKind::Index { expr, index } => {
-                go(expr, scope, found, first);
-                go(index, scope, found, first);
-            }
-            ExprKind::In { expr, list, .. } | ExprKind::HasAny { expr, list } | ExprKind::HasAll { expr, list } => {
-                go(expr, scope, found, first);
-                for x in list {
-                    go(x, scope, found, first);
-                }
-            }
-            ExprKind::Between { expr, low, high, .. } => {
-                go(expr, scope, found, first);
-                go(low, scope, found, first);
-                go(high, scope, found, first);
-            }
-            ExprKind::Call { args, .. } => {
-                for a in args {
-                    match a {
-                        ast::Arg::Positional(x) | ast::Arg::Named { value: x, .. } => go(x, scope, found, first),
-                    }
-                }
-            }
-            _ => {}
         }
     }
     let mut out = e.clone();
-    go(&mut out, scope, found, first);
+    Aggregates { scope, found, first }.visit_expr(&mut out);
     out
 }
 
@@ -1295,7 +1276,8 @@ pub(crate) enum Windowed {
     Yes(Rel, Vec<ast::NamedExpr>),
 }
 
-const WINDOW_FUNCTIONS: &[&str] =
+/// Kusto's window functions: they read the serialized rows around the current one.
+pub(crate) const WINDOW_FUNCTIONS: &[&str] =
     &["row_number", "prev", "next", "row_cumsum", "row_rank_dense", "row_rank_min", "row_window_session"];
 
 /// `row_window_session(Expr, MaxDistanceFromFirst, MaxDistanceBetweenNeighbors)` over one
@@ -1387,62 +1369,61 @@ fn is_window_call(e: &ast::Expr, scope: &Scope) -> bool {
     matches!(&e.kind, ExprKind::Call { name, .. } if WINDOW_FUNCTIONS.contains(&name.name.as_str()) && scope.get(&name.name).is_none())
 }
 
-fn for_each_child(e: &mut ast::Expr, f: &mut dyn FnMut(&mut ast::Expr)) {
-    match &mut e.kind {
-        ExprKind::Binary { left, right, .. } => {
-            f(left);
-            f(right);
-        }
-        ExprKind::Unary { expr, .. } | ExprKind::Paren(expr) | ExprKind::Member { expr, .. } => f(expr),
-        ExprKind::Index { expr, index } => {
-            f(expr);
-            f(index);
-        }
-        ExprKind::In { expr, list, .. } | ExprKind::HasAny { expr, list } | ExprKind::HasAll { expr, list } => {
-            f(expr);
-            list.iter_mut().for_each(&mut *f);
-        }
-        ExprKind::Between { expr, low, high, .. } => {
-            f(expr);
-            f(low);
-            f(high);
-        }
-        ExprKind::Call { args, .. } => {
-            for a in args {
-                match a {
-                    ast::Arg::Positional(x) | ast::Arg::Named { value: x, .. } => f(x),
-                }
+/// Whether `e` calls a window function outside its subqueries and lambdas.
+fn contains_window_call(e: &ast::Expr, scope: &Scope) -> bool {
+    struct HasWindow<'s> {
+        scope: &'s Scope,
+        found: bool,
+    }
+    impl Visitor<'_> for HasWindow<'_> {
+        fn visit_expr(&mut self, e: &ast::Expr) {
+            if self.found || e.is_query_boundary() {
+                return;
+            }
+            if is_window_call(e, self.scope) {
+                self.found = true;
+            } else {
+                visit::walk_expr(self, e);
             }
         }
-        _ => {}
     }
-}
-
-fn contains_window_call(e: &ast::Expr, scope: &Scope) -> bool {
-    if is_window_call(e, scope) {
-        return true;
-    }
-    let mut found = false;
-    let mut copy = e.clone();
-    for_each_child(&mut copy, &mut |c| found |= contains_window_call(c, scope));
-    found
+    let mut v = HasWindow { scope, found: false };
+    v.visit_expr(e);
+    v.found
 }
 
 /// Replaces the window calls of `e` that contain no other window call by hidden column
-/// names; returns whether `e` contained a window call.
+/// names; returns whether `e` contained a window call (outside its subqueries and lambdas).
 fn rewrite_innermost_windows(e: &mut ast::Expr, scope: &Scope, found: &mut Vec<(String, ast::Expr)>, next: &mut usize) -> bool {
-    let mut inner = false;
-    for_each_child(e, &mut |c| inner |= rewrite_innermost_windows(c, scope, found, next));
-    if is_window_call(e, scope) {
-        if !inner {
-            let name = format!("__kql_win{next}");
-            *next += 1;
-            found.push((name.clone(), e.clone()));
-            e.kind = ExprKind::Ident(ast::Ident::new(name, e.span));
-        }
-        return true;
+    struct Innermost<'a> {
+        scope: &'a Scope,
+        found: &'a mut Vec<(String, ast::Expr)>,
+        next: &'a mut usize,
+        /// A window call was seen in the subtree being walked.
+        seen: bool,
     }
-    inner
+    impl VisitorMut for Innermost<'_> {
+        fn visit_expr(&mut self, e: &mut ast::Expr) {
+            if e.is_query_boundary() {
+                return;
+            }
+            let before = std::mem::take(&mut self.seen);
+            visit_mut::walk_expr(self, e);
+            if is_window_call(e, self.scope) {
+                if !self.seen {
+                    let name = format!("__kql_win{}", *self.next);
+                    *self.next += 1;
+                    self.found.push((name.clone(), e.clone()));
+                    e.kind = ExprKind::Ident(ast::Ident::new(name, e.span));
+                }
+                self.seen = true;
+            }
+            self.seen |= before;
+        }
+    }
+    let mut v = Innermost { scope, found, next, seen: false };
+    v.visit_expr(e);
+    v.seen
 }
 
 /// Splits `cast(window) + k` style expressions into the window expression and the function

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::{DataType, Field, Fields};
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::logical_expr::{Expr as DfExpr, LogicalPlanBuilder};
+use kustodian_parser::ast::visit_mut::{self, VisitorMut};
 use kustodian_parser::ast::{self, ExprKind, Span};
 
 use super::sources::param_word;
@@ -226,61 +227,42 @@ impl<'a> Binder<'a> {
         self.select(sorted, &keep)
     }
 
-    /// Replaces `step.column` references with the virtual state columns.
+    /// Replaces `step.column` references with the virtual state columns (outside subqueries
+    /// and lambdas, where a step's name means nothing).
     fn rewrite_state_refs(&self, e: &mut ast::Expr, steps: &HashMap<String, usize>, cols: &[String]) -> Result<()> {
+        let mut v = StateRefs { steps, cols, unknown: None };
+        v.visit_expr(e);
+        match v.unknown {
+            Some((step, column, span)) => Err(self.semantic(format!("scan step '{step}' has no column '{column}'"), span)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Writes `step.column` as the virtual state column of the step's value of the column; the
+/// first reference to a column the steps do not have is kept in `unknown` and ends the walk.
+struct StateRefs<'a> {
+    steps: &'a HashMap<String, usize>,
+    cols: &'a [String],
+    unknown: Option<(String, String, Span)>,
+}
+
+impl VisitorMut for StateRefs<'_> {
+    fn visit_expr(&mut self, e: &mut ast::Expr) {
+        if self.unknown.is_some() || e.is_query_boundary() {
+            return;
+        }
         if let ExprKind::Member { expr, name } = &e.kind
             && let ExprKind::Ident(step) = &expr.kind
-            && let Some(k) = steps.get(&step.name)
+            && let Some(k) = self.steps.get(&step.name)
         {
-            let Some(j) = cols.iter().position(|c| c == &name.name) else {
-                return Err(self.semantic(format!("scan step '{}' has no column '{}'", step.name, name.name), e.span));
-            };
-            e.kind = ExprKind::Ident(ast::Ident::new(state_col(*k, j), e.span));
-            return Ok(());
+            match self.cols.iter().position(|c| c == &name.name) {
+                Some(j) => e.kind = ExprKind::Ident(ast::Ident::new(state_col(*k, j), e.span)),
+                None => self.unknown = Some((step.name.clone(), name.name.clone(), e.span)),
+            }
+            return;
         }
-        match &mut e.kind {
-            ExprKind::Binary { left, right, .. } => {
-                self.rewrite_state_refs(left, steps, cols)?;
-                self.rewrite_state_refs(right, steps, cols)
-            }
-            ExprKind::Unary { expr, .. } | ExprKind::Paren(expr) | ExprKind::Member { expr, .. } => {
-                self.rewrite_state_refs(expr, steps, cols)
-            }
-            ExprKind::In { expr, list, .. } | ExprKind::HasAny { expr, list } | ExprKind::HasAll { expr, list } => {
-                self.rewrite_state_refs(expr, steps, cols)?;
-                for x in list {
-                    self.rewrite_state_refs(x, steps, cols)?;
-                }
-                Ok(())
-            }
-            ExprKind::Between { expr, low, high, .. } => {
-                self.rewrite_state_refs(expr, steps, cols)?;
-                self.rewrite_state_refs(low, steps, cols)?;
-                self.rewrite_state_refs(high, steps, cols)
-            }
-            ExprKind::Call { args, .. } => {
-                for a in args {
-                    match a {
-                        ast::Arg::Positional(x) | ast::Arg::Named { value: x, .. } => self.rewrite_state_refs(x, steps, cols)?,
-                    }
-                }
-                Ok(())
-            }
-            ExprKind::MemberCall { expr, args, .. } => {
-                self.rewrite_state_refs(expr, steps, cols)?;
-                for a in args {
-                    match a {
-                        ast::Arg::Positional(x) | ast::Arg::Named { value: x, .. } => self.rewrite_state_refs(x, steps, cols)?,
-                    }
-                }
-                Ok(())
-            }
-            ExprKind::Index { expr, index } => {
-                self.rewrite_state_refs(expr, steps, cols)?;
-                self.rewrite_state_refs(index, steps, cols)
-            }
-            _ => Ok(()),
-        }
+        visit_mut::walk_expr(self, e);
     }
 }
 

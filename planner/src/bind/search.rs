@@ -22,6 +22,7 @@
 //! column satisfies the positive one.
 
 use datafusion::logical_expr::{LogicalPlan, lit};
+use kustodian_parser::ast::visit_mut::{self, VisitorMut};
 use kustodian_parser::ast::{self, BinaryOp as AstOp, ExprKind, LiteralKind, Span};
 
 use super::{Binder, Binding, Rel, Scope, glob_match};
@@ -91,29 +92,24 @@ fn case_sensitive(op: AstOp) -> AstOp {
     }
 }
 
-/// Rewrites the string operators of an expression to their case-sensitive forms.
+/// A copy of an expression with its string operators in their case-sensitive forms (outside
+/// its subqueries and lambdas, whose predicates are not the search's).
 fn to_case_sensitive(e: &ast::Expr) -> ast::Expr {
-    let kind = match &e.kind {
-        ExprKind::Binary { op, left, right } => ExprKind::Binary {
-            op: case_sensitive(*op),
-            left: Box::new(to_case_sensitive(left)),
-            right: Box::new(to_case_sensitive(right)),
-        },
-        ExprKind::Paren(inner) => ExprKind::Paren(Box::new(to_case_sensitive(inner))),
-        ExprKind::Unary { op, expr } => ExprKind::Unary { op: *op, expr: Box::new(to_case_sensitive(expr)) },
-        ExprKind::Call { name, args } => ExprKind::Call {
-            name: name.clone(),
-            args: args
-                .iter()
-                .map(|a| match a {
-                    ast::Arg::Positional(x) => ast::Arg::Positional(to_case_sensitive(x)),
-                    other => other.clone(),
-                })
-                .collect(),
-        },
-        other => other.clone(),
-    };
-    ast::Expr::new(kind, e.span)
+    struct CaseSensitive;
+    impl VisitorMut for CaseSensitive {
+        fn visit_expr(&mut self, e: &mut ast::Expr) {
+            if e.is_query_boundary() {
+                return;
+            }
+            if let ExprKind::Binary { op, .. } = &mut e.kind {
+                *op = case_sensitive(*op);
+            }
+            visit_mut::walk_expr(self, e);
+        }
+    }
+    let mut out = e.clone();
+    CaseSensitive.visit_expr(&mut out);
+    out
 }
 
 /// How a search term is matched: an operator and its operand, or every row.
