@@ -10,7 +10,7 @@ use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{Expr, lit};
 use serde_json::Value as Json;
 
-use super::TypedExpr;
+use super::{FunctionContext, TypedExpr};
 use super::udf::{RowState, f64_to_i64, row_call, sv_str};
 use crate::error::{PlanError, Result};
 use crate::types::{DECIMAL_SCALE, KqlType};
@@ -584,33 +584,36 @@ pub fn lower_cast(e: TypedExpr, to: KqlType) -> Result<TypedExpr> {
     Ok(TypedExpr::new(expr, to))
 }
 
-/// Scalar functions of the `to*` family.
-pub(crate) fn lower_conversion_fn(name: &str, mut args: Vec<TypedExpr>) -> Option<Result<TypedExpr>> {
-    let to = match name {
+/// The type a conversion function (`tolong`, `toreal`/`todouble`, `todynamic`/`parse_json`...)
+/// converts to.
+fn conversion_target(name: &str) -> Option<KqlType> {
+    Some(match name {
         "tolong" => KqlType::Long,
         "toint" => KqlType::Int,
         "toreal" | "todouble" => KqlType::Real,
         "tostring" => KqlType::String,
         "tobool" | "toboolean" => KqlType::Bool,
-        "todatetime" => KqlType::Datetime,
+        "todatetime" | "todate" => KqlType::Datetime,
         "totimespan" | "totime" => KqlType::Timespan,
         "todecimal" => KqlType::Decimal,
         "toguid" => KqlType::Guid,
-        "todynamic" | "toobject" | "parse_json" => KqlType::Dynamic,
+        "todynamic" | "toobject" | "parse_json" | "parsejson" => KqlType::Dynamic,
         _ => return None,
-    };
-    if args.len() != 1 {
-        return Some(Err(PlanError::semantic(format!("function '{name}' expects 1 argument, got {}", args.len()))));
-    }
+    })
+}
+
+/// The conversion functions (one argument): `tolong(x)`, `tostring(x)`, `parse_json(x)`...
+pub(super) fn lower_to(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let to = conversion_target(name).ok_or_else(|| PlanError::Internal(format!("'{name}' converts to no type")))?;
     let a = args.remove(0);
     if to == KqlType::Dynamic {
-        return Some(Ok(lower_parse_json(a)));
+        return Ok(lower_parse_json(a));
     }
     if to == KqlType::String && a.ty != KqlType::String {
         // tostring never yields null
-        return Some(Ok(convert_call(a, KqlType::String, false)));
+        return Ok(convert_call(a, KqlType::String, false));
     }
-    Some(lower_cast(a, to))
+    lower_cast(a, to)
 }
 
 #[cfg(test)]

@@ -6,14 +6,9 @@ use serde_json::{Map, Value as Json};
 
 use super::conversion::{V, json_text, lower_cast, v_of, v_to_string};
 use super::udf::{RowState, row_call, s_bool, s_f64, s_i64, s_str, sv_i64};
-use super::{TypedExpr, arity};
+use super::{FunctionContext, TypedExpr};
 use crate::error::{PlanError, Result};
 use crate::types::KqlType;
-
-pub(crate) const NAMES: &[&str] = &[
-    "pack", "bag_pack", "pack_array", "array_length", "bag_keys", "array_concat", "array_slice", "set_union",
-    "set_intersect", "set_difference", "set_has_element", "array_index_of", "array_sum", "bag_has_key",
-];
 
 fn json(v: &ScalarValue) -> Option<Json> {
     match v_of(v, KqlType::Dynamic) {
@@ -201,74 +196,72 @@ pub fn lower_index(e: TypedExpr, index: TypedExpr) -> Result<TypedExpr> {
     Ok(dy("dynamic_index", index_row, vec![e.expr, idx]))
 }
 
-/// Dynamic functions (`name` is one of [`NAMES`]).
-pub(crate) fn lower_dynamic_fn(name: &str, mut args: Vec<TypedExpr>) -> Result<TypedExpr> {
-    use KqlType::*;
-    let n = args.len();
-    match name {
-        "pack" | "bag_pack" => {
-            if !n.is_multiple_of(2) {
-                return Err(PlanError::semantic(format!("function '{name}' expects an even number of arguments")));
-            }
-            let mut a = Vec::with_capacity(n);
-            for (i, x) in args.into_iter().enumerate() {
-                a.push(if i % 2 == 0 { lower_cast(x, String)?.expr } else { lower_cast(x, Dynamic)?.expr });
-            }
-            Ok(dy("pack", pack_row, a))
-        }
-        "pack_array" => {
-            arity(name, n, 1, 64)?;
-            Ok(dy("pack_array", pack_array_row, dynamic_args(args)?))
-        }
-        "array_length" => {
-            arity(name, n, 1, 1)?;
-            Ok(TypedExpr::new(row_call(name, Long.arrow_type(), array_length_row, dynamic_args(args)?), Long))
-        }
-        "bag_keys" => {
-            arity(name, n, 1, 1)?;
-            Ok(dy(name, bag_keys_row, dynamic_args(args)?))
-        }
-        "bag_has_key" => {
-            arity(name, n, 2, 2)?;
-            let d = lower_cast(args.remove(0), Dynamic)?.expr;
-            let k = lower_cast(args.remove(0), String)?.expr;
-            Ok(TypedExpr::new(row_call(name, Bool.arrow_type(), bag_has_key_row, vec![d, k]), Bool))
-        }
-        "array_concat" => {
-            arity(name, n, 1, 64)?;
-            Ok(dy(name, array_concat_row, dynamic_args(args)?))
-        }
-        "array_slice" => {
-            arity(name, n, 3, 3)?;
-            let d = lower_cast(args.remove(0), Dynamic)?.expr;
-            let s = lower_cast(args.remove(0), Long)?.expr;
-            let e = lower_cast(args.remove(0), Long)?.expr;
-            Ok(dy(name, array_slice_row, vec![d, s, e]))
-        }
-        "set_union" | "set_intersect" | "set_difference" => {
-            arity(name, n, 2, 64)?;
-            let k: i64 = match name {
-                "set_union" => 0,
-                "set_intersect" => 1,
-                _ => 2,
-            };
-            let mut a = vec![datafusion::logical_expr::lit(k)];
-            a.extend(dynamic_args(args)?);
-            Ok(dy("set_op", set_row, a))
-        }
-        "set_has_element" | "array_index_of" => {
-            arity(name, n, 2, 2)?;
-            let a = dynamic_args(args)?;
-            Ok(if name == "set_has_element" {
-                TypedExpr::new(row_call(name, Bool.arrow_type(), has_element_row, a), Bool)
-            } else {
-                TypedExpr::new(row_call(name, Long.arrow_type(), index_of_row, a), Long)
-            })
-        }
-        "array_sum" => {
-            arity(name, n, 1, 1)?;
-            Ok(TypedExpr::new(row_call(name, Real.arrow_type(), array_sum_row, dynamic_args(args)?), Real))
-        }
-        _ => Err(PlanError::unsupported(format!("function '{name}'"))),
+/// `bag_pack(key1, value1, ...)` (aliases `pack`, `pack_dictionary`): an even number of
+/// arguments.
+pub(super) fn lower_bag_pack(name: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    if !args.len().is_multiple_of(2) {
+        return Err(PlanError::semantic(format!("function '{name}' expects an even number of arguments")));
     }
+    let mut a = Vec::with_capacity(args.len());
+    for (i, x) in args.into_iter().enumerate() {
+        a.push(if i % 2 == 0 { lower_cast(x, KqlType::String)?.expr } else { lower_cast(x, KqlType::Dynamic)?.expr });
+    }
+    Ok(dy("pack", pack_row, a))
+}
+
+pub(super) fn lower_pack_array(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    Ok(dy("pack_array", pack_array_row, dynamic_args(args)?))
+}
+
+/// `array_length` (alias `arraylength`).
+pub(super) fn lower_array_length(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let e = row_call("array_length", KqlType::Long.arrow_type(), array_length_row, dynamic_args(args)?);
+    Ok(TypedExpr::new(e, KqlType::Long))
+}
+
+pub(super) fn lower_bag_keys(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    Ok(dy("bag_keys", bag_keys_row, dynamic_args(args)?))
+}
+
+pub(super) fn lower_bag_has_key(_: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let d = lower_cast(args.remove(0), KqlType::Dynamic)?.expr;
+    let k = lower_cast(args.remove(0), KqlType::String)?.expr;
+    Ok(TypedExpr::new(row_call("bag_has_key", KqlType::Bool.arrow_type(), bag_has_key_row, vec![d, k]), KqlType::Bool))
+}
+
+pub(super) fn lower_array_concat(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    Ok(dy("array_concat", array_concat_row, dynamic_args(args)?))
+}
+
+pub(super) fn lower_array_slice(_: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let d = lower_cast(args.remove(0), KqlType::Dynamic)?.expr;
+    let s = lower_cast(args.remove(0), KqlType::Long)?.expr;
+    let e = lower_cast(args.remove(0), KqlType::Long)?.expr;
+    Ok(dy("array_slice", array_slice_row, vec![d, s, e]))
+}
+
+/// `set_union`, `set_intersect`, `set_difference`.
+pub(super) fn lower_set_op(name: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let k: i64 = match name {
+        "set_union" => 0,
+        "set_intersect" => 1,
+        _ => 2,
+    };
+    let mut a = vec![datafusion::logical_expr::lit(k)];
+    a.extend(dynamic_args(args)?);
+    Ok(dy("set_op", set_row, a))
+}
+
+pub(super) fn lower_set_has_element(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let e = row_call("set_has_element", KqlType::Bool.arrow_type(), has_element_row, dynamic_args(args)?);
+    Ok(TypedExpr::new(e, KqlType::Bool))
+}
+
+pub(super) fn lower_array_index_of(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let e = row_call("array_index_of", KqlType::Long.arrow_type(), index_of_row, dynamic_args(args)?);
+    Ok(TypedExpr::new(e, KqlType::Long))
+}
+
+pub(super) fn lower_array_sum(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    Ok(TypedExpr::new(row_call("array_sum", KqlType::Real.arrow_type(), array_sum_row, dynamic_args(args)?), KqlType::Real))
 }

@@ -8,16 +8,10 @@ use datafusion::logical_expr::{Expr, lit};
 use serde_json::{Map, Value as Json};
 
 use super::conversion::{V, json_text, lower_cast, v_of};
-use super::udf::{RowState, row_call, s_f64, s_i64, s_str, sv_bool, sv_f64, sv_str};
-use super::{TypedExpr, arity};
+use super::udf::{RowFn, RowState, row_call, s_f64, s_i64, s_str, sv_bool, sv_f64, sv_str};
+use super::{FunctionContext, TypedExpr};
 use crate::error::{PlanError, Result};
 use crate::types::KqlType;
-
-pub(crate) const NAMES: &[&str] = &[
-    "cos", "sin", "tan", "acos", "asin", "atan", "atan2", "cot", "degrees", "radians", "strcmp",
-    "base64_encode_tostring", "base64_decode_tostring", "base64_encodestring", "base64_decodestring", "hash_sha256",
-    "hash_md5", "array_sort_asc", "array_sort_desc", "bag_merge", "bag_remove_keys", "zip", "range",
-];
 
 /// Largest array `range()` builds.
 const MAX_RANGE: usize = 1_048_576;
@@ -424,7 +418,7 @@ pub fn mv_expand_call(values: Vec<TypedExpr>, bag_as_array: bool, limit: Option<
     Ok(row_call("mv_expand", mv_expand_type(), mv_expand_row, args))
 }
 
-fn typed(name: &str, ty: KqlType, f: super::udf::RowFn, args: Vec<Expr>) -> TypedExpr {
+fn typed(name: &str, ty: KqlType, f: RowFn, args: Vec<Expr>) -> TypedExpr {
     TypedExpr::new(row_call(name, ty.arrow_type(), f, args), ty)
 }
 
@@ -436,91 +430,96 @@ fn string(a: TypedExpr) -> Result<Expr> {
     Ok(lower_cast(a, KqlType::String)?.expr)
 }
 
-/// Lowers one of [`NAMES`].
-pub(crate) fn lower_extra_fn(name: &str, args: Vec<TypedExpr>) -> Result<TypedExpr> {
-    use KqlType::*;
-    let n = args.len();
-    let trig = |f: super::udf::RowFn, args: Vec<TypedExpr>| -> Result<TypedExpr> {
-        arity(name, n, 1, 1)?;
-        let a = args.into_iter().map(|a| real(a, name)).collect::<Result<Vec<_>>>()?;
-        Ok(typed(name, Real, f, a))
+/// `cos`, `sin`, `tan`, `acos`, `asin`, `atan`, `cot`, `degrees`, `radians`: one real to a real.
+pub(super) fn lower_trig(name: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let f: RowFn = match name {
+        "cos" => cos_row,
+        "sin" => sin_row,
+        "tan" => tan_row,
+        "acos" => acos_row,
+        "asin" => asin_row,
+        "atan" => atan_row,
+        "cot" => cot_row,
+        "degrees" => degrees_row,
+        "radians" => radians_row,
+        _ => return Err(PlanError::Internal(format!("'{name}' is no trigonometric function"))),
     };
-    match name {
-        "cos" => trig(cos_row, args),
-        "sin" => trig(sin_row, args),
-        "tan" => trig(tan_row, args),
-        "acos" => trig(acos_row, args),
-        "asin" => trig(asin_row, args),
-        "atan" => trig(atan_row, args),
-        "cot" => trig(cot_row, args),
-        "degrees" => trig(degrees_row, args),
-        "radians" => trig(radians_row, args),
-        "atan2" => {
-            arity(name, n, 2, 2)?;
-            let a = args.into_iter().map(|a| real(a, name)).collect::<Result<Vec<_>>>()?;
-            Ok(typed(name, Real, atan2_row, a))
-        }
-        "strcmp" => {
-            arity(name, n, 2, 2)?;
-            let a = args.into_iter().map(string).collect::<Result<Vec<_>>>()?;
-            Ok(typed(name, Long, strcmp_row, a))
-        }
-        "base64_encode_tostring" | "base64_encodestring" => {
-            arity(name, n, 1, 1)?;
-            let a = args.into_iter().map(string).collect::<Result<Vec<_>>>()?;
-            Ok(typed("base64_encode_tostring", String, b64_encode_row, a))
-        }
-        "base64_decode_tostring" | "base64_decodestring" => {
-            arity(name, n, 1, 1)?;
-            let a = args.into_iter().map(string).collect::<Result<Vec<_>>>()?;
-            Ok(typed("base64_decode_tostring", String, b64_decode_row, a))
-        }
-        "hash_sha256" | "hash_md5" => {
-            arity(name, n, 1, 1)?;
-            let a = args.into_iter().map(string).collect::<Result<Vec<_>>>()?;
-            let f: super::udf::RowFn = if name == "hash_sha256" { sha256_row } else { md5_row };
-            Ok(typed(name, String, f, a))
-        }
-        "array_sort_asc" | "array_sort_desc" => {
-            arity(name, n, 1, 2)?;
-            let mut it = args.into_iter();
-            let arr = it.next().ok_or_else(|| PlanError::Internal("array_sort".into()))?;
-            if arr.ty != Dynamic {
-                return Err(PlanError::semantic(format!("function '{name}' expects a dynamic array, got {}", arr.ty)));
-            }
-            let nulls_last = match it.next() {
-                Some(b) => lower_cast(b, Bool)?.expr,
-                None => lit(true),
-            };
-            Ok(typed("array_sort", Dynamic, array_sort_row, vec![arr.expr, lit(name == "array_sort_desc"), nulls_last]))
-        }
-        "bag_merge" => {
-            arity(name, n, 2, 64)?;
-            let a = args.into_iter().map(dynamic).collect::<Result<Vec<_>>>()?;
-            Ok(typed(name, Dynamic, bag_merge_row, a))
-        }
-        "bag_remove_keys" => {
-            arity(name, n, 2, 2)?;
-            let a = args.into_iter().map(dynamic).collect::<Result<Vec<_>>>()?;
-            Ok(typed(name, Dynamic, bag_remove_keys_row, a))
-        }
-        "zip" => {
-            arity(name, n, 2, 16)?;
-            let a = args.into_iter().map(dynamic).collect::<Result<Vec<_>>>()?;
-            Ok(typed(name, Dynamic, zip_row, a))
-        }
-        "range" => {
-            arity(name, n, 2, 3)?;
-            let all_long = args.iter().all(|a| matches!(a.ty, Int | Long));
-            let to = if all_long { Long } else { Real };
-            if !args.iter().all(|a| a.ty.is_numeric()) {
-                return Err(PlanError::unsupported("range() over non-numeric values"));
-            }
-            let a = args.into_iter().map(|a| lower_cast(a, to).map(|t| t.expr)).collect::<Result<Vec<_>>>()?;
-            Ok(typed(if all_long { "range_long" } else { "range_real" }, Dynamic, range_row, a))
-        }
-        _ => Err(PlanError::unsupported(format!("function '{name}'"))),
+    let a = args.into_iter().map(|a| real(a, name)).collect::<Result<Vec<_>>>()?;
+    Ok(typed(name, KqlType::Real, f, a))
+}
+
+pub(super) fn lower_atan2(name: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let a = args.into_iter().map(|a| real(a, name)).collect::<Result<Vec<_>>>()?;
+    Ok(typed(name, KqlType::Real, atan2_row, a))
+}
+
+pub(super) fn lower_strcmp(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let a = args.into_iter().map(string).collect::<Result<Vec<_>>>()?;
+    Ok(typed("strcmp", KqlType::Long, strcmp_row, a))
+}
+
+/// `base64_encode_tostring` (alias `base64_encodestring`).
+pub(super) fn lower_base64_encode_tostring(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let a = args.into_iter().map(string).collect::<Result<Vec<_>>>()?;
+    Ok(typed("base64_encode_tostring", KqlType::String, b64_encode_row, a))
+}
+
+/// `base64_decode_tostring` (alias `base64_decodestring`).
+pub(super) fn lower_base64_decode_tostring(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let a = args.into_iter().map(string).collect::<Result<Vec<_>>>()?;
+    Ok(typed("base64_decode_tostring", KqlType::String, b64_decode_row, a))
+}
+
+pub(super) fn lower_hash_sha256(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let a = args.into_iter().map(string).collect::<Result<Vec<_>>>()?;
+    Ok(typed("hash_sha256", KqlType::String, sha256_row, a))
+}
+
+pub(super) fn lower_hash_md5(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let a = args.into_iter().map(string).collect::<Result<Vec<_>>>()?;
+    Ok(typed("hash_md5", KqlType::String, md5_row, a))
+}
+
+/// `array_sort_asc` / `array_sort_desc` `(array[, nulls_last])`.
+pub(super) fn lower_array_sort(name: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let mut it = args.into_iter();
+    let arr = it.next().ok_or_else(|| PlanError::Internal("array_sort".into()))?;
+    if arr.ty != KqlType::Dynamic {
+        return Err(PlanError::semantic(format!("function '{name}' expects a dynamic array, got {}", arr.ty)));
     }
+    let nulls_last = match it.next() {
+        Some(b) => lower_cast(b, KqlType::Bool)?.expr,
+        None => lit(true),
+    };
+    Ok(typed("array_sort", KqlType::Dynamic, array_sort_row, vec![arr.expr, lit(name == "array_sort_desc"), nulls_last]))
+}
+
+pub(super) fn lower_bag_merge(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let a = args.into_iter().map(dynamic).collect::<Result<Vec<_>>>()?;
+    Ok(typed("bag_merge", KqlType::Dynamic, bag_merge_row, a))
+}
+
+pub(super) fn lower_bag_remove_keys(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let a = args.into_iter().map(dynamic).collect::<Result<Vec<_>>>()?;
+    Ok(typed("bag_remove_keys", KqlType::Dynamic, bag_remove_keys_row, a))
+}
+
+pub(super) fn lower_zip(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let a = args.into_iter().map(dynamic).collect::<Result<Vec<_>>>()?;
+    Ok(typed("zip", KqlType::Dynamic, zip_row, a))
+}
+
+/// The scalar `range(start, stop[, step])`: an array of longs when every argument is an
+/// integer, of reals otherwise.
+pub(super) fn lower_range(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    let all_long = args.iter().all(|a| matches!(a.ty, Int | Long));
+    let to = if all_long { Long } else { Real };
+    if !args.iter().all(|a| a.ty.is_numeric()) {
+        return Err(PlanError::unsupported("range() over non-numeric values"));
+    }
+    let a = args.into_iter().map(|a| lower_cast(a, to).map(|t| t.expr)).collect::<Result<Vec<_>>>()?;
+    Ok(typed(if all_long { "range_long" } else { "range_real" }, Dynamic, range_row, a))
 }
 
 #[cfg(test)]

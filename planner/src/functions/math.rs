@@ -5,14 +5,9 @@ use datafusion::logical_expr::{Expr, lit};
 
 use super::conversion::{DEC_ONE, lower_cast};
 use super::udf::{RowState, row_call, s_bool, s_dur, s_f64, s_i64, s_ts, sv_f64, sv_i64};
-use super::{TypedExpr, arity};
+use super::{FunctionContext, TypedExpr};
 use crate::error::{PlanError, Result};
 use crate::types::KqlType;
-
-pub(crate) const NAMES: &[&str] = &[
-    "abs", "round", "floor", "bin", "bin_at", "ceiling", "sqrt", "pow", "exp", "exp2", "exp10", "log", "log2",
-    "log10", "sign", "pi", "isnan", "isinf", "isfinite",
-];
 
 /// 0001-01-01 in Unix nanoseconds (as i128; out of i64 range). Datetime bins align to it.
 const NANOS_0001: i128 = -62_135_596_800_000_000_000;
@@ -180,14 +175,9 @@ fn bin_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
     }
 }
 
-fn lower_bin(name: &str, mut args: Vec<TypedExpr>) -> Result<TypedExpr> {
+/// `bin(value, size)` (alias `floor`) and `bin_at(value, size, fixed_point)`.
+pub(super) fn lower_bin(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
     use KqlType::*;
-    let n = args.len();
-    if name == "bin_at" {
-        arity(name, n, 3, 3)?;
-    } else {
-        arity(name, n, 2, 2)?;
-    }
     let v = args.remove(0);
     let size = args.remove(0);
     let at = args.pop();
@@ -223,77 +213,75 @@ fn lower_bin(name: &str, mut args: Vec<TypedExpr>) -> Result<TypedExpr> {
     Ok(TypedExpr::new(row_call("bin", ty.arrow_type(), bin_row, a), ty))
 }
 
-/// Math functions (`name` is one of [`NAMES`]).
-pub(crate) fn lower_math_fn(name: &str, mut args: Vec<TypedExpr>) -> Result<TypedExpr> {
-    use KqlType::*;
-    let n = args.len();
-    let unary = |f: super::udf::RowFn, args: Vec<TypedExpr>| -> Result<TypedExpr> {
-        arity(name, n, 1, 1)?;
-        let a = args.into_iter().map(|a| real(a, name)).collect::<Result<Vec<_>>>()?;
-        Ok(real_fn(name, f, a))
+/// `sqrt`, `exp`, `exp2`, `exp10`, `log`, `log2`, `log10`, `sign`: one real to a real.
+pub(super) fn lower_unary_real(name: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let f: super::udf::RowFn = match name {
+        "sqrt" => sqrt_row,
+        "exp" => exp_row,
+        "exp2" => exp2_row,
+        "exp10" => exp10_row,
+        "log" => log_row,
+        "log2" => log2_row,
+        "log10" => log10_row,
+        "sign" => sign_row,
+        _ => return Err(PlanError::Internal(format!("'{name}' is no unary real function"))),
     };
-    match name {
-        "sqrt" => unary(sqrt_row, args),
-        "exp" => unary(exp_row, args),
-        "exp2" => unary(exp2_row, args),
-        "exp10" => unary(exp10_row, args),
-        "log" => unary(log_row, args),
-        "log2" => unary(log2_row, args),
-        "log10" => unary(log10_row, args),
-        "sign" => unary(sign_row, args),
-        "pow" => {
-            arity(name, n, 2, 2)?;
-            let a = args.into_iter().map(|a| real(a, name)).collect::<Result<Vec<_>>>()?;
-            Ok(real_fn(name, pow_row, a))
-        }
-        "pi" => {
-            arity(name, n, 0, 0)?;
-            Ok(TypedExpr::new(lit(std::f64::consts::PI), Real))
-        }
-        "isnan" | "isinf" | "isfinite" => {
-            arity(name, n, 1, 1)?;
-            let k: i64 = match name {
-                "isnan" => 0,
-                "isinf" => 1,
-                _ => 2,
-            };
-            let a = real(args.remove(0), name)?;
-            Ok(TypedExpr::new(row_call("fclass", Bool.arrow_type(), fclass_row, vec![a, lit(k)]), Bool))
-        }
-        "abs" | "ceiling" => {
-            arity(name, n, 1, 1)?;
-            let a = args.remove(0);
-            let a = match a.ty {
-                Int => lower_cast(a, Long)?,
-                Dynamic => lower_cast(a, Real)?,
-                Long | Real | Decimal => a,
-                Timespan if name == "abs" => a,
-                t => return Err(PlanError::semantic(format!("function '{name}' expects a numeric argument, got {t}"))),
-            };
-            let ty = a.ty;
-            let f = if name == "abs" { abs_row } else { ceiling_row };
-            Ok(TypedExpr::new(row_call(name, ty.arrow_type(), f, vec![a.expr]), ty))
-        }
-        "round" => {
-            arity(name, n, 1, 2)?;
-            let a = args.remove(0);
-            let a = match a.ty {
-                Int => lower_cast(a, Long)?,
-                Dynamic => lower_cast(a, Real)?,
-                Long | Real | Decimal => a,
-                t => return Err(PlanError::semantic(format!("function 'round' expects a numeric argument, got {t}"))),
-            };
-            let ty = a.ty;
-            let mut v = vec![a.expr];
-            if let Some(p) = args.pop() {
-                numeric(&p, name)?;
-                v.push(lower_cast(p, Long)?.expr);
-            }
-            Ok(TypedExpr::new(row_call("round", ty.arrow_type(), round_row, v), ty))
-        }
-        "floor" | "bin" | "bin_at" => lower_bin(name, args),
-        _ => Err(PlanError::unsupported(format!("function '{name}'"))),
+    let a = args.into_iter().map(|a| real(a, name)).collect::<Result<Vec<_>>>()?;
+    Ok(real_fn(name, f, a))
+}
+
+pub(super) fn lower_pow(name: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let a = args.into_iter().map(|a| real(a, name)).collect::<Result<Vec<_>>>()?;
+    Ok(real_fn(name, pow_row, a))
+}
+
+pub(super) fn lower_pi(_: &str, _: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    Ok(TypedExpr::new(lit(std::f64::consts::PI), KqlType::Real))
+}
+
+/// `isnan`, `isinf`, `isfinite`.
+pub(super) fn lower_fclass(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let k: i64 = match name {
+        "isnan" => 0,
+        "isinf" => 1,
+        _ => 2,
+    };
+    let a = real(args.remove(0), name)?;
+    Ok(TypedExpr::new(row_call("fclass", KqlType::Bool.arrow_type(), fclass_row, vec![a, lit(k)]), KqlType::Bool))
+}
+
+/// `abs` and `ceiling`: the result keeps the argument's numeric type (`abs` of a timespan too).
+pub(super) fn lower_abs_ceiling(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    let a = args.remove(0);
+    let a = match a.ty {
+        Int => lower_cast(a, Long)?,
+        Dynamic => lower_cast(a, Real)?,
+        Long | Real | Decimal => a,
+        Timespan if name == "abs" => a,
+        t => return Err(PlanError::semantic(format!("function '{name}' expects a numeric argument, got {t}"))),
+    };
+    let ty = a.ty;
+    let f = if name == "abs" { abs_row } else { ceiling_row };
+    Ok(TypedExpr::new(row_call(name, ty.arrow_type(), f, vec![a.expr]), ty))
+}
+
+pub(super) fn lower_round(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    let a = args.remove(0);
+    let a = match a.ty {
+        Int => lower_cast(a, Long)?,
+        Dynamic => lower_cast(a, Real)?,
+        Long | Real | Decimal => a,
+        t => return Err(PlanError::semantic(format!("function 'round' expects a numeric argument, got {t}"))),
+    };
+    let ty = a.ty;
+    let mut v = vec![a.expr];
+    if let Some(p) = args.pop() {
+        numeric(&p, name)?;
+        v.push(lower_cast(p, Long)?.expr);
     }
+    Ok(TypedExpr::new(row_call("round", ty.arrow_type(), round_row, v), ty))
 }
 
 #[cfg(test)]

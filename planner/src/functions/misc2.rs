@@ -12,25 +12,19 @@ use serde_json::{Map, Value as Json};
 
 use super::conversion::{V, json_text, lower_cast, v_of};
 use super::udf::{RowState, row_call};
-use super::{TypedExpr, arity};
+use super::{FunctionContext, TypedExpr};
 use crate::error::Result;
 use crate::types::KqlType;
 
-pub(crate) const NAMES: &[&str] = &["rand"];
-
-pub(crate) fn lower_misc2_fn(name: &str, mut args: Vec<TypedExpr>) -> Result<TypedExpr> {
-    match name {
-        "rand" => {
-            arity(name, args.len(), 0, 1)?;
-            let call_args = match args.pop() {
-                Some(n) => vec![lower_cast(n, KqlType::Real)?.expr],
-                None => vec![],
-            };
-            let sig = if call_args.is_empty() { Signature::nullary(Volatility::Volatile) } else { Signature::any(1, Volatility::Volatile) };
-            Ok(TypedExpr::new(ScalarUDF::new_from_impl(RandUdf { signature: sig }).call(call_args), KqlType::Real))
-        }
-        _ => Err(crate::error::PlanError::unsupported(format!("function '{name}'"))),
-    }
+/// `rand()` (a real in [0, 1)) or `rand(N)` (a whole number in 0..N-1, as a real): volatile, a
+/// new value per row.
+pub(super) fn lower_rand(_: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let call_args = match args.pop() {
+        Some(n) => vec![lower_cast(n, KqlType::Real)?.expr],
+        None => vec![],
+    };
+    let sig = if call_args.is_empty() { Signature::nullary(Volatility::Volatile) } else { Signature::any(1, Volatility::Volatile) };
+    Ok(TypedExpr::new(ScalarUDF::new_from_impl(RandUdf { signature: sig }).call(call_args), KqlType::Real))
 }
 
 /// A 64-bit generator state shared by all calls: SplitMix64 over a counter seeded once.

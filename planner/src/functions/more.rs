@@ -15,25 +15,9 @@ use serde_json::{Map, Value as Json};
 use super::conversion::{V, json_text, lower_cast, parse_guid, v_convert, v_of};
 use super::extra::{base64_decode, base64_encode};
 use super::udf::{RowFn, RowState, row_call, s_bool, s_f64, s_i64, s_str, sv_f64, sv_i64, sv_str};
-use super::{FunctionContext, TypedExpr, arity};
+use super::{FunctionContext, TypedExpr};
 use crate::error::{PlanError, Result};
 use crate::types::KqlType;
-
-pub(crate) const NAMES: &[&str] = &[
-    "bag_zip", "array_iff", "array_iif", "replace_strings", "strcat_array", "unicode_codepoints_from_string",
-    "array_shift_left", "array_shift_right", "array_rotate_left", "array_rotate_right", "array_reverse",
-    "array_split", "bag_set_key", "string_size", "repeat", "translate", "parse_csv", "parse_version",
-    "base64_decode_toarray", "base64_encode_fromarray", "base64_decode_toguid", "base64_encode_fromguid",
-    "hash_sha1", "indexof_regex", "jaccard_index", "gamma", "loggamma", "bitset_count_ones", "binary_and",
-    "binary_or", "binary_xor", "binary_not", "binary_shift_left", "binary_shift_right", "format_bytes",
-    "parse_url", "parseurl", "parse_urlquery", "parseurlquery", "parse_path", "parse_command_line",
-    // aliases
-    "parsejson", "todate", "pack_dictionary", "extractall", "extractjson", "datepart", "arraylength",
-    // IPv4
-    "parse_ipv4", "parse_ipv4_mask", "ipv4_compare", "ipv4_is_in_range", "ipv4_is_private", "format_ipv4",
-    "format_ipv4_mask", "ipv4_is_match", "ipv4_netmask_suffix",
-    "extract_json",
-];
 
 /// Largest array `repeat()` builds.
 const MAX_REPEAT: i64 = 1_048_576;
@@ -1042,259 +1026,289 @@ fn type_of_typeof(t: &TypedExpr, name: &str) -> Result<KqlType> {
     }
 }
 
-/// Lowers one of [`NAMES`].
-#[allow(clippy::too_many_lines)]
-pub(crate) fn lower_more_fn(name: &str, mut args: Vec<TypedExpr>, ctx: &FunctionContext) -> Result<TypedExpr> {
+pub(super) fn lower_bag_zip(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
     use KqlType::*;
-    let n = args.len();
-    let alias = |other: &str, args: Vec<TypedExpr>| super::lower_scalar_call(other, args, ctx);
-    match name {
-        "parsejson" => alias("parse_json", args),
-        "todate" => alias("todatetime", args),
-        "pack_dictionary" => alias("bag_pack", args),
-        "extractall" => alias("extract_all", args),
-        "datepart" => alias("datetime_part", args),
-        "arraylength" => alias("array_length", args),
-        "bag_zip" => {
-            arity(name, n, 2, 2)?;
-            Ok(typed(name, Dynamic, bag_zip_row, all_to(args, Dynamic)?))
-        }
-        "array_iff" | "array_iif" => {
-            arity(name, n, 3, 3)?;
-            Ok(typed("array_iff", Dynamic, array_iff_row, all_to(args, Dynamic)?))
-        }
-        "array_reverse" => {
-            arity(name, n, 1, 1)?;
-            Ok(typed(name, Dynamic, array_reverse_row, all_to(args, Dynamic)?))
-        }
-        "array_shift_left" | "array_shift_right" => {
-            arity(name, n, 2, 3)?;
-            let arr = dynamic_arg(args.remove(0), name)?;
-            let k = integer(args.remove(0), name)?;
-            let fill = match args.pop() {
-                Some(f) => to(f, Dynamic)?,
-                None => lit(ScalarValue::Utf8(None)),
-            };
-            let dir = lit(if name == "array_shift_left" { 1i64 } else { -1 });
-            Ok(typed("array_shift", Dynamic, array_shift_row, vec![arr, k, fill, dir]))
-        }
-        "array_rotate_left" | "array_rotate_right" => {
-            arity(name, n, 2, 2)?;
-            let arr = dynamic_arg(args.remove(0), name)?;
-            let k = integer(args.remove(0), name)?;
-            let dir = lit(if name == "array_rotate_left" { 1i64 } else { -1 });
-            Ok(typed("array_rotate", Dynamic, array_rotate_row, vec![arr, k, dir]))
-        }
-        "array_split" => {
-            arity(name, n, 2, 2)?;
-            Ok(typed(name, Dynamic, array_split_row, all_to(args, Dynamic)?))
-        }
-        "bag_set_key" => {
-            arity(name, n, 3, 3)?;
-            let bag = to(args.remove(0), Dynamic)?;
-            let key = to(args.remove(0), String)?;
-            let v = to(args.remove(0), Dynamic)?;
-            Ok(typed(name, Dynamic, bag_set_key_row, vec![bag, key, v]))
-        }
-        "repeat" => {
-            arity(name, n, 2, 2)?;
-            let v = to(args.remove(0), Dynamic)?;
-            let k = integer(args.remove(0), name)?;
-            Ok(typed(name, Dynamic, repeat_row, vec![v, k]))
-        }
-        "jaccard_index" => {
-            arity(name, n, 2, 2)?;
-            Ok(typed(name, Real, jaccard_row, all_to(args, Dynamic)?))
-        }
-        "replace_strings" => {
-            arity(name, n, 3, 3)?;
-            let t = to(args.remove(0), String)?;
-            let l = to(args.remove(0), Dynamic)?;
-            let r = to(args.remove(0), Dynamic)?;
-            Ok(typed(name, String, replace_strings_row, vec![t, l, r]))
-        }
-        "strcat_array" => {
-            arity(name, n, 2, 2)?;
-            let a = to(args.remove(0), Dynamic)?;
-            let d = to(args.remove(0), String)?;
-            Ok(typed(name, String, strcat_array_row, vec![a, d]))
-        }
-        "unicode_codepoints_from_string" => {
-            arity(name, n, 1, 1)?;
-            Ok(typed(name, Dynamic, codepoints_row, all_to(args, String)?))
-        }
-        "string_size" => {
-            arity(name, n, 1, 1)?;
-            Ok(typed(name, Long, string_size_row, all_to(args, String)?))
-        }
-        "translate" => {
-            arity(name, n, 3, 3)?;
-            Ok(typed(name, String, translate_row, all_to(args, String)?))
-        }
-        "parse_csv" => {
-            arity(name, n, 1, 1)?;
-            Ok(typed(name, Dynamic, parse_csv_row, all_to(args, String)?))
-        }
-        "parse_version" => {
-            arity(name, n, 1, 1)?;
-            Ok(typed(name, Decimal, parse_version_row, all_to(args, String)?))
-        }
-        "base64_decode_toarray" => {
-            arity(name, n, 1, 1)?;
-            Ok(typed(name, Dynamic, b64_toarray_row, all_to(args, String)?))
-        }
-        "base64_encode_fromarray" => {
-            arity(name, n, 1, 1)?;
-            Ok(typed(name, String, b64_fromarray_row, all_to(args, Dynamic)?))
-        }
-        "base64_decode_toguid" => {
-            arity(name, n, 1, 1)?;
-            Ok(typed(name, Guid, b64_toguid_row, all_to(args, String)?))
-        }
-        "base64_encode_fromguid" => {
-            arity(name, n, 1, 1)?;
-            if !matches!(args[0].ty, Guid | String | Dynamic) {
-                return Err(PlanError::semantic(format!("function '{name}' expects a guid, got {}", args[0].ty)));
-            }
-            Ok(typed(name, String, b64_fromguid_row, all_to(args, String)?))
-        }
-        "hash_sha1" => {
-            arity(name, n, 1, 1)?;
-            Ok(typed(name, String, sha1_row, all_to(args, String)?))
-        }
-        "indexof_regex" => {
-            arity(name, n, 2, 5)?;
-            let mut a = vec![to(args.remove(0), String)?, to(args.remove(0), String)?];
-            let defaults = [0i64, -1, 1];
-            let mut rest = args.into_iter();
-            for d in defaults {
-                a.push(match rest.next() {
-                    Some(x) => integer(x, name)?,
-                    None => lit(d),
-                });
-            }
-            Ok(typed(name, Long, indexof_regex_row, a))
-        }
-        "gamma" | "loggamma" => {
-            arity(name, n, 1, 1)?;
-            let a = vec![real(args.remove(0), name)?];
-            Ok(typed(name, Real, if name == "gamma" { gamma_row } else { loggamma_row }, a))
-        }
-        "bitset_count_ones" => {
-            arity(name, n, 1, 1)?;
-            Ok(typed(name, Long, popcount_row, integers(args, name)?))
-        }
-        "binary_and" | "binary_or" | "binary_xor" | "binary_not" | "binary_shift_left" | "binary_shift_right" => {
-            let (op, k) = match name {
-                "binary_and" => (0i64, 2),
-                "binary_or" => (1, 2),
-                "binary_xor" => (2, 2),
-                "binary_not" => (3, 1),
-                "binary_shift_left" => (4, 2),
-                _ => (5, 2),
-            };
-            arity(name, n, k, k)?;
-            let mut a = vec![lit(op)];
-            a.extend(integers(args, name)?);
-            Ok(typed("binary_op", Long, binary_row, a))
-        }
-        "format_bytes" => {
-            arity(name, n, 1, 3)?;
-            let mut a = vec![real(args.remove(0), name)?];
-            if !args.is_empty() {
-                a.push(integer(args.remove(0), name)?);
-            } else {
-                a.push(lit(0i64));
-            }
-            if let Some(u) = args.pop() {
-                a.push(to(u, String)?);
-            }
-            Ok(typed(name, String, format_bytes_row, a))
-        }
-        "parse_url" | "parseurl" => {
-            arity(name, n, 1, 1)?;
-            Ok(typed("parse_url", Dynamic, parse_url_row, all_to(args, String)?))
-        }
-        "parse_urlquery" | "parseurlquery" => {
-            arity(name, n, 1, 1)?;
-            Ok(typed("parse_urlquery", Dynamic, parse_urlquery_row, all_to(args, String)?))
-        }
-        "parse_path" => {
-            arity(name, n, 1, 1)?;
-            Ok(typed(name, Dynamic, parse_path_row, all_to(args, String)?))
-        }
-        "parse_command_line" => {
-            arity(name, n, 2, 2)?;
-            Ok(typed(name, Dynamic, parse_command_line_row, all_to(args, String)?))
-        }
-        "parse_ipv4" => {
-            arity(name, n, 1, 1)?;
-            Ok(typed(name, Long, parse_ipv4_row, all_to(args, String)?))
-        }
-        "parse_ipv4_mask" => {
-            arity(name, n, 2, 2)?;
-            let ip = to(args.remove(0), String)?;
-            let p = integer(args.remove(0), name)?;
-            Ok(typed(name, Long, parse_ipv4_mask_row, vec![ip, p]))
-        }
-        "ipv4_compare" | "ipv4_is_match" => {
-            arity(name, n, 2, 3)?;
-            let mut a = vec![to(args.remove(0), String)?, to(args.remove(0), String)?];
-            if let Some(p) = args.pop() {
-                a.push(integer(p, name)?);
-            }
-            Ok(if name == "ipv4_compare" {
-                typed(name, Long, ipv4_compare_row, a)
-            } else {
-                typed(name, Bool, ipv4_is_match_row, a)
-            })
-        }
-        "ipv4_is_in_range" => {
-            arity(name, n, 2, 2)?;
-            Ok(typed(name, Bool, ipv4_is_in_range_row, all_to(args, String)?))
-        }
-        "ipv4_is_private" => {
-            arity(name, n, 1, 1)?;
-            Ok(typed(name, Bool, ipv4_is_private_row, all_to(args, String)?))
-        }
-        "ipv4_netmask_suffix" => {
-            arity(name, n, 1, 1)?;
-            Ok(typed(name, Long, ipv4_netmask_suffix_row, all_to(args, String)?))
-        }
-        "format_ipv4" | "format_ipv4_mask" => {
-            arity(name, n, 1, 2)?;
-            let ip = args.remove(0);
-            let ip = match ip.ty {
-                Int | Long => to(ip, Long)?,
-                String | Dynamic => to(ip, String)?,
-                t => return Err(PlanError::semantic(format!("function '{name}' expects a string or a long, got {t}"))),
-            };
-            let mut a = vec![ip];
-            if let Some(p) = args.pop() {
-                a.push(integer(p, name)?);
-            }
-            let f: RowFn = if name == "format_ipv4" { format_ipv4_row } else { format_ipv4_mask_row };
-            Ok(typed(name, String, f, a))
-        }
-        "extract_json" | "extractjson" => {
-            arity(name, n, 2, 3)?;
-            let ty = match args.get(2) {
-                Some(t) => type_of_typeof(t, name)?,
-                None => String,
-            };
-            let path = to(args.remove(0), String)?;
-            let text = to(args.remove(0), String)?;
-            let ret = if ty == Int { Long } else { ty };
-            let e = row_call(&format!("extract_json_{}", ret.name()), ret.arrow_type(), extract_json_row, vec![
-                path,
-                text,
-                lit(ret.name()),
-            ]);
-            let e = TypedExpr::new(e, ret);
-            if ty == Int { lower_cast(e, Int) } else { Ok(e) }
-        }
-        _ => Err(PlanError::unsupported(format!("function '{name}'"))),
+    Ok(typed("bag_zip", Dynamic, bag_zip_row, all_to(args, Dynamic)?))
+}
+
+/// `array_iff(conditions, when_true, when_false)` (alias `array_iif`).
+pub(super) fn lower_array_iff(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    Ok(typed("array_iff", Dynamic, array_iff_row, all_to(args, Dynamic)?))
+}
+
+pub(super) fn lower_array_reverse(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    Ok(typed("array_reverse", Dynamic, array_reverse_row, all_to(args, Dynamic)?))
+}
+
+/// `array_shift_left` / `array_shift_right` `(array, count[, fill])`.
+pub(super) fn lower_array_shift(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    let arr = dynamic_arg(args.remove(0), name)?;
+    let k = integer(args.remove(0), name)?;
+    let fill = match args.pop() {
+        Some(f) => to(f, Dynamic)?,
+        None => lit(ScalarValue::Utf8(None)),
+    };
+    let dir = lit(if name == "array_shift_left" { 1i64 } else { -1 });
+    Ok(typed("array_shift", Dynamic, array_shift_row, vec![arr, k, fill, dir]))
+}
+
+/// `array_rotate_left` / `array_rotate_right` `(array, count)`.
+pub(super) fn lower_array_rotate(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    let arr = dynamic_arg(args.remove(0), name)?;
+    let k = integer(args.remove(0), name)?;
+    let dir = lit(if name == "array_rotate_left" { 1i64 } else { -1 });
+    Ok(typed("array_rotate", Dynamic, array_rotate_row, vec![arr, k, dir]))
+}
+
+pub(super) fn lower_array_split(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    Ok(typed("array_split", Dynamic, array_split_row, all_to(args, Dynamic)?))
+}
+
+pub(super) fn lower_bag_set_key(_: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    let bag = to(args.remove(0), Dynamic)?;
+    let key = to(args.remove(0), String)?;
+    let v = to(args.remove(0), Dynamic)?;
+    Ok(typed("bag_set_key", Dynamic, bag_set_key_row, vec![bag, key, v]))
+}
+
+pub(super) fn lower_repeat(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    let v = to(args.remove(0), Dynamic)?;
+    let k = integer(args.remove(0), name)?;
+    Ok(typed("repeat", Dynamic, repeat_row, vec![v, k]))
+}
+
+pub(super) fn lower_jaccard_index(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    Ok(typed("jaccard_index", Real, jaccard_row, all_to(args, Dynamic)?))
+}
+
+pub(super) fn lower_replace_strings(_: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    let t = to(args.remove(0), String)?;
+    let l = to(args.remove(0), Dynamic)?;
+    let r = to(args.remove(0), Dynamic)?;
+    Ok(typed("replace_strings", String, replace_strings_row, vec![t, l, r]))
+}
+
+pub(super) fn lower_strcat_array(_: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    let a = to(args.remove(0), Dynamic)?;
+    let d = to(args.remove(0), String)?;
+    Ok(typed("strcat_array", String, strcat_array_row, vec![a, d]))
+}
+
+pub(super) fn lower_unicode_codepoints_from_string(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    Ok(typed("unicode_codepoints_from_string", Dynamic, codepoints_row, all_to(args, String)?))
+}
+
+pub(super) fn lower_string_size(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    Ok(typed("string_size", Long, string_size_row, all_to(args, String)?))
+}
+
+pub(super) fn lower_translate(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    Ok(typed("translate", String, translate_row, all_to(args, String)?))
+}
+
+pub(super) fn lower_parse_csv(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    Ok(typed("parse_csv", Dynamic, parse_csv_row, all_to(args, String)?))
+}
+
+pub(super) fn lower_parse_version(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    Ok(typed("parse_version", Decimal, parse_version_row, all_to(args, String)?))
+}
+
+pub(super) fn lower_base64_decode_toarray(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    Ok(typed("base64_decode_toarray", Dynamic, b64_toarray_row, all_to(args, String)?))
+}
+
+pub(super) fn lower_base64_encode_fromarray(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    Ok(typed("base64_encode_fromarray", String, b64_fromarray_row, all_to(args, Dynamic)?))
+}
+
+pub(super) fn lower_base64_decode_toguid(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    Ok(typed("base64_decode_toguid", Guid, b64_toguid_row, all_to(args, String)?))
+}
+
+pub(super) fn lower_base64_encode_fromguid(name: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    if !matches!(args[0].ty, Guid | String | Dynamic) {
+        return Err(PlanError::semantic(format!("function '{name}' expects a guid, got {}", args[0].ty)));
     }
+    Ok(typed("base64_encode_fromguid", String, b64_fromguid_row, all_to(args, String)?))
+}
+
+pub(super) fn lower_hash_sha1(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    Ok(typed("hash_sha1", String, sha1_row, all_to(args, String)?))
+}
+
+/// `indexof_regex(text, regex[, start[, length[, occurrence]]])`.
+pub(super) fn lower_indexof_regex(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    let mut a = vec![to(args.remove(0), String)?, to(args.remove(0), String)?];
+    let defaults = [0i64, -1, 1];
+    let mut rest = args.into_iter();
+    for d in defaults {
+        a.push(match rest.next() {
+            Some(x) => integer(x, name)?,
+            None => lit(d),
+        });
+    }
+    Ok(typed("indexof_regex", Long, indexof_regex_row, a))
+}
+
+/// `gamma` and `loggamma`.
+pub(super) fn lower_gamma(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    let a = vec![real(args.remove(0), name)?];
+    Ok(typed(name, Real, if name == "gamma" { gamma_row } else { loggamma_row }, a))
+}
+
+pub(super) fn lower_bitset_count_ones(name: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    Ok(typed("bitset_count_ones", Long, popcount_row, integers(args, name)?))
+}
+
+/// `binary_and`, `binary_or`, `binary_xor`, `binary_not`, `binary_shift_left`,
+/// `binary_shift_right`.
+pub(super) fn lower_binary_op(name: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    let op = match name {
+        "binary_and" => 0i64,
+        "binary_or" => 1,
+        "binary_xor" => 2,
+        "binary_not" => 3,
+        "binary_shift_left" => 4,
+        _ => 5,
+    };
+    let mut a = vec![lit(op)];
+    a.extend(integers(args, name)?);
+    Ok(typed("binary_op", Long, binary_row, a))
+}
+
+/// `format_bytes(size[, precision[, units]])`.
+pub(super) fn lower_format_bytes(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    let mut a = vec![real(args.remove(0), name)?];
+    if !args.is_empty() {
+        a.push(integer(args.remove(0), name)?);
+    } else {
+        a.push(lit(0i64));
+    }
+    if let Some(u) = args.pop() {
+        a.push(to(u, String)?);
+    }
+    Ok(typed("format_bytes", String, format_bytes_row, a))
+}
+
+/// `parse_url` (alias `parseurl`).
+pub(super) fn lower_parse_url(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    Ok(typed("parse_url", Dynamic, parse_url_row, all_to(args, String)?))
+}
+
+/// `parse_urlquery` (alias `parseurlquery`).
+pub(super) fn lower_parse_urlquery(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    Ok(typed("parse_urlquery", Dynamic, parse_urlquery_row, all_to(args, String)?))
+}
+
+pub(super) fn lower_parse_path(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    Ok(typed("parse_path", Dynamic, parse_path_row, all_to(args, String)?))
+}
+
+pub(super) fn lower_parse_command_line(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    Ok(typed("parse_command_line", Dynamic, parse_command_line_row, all_to(args, String)?))
+}
+
+pub(super) fn lower_parse_ipv4(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    Ok(typed("parse_ipv4", Long, parse_ipv4_row, all_to(args, String)?))
+}
+
+pub(super) fn lower_parse_ipv4_mask(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    let ip = to(args.remove(0), String)?;
+    let p = integer(args.remove(0), name)?;
+    Ok(typed("parse_ipv4_mask", Long, parse_ipv4_mask_row, vec![ip, p]))
+}
+
+/// `ipv4_compare` and `ipv4_is_match` `(a, b[, prefix])`.
+pub(super) fn lower_ipv4_compare(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    let mut a = vec![to(args.remove(0), String)?, to(args.remove(0), String)?];
+    if let Some(p) = args.pop() {
+        a.push(integer(p, name)?);
+    }
+    Ok(if name == "ipv4_compare" {
+        typed("ipv4_compare", Long, ipv4_compare_row, a)
+    } else {
+        typed("ipv4_is_match", Bool, ipv4_is_match_row, a)
+    })
+}
+
+pub(super) fn lower_ipv4_is_in_range(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    Ok(typed("ipv4_is_in_range", Bool, ipv4_is_in_range_row, all_to(args, String)?))
+}
+
+pub(super) fn lower_ipv4_is_private(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    Ok(typed("ipv4_is_private", Bool, ipv4_is_private_row, all_to(args, String)?))
+}
+
+pub(super) fn lower_ipv4_netmask_suffix(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    Ok(typed("ipv4_netmask_suffix", Long, ipv4_netmask_suffix_row, all_to(args, String)?))
+}
+
+/// `format_ipv4` and `format_ipv4_mask` `(ip[, prefix])`, the address a string or a long.
+pub(super) fn lower_format_ipv4(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    let ip = args.remove(0);
+    let ip = match ip.ty {
+        Int | Long => to(ip, Long)?,
+        String | Dynamic => to(ip, String)?,
+        t => return Err(PlanError::semantic(format!("function '{name}' expects a string or a long, got {t}"))),
+    };
+    let mut a = vec![ip];
+    if let Some(p) = args.pop() {
+        a.push(integer(p, name)?);
+    }
+    let f: RowFn = if name == "format_ipv4" { format_ipv4_row } else { format_ipv4_mask_row };
+    Ok(typed(name, String, f, a))
+}
+
+/// `extract_json(path, text[, typeof(T)])` (alias `extractjson`).
+pub(super) fn lower_extract_json(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    let ty = match args.get(2) {
+        Some(t) => type_of_typeof(t, name)?,
+        None => String,
+    };
+    let path = to(args.remove(0), String)?;
+    let text = to(args.remove(0), String)?;
+    let ret = if ty == Int { Long } else { ty };
+    let e = row_call(&format!("extract_json_{}", ret.name()), ret.arrow_type(), extract_json_row, vec![path, text, lit(ret.name())]);
+    let e = TypedExpr::new(e, ret);
+    if ty == Int { lower_cast(e, Int) } else { Ok(e) }
 }
 
 #[cfg(test)]

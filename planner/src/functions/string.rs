@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 use super::conversion::{lower_cast, v_of};
 use super::operators::{check_regex_literal, is_stringish, to_string_operand};
 use super::udf::{RowState, row_call, row_call_vol, s_bool, s_i64, s_str, sv_i64, sv_str, sv_str_or_empty};
-use super::{TypedExpr, arity};
+use super::{FunctionContext, TypedExpr};
 use crate::error::{PlanError, Result};
 use crate::types::KqlType;
 
@@ -491,268 +491,232 @@ fn tohex_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
     s_str(Some(format!("{:0w$x}", x as u64, w = w)))
 }
 
-pub(crate) const NAMES: &[&str] = &[
-    "strcat", "strcat_delim", "strlen", "substring", "tolower", "toupper", "trim", "trim_start", "trim_end",
-    "split", "replace_string", "replace_regex", "replace", "extract", "extract_all", "indexof", "countof",
-    "reverse", "strrep", "url_encode", "url_encode_component", "url_decode", "isempty", "isnotempty", "isnull",
-    "isnotnull", "hash", "hash_xxhash64", "new_guid", "gettype", "tohex",
-];
+pub(super) fn lower_strcat(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    Ok(st("strcat", strcat_row, strings(args)?))
+}
 
-/// String functions (`name` is one of [`NAMES`]).
-#[allow(clippy::too_many_lines)]
-pub(crate) fn lower_string_fn(name: &str, mut args: Vec<TypedExpr>) -> Result<TypedExpr> {
-    let n = args.len();
-    Ok(match name {
-            "strcat" => {
-                arity(name, n, 1, 64)?;
-                st("strcat", strcat_row, strings(args)?)
-            }
-            "strcat_delim" => {
-                arity(name, n, 3, 65)?;
-                st("strcat_delim", strcat_delim_row, strings(args)?)
-            }
-            "strlen" => {
-                arity(name, n, 1, 1)?;
-                lg("strlen", strlen_row, strings(args)?)
-            }
-            "substring" => {
-                arity(name, n, 2, 3)?;
-                let s = lower_cast(args.remove(0), KqlType::String)?.expr;
-                let mut a = vec![s];
-                for x in args {
-                    a.push(long_arg(x, name)?);
-                }
-                st("substring", substring_row, a)
-            }
-            "tolower" => {
-                arity(name, n, 1, 1)?;
-                st("tolower", tolower_row, strings(args)?)
-            }
-            "toupper" => {
-                arity(name, n, 1, 1)?;
-                st("toupper", toupper_row, strings(args)?)
-            }
-            "trim" | "trim_start" | "trim_end" => {
-                arity(name, n, 2, 2)?;
-                check_regex_literal(&args[0].expr)?;
-                let mode = match name {
-                    "trim" => 0i64,
-                    "trim_start" => 1,
-                    _ => 2,
-                };
-                let mut a = vec![string_arg(args.remove(0), name)?, lower_cast(args.remove(0), KqlType::String)?.expr];
-                a.push(lit(mode));
-                st("trim", trim_row, a)
-            }
-            "split" => {
-                arity(name, n, 2, 3)?;
-                let mut a = vec![
-                    lower_cast(args.remove(0), KqlType::String)?.expr,
-                    string_arg(args.remove(0), name)?,
-                ];
-                if let Some(i) = args.pop() {
-                    a.push(long_arg(i, name)?);
-                }
-                dy("split", split_row, a)
-            }
-            "replace_string" => {
-                arity(name, n, 3, 3)?;
-                st("replace_string", replace_string_row, strings(args)?)
-            }
-            "replace_regex" | "replace" => {
-                arity(name, n, 3, 3)?;
-                let (text, re, rw) = if name == "replace" {
-                    // legacy replace(regex, rewrite, text)
-                    let t = args.remove(2);
-                    let re = args.remove(0);
-                    (t, re, args.remove(0))
-                } else {
-                    let t = args.remove(0);
-                    let re = args.remove(0);
-                    (t, re, args.remove(0))
-                };
-                check_regex_literal(&re.expr)?;
-                st("replace_regex", replace_regex_row, strings(vec![text, re, rw])?)
-            }
-            "extract" => {
-                arity(name, n, 3, 4)?;
-                check_regex_literal(&args[0].expr)?;
-                let typ = if n == 4 { Some(args.remove(3)) } else { None };
-                let re = string_arg(args.remove(0), name)?;
-                let g = long_arg(args.remove(0), name)?;
-                let text = lower_cast(args.remove(0), KqlType::String)?.expr;
-                match typ {
-                    None => st("extract", extract_row, vec![re, g, text]),
-                    Some(t) => {
-                        let to = match &t.expr {
-                            // The binder passes `typeof(long)` as a null literal of that type.
-                            Expr::Literal(v, _) if v.is_null() => Some(t.ty),
-                            Expr::Literal(v, _) => sv_str(v).and_then(KqlType::from_name),
-                            _ => None,
-                        };
-                        let Some(to) = to else {
-                            return Err(PlanError::semantic(
-                                "extract: the 4th argument must be typeof(<type>) (a constant type name)",
-                            ));
-                        };
-                        let expr = row_call(
-                            &format!("extract_{}", to.name()),
-                            to.arrow_type(),
-                            extract_typed_row,
-                            vec![re, g, text, lit(to.name())],
-                        );
-                        TypedExpr::new(expr, to)
-                    }
-                }
-            }
-            "extract_all" => {
-                if n == 3 {
-                    return Err(PlanError::unsupported("function 'extract_all' with capture-group list"));
-                }
-                arity(name, n, 2, 2)?;
-                check_regex_literal(&args[0].expr)?;
-                let re = string_arg(args.remove(0), name)?;
-                let text = lower_cast(args.remove(0), KqlType::String)?.expr;
-                dy("extract_all", extract_all_row, vec![re, text])
-            }
-            "indexof" => {
-                arity(name, n, 2, 5)?;
-                let s = lower_cast(args.remove(0), KqlType::String)?.expr;
-                let l = lower_cast(args.remove(0), KqlType::String)?.expr;
-                let mut a = vec![s, l];
-                for x in args {
-                    a.push(long_arg(x, name)?);
-                }
-                lg("indexof", indexof_row, a)
-            }
-            "countof" => {
-                arity(name, n, 2, 3)?;
-                if n == 3 {
-                    let kind = match &args[2].expr {
-                        Expr::Literal(v, _) => sv_str(v).map(str::to_string),
-                        _ => None,
-                    };
-                    match kind.as_deref() {
-                        Some("normal") => {}
-                        Some("regex") => check_regex_literal(&args[1].expr)?,
-                        _ => return Err(PlanError::semantic("countof: kind must be \"normal\" or \"regex\"")),
-                    }
-                }
-                lg("countof", countof_row, strings(args)?)
-            }
-            "reverse" => {
-                arity(name, n, 1, 1)?;
-                st("reverse", reverse_row, strings(args)?)
-            }
-            "strrep" => {
-                arity(name, n, 2, 3)?;
-                let s = lower_cast(args.remove(0), KqlType::String)?.expr;
-                let k = long_arg(args.remove(0), name)?;
-                let mut a = vec![s, k];
-                if let Some(d) = args.pop() {
-                    a.push(lower_cast(d, KqlType::String)?.expr);
-                }
-                st("strrep", strrep_row, a)
-            }
-            "url_encode" => {
-                arity(name, n, 1, 1)?;
-                st("url_encode", url_encode_row, strings(args)?)
-            }
-            "url_encode_component" => {
-                arity(name, n, 1, 1)?;
-                st("url_encode_component", url_encode_component_row, strings(args)?)
-            }
-            "url_decode" => {
-                arity(name, n, 1, 1)?;
-                TypedExpr::new(
-                    row_call("url_decode", KqlType::String.arrow_type(), url_decode_row, strings(args)?),
-                    KqlType::String,
-                )
-            }
-            "isempty" | "isnotempty" => {
-                arity(name, n, 1, 1)?;
-                let a = args.remove(0);
-                let e = if a.ty == KqlType::String || a.ty == KqlType::Guid {
-                    row_call("isempty", KqlType::Bool.arrow_type(), isempty_row, vec![a.expr])
-                } else {
-                    Expr::IsNull(Box::new(a.expr))
-                };
-                TypedExpr::new(if name == "isempty" { e } else { Expr::Not(Box::new(e)) }, KqlType::Bool)
-            }
-            "isnull" | "isnotnull" => {
-                arity(name, n, 1, 1)?;
-                let a = args.remove(0);
-                // Kusto strings are never null.
-                let e = if a.ty == KqlType::String {
-                    lit(name == "isnotnull")
-                } else if name == "isnull" {
-                    Expr::IsNull(Box::new(a.expr))
-                } else {
-                    Expr::IsNotNull(Box::new(a.expr))
-                };
-                TypedExpr::new(e, KqlType::Bool)
-            }
-            "hash" | "hash_xxhash64" => {
-                arity(name, n, 1, 2)?;
-                let v = args.remove(0);
-                if v.ty == KqlType::Datetime {
-                    // Kusto hashes a datetime's ticks (100 ns since 0001-01-01), little-endian.
-                    let ticks = lower_cast(v, KqlType::Long)?.expr;
-                    let mut a = vec![ticks];
-                    if let Some(m) = args.pop() {
-                        a.push(long_arg(m, name)?);
-                    }
-                    return Ok(lg("hash_datetime", hash_datetime_row, a));
-                }
-                let v = if v.ty == KqlType::String { v.expr } else { lower_cast(v, KqlType::String)?.expr };
-                let mut a = vec![v];
-                if let Some(m) = args.pop() {
-                    a.push(long_arg(m, name)?);
-                }
-                lg("hash", hash_row, a)
-            }
-            "new_guid" => {
-                arity(name, n, 0, 0)?;
-                TypedExpr::new(
-                    row_call_vol(
-                        "new_guid",
-                        KqlType::Guid.arrow_type(),
-                        new_guid_row,
-                        vec![],
-                        datafusion::logical_expr::Volatility::Volatile,
-                    ),
-                    KqlType::Guid,
-                )
-            }
-            "gettype" => {
-                arity(name, n, 1, 1)?;
-                let a = args.remove(0);
-                if a.ty == KqlType::Dynamic {
-                    st("gettype", gettype_dyn_row, vec![a.expr])
-                } else {
-                    let tn = match a.ty {
-                        KqlType::Timespan => "timespan",
-                        t => t.name(),
-                    };
-                    TypedExpr::new(lit(tn), KqlType::String)
-                }
-            }
-            "tohex" => {
-                arity(name, n, 1, 2)?;
-                // An int is printed as 32 bits (two's complement), a long as 64.
-                let int = args.first().is_some_and(|a| a.ty == KqlType::Int);
-                let mut a = Vec::new();
-                for x in args {
-                    a.push(long_arg(x, name)?);
-                }
-                if int {
-                    st("tohex_int", tohex_int_row, a)
-                } else {
-                    st("tohex", tohex_row, a)
-                }
-            }
-            _ => return Err(PlanError::unsupported(format!("function '{name}'"))),
-    })
+pub(super) fn lower_strcat_delim(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    Ok(st("strcat_delim", strcat_delim_row, strings(args)?))
+}
+
+pub(super) fn lower_strlen(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    Ok(lg("strlen", strlen_row, strings(args)?))
+}
+
+pub(super) fn lower_substring(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let s = lower_cast(args.remove(0), KqlType::String)?.expr;
+    let mut a = vec![s];
+    for x in args {
+        a.push(long_arg(x, name)?);
+    }
+    Ok(st("substring", substring_row, a))
+}
+
+pub(super) fn lower_tolower(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    Ok(st("tolower", tolower_row, strings(args)?))
+}
+
+pub(super) fn lower_toupper(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    Ok(st("toupper", toupper_row, strings(args)?))
+}
+
+/// `trim`, `trim_start`, `trim_end`: `(regex, text)`.
+pub(super) fn lower_trim(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    check_regex_literal(&args[0].expr)?;
+    let mode = match name {
+        "trim" => 0i64,
+        "trim_start" => 1,
+        _ => 2,
+    };
+    let mut a = vec![string_arg(args.remove(0), name)?, lower_cast(args.remove(0), KqlType::String)?.expr];
+    a.push(lit(mode));
+    Ok(st("trim", trim_row, a))
+}
+
+pub(super) fn lower_split(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let mut a = vec![lower_cast(args.remove(0), KqlType::String)?.expr, string_arg(args.remove(0), name)?];
+    if let Some(i) = args.pop() {
+        a.push(long_arg(i, name)?);
+    }
+    Ok(dy("split", split_row, a))
+}
+
+pub(super) fn lower_replace_string(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    Ok(st("replace_string", replace_string_row, strings(args)?))
+}
+
+/// `replace_regex(text, regex, rewrite)` and the legacy `replace(regex, rewrite, text)`.
+pub(super) fn lower_replace_regex(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let (text, re, rw) = if name == "replace" {
+        let t = args.remove(2);
+        let re = args.remove(0);
+        (t, re, args.remove(0))
+    } else {
+        let t = args.remove(0);
+        let re = args.remove(0);
+        (t, re, args.remove(0))
+    };
+    check_regex_literal(&re.expr)?;
+    Ok(st("replace_regex", replace_regex_row, strings(vec![text, re, rw])?))
+}
+
+/// `extract(regex, group, text[, typeof(T)])`.
+pub(super) fn lower_extract(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    check_regex_literal(&args[0].expr)?;
+    let typ = if args.len() == 4 { Some(args.remove(3)) } else { None };
+    let re = string_arg(args.remove(0), name)?;
+    let g = long_arg(args.remove(0), name)?;
+    let text = lower_cast(args.remove(0), KqlType::String)?.expr;
+    let Some(t) = typ else { return Ok(st("extract", extract_row, vec![re, g, text])) };
+    let to = match &t.expr {
+        // The binder passes `typeof(long)` as a null literal of that type.
+        Expr::Literal(v, _) if v.is_null() => Some(t.ty),
+        Expr::Literal(v, _) => sv_str(v).and_then(KqlType::from_name),
+        _ => None,
+    };
+    let Some(to) = to else {
+        return Err(PlanError::semantic("extract: the 4th argument must be typeof(<type>) (a constant type name)"));
+    };
+    let expr = row_call(&format!("extract_{}", to.name()), to.arrow_type(), extract_typed_row, vec![re, g, text, lit(to.name())]);
+    Ok(TypedExpr::new(expr, to))
+}
+
+/// `extract_all(regex, text)`; the form with a list of capture groups is not implemented.
+pub(super) fn lower_extract_all(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    if args.len() == 3 {
+        return Err(PlanError::unsupported("function 'extract_all' with capture-group list"));
+    }
+    check_regex_literal(&args[0].expr)?;
+    let re = string_arg(args.remove(0), name)?;
+    let text = lower_cast(args.remove(0), KqlType::String)?.expr;
+    Ok(dy("extract_all", extract_all_row, vec![re, text]))
+}
+
+pub(super) fn lower_indexof(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let s = lower_cast(args.remove(0), KqlType::String)?.expr;
+    let l = lower_cast(args.remove(0), KqlType::String)?.expr;
+    let mut a = vec![s, l];
+    for x in args {
+        a.push(long_arg(x, name)?);
+    }
+    Ok(lg("indexof", indexof_row, a))
+}
+
+/// `countof(text, search[, kind])`, kind `"normal"` or `"regex"` (a constant).
+pub(super) fn lower_countof(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    if args.len() == 3 {
+        let kind = match &args[2].expr {
+            Expr::Literal(v, _) => sv_str(v).map(str::to_string),
+            _ => None,
+        };
+        match kind.as_deref() {
+            Some("normal") => {}
+            Some("regex") => check_regex_literal(&args[1].expr)?,
+            _ => return Err(PlanError::semantic("countof: kind must be \"normal\" or \"regex\"")),
+        }
+    }
+    Ok(lg("countof", countof_row, strings(args)?))
+}
+
+pub(super) fn lower_reverse(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    Ok(st("reverse", reverse_row, strings(args)?))
+}
+
+pub(super) fn lower_strrep(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let s = lower_cast(args.remove(0), KqlType::String)?.expr;
+    let k = long_arg(args.remove(0), name)?;
+    let mut a = vec![s, k];
+    if let Some(d) = args.pop() {
+        a.push(lower_cast(d, KqlType::String)?.expr);
+    }
+    Ok(st("strrep", strrep_row, a))
+}
+
+pub(super) fn lower_url_encode(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    Ok(st("url_encode", url_encode_row, strings(args)?))
+}
+
+pub(super) fn lower_url_encode_component(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    Ok(st("url_encode_component", url_encode_component_row, strings(args)?))
+}
+
+pub(super) fn lower_url_decode(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    Ok(st("url_decode", url_decode_row, strings(args)?))
+}
+
+/// `isempty` / `isnotempty`: a string or guid is empty when null or `""`, anything else when
+/// null.
+pub(super) fn lower_isempty(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let a = args.remove(0);
+    let e = if a.ty == KqlType::String || a.ty == KqlType::Guid {
+        row_call("isempty", KqlType::Bool.arrow_type(), isempty_row, vec![a.expr])
+    } else {
+        Expr::IsNull(Box::new(a.expr))
+    };
+    Ok(TypedExpr::new(if name == "isempty" { e } else { Expr::Not(Box::new(e)) }, KqlType::Bool))
+}
+
+/// `isnull` / `isnotnull`.
+pub(super) fn lower_isnull(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let a = args.remove(0);
+    // Kusto strings are never null.
+    let e = if a.ty == KqlType::String {
+        lit(name == "isnotnull")
+    } else if name == "isnull" {
+        Expr::IsNull(Box::new(a.expr))
+    } else {
+        Expr::IsNotNull(Box::new(a.expr))
+    };
+    Ok(TypedExpr::new(e, KqlType::Bool))
+}
+
+/// `hash(value[, mod])` (alias `hash_xxhash64`): XXH64 of the value's text form, or of a
+/// datetime's ticks.
+pub(super) fn lower_hash(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let v = args.remove(0);
+    if v.ty == KqlType::Datetime {
+        // Kusto hashes a datetime's ticks (100 ns since 0001-01-01), little-endian.
+        let ticks = lower_cast(v, KqlType::Long)?.expr;
+        let mut a = vec![ticks];
+        if let Some(m) = args.pop() {
+            a.push(long_arg(m, name)?);
+        }
+        return Ok(lg("hash_datetime", hash_datetime_row, a));
+    }
+    let v = if v.ty == KqlType::String { v.expr } else { lower_cast(v, KqlType::String)?.expr };
+    let mut a = vec![v];
+    if let Some(m) = args.pop() {
+        a.push(long_arg(m, name)?);
+    }
+    Ok(lg("hash", hash_row, a))
+}
+
+pub(super) fn lower_new_guid(_: &str, _: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let e = row_call_vol("new_guid", KqlType::Guid.arrow_type(), new_guid_row, vec![], datafusion::logical_expr::Volatility::Volatile);
+    Ok(TypedExpr::new(e, KqlType::Guid))
+}
+
+/// `gettype(x)`: a constant for a value of a fixed type, computed per row for a dynamic one.
+pub(super) fn lower_gettype(_: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let a = args.remove(0);
+    if a.ty == KqlType::Dynamic {
+        return Ok(st("gettype", gettype_dyn_row, vec![a.expr]));
+    }
+    let tn = match a.ty {
+        KqlType::Timespan => "timespan",
+        t => t.name(),
+    };
+    Ok(TypedExpr::new(lit(tn), KqlType::String))
+}
+
+pub(super) fn lower_tohex(name: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    // An int is printed as 32 bits (two's complement), a long as 64.
+    let int = args.first().is_some_and(|a| a.ty == KqlType::Int);
+    let mut a = Vec::new();
+    for x in args {
+        a.push(long_arg(x, name)?);
+    }
+    Ok(if int { st("tohex_int", tohex_int_row, a) } else { st("tohex", tohex_row, a) })
 }
 
 #[cfg(test)]
