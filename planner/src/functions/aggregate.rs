@@ -27,7 +27,6 @@ use serde_json::{Map, Value as Json};
 
 use super::TypedExpr;
 use super::conversion::lower_cast;
-use super::registry::{self, AggregateForm};
 use crate::error::{PlanError, Result};
 use crate::types::KqlType;
 
@@ -39,45 +38,6 @@ pub struct AggregateLowering {
     pub ty: KqlType,
     /// Kusto's default result column name (the caller de-duplicates: `sum_a1`).
     pub default_name: String,
-}
-
-/// Whether `name` is a KQL aggregate function Kustodian implements.
-pub fn is_aggregate(name: &str) -> bool {
-    registry::aggregate(name).is_some()
-}
-
-/// Whether the aggregate may produce several columns (use [`lower_aggregate_columns`]).
-pub fn is_multi_column_aggregate(name: &str) -> bool {
-    registry::aggregate(name).is_some_and(|a| matches!(a.lower, AggregateForm::Columns(_)))
-}
-
-/// Lowers a single-column aggregate call (a multi-column aggregate must yield one column).
-pub fn lower_aggregate_call(name: &str, args: Vec<TypedExpr>, arg_names: Vec<Option<String>>) -> Result<AggregateLowering> {
-    let Some(f) = registry::aggregate(name) else { return Err(PlanError::unsupported(format!("function '{name}'"))) };
-    f.arity.check(name, args.len())?;
-    match f.lower {
-        AggregateForm::Single(lower) => lower(name, args, arg_names),
-        AggregateForm::Columns(lower) => {
-            let mut cols = lower(name, args, arg_names)?;
-            match (cols.pop(), cols.is_empty()) {
-                (Some(one), true) => Ok(one),
-                _ => Err(PlanError::semantic(format!("function '{name}' yields several columns here"))),
-            }
-        }
-    }
-}
-
-/// Lowers an aggregate call to its columns: several for `percentiles(x, p1, p2..)`,
-/// `take_any(a, b..)`, `any(a, b..)`, `arg_max(by, c1, c2..)`, `arg_min(..)`, one for the
-/// others. `*` must already be expanded by the caller into the column list (with their names
-/// in `arg_names`).
-pub fn lower_aggregate_columns(name: &str, args: Vec<TypedExpr>, arg_names: Vec<Option<String>>) -> Result<Vec<AggregateLowering>> {
-    let Some(f) = registry::aggregate(name) else { return Err(PlanError::unsupported(format!("function '{name}'"))) };
-    f.arity.check(name, args.len())?;
-    match f.lower {
-        AggregateForm::Single(lower) => Ok(vec![lower(name, args, arg_names)?]),
-        AggregateForm::Columns(lower) => lower(name, args, arg_names),
-    }
 }
 
 fn build(b: datafusion::logical_expr::expr_fn::ExprFuncBuilder) -> Result<Expr> {
@@ -413,7 +373,7 @@ fn percentile_list(args: &[TypedExpr], name: &str) -> Result<Vec<f64>> {
     Ok(ps)
 }
 
-/// Weighted nearest-rank percentile(s) of `v` with weights `w` (see `weighted.rs`).
+/// Weighted nearest-rank percentile(s) of `v` with weights `w` (see `weighted_percentile.rs`).
 fn percentile_w_expr(v: TypedExpr, w: TypedExpr, ps: Vec<f64>, array: bool) -> Result<(Expr, KqlType)> {
     use KqlType::*;
     if ps.iter().any(|p| !(0.0..=100.0).contains(p)) {
@@ -434,7 +394,7 @@ fn percentile_w_expr(v: TypedExpr, w: TypedExpr, ps: Vec<f64>, array: bool) -> R
         t => return Err(PlanError::semantic(format!("the weight of a weighted percentile must be a number, not {t}"))),
     };
     let ty = v.ty;
-    Ok((super::weighted::percentile_w_call(v.expr, w.expr, ps, array, ty.arrow_type()), ty))
+    Ok((super::weighted_percentile::percentile_w_call(v.expr, w.expr, ps, array, ty.arrow_type()), ty))
 }
 
 /// `percentiles(value, p1, p2, ...)`: one column per percentile.

@@ -3,9 +3,8 @@
 
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{Expr, lit, when};
-
 use super::conversion::lower_cast;
-use super::udf::{RowState, row_call, sv_i64};
+use super::udf::{RowState, row_call, s_bool, sv_i64, sv_str};
 use super::{FunctionContext, TypedExpr};
 use crate::error::{PlanError, Result};
 use crate::types::KqlType;
@@ -130,4 +129,34 @@ pub(super) fn lower_min_max_of(name: &str, args: Vec<TypedExpr>, _: &FunctionCon
     }
     v.insert(0, lit(i64::from(name == "max_of")));
     Ok(TypedExpr::new(row_call(name, t.arrow_type(), extreme_row, v), t))
+}
+
+fn isempty_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    s_bool(Some(args.first().is_none_or(|v| v.is_null() || sv_str(v) == Some(""))))
+}
+
+/// `isempty` / `isnotempty`: a string or guid is empty when null or `""`, anything else when
+/// null.
+pub(super) fn lower_isempty(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let a = args.remove(0);
+    let e = if a.ty == KqlType::String || a.ty == KqlType::Guid {
+        row_call("isempty", KqlType::Bool.arrow_type(), isempty_row, vec![a.expr])
+    } else {
+        Expr::IsNull(Box::new(a.expr))
+    };
+    Ok(TypedExpr::new(if name == "isempty" { e } else { Expr::Not(Box::new(e)) }, KqlType::Bool))
+}
+
+/// `isnull` / `isnotnull`.
+pub(super) fn lower_isnull(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let a = args.remove(0);
+    // Kusto strings are never null.
+    let e = if a.ty == KqlType::String {
+        lit(name == "isnotnull")
+    } else if name == "isnull" {
+        Expr::IsNull(Box::new(a.expr))
+    } else {
+        Expr::IsNotNull(Box::new(a.expr))
+    };
+    Ok(TypedExpr::new(e, KqlType::Bool))
 }

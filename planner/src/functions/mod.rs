@@ -65,28 +65,36 @@ impl FunctionContext {
 }
 
 mod aggregate;
+mod args;
+mod array;
+mod bag;
+mod base64;
 mod conversion;
 mod datetime;
-mod dynamic;
-mod extra;
+mod hash;
+mod ip;
+mod json;
 mod logic;
 mod math;
-mod more;
 mod operators;
+mod parsers;
+mod random;
+mod regex;
 mod registry;
 mod string;
 pub mod terms;
 mod udf;
-mod weighted;
-pub(crate) mod misc2;
+mod url;
+mod weighted_percentile;
 
 #[cfg(test)]
 mod tests;
 
-pub use aggregate::{AggregateLowering, is_aggregate, is_multi_column_aggregate, lower_aggregate_call, lower_aggregate_columns};
+pub use aggregate::AggregateLowering;
+pub use array::{mv_expand_call, mv_expand_type};
+pub(crate) use bag::pack_all_call;
 pub use conversion::{lower_cast, lower_parse_json};
-pub use dynamic::lower_index;
-pub use extra::{mv_expand_call, mv_expand_type};
+pub use json::lower_index;
 pub use operators::{BinaryOp, lower_between, lower_binary, lower_has_any, lower_in_list, lower_negate};
 
 use crate::error::PlanError;
@@ -115,6 +123,45 @@ pub fn lower_scalar_call(name: &str, args: Vec<TypedExpr>, ctx: &FunctionContext
         return Err(PlanError::semantic(format!("aggregate function '{name}' is only allowed in summarize")));
     }
     Err(PlanError::unsupported(format!("function '{name}'")))
+}
+
+/// Whether `name` is a KQL aggregate function Kustodian implements.
+pub fn is_aggregate(name: &str) -> bool {
+    registry::aggregate(name).is_some()
+}
+
+/// Whether the aggregate may produce several columns (use [`lower_aggregate_columns`]).
+pub fn is_multi_column_aggregate(name: &str) -> bool {
+    registry::aggregate(name).is_some_and(|a| matches!(a.lower, registry::AggregateForm::Columns(_)))
+}
+
+/// Lowers a single-column aggregate call (a multi-column aggregate must yield one column).
+pub fn lower_aggregate_call(name: &str, args: Vec<TypedExpr>, arg_names: Vec<Option<String>>) -> Result<AggregateLowering> {
+    let Some(f) = registry::aggregate(name) else { return Err(PlanError::unsupported(format!("function '{name}'"))) };
+    f.arity.check(name, args.len())?;
+    match f.lower {
+        registry::AggregateForm::Single(lower) => lower(name, args, arg_names),
+        registry::AggregateForm::Columns(lower) => {
+            let mut cols = lower(name, args, arg_names)?;
+            match (cols.pop(), cols.is_empty()) {
+                (Some(one), true) => Ok(one),
+                _ => Err(PlanError::semantic(format!("function '{name}' yields several columns here"))),
+            }
+        }
+    }
+}
+
+/// Lowers an aggregate call to its columns: several for `percentiles(x, p1, p2..)`,
+/// `take_any(a, b..)`, `any(a, b..)`, `arg_max(by, c1, c2..)`, `arg_min(..)`, one for the
+/// others. `*` must already be expanded by the caller into the column list (with their names
+/// in `arg_names`).
+pub fn lower_aggregate_columns(name: &str, args: Vec<TypedExpr>, arg_names: Vec<Option<String>>) -> Result<Vec<AggregateLowering>> {
+    let Some(f) = registry::aggregate(name) else { return Err(PlanError::unsupported(format!("function '{name}'"))) };
+    f.arity.check(name, args.len())?;
+    match f.lower {
+        registry::AggregateForm::Single(lower) => Ok(vec![lower(name, args, arg_names)?]),
+        registry::AggregateForm::Columns(lower) => lower(name, args, arg_names),
+    }
 }
 
 /// Every function name of the KQL reference (scalar, aggregate and plugin), as the official
