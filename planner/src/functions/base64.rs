@@ -1,7 +1,12 @@
 //! Base64: of a string's UTF-8 bytes (`base64_encode_tostring`, `base64_decode_tostring`), of a
 //! byte array (`base64_*_fromarray`/`_toarray`) and of a guid's bytes in .NET order
-//! (`base64_*_fromguid`/`_toguid`). Undecodable input yields null.
+//! (`base64_*_fromguid`/`_toguid`). Undecodable input yields null. The codec is the `base64`
+//! crate's.
 
+use ::base64::Engine as _;
+use ::base64::alphabet;
+use ::base64::engine::general_purpose::STANDARD;
+use ::base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use datafusion::common::ScalarValue;
 use serde_json::Value as Json;
 
@@ -13,46 +18,39 @@ use super::{FunctionContext, TypedExpr};
 use crate::error::{PlanError, Result};
 use crate::types::KqlType;
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+/// Standard base64 without padding, leaving non-zero trailing bits alone: the decoder behind
+/// [`base64_decode`], which has taken Kusto's leniencies off the text first.
+const LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true).with_decode_padding_mode(DecodePaddingMode::RequireNone),
+);
 
+/// Standard base64 with padding.
 pub(crate) fn base64_encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(B64[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    STANDARD.encode(bytes)
 }
 
+/// Decodes base64 as Kusto reads it: padding optional (and any run of trailing `=` ignored),
+/// the URL-safe `-` and `_` accepted for `+` and `/`, a lone last character (a length of
+/// 4n + 1) ignored; any other character makes the text undecodable.
 pub(crate) fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim_end_matches('=');
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push(((acc >> bits) & 0xff) as u8);
+    let t: String = s.trim_end_matches('=').chars().map(|c| match c {
+        '-' => '+',
+        '_' => '/',
+        c => c,
+    }).collect();
+    let t = match t.len() % 4 {
+        1 => {
+            // Six bits, not a byte: dropped, as long as they are a base64 character.
+            let (head, last) = t.split_at(t.len() - 1);
+            if !last.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/') {
+                return None;
+            }
+            head
         }
-    }
-    Some(out)
+        _ => t.as_str(),
+    };
+    LENIENT.decode(t).ok()
 }
 
 fn b64_encode_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
@@ -163,5 +161,15 @@ mod tests {
         assert_eq!(base64_encode(b"abc"), "YWJj");
         assert_eq!(base64_decode("S3VzdG8=").as_deref(), Some(&b"Kusto"[..]));
         assert_eq!(base64_decode("a$b"), None);
+        // Kusto's leniencies: no padding, extra padding, URL-safe characters, a lone last
+        // character.
+        assert_eq!(base64_decode("S3VzdG8").as_deref(), Some(&b"Kusto"[..]));
+        assert_eq!(base64_decode("S3VzdG8===").as_deref(), Some(&b"Kusto"[..]));
+        assert_eq!(base64_decode("-_8").as_deref(), Some(&[0xfb, 0xff][..]));
+        assert_eq!(base64_decode("YWJjZ").as_deref(), Some(&b"abc"[..]));
+        assert_eq!(base64_decode("YWJj$"), None);
+        assert_eq!(base64_decode("YW=Jj"), None);
+        assert_eq!(base64_decode("YW Jj"), None);
+        assert_eq!(base64_decode("").as_deref(), Some(&b""[..]));
     }
 }

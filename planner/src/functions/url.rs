@@ -1,6 +1,13 @@
 //! URLs: `parse_url`, `parse_urlquery`, `url_encode`, `url_encode_component`, `url_decode`.
+//!
+//! Query strings are decoded by `form_urlencoded` and `url_decode` by `percent-encoding`.
+//! `parse_url` splits the text itself rather than with the `url` crate: that crate normalizes
+//! as browsers do (lower-cases the host, drops a default port, resolves `..` in the path,
+//! gives an empty path as `/`), and `parse_url` returns the parts as written. `url_encode`
+//! encodes itself too: it writes .NET's lower-case hex (`%2f`), `percent-encoding` upper-case.
 
 use datafusion::common::ScalarValue;
+use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value as Json};
 
 use super::args::{all_to, arg_str, typed};
@@ -10,35 +17,12 @@ use super::{FunctionContext, TypedExpr};
 use crate::error::Result;
 use crate::types::KqlType;
 
-fn url_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                match std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(v) => {
-                        out.push(v);
-                        i += 3;
-                        continue;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b'+' => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
+/// The parameters of a query string (`a=1&b=x%20y`), decoded as HTML forms encode them: `+`
+/// is a space, `%XX` a byte, and anything undecodable is kept as written.
 fn query_params(q: &str) -> Map<String, Json> {
     let mut m = Map::new();
-    for kv in q.split('&').filter(|s| !s.is_empty()) {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        m.insert(url_decode(k), Json::String(url_decode(v)));
+    for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+        m.insert(k.into_owned(), Json::String(v.into_owned()));
     }
     m
 }
@@ -121,34 +105,17 @@ fn url_encode_component_row(args: &[ScalarValue], _: &mut RowState) -> ScalarVal
     url_encode_with(args, true)
 }
 
+/// `url_decode`: `+` is a space and `%XX` a byte; a `%` not followed by two hex digits, or
+/// bytes that are not UTF-8, make the text undecodable (null).
 fn url_decode_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
-    let s = args.first().map_or("", sv_str_or_empty).as_bytes();
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        match s.get(i) {
-            Some(b'%') => {
-                let h = s.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
-                match h {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    None => return s_str(None),
-                }
-            }
-            Some(b'+') => {
-                out.push(b' ');
-                i += 1;
-            }
-            Some(b) => {
-                out.push(*b);
-                i += 1;
-            }
-            None => break,
-        }
+    let s = args.first().map_or("", sv_str_or_empty);
+    let b = s.as_bytes();
+    let malformed = b.iter().enumerate().any(|(i, c)| *c == b'%' && !b.get(i + 1..i + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)));
+    if malformed {
+        return s_str(None);
     }
-    s_str(String::from_utf8(out).ok())
+    let spaced = s.replace('+', " ");
+    s_str(percent_decode_str(&spaced).decode_utf8().ok().map(|t| t.into_owned()))
 }
 
 /// `parse_url` (alias `parseurl`).
@@ -173,4 +140,33 @@ pub(super) fn lower_url_encode_component(_: &str, args: Vec<TypedExpr>, _: &Func
 
 pub(super) fn lower_url_decode(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
     Ok(typed("url_decode", KqlType::String, url_decode_row, all_to(args, KqlType::String)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(t: &str) -> ScalarValue {
+        url_decode_row(&[ScalarValue::Utf8(Some(t.to_string()))], &mut RowState::default())
+    }
+
+    fn text(t: &str) -> ScalarValue {
+        ScalarValue::Utf8(Some(t.to_string()))
+    }
+
+    #[test]
+    fn url_decode_is_strict() {
+        assert_eq!(decode("https%3a%2f%2fwww.bing.com%2f"), text("https://www.bing.com/"));
+        assert_eq!(decode("a+b%20c%C3%A9"), text("a b cé"));
+        assert_eq!(decode("100%"), ScalarValue::Utf8(None));
+        assert_eq!(decode("%zz"), ScalarValue::Utf8(None));
+        assert_eq!(decode("%+1"), ScalarValue::Utf8(None));
+        assert_eq!(decode("%ff"), ScalarValue::Utf8(None));
+    }
+
+    #[test]
+    fn query_strings_are_lenient() {
+        let q = query_params("k1=v1&k2=a+b%2Bc&&flag&bad=100%&k1=again");
+        assert_eq!(serde_json::to_string(&q).ok().as_deref(), Some(r#"{"bad":"100%","flag":"","k1":"again","k2":"a b+c"}"#));
+    }
 }
