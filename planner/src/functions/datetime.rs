@@ -4,9 +4,10 @@
 use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, NaiveDateTime, Timelike, Utc};
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{Expr, lit};
+use kustodian_parser::ast::BinaryOp;
 
 use super::conversion::{dt_of_nanos, lower_cast};
-use super::operators::{BinaryOp, lower_binary};
+use super::operators::lower_binary;
 use super::udf::{RowState, f64_to_i64, row_call, s_dur, s_i32, s_i64, s_str, s_ts, sv_f64, sv_i64, sv_str_or_empty};
 use super::{FunctionContext, TypedExpr};
 use crate::error::{PlanError, Result};

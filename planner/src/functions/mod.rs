@@ -95,7 +95,9 @@ pub use array::{mv_expand_call, mv_expand_type};
 pub(crate) use bag::pack_all_call;
 pub use conversion::{lower_cast, lower_parse_json};
 pub use json::lower_index;
-pub use operators::{BinaryOp, lower_between, lower_binary, lower_has_any, lower_in_list, lower_negate};
+/// The operator [`lower_binary`] lowers: the parser's, as the query wrote it.
+pub use kustodian_parser::ast::BinaryOp;
+pub use operators::{lower_between, lower_binary, lower_has_any, lower_in_list, lower_negate};
 
 use crate::error::PlanError;
 
