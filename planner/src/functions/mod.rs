@@ -177,12 +177,16 @@ const BINDER_BUILTINS: &[&str] = &[
     "current_cluster_endpoint",
 ];
 
+/// [`KUSTO_BUILTINS`] as a set, built once.
+static KUSTO_BUILTIN_SET: std::sync::LazyLock<std::collections::HashSet<&'static str>> =
+    std::sync::LazyLock::new(|| KUSTO_BUILTINS.lines().collect());
+
 /// Whether `name` is a built-in function of KQL (implemented here or not): a stored function
 /// may not take such a name, and a call of it always means the built-in, so that no function
 /// defined later changes what a query, and above all a row-level security policy, computes.
 pub fn is_builtin_function(name: &str) -> bool {
     BINDER_BUILTINS.contains(&name)
-        || KUSTO_BUILTINS.lines().any(|l| l == name)
+        || KUSTO_BUILTIN_SET.contains(name)
         || registry::scalar(name).is_some()
         || registry::aggregate(name).is_some()
 }
