@@ -37,7 +37,7 @@ impl<'a> Binder<'a> {
                 cols.push((c.name.clone(), rel.col(&c.name)?));
             }
         }
-        crate::functions::misc2::pack_all_call(cols, skip_empty)
+        crate::functions::pack_all_call(cols, skip_empty)
     }
 
     /// `range` over long bounds that are only known when the query runs (scalar subqueries):

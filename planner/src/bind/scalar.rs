@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::Expr as DfExpr;
-use kustodian_parser::ast::{self, BinaryOp as AstOp, DynValue, ExprKind, LiteralKind};
+use kustodian_parser::ast::{self, BinaryOp, DynValue, ExprKind, LiteralKind};
 
 use super::{Binder, Binding, Rel, Scope, did_you_mean};
 use crate::error::{PlanError, Result};
-use crate::functions::{self, BinaryOp, TypedExpr};
+use crate::functions::{self, TypedExpr};
 use crate::types::KqlType;
 
 fn typed(e: DfExpr, ty: KqlType) -> TypedExpr {
@@ -70,52 +70,6 @@ pub(crate) fn const_datetime_nanos(e: &TypedExpr) -> Option<i64> {
         ScalarValue::TimestampNanosecond(Some(v), _) => Some(v),
         _ => None,
     }
-}
-
-fn map_op(op: AstOp) -> Option<BinaryOp> {
-    Some(match op {
-        AstOp::Or => BinaryOp::Or,
-        AstOp::And => BinaryOp::And,
-        AstOp::Eq => BinaryOp::Eq,
-        AstOp::NotEq | AstOp::LtGt => BinaryOp::NotEq,
-        AstOp::Lt => BinaryOp::Lt,
-        AstOp::LtEq => BinaryOp::LtEq,
-        AstOp::Gt => BinaryOp::Gt,
-        AstOp::GtEq => BinaryOp::GtEq,
-        AstOp::EqTilde => BinaryOp::EqTilde,
-        AstOp::NotEqTilde => BinaryOp::NotEqTilde,
-        AstOp::Has => BinaryOp::Has,
-        AstOp::NotHas => BinaryOp::NotHas,
-        AstOp::HasCs => BinaryOp::HasCs,
-        AstOp::NotHasCs => BinaryOp::NotHasCs,
-        AstOp::HasPrefix => BinaryOp::HasPrefix,
-        AstOp::NotHasPrefix => BinaryOp::NotHasPrefix,
-        AstOp::HasPrefixCs => BinaryOp::HasPrefixCs,
-        AstOp::NotHasPrefixCs => BinaryOp::NotHasPrefixCs,
-        AstOp::HasSuffix => BinaryOp::HasSuffix,
-        AstOp::NotHasSuffix => BinaryOp::NotHasSuffix,
-        AstOp::HasSuffixCs => BinaryOp::HasSuffixCs,
-        AstOp::NotHasSuffixCs => BinaryOp::NotHasSuffixCs,
-        AstOp::Contains => BinaryOp::Contains,
-        AstOp::NotContains => BinaryOp::NotContains,
-        AstOp::ContainsCs => BinaryOp::ContainsCs,
-        AstOp::NotContainsCs => BinaryOp::NotContainsCs,
-        AstOp::StartsWith => BinaryOp::StartsWith,
-        AstOp::NotStartsWith => BinaryOp::NotStartsWith,
-        AstOp::StartsWithCs => BinaryOp::StartsWithCs,
-        AstOp::NotStartsWithCs => BinaryOp::NotStartsWithCs,
-        AstOp::EndsWith => BinaryOp::EndsWith,
-        AstOp::NotEndsWith => BinaryOp::NotEndsWith,
-        AstOp::EndsWithCs => BinaryOp::EndsWithCs,
-        AstOp::NotEndsWithCs => BinaryOp::NotEndsWithCs,
-        AstOp::MatchesRegex => BinaryOp::MatchesRegex,
-        AstOp::Add => BinaryOp::Add,
-        AstOp::Sub => BinaryOp::Sub,
-        AstOp::Mul => BinaryOp::Mul,
-        AstOp::Div => BinaryOp::Div,
-        AstOp::Mod => BinaryOp::Mod,
-        AstOp::Colon => return None,
-    })
 }
 
 /// The text of a `datetime(...)` literal without the quotes it may be written with
@@ -242,9 +196,10 @@ impl<'a> Binder<'a> {
                 if matches!(left.kind, ExprKind::Star) {
                     return self.bind_star_binary(*op, right, row, scope, e.span, &[]);
                 }
-                let Some(op) = map_op(*op) else {
+                let op = *op;
+                if op == BinaryOp::Colon {
                     return Err(self.unsupported("the ':' operator outside search/find", e.span));
-                };
+                }
                 let l = self.bind_scalar(left, row, scope)?;
                 let r = self.bind_scalar(right, row, scope)?;
                 // Fold constant boolean connectives so `where IsManager` style lets disappear.

@@ -264,8 +264,7 @@ impl<'a> Binder<'a> {
             ExprKind::Binary { op: op @ (AstOp::And | AstOp::Or), left, right } => {
                 let l = self.bind_search_predicate(left, rel, scope, cs)?;
                 let r = self.bind_search_predicate(right, rel, scope, cs)?;
-                let op = if *op == AstOp::And { BinaryOp::And } else { BinaryOp::Or };
-                functions::lower_binary(op, l, r)
+                functions::lower_binary(*op, l, r)
             }
             ExprKind::Binary { op, left, right } if matches!(left.kind, ExprKind::Star) => {
                 let op = if cs { case_sensitive(*op) } else { *op };

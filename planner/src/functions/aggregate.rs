@@ -40,25 +40,6 @@ pub struct AggregateLowering {
     pub default_name: String,
 }
 
-const SINGLE: &[&str] = &[
-    "count", "countif", "sum", "sumif", "avg", "avgif", "min", "max", "minif", "maxif", "dcount", "dcountif",
-    "make_list", "make_list_if", "make_set", "make_set_if", "make_bag", "make_bag_if", "percentile", "stdev",
-    "stdevif", "variance", "varianceif", "count_distinct", "count_distinctif", "stdevp", "variancep", "variancepif",
-    "binary_all_and", "binary_all_or", "binary_all_xor", "take_anyif", "anyif", "make_list_with_nulls",
-    "percentiles_array", "percentilew", "percentilesw_array",
-];
-const MULTI: &[&str] = &["percentiles", "percentilesw", "take_any", "any", "arg_max", "arg_min"];
-
-/// Whether `name` is a KQL aggregate function Kustodian implements.
-pub fn is_aggregate(name: &str) -> bool {
-    SINGLE.contains(&name) || MULTI.contains(&name)
-}
-
-/// Whether the aggregate may produce several columns (use [`lower_aggregate_columns`]).
-pub fn is_multi_column_aggregate(name: &str) -> bool {
-    MULTI.contains(&name)
-}
-
 fn build(b: datafusion::logical_expr::expr_fn::ExprFuncBuilder) -> Result<Expr> {
     Ok(b.build()?)
 }
@@ -68,14 +49,6 @@ fn with_filter(e: Expr, filter: Option<Expr>) -> Result<Expr> {
         Some(f) => build(e.filter(f)),
         None => Ok(e),
     }
-}
-
-fn col_suffix(name: &Option<String>) -> &str {
-    name.as_deref().unwrap_or("")
-}
-
-fn arity(name: &str, n: usize, lo: usize, hi: usize) -> Result<()> {
-    super::arity(name, n, lo, hi)
 }
 
 fn bool_pred(e: TypedExpr, fname: &str) -> Result<Expr> {
@@ -111,217 +84,251 @@ fn orderable(e: &TypedExpr, fname: &str) -> Result<()> {
     Ok(())
 }
 
-/// Lowers a single-column aggregate call.
-pub fn lower_aggregate_call(name: &str, args: Vec<TypedExpr>, arg_names: Vec<Option<String>>) -> Result<AggregateLowering> {
-    lower_single(name, args, arg_names)
+/// The result column name's suffix: the first argument's column name, if it is a column.
+fn suffix(arg_names: &[Option<String>]) -> String {
+    arg_names.first().cloned().flatten().unwrap_or_default()
 }
 
-#[allow(clippy::too_many_lines)]
-fn lower_single(name: &str, mut args: Vec<TypedExpr>, arg_names: Vec<Option<String>>) -> Result<AggregateLowering> {
+/// Whether `name` is the `*if` variant of an aggregate (`sumif`, `make_list_if`...; `countif`
+/// has a form of its own).
+fn is_if(name: &str) -> bool {
+    name.ends_with("if") && name != "countif"
+}
+
+/// The value, the predicate of an `*if` variant and the remaining arguments of an aggregate
+/// of the common form `f(value[, extra...])` / `fif(value, predicate[, extra...])` (the table
+/// checked that they are there).
+fn value_and_filter(name: &str, mut args: Vec<TypedExpr>) -> Result<(TypedExpr, Option<Expr>, Vec<TypedExpr>)> {
+    let v = args.remove(0);
+    if is_if(name) {
+        let p = bool_pred(args.remove(0), name)?;
+        return Ok((v, Some(p), args));
+    }
+    Ok((v, None, args))
+}
+
+/// `count()`, or `count(pred)` counting the rows where `pred` holds.
+pub(super) fn lower_count(name: &str, mut args: Vec<TypedExpr>, arg_names: Vec<Option<String>>) -> Result<AggregateLowering> {
+    // `count(pred)` counts the rows where pred holds; `count(x)` of a non-bool value counts
+    // every row, nulls included (the summarize page's documented output).
+    let filter = match args.pop() {
+        Some(p) if matches!(p.ty, KqlType::Bool | KqlType::Dynamic) => Some(bool_pred(p, name)?),
+        Some(_) | None => None,
+    };
+    let expr = with_filter(count_udaf().call(vec![lit(1i64)]), filter)?;
+    Ok(AggregateLowering { expr, ty: KqlType::Long, default_name: format!("count_{}", suffix(&arg_names)) })
+}
+
+pub(super) fn lower_countif(name: &str, mut args: Vec<TypedExpr>, _: Vec<Option<String>>) -> Result<AggregateLowering> {
+    let p = bool_pred(args.remove(0), name)?;
+    let expr = build(count_udaf().call(vec![lit(1i64)]).filter(p))?;
+    Ok(AggregateLowering { expr, ty: KqlType::Long, default_name: "countif_".into() })
+}
+
+/// `percentile(value, p)`: nearest rank, in the value's type.
+pub(super) fn lower_percentile(name: &str, mut args: Vec<TypedExpr>, arg_names: Vec<Option<String>>) -> Result<AggregateLowering> {
+    let p = const_f64(&args[1], name)?;
+    let v = args.remove(0);
+    let (expr, ty) = percentile_expr(v, p)?;
+    Ok(AggregateLowering { expr, ty, default_name: format!("percentile_{}_{}", suffix(&arg_names), pct_name(p)) })
+}
+
+/// `percentiles_array(value, p1, p2, ...)` or `percentiles_array(value, dynamic([p1, ...]))`.
+pub(super) fn lower_percentiles_array(name: &str, mut args: Vec<TypedExpr>, arg_names: Vec<Option<String>>) -> Result<AggregateLowering> {
     use KqlType::*;
-    let n = args.len();
-    let first_name = arg_names.first().cloned().flatten();
-    let is_if = name.ends_with("if") && name != "countif";
-    let base = if is_if { name.trim_end_matches("if").trim_end_matches('_') } else { name };
-    let mk = |expr: Expr, ty: KqlType, default_name: std::string::String| Ok(AggregateLowering { expr, ty, default_name });
-    match name {
-        "count" => {
-            arity(name, n, 0, 1)?;
-            // `count(pred)` counts the rows where pred holds; `count(x)` of a non-bool value
-            // counts every row, nulls included (the summarize page's documented output).
-            let filter = match args.pop() {
-                Some(p) if matches!(p.ty, Bool | Dynamic) => Some(bool_pred(p, name)?),
-                Some(_) | None => None,
-            };
-            let e = with_filter(count_udaf().call(vec![lit(1i64)]), filter)?;
-            return mk(e, Long, format!("count_{}", col_suffix(&first_name)));
-        }
-        "countif" => {
-            arity(name, n, 1, 1)?;
-            let p = bool_pred(args.remove(0), name)?;
-            return mk(build(count_udaf().call(vec![lit(1i64)]).filter(p))?, Long, "countif_".into());
-        }
-        "percentile" => {
-            arity(name, n, 2, 2)?;
-            let p = const_f64(&args[1], name)?;
-            let v = args.remove(0);
-            let (expr, ty) = percentile_expr(v, p)?;
-            return mk(expr, ty, format!("percentile_{}_{}", col_suffix(&first_name), pct_name(p)));
-        }
-        "percentiles_array" => {
-            if n < 2 {
-                return Err(PlanError::semantic("function 'percentiles_array' expects a value and the percentiles"));
-            }
-            let v = args.remove(0);
-            let mut ps = Vec::new();
-            for a in &args {
-                match (&a.expr, a.ty) {
-                    (Expr::Literal(ScalarValue::Utf8(Some(text)), _), KqlType::Dynamic) => {
-                        let Ok(Json::Array(items)) = serde_json::from_str::<Json>(text) else {
-                            return Err(PlanError::semantic("function 'percentiles_array': expected an array of numbers"));
-                        };
-                        for i in items {
-                            ps.push(i.as_f64().ok_or_else(|| PlanError::semantic("function 'percentiles_array': expected an array of numbers"))?);
-                        }
-                    }
-                    _ => ps.push(const_f64(a, name)?),
+    if args.len() < 2 {
+        return Err(PlanError::semantic("function 'percentiles_array' expects a value and the percentiles"));
+    }
+    let v = args.remove(0);
+    let mut ps = Vec::new();
+    for a in &args {
+        match (&a.expr, a.ty) {
+            (Expr::Literal(ScalarValue::Utf8(Some(text)), _), KqlType::Dynamic) => {
+                let Ok(Json::Array(items)) = serde_json::from_str::<Json>(text) else {
+                    return Err(PlanError::semantic("function 'percentiles_array': expected an array of numbers"));
+                };
+                for i in items {
+                    ps.push(i.as_f64().ok_or_else(|| PlanError::semantic("function 'percentiles_array': expected an array of numbers"))?);
                 }
             }
-            let v = match v.ty {
-                Int | Long | Bool => lower_cast(v, Long)?,
-                Decimal | Dynamic | Real => lower_cast(v, Real)?,
-                t => return Err(PlanError::unsupported(format!("percentiles_array of {t}"))),
-            };
-            if ps.iter().any(|p| !(0.0..=100.0).contains(p)) {
-                return Err(PlanError::semantic("percentile must be between 0 and 100"));
-            }
-            let udaf = AggregateUDF::new_from_impl(KqlPercentile::array(ps, v.ty.arrow_type()));
-            return mk(udaf.call(vec![v.expr]), Dynamic, format!("percentiles_{}", col_suffix(&first_name)));
+            _ => ps.push(const_f64(a, name)?),
         }
-        "percentilew" => {
-            arity(name, n, 3, 3)?;
-            let p = const_f64(&args[2], name)?;
-            let w = args.remove(1);
-            let v = args.remove(0);
-            let (expr, ty) = percentile_w_expr(v, w, vec![p], false)?;
-            return mk(expr, ty, format!("percentile_{}_{}", col_suffix(&first_name), pct_name(p)));
-        }
-        "percentilesw_array" => {
-            if n < 3 {
-                return Err(PlanError::semantic("function 'percentilesw_array' expects a value, a weight and the percentiles"));
-            }
-            let v = args.remove(0);
-            let w = args.remove(0);
-            let ps = percentile_list(&args, name)?;
-            let (expr, _) = percentile_w_expr(v, w, ps, true)?;
-            return mk(expr, Dynamic, format!("percentiles_{}", col_suffix(&first_name)));
-        }
-        "make_list_with_nulls" => {
-            arity(name, n, 1, 2)?;
-            let max = match args.get(1) {
-                Some(m) => usize::try_from(const_i64(m, name)?.max(0)).unwrap_or(0),
-                None => 1_048_576,
-            };
-            let v = lower_cast(args.remove(0), Dynamic)?;
-            let udaf = AggregateUDF::new_from_impl(KqlCollect::with_nulls(max));
-            return mk(udaf.call(vec![v.expr]), Dynamic, format!("list_{}", col_suffix(&first_name)));
-        }
-        _ => {}
     }
-    let (value, filter, extra) = if is_if {
-        if n < 2 {
-            return Err(PlanError::semantic(format!("function '{name}' expects at least 2 arguments")));
-        }
-        let v = args.remove(0);
-        let p = bool_pred(args.remove(0), name)?;
-        (v, Some(p), args)
-    } else {
-        if n == 0 {
-            return Err(PlanError::semantic(format!("function '{name}' expects at least 1 argument")));
-        }
-        let v = args.remove(0);
-        (v, None, args)
+    let v = match v.ty {
+        Int | Long | Bool => lower_cast(v, Long)?,
+        Decimal | Dynamic | Real => lower_cast(v, Real)?,
+        t => return Err(PlanError::unsupported(format!("percentiles_array of {t}"))),
     };
-    let suffix = col_suffix(&first_name).to_string();
-    match base {
-        "sum" => {
-            if !extra.is_empty() {
-                return Err(PlanError::semantic(format!("function '{name}': too many arguments")));
-            }
-            let v = match value.ty {
-                Int | Bool => lower_cast(value, Long)?,
-                Dynamic => lower_cast(value, Real)?,
-                Long | Real | Decimal | Timespan => value,
-                t => return Err(PlanError::semantic(format!("function '{name}' is not defined for {t}"))),
-            };
-            let ty = v.ty;
-            mk(with_filter(zero_default(sum_udaf(), ty, vec![v.expr]), filter)?, ty, format!("{name}_{suffix}"))
-        }
-        "avg" => {
-            let v = match value.ty {
-                Int | Long | Bool | Dynamic => lower_cast(value, Real)?,
-                Real | Timespan => value,
-                Decimal => return Err(PlanError::unsupported("avg of decimal")),
-                t => return Err(PlanError::semantic(format!("function '{name}' is not defined for {t}"))),
-            };
-            let ty = if v.ty == Timespan { Timespan } else { Real };
-            mk(with_filter(avg_udaf().call(vec![v.expr]), filter)?, ty, format!("{name}_{suffix}"))
-        }
-        "min" | "max" => {
-            orderable(&value, name)?;
-            let ty = value.ty;
-            let f = if base == "min" { min_udaf() } else { max_udaf() };
-            mk(with_filter(f.call(vec![value.expr]), filter)?, ty, format!("{name}_{suffix}"))
-        }
-        "stdev" | "variance" | "stdevp" | "variancep" => {
-            if !(value.ty.is_numeric() || value.ty == Dynamic || value.ty == Bool) {
-                return Err(PlanError::semantic(format!("function '{name}' is not defined for {}", value.ty)));
-            }
-            let v = lower_cast(value, Real)?;
-            let f = match base {
-                "stdev" => stddev_udaf(),
-                "variance" => var_samp_udaf(),
-                "stdevp" => stddev_pop_udaf(),
-                _ => var_pop_udaf(),
-            };
-            mk(with_filter(zero_default(f, Real, vec![v.expr]), filter)?, Real, format!("{name}_{suffix}"))
-        }
-        "dcount" | "count_distinct" => {
-            // dcount's optional accuracy argument is accepted; Kustodian counts exactly.
-            // The filter must be set on the same builder as DISTINCT: `Expr::filter` on an
-            // already-built distinct aggregate loses it.
-            let b = count_udaf().call(vec![value.expr]).distinct();
-            let e = match filter {
-                Some(f) => build(b.filter(f))?,
-                None => build(b)?,
-            };
-            mk(e, Long, format!("{name}_{suffix}"))
-        }
-        "make_list" | "make_set" | "make_bag" => {
-            let max = match extra.first() {
-                Some(m) => usize::try_from(const_i64(m, name)?.max(0)).unwrap_or(0),
-                None => 1_048_576,
-            };
-            let kind = match base {
-                "make_list" => CollectKind::List,
-                "make_set" => CollectKind::Set,
-                _ => CollectKind::Bag,
-            };
-            let v = lower_cast(value, Dynamic)?;
-            let udaf = AggregateUDF::new_from_impl(KqlCollect::new(kind, max));
-            let prefix = match kind {
-                CollectKind::List => "list",
-                CollectKind::Set => "set",
-                CollectKind::Bag => "bag",
-            };
-            mk(with_filter(udaf.call(vec![v.expr]), filter)?, Dynamic, format!("{prefix}_{suffix}"))
-        }
-        "binary_all_and" | "binary_all_or" | "binary_all_xor" => {
-            let v = match value.ty {
-                Int | Long | Bool => lower_cast(value, Long)?,
-                t => return Err(PlanError::semantic(format!("function '{name}' is not defined for {t}"))),
-            };
-            let f = match base {
-                "binary_all_and" => bit_and_udaf(),
-                "binary_all_or" => bit_or_udaf(),
-                _ => bit_xor_udaf(),
-            };
-            let default = if suffix.is_empty() { format!("{name}_") } else { suffix };
-            mk(with_filter(f.call(vec![v.expr]), filter)?, Long, default)
-        }
-        // `take_anyif(x, p)` / `anyif(x, p)` (reached with the predicate split off).
-        "take_any" | "any" => {
-            let ty = value.ty;
-            let b = first_value_udaf().call(vec![value.expr]).null_treatment(NullTreatment::IgnoreNulls);
-            let e = match filter {
-                Some(f) => build(b.filter(f))?,
-                None => build(b)?,
-            };
-            let default = if base == "any" { format!("anyif_{suffix}") } else if suffix.is_empty() { "take_anyif_".into() } else { suffix };
-            mk(e, ty, default)
-        }
-        _ => Err(PlanError::unsupported(format!("function '{name}'"))),
+    if ps.iter().any(|p| !(0.0..=100.0).contains(p)) {
+        return Err(PlanError::semantic("percentile must be between 0 and 100"));
     }
+    let udaf = AggregateUDF::new_from_impl(KqlPercentile::array(ps, v.ty.arrow_type()));
+    Ok(AggregateLowering { expr: udaf.call(vec![v.expr]), ty: Dynamic, default_name: format!("percentiles_{}", suffix(&arg_names)) })
+}
+
+/// `percentilew(value, weight, p)`.
+pub(super) fn lower_percentilew(name: &str, mut args: Vec<TypedExpr>, arg_names: Vec<Option<String>>) -> Result<AggregateLowering> {
+    let p = const_f64(&args[2], name)?;
+    let w = args.remove(1);
+    let v = args.remove(0);
+    let (expr, ty) = percentile_w_expr(v, w, vec![p], false)?;
+    Ok(AggregateLowering { expr, ty, default_name: format!("percentile_{}_{}", suffix(&arg_names), pct_name(p)) })
+}
+
+/// `percentilesw_array(value, weight, p1, ...)`.
+pub(super) fn lower_percentilesw_array(name: &str, mut args: Vec<TypedExpr>, arg_names: Vec<Option<String>>) -> Result<AggregateLowering> {
+    if args.len() < 3 {
+        return Err(PlanError::semantic("function 'percentilesw_array' expects a value, a weight and the percentiles"));
+    }
+    let v = args.remove(0);
+    let w = args.remove(0);
+    let ps = percentile_list(&args, name)?;
+    let (expr, _) = percentile_w_expr(v, w, ps, true)?;
+    Ok(AggregateLowering { expr, ty: KqlType::Dynamic, default_name: format!("percentiles_{}", suffix(&arg_names)) })
+}
+
+/// `make_list_with_nulls(value[, max])`.
+pub(super) fn lower_make_list_with_nulls(name: &str, mut args: Vec<TypedExpr>, arg_names: Vec<Option<String>>) -> Result<AggregateLowering> {
+    let max = match args.get(1) {
+        Some(m) => usize::try_from(const_i64(m, name)?.max(0)).unwrap_or(0),
+        None => 1_048_576,
+    };
+    let v = lower_cast(args.remove(0), KqlType::Dynamic)?;
+    let udaf = AggregateUDF::new_from_impl(KqlCollect::with_nulls(max));
+    Ok(AggregateLowering { expr: udaf.call(vec![v.expr]), ty: KqlType::Dynamic, default_name: format!("list_{}", suffix(&arg_names)) })
+}
+
+/// `sum(value)` / `sumif(value, predicate)`.
+pub(super) fn lower_sum(name: &str, args: Vec<TypedExpr>, arg_names: Vec<Option<String>>) -> Result<AggregateLowering> {
+    use KqlType::*;
+    let (value, filter, extra) = value_and_filter(name, args)?;
+    if !extra.is_empty() {
+        return Err(PlanError::semantic(format!("function '{name}': too many arguments")));
+    }
+    let v = match value.ty {
+        Int | Bool => lower_cast(value, Long)?,
+        Dynamic => lower_cast(value, Real)?,
+        Long | Real | Decimal | Timespan => value,
+        t => return Err(PlanError::semantic(format!("function '{name}' is not defined for {t}"))),
+    };
+    let ty = v.ty;
+    let expr = with_filter(zero_default(sum_udaf(), ty, vec![v.expr]), filter)?;
+    Ok(AggregateLowering { expr, ty, default_name: format!("{name}_{}", suffix(&arg_names)) })
+}
+
+/// `avg(value)` / `avgif(value, predicate)`.
+pub(super) fn lower_avg(name: &str, args: Vec<TypedExpr>, arg_names: Vec<Option<String>>) -> Result<AggregateLowering> {
+    use KqlType::*;
+    let (value, filter, _) = value_and_filter(name, args)?;
+    let v = match value.ty {
+        Int | Long | Bool | Dynamic => lower_cast(value, Real)?,
+        Real | Timespan => value,
+        Decimal => return Err(PlanError::unsupported("avg of decimal")),
+        t => return Err(PlanError::semantic(format!("function '{name}' is not defined for {t}"))),
+    };
+    let ty = if v.ty == Timespan { Timespan } else { Real };
+    let expr = with_filter(avg_udaf().call(vec![v.expr]), filter)?;
+    Ok(AggregateLowering { expr, ty, default_name: format!("{name}_{}", suffix(&arg_names)) })
+}
+
+/// `min`, `max`, `minif`, `maxif`.
+pub(super) fn lower_min_max(name: &str, args: Vec<TypedExpr>, arg_names: Vec<Option<String>>) -> Result<AggregateLowering> {
+    let (value, filter, _) = value_and_filter(name, args)?;
+    orderable(&value, name)?;
+    let ty = value.ty;
+    let f = if name.starts_with("min") { min_udaf() } else { max_udaf() };
+    let expr = with_filter(f.call(vec![value.expr]), filter)?;
+    Ok(AggregateLowering { expr, ty, default_name: format!("{name}_{}", suffix(&arg_names)) })
+}
+
+/// `stdev`, `variance`, `stdevp`, `variancep` and their `*if` variants.
+pub(super) fn lower_stdev_variance(name: &str, args: Vec<TypedExpr>, arg_names: Vec<Option<String>>) -> Result<AggregateLowering> {
+    let (value, filter, _) = value_and_filter(name, args)?;
+    if !(value.ty.is_numeric() || value.ty == KqlType::Dynamic || value.ty == KqlType::Bool) {
+        return Err(PlanError::semantic(format!("function '{name}' is not defined for {}", value.ty)));
+    }
+    let v = lower_cast(value, KqlType::Real)?;
+    let f = match name.trim_end_matches("if") {
+        "stdev" => stddev_udaf(),
+        "variance" => var_samp_udaf(),
+        "stdevp" => stddev_pop_udaf(),
+        _ => var_pop_udaf(),
+    };
+    let expr = with_filter(zero_default(f, KqlType::Real, vec![v.expr]), filter)?;
+    Ok(AggregateLowering { expr, ty: KqlType::Real, default_name: format!("{name}_{}", suffix(&arg_names)) })
+}
+
+/// `dcount` / `count_distinct` and their `*if` variants; dcount's optional accuracy argument
+/// is accepted, Kustodian counts exactly.
+pub(super) fn lower_dcount(name: &str, args: Vec<TypedExpr>, arg_names: Vec<Option<String>>) -> Result<AggregateLowering> {
+    let (value, filter, _) = value_and_filter(name, args)?;
+    // The filter must be set on the same builder as DISTINCT: `Expr::filter` on an already-built
+    // distinct aggregate loses it.
+    let b = count_udaf().call(vec![value.expr]).distinct();
+    let expr = match filter {
+        Some(f) => build(b.filter(f))?,
+        None => build(b)?,
+    };
+    Ok(AggregateLowering { expr, ty: KqlType::Long, default_name: format!("{name}_{}", suffix(&arg_names)) })
+}
+
+/// `make_list`, `make_set`, `make_bag` and their `*_if` variants, with an optional maximum
+/// size.
+pub(super) fn lower_make_collection(name: &str, args: Vec<TypedExpr>, arg_names: Vec<Option<String>>) -> Result<AggregateLowering> {
+    let (value, filter, extra) = value_and_filter(name, args)?;
+    let max = match extra.first() {
+        Some(m) => usize::try_from(const_i64(m, name)?.max(0)).unwrap_or(0),
+        None => 1_048_576,
+    };
+    let (kind, prefix) = if name.starts_with("make_list") {
+        (CollectKind::List, "list")
+    } else if name.starts_with("make_set") {
+        (CollectKind::Set, "set")
+    } else {
+        (CollectKind::Bag, "bag")
+    };
+    let v = lower_cast(value, KqlType::Dynamic)?;
+    let udaf = AggregateUDF::new_from_impl(KqlCollect::new(kind, max));
+    let expr = with_filter(udaf.call(vec![v.expr]), filter)?;
+    Ok(AggregateLowering { expr, ty: KqlType::Dynamic, default_name: format!("{prefix}_{}", suffix(&arg_names)) })
+}
+
+/// `binary_all_and`, `binary_all_or`, `binary_all_xor`.
+pub(super) fn lower_binary_all(name: &str, args: Vec<TypedExpr>, arg_names: Vec<Option<String>>) -> Result<AggregateLowering> {
+    use KqlType::*;
+    let (value, filter, _) = value_and_filter(name, args)?;
+    let v = match value.ty {
+        Int | Long | Bool => lower_cast(value, Long)?,
+        t => return Err(PlanError::semantic(format!("function '{name}' is not defined for {t}"))),
+    };
+    let f = match name {
+        "binary_all_and" => bit_and_udaf(),
+        "binary_all_or" => bit_or_udaf(),
+        _ => bit_xor_udaf(),
+    };
+    let suffix = suffix(&arg_names);
+    let default_name = if suffix.is_empty() { format!("{name}_") } else { suffix };
+    Ok(AggregateLowering { expr: with_filter(f.call(vec![v.expr]), filter)?, ty: Long, default_name })
+}
+
+/// `take_anyif(value, predicate)` (alias `anyif`).
+pub(super) fn lower_take_anyif(name: &str, args: Vec<TypedExpr>, arg_names: Vec<Option<String>>) -> Result<AggregateLowering> {
+    let (value, filter, _) = value_and_filter(name, args)?;
+    let ty = value.ty;
+    let b = first_value_udaf().call(vec![value.expr]).null_treatment(NullTreatment::IgnoreNulls);
+    let expr = match filter {
+        Some(f) => build(b.filter(f))?,
+        None => build(b)?,
+    };
+    let suffix = suffix(&arg_names);
+    let default_name = if name == "anyif" {
+        format!("anyif_{suffix}")
+    } else if suffix.is_empty() {
+        "take_anyif_".into()
+    } else {
+        suffix
+    };
+    Ok(AggregateLowering { expr, ty, default_name })
 }
 
 fn pct_name(p: f64) -> String {
@@ -366,7 +373,7 @@ fn percentile_list(args: &[TypedExpr], name: &str) -> Result<Vec<f64>> {
     Ok(ps)
 }
 
-/// Weighted nearest-rank percentile(s) of `v` with weights `w` (see `weighted.rs`).
+/// Weighted nearest-rank percentile(s) of `v` with weights `w` (see `weighted_percentile.rs`).
 fn percentile_w_expr(v: TypedExpr, w: TypedExpr, ps: Vec<f64>, array: bool) -> Result<(Expr, KqlType)> {
     use KqlType::*;
     if ps.iter().any(|p| !(0.0..=100.0).contains(p)) {
@@ -387,104 +394,81 @@ fn percentile_w_expr(v: TypedExpr, w: TypedExpr, ps: Vec<f64>, array: bool) -> R
         t => return Err(PlanError::semantic(format!("the weight of a weighted percentile must be a number, not {t}"))),
     };
     let ty = v.ty;
-    Ok((super::weighted::percentile_w_call(v.expr, w.expr, ps, array, ty.arrow_type()), ty))
+    Ok((super::weighted_percentile::percentile_w_call(v.expr, w.expr, ps, array, ty.arrow_type()), ty))
 }
 
-/// Aggregates that may yield several columns: `percentiles(x, p1, p2..)`, `take_any(a, b..)`,
-/// `any(a, b..)`, `arg_max(by, c1, c2..)`, `arg_min(..)`; `*` must already be expanded by the
-/// caller into the column list (with their names in `arg_names`). Single-column aggregates are
-/// accepted too (one element).
-pub fn lower_aggregate_columns(
-    name: &str,
-    mut args: Vec<TypedExpr>,
-    arg_names: Vec<Option<String>>,
-) -> Result<Vec<AggregateLowering>> {
-    let nm = |i: usize| arg_names.get(i).cloned().flatten();
-    match name {
-        "percentiles" => {
-            if args.len() < 2 {
-                return Err(PlanError::semantic("function 'percentiles' expects a value and at least one percentile"));
-            }
-            let v = args.remove(0);
-            let mut out = Vec::new();
-            for p in &args {
-                let p = const_f64(p, name)?;
-                let (expr, ty) = percentile_expr(v.clone(), p)?;
-                out.push(AggregateLowering {
-                    expr,
-                    ty,
-                    default_name: format!("percentile_{}_{}", col_suffix(&nm(0)), pct_name(p)),
-                });
-            }
-            Ok(out)
-        }
-        "percentilesw" => {
-            if args.len() < 3 {
-                return Err(PlanError::semantic("function 'percentilesw' expects a value, a weight and at least one percentile"));
-            }
-            let v = args.remove(0);
-            let w = args.remove(0);
-            let mut out = Vec::new();
-            for p in &args {
-                let p = const_f64(p, name)?;
-                let (expr, ty) = percentile_w_expr(v.clone(), w.clone(), vec![p], false)?;
-                out.push(AggregateLowering {
-                    expr,
-                    ty,
-                    default_name: format!("percentile_{}_{}", col_suffix(&nm(0)), pct_name(p)),
-                });
-            }
-            Ok(out)
-        }
-        "take_any" | "any" => {
-            if args.is_empty() {
-                return Err(PlanError::semantic(format!("function '{name}' expects at least 1 argument")));
-            }
-            let single = args.len() == 1;
-            args.into_iter()
-                .enumerate()
-                .map(|(i, a)| {
-                    let ty = a.ty;
-                    let expr = build(first_value_udaf().call(vec![a.expr]).null_treatment(NullTreatment::IgnoreNulls))?;
-                    let default_name = match (name, nm(i)) {
-                        ("any", Some(c)) => format!("any_{c}"),
-                        ("any", None) => "any_".to_string(),
-                        (_, Some(c)) if single => c,
-                        (_, Some(c)) => c,
-                        (_, None) => format!("any_arg{i}"),
-                    };
-                    Ok(AggregateLowering { expr, ty, default_name })
-                })
-                .collect()
-        }
-        "arg_max" | "arg_min" => {
-            if args.is_empty() {
-                return Err(PlanError::semantic(format!("function '{name}' expects at least 1 argument")));
-            }
-            let by = args.remove(0);
-            orderable(&by, name)?;
-            let max = name == "arg_max";
-            let f = if max { max_udaf() } else { min_udaf() };
-            let mut out = vec![AggregateLowering {
-                expr: f.call(vec![by.expr.clone()]),
-                ty: by.ty,
-                default_name: nm(0).unwrap_or_else(|| if max { "max_".into() } else { "min_".into() }),
-            }];
-            for (i, a) in args.into_iter().enumerate() {
-                // Nulls last: the row with the extreme value, or (when every value is null) a
-                // row of the group all the same, as Kusto does.
-                let sort = SortExpr::new(by.expr.clone(), !max, false);
-                let expr = build(first_value_udaf().call(vec![a.expr]).order_by(vec![sort]))?;
-                out.push(AggregateLowering {
-                    expr,
-                    ty: a.ty,
-                    default_name: nm(i + 1).unwrap_or_else(|| format!("{name}_arg{}", i + 1)),
-                });
-            }
-            Ok(out)
-        }
-        _ => Ok(vec![lower_single(name, args, arg_names)?]),
+/// `percentiles(value, p1, p2, ...)`: one column per percentile.
+pub(super) fn lower_percentiles(name: &str, mut args: Vec<TypedExpr>, arg_names: Vec<Option<String>>) -> Result<Vec<AggregateLowering>> {
+    if args.len() < 2 {
+        return Err(PlanError::semantic("function 'percentiles' expects a value and at least one percentile"));
     }
+    let v = args.remove(0);
+    let mut out = Vec::new();
+    for p in &args {
+        let p = const_f64(p, name)?;
+        let (expr, ty) = percentile_expr(v.clone(), p)?;
+        out.push(AggregateLowering { expr, ty, default_name: format!("percentile_{}_{}", suffix(&arg_names), pct_name(p)) });
+    }
+    Ok(out)
+}
+
+/// `percentilesw(value, weight, p1, p2, ...)`: one column per percentile.
+pub(super) fn lower_percentilesw(name: &str, mut args: Vec<TypedExpr>, arg_names: Vec<Option<String>>) -> Result<Vec<AggregateLowering>> {
+    if args.len() < 3 {
+        return Err(PlanError::semantic("function 'percentilesw' expects a value, a weight and at least one percentile"));
+    }
+    let v = args.remove(0);
+    let w = args.remove(0);
+    let mut out = Vec::new();
+    for p in &args {
+        let p = const_f64(p, name)?;
+        let (expr, ty) = percentile_w_expr(v.clone(), w.clone(), vec![p], false)?;
+        out.push(AggregateLowering { expr, ty, default_name: format!("percentile_{}_{}", suffix(&arg_names), pct_name(p)) });
+    }
+    Ok(out)
+}
+
+/// `take_any(a, b, ...)` (alias `any`): one column per argument, named after it (`any`'s
+/// columns are `any_a`, ...).
+pub(super) fn lower_take_any(name: &str, args: Vec<TypedExpr>, arg_names: Vec<Option<String>>) -> Result<Vec<AggregateLowering>> {
+    let nm = |i: usize| arg_names.get(i).cloned().flatten();
+    args.into_iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let ty = a.ty;
+            let expr = build(first_value_udaf().call(vec![a.expr]).null_treatment(NullTreatment::IgnoreNulls))?;
+            let default_name = match (name, nm(i)) {
+                ("any", Some(c)) => format!("any_{c}"),
+                ("any", None) => "any_".to_string(),
+                (_, Some(c)) => c,
+                (_, None) => format!("any_arg{i}"),
+            };
+            Ok(AggregateLowering { expr, ty, default_name })
+        })
+        .collect()
+}
+
+/// `arg_max(by, c1, c2, ...)` / `arg_min(...)`: the extreme of `by`, then the other columns of
+/// a row holding it.
+pub(super) fn lower_arg_extreme(name: &str, mut args: Vec<TypedExpr>, arg_names: Vec<Option<String>>) -> Result<Vec<AggregateLowering>> {
+    let nm = |i: usize| arg_names.get(i).cloned().flatten();
+    let by = args.remove(0);
+    orderable(&by, name)?;
+    let max = name == "arg_max";
+    let f = if max { max_udaf() } else { min_udaf() };
+    let mut out = vec![AggregateLowering {
+        expr: f.call(vec![by.expr.clone()]),
+        ty: by.ty,
+        default_name: nm(0).unwrap_or_else(|| if max { "max_".into() } else { "min_".into() }),
+    }];
+    for (i, a) in args.into_iter().enumerate() {
+        // Nulls last: the row with the extreme value, or (when every value is null) a row of
+        // the group all the same, as Kusto does.
+        let sort = SortExpr::new(by.expr.clone(), !max, false);
+        let expr = build(first_value_udaf().call(vec![a.expr]).order_by(vec![sort]))?;
+        out.push(AggregateLowering { expr, ty: a.ty, default_name: nm(i + 1).unwrap_or_else(|| format!("{name}_arg{}", i + 1)) });
+    }
+    Ok(out)
 }
 
 // ---------- make_list / make_set / make_bag ----------

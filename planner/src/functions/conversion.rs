@@ -9,14 +9,14 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{Expr, lit};
 use serde_json::Value as Json;
-
-use super::TypedExpr;
-use super::udf::{RowState, f64_to_i64, row_call, sv_str};
+use super::{FunctionContext, TypedExpr};
+use super::udf::{RowState, f64_to_i64, row_call, s_str, sv_i64, sv_str};
 use crate::error::{PlanError, Result};
 use crate::types::{DECIMAL_SCALE, KqlType};
 
 /// 100-ns ticks between 0001-01-01 and the Unix epoch.
 pub(crate) const TICKS_TO_UNIX_EPOCH: i64 = 621_355_968_000_000_000;
+
 pub(crate) const DEC_ONE: i128 = 10_000_000_000; // 10^DECIMAL_SCALE
 
 /// A KQL value detached from its Arrow carrier.
@@ -250,6 +250,7 @@ pub(crate) fn datetime_out_of_range(s: &str) -> bool {
 
 /// The earliest datetime Kustodian holds (`i64::MIN` nanoseconds since 1970), as Kusto prints it.
 pub(crate) const MIN_DATETIME: &str = "1677-09-21T00:12:43.1452242Z";
+
 /// The latest datetime Kustodian holds (`i64::MAX` nanoseconds since 1970), as Kusto prints it.
 pub(crate) const MAX_DATETIME: &str = "2262-04-11T23:47:16.8547758Z";
 
@@ -537,6 +538,7 @@ pub fn lower_parse_json(e: TypedExpr) -> TypedExpr {
 fn cast(e: Expr, dt: DataType) -> Expr {
     Expr::Cast(datafusion::logical_expr::Cast::new(Box::new(e), dt))
 }
+
 fn try_cast(e: Expr, dt: DataType) -> Expr {
     Expr::TryCast(datafusion::logical_expr::TryCast::new(Box::new(e), dt))
 }
@@ -563,33 +565,100 @@ pub fn lower_cast(e: TypedExpr, to: KqlType) -> Result<TypedExpr> {
     Ok(TypedExpr::new(expr, to))
 }
 
-/// Scalar functions of the `to*` family.
-pub(crate) fn lower_conversion_fn(name: &str, mut args: Vec<TypedExpr>) -> Option<Result<TypedExpr>> {
-    let to = match name {
+/// The type a conversion function (`tolong`, `toreal`/`todouble`, `todynamic`/`parse_json`...)
+/// converts to.
+fn conversion_target(name: &str) -> Option<KqlType> {
+    Some(match name {
         "tolong" => KqlType::Long,
         "toint" => KqlType::Int,
         "toreal" | "todouble" => KqlType::Real,
         "tostring" => KqlType::String,
         "tobool" | "toboolean" => KqlType::Bool,
-        "todatetime" => KqlType::Datetime,
+        "todatetime" | "todate" => KqlType::Datetime,
         "totimespan" | "totime" => KqlType::Timespan,
         "todecimal" => KqlType::Decimal,
         "toguid" => KqlType::Guid,
-        "todynamic" | "toobject" | "parse_json" => KqlType::Dynamic,
+        "todynamic" | "toobject" | "parse_json" | "parsejson" => KqlType::Dynamic,
         _ => return None,
-    };
-    if args.len() != 1 {
-        return Some(Err(PlanError::semantic(format!("function '{name}' expects 1 argument, got {}", args.len()))));
-    }
+    })
+}
+
+/// The conversion functions (one argument): `tolong(x)`, `tostring(x)`, `parse_json(x)`...
+pub(super) fn lower_to(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let to = conversion_target(name).ok_or_else(|| PlanError::Internal(format!("'{name}' converts to no type")))?;
     let a = args.remove(0);
     if to == KqlType::Dynamic {
-        return Some(Ok(lower_parse_json(a)));
+        return Ok(lower_parse_json(a));
     }
     if to == KqlType::String && a.ty != KqlType::String {
         // tostring never yields null
-        return Some(Ok(convert_call(a, KqlType::String, false)));
+        return Ok(convert_call(a, KqlType::String, false));
     }
-    Some(lower_cast(a, to))
+    lower_cast(a, to)
+}
+
+/// A row-function call returning a string.
+fn string_call(name: &str, f: super::udf::RowFn, args: Vec<Expr>) -> TypedExpr {
+    TypedExpr::new(row_call(name, KqlType::String.arrow_type(), f, args), KqlType::String)
+}
+
+/// A numeric (or dynamic) argument as a long.
+fn long_arg(a: TypedExpr, fname: &str) -> Result<Expr> {
+    if !(a.ty.is_numeric() || a.ty == KqlType::Dynamic) {
+        return Err(PlanError::semantic(format!("function '{fname}' expects a numeric argument, got {}", a.ty)));
+    }
+    Ok(lower_cast(a, KqlType::Long)?.expr)
+}
+
+fn gettype_dyn_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let t = match args.first().map(|v| v_of(v, KqlType::Dynamic)) {
+        Some(super::conversion::V::Json(j)) => match j {
+            Json::Array(_) => "array",
+            Json::Object(_) => "dictionary",
+            Json::String(_) => "string",
+            Json::Bool(_) => "bool",
+            Json::Number(n) if n.is_f64() => "real",
+            Json::Number(_) => "long",
+            Json::Null => "null",
+        },
+        _ => "null",
+    };
+    s_str(Some(t.to_string()))
+}
+
+fn tohex_int_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let Some(x) = args.first().and_then(sv_i64) else { return s_str(None) };
+    let w = args.get(1).and_then(sv_i64).unwrap_or(0).clamp(0, 64) as usize;
+    s_str(Some(format!("{:0w$x}", x as i32 as u32, w = w)))
+}
+
+fn tohex_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let Some(x) = args.first().and_then(sv_i64) else { return s_str(None) };
+    let w = args.get(1).and_then(sv_i64).unwrap_or(0).clamp(0, 64) as usize;
+    s_str(Some(format!("{:0w$x}", x as u64, w = w)))
+}
+
+/// `gettype(x)`: a constant for a value of a fixed type, computed per row for a dynamic one.
+pub(super) fn lower_gettype(_: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let a = args.remove(0);
+    if a.ty == KqlType::Dynamic {
+        return Ok(string_call("gettype", gettype_dyn_row, vec![a.expr]));
+    }
+    let tn = match a.ty {
+        KqlType::Timespan => "timespan",
+        t => t.name(),
+    };
+    Ok(TypedExpr::new(lit(tn), KqlType::String))
+}
+
+pub(super) fn lower_tohex(name: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    // An int is printed as 32 bits (two's complement), a long as 64.
+    let int = args.first().is_some_and(|a| a.ty == KqlType::Int);
+    let mut a = Vec::new();
+    for x in args {
+        a.push(long_arg(x, name)?);
+    }
+    Ok(if int { string_call("tohex_int", tohex_int_row, a) } else { string_call("tohex", tohex_row, a) })
 }
 
 #[cfg(test)]

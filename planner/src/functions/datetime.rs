@@ -4,21 +4,14 @@
 use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, NaiveDateTime, Timelike, Utc};
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{Expr, lit};
+use kustodian_parser::ast::BinaryOp;
 
 use super::conversion::{dt_of_nanos, lower_cast};
-use super::operators::{BinaryOp, lower_binary};
+use super::operators::lower_binary;
 use super::udf::{RowState, f64_to_i64, row_call, s_dur, s_i32, s_i64, s_str, s_ts, sv_f64, sv_i64, sv_str_or_empty};
-use super::{FunctionContext, TypedExpr, arity};
+use super::{FunctionContext, TypedExpr};
 use crate::error::{PlanError, Result};
 use crate::types::KqlType;
-
-pub(crate) const NAMES: &[&str] = &[
-    "now", "ago", "datetime_add", "datetime_diff", "datetime_part", "startofday", "startofweek", "startofmonth",
-    "startofyear", "endofday", "endofweek", "endofmonth", "endofyear", "dayofweek", "dayofmonth", "dayofyear",
-    "getyear", "getmonth", "monthofyear", "weekofyear", "week_of_year", "hourofday", "unixtime_seconds_todatetime",
-    "unixtime_milliseconds_todatetime", "unixtime_microseconds_todatetime", "unixtime_nanoseconds_todatetime",
-    "make_datetime", "make_timespan", "format_datetime", "format_timespan",
-];
 
 const NS_DAY: i64 = 86_400_000_000_000;
 
@@ -320,137 +313,132 @@ fn ts(name: &str, f: super::udf::RowFn, a: Vec<Expr>) -> TypedExpr {
     TypedExpr::new(row_call(name, KqlType::Datetime.arrow_type(), f, a), KqlType::Datetime)
 }
 
-/// Datetime functions (`name` is one of [`NAMES`]).
-#[allow(clippy::too_many_lines)]
-pub(crate) fn lower_datetime_fn(name: &str, mut args: Vec<TypedExpr>, ctx: &FunctionContext) -> Result<TypedExpr> {
-    use KqlType::*;
-    let n = args.len();
-    let now = || TypedExpr::new(lit(ScalarValue::TimestampNanosecond(Some(ctx.now()), None)), Datetime);
-    match name {
-        "now" => {
-            arity(name, n, 0, 1)?;
-            match args.pop() {
-                None => Ok(now()),
-                Some(off) => lower_binary(BinaryOp::Add, now(), off),
-            }
-        }
-        "ago" => {
-            arity(name, n, 1, 1)?;
-            let a = args.remove(0);
-            if a.ty != Timespan {
-                return Err(PlanError::semantic(format!("function 'ago' expects a timespan argument, got {}", a.ty)));
-            }
-            lower_binary(BinaryOp::Sub, now(), a)
-        }
-        "startofday" | "startofweek" | "startofmonth" | "startofyear" | "endofday" | "endofweek" | "endofmonth"
-        | "endofyear" => {
-            arity(name, n, 1, 2)?;
-            let unit: i64 = if name.ends_with("day") {
-                0
-            } else if name.ends_with("week") {
-                1
-            } else if name.ends_with("month") {
-                2
-            } else {
-                3
-            };
-            let end: i64 = i64::from(name.starts_with("end"));
-            let d = expect(args.remove(0), Datetime, name)?;
-            let mut a = vec![d, lit(unit), lit(end)];
-            if let Some(o) = args.pop() {
-                a.push(expect(o, Long, name)?);
-            }
-            Ok(ts("start_of", start_row, a))
-        }
-        "datetime_part" => {
-            arity(name, n, 2, 2)?;
-            part_literal(&args[0], name, PART_PARTS)?;
-            let p = lower_cast(args.remove(0), String)?.expr;
-            let d = expect(args.remove(0), Datetime, name)?;
-            Ok(TypedExpr::new(row_call("datetime_part", Int.arrow_type(), part_row, vec![p, d]), Int))
-        }
-        "getyear" | "getmonth" | "monthofyear" | "dayofmonth" | "dayofyear" | "hourofday" | "weekofyear"
-        | "week_of_year" => {
-            arity(name, n, 1, 1)?;
-            let part = match name {
-                "getyear" => "year",
-                "getmonth" | "monthofyear" => "month",
-                "dayofmonth" => "day",
-                "dayofyear" => "dayofyear",
-                "hourofday" => "hour",
-                _ => "week_of_year",
-            };
-            let d = expect(args.remove(0), Datetime, name)?;
-            Ok(TypedExpr::new(row_call("datetime_part", Int.arrow_type(), part_row, vec![lit(part), d]), Int))
-        }
-        "dayofweek" => {
-            arity(name, n, 1, 1)?;
-            let d = expect(args.remove(0), Datetime, name)?;
-            Ok(TypedExpr::new(row_call("dayofweek", Timespan.arrow_type(), dayofweek_row, vec![d]), Timespan))
-        }
-        "datetime_add" => {
-            arity(name, n, 3, 3)?;
-            part_literal(&args[0], name, ADD_PARTS)?;
-            let p = lower_cast(args.remove(0), String)?.expr;
-            let k = expect(args.remove(0), Long, name)?;
-            let d = expect(args.remove(0), Datetime, name)?;
-            Ok(ts("datetime_add", add_row, vec![p, k, d]))
-        }
-        "datetime_diff" => {
-            arity(name, n, 3, 3)?;
-            part_literal(&args[0], name, ADD_PARTS)?;
-            let p = lower_cast(args.remove(0), String)?.expr;
-            let a = expect(args.remove(0), Datetime, name)?;
-            let b = expect(args.remove(0), Datetime, name)?;
-            Ok(TypedExpr::new(row_call("datetime_diff", Long.arrow_type(), diff_row, vec![p, a, b]), Long))
-        }
-        "unixtime_seconds_todatetime"
-        | "unixtime_milliseconds_todatetime"
-        | "unixtime_microseconds_todatetime"
-        | "unixtime_nanoseconds_todatetime" => {
-            arity(name, n, 1, 1)?;
-            let unit: i64 = match name {
-                "unixtime_seconds_todatetime" => 1_000_000_000,
-                "unixtime_milliseconds_todatetime" => 1_000_000,
-                "unixtime_microseconds_todatetime" => 1_000,
-                _ => 1,
-            };
-            let a = args.remove(0);
-            let a = match a.ty {
-                Int | Decimal => lower_cast(a, Long)?,
-                Dynamic => lower_cast(a, Real)?,
-                Long | Real => a,
-                t => return Err(PlanError::semantic(format!("function '{name}' expects a numeric argument, got {t}"))),
-            };
-            Ok(ts("unixtime", unixtime_row, vec![a.expr, lit(unit)]))
-        }
-        "make_datetime" => {
-            arity(name, n, 3, 6)?;
-            let mut a = Vec::new();
-            for (i, x) in args.into_iter().enumerate() {
-                a.push(expect(x, if i == 5 { Real } else { Long }, name)?);
-            }
-            Ok(ts("make_datetime", make_datetime_row, a))
-        }
-        "make_timespan" => {
-            arity(name, n, 2, 4)?;
-            let a = args.into_iter().map(|x| expect(x, Real, name)).collect::<Result<Vec<_>>>()?;
-            Ok(TypedExpr::new(row_call("make_timespan", Timespan.arrow_type(), make_timespan_row, a), Timespan))
-        }
-        "format_datetime" => {
-            arity(name, n, 2, 2)?;
-            let d = expect(args.remove(0), Datetime, name)?;
-            let f = lower_cast(args.remove(0), String)?.expr;
-            Ok(TypedExpr::new(row_call("format_datetime", String.arrow_type(), format_dt_row, vec![d, f]), String))
-        }
-        "format_timespan" => {
-            arity(name, n, 2, 2)?;
-            let d = expect(args.remove(0), Timespan, name)?;
-            let f = lower_cast(args.remove(0), String)?.expr;
-            Ok(TypedExpr::new(row_call("format_timespan", String.arrow_type(), format_ts_row, vec![d, f]), String))
-        }
-        _ => Err(PlanError::unsupported(format!("function '{name}'"))),
+fn now(ctx: &FunctionContext) -> TypedExpr {
+    TypedExpr::new(lit(ScalarValue::TimestampNanosecond(Some(ctx.now()), None)), KqlType::Datetime)
+}
+
+/// `now([offset])`: the request's instant (one for the whole request).
+pub(super) fn lower_now(_: &str, mut args: Vec<TypedExpr>, ctx: &FunctionContext) -> Result<TypedExpr> {
+    match args.pop() {
+        None => Ok(now(ctx)),
+        Some(off) => lower_binary(BinaryOp::Add, now(ctx), off),
     }
+}
+
+pub(super) fn lower_ago(_: &str, mut args: Vec<TypedExpr>, ctx: &FunctionContext) -> Result<TypedExpr> {
+    let a = args.remove(0);
+    if a.ty != KqlType::Timespan {
+        return Err(PlanError::semantic(format!("function 'ago' expects a timespan argument, got {}", a.ty)));
+    }
+    lower_binary(BinaryOp::Sub, now(ctx), a)
+}
+
+/// `startofday`...`startofyear` and `endofday`...`endofyear`, with an optional offset.
+pub(super) fn lower_start_end_of(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let unit: i64 = if name.ends_with("day") {
+        0
+    } else if name.ends_with("week") {
+        1
+    } else if name.ends_with("month") {
+        2
+    } else {
+        3
+    };
+    let end: i64 = i64::from(name.starts_with("end"));
+    let d = expect(args.remove(0), KqlType::Datetime, name)?;
+    let mut a = vec![d, lit(unit), lit(end)];
+    if let Some(o) = args.pop() {
+        a.push(expect(o, KqlType::Long, name)?);
+    }
+    Ok(ts("start_of", start_row, a))
+}
+
+/// `datetime_part(part, datetime)` (alias `datepart`).
+pub(super) fn lower_datetime_part(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    part_literal(&args[0], name, PART_PARTS)?;
+    let p = lower_cast(args.remove(0), KqlType::String)?.expr;
+    let d = expect(args.remove(0), KqlType::Datetime, name)?;
+    Ok(TypedExpr::new(row_call("datetime_part", KqlType::Int.arrow_type(), part_row, vec![p, d]), KqlType::Int))
+}
+
+/// `getyear`, `getmonth`/`monthofyear`, `dayofmonth`, `dayofyear`, `hourofday`,
+/// `weekofyear`/`week_of_year`: one part of a datetime.
+pub(super) fn lower_part_of(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let part = match name {
+        "getyear" => "year",
+        "getmonth" | "monthofyear" => "month",
+        "dayofmonth" => "day",
+        "dayofyear" => "dayofyear",
+        "hourofday" => "hour",
+        _ => "week_of_year",
+    };
+    let d = expect(args.remove(0), KqlType::Datetime, name)?;
+    Ok(TypedExpr::new(row_call("datetime_part", KqlType::Int.arrow_type(), part_row, vec![lit(part), d]), KqlType::Int))
+}
+
+pub(super) fn lower_dayofweek(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let d = expect(args.remove(0), KqlType::Datetime, name)?;
+    Ok(TypedExpr::new(row_call("dayofweek", KqlType::Timespan.arrow_type(), dayofweek_row, vec![d]), KqlType::Timespan))
+}
+
+pub(super) fn lower_datetime_add(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    part_literal(&args[0], name, ADD_PARTS)?;
+    let p = lower_cast(args.remove(0), KqlType::String)?.expr;
+    let k = expect(args.remove(0), KqlType::Long, name)?;
+    let d = expect(args.remove(0), KqlType::Datetime, name)?;
+    Ok(ts("datetime_add", add_row, vec![p, k, d]))
+}
+
+pub(super) fn lower_datetime_diff(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    part_literal(&args[0], name, ADD_PARTS)?;
+    let p = lower_cast(args.remove(0), KqlType::String)?.expr;
+    let a = expect(args.remove(0), KqlType::Datetime, name)?;
+    let b = expect(args.remove(0), KqlType::Datetime, name)?;
+    Ok(TypedExpr::new(row_call("datetime_diff", KqlType::Long.arrow_type(), diff_row, vec![p, a, b]), KqlType::Long))
+}
+
+/// `unixtime_{seconds,milliseconds,microseconds,nanoseconds}_todatetime`.
+pub(super) fn lower_unixtime(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    let unit: i64 = match name {
+        "unixtime_seconds_todatetime" => 1_000_000_000,
+        "unixtime_milliseconds_todatetime" => 1_000_000,
+        "unixtime_microseconds_todatetime" => 1_000,
+        _ => 1,
+    };
+    let a = args.remove(0);
+    let a = match a.ty {
+        Int | Decimal => lower_cast(a, Long)?,
+        Dynamic => lower_cast(a, Real)?,
+        Long | Real => a,
+        t => return Err(PlanError::semantic(format!("function '{name}' expects a numeric argument, got {t}"))),
+    };
+    Ok(ts("unixtime", unixtime_row, vec![a.expr, lit(unit)]))
+}
+
+pub(super) fn lower_make_datetime(name: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let mut a = Vec::new();
+    for (i, x) in args.into_iter().enumerate() {
+        a.push(expect(x, if i == 5 { KqlType::Real } else { KqlType::Long }, name)?);
+    }
+    Ok(ts("make_datetime", make_datetime_row, a))
+}
+
+pub(super) fn lower_make_timespan(name: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let a = args.into_iter().map(|x| expect(x, KqlType::Real, name)).collect::<Result<Vec<_>>>()?;
+    Ok(TypedExpr::new(row_call("make_timespan", KqlType::Timespan.arrow_type(), make_timespan_row, a), KqlType::Timespan))
+}
+
+pub(super) fn lower_format_datetime(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let d = expect(args.remove(0), KqlType::Datetime, name)?;
+    let f = lower_cast(args.remove(0), KqlType::String)?.expr;
+    Ok(TypedExpr::new(row_call("format_datetime", KqlType::String.arrow_type(), format_dt_row, vec![d, f]), KqlType::String))
+}
+
+pub(super) fn lower_format_timespan(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let d = expect(args.remove(0), KqlType::Timespan, name)?;
+    let f = lower_cast(args.remove(0), KqlType::String)?.expr;
+    Ok(TypedExpr::new(row_call("format_timespan", KqlType::String.arrow_type(), format_ts_row, vec![d, f]), KqlType::String))
 }
 
 #[cfg(test)]

@@ -2,17 +2,12 @@
 
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{Expr, lit};
-
 use super::conversion::{DEC_ONE, lower_cast};
-use super::udf::{RowState, row_call, s_bool, s_dur, s_f64, s_i64, s_ts, sv_f64, sv_i64};
-use super::{TypedExpr, arity};
+use super::args::{arg_i64, integers, real, typed};
+use super::udf::{RowFn, RowState, row_call, s_bool, s_dur, s_f64, s_i64, s_ts, sv_f64, sv_i64};
+use super::{FunctionContext, TypedExpr};
 use crate::error::{PlanError, Result};
 use crate::types::KqlType;
-
-pub(crate) const NAMES: &[&str] = &[
-    "abs", "round", "floor", "bin", "bin_at", "ceiling", "sqrt", "pow", "exp", "exp2", "exp10", "log", "log2",
-    "log10", "sign", "pi", "isnan", "isinf", "isfinite",
-];
 
 /// 0001-01-01 in Unix nanoseconds (as i128; out of i64 range). Datetime bins align to it.
 const NANOS_0001: i128 = -62_135_596_800_000_000_000;
@@ -23,11 +18,6 @@ fn numeric(a: &TypedExpr, f: &str) -> Result<()> {
     } else {
         Err(PlanError::semantic(format!("function '{f}' expects a numeric argument, got {}", a.ty)))
     }
-}
-
-fn real(a: TypedExpr, f: &str) -> Result<Expr> {
-    numeric(&a, f)?;
-    Ok(lower_cast(a, KqlType::Real)?.expr)
 }
 
 fn real_fn(name: &str, f: super::udf::RowFn, args: Vec<Expr>) -> TypedExpr {
@@ -42,13 +32,21 @@ macro_rules! unary_real {
         }
     };
 }
+
 unary_real!(sqrt_row, f64::sqrt);
+
 unary_real!(exp_row, f64::exp);
+
 unary_real!(exp2_row, f64::exp2);
+
 unary_real!(exp10_row, |x| 10f64.powf(x));
+
 unary_real!(log_row, f64::ln);
+
 unary_real!(log2_row, f64::log2);
+
 unary_real!(log10_row, f64::log10);
+
 unary_real!(sign_row, |x| if x > 0.0 {
     1.0
 } else if x < 0.0 {
@@ -180,14 +178,9 @@ fn bin_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
     }
 }
 
-fn lower_bin(name: &str, mut args: Vec<TypedExpr>) -> Result<TypedExpr> {
+/// `bin(value, size)` (alias `floor`) and `bin_at(value, size, fixed_point)`.
+pub(super) fn lower_bin(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
     use KqlType::*;
-    let n = args.len();
-    if name == "bin_at" {
-        arity(name, n, 3, 3)?;
-    } else {
-        arity(name, n, 2, 2)?;
-    }
     let v = args.remove(0);
     let size = args.remove(0);
     let at = args.pop();
@@ -223,77 +216,257 @@ fn lower_bin(name: &str, mut args: Vec<TypedExpr>) -> Result<TypedExpr> {
     Ok(TypedExpr::new(row_call("bin", ty.arrow_type(), bin_row, a), ty))
 }
 
-/// Math functions (`name` is one of [`NAMES`]).
-pub(crate) fn lower_math_fn(name: &str, mut args: Vec<TypedExpr>) -> Result<TypedExpr> {
-    use KqlType::*;
-    let n = args.len();
-    let unary = |f: super::udf::RowFn, args: Vec<TypedExpr>| -> Result<TypedExpr> {
-        arity(name, n, 1, 1)?;
-        let a = args.into_iter().map(|a| real(a, name)).collect::<Result<Vec<_>>>()?;
-        Ok(real_fn(name, f, a))
+/// `sqrt`, `exp`, `exp2`, `exp10`, `log`, `log2`, `log10`, `sign`: one real to a real.
+pub(super) fn lower_unary_real(name: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let f: super::udf::RowFn = match name {
+        "sqrt" => sqrt_row,
+        "exp" => exp_row,
+        "exp2" => exp2_row,
+        "exp10" => exp10_row,
+        "log" => log_row,
+        "log2" => log2_row,
+        "log10" => log10_row,
+        "sign" => sign_row,
+        _ => return Err(PlanError::Internal(format!("'{name}' is no unary real function"))),
     };
-    match name {
-        "sqrt" => unary(sqrt_row, args),
-        "exp" => unary(exp_row, args),
-        "exp2" => unary(exp2_row, args),
-        "exp10" => unary(exp10_row, args),
-        "log" => unary(log_row, args),
-        "log2" => unary(log2_row, args),
-        "log10" => unary(log10_row, args),
-        "sign" => unary(sign_row, args),
-        "pow" => {
-            arity(name, n, 2, 2)?;
-            let a = args.into_iter().map(|a| real(a, name)).collect::<Result<Vec<_>>>()?;
-            Ok(real_fn(name, pow_row, a))
-        }
-        "pi" => {
-            arity(name, n, 0, 0)?;
-            Ok(TypedExpr::new(lit(std::f64::consts::PI), Real))
-        }
-        "isnan" | "isinf" | "isfinite" => {
-            arity(name, n, 1, 1)?;
-            let k: i64 = match name {
-                "isnan" => 0,
-                "isinf" => 1,
-                _ => 2,
-            };
-            let a = real(args.remove(0), name)?;
-            Ok(TypedExpr::new(row_call("fclass", Bool.arrow_type(), fclass_row, vec![a, lit(k)]), Bool))
-        }
-        "abs" | "ceiling" => {
-            arity(name, n, 1, 1)?;
-            let a = args.remove(0);
-            let a = match a.ty {
-                Int => lower_cast(a, Long)?,
-                Dynamic => lower_cast(a, Real)?,
-                Long | Real | Decimal => a,
-                Timespan if name == "abs" => a,
-                t => return Err(PlanError::semantic(format!("function '{name}' expects a numeric argument, got {t}"))),
-            };
-            let ty = a.ty;
-            let f = if name == "abs" { abs_row } else { ceiling_row };
-            Ok(TypedExpr::new(row_call(name, ty.arrow_type(), f, vec![a.expr]), ty))
-        }
-        "round" => {
-            arity(name, n, 1, 2)?;
-            let a = args.remove(0);
-            let a = match a.ty {
-                Int => lower_cast(a, Long)?,
-                Dynamic => lower_cast(a, Real)?,
-                Long | Real | Decimal => a,
-                t => return Err(PlanError::semantic(format!("function 'round' expects a numeric argument, got {t}"))),
-            };
-            let ty = a.ty;
-            let mut v = vec![a.expr];
-            if let Some(p) = args.pop() {
-                numeric(&p, name)?;
-                v.push(lower_cast(p, Long)?.expr);
-            }
-            Ok(TypedExpr::new(row_call("round", ty.arrow_type(), round_row, v), ty))
-        }
-        "floor" | "bin" | "bin_at" => lower_bin(name, args),
-        _ => Err(PlanError::unsupported(format!("function '{name}'"))),
+    let a = args.into_iter().map(|a| real(a, name)).collect::<Result<Vec<_>>>()?;
+    Ok(real_fn(name, f, a))
+}
+
+pub(super) fn lower_pow(name: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let a = args.into_iter().map(|a| real(a, name)).collect::<Result<Vec<_>>>()?;
+    Ok(real_fn(name, pow_row, a))
+}
+
+pub(super) fn lower_pi(_: &str, _: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    Ok(TypedExpr::new(lit(std::f64::consts::PI), KqlType::Real))
+}
+
+/// `isnan`, `isinf`, `isfinite`.
+pub(super) fn lower_fclass(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let k: i64 = match name {
+        "isnan" => 0,
+        "isinf" => 1,
+        _ => 2,
+    };
+    let a = real(args.remove(0), name)?;
+    Ok(TypedExpr::new(row_call("fclass", KqlType::Bool.arrow_type(), fclass_row, vec![a, lit(k)]), KqlType::Bool))
+}
+
+/// `abs` and `ceiling`: the result keeps the argument's numeric type (`abs` of a timespan too).
+pub(super) fn lower_abs_ceiling(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    let a = args.remove(0);
+    let a = match a.ty {
+        Int => lower_cast(a, Long)?,
+        Dynamic => lower_cast(a, Real)?,
+        Long | Real | Decimal => a,
+        Timespan if name == "abs" => a,
+        t => return Err(PlanError::semantic(format!("function '{name}' expects a numeric argument, got {t}"))),
+    };
+    let ty = a.ty;
+    let f = if name == "abs" { abs_row } else { ceiling_row };
+    Ok(TypedExpr::new(row_call(name, ty.arrow_type(), f, vec![a.expr]), ty))
+}
+
+pub(super) fn lower_round(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    let a = args.remove(0);
+    let a = match a.ty {
+        Int => lower_cast(a, Long)?,
+        Dynamic => lower_cast(a, Real)?,
+        Long | Real | Decimal => a,
+        t => return Err(PlanError::semantic(format!("function 'round' expects a numeric argument, got {t}"))),
+    };
+    let ty = a.ty;
+    let mut v = vec![a.expr];
+    if let Some(p) = args.pop() {
+        numeric(&p, name)?;
+        v.push(lower_cast(p, Long)?.expr);
     }
+    Ok(TypedExpr::new(row_call("round", ty.arrow_type(), round_row, v), ty))
+}
+
+fn unary_f64(args: &[ScalarValue], op: fn(f64) -> f64) -> ScalarValue {
+    s_f64(args.first().and_then(sv_f64).map(op))
+}
+
+fn cos_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    unary_f64(a, f64::cos)
+}
+
+fn sin_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    unary_f64(a, f64::sin)
+}
+
+fn tan_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    unary_f64(a, f64::tan)
+}
+
+fn acos_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    unary_f64(a, f64::acos)
+}
+
+fn asin_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    unary_f64(a, f64::asin)
+}
+
+fn atan_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    unary_f64(a, f64::atan)
+}
+
+fn cot_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    unary_f64(a, |x| 1.0 / x.tan())
+}
+
+fn degrees_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    unary_f64(a, f64::to_degrees)
+}
+
+fn radians_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    unary_f64(a, f64::to_radians)
+}
+
+fn atan2_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    // Kusto: atan2(y, x).
+    match (a.first().and_then(sv_f64), a.get(1).and_then(sv_f64)) {
+        (Some(y), Some(x)) => s_f64(Some(y.atan2(x))),
+        _ => s_f64(None),
+    }
+}
+
+/// Γ(x) by the Lanczos approximation (g = 7), with reflection below 1/2.
+fn gamma(x: f64) -> f64 {
+    const G: f64 = 7.0;
+    const C: [f64; 9] = [
+        0.999_999_999_999_809_9,
+        676.520_368_121_885_1,
+        -1_259.139_216_722_402_8,
+        771.323_428_777_653_1,
+        -176.615_029_162_140_6,
+        12.507_343_278_686_905,
+        -0.138_571_095_265_720_12,
+        9.984_369_578_019_572e-6,
+        1.505_632_735_149_311_6e-7,
+    ];
+    if x < 0.5 {
+        return std::f64::consts::PI / ((std::f64::consts::PI * x).sin() * gamma(1.0 - x));
+    }
+    if x.fract() == 0.0 && x <= 171.0 {
+        // exact factorials
+        return (1..x as u64).fold(1.0, |acc, k| acc * k as f64);
+    }
+    let x = x - 1.0;
+    let mut s = C[0];
+    for (i, c) in C.iter().enumerate().skip(1) {
+        s += c / (x + i as f64);
+    }
+    let t = x + G + 0.5;
+    (2.0 * std::f64::consts::PI).sqrt() * t.powf(x + 0.5) * (-t).exp() * s
+}
+
+/// ln |Γ(x)|.
+fn loggamma(x: f64) -> f64 {
+    if x < 0.5 {
+        let s = (std::f64::consts::PI * x).sin().abs();
+        return std::f64::consts::PI.ln() - s.ln() - loggamma(1.0 - x);
+    }
+    if x < 100.0 {
+        return gamma(x).abs().ln();
+    }
+    // Stirling series
+    let x2 = x * x;
+    (x - 0.5) * x.ln() - x + 0.5 * (2.0 * std::f64::consts::PI).ln() + 1.0 / (12.0 * x) - 1.0 / (360.0 * x * x2)
+        + 1.0 / (1260.0 * x2 * x2 * x)
+}
+
+fn finite(x: f64) -> Option<f64> {
+    if x.is_nan() { None } else { Some(x) }
+}
+
+fn gamma_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    s_f64(a.first().and_then(sv_f64).and_then(|x| {
+        if x <= 0.0 && x.fract() == 0.0 { None } else { finite(gamma(x)) }
+    }))
+}
+
+fn loggamma_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    s_f64(a.first().and_then(sv_f64).and_then(|x| {
+        if x <= 0.0 && x.fract() == 0.0 { None } else { finite(loggamma(x)) }
+    }))
+}
+
+fn popcount_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    s_i64(arg_i64(a, 0).map(|x| i64::from(x.count_ones())))
+}
+
+/// `[op, a, b]`: 0 and, 1 or, 2 xor, 3 not, 4 shift left, 5 shift right.
+fn binary_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let (Some(op), Some(x)) = (arg_i64(a, 0), arg_i64(a, 1)) else { return s_i64(None) };
+    if op == 3 {
+        return s_i64(Some(!x));
+    }
+    let Some(y) = arg_i64(a, 2) else { return s_i64(None) };
+    s_i64(match op {
+        0 => Some(x & y),
+        1 => Some(x | y),
+        2 => Some(x ^ y),
+        4 => u32::try_from(y).ok().filter(|s| *s < 64).map(|s| x << s),
+        5 => u32::try_from(y).ok().filter(|s| *s < 64).map(|s| x >> s),
+        _ => None,
+    })
+}
+
+/// `cos`, `sin`, `tan`, `acos`, `asin`, `atan`, `cot`, `degrees`, `radians`: one real to a real.
+pub(super) fn lower_trig(name: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let f: RowFn = match name {
+        "cos" => cos_row,
+        "sin" => sin_row,
+        "tan" => tan_row,
+        "acos" => acos_row,
+        "asin" => asin_row,
+        "atan" => atan_row,
+        "cot" => cot_row,
+        "degrees" => degrees_row,
+        "radians" => radians_row,
+        _ => return Err(PlanError::Internal(format!("'{name}' is no trigonometric function"))),
+    };
+    let a = args.into_iter().map(|a| real(a, name)).collect::<Result<Vec<_>>>()?;
+    Ok(typed(name, KqlType::Real, f, a))
+}
+
+pub(super) fn lower_atan2(name: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let a = args.into_iter().map(|a| real(a, name)).collect::<Result<Vec<_>>>()?;
+    Ok(typed(name, KqlType::Real, atan2_row, a))
+}
+
+/// `gamma` and `loggamma`.
+pub(super) fn lower_gamma(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    let a = vec![real(args.remove(0), name)?];
+    Ok(typed(name, Real, if name == "gamma" { gamma_row } else { loggamma_row }, a))
+}
+
+pub(super) fn lower_bitset_count_ones(name: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    Ok(typed("bitset_count_ones", Long, popcount_row, integers(args, name)?))
+}
+
+/// `binary_and`, `binary_or`, `binary_xor`, `binary_not`, `binary_shift_left`,
+/// `binary_shift_right`.
+pub(super) fn lower_binary_op(name: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    let op = match name {
+        "binary_and" => 0i64,
+        "binary_or" => 1,
+        "binary_xor" => 2,
+        "binary_not" => 3,
+        "binary_shift_left" => 4,
+        _ => 5,
+    };
+    let mut a = vec![lit(op)];
+    a.extend(integers(args, name)?);
+    Ok(typed("binary_op", Long, binary_row, a))
 }
 
 #[cfg(test)]
@@ -311,5 +484,12 @@ mod tests {
         assert_eq!(round_half_away(2.5, 0), 3.0);
         assert_eq!(round_half_away(-2.5, 0), -3.0);
         assert_eq!(round_half_away(2.15, 1), 2.2);
+    }
+
+    #[test]
+    fn gamma_values() {
+        assert!((gamma(5.0) - 24.0).abs() < 1e-9);
+        assert!((gamma(0.5) - std::f64::consts::PI.sqrt()).abs() < 1e-12);
+        assert!((loggamma(10.0) - 362_880f64.ln()).abs() < 1e-9);
     }
 }

@@ -1,4 +1,5 @@
-//! KQL binary and unary operators, `in`, `has_any`/`has_all` and `between`.
+//! KQL binary and unary operators, `in`, `has_any`/`has_all` and `between`. Binary operators
+//! are the parser's `ast::BinaryOp`, lowered as they are written (`<>` as `!=`).
 //!
 //! Kusto semantics kept here: integer division/modulo by zero yields null; overflow wraps
 //! (`+ - *` on longs) or yields null (everything computed in a KQL UDF); `==` of a null and a
@@ -7,6 +8,7 @@
 
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{Expr, Operator, binary_expr, lit, when};
+use kustodian_parser::ast::BinaryOp;
 use serde_json::Value as Json;
 
 use super::conversion::{lower_cast, v_of};
@@ -18,134 +20,38 @@ use super::{TypedExpr, terms};
 use crate::error::{PlanError, Result};
 use crate::types::KqlType;
 
-/// Binary operators of KQL on typed operands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum BinaryOp {
-    Add,
-    Sub,
-    Mul,
-    Div,
-    Mod,
-    Eq,
-    NotEq,
-    Lt,
-    LtEq,
-    Gt,
-    GtEq,
-    And,
-    Or,
-    /// `=~`
-    EqTilde,
-    /// `!~`
-    NotEqTilde,
-    Has,
-    NotHas,
-    HasCs,
-    NotHasCs,
-    HasPrefix,
-    NotHasPrefix,
-    HasPrefixCs,
-    NotHasPrefixCs,
-    HasSuffix,
-    NotHasSuffix,
-    HasSuffixCs,
-    NotHasSuffixCs,
-    Contains,
-    NotContains,
-    ContainsCs,
-    NotContainsCs,
-    StartsWith,
-    NotStartsWith,
-    StartsWithCs,
-    NotStartsWithCs,
-    EndsWith,
-    NotEndsWith,
-    EndsWithCs,
-    NotEndsWithCs,
-    MatchesRegex,
-}
-
-impl BinaryOp {
-    /// The operator as written in KQL.
-    pub fn kql(self) -> &'static str {
-        use BinaryOp::*;
-        match self {
-            Add => "+",
-            Sub => "-",
-            Mul => "*",
-            Div => "/",
-            Mod => "%",
-            Eq => "==",
-            NotEq => "!=",
-            Lt => "<",
-            LtEq => "<=",
-            Gt => ">",
-            GtEq => ">=",
-            And => "and",
-            Or => "or",
-            EqTilde => "=~",
-            NotEqTilde => "!~",
-            Has => "has",
-            NotHas => "!has",
-            HasCs => "has_cs",
-            NotHasCs => "!has_cs",
-            HasPrefix => "hasprefix",
-            NotHasPrefix => "!hasprefix",
-            HasPrefixCs => "hasprefix_cs",
-            NotHasPrefixCs => "!hasprefix_cs",
-            HasSuffix => "hassuffix",
-            NotHasSuffix => "!hassuffix",
-            HasSuffixCs => "hassuffix_cs",
-            NotHasSuffixCs => "!hassuffix_cs",
-            Contains => "contains",
-            NotContains => "!contains",
-            ContainsCs => "contains_cs",
-            NotContainsCs => "!contains_cs",
-            StartsWith => "startswith",
-            NotStartsWith => "!startswith",
-            StartsWithCs => "startswith_cs",
-            NotStartsWithCs => "!startswith_cs",
-            EndsWith => "endswith",
-            NotEndsWith => "!endswith",
-            EndsWithCs => "endswith_cs",
-            NotEndsWithCs => "!endswith_cs",
-            MatchesRegex => "matches regex",
-        }
-    }
-
-    /// The string predicate behind a string operator and whether it is negated.
-    fn string_pred(self) -> Option<(&'static str, terms::PredFn, bool)> {
-        use BinaryOp::*;
-        Some(match self {
-            EqTilde => ("eq_ci", terms::eq_ci, false),
-            NotEqTilde => ("eq_ci", terms::eq_ci, true),
-            Has => ("has", terms::has, false),
-            NotHas => ("has", terms::has, true),
-            HasCs => ("has_cs", terms::has_cs, false),
-            NotHasCs => ("has_cs", terms::has_cs, true),
-            HasPrefix => ("hasprefix", terms::hasprefix, false),
-            NotHasPrefix => ("hasprefix", terms::hasprefix, true),
-            HasPrefixCs => ("hasprefix_cs", terms::hasprefix_cs, false),
-            NotHasPrefixCs => ("hasprefix_cs", terms::hasprefix_cs, true),
-            HasSuffix => ("hassuffix", terms::hassuffix, false),
-            NotHasSuffix => ("hassuffix", terms::hassuffix, true),
-            HasSuffixCs => ("hassuffix_cs", terms::hassuffix_cs, false),
-            NotHasSuffixCs => ("hassuffix_cs", terms::hassuffix_cs, true),
-            Contains => ("contains", terms::contains, false),
-            NotContains => ("contains", terms::contains, true),
-            ContainsCs => ("contains_cs", terms::contains_cs, false),
-            NotContainsCs => ("contains_cs", terms::contains_cs, true),
-            StartsWith => ("startswith", terms::startswith, false),
-            NotStartsWith => ("startswith", terms::startswith, true),
-            StartsWithCs => ("startswith_cs", terms::startswith_cs, false),
-            NotStartsWithCs => ("startswith_cs", terms::startswith_cs, true),
-            EndsWith => ("endswith", terms::endswith, false),
-            NotEndsWith => ("endswith", terms::endswith, true),
-            EndsWithCs => ("endswith_cs", terms::endswith_cs, false),
-            NotEndsWithCs => ("endswith_cs", terms::endswith_cs, true),
-            _ => return None,
-        })
-    }
+/// The string predicate behind a string operator and whether it is negated.
+fn string_pred(op: BinaryOp) -> Option<(&'static str, terms::PredFn, bool)> {
+    use BinaryOp::*;
+    Some(match op {
+        EqTilde => ("eq_ci", terms::eq_ci, false),
+        NotEqTilde => ("eq_ci", terms::eq_ci, true),
+        Has => ("has", terms::has, false),
+        NotHas => ("has", terms::has, true),
+        HasCs => ("has_cs", terms::has_cs, false),
+        NotHasCs => ("has_cs", terms::has_cs, true),
+        HasPrefix => ("hasprefix", terms::hasprefix, false),
+        NotHasPrefix => ("hasprefix", terms::hasprefix, true),
+        HasPrefixCs => ("hasprefix_cs", terms::hasprefix_cs, false),
+        NotHasPrefixCs => ("hasprefix_cs", terms::hasprefix_cs, true),
+        HasSuffix => ("hassuffix", terms::hassuffix, false),
+        NotHasSuffix => ("hassuffix", terms::hassuffix, true),
+        HasSuffixCs => ("hassuffix_cs", terms::hassuffix_cs, false),
+        NotHasSuffixCs => ("hassuffix_cs", terms::hassuffix_cs, true),
+        Contains => ("contains", terms::contains, false),
+        NotContains => ("contains", terms::contains, true),
+        ContainsCs => ("contains_cs", terms::contains_cs, false),
+        NotContainsCs => ("contains_cs", terms::contains_cs, true),
+        StartsWith => ("startswith", terms::startswith, false),
+        NotStartsWith => ("startswith", terms::startswith, true),
+        StartsWithCs => ("startswith_cs", terms::startswith_cs, false),
+        NotStartsWithCs => ("startswith_cs", terms::startswith_cs, true),
+        EndsWith => ("endswith", terms::endswith, false),
+        NotEndsWith => ("endswith", terms::endswith, true),
+        EndsWithCs => ("endswith_cs", terms::endswith_cs, false),
+        NotEndsWithCs => ("endswith_cs", terms::endswith_cs, true),
+        _ => return None,
+    })
 }
 
 fn not_defined(op: &str, l: KqlType, r: KqlType) -> PlanError {
@@ -334,7 +240,7 @@ fn lower_arith(op: BinaryOp, l: TypedExpr, r: TypedExpr) -> Result<TypedExpr> {
         (Timespan, Timespan, OP_DIV) => Real,
         (Timespan, t, OP_MUL | OP_DIV) if num(t) => Timespan,
         (t, Timespan, OP_MUL) if num(t) => Timespan,
-        _ => return Err(not_defined(op.kql(), lt, rt)),
+        _ => return Err(not_defined(op.as_str(), lt, rt)),
     };
     let norm = |e: TypedExpr| -> Result<TypedExpr> {
         match e.ty {
@@ -372,7 +278,7 @@ fn comparable(op: BinaryOp, l: TypedExpr, r: TypedExpr, ordering: bool) -> Resul
         }
         (a, b) if is_stringish(a) && is_stringish(b) => Ok((to_string_operand(l)?, to_string_operand(r)?)),
         (a, b) if a == b && matches!(a, Bool | Datetime | Timespan) => Ok((l, r)),
-        _ if ordering => Err(not_defined(op.kql(), lt, rt)),
+        _ if ordering => Err(not_defined(op.as_str(), lt, rt)),
         _ => Err(cannot_compare(lt, rt)),
     }
 }
@@ -389,7 +295,8 @@ fn coalesce_empty(e: Expr) -> Expr {
 }
 
 fn lower_equality(op: BinaryOp, l: TypedExpr, r: TypedExpr) -> Result<TypedExpr> {
-    let negated = op == BinaryOp::NotEq;
+    // `<>` is `!=` written another way.
+    let negated = matches!(op, BinaryOp::NotEq | BinaryOp::LtGt);
     let (l, r) = comparable(op, l, r, false)?;
     let dfop = if negated { Operator::NotEq } else { Operator::Eq };
     // Put a literal on the right.
@@ -459,7 +366,7 @@ pub(crate) fn check_regex_literal(e: &Expr) -> Result<()> {
 
 fn lower_string_op(op: BinaryOp, l: TypedExpr, r: TypedExpr) -> Result<TypedExpr> {
     if !is_stringish(l.ty) || !is_stringish(r.ty) {
-        return Err(not_defined(op.kql(), l.ty, r.ty));
+        return Err(not_defined(op.as_str(), l.ty, r.ty));
     }
     let l = to_string_operand(l)?;
     let r = to_string_operand(r)?;
@@ -470,8 +377,8 @@ fn lower_string_op(op: BinaryOp, l: TypedExpr, r: TypedExpr) -> Result<TypedExpr
             KqlType::Bool,
         ));
     }
-    let Some((name, f, negated)) = op.string_pred() else {
-        return Err(PlanError::unsupported(format!("operator '{}'", op.kql())));
+    let Some((name, f, negated)) = string_pred(op) else {
+        return Err(PlanError::unsupported(format!("operator '{}'", op.as_str())));
     };
     let e = str_pred_call(name, f, l.expr, r.expr);
     Ok(TypedExpr::new(if negated { Expr::Not(Box::new(e)) } else { e }, KqlType::Bool))
@@ -482,16 +389,20 @@ pub fn lower_binary(op: BinaryOp, left: TypedExpr, right: TypedExpr) -> Result<T
     use BinaryOp::*;
     match op {
         Add | Sub | Mul | Div | Mod => lower_arith(op, left, right),
-        Eq | NotEq => lower_equality(op, left, right),
+        Eq | NotEq | LtGt => lower_equality(op, left, right),
         Lt | LtEq | Gt | GtEq => lower_ordering(op, left, right),
         And | Or => {
             if left.ty != KqlType::Bool || right.ty != KqlType::Bool {
-                return Err(not_defined(op.kql(), left.ty, right.ty));
+                return Err(not_defined(op.as_str(), left.ty, right.ty));
             }
             let e = if op == And { left.expr.and(right.expr) } else { left.expr.or(right.expr) };
             Ok(TypedExpr::new(e, KqlType::Bool))
         }
-        _ => lower_string_op(op, left, right),
+        Colon => Err(PlanError::unsupported("the ':' operator outside search/find")),
+        EqTilde | NotEqTilde | Has | NotHas | HasCs | NotHasCs | HasPrefix | NotHasPrefix | HasPrefixCs | NotHasPrefixCs
+        | HasSuffix | NotHasSuffix | HasSuffixCs | NotHasSuffixCs | Contains | NotContains | ContainsCs | NotContainsCs
+        | StartsWith | NotStartsWith | StartsWithCs | NotStartsWithCs | EndsWith | NotEndsWith | EndsWithCs
+        | NotEndsWithCs | MatchesRegex => lower_string_op(op, left, right),
     }
 }
 

@@ -1,63 +1,60 @@
 //! KQL string functions. Results of type string are never null (Kusto strings have no null);
-//! bad input (invalid regex, out-of-range positions) yields an empty string, null or -1 as
+//! bad input (out-of-range positions, unknown units) yields an empty string, null or -1 as
 //! Kusto documents, never an error.
+
+use std::cmp::Ordering;
 
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{Expr, lit};
 use serde_json::Value as Json;
 
-use super::conversion::{lower_cast, v_of};
+use super::args::{all_to, arg_i64, arg_str, integer, long_arg, real, to, typed};
+use super::conversion::lower_cast;
+use super::json::{array_of, json_to_text, out_arr};
 use super::operators::{check_regex_literal, is_stringish, to_string_operand};
-use super::udf::{RowState, row_call, row_call_vol, s_bool, s_i64, s_str, sv_i64, sv_str, sv_str_or_empty};
-use super::{TypedExpr, arity};
+use super::udf::{MAX_STRING, RowState, cap, row_call, s_i64, s_str, sv_f64, sv_i64, sv_str, sv_str_or_empty};
+use super::{FunctionContext, TypedExpr};
 use crate::error::{PlanError, Result};
 use crate::types::KqlType;
 
-/// Largest string a string-building function may produce (bytes); beyond it the result is null.
-const MAX_STRING: usize = 16 * 1024 * 1024;
-
-fn strings(args: Vec<TypedExpr>) -> Result<Vec<Expr>> {
+/// Every argument as a string.
+pub(super) fn strings(args: Vec<TypedExpr>) -> Result<Vec<Expr>> {
     args.into_iter().map(|a| lower_cast(a, KqlType::String).map(|t| t.expr)).collect()
 }
 
-fn string_arg(a: TypedExpr, fname: &str) -> Result<Expr> {
+/// A string (or guid, or dynamic) argument.
+pub(super) fn string_arg(a: TypedExpr, fname: &str) -> Result<Expr> {
     if !is_stringish(a.ty) {
         return Err(PlanError::semantic(format!("function '{fname}' expects a string argument, got {}", a.ty)));
     }
     Ok(to_string_operand(a)?.expr)
 }
 
-fn long_arg(a: TypedExpr, fname: &str) -> Result<Expr> {
-    if !(a.ty.is_numeric() || a.ty == KqlType::Dynamic) {
-        return Err(PlanError::semantic(format!("function '{fname}' expects a numeric argument, got {}", a.ty)));
-    }
-    Ok(lower_cast(a, KqlType::Long)?.expr)
-}
-
 fn st(name: &str, f: super::udf::RowFn, args: Vec<Expr>) -> TypedExpr {
     TypedExpr::new(row_call(name, KqlType::String.arrow_type(), f, args), KqlType::String)
 }
+
 fn lg(name: &str, f: super::udf::RowFn, args: Vec<Expr>) -> TypedExpr {
     TypedExpr::new(row_call(name, KqlType::Long.arrow_type(), f, args), KqlType::Long)
 }
+
 fn dy(name: &str, f: super::udf::RowFn, args: Vec<Expr>) -> TypedExpr {
     TypedExpr::new(row_call(name, KqlType::Dynamic.arrow_type(), f, args), KqlType::Dynamic)
-}
-
-fn cap(s: String) -> ScalarValue {
-    if s.len() > MAX_STRING { s_str(None) } else { s_str(Some(s)) }
 }
 
 fn strcat_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
     cap(args.iter().map(sv_str_or_empty).collect())
 }
+
 fn strcat_delim_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
     let Some((d, rest)) = args.split_first() else { return s_str(Some(String::new())) };
     cap(rest.iter().map(sv_str_or_empty).collect::<Vec<_>>().join(sv_str_or_empty(d)))
 }
+
 fn strlen_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
     s_i64(args.first().map(|s| sv_str_or_empty(s).chars().count() as i64))
 }
+
 fn substring_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
     let s = args.first().map_or("", sv_str_or_empty);
     let Some(start) = args.get(1).and_then(sv_i64) else { return s_str(Some(String::new())) };
@@ -73,42 +70,13 @@ fn substring_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
     };
     s_str(Some(s.chars().skip(start as usize).take(len.min(n) as usize).collect()))
 }
+
 fn tolower_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
     s_str(Some(args.first().map_or("", sv_str_or_empty).to_lowercase()))
 }
+
 fn toupper_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
     s_str(Some(args.first().map_or("", sv_str_or_empty).to_uppercase()))
-}
-
-/// `[regex, text, mode]` with mode 0 = both ends, 1 = start, 2 = end.
-fn trim_row(args: &[ScalarValue], st: &mut RowState) -> ScalarValue {
-    let pat = args.first().map_or("", sv_str_or_empty);
-    let text = args.get(1).map_or("", sv_str_or_empty);
-    let mode = args.get(2).and_then(sv_i64).unwrap_or(0);
-    let mut out = text;
-    if mode != 2 {
-        let p = format!("^(?:{pat})+");
-        match st.regex(&p) {
-            Some(re) => {
-                if let Some(m) = re.find(out) {
-                    out = out.get(m.end()..).unwrap_or("");
-                }
-            }
-            None => return s_str(Some(String::new())),
-        }
-    }
-    if mode != 1 {
-        let p = format!("(?:{pat})+$");
-        match st.regex(&p) {
-            Some(re) => {
-                if let Some(m) = re.find(out) {
-                    out = out.get(..m.start()).unwrap_or("");
-                }
-            }
-            None => return s_str(Some(String::new())),
-        }
-    }
-    s_str(Some(out.to_string()))
 }
 
 fn split_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
@@ -140,76 +108,6 @@ fn replace_string_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
         return s_str(Some(t.to_string()));
     }
     cap(t.replace(l, r))
-}
-
-/// Kusto rewrite strings use `\1` for groups; the regex crate uses `${1}`.
-fn rewrite_pattern(r: &str) -> String {
-    let mut out = String::with_capacity(r.len());
-    let mut chars = r.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' if chars.peek().is_some_and(|d| d.is_ascii_digit()) => {
-                let mut n = String::new();
-                while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
-                    n.push(*d);
-                    chars.next();
-                }
-                out.push_str(&format!("${{{n}}}"));
-            }
-            '$' => out.push_str("$$"),
-            other => out.push(other),
-        }
-    }
-    out
-}
-
-fn replace_regex_row(args: &[ScalarValue], st: &mut RowState) -> ScalarValue {
-    let t = args.first().map_or("", sv_str_or_empty);
-    let p = args.get(1).map_or("", sv_str_or_empty);
-    let r = rewrite_pattern(args.get(2).map_or("", sv_str_or_empty));
-    match st.regex(p) {
-        Some(re) => cap(re.replace_all(t, r.as_str()).into_owned()),
-        None => s_str(Some(t.to_string())),
-    }
-}
-
-fn extract_str(args: &[ScalarValue], st: &mut RowState) -> Option<String> {
-    let p = sv_str(args.first()?)?;
-    let g = usize::try_from(sv_i64(args.get(1)?)?).ok()?;
-    let t = sv_str_or_empty(args.get(2)?);
-    let re = st.regex(p)?;
-    let caps = re.captures(t)?;
-    caps.get(g).map(|m| m.as_str().to_string())
-}
-
-fn extract_row(args: &[ScalarValue], st: &mut RowState) -> ScalarValue {
-    s_str(Some(extract_str(args, st).unwrap_or_default()))
-}
-
-/// `extract` with a result type: `[regex, group, text, type_name]`.
-fn extract_typed_row(args: &[ScalarValue], st: &mut RowState) -> ScalarValue {
-    let Some(to) = args.get(3).and_then(super::conversion::tag_type) else { return ScalarValue::Null };
-    match extract_str(args, st) {
-        Some(s) => super::conversion::v_convert(&super::conversion::V::Str(s), to, true),
-        None => ScalarValue::try_from(&to.arrow_type()).unwrap_or(ScalarValue::Null),
-    }
-}
-
-fn extract_all_row(args: &[ScalarValue], st: &mut RowState) -> ScalarValue {
-    let (Some(p), Some(t)) = (args.first().and_then(sv_str), args.get(1)) else { return s_str(None) };
-    let t = sv_str_or_empty(t);
-    let Some(re) = st.regex(p) else { return s_str(None) };
-    let groups = re.captures_len() - 1;
-    let mut out = Vec::new();
-    for c in re.captures_iter(t) {
-        let item = match groups {
-            0 => c.get(0).map_or(Json::Null, |m| Json::String(m.as_str().into())),
-            1 => c.get(1).map_or(Json::Null, |m| Json::String(m.as_str().into())),
-            _ => Json::Array((1..=groups).map(|i| c.get(i).map_or(Json::Null, |m| Json::String(m.as_str().into()))).collect()),
-        };
-        out.push(item);
-    }
-    if out.is_empty() { s_str(None) } else { s_str(Some(Json::Array(out).to_string())) }
 }
 
 /// `indexof(source, lookup[, start[, length[, occurrence]]])` in characters; -1 if not found.
@@ -290,488 +188,230 @@ fn strrep_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
     s_str(Some(vec![s; n as usize].join(d)))
 }
 
-/// `url_encode` (.NET `HttpUtility.UrlEncode`: space as `+`, lower-case hex) and
-/// `url_encode_component` (space as `%20`; lower-case hex, as the function's doc example shows).
-fn url_encode_with(args: &[ScalarValue], component: bool) -> ScalarValue {
-    let s = args.first().map_or("", sv_str_or_empty);
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => out.push(b as char),
-            b'~' if component => out.push('~'),
-            b'!' | b'*' | b'(' | b')' if !component => out.push(b as char),
-            b' ' if !component => out.push('+'),
-            _ => out.push_str(&format!("%{b:02x}")),
+pub(super) fn lower_strcat(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    Ok(st("strcat", strcat_row, strings(args)?))
+}
+
+pub(super) fn lower_strcat_delim(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    Ok(st("strcat_delim", strcat_delim_row, strings(args)?))
+}
+
+pub(super) fn lower_strlen(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    Ok(lg("strlen", strlen_row, strings(args)?))
+}
+
+pub(super) fn lower_substring(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let s = lower_cast(args.remove(0), KqlType::String)?.expr;
+    let mut a = vec![s];
+    for x in args {
+        a.push(long_arg(x, name)?);
+    }
+    Ok(st("substring", substring_row, a))
+}
+
+pub(super) fn lower_tolower(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    Ok(st("tolower", tolower_row, strings(args)?))
+}
+
+pub(super) fn lower_toupper(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    Ok(st("toupper", toupper_row, strings(args)?))
+}
+
+pub(super) fn lower_split(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let mut a = vec![lower_cast(args.remove(0), KqlType::String)?.expr, string_arg(args.remove(0), name)?];
+    if let Some(i) = args.pop() {
+        a.push(long_arg(i, name)?);
+    }
+    Ok(dy("split", split_row, a))
+}
+
+pub(super) fn lower_replace_string(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    Ok(st("replace_string", replace_string_row, strings(args)?))
+}
+
+pub(super) fn lower_indexof(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let s = lower_cast(args.remove(0), KqlType::String)?.expr;
+    let l = lower_cast(args.remove(0), KqlType::String)?.expr;
+    let mut a = vec![s, l];
+    for x in args {
+        a.push(long_arg(x, name)?);
+    }
+    Ok(lg("indexof", indexof_row, a))
+}
+
+/// `countof(text, search[, kind])`, kind `"normal"` or `"regex"` (a constant).
+pub(super) fn lower_countof(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    if args.len() == 3 {
+        let kind = match &args[2].expr {
+            Expr::Literal(v, _) => sv_str(v).map(str::to_string),
+            _ => None,
+        };
+        match kind.as_deref() {
+            Some("normal") => {}
+            Some("regex") => check_regex_literal(&args[1].expr)?,
+            _ => return Err(PlanError::semantic("countof: kind must be \"normal\" or \"regex\"")),
         }
     }
-    s_str(Some(out))
+    Ok(lg("countof", countof_row, strings(args)?))
 }
 
-fn url_encode_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
-    url_encode_with(args, false)
+pub(super) fn lower_reverse(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    Ok(st("reverse", reverse_row, strings(args)?))
 }
 
-fn url_encode_component_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
-    url_encode_with(args, true)
+pub(super) fn lower_strrep(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let s = lower_cast(args.remove(0), KqlType::String)?.expr;
+    let k = long_arg(args.remove(0), name)?;
+    let mut a = vec![s, k];
+    if let Some(d) = args.pop() {
+        a.push(lower_cast(d, KqlType::String)?.expr);
+    }
+    Ok(st("strrep", strrep_row, a))
 }
 
-fn url_decode_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
-    let s = args.first().map_or("", sv_str_or_empty).as_bytes();
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        match s.get(i) {
-            Some(b'%') => {
-                let h = s.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
-                match h {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    None => return s_str(None),
+fn strcmp_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let x = a.first().and_then(sv_str).unwrap_or("");
+    let y = a.get(1).and_then(sv_str).unwrap_or("");
+    s_i64(Some(match x.cmp(y) {
+        Ordering::Less => -1,
+        Ordering::Equal => 0,
+        Ordering::Greater => 1,
+    }))
+}
+
+/// Kusto's match order: the match that ends first wins, ties go to the earlier lookup.
+fn replace_strings_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let Some(text) = arg_str(a, 0) else { return s_str(None) };
+    let (Some(lookups), Some(rewrites)) = (a.get(1).and_then(array_of), a.get(2).and_then(array_of)) else { return s_str(None) };
+    let pairs: Vec<(&str, Option<&str>)> = lookups
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| match l {
+            Json::String(l) if !l.is_empty() => Some((l.as_str(), rewrites.get(i).and_then(Json::as_str))),
+            _ => None,
+        })
+        .collect();
+    let mut res = String::with_capacity(text.len());
+    let mut cut = 0;
+    for (e, _) in text.char_indices().skip(1).chain(std::iter::once((text.len(), ' '))) {
+        for (l, r) in &pairs {
+            if e >= cut + l.len() && text.is_char_boundary(e - l.len()) && &text[e - l.len()..e] == *l {
+                res.push_str(&text[cut..e - l.len()]);
+                res.push_str(r.unwrap_or(l));
+                cut = e;
+                break;
+            }
+        }
+    }
+    res.push_str(&text[cut..]);
+    s_str(Some(res))
+}
+
+fn strcat_array_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let delim = arg_str(a, 1).unwrap_or("");
+    let Some(x) = a.first().and_then(array_of) else { return s_str(Some(String::new())) };
+    s_str(Some(x.iter().map(json_to_text).collect::<Vec<_>>().join(delim)))
+}
+
+fn codepoints_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let s = arg_str(a, 0).unwrap_or("");
+    out_arr(s.chars().map(|c| Json::from(u32::from(c))).collect())
+}
+
+fn string_size_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    s_i64(Some(arg_str(a, 0).unwrap_or("").len() as i64))
+}
+
+/// `translate(searchList, replacementList, source)`.
+fn translate_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let search: Vec<char> = arg_str(a, 0).unwrap_or("").chars().collect();
+    let repl: Vec<char> = arg_str(a, 1).unwrap_or("").chars().collect();
+    let Some(src) = arg_str(a, 2) else { return s_str(None) };
+    let mut res = String::with_capacity(src.len());
+    for c in src.chars() {
+        match search.iter().position(|s| *s == c) {
+            None => res.push(c),
+            Some(i) => {
+                if let Some(r) = repl.get(i).or(repl.last()) {
+                    res.push(*r);
                 }
             }
-            Some(b'+') => {
-                out.push(b' ');
-                i += 1;
-            }
-            Some(b) => {
-                out.push(*b);
-                i += 1;
-            }
-            None => break,
         }
     }
-    s_str(String::from_utf8(out).ok())
+    s_str(Some(res))
 }
 
-fn isempty_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
-    s_bool(Some(args.first().is_none_or(|v| v.is_null() || sv_str(v) == Some(""))))
-}
-
-/// XXH64 (seed 0) of the value's text form, as a signed long: Kustodian's `hash()`.
-pub(crate) fn xxh64(data: &[u8], seed: u64) -> u64 {
-    const P1: u64 = 0x9E37_79B1_85EB_CA87;
-    const P2: u64 = 0xC2B2_AE3D_27D4_EB4F;
-    const P3: u64 = 0x1656_67B1_9E37_79F9;
-    const P4: u64 = 0x85EB_CA77_C2B2_AE63;
-    const P5: u64 = 0x27D4_EB2F_1656_67C5;
-    fn round(acc: u64, input: u64) -> u64 {
-        acc.wrapping_add(input.wrapping_mul(P2)).rotate_left(31).wrapping_mul(P1)
-    }
-    fn merge(acc: u64, val: u64) -> u64 {
-        (acc ^ round(0, val)).wrapping_mul(P1).wrapping_add(P4)
-    }
-    let rd64 = |b: &[u8]| -> u64 {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b.get(..8).unwrap_or(&[0; 8]));
-        u64::from_le_bytes(a)
-    };
-    let rd32 = |b: &[u8]| -> u64 {
-        let mut a = [0u8; 4];
-        a.copy_from_slice(b.get(..4).unwrap_or(&[0; 4]));
-        u64::from(u32::from_le_bytes(a))
-    };
-    let len = data.len();
-    let mut rest = data;
-    let mut h: u64;
-    if len >= 32 {
-        let mut v = [
-            seed.wrapping_add(P1).wrapping_add(P2),
-            seed.wrapping_add(P2),
-            seed,
-            seed.wrapping_sub(P1),
-        ];
-        while rest.len() >= 32 {
-            for (k, vk) in v.iter_mut().enumerate() {
-                *vk = round(*vk, rd64(rest.get(k * 8..).unwrap_or(&[])));
-            }
-            rest = rest.get(32..).unwrap_or(&[]);
+/// `format_bytes(size, precision, units)`.
+fn format_bytes_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    const UNITS: [&str; 7] = ["Bytes", "KB", "MB", "GB", "TB", "PB", "EB"];
+    let Some(size) = a.first().and_then(sv_f64) else { return s_str(Some(String::new())) };
+    let prec = arg_i64(a, 1).unwrap_or(0).clamp(0, 15) as usize;
+    let unit = arg_str(a, 2).unwrap_or("");
+    let idx = if unit.is_empty() {
+        let mut i = 0;
+        let mut v = size.abs();
+        while v >= 1024.0 && i + 1 < UNITS.len() {
+            v /= 1024.0;
+            i += 1;
         }
-        h = v[0].rotate_left(1).wrapping_add(v[1].rotate_left(7)).wrapping_add(v[2].rotate_left(12)).wrapping_add(v[3].rotate_left(18));
-        for vk in v {
-            h = merge(h, vk);
-        }
+        i
     } else {
-        h = seed.wrapping_add(P5);
-    }
-    h = h.wrapping_add(len as u64);
-    while rest.len() >= 8 {
-        h ^= round(0, rd64(rest));
-        h = h.rotate_left(27).wrapping_mul(P1).wrapping_add(P4);
-        rest = rest.get(8..).unwrap_or(&[]);
-    }
-    if rest.len() >= 4 {
-        h ^= rd32(rest).wrapping_mul(P1);
-        h = h.rotate_left(23).wrapping_mul(P2).wrapping_add(P3);
-        rest = rest.get(4..).unwrap_or(&[]);
-    }
-    for b in rest {
-        h ^= u64::from(*b).wrapping_mul(P5);
-        h = h.rotate_left(11).wrapping_mul(P1);
-    }
-    h ^= h >> 33;
-    h = h.wrapping_mul(P2);
-    h ^= h >> 29;
-    h = h.wrapping_mul(P3);
-    h ^= h >> 32;
-    h
-}
-
-fn hash_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
-    let Some(v) = args.first() else { return s_i64(None) };
-    if v.is_null() {
-        return s_i64(None);
-    }
-    let h = xxh64(sv_str_or_empty(v).as_bytes(), 0) as i64;
-    match args.get(1).map(sv_i64) {
-        None => s_i64(Some(h)),
-        Some(Some(m)) if m > 0 => s_i64(Some(h.rem_euclid(m))),
-        Some(_) => s_i64(None),
-    }
-}
-
-fn hash_datetime_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
-    // The argument is already the datetime's ticks (`tolong(datetime)`).
-    let Some(ticks) = args.first().and_then(sv_i64) else { return s_i64(None) };
-    let h = xxh64(&ticks.to_le_bytes(), 0) as i64;
-    match args.get(1).map(sv_i64) {
-        None => s_i64(Some(h)),
-        Some(Some(m)) if m > 0 => s_i64(Some(h.rem_euclid(m))),
-        Some(_) => s_i64(None),
-    }
-}
-
-fn new_guid_row(_args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let c = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut halves = [0u64; 2];
-    for (i, h) in halves.iter_mut().enumerate() {
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u64(c);
-        hasher.write_usize(i);
-        *h = hasher.finish();
-    }
-    let mut b = [0u8; 16];
-    b[..8].copy_from_slice(&halves[0].to_le_bytes());
-    b[8..].copy_from_slice(&halves[1].to_le_bytes());
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    s_str(Some(format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])))
-}
-
-fn gettype_dyn_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
-    let t = match args.first().map(|v| v_of(v, KqlType::Dynamic)) {
-        Some(super::conversion::V::Json(j)) => match j {
-            Json::Array(_) => "array",
-            Json::Object(_) => "dictionary",
-            Json::String(_) => "string",
-            Json::Bool(_) => "bool",
-            Json::Number(n) if n.is_f64() => "real",
-            Json::Number(_) => "long",
-            Json::Null => "null",
-        },
-        _ => "null",
+        match UNITS.iter().position(|u| u.eq_ignore_ascii_case(unit)) {
+            Some(i) => i,
+            None => return s_str(Some(String::new())),
+        }
     };
-    s_str(Some(t.to_string()))
+    let v = size / 1024f64.powi(idx as i32);
+    let text = format!("{v:.prec$}");
+    s_str(Some(format!("{text} {}", UNITS[idx])))
 }
 
-fn tohex_int_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
-    let Some(x) = args.first().and_then(sv_i64) else { return s_str(None) };
-    let w = args.get(1).and_then(sv_i64).unwrap_or(0).clamp(0, 64) as usize;
-    s_str(Some(format!("{:0w$x}", x as i32 as u32, w = w)))
+pub(super) fn lower_strcmp(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let a = all_to(args, KqlType::String)?;
+    Ok(typed("strcmp", KqlType::Long, strcmp_row, a))
 }
 
-fn tohex_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
-    let Some(x) = args.first().and_then(sv_i64) else { return s_str(None) };
-    let w = args.get(1).and_then(sv_i64).unwrap_or(0).clamp(0, 64) as usize;
-    s_str(Some(format!("{:0w$x}", x as u64, w = w)))
+pub(super) fn lower_replace_strings(_: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    let t = to(args.remove(0), String)?;
+    let l = to(args.remove(0), Dynamic)?;
+    let r = to(args.remove(0), Dynamic)?;
+    Ok(typed("replace_strings", String, replace_strings_row, vec![t, l, r]))
 }
 
-pub(crate) const NAMES: &[&str] = &[
-    "strcat", "strcat_delim", "strlen", "substring", "tolower", "toupper", "trim", "trim_start", "trim_end",
-    "split", "replace_string", "replace_regex", "replace", "extract", "extract_all", "indexof", "countof",
-    "reverse", "strrep", "url_encode", "url_encode_component", "url_decode", "isempty", "isnotempty", "isnull",
-    "isnotnull", "hash", "hash_xxhash64", "new_guid", "gettype", "tohex",
-];
-
-/// String functions (`name` is one of [`NAMES`]).
-#[allow(clippy::too_many_lines)]
-pub(crate) fn lower_string_fn(name: &str, mut args: Vec<TypedExpr>) -> Result<TypedExpr> {
-    let n = args.len();
-    Ok(match name {
-            "strcat" => {
-                arity(name, n, 1, 64)?;
-                st("strcat", strcat_row, strings(args)?)
-            }
-            "strcat_delim" => {
-                arity(name, n, 3, 65)?;
-                st("strcat_delim", strcat_delim_row, strings(args)?)
-            }
-            "strlen" => {
-                arity(name, n, 1, 1)?;
-                lg("strlen", strlen_row, strings(args)?)
-            }
-            "substring" => {
-                arity(name, n, 2, 3)?;
-                let s = lower_cast(args.remove(0), KqlType::String)?.expr;
-                let mut a = vec![s];
-                for x in args {
-                    a.push(long_arg(x, name)?);
-                }
-                st("substring", substring_row, a)
-            }
-            "tolower" => {
-                arity(name, n, 1, 1)?;
-                st("tolower", tolower_row, strings(args)?)
-            }
-            "toupper" => {
-                arity(name, n, 1, 1)?;
-                st("toupper", toupper_row, strings(args)?)
-            }
-            "trim" | "trim_start" | "trim_end" => {
-                arity(name, n, 2, 2)?;
-                check_regex_literal(&args[0].expr)?;
-                let mode = match name {
-                    "trim" => 0i64,
-                    "trim_start" => 1,
-                    _ => 2,
-                };
-                let mut a = vec![string_arg(args.remove(0), name)?, lower_cast(args.remove(0), KqlType::String)?.expr];
-                a.push(lit(mode));
-                st("trim", trim_row, a)
-            }
-            "split" => {
-                arity(name, n, 2, 3)?;
-                let mut a = vec![
-                    lower_cast(args.remove(0), KqlType::String)?.expr,
-                    string_arg(args.remove(0), name)?,
-                ];
-                if let Some(i) = args.pop() {
-                    a.push(long_arg(i, name)?);
-                }
-                dy("split", split_row, a)
-            }
-            "replace_string" => {
-                arity(name, n, 3, 3)?;
-                st("replace_string", replace_string_row, strings(args)?)
-            }
-            "replace_regex" | "replace" => {
-                arity(name, n, 3, 3)?;
-                let (text, re, rw) = if name == "replace" {
-                    // legacy replace(regex, rewrite, text)
-                    let t = args.remove(2);
-                    let re = args.remove(0);
-                    (t, re, args.remove(0))
-                } else {
-                    let t = args.remove(0);
-                    let re = args.remove(0);
-                    (t, re, args.remove(0))
-                };
-                check_regex_literal(&re.expr)?;
-                st("replace_regex", replace_regex_row, strings(vec![text, re, rw])?)
-            }
-            "extract" => {
-                arity(name, n, 3, 4)?;
-                check_regex_literal(&args[0].expr)?;
-                let typ = if n == 4 { Some(args.remove(3)) } else { None };
-                let re = string_arg(args.remove(0), name)?;
-                let g = long_arg(args.remove(0), name)?;
-                let text = lower_cast(args.remove(0), KqlType::String)?.expr;
-                match typ {
-                    None => st("extract", extract_row, vec![re, g, text]),
-                    Some(t) => {
-                        let to = match &t.expr {
-                            // The binder passes `typeof(long)` as a null literal of that type.
-                            Expr::Literal(v, _) if v.is_null() => Some(t.ty),
-                            Expr::Literal(v, _) => sv_str(v).and_then(KqlType::from_name),
-                            _ => None,
-                        };
-                        let Some(to) = to else {
-                            return Err(PlanError::semantic(
-                                "extract: the 4th argument must be typeof(<type>) (a constant type name)",
-                            ));
-                        };
-                        let expr = row_call(
-                            &format!("extract_{}", to.name()),
-                            to.arrow_type(),
-                            extract_typed_row,
-                            vec![re, g, text, lit(to.name())],
-                        );
-                        TypedExpr::new(expr, to)
-                    }
-                }
-            }
-            "extract_all" => {
-                if n == 3 {
-                    return Err(PlanError::unsupported("function 'extract_all' with capture-group list"));
-                }
-                arity(name, n, 2, 2)?;
-                check_regex_literal(&args[0].expr)?;
-                let re = string_arg(args.remove(0), name)?;
-                let text = lower_cast(args.remove(0), KqlType::String)?.expr;
-                dy("extract_all", extract_all_row, vec![re, text])
-            }
-            "indexof" => {
-                arity(name, n, 2, 5)?;
-                let s = lower_cast(args.remove(0), KqlType::String)?.expr;
-                let l = lower_cast(args.remove(0), KqlType::String)?.expr;
-                let mut a = vec![s, l];
-                for x in args {
-                    a.push(long_arg(x, name)?);
-                }
-                lg("indexof", indexof_row, a)
-            }
-            "countof" => {
-                arity(name, n, 2, 3)?;
-                if n == 3 {
-                    let kind = match &args[2].expr {
-                        Expr::Literal(v, _) => sv_str(v).map(str::to_string),
-                        _ => None,
-                    };
-                    match kind.as_deref() {
-                        Some("normal") => {}
-                        Some("regex") => check_regex_literal(&args[1].expr)?,
-                        _ => return Err(PlanError::semantic("countof: kind must be \"normal\" or \"regex\"")),
-                    }
-                }
-                lg("countof", countof_row, strings(args)?)
-            }
-            "reverse" => {
-                arity(name, n, 1, 1)?;
-                st("reverse", reverse_row, strings(args)?)
-            }
-            "strrep" => {
-                arity(name, n, 2, 3)?;
-                let s = lower_cast(args.remove(0), KqlType::String)?.expr;
-                let k = long_arg(args.remove(0), name)?;
-                let mut a = vec![s, k];
-                if let Some(d) = args.pop() {
-                    a.push(lower_cast(d, KqlType::String)?.expr);
-                }
-                st("strrep", strrep_row, a)
-            }
-            "url_encode" => {
-                arity(name, n, 1, 1)?;
-                st("url_encode", url_encode_row, strings(args)?)
-            }
-            "url_encode_component" => {
-                arity(name, n, 1, 1)?;
-                st("url_encode_component", url_encode_component_row, strings(args)?)
-            }
-            "url_decode" => {
-                arity(name, n, 1, 1)?;
-                TypedExpr::new(
-                    row_call("url_decode", KqlType::String.arrow_type(), url_decode_row, strings(args)?),
-                    KqlType::String,
-                )
-            }
-            "isempty" | "isnotempty" => {
-                arity(name, n, 1, 1)?;
-                let a = args.remove(0);
-                let e = if a.ty == KqlType::String || a.ty == KqlType::Guid {
-                    row_call("isempty", KqlType::Bool.arrow_type(), isempty_row, vec![a.expr])
-                } else {
-                    Expr::IsNull(Box::new(a.expr))
-                };
-                TypedExpr::new(if name == "isempty" { e } else { Expr::Not(Box::new(e)) }, KqlType::Bool)
-            }
-            "isnull" | "isnotnull" => {
-                arity(name, n, 1, 1)?;
-                let a = args.remove(0);
-                // Kusto strings are never null.
-                let e = if a.ty == KqlType::String {
-                    lit(name == "isnotnull")
-                } else if name == "isnull" {
-                    Expr::IsNull(Box::new(a.expr))
-                } else {
-                    Expr::IsNotNull(Box::new(a.expr))
-                };
-                TypedExpr::new(e, KqlType::Bool)
-            }
-            "hash" | "hash_xxhash64" => {
-                arity(name, n, 1, 2)?;
-                let v = args.remove(0);
-                if v.ty == KqlType::Datetime {
-                    // Kusto hashes a datetime's ticks (100 ns since 0001-01-01), little-endian.
-                    let ticks = lower_cast(v, KqlType::Long)?.expr;
-                    let mut a = vec![ticks];
-                    if let Some(m) = args.pop() {
-                        a.push(long_arg(m, name)?);
-                    }
-                    return Ok(lg("hash_datetime", hash_datetime_row, a));
-                }
-                let v = if v.ty == KqlType::String { v.expr } else { lower_cast(v, KqlType::String)?.expr };
-                let mut a = vec![v];
-                if let Some(m) = args.pop() {
-                    a.push(long_arg(m, name)?);
-                }
-                lg("hash", hash_row, a)
-            }
-            "new_guid" => {
-                arity(name, n, 0, 0)?;
-                TypedExpr::new(
-                    row_call_vol(
-                        "new_guid",
-                        KqlType::Guid.arrow_type(),
-                        new_guid_row,
-                        vec![],
-                        datafusion::logical_expr::Volatility::Volatile,
-                    ),
-                    KqlType::Guid,
-                )
-            }
-            "gettype" => {
-                arity(name, n, 1, 1)?;
-                let a = args.remove(0);
-                if a.ty == KqlType::Dynamic {
-                    st("gettype", gettype_dyn_row, vec![a.expr])
-                } else {
-                    let tn = match a.ty {
-                        KqlType::Timespan => "timespan",
-                        t => t.name(),
-                    };
-                    TypedExpr::new(lit(tn), KqlType::String)
-                }
-            }
-            "tohex" => {
-                arity(name, n, 1, 2)?;
-                // An int is printed as 32 bits (two's complement), a long as 64.
-                let int = args.first().is_some_and(|a| a.ty == KqlType::Int);
-                let mut a = Vec::new();
-                for x in args {
-                    a.push(long_arg(x, name)?);
-                }
-                if int {
-                    st("tohex_int", tohex_int_row, a)
-                } else {
-                    st("tohex", tohex_row, a)
-                }
-            }
-            _ => return Err(PlanError::unsupported(format!("function '{name}'"))),
-    })
+pub(super) fn lower_strcat_array(_: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    let a = to(args.remove(0), Dynamic)?;
+    let d = to(args.remove(0), String)?;
+    Ok(typed("strcat_array", String, strcat_array_row, vec![a, d]))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub(super) fn lower_unicode_codepoints_from_string(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    Ok(typed("unicode_codepoints_from_string", Dynamic, codepoints_row, all_to(args, String)?))
+}
 
-    #[test]
-    fn xxh64_known_vectors() {
-        assert_eq!(xxh64(b"", 0), 0xEF46_DB37_51D8_E999);
-        assert_eq!(xxh64(b"a", 0), 0xD24E_C4F1_A98C_6E5B);
-        assert_eq!(xxh64(b"abc", 0), 0x44BC_2CF5_AD77_0999);
-        assert_eq!(
-            xxh64(b"Nobody inspects the spammish repetition", 0),
-            0xFBCE_A83C_8A37_8BF1
-        );
+pub(super) fn lower_string_size(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    Ok(typed("string_size", Long, string_size_row, all_to(args, String)?))
+}
+
+pub(super) fn lower_translate(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    Ok(typed("translate", String, translate_row, all_to(args, String)?))
+}
+
+/// `format_bytes(size[, precision[, units]])`.
+pub(super) fn lower_format_bytes(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    let mut a = vec![real(args.remove(0), name)?];
+    if !args.is_empty() {
+        a.push(integer(args.remove(0), name)?);
+    } else {
+        a.push(lit(0i64));
     }
-
-    #[test]
-    fn rewrite() {
-        assert_eq!(rewrite_pattern(r"\1-\2$"), "${1}-${2}$$");
+    if let Some(u) = args.pop() {
+        a.push(to(u, String)?);
     }
+    Ok(typed("format_bytes", String, format_bytes_row, a))
 }

@@ -223,6 +223,11 @@ fn equality_null_semantics() {
     assert_eq!(eval(bin(BinaryOp::Eq, c("i"), c("n")))[2], ScalarValue::Boolean(None));
     // long vs real
     assert_eq!(eval(bin(BinaryOp::Eq, c("n"), lr(2.0)))[0], ScalarValue::Boolean(Some(true)));
+    // `<>` is `!=`
+    assert_eq!(eval(bin(BinaryOp::LtGt, c("i"), ll(7))), eval(bin(BinaryOp::NotEq, c("i"), ll(7))));
+    assert_eq!(eval(bin(BinaryOp::LtGt, c("s"), ls("ABC"))), eval(bin(BinaryOp::NotEq, c("s"), ls("ABC"))));
+    // `:` has a meaning only in search and find predicates
+    assert!(matches!(lower_binary(BinaryOp::Colon, c("s"), ls("x")), Err(crate::error::PlanError::Unsupported { .. })));
 }
 
 #[test]

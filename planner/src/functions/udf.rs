@@ -184,6 +184,14 @@ pub(crate) fn f64_to_i64(x: f64) -> Option<i64> {
 pub(crate) fn s_str(s: Option<String>) -> ScalarValue {
     ScalarValue::Utf8(s)
 }
+
+/// Largest string a string-building function may produce (bytes); beyond it the result is null.
+pub(crate) const MAX_STRING: usize = 16 * 1024 * 1024;
+
+/// A built string, or null when it is larger than [`MAX_STRING`].
+pub(crate) fn cap(s: String) -> ScalarValue {
+    if s.len() > MAX_STRING { s_str(None) } else { s_str(Some(s)) }
+}
 pub(crate) fn s_i64(x: Option<i64>) -> ScalarValue {
     ScalarValue::Int64(x)
 }

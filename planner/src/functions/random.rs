@@ -1,4 +1,4 @@
-//! `rand()` / `rand(N)` (volatile, one value per row) and the row function of `pack_all()`.
+//! Volatile generators, a new value per row: `rand()` / `rand(N)` and `new_guid()`.
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -8,29 +8,22 @@ use datafusion::arrow::array::{Array, Float64Array};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result as DfResult, ScalarValue};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
-use serde_json::{Map, Value as Json};
 
-use super::conversion::{V, json_text, lower_cast, v_of};
-use super::udf::{RowState, row_call};
-use super::{TypedExpr, arity};
+use super::conversion::lower_cast;
+use super::udf::{RowState, row_call_vol, s_str};
+use super::{FunctionContext, TypedExpr};
 use crate::error::Result;
 use crate::types::KqlType;
 
-pub(crate) const NAMES: &[&str] = &["rand"];
-
-pub(crate) fn lower_misc2_fn(name: &str, mut args: Vec<TypedExpr>) -> Result<TypedExpr> {
-    match name {
-        "rand" => {
-            arity(name, args.len(), 0, 1)?;
-            let call_args = match args.pop() {
-                Some(n) => vec![lower_cast(n, KqlType::Real)?.expr],
-                None => vec![],
-            };
-            let sig = if call_args.is_empty() { Signature::nullary(Volatility::Volatile) } else { Signature::any(1, Volatility::Volatile) };
-            Ok(TypedExpr::new(ScalarUDF::new_from_impl(RandUdf { signature: sig }).call(call_args), KqlType::Real))
-        }
-        _ => Err(crate::error::PlanError::unsupported(format!("function '{name}'"))),
-    }
+/// `rand()` (a real in [0, 1)) or `rand(N)` (a whole number in 0..N-1, as a real): volatile, a
+/// new value per row.
+pub(super) fn lower_rand(_: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let call_args = match args.pop() {
+        Some(n) => vec![lower_cast(n, KqlType::Real)?.expr],
+        None => vec![],
+    };
+    let sig = if call_args.is_empty() { Signature::nullary(Volatility::Volatile) } else { Signature::any(1, Volatility::Volatile) };
+    Ok(TypedExpr::new(ScalarUDF::new_from_impl(RandUdf { signature: sig }).call(call_args), KqlType::Real))
 }
 
 /// A 64-bit generator state shared by all calls: SplitMix64 over a counter seeded once.
@@ -94,36 +87,28 @@ impl ScalarUDFImpl for RandUdf {
     }
 }
 
-/// `pack_all()`: names and values alternate; with `skip_empty` (the first argument), null
-/// values and empty strings are left out.
-fn pack_all_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
-    let skip_empty = matches!(args.first(), Some(ScalarValue::Boolean(Some(true))));
-    let mut m = Map::new();
-    for kv in args.get(1..).unwrap_or_default().chunks(2) {
-        if let [k, v] = kv {
-            let key = match k {
-                ScalarValue::Utf8(Some(s)) => s.clone(),
-                _ => continue,
-            };
-            let j = match v_of(v, KqlType::Dynamic) {
-                V::Json(j) => j,
-                _ => Json::Null,
-            };
-            if skip_empty && (j.is_null() || j.as_str() == Some("")) {
-                continue;
-            }
-            m.insert(key, j);
-        }
+fn new_guid_row(_args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let c = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut halves = [0u64; 2];
+    for (i, h) in halves.iter_mut().enumerate() {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(c);
+        hasher.write_usize(i);
+        *h = hasher.finish();
     }
-    ScalarValue::Utf8(json_text(&Json::Object(m)))
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&halves[0].to_le_bytes());
+    b[8..].copy_from_slice(&halves[1].to_le_bytes());
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    s_str(Some(format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])))
 }
 
-/// The `pack_all` call over `(name, value)` pairs.
-pub(crate) fn pack_all_call(columns: Vec<(String, TypedExpr)>, skip_empty: bool) -> Result<TypedExpr> {
-    let mut a = vec![datafusion::logical_expr::lit(skip_empty)];
-    for (name, v) in columns {
-        a.push(datafusion::logical_expr::lit(name));
-        a.push(lower_cast(v, KqlType::Dynamic)?.expr);
-    }
-    Ok(TypedExpr::new(row_call("pack_all", DataType::Utf8, pack_all_row, a), KqlType::Dynamic))
+pub(super) fn lower_new_guid(_: &str, _: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let e = row_call_vol("new_guid", KqlType::Guid.arrow_type(), new_guid_row, vec![], datafusion::logical_expr::Volatility::Volatile);
+    Ok(TypedExpr::new(e, KqlType::Guid))
 }

@@ -1,0 +1,175 @@
+//! Base64: of a string's UTF-8 bytes (`base64_encode_tostring`, `base64_decode_tostring`), of a
+//! byte array (`base64_*_fromarray`/`_toarray`) and of a guid's bytes in .NET order
+//! (`base64_*_fromguid`/`_toguid`). Undecodable input yields null. The codec is the `base64`
+//! crate's.
+
+use ::base64::Engine as _;
+use ::base64::alphabet;
+use ::base64::engine::general_purpose::STANDARD;
+use ::base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use datafusion::common::ScalarValue;
+use serde_json::Value as Json;
+
+use super::args::{all_to, arg_str, typed};
+use super::conversion::parse_guid;
+use super::json::{array_of, out_arr};
+use super::udf::{RowState, s_str, sv_str};
+use super::{FunctionContext, TypedExpr};
+use crate::error::{PlanError, Result};
+use crate::types::KqlType;
+
+/// Standard base64 without padding, leaving non-zero trailing bits alone: the decoder behind
+/// [`base64_decode`], which has taken Kusto's leniencies off the text first.
+const LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true).with_decode_padding_mode(DecodePaddingMode::RequireNone),
+);
+
+/// Standard base64 with padding.
+pub(crate) fn base64_encode(bytes: &[u8]) -> String {
+    STANDARD.encode(bytes)
+}
+
+/// Decodes base64 as Kusto reads it: padding optional (and any run of trailing `=` ignored),
+/// the URL-safe `-` and `_` accepted for `+` and `/`, a lone last character (a length of
+/// 4n + 1) ignored; any other character makes the text undecodable.
+pub(crate) fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let t: String = s.trim_end_matches('=').chars().map(|c| match c {
+        '-' => '+',
+        '_' => '/',
+        c => c,
+    }).collect();
+    let t = match t.len() % 4 {
+        1 => {
+            // Six bits, not a byte: dropped, as long as they are a base64 character.
+            let (head, last) = t.split_at(t.len() - 1);
+            if !last.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/') {
+                return None;
+            }
+            head
+        }
+        _ => t.as_str(),
+    };
+    LENIENT.decode(t).ok()
+}
+
+fn b64_encode_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    s_str(Some(base64_encode(a.first().and_then(sv_str).unwrap_or("").as_bytes())))
+}
+
+fn b64_decode_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let s = a.first().and_then(sv_str).unwrap_or("");
+    // Kusto: an invalid input or a result that is not UTF-8 gives null.
+    match base64_decode(s).map(String::from_utf8) {
+        Some(Ok(t)) => s_str(Some(t)),
+        _ => s_str(None),
+    }
+}
+
+fn b64_toarray_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let Some(s) = arg_str(a, 0) else { return s_str(None) };
+    match base64_decode(s) {
+        Some(b) => out_arr(b.into_iter().map(Json::from).collect()),
+        None => s_str(None),
+    }
+}
+
+fn b64_fromarray_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let Some(x) = a.first().and_then(array_of) else { return s_str(None) };
+    let mut bytes = Vec::with_capacity(x.len());
+    for e in x {
+        match e.as_i64().and_then(|b| u8::try_from(b).ok()) {
+            Some(b) => bytes.push(b),
+            None => return s_str(None),
+        }
+    }
+    s_str(Some(base64_encode(&bytes)))
+}
+
+/// .NET's `Guid.ToByteArray` order: the first three fields little-endian.
+fn guid_bytes_order(b: &mut [u8; 16]) {
+    b[0..4].reverse();
+    b[4..6].reverse();
+    b[6..8].reverse();
+}
+
+fn b64_toguid_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let Some(bytes) = arg_str(a, 0).and_then(base64_decode) else { return s_str(None) };
+    let Ok(mut b) = <[u8; 16]>::try_from(bytes.as_slice()) else { return s_str(None) };
+    guid_bytes_order(&mut b);
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    s_str(Some(format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])))
+}
+
+fn b64_fromguid_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let Some(g) = arg_str(a, 0).and_then(parse_guid) else { return s_str(None) };
+    let hex: String = g.chars().filter(|c| *c != '-').collect();
+    let mut b = [0u8; 16];
+    for (i, x) in b.iter_mut().enumerate() {
+        match u8::from_str_radix(&hex[2 * i..2 * i + 2], 16) {
+            Ok(v) => *x = v,
+            Err(_) => return s_str(None),
+        }
+    }
+    guid_bytes_order(&mut b);
+    s_str(Some(base64_encode(&b)))
+}
+
+/// `base64_encode_tostring` (alias `base64_encodestring`).
+pub(super) fn lower_base64_encode_tostring(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let a = all_to(args, KqlType::String)?;
+    Ok(typed("base64_encode_tostring", KqlType::String, b64_encode_row, a))
+}
+
+/// `base64_decode_tostring` (alias `base64_decodestring`).
+pub(super) fn lower_base64_decode_tostring(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let a = all_to(args, KqlType::String)?;
+    Ok(typed("base64_decode_tostring", KqlType::String, b64_decode_row, a))
+}
+
+pub(super) fn lower_base64_decode_toarray(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    Ok(typed("base64_decode_toarray", Dynamic, b64_toarray_row, all_to(args, String)?))
+}
+
+pub(super) fn lower_base64_encode_fromarray(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    Ok(typed("base64_encode_fromarray", String, b64_fromarray_row, all_to(args, Dynamic)?))
+}
+
+pub(super) fn lower_base64_decode_toguid(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    Ok(typed("base64_decode_toguid", Guid, b64_toguid_row, all_to(args, String)?))
+}
+
+pub(super) fn lower_base64_encode_fromguid(name: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    if !matches!(args[0].ty, Guid | String | Dynamic) {
+        return Err(PlanError::semantic(format!("function '{name}' expects a guid, got {}", args[0].ty)));
+    }
+    Ok(typed("base64_encode_fromguid", String, b64_fromguid_row, all_to(args, String)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_round_trips() {
+        assert_eq!(base64_encode(b"Kusto"), "S3VzdG8=");
+        assert_eq!(base64_encode(b"ab"), "YWI=");
+        assert_eq!(base64_encode(b"abc"), "YWJj");
+        assert_eq!(base64_decode("S3VzdG8=").as_deref(), Some(&b"Kusto"[..]));
+        assert_eq!(base64_decode("a$b"), None);
+        // Kusto's leniencies: no padding, extra padding, URL-safe characters, a lone last
+        // character.
+        assert_eq!(base64_decode("S3VzdG8").as_deref(), Some(&b"Kusto"[..]));
+        assert_eq!(base64_decode("S3VzdG8===").as_deref(), Some(&b"Kusto"[..]));
+        assert_eq!(base64_decode("-_8").as_deref(), Some(&[0xfb, 0xff][..]));
+        assert_eq!(base64_decode("YWJjZ").as_deref(), Some(&b"abc"[..]));
+        assert_eq!(base64_decode("YWJj$"), None);
+        assert_eq!(base64_decode("YW=Jj"), None);
+        assert_eq!(base64_decode("YW Jj"), None);
+        assert_eq!(base64_decode("").as_deref(), Some(&b""[..]));
+    }
+}
