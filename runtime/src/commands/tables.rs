@@ -1,0 +1,186 @@
+//! Tables: `.create[-merge] table(s)`, `.drop table(s)`, `.show tables`, `.show table T`
+//! (details, schema).
+
+use std::collections::HashMap;
+
+use kustodian_parser::ast;
+use kustodian_planner::{KqlColumn, KqlSchema, KqlType, Principal, RequestContext};
+
+use super::{Cx, can_show, is_db_user, is_table_admin, need_db_mut, need_table, prop, table_db};
+use crate::auth::{Caller, Role, RoleAssignment, check};
+use crate::catalog::State;
+use crate::cluster::{Cluster, Meta, TableMeta};
+use crate::error::{Result, RuntimeError};
+use crate::names::{self, EntityKind};
+use crate::output::{QueryOutput, V, table};
+
+/// `.create[-merge] table T (cols)`: the table's schema.
+pub(super) fn create_table(cx: &Cx<'_>, merge: bool, def: &ast::TableDef, with: &[ast::Property]) -> Result<QueryOutput> {
+    let Cx { cluster, caller, ctx, snap, .. } = *cx;
+    let mut meta = snap.meta.clone();
+    create_or_merge(cluster, caller, ctx, &mut meta, merge, std::slice::from_ref(def), with)?;
+    let (d, t) = table_db(&def.name, ctx, snap)?;
+    show_schema(&cluster.snapshot(), &d, &[t])
+}
+
+/// `.create[-merge] tables T1 (cols), T2 (cols)`: their schemas.
+pub(super) fn create_tables(cx: &Cx<'_>, merge: bool, tables: &[ast::TableDef], with: &[ast::Property]) -> Result<QueryOutput> {
+    let Cx { cluster, caller, ctx, snap, db, .. } = *cx;
+    let mut meta = snap.meta.clone();
+    create_or_merge(cluster, caller, ctx, &mut meta, merge, tables, with)?;
+    let names: Vec<String> = tables.iter().map(|t| t.name.name.name.clone()).collect();
+    show_schema(&cluster.snapshot(), db, &names)
+}
+
+/// `.show tables`.
+pub(super) fn show_tables(cx: &Cx<'_>) -> Result<QueryOutput> {
+    let Cx { caller, snap, db, .. } = *cx;
+    check(can_show(snap, caller, db), caller, &format!("show the tables of database '{db}'"), "Database Viewer")?;
+    let d = snap.meta.db(db).ok_or_else(|| RuntimeError::bad_request(format!("database '{db}' does not exist")))?;
+    let rows = d.tables.iter().map(|t| vec![V::S(t.name.clone()), V::S(d.name.clone()), V::S(t.folder.clone()), V::S(t.docstring.clone())]).collect();
+    table(&[("TableName", KqlType::String), ("DatabaseName", KqlType::String), ("Folder", KqlType::String), ("DocString", KqlType::String)], rows)
+}
+
+/// `.show table T` and `.show table T details`: its columns and their types.
+pub(super) fn show_table(cx: &Cx<'_>, name: &ast::QualifiedName) -> Result<QueryOutput> {
+    let Cx { caller, ctx, snap, .. } = *cx;
+    let (d, t) = table_db(name, ctx, snap)?;
+    check(can_show(snap, caller, &d), caller, &format!("show table '{t}'"), "Database Viewer")?;
+    let tm = need_table(&snap.meta, &d, &t)?;
+    let rows = tm
+        .schema
+        .columns
+        .iter()
+        .map(|c| vec![V::S(c.name.clone()), V::S(c.ty.name().to_string())])
+        .collect();
+    table(&[("AttributeName", KqlType::String), ("AttributeType", KqlType::String)], rows)
+}
+
+/// `.show table T schema as json` and `.show table T cslschema`.
+pub(super) fn show_table_schema(cx: &Cx<'_>, name: &ast::QualifiedName, format: ast::SchemaFormat) -> Result<QueryOutput> {
+    let Cx { caller, ctx, snap, .. } = *cx;
+    let (d, t) = table_db(name, ctx, snap)?;
+    check(can_show(snap, caller, &d), caller, &format!("show the schema of table '{t}'"), "Database Viewer")?;
+    let tm = need_table(&snap.meta, &d, &t)?;
+    let schema = match format {
+        ast::SchemaFormat::Json => serde_json::json!({
+            "Name": tm.name,
+            "OrderedColumns": tm.schema.columns.iter().map(|c| serde_json::json!({"Name": c.name, "Type": c.ty.dotnet_name(), "CslType": c.ty.name()})).collect::<Vec<_>>(),
+        })
+        .to_string(),
+        _ => tm.schema.columns.iter().map(|c| format!("{}:{}", c.name, c.ty)).collect::<Vec<_>>().join(","),
+    };
+    table(
+        &[("TableName", KqlType::String), ("Schema", KqlType::String), ("DatabaseName", KqlType::String), ("Folder", KqlType::String), ("DocString", KqlType::String)],
+        vec![vec![V::S(tm.name.clone()), V::S(schema), V::S(d.clone()), V::S(tm.folder.clone()), V::S(tm.docstring.clone())]],
+    )
+}
+
+fn schema_of(cols: &[ast::ColumnDecl]) -> Result<KqlSchema> {
+    let mut out: Vec<KqlColumn> = Vec::new();
+    for c in cols {
+        names::validate(EntityKind::Column, &c.name.name, false)?;
+        let ty = KqlType::from_name(&c.ty.name).ok_or_else(|| RuntimeError::bad_request(format!("unknown type '{}'", c.ty.name)))?;
+        if out.iter().any(|o| o.name == c.name.name) {
+            return Err(RuntimeError::bad_request(format!("column '{}' is declared twice", c.name.name)));
+        }
+        out.push(KqlColumn::new(c.name.name.clone(), ty));
+    }
+    Ok(KqlSchema::new(out))
+}
+
+/// A new table's metadata; its creator is its admin.
+pub(super) fn new_table(name: &str, schema: KqlSchema, creator: &Principal, with: &[ast::Property]) -> TableMeta {
+    TableMeta {
+        name: name.to_string(),
+        schema,
+        extents: Vec::new(),
+        rls: None,
+        restricted_view_access: false,
+        principals: vec![RoleAssignment { role: Role::Admins.keyword().into(), principal: creator.fqn(), notes: "creator".into() }],
+        docstring: prop(with, "docstring").unwrap_or_default(),
+        folder: prop(with, "folder").unwrap_or_default(),
+    }
+}
+
+fn show_schema(snap: &State, db: &str, names: &[String]) -> Result<QueryOutput> {
+    let mut rows = Vec::new();
+    for n in names {
+        let tm = need_table(&snap.meta, db, n)?;
+        let schema = tm.schema.columns.iter().map(|c| format!("{}:{}", c.name, c.ty)).collect::<Vec<_>>().join(",");
+        rows.push(vec![V::S(tm.name.clone()), V::S(schema), V::S(db.to_string()), V::S(tm.folder.clone()), V::S(tm.docstring.clone())]);
+    }
+    table(&[("TableName", KqlType::String), ("Schema", KqlType::String), ("DatabaseName", KqlType::String), ("Folder", KqlType::String), ("DocString", KqlType::String)], rows)
+}
+
+/// Creates the tables, or (`merge`) adds the columns they lack, and commits.
+fn create_or_merge(cluster: &Cluster, caller: &Caller, ctx: &RequestContext, meta: &mut Meta, merge: bool, defs: &[ast::TableDef], with: &[ast::Property]) -> Result<()> {
+    let snap = cluster.snapshot();
+    for def in defs {
+        let (d, t) = table_db(&def.name, ctx, &snap)?;
+        names::validate(EntityKind::Table, &t, false)?;
+        let schema = schema_of(&def.columns)?;
+        let dbm = need_db_mut(meta, &d)?;
+        if dbm.function(&t).is_some() {
+            return Err(RuntimeError::bad_request(format!("a function named '{t}' already exists")));
+        }
+        if dbm.materialized_view(&t).is_some() {
+            return Err(RuntimeError::bad_request(format!("a materialized view named '{t}' already exists in database '{d}'")));
+        }
+        match dbm.table_mut(&t) {
+            Some(existing) => {
+                if !merge {
+                    if existing.schema == schema {
+                        continue;
+                    }
+                    return Err(RuntimeError::bad_request(format!("table '{t}' already exists with a different schema; use .create-merge table")));
+                }
+                check(is_table_admin(&snap, caller, &d, &t), caller, &format!("extend the schema of table '{t}'"), "Table Admin")?;
+                for c in schema.columns {
+                    match existing.schema.get(&c.name) {
+                        Some(e) if e.ty != c.ty => {
+                            return Err(RuntimeError::bad_request(format!("column '{}' of table '{t}' is {} not {}", c.name, e.ty, c.ty)));
+                        }
+                        Some(_) => {}
+                        None => {
+                            if !existing.extents.is_empty() {
+                                return Err(RuntimeError::Plan(kustodian_planner::PlanError::unsupported(
+                                    "adding columns to a table that already holds data",
+                                )));
+                            }
+                            existing.schema.columns.push(c);
+                        }
+                    }
+                }
+            }
+            None => {
+                check(is_db_user(&snap, caller, &d), caller, &format!("create table '{t}' in database '{d}'"), "Database User")?;
+                dbm.tables.push(new_table(&t, schema, &caller.principal, with));
+            }
+        }
+    }
+    cluster.commit(meta.clone(), HashMap::new())
+}
+
+/// `.drop table(s)`: the tables dropped.
+pub(super) fn drop_tables(cx: &Cx<'_>, names: &[ast::QualifiedName], if_exists: bool) -> Result<QueryOutput> {
+    let Cx { cluster, caller, ctx, .. } = *cx;
+    let mut meta = cx.snap.meta.clone();
+    let snap = cluster.snapshot();
+    let mut dropped = Vec::new();
+    for q in names {
+        let (d, t) = table_db(q, ctx, &snap)?;
+        if meta.db(&d).and_then(|x| x.table(&t)).is_none() {
+            if if_exists {
+                continue;
+            }
+            return Err(RuntimeError::bad_request(format!("table '{t}' does not exist in database '{d}'")));
+        }
+        check(is_table_admin(&snap, caller, &d, &t), caller, &format!("drop table '{t}'"), "Table Admin")?;
+        crate::materialized::check_source_drop(&meta, &d, &t)?;
+        need_db_mut(&mut meta, &d)?.tables.retain(|x| x.name != t);
+        dropped.push((d, t));
+    }
+    cluster.commit(meta, HashMap::new())?;
+    table(&[("TableName", KqlType::String), ("DatabaseName", KqlType::String)], dropped.into_iter().map(|(d, t)| vec![V::S(t), V::S(d)]).collect())
+}
