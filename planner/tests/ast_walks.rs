@@ -70,16 +70,7 @@ impl Catalog for MemCatalog {
 
 fn plan(catalog: &MemCatalog, text: &str) -> Result<PlannedQuery, PlanError> {
     let ast::Request::Query(q) = kustodian_parser::parse(text).unwrap() else { panic!("not a query") };
-    let ctx = RequestContext {
-        principal: Principal::parse("aaduser=alice@contoso.com").unwrap(),
-        groups: vec![],
-        database: "Db".into(),
-        force_rls: false,
-        block_rls: false,
-        validate_permissions: false,
-        now_nanos: 0,
-        query_now: None,
-    };
+    let ctx = RequestContext::new(Principal::parse("aaduser=alice@contoso.com").unwrap(), vec![], "Db", 0);
     plan_query(catalog, &ctx, &q, text)
 }
 

@@ -123,6 +123,48 @@ fn v2_frames_and_policies_for_two_principals() {
     });
 }
 
+/// The bundled sample answers the same through the server, for a caller identified by a token
+/// (`aaduser=<object id>;<tenant>`), as through the command line's `--as aaduser=<upn>`: the
+/// policies see the same principal, so every table shows each principal the same rows.
+#[test]
+fn the_sample_answers_as_on_the_command_line() {
+    use datafusion::arrow::array::{Array, Int64Array};
+    use kustodian_runtime::{Identity, RequestOptions};
+    rt().block_on(async {
+        let f = start("", "127.0.0.1:0").await;
+        let cli = Cluster::sample().await.unwrap();
+        let queries = [
+            "Sales | count",
+            "Sales | where SalesPersonAadUser =~ 'aaduser=alice@contoso.com' | count",
+            "SalesPeople | count",
+            "Customers | where CreditCardNumber startswith '*' | count",
+            "MySales() | count",
+        ];
+        let mut seen_own_rows = 0;
+        for (user, groups) in [("alice", vec![]), ("bob", vec![]), ("erin", vec![]), ("dave", vec!["sales_managers@contoso.com"])] {
+            let upn = format!("{user}@contoso.com");
+            let token = f.token(&upn, &groups);
+            let mut who = Identity::new(format!("aaduser={upn}"));
+            who.groups = groups.iter().map(|g| format!("aadgroup={g}")).collect();
+            for q in queries {
+                let (status, frames) = f.query(&token, q).await;
+                assert_eq!(status, 200, "{user}: {q}: {frames}");
+                let served = primary(&frames)[0][0].as_i64().unwrap();
+                let opts = RequestOptions { database: Some("ContosoSales".into()), identity: Some(who.clone()), ..Default::default() };
+                let out = cli.execute(q, &opts).await.unwrap();
+                let col = out.batches[0].column(0);
+                let local = col.as_any().downcast_ref::<Int64Array>().unwrap().value(0);
+                assert_eq!(served, local, "{user}: {q}");
+                if user == "alice" && q.starts_with("Sales | where") {
+                    seen_own_rows = served;
+                }
+            }
+        }
+        assert!(seen_own_rows > 0, "alice sees her own sales through the server");
+        f.stop().await;
+    });
+}
+
 #[test]
 fn errors_are_oneapi_bodies_with_kusto_status_codes() {
     rt().block_on(async {
