@@ -157,10 +157,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut r = (self.status, axum::Json(self.body())).into_response();
-        if let Ok(v) = HeaderValue::from_str(&self.activity_id) {
-            if !self.activity_id.is_empty() {
-                r.headers_mut().insert("x-ms-activity-id", v);
-            }
+        if let Ok(v) = HeaderValue::from_str(&self.activity_id)
+            && !self.activity_id.is_empty()
+        {
+            r.headers_mut().insert("x-ms-activity-id", v);
         }
         if self.status == StatusCode::UNAUTHORIZED {
             r.headers_mut().insert("www-authenticate", HeaderValue::from_static("Bearer"));

@@ -171,6 +171,7 @@ pub fn v1_table(name: &str, cols: &[(String, KqlType)], rows: Vec<Value>) -> Val
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -11,7 +11,7 @@ use crate::{Result, RuntimeError};
 /// How callers are identified.
 pub enum Authenticator {
     /// `Authorization: Bearer` tokens of the configured issuers.
-    Tokens { validator: TokenValidator, directory: Option<Directory> },
+    Tokens { validator: Box<TokenValidator>, directory: Option<Box<Directory>> },
     /// `--no-auth --as PRINCIPAL`: every caller is this principal (loopback only).
     Anonymous(Identity),
 }
@@ -30,7 +30,7 @@ impl Authenticator {
             Authenticator::Anonymous(id) => Ok(id.clone()),
             Authenticator::Tokens { validator, directory } => {
                 let token = validator.validate_header(authorization).await.map_err(|e| e.to_string())?;
-                let who = identity_from_token(&token, directory.as_ref()).map_err(|e| e.to_string())?;
+                let who = identity_from_token(&token, directory.as_deref()).map_err(|e| e.to_string())?;
                 Ok(who.identity())
             }
         }

@@ -77,7 +77,7 @@ impl Server {
                     Some(p) => Some(Directory::load(p).map_err(|e| bad(&e))?),
                     None => opts.directory.take(),
                 };
-                Authenticator::Tokens { validator, directory }
+                Authenticator::Tokens { validator: Box::new(validator), directory: directory.map(Box::new) }
             }
         };
         let network = NetworkPolicy::from_config(&opts.config.network).map_err(|e| RuntimeError::bad_request(e.to_string()))?;
