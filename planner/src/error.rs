@@ -6,9 +6,6 @@ pub type Result<T, E = PlanError> = std::result::Result<T, E>;
 /// type of the workspace (its `==` ignores positions; compare with [`Span::same_as`]).
 pub use kustodian_parser::ast::Span;
 
-/// The name the binder still writes for [`Span`] (`bind/mod.rs`); the same type, not another.
-pub(crate) type ErrSpan = Span;
-
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     #[error(transparent)]

@@ -76,16 +76,54 @@ pub fn role_display(role: &str) -> &'static str {
     Role::from_keyword(role).map_or("Unknown", Role::display)
 }
 
+/// The role a denied operation needs, as the Forbidden error names it: a role at a scope. Its
+/// name is the scope's and [`Role::display`]'s, so no role name is written anywhere else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    AllDatabasesAdmin,
+    AllDatabasesMonitor,
+    DatabaseAdmin,
+    DatabaseUser,
+    DatabaseViewer,
+    /// A restricted-view-access table: UnrestrictedViewer on top of a reading role.
+    DatabaseUnrestrictedViewer,
+    TableAdmin,
+    TableIngestor,
+    FunctionAdmin,
+    MaterializedViewAdmin,
+}
+
+impl std::fmt::Display for Needs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (scope, role) = match self {
+            Needs::AllDatabasesAdmin => ("", Role::AllDatabasesAdmins),
+            Needs::AllDatabasesMonitor => ("", Role::AllDatabasesMonitors),
+            Needs::DatabaseAdmin => ("Database ", Role::Admins),
+            Needs::DatabaseUser => ("Database ", Role::Users),
+            Needs::DatabaseViewer => ("Database ", Role::Viewers),
+            Needs::DatabaseUnrestrictedViewer => {
+                let (r, v, u, a) = (Role::UnrestrictedViewers, Role::Viewers, Role::Users, Role::Admins);
+                return write!(f, "Database {} (with Database {}, {} or {})", r.display(), v.display(), u.display(), a.display());
+            }
+            Needs::TableAdmin => ("Table ", Role::Admins),
+            Needs::TableIngestor => ("Table ", Role::Ingestors),
+            Needs::FunctionAdmin => ("Function ", Role::Admins),
+            Needs::MaterializedViewAdmin => ("Materialized View ", Role::Admins),
+        };
+        write!(f, "{scope}{}", role.display())
+    }
+}
+
 /// A denial that names the principal, the operation and a role that would allow it, and says
 /// nothing about the data.
-pub fn forbidden(caller: &Caller, operation: &str, role: &str) -> RuntimeError {
+pub fn forbidden(caller: &Caller, operation: &str, role: Needs) -> RuntimeError {
     RuntimeError::Forbidden(format!(
         "Principal '{}' is not authorized to {operation}. It requires the {role} role.",
         caller.principal.fqn()
     ))
 }
 
-pub fn check(ok: bool, caller: &Caller, operation: &str, role: &str) -> Result<()> {
+pub fn check(ok: bool, caller: &Caller, operation: &str, role: Needs) -> Result<()> {
     if ok { Ok(()) } else { Err(forbidden(caller, operation, role)) }
 }
 
@@ -125,18 +163,18 @@ pub enum Action<'a> {
 
 impl Action<'_> {
     /// The least role that allows the action, as Forbidden errors name it.
-    pub fn role(&self) -> &'static str {
+    pub fn role(&self) -> Needs {
         match self {
-            Action::AdminCluster => "AllDatabasesAdmin",
-            Action::ShowCluster => "AllDatabasesMonitor",
-            Action::ReadDatabase(_) | Action::ReadTable(..) => "Database Viewer",
-            Action::ShowDatabase(_) => "Database Viewer",
-            Action::ShowDatabasePrincipals(_) | Action::AdminDatabase(_) => "Database Admin",
-            Action::CreateInDatabase(_) => "Database User",
-            Action::AdminTable(..) => "Table Admin",
-            Action::IngestTable(..) => "Table Ingestor",
-            Action::AdminFunction(..) => "Function Admin",
-            Action::AdminMaterializedView(..) => "Materialized View Admin",
+            Action::AdminCluster => Needs::AllDatabasesAdmin,
+            Action::ShowCluster => Needs::AllDatabasesMonitor,
+            Action::ReadDatabase(_) | Action::ReadTable(..) => Needs::DatabaseViewer,
+            Action::ShowDatabase(_) => Needs::DatabaseViewer,
+            Action::ShowDatabasePrincipals(_) | Action::AdminDatabase(_) => Needs::DatabaseAdmin,
+            Action::CreateInDatabase(_) => Needs::DatabaseUser,
+            Action::AdminTable(..) => Needs::TableAdmin,
+            Action::IngestTable(..) => Needs::TableIngestor,
+            Action::AdminFunction(..) => Needs::FunctionAdmin,
+            Action::AdminMaterializedView(..) => Needs::MaterializedViewAdmin,
         }
     }
 
@@ -248,7 +286,7 @@ pub fn authorize(meta: &Meta, caller: &Caller, action: &Action, operation: &str)
         return Err(forbidden(
             caller,
             &format!("{operation}, which has restricted view access"),
-            "Database UnrestrictedViewer (with Database Viewer, User or Admin)",
+            Needs::DatabaseUnrestrictedViewer,
         ));
     }
     Err(forbidden(caller, operation, action.role()))

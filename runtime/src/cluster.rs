@@ -13,7 +13,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use kustodian_parser::ast;
 use kustodian_planner::{PlannedQuery, Principal, RequestContext, plan_query};
 
-use crate::auth::{self, Action, Caller, Role, RoleAssignment, check};
+use crate::auth::{self, Action, Caller, Role, RoleAssignment, check, Needs};
 pub use crate::meta::{DatabaseMeta, FunctionMeta, Meta, RlsMeta, TableMeta};
 use crate::catalog::{Access, ExtentData, SnapshotCatalog, State};
 use crate::error::{Result, RuntimeError};
@@ -388,7 +388,7 @@ impl Cluster {
         if db.tables.iter().any(|t| caller.holds(&t.principals, Role::Admins)) {
             return Ok(());
         }
-        check(false, caller, &format!("query database '{}'", db.name), "Database Viewer")
+        check(false, caller, &format!("query database '{}'", db.name), Needs::DatabaseViewer)
     }
 
     pub(crate) fn authorize_tables(&self, snap: &State, caller: &Caller, planned: &PlannedQuery) -> Result<()> {
@@ -396,7 +396,7 @@ impl Cluster {
             let Some(db) = snap.meta.db(&t.database) else { continue };
             let table_admin = db.table(&t.table).is_some_and(|tm| caller.holds(&tm.principals, Role::Admins));
             let readable = auth::allows(&snap.meta, caller, &Action::ReadDatabase(&db.name)) || table_admin;
-            check(readable, caller, &format!("read table '{}' in database '{}'", t.table, db.name), "Database Viewer")?;
+            check(readable, caller, &format!("read table '{}' in database '{}'", t.table, db.name), Needs::DatabaseViewer)?;
             if t.restricted_view_access {
                 let unrestricted = caller.holds(&db.principals, Role::UnrestrictedViewers)
                     && auth::allows(&snap.meta, caller, &Action::ReadDatabase(&db.name));
@@ -404,7 +404,7 @@ impl Cluster {
                     unrestricted,
                     caller,
                     &format!("read table '{}' in database '{}', which has restricted view access", t.table, db.name),
-                    "Database UnrestrictedViewer (with Database Viewer, User or Admin)",
+                    Needs::DatabaseUnrestrictedViewer,
                 )?;
             }
         }

@@ -27,7 +27,7 @@ use kustodian_parser::ast::visit::{self, Visitor};
 use kustodian_parser::ast::{self, ExprKind, OperatorKind, StatementKind};
 use kustodian_planner::{KqlSchema, KqlType, RequestContext};
 
-use crate::auth::{self, Action, Caller, Role, RoleAssignment, check};
+use crate::auth::{self, Action, Caller, Role, RoleAssignment, check, Needs};
 pub use crate::meta::MaterializedViewMeta;
 use crate::catalog::{Access, ExtentData, SnapshotCatalog, State};
 use crate::cluster::Cluster;
@@ -185,7 +185,7 @@ fn show_rows(views: &[&MaterializedViewMeta]) -> Result<QueryOutput> {
 }
 
 pub(crate) fn show(snap: &State, caller: &Caller, db: &str, name: Option<&str>) -> Result<QueryOutput> {
-    check(auth::allows(&snap.meta, caller, &Action::ShowDatabase(db)), caller, &format!("show the materialized views of database '{db}'"), "Database Viewer")?;
+    check(auth::allows(&snap.meta, caller, &Action::ShowDatabase(db)), caller, &format!("show the materialized views of database '{db}'"), Needs::DatabaseViewer)?;
     let d = need_db(&snap.meta, db)?;
     match name {
         Some(n) => show_rows(&[need_view(&snap.meta, db, n)?]),
@@ -377,7 +377,7 @@ pub(crate) async fn create(
     query: &ast::Query,
     text: &str,
 ) -> Result<QueryOutput> {
-    check(auth::allows(&snap.meta, caller, &Action::AdminDatabase(db)), caller, &format!("create materialized view '{name}' in database '{db}'"), "Database Admin")?;
+    check(auth::allows(&snap.meta, caller, &Action::AdminDatabase(db)), caller, &format!("create materialized view '{name}' in database '{db}'"), Needs::DatabaseAdmin)?;
     crate::names::validate(crate::names::EntityKind::MaterializedView, name, false)?;
     let d = need_db(&meta, db)?;
     if let Some(v) = d.materialized_view(name) {
@@ -466,13 +466,13 @@ pub(crate) async fn create(
 /// output, that of `.show materialized-views`).
 pub(crate) fn drop(cluster: &Cluster, caller: &Caller, snap: &State, mut meta: Meta, db: &str, name: &str, if_exists: bool) -> Result<QueryOutput> {
     if meta.db(db).and_then(|d| d.materialized_view(name)).is_some() {
-        check(is_view_admin(snap, caller, db, name), caller, &format!("drop materialized view '{name}'"), "Materialized View Admin")?;
+        check(is_view_admin(snap, caller, db, name), caller, &format!("drop materialized view '{name}'"), Needs::MaterializedViewAdmin)?;
         meta.db_mut(db).ok_or_else(|| RuntimeError::bad_request(format!("database '{db}' does not exist")))?.materialized_views.retain(|v| v.name != name);
         cluster.commit(meta.clone(), HashMap::new())?;
     } else if !if_exists {
         need_view(&meta, db, name)?;
     } else {
-        check(auth::allows(&snap.meta, caller, &Action::ShowDatabase(db)), caller, &format!("show the materialized views of database '{db}'"), "Database Viewer")?;
+        check(auth::allows(&snap.meta, caller, &Action::ShowDatabase(db)), caller, &format!("show the materialized views of database '{db}'"), Needs::DatabaseViewer)?;
     }
     show_rows(&need_db(&meta, db)?.materialized_views.iter().collect::<Vec<_>>())
 }
@@ -493,7 +493,7 @@ pub(crate) async fn enable(
         is_view_admin(snap, caller, db, name),
         caller,
         &format!("{} materialized view '{name}'", if on { "enable" } else { "disable" }),
-        "Materialized View Admin",
+        Needs::MaterializedViewAdmin,
     )?;
     let mut allow = false;
     for (k, val) in with {
@@ -794,7 +794,7 @@ pub(crate) fn alter_rls(
         auth::allows(&snap.meta, caller, &Action::AdminDatabase(db)),
         caller,
         &format!("alter the row_level_security policy of materialized view '{name}'"),
-        "Database Admin",
+        Needs::DatabaseAdmin,
     )?;
     let v = need_view(&meta, db, name)?;
     let shape = v.shape()?;
@@ -821,7 +821,7 @@ pub(crate) fn alter_rls(
 }
 
 pub(crate) fn show_rls(snap: &State, caller: &Caller, db: &str, name: &str) -> Result<QueryOutput> {
-    check(auth::allows(&snap.meta, caller, &Action::ShowDatabase(db)), caller, &format!("show the policies of materialized view '{name}'"), "Database Viewer")?;
+    check(auth::allows(&snap.meta, caller, &Action::ShowDatabase(db)), caller, &format!("show the policies of materialized view '{name}'"), Needs::DatabaseViewer)?;
     let v = need_view(&snap.meta, db, name)?;
     policy_out(db, name, rls_json(&v.rls))
 }
@@ -832,7 +832,7 @@ pub(crate) fn delete_rls(cluster: &Cluster, caller: &Caller, snap: &State, mut m
         is_view_admin(snap, caller, db, name),
         caller,
         &format!("delete the row_level_security policy of materialized view '{name}'"),
-        "Materialized View Admin",
+        Needs::MaterializedViewAdmin,
     )?;
     check_unprotect(&meta, db, v, false)?;
     need_view_mut(&mut meta, db, name)?.rls = None;
@@ -848,7 +848,7 @@ pub(crate) fn principals(snap: &State, caller: &Caller, db: &str, name: &str, sh
         is_view_admin(snap, caller, db, name),
         caller,
         &format!("{} the principals of materialized view '{name}'", if show { "show" } else { "manage" }),
-        "Materialized View Admin",
+        Needs::MaterializedViewAdmin,
     )?;
     Ok((format!("Materialized View {name}"), v.principals.clone()))
 }

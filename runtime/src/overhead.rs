@@ -103,7 +103,7 @@ impl Cluster {
                     "measure the query without the row_level_security policy of table '{}' in database '{}'",
                     t.table, t.database
                 ),
-                "Table Admin",
+                crate::auth::Needs::TableAdmin,
             )?;
         }
         let mut seen = std::collections::HashSet::new();

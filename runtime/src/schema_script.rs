@@ -10,7 +10,7 @@ use kustodian_parser::ast::{SchemaFormat, quote_ident, quote_string};
 use kustodian_planner::KqlType;
 use serde_json::json;
 
-use crate::auth::{self, Action, Caller, RoleAssignment, check};
+use crate::auth::{self, Action, Caller, RoleAssignment, check, Needs};
 use crate::catalog::State;
 use crate::meta::DatabaseMeta;
 use crate::output::{V, table};
@@ -26,7 +26,7 @@ pub(crate) fn show_database_schema(
     with: &[(String, String)],
 ) -> Result<QueryOutput> {
     let d = snap.meta.db(db).ok_or_else(|| RuntimeError::bad_request(format!("database '{db}' does not exist")))?;
-    check(auth::allows(&snap.meta, caller, &Action::ShowDatabase(&d.name)), caller, &format!("show the schema of database '{}'", d.name), "Database Viewer")?;
+    check(auth::allows(&snap.meta, caller, &Action::ShowDatabase(&d.name)), caller, &format!("show the schema of database '{}'", d.name), Needs::DatabaseViewer)?;
     let mut security = true;
     for (k, v) in with {
         match k.to_ascii_lowercase().as_str() {
@@ -35,7 +35,7 @@ pub(crate) fn show_database_schema(
                 // Kustodian stores no obfuscated strings; the property is accepted for its
                 // permission check only.
                 let on = parse_bool(k, v)?;
-                check(!on || auth::allows(&snap.meta, caller, &Action::AdminDatabase(&d.name)), caller, &format!("show the obfuscated strings of database '{}'", d.name), "Database Admin")?;
+                check(!on || auth::allows(&snap.meta, caller, &Action::AdminDatabase(&d.name)), caller, &format!("show the obfuscated strings of database '{}'", d.name), Needs::DatabaseAdmin)?;
             }
             _ => return Err(RuntimeError::bad_request(format!("unknown property '{k}' of .show database schema"))),
         }

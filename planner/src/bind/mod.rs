@@ -25,7 +25,7 @@ use kustodian_parser::ast::{self, ExprKind, Span, StatementKind, TabularShape};
 
 use crate::security::barrier::SecurityBarrier;
 use crate::catalog::{Catalog, DepKind, PolicyDep, TableInfo};
-use crate::error::{ErrSpan, PlanError, Result};
+use crate::error::{PlanError, Result};
 use crate::functions::{FunctionContext, TypedExpr};
 use crate::principal::RequestContext;
 use crate::types::{KqlSchema, KqlType};
@@ -330,10 +330,6 @@ fn dedup_in_order<T: Eq + std::hash::Hash + Clone>(v: &mut Vec<T>) {
     v.retain(|x| seen.insert(x.clone()));
 }
 
-pub(crate) fn span_of(s: Span) -> ErrSpan {
-    ErrSpan { start: s.start, end: s.end }
-}
-
 impl<'a> Binder<'a> {
     pub fn new(catalog: &'a dyn Catalog, ctx: &'a RequestContext) -> Self {
         let mut fctx = FunctionContext::new(ctx.now_nanos);
@@ -360,16 +356,16 @@ impl<'a> Binder<'a> {
     }
 
     /// Error span for a node: only when the text being bound is the request's own.
-    pub fn err_span(&self, s: Span) -> ErrSpan {
-        if self.foreign_text > 0 { ErrSpan::default() } else { span_of(s) }
+    pub fn err_span(&self, s: Span) -> Span {
+        if self.foreign_text > 0 { Span::default() } else { s }
     }
 
     pub fn semantic(&self, msg: impl Into<String>, s: Span) -> PlanError {
-        PlanError::Semantic { message: msg.into(), span: (self.foreign_text == 0).then(|| span_of(s)) }
+        PlanError::Semantic { message: msg.into(), span: (self.foreign_text == 0).then_some(s) }
     }
 
     pub fn unsupported(&self, feature: impl Into<String>, s: Span) -> PlanError {
-        PlanError::Unsupported { feature: feature.into(), span: (self.foreign_text == 0).then(|| span_of(s)) }
+        PlanError::Unsupported { feature: feature.into(), span: (self.foreign_text == 0).then_some(s) }
     }
 
     fn enter(&mut self) -> Result<()> {
@@ -781,7 +777,7 @@ impl<'a> Binder<'a> {
         } else {
             Err(PlanError::Semantic {
                 message: format!("'{}' is not accessible: the query's 'restrict access to' statement does not list it", info.name),
-                span: (self.foreign_text == 0).then(|| span_of(span)),
+                span: (self.foreign_text == 0).then_some(span),
             })
         }
     }

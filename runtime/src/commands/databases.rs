@@ -7,7 +7,7 @@ use kustodian_parser::ast;
 use kustodian_planner::KqlType;
 
 use super::{Cx, can_show, is_cluster, props};
-use crate::auth::{Caller, Role, RoleAssignment, check};
+use crate::auth::{Caller, Role, RoleAssignment, check, Needs};
 use crate::cluster::{Cluster, DatabaseMeta};
 use crate::error::{Result, RuntimeError};
 use crate::names::{self, EntityKind};
@@ -17,7 +17,7 @@ use crate::output::{QueryOutput, V, table};
 pub(super) fn create(cx: &Cx<'_>, name: &ast::Ident, if_not_exists: bool) -> Result<QueryOutput> {
     let Cx { cluster, caller, snap, .. } = *cx;
     let mut meta = snap.meta.clone();
-    check(is_cluster(caller, &meta, Role::AllDatabasesAdmins), caller, &format!("create database '{}'", name.name), "AllDatabasesAdmin")?;
+    check(is_cluster(caller, &meta, Role::AllDatabasesAdmins), caller, &format!("create database '{}'", name.name), Needs::AllDatabasesAdmin)?;
     names::validate(EntityKind::Database, &name.name, false)?;
     if meta.db(&name.name).is_some() {
         if if_not_exists {

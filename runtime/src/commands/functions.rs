@@ -7,7 +7,7 @@ use kustodian_parser::ast;
 use kustodian_planner::KqlType;
 
 use super::{Cx, can_show, is_db_admin, is_db_user, need_db_mut, prop};
-use crate::auth::{Role, RoleAssignment, check};
+use crate::auth::{Role, RoleAssignment, check, Needs};
 use crate::cluster::FunctionMeta;
 use crate::error::{Result, RuntimeError};
 use crate::names::{self, EntityKind};
@@ -35,8 +35,8 @@ pub(super) fn create(
         }
         (ast::FunctionWriteMode::Create, true) => return Err(RuntimeError::bad_request(format!("function '{}' already exists", name.name))),
         (ast::FunctionWriteMode::Alter, false) => return Err(RuntimeError::bad_request(format!("function '{}' does not exist", name.name))),
-        (_, true) => check(fadmin, caller, &format!("alter function '{}'", name.name), "Function Admin")?,
-        (_, false) => check(is_db_user(snap, caller, db), caller, &format!("create function '{}'", name.name), "Database User")?,
+        (_, true) => check(fadmin, caller, &format!("alter function '{}'", name.name), Needs::FunctionAdmin)?,
+        (_, false) => check(is_db_user(snap, caller, db), caller, &format!("create function '{}'", name.name), Needs::DatabaseUser)?,
     }
     if kustodian_planner::is_builtin_function(&name.name) {
         return Err(RuntimeError::bad_request(format!(
@@ -85,7 +85,7 @@ pub(super) fn drop(cx: &Cx<'_>, name: &ast::Ident, if_exists: bool) -> Result<Qu
     }
     let fadmin = is_db_admin(snap, caller, db)
         || meta.db(db).and_then(|d| d.function(&name.name)).is_some_and(|f| caller.holds(&f.principals, Role::Admins));
-    check(fadmin, caller, &format!("drop function '{}'", name.name), "Function Admin")?;
+    check(fadmin, caller, &format!("drop function '{}'", name.name), Needs::FunctionAdmin)?;
     need_db_mut(&mut meta, db)?.functions.retain(|f| f.name != name.name);
     cluster.commit(meta, HashMap::new())?;
     table(&[("Name", KqlType::String)], vec![vec![V::S(name.name.clone())]])
@@ -102,7 +102,7 @@ pub(super) fn drop_many(cx: &Cx<'_>, names: &[ast::Ident], if_exists: bool) -> R
         }
         let fadmin = is_db_admin(snap, caller, db)
             || meta.db(db).and_then(|d| d.function(&n.name)).is_some_and(|f| caller.holds(&f.principals, Role::Admins));
-        check(!exists || fadmin, caller, &format!("drop function '{}'", n.name), "Function Admin")?;
+        check(!exists || fadmin, caller, &format!("drop function '{}'", n.name), Needs::FunctionAdmin)?;
         need_db_mut(&mut meta, db)?.functions.retain(|f| f.name != n.name);
     }
     cluster.commit(meta, HashMap::new())?;
@@ -113,7 +113,7 @@ pub(super) fn drop_many(cx: &Cx<'_>, names: &[ast::Ident], if_exists: bool) -> R
 pub(super) fn show_all(cx: &Cx<'_>) -> Result<QueryOutput> {
     let Cx { caller, snap, db, .. } = *cx;
     let meta = &snap.meta;
-    check(can_show(snap, caller, db), caller, &format!("show the functions of database '{db}'"), "Database Viewer")?;
+    check(can_show(snap, caller, db), caller, &format!("show the functions of database '{db}'"), Needs::DatabaseViewer)?;
     let d = meta.db(db).ok_or_else(|| RuntimeError::bad_request(format!("database '{db}' does not exist")))?;
     let rows = d.functions.iter().map(function_row).collect();
     table(FUNCTION_COLS, rows)
@@ -123,7 +123,7 @@ pub(super) fn show_all(cx: &Cx<'_>) -> Result<QueryOutput> {
 pub(super) fn show(cx: &Cx<'_>, name: &ast::Ident) -> Result<QueryOutput> {
     let Cx { caller, snap, db, .. } = *cx;
     let meta = &snap.meta;
-    check(can_show(snap, caller, db), caller, &format!("show function '{}'", name.name), "Database Viewer")?;
+    check(can_show(snap, caller, db), caller, &format!("show function '{}'", name.name), Needs::DatabaseViewer)?;
     let d = meta.db(db).ok_or_else(|| RuntimeError::bad_request(format!("database '{db}' does not exist")))?;
     let f = d.function(&name.name).ok_or_else(|| RuntimeError::bad_request(format!("function '{}' does not exist", name.name)))?;
     table(FUNCTION_COLS, vec![function_row(f)])

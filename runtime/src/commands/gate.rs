@@ -5,7 +5,7 @@ use kustodian_parser::ast::{self, CommandKind, PolicyTarget, SecurableEntity, Ta
 use kustodian_planner::{Principal, RequestContext};
 
 use super::{named_db, prop, table_db};
-use crate::auth::{self, Action, Caller};
+use crate::auth::{self, Action, Caller, Needs};
 use crate::catalog::State;
 use crate::error::Result;
 
@@ -163,14 +163,14 @@ pub(crate) fn gate(snap: &State, caller: &Caller, ctx: &RequestContext, cmd: &as
                 SecurableEntity::Cluster => Ok(()),
                 SecurableEntity::Database(n) => {
                     let d = named_db(n.as_ref(), ctx, snap);
-                    auth::check(auth::knows_database(&snap.meta, caller, &d), caller, &format!("show its roles in database '{d}'"), "Database Viewer")
+                    auth::check(auth::knows_database(&snap.meta, caller, &d), caller, &format!("show its roles in database '{d}'"), Needs::DatabaseViewer)
                 }
                 SecurableEntity::Table(q) => {
                     let (d, _) = table_db(q, ctx, snap)?;
-                    auth::check(auth::knows_database(&snap.meta, caller, &d), caller, &format!("show its roles in database '{d}'"), "Database Viewer")
+                    auth::check(auth::knows_database(&snap.meta, caller, &d), caller, &format!("show its roles in database '{d}'"), Needs::DatabaseViewer)
                 }
                 SecurableEntity::Function(_) | SecurableEntity::MaterializedView(_) | SecurableEntity::ExternalTable(_) => {
-                    auth::check(auth::knows_database(&snap.meta, caller, db), caller, &format!("show its roles in database '{db}'"), "Database Viewer")
+                    auth::check(auth::knows_database(&snap.meta, caller, db), caller, &format!("show its roles in database '{db}'"), Needs::DatabaseViewer)
                 }
             }
         }

@@ -11,7 +11,7 @@ use kustodian_planner::KqlType;
 
 use super::tables::new_table;
 use super::{Cx, can_ingest, is_db_user, is_table_admin, need_db_mut, need_table, need_table_mut, prop, props, table_db};
-use crate::auth::{self, Action, Caller, check};
+use crate::auth::{self, Action, Caller, check, Needs};
 use crate::catalog::State;
 use crate::cluster::{Cluster, Meta};
 use crate::error::{Result, RuntimeError};
@@ -24,7 +24,7 @@ pub(super) async fn ingest_inline(cx: &Cx<'_>, t: &ast::QualifiedName, data: &st
     let Cx { cluster, caller, ctx, snap, .. } = *cx;
     let meta = &snap.meta;
     let (d, t) = table_db(t, ctx, snap)?;
-    check(can_ingest(snap, caller, &d, &t), caller, &format!("ingest into table '{t}'"), "Table Ingestor")?;
+    check(can_ingest(snap, caller, &d, &t), caller, &format!("ingest into table '{t}'"), Needs::TableIngestor)?;
     let tm = need_table(meta, &d, &t)?;
     let started = std::time::Instant::now();
     let result = async {
@@ -42,7 +42,7 @@ pub(super) async fn ingest_files(cx: &Cx<'_>, t: &ast::QualifiedName, sources: &
     let Cx { cluster, caller, ctx, snap, .. } = *cx;
     let meta = &snap.meta;
     let (d, t) = table_db(t, ctx, snap)?;
-    check(can_ingest(snap, caller, &d, &t), caller, &format!("ingest into table '{t}'"), "Table Ingestor")?;
+    check(can_ingest(snap, caller, &d, &t), caller, &format!("ingest into table '{t}'"), Needs::TableIngestor)?;
     let tm = need_table(meta, &d, &t)?;
     let started = std::time::Instant::now();
     let mut current = String::new();
@@ -87,9 +87,9 @@ pub(super) async fn table_from_query(cx: &Cx<'_>, mode: TableWriteMode, t: &ast:
     match (mode, exists) {
         (TableWriteMode::Set, true) => return Err(RuntimeError::bad_request(format!("table '{tname}' already exists; use .append or .set-or-append"))),
         (TableWriteMode::Append, false) => return Err(RuntimeError::bad_request(format!("table '{tname}' does not exist; use .set or .set-or-append"))),
-        (TableWriteMode::SetOrReplace, true) => check(is_table_admin(snap, caller, &d, &tname), caller, &format!("replace the data of table '{tname}'"), "Table Admin")?,
-        (_, true) => check(can_ingest(snap, caller, &d, &tname), caller, &format!("append to table '{tname}'"), "Table Ingestor")?,
-        (_, false) => check(is_db_user(snap, caller, &d), caller, &format!("create table '{tname}'"), "Database User")?,
+        (TableWriteMode::SetOrReplace, true) => check(is_table_admin(snap, caller, &d, &tname), caller, &format!("replace the data of table '{tname}'"), Needs::TableAdmin)?,
+        (_, true) => check(can_ingest(snap, caller, &d, &tname), caller, &format!("append to table '{tname}'"), Needs::TableIngestor)?,
+        (_, false) => check(is_db_user(snap, caller, &d), caller, &format!("create table '{tname}'"), Needs::DatabaseUser)?,
     }
     let planned = cluster.plan(snap, caller, ctx, query, text)?;
     let (_, physical) = cluster.physical(&planned).await?;

@@ -7,7 +7,7 @@ use kustodian_parser::ast::{self, PolicyTarget};
 use kustodian_planner::{KqlType, RequestContext};
 
 use super::{Cx, can_show, is_table_admin, need_table, need_table_mut, props, table_db, unsupported};
-use crate::auth::{Caller, check};
+use crate::auth::{Caller, check, Needs};
 use crate::catalog::State;
 use crate::cluster::RlsMeta;
 use crate::error::{Result, RuntimeError};
@@ -27,7 +27,7 @@ pub(super) fn alter_rls(cx: &Cx<'_>, target: &PolicyTarget, enable: bool, query:
     };
     let allow = rls_properties(&props(with))?;
     let (d, t) = table_db(q, ctx, snap)?;
-    check(is_table_admin(snap, caller, &d, &t), caller, &format!("alter the row_level_security policy of table '{t}'"), "Table Admin")?;
+    check(is_table_admin(snap, caller, &d, &t), caller, &format!("alter the row_level_security policy of table '{t}'"), Needs::TableAdmin)?;
     let tm = need_table(&meta, &d, &t)?;
     if enable && tm.restricted_view_access {
         return Err(RuntimeError::bad_request(format!(
@@ -74,7 +74,7 @@ pub(super) fn delete_rls(cx: &Cx<'_>, target: &PolicyTarget) -> Result<QueryOutp
         return Err(unsupported("row_level_security on materialized views"));
     };
     let (d, t) = table_db(q, ctx, snap)?;
-    check(is_table_admin(snap, caller, &d, &t), caller, &format!("delete the row_level_security policy of table '{t}'"), "Table Admin")?;
+    check(is_table_admin(snap, caller, &d, &t), caller, &format!("delete the row_level_security policy of table '{t}'"), Needs::TableAdmin)?;
     need_table_mut(&mut meta, &d, &t)?.rls = None;
     cluster.commit(meta, HashMap::new())?;
     table(POLICY_COLS, vec![policy_row("RowLevelSecurityPolicy", format!("[{d}].[{t}]"), None)])
@@ -92,7 +92,7 @@ pub(super) fn alter_rva(cx: &Cx<'_>, target: &PolicyTarget, enable: bool) -> Res
     let mut rows = Vec::new();
     for q in &targets {
         let (d, t) = table_db(q, ctx, snap)?;
-        check(is_table_admin(snap, caller, &d, &t), caller, &format!("alter the restricted_view_access policy of table '{t}'"), "Table Admin")?;
+        check(is_table_admin(snap, caller, &d, &t), caller, &format!("alter the restricted_view_access policy of table '{t}'"), Needs::TableAdmin)?;
         if enable {
             crate::materialized::check_source_rva(&meta, &d, &t)?;
         }
@@ -135,7 +135,7 @@ pub(super) fn delete_rva(cx: &Cx<'_>, target: &PolicyTarget) -> Result<QueryOutp
         return Err(RuntimeError::bad_request("restricted_view_access applies to tables"));
     };
     let (d, t) = table_db(q, ctx, snap)?;
-    check(is_table_admin(snap, caller, &d, &t), caller, &format!("delete the restricted_view_access policy of table '{t}'"), "Table Admin")?;
+    check(is_table_admin(snap, caller, &d, &t), caller, &format!("delete the restricted_view_access policy of table '{t}'"), Needs::TableAdmin)?;
     need_table_mut(&mut meta, &d, &t)?.restricted_view_access = false;
     cluster.commit(meta, HashMap::new())?;
     table(POLICY_COLS, vec![policy_row("RestrictedViewAccessPolicy", format!("[{d}].[{t}]"), None)])
@@ -203,7 +203,7 @@ fn policy_targets(target: &PolicyTarget, ctx: &RequestContext, snap: &State, cal
         }
     };
     for (d, _) in &out {
-        check(can_show(snap, caller, d), caller, &format!("show policies in database '{d}'"), "Database Viewer")?;
+        check(can_show(snap, caller, d), caller, &format!("show policies in database '{d}'"), Needs::DatabaseViewer)?;
     }
     Ok(out)
 }

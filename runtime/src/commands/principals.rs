@@ -7,7 +7,7 @@ use kustodian_parser::ast::{self, PrincipalAction, SecurableEntity};
 use kustodian_planner::{KqlType, Principal, RequestContext};
 
 use super::{Cx, can_read_database, is_table_admin, named_db, need_db_mut, need_table, need_table_mut, table_db};
-use crate::auth::{self, Action, Caller, Role, RoleAssignment, check, role_display};
+use crate::auth::{self, Action, Caller, Role, RoleAssignment, check, role_display, Needs};
 use crate::catalog::State;
 use crate::cluster::{Cluster, Meta};
 use crate::error::{Result, RuntimeError};
@@ -41,28 +41,28 @@ fn entity_principals(snap: &State, caller: &Caller, ctx: &RequestContext, entity
     match entity {
         SecurableEntity::Cluster => {
             let ok = auth::allows(meta, caller, &Action::AdminCluster) || (show && auth::allows(meta, caller, &Action::ShowCluster));
-            check(ok, caller, &format!("{} the cluster's principals", if show { "show" } else { "manage" }), "AllDatabasesAdmin")?;
+            check(ok, caller, &format!("{} the cluster's principals", if show { "show" } else { "manage" }), Needs::AllDatabasesAdmin)?;
             Ok(("Cluster".into(), meta.cluster_roles.clone()))
         }
         SecurableEntity::Database(name) => {
             let d = named_db(name.as_ref(), ctx, snap);
             let ok = auth::allows(meta, caller, &Action::AdminDatabase(&d))
                 || (show && auth::allows(meta, caller, &Action::ShowDatabasePrincipals(&d)));
-            check(ok, caller, &format!("{} the principals of database '{d}'", if show { "show" } else { "manage" }), "Database Admin")?;
+            check(ok, caller, &format!("{} the principals of database '{d}'", if show { "show" } else { "manage" }), Needs::DatabaseAdmin)?;
             let dbm = meta.db(&d).ok_or_else(|| RuntimeError::bad_request(format!("database '{d}' does not exist")))?;
             Ok((format!("Database {}", dbm.name), dbm.principals.clone()))
         }
         SecurableEntity::Table(q) => {
             let (d, t) = table_db(q, ctx, snap)?;
             let monitor = show && auth::allows(meta, caller, &Action::ShowDatabasePrincipals(&d));
-            check(monitor || is_table_admin(snap, caller, &d, &t), caller, &format!("{} the principals of table '{t}'", if show { "show" } else { "manage" }), "Table Admin")?;
+            check(monitor || is_table_admin(snap, caller, &d, &t), caller, &format!("{} the principals of table '{t}'", if show { "show" } else { "manage" }), Needs::TableAdmin)?;
             let tm = need_table(meta, &d, &t)?;
             Ok((format!("Table {t}"), tm.principals.clone()))
         }
         SecurableEntity::Function(f) => {
             let ok = auth::allows(meta, caller, &Action::AdminFunction(&ctx.database, &f.name))
                 || (show && auth::allows(meta, caller, &Action::ShowDatabasePrincipals(&ctx.database)));
-            check(ok, caller, &format!("{} the principals of function '{}'", if show { "show" } else { "manage" }, f.name), "Function Admin")?;
+            check(ok, caller, &format!("{} the principals of function '{}'", if show { "show" } else { "manage" }, f.name), Needs::FunctionAdmin)?;
             let dbm = meta.db(&ctx.database).ok_or_else(|| RuntimeError::bad_request("no database in scope"))?;
             let fm = dbm.function(&f.name).ok_or_else(|| RuntimeError::bad_request(format!("function '{}' does not exist", f.name)))?;
             Ok((format!("Function {}", f.name), fm.principals.clone()))

@@ -7,7 +7,7 @@ use kustodian_parser::ast;
 use kustodian_planner::{KqlColumn, KqlSchema, KqlType, Principal, RequestContext};
 
 use super::{Cx, can_show, is_db_user, is_table_admin, need_db_mut, need_table, prop, table_db};
-use crate::auth::{Caller, Role, RoleAssignment, check};
+use crate::auth::{Caller, Role, RoleAssignment, check, Needs};
 use crate::catalog::State;
 use crate::cluster::{Cluster, Meta, TableMeta};
 use crate::error::{Result, RuntimeError};
@@ -35,7 +35,7 @@ pub(super) fn create_tables(cx: &Cx<'_>, merge: bool, tables: &[ast::TableDef], 
 /// `.show tables`.
 pub(super) fn show_tables(cx: &Cx<'_>) -> Result<QueryOutput> {
     let Cx { caller, snap, db, .. } = *cx;
-    check(can_show(snap, caller, db), caller, &format!("show the tables of database '{db}'"), "Database Viewer")?;
+    check(can_show(snap, caller, db), caller, &format!("show the tables of database '{db}'"), Needs::DatabaseViewer)?;
     let d = snap.meta.db(db).ok_or_else(|| RuntimeError::bad_request(format!("database '{db}' does not exist")))?;
     let rows = d.tables.iter().map(|t| vec![V::S(t.name.clone()), V::S(d.name.clone()), V::S(t.folder.clone()), V::S(t.docstring.clone())]).collect();
     table(&[("TableName", KqlType::String), ("DatabaseName", KqlType::String), ("Folder", KqlType::String), ("DocString", KqlType::String)], rows)
@@ -45,7 +45,7 @@ pub(super) fn show_tables(cx: &Cx<'_>) -> Result<QueryOutput> {
 pub(super) fn show_table(cx: &Cx<'_>, name: &ast::QualifiedName) -> Result<QueryOutput> {
     let Cx { caller, ctx, snap, .. } = *cx;
     let (d, t) = table_db(name, ctx, snap)?;
-    check(can_show(snap, caller, &d), caller, &format!("show table '{t}'"), "Database Viewer")?;
+    check(can_show(snap, caller, &d), caller, &format!("show table '{t}'"), Needs::DatabaseViewer)?;
     let tm = need_table(&snap.meta, &d, &t)?;
     let rows = tm
         .schema
@@ -60,7 +60,7 @@ pub(super) fn show_table(cx: &Cx<'_>, name: &ast::QualifiedName) -> Result<Query
 pub(super) fn show_table_schema(cx: &Cx<'_>, name: &ast::QualifiedName, format: ast::SchemaFormat) -> Result<QueryOutput> {
     let Cx { caller, ctx, snap, .. } = *cx;
     let (d, t) = table_db(name, ctx, snap)?;
-    check(can_show(snap, caller, &d), caller, &format!("show the schema of table '{t}'"), "Database Viewer")?;
+    check(can_show(snap, caller, &d), caller, &format!("show the schema of table '{t}'"), Needs::DatabaseViewer)?;
     let tm = need_table(&snap.meta, &d, &t)?;
     let schema = match format {
         ast::SchemaFormat::Json => serde_json::json!({
@@ -135,7 +135,7 @@ fn create_or_merge(cluster: &Cluster, caller: &Caller, ctx: &RequestContext, met
                     }
                     return Err(RuntimeError::bad_request(format!("table '{t}' already exists with a different schema; use .create-merge table")));
                 }
-                check(is_table_admin(&snap, caller, &d, &t), caller, &format!("extend the schema of table '{t}'"), "Table Admin")?;
+                check(is_table_admin(&snap, caller, &d, &t), caller, &format!("extend the schema of table '{t}'"), Needs::TableAdmin)?;
                 for c in schema.columns {
                     match existing.schema.get(&c.name) {
                         Some(e) if e.ty != c.ty => {
@@ -154,7 +154,7 @@ fn create_or_merge(cluster: &Cluster, caller: &Caller, ctx: &RequestContext, met
                 }
             }
             None => {
-                check(is_db_user(&snap, caller, &d), caller, &format!("create table '{t}' in database '{d}'"), "Database User")?;
+                check(is_db_user(&snap, caller, &d), caller, &format!("create table '{t}' in database '{d}'"), Needs::DatabaseUser)?;
                 dbm.tables.push(new_table(&t, schema, &caller.principal, with));
             }
         }
@@ -176,7 +176,7 @@ pub(super) fn drop_tables(cx: &Cx<'_>, names: &[ast::QualifiedName], if_exists: 
             }
             return Err(RuntimeError::bad_request(format!("table '{t}' does not exist in database '{d}'")));
         }
-        check(is_table_admin(&snap, caller, &d, &t), caller, &format!("drop table '{t}'"), "Table Admin")?;
+        check(is_table_admin(&snap, caller, &d, &t), caller, &format!("drop table '{t}'"), Needs::TableAdmin)?;
         crate::materialized::check_source_drop(&meta, &d, &t)?;
         need_db_mut(&mut meta, &d)?.tables.retain(|x| x.name != t);
         dropped.push((d, t));
