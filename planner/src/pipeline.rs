@@ -19,7 +19,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionConfig;
 
 use crate::bind::PlannedQuery;
-use crate::error::{PlanError, Result};
+use crate::error::Result;
 use crate::security::protected::ProtectedTable;
 use crate::security::{pushdown, verify};
 
@@ -129,7 +129,7 @@ impl Pipeline {
             let analyzed = state.analyzer().execute_and_check(planned.plan.clone(), state.config_options(), |_, _| {})?;
             if analyzed != planned.plan {
                 // Not the plans themselves: they hold policy predicates.
-                return Err(PlanError::Internal(
+                return Err(crate::error::PlanError::Internal(
                     "the bound plan is not what DataFusion's analyzer makes of it (compare `planned.plan` with the analyzer's output)".into(),
                 ));
             }
