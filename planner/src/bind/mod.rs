@@ -4,7 +4,6 @@
 
 mod grouped;
 mod materialized;
-mod misc2;
 mod mv_apply;
 mod ops;
 mod parse_kv;

@@ -535,3 +535,30 @@ impl<'a> Binder<'a> {
         Ok(out)
     }
 }
+
+impl Binder<'_> {
+    /// `pack_all([ignore_null_empty])`: a property bag of every column of the row.
+    pub(crate) fn bind_pack_all(&mut self, args: &[ast::Arg], e: &ast::Expr, row: Option<&Rel>, scope: &Scope) -> Result<TypedExpr> {
+        let skip_empty = match args {
+            [] => false,
+            [a] => {
+                let v = self.bind_scalar(a.expr(), row, scope)?;
+                match const_value(&v) {
+                    Some(ScalarValue::Boolean(Some(b))) => b,
+                    _ => return Err(self.semantic("pack_all(): ignore_null_empty must be a constant bool", a.expr().span)),
+                }
+            }
+            _ => return Err(self.semantic("pack_all() takes at most one argument", e.span)),
+        };
+        let mut cols = Vec::new();
+        if let Some(rel) = row {
+            for c in &rel.schema.columns {
+                if c.name.starts_with("__kql") {
+                    continue;
+                }
+                cols.push((c.name.clone(), rel.col(&c.name)?));
+            }
+        }
+        crate::functions::pack_all_call(cols, skip_empty)
+    }
+}
