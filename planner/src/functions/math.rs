@@ -447,6 +447,20 @@ pub(super) fn lower_gamma(name: &str, mut args: Vec<TypedExpr>, _: &FunctionCont
     Ok(typed(name, Real, if name == "gamma" { gamma_row } else { loggamma_row }, a))
 }
 
+fn erf_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    s_f64(a.first().and_then(sv_f64).map(libm::erf))
+}
+
+fn erfc_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    s_f64(a.first().and_then(sv_f64).map(libm::erfc))
+}
+
+/// `erf` and `erfc`: the error function and its complement (libm's).
+pub(super) fn lower_erf(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let a = vec![real(args.remove(0), name)?];
+    Ok(typed(name, KqlType::Real, if name == "erf" { erf_row } else { erfc_row }, a))
+}
+
 pub(super) fn lower_bitset_count_ones(name: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
     use KqlType::*;
     Ok(typed("bitset_count_ones", Long, popcount_row, integers(args, name)?))

@@ -215,6 +215,8 @@ static SCALARS: &[Scalar] = &[
     f("radians", 1, 1, math::lower_trig),
     f("atan2", 2, 2, math::lower_atan2),
     f("gamma", 1, 1, math::lower_gamma),
+    f("erf", 1, 1, math::lower_erf),
+    f("erfc", 1, 1, math::lower_erf),
     f("loggamma", 1, 1, math::lower_gamma),
     f("bitset_count_ones", 1, 1, math::lower_bitset_count_ones),
     f("binary_and", 2, 2, math::lower_binary_op),
