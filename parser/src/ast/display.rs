@@ -353,16 +353,9 @@ fn expr_prec(e: &Expr) -> Prec {
         | ExprKind::HasAny { .. }
         | ExprKind::HasAll { .. }
         | ExprKind::Between { .. } => Prec::Eq,
+        ExprKind::Lambda(_) => Prec::Pipe,
         // Tabular sources with trailing clauses and pipes only stand alone or in parentheses.
-        ExprKind::Pipe { .. }
-        | ExprKind::Print(_)
-        | ExprKind::Range { .. }
-        | ExprKind::Union(_)
-        | ExprKind::Find(_)
-        | ExprKind::Search(_)
-        | ExprKind::Evaluate(_)
-        | ExprKind::Externaldata { .. }
-        | ExprKind::Lambda(_) => Prec::Pipe,
+        _ if e.is_open_tabular() => Prec::Pipe,
         _ => Prec::Postfix,
     }
 }
