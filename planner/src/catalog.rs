@@ -88,3 +88,58 @@ pub trait Catalog: Send + Sync {
     /// Table names of a database (for `union T*` and did-you-mean hints).
     fn table_names(&self, database: &str) -> Result<Vec<String>>;
 }
+
+/// A table provider that says how many partitions its scans produce, for a provider the planner
+/// cannot look into (the runtime's tables on disk): the planner sizes its session by the widest
+/// scan of a plan, as it does for a `MemTable`'s batches. Everything else is the inner provider's.
+#[derive(Debug)]
+pub struct PartitionedTable {
+    inner: Arc<dyn TableProvider>,
+    partitions: usize,
+}
+
+impl PartitionedTable {
+    pub fn new(inner: Arc<dyn TableProvider>, partitions: usize) -> Self {
+        PartitionedTable { inner, partitions: partitions.max(1) }
+    }
+
+    pub fn partitions(&self) -> usize {
+        self.partitions
+    }
+
+    pub fn inner(&self) -> &Arc<dyn TableProvider> {
+        &self.inner
+    }
+}
+
+#[async_trait::async_trait]
+impl TableProvider for PartitionedTable {
+    fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
+        self.inner.schema()
+    }
+
+    fn table_type(&self) -> datafusion::datasource::TableType {
+        self.inner.table_type()
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn datafusion::catalog::Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[datafusion::logical_expr::Expr],
+        limit: Option<usize>,
+    ) -> datafusion::common::Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        self.inner.scan(state, projection, filters, limit).await
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&datafusion::logical_expr::Expr],
+    ) -> datafusion::common::Result<Vec<datafusion::logical_expr::TableProviderFilterPushDown>> {
+        self.inner.supports_filters_pushdown(filters)
+    }
+
+    fn statistics(&self) -> Option<datafusion::common::Statistics> {
+        self.inner.statistics()
+    }
+}

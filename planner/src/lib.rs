@@ -23,7 +23,7 @@ pub mod types;
 pub use error::{PlanError, Result};
 pub use types::{KqlColumn, KqlSchema, KqlType};
 pub use bind::{AppliedPolicy, PlannedQuery, TableAccess, plan_pipe, plan_query, validate_policy};
-pub use catalog::{Catalog, DepKind, PolicyDep, FunctionInfo, RlsPolicy, TableInfo};
+pub use catalog::{Catalog, DepKind, PartitionedTable, PolicyDep, FunctionInfo, RlsPolicy, TableInfo};
 pub use principal::{Principal, PrincipalDetails, PrincipalKind, RequestContext};
 pub use functions::is_builtin_function;
 

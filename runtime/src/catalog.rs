@@ -9,10 +9,11 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
 use kustodian_parser::ast;
-use kustodian_planner::{Catalog, FunctionInfo, KqlSchema, TableInfo};
+use kustodian_planner::{Catalog, FunctionInfo, KqlSchema, PartitionedTable, TableInfo};
 
 use crate::auth::{self, Action, Caller};
 use crate::error::{Result, RuntimeError};
+use crate::extents::{ExtentFiles, ExtentTable};
 use crate::meta::{Meta, RlsMeta};
 use crate::storage::ExtentInfo;
 
@@ -21,7 +22,12 @@ pub(crate) type ExtentData = HashMap<String, Arc<Vec<RecordBatch>>>;
 
 pub(crate) struct State {
     pub meta: Meta,
+    /// Extents held in memory: every extent of a cluster in memory; of a cluster directory,
+    /// none (its extents are read from their files or the hot cache, see [`ExtentFiles`]),
+    /// except those of a change being committed.
     pub data: ExtentData,
+    /// The cluster directory's extent files, for a cluster on disk.
+    pub files: Option<Arc<ExtentFiles>>,
     /// Extents whose file could not be read, with the reason: only the tables holding them
     /// fail (naming the table and the extent); every other table answers.
     pub broken: HashMap<String, String>,
@@ -35,7 +41,12 @@ type ProviderKey = (String, String, usize, bool);
 
 impl State {
     pub(crate) fn new(meta: Meta, data: ExtentData) -> Self {
-        State { meta, data, broken: HashMap::new(), providers: Mutex::default() }
+        State { meta, data, files: None, broken: HashMap::new(), providers: Mutex::default() }
+    }
+
+    pub(crate) fn with_files(mut self, files: Option<Arc<ExtentFiles>>) -> Self {
+        self.files = files;
+        self
     }
 
     /// The state with its role assignments in canonical form (see `Meta::canonicalize`).
@@ -98,6 +109,18 @@ impl<'a> SnapshotCatalog<'a> {
         if self.fraction < 1.0 {
             return self.build_provider(schema, extents);
         }
+        if let Some(files) = &self.state.files {
+            // A table on disk: its provider reads the files, the cache and the data in memory
+            // as each scan finds them; built per request (cheap: no data is touched).
+            let what = format!("table '{name}' in database '{database}'");
+            let memory = extents.iter().filter_map(|e| self.state.data.get(&e.id).map(|d| (e.id.clone(), Arc::clone(d)))).collect();
+            let hot = self.state.meta.effective_policies(database, name).caching_hot;
+            let hot_since = hot.map(|h| chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default().saturating_sub(h));
+            let rows: u64 = extents.iter().map(|e| e.rows).sum();
+            let n = if self.exact_partitions { self.partitions } else { self.partitions.min(rows as usize / MIN_ROWS_PER_PARTITION).max(1) };
+            let table = ExtentTable::new(schema.arrow_schema(), what, extents.to_vec(), memory, Some(Arc::clone(files)), hot_since, n);
+            return Some(Arc::new(PartitionedTable::new(Arc::new(table), n)));
+        }
         let key = (database.to_string(), name.to_string(), self.partitions, self.exact_partitions);
         if let Ok(cached) = self.state.providers.lock()
             && let Some(p) = cached.get(&key)
@@ -117,6 +140,12 @@ impl<'a> SnapshotCatalog<'a> {
         for e in extents {
             if let Some(b) = self.state.data.get(&e.id) {
                 batches.extend(b.iter().cloned());
+            } else if let Some(files) = &self.state.files {
+                // A fraction of a table on disk (`overhead --sizes`): read into memory.
+                let read = files.cache.get(&e.id).map(|b| b.to_vec()).map_or_else(|| files.read(e), Ok).ok()?;
+                for b in read {
+                    batches.push(crate::output::conform_batch(b, &schema).ok()?);
+                }
             }
         }
         if self.fraction < 1.0 {
@@ -143,10 +172,7 @@ impl<'a> SnapshotCatalog<'a> {
     }
 }
 
-/// Tables with fewer rows than this per partition are not split further: a small table gains
-/// nothing from running on several cores, and one partition plans with no repartitioning and
-/// no two-phase aggregation (a third of the planning time of a small query).
-pub(crate) const MIN_ROWS_PER_PARTITION: usize = 64 * 1024;
+pub(crate) use crate::extents::MIN_ROWS_PER_PARTITION;
 
 impl SnapshotCatalog<'_> {
     /// Refuses a caller without the right to look names up in `database` (Forbidden, the same

@@ -16,15 +16,18 @@ use kustodian_planner::{PlannedQuery, Principal, RequestContext, plan_query};
 use crate::auth::{self, Action, Caller, Role, RoleAssignment, check, Needs};
 pub use crate::meta::{DatabaseMeta, FunctionMeta, Meta, RlsMeta, TableMeta};
 use crate::catalog::{Access, ExtentData, SnapshotCatalog, State};
+use crate::extents::{ExtentFiles, HotCache};
 use crate::error::{Result, RuntimeError};
 use crate::output::{QueryStream, conform, ordered_stream};
 use crate::plan_cache::{OptimizedQuery, PlanCache, PlanKey};
 use kustodian_planner::pipeline::{Optimized, Physical, Pipeline};
-use crate::storage::{ExtentInfo, MetadataStamp, Storage, WriterLock};
+use crate::storage::{ExtentInfo, MetadataStamp, RetiredExtent, Storage, WriterLock};
 
 pub struct Cluster {
     pub(crate) state: RwLock<Arc<State>>,
     pub(crate) storage: Option<Storage>,
+    /// The extent files of the cluster directory and the hot cache (a cluster on disk).
+    pub(crate) files: Option<Arc<ExtentFiles>>,
     /// The first admin: requests without an identity run as this principal.
     pub(crate) admin: Principal,
     pub(crate) partitions: usize,
@@ -62,58 +65,49 @@ pub(crate) struct WriteGuard<'a> {
     _file: Option<WriterLock>,
 }
 
-/// The committed metadata and the data of its extents (reusing those already in `loaded`),
-/// with the extents that could not be read. A commit of another process may drop an extent
-/// between reading the metadata and its files: then it starts again on the newer metadata.
-fn load_committed(storage: &Storage, loaded: &ExtentData) -> Result<Committed> {
+/// The committed metadata, with the extents whose file is missing. Reads no extent: scans read
+/// the files (see `crate::extents`), so opening costs the same whatever the data's size. A
+/// commit of another process may drop an extent between reading the metadata and looking for
+/// its file: then it starts again on the newer metadata.
+fn load_committed(storage: &Storage) -> Result<Committed> {
     let mut attempt = 0;
     loop {
         let stamp = storage.metadata_stamp();
         let meta: Meta = storage
             .load_metadata()?
             .ok_or_else(|| RuntimeError::bad_request(format!("{} holds no cluster metadata", storage.dir().display())))?;
-        let mut data = HashMap::new();
         let mut broken = HashMap::new();
-        let mut missing = false;
         for e in meta.extents() {
-            if let Some(d) = loaded.get(&e.id) {
-                data.insert(e.id.clone(), Arc::clone(d));
-                continue;
-            }
-            match storage.read_extent(e) {
-                Ok(batches) => {
-                    data.insert(e.id.clone(), Arc::new(batches));
-                }
-                Err(RuntimeError::Io(err)) if err.kind() == std::io::ErrorKind::NotFound => {
-                    missing = true;
-                    broken.insert(e.id.clone(), format!("extent '{}' ('{}' in the cluster directory) is missing", e.id, e.file));
-                }
-                Err(err) => {
-                    broken.insert(e.id.clone(), err.to_string());
-                }
+            if !crate::extents::file_exists(storage, e) {
+                broken.insert(e.id.clone(), format!("extent '{}' ('{}' in the cluster directory) is missing", e.id, e.file));
             }
         }
-        if missing && attempt < 20 && storage.metadata_stamp() != stamp {
+        if !broken.is_empty() && attempt < 20 && storage.metadata_stamp() != stamp {
             attempt += 1;
             continue;
         }
-        return Ok(Committed { meta, data, broken, stamp });
+        return Ok(Committed { meta, broken, stamp });
     }
 }
 
 struct Committed {
     meta: Meta,
-    data: ExtentData,
     broken: HashMap<String, String>,
     pub(crate) stamp: Option<MetadataStamp>,
 }
 
+fn now_ns() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+}
+
 impl Cluster {
     pub(crate) fn from_parts(state: State, storage: Option<Storage>, admin: Principal) -> Cluster {
-        let state = state.canonical();
+        let files = storage.as_ref().map(|s| Arc::new(ExtentFiles::new(s.clone(), 0)));
+        let state = state.canonical().with_files(files.clone());
         Cluster {
             state: RwLock::new(Arc::new(state)),
             storage,
+            files,
             admin,
             partitions: num_partitions(),
             exact_partitions: false,
@@ -140,6 +134,7 @@ impl Cluster {
             databases: Vec::new(),
             version: 0,
             ingestion_failures: Vec::new(),
+            retired: Vec::new(),
         };
         storage.commit_metadata(&meta)?;
         Ok(Cluster::from_parts(State::new(meta, HashMap::new()), Some(storage), admin))
@@ -149,13 +144,13 @@ impl Cluster {
     /// removed only when the writer lock is free and the directory writable.
     pub fn open(dir: &Path) -> Result<Cluster> {
         let storage = Storage::open(dir)?;
-        let Committed { meta, data, broken, stamp } = load_committed(&storage, &HashMap::new())?;
+        let Committed { meta, broken, stamp } = load_committed(&storage)?;
         if let Some(lock) = storage.try_lock_writer() {
             // What is live is what is committed now, read under the lock: the metadata loaded
             // above may already be older than another process's last commit, whose extents
             // must not be taken for leftovers.
             if let Ok(Some(current)) = storage.load_metadata::<Meta>() {
-                let live = current.extents().map(|e| e.id.clone()).collect();
+                let live = current.extents().map(|e| e.id.clone()).chain(current.retired.iter().map(|r| r.id.clone())).collect();
                 // Best effort: a directory we may lock but not clean is still readable.
                 let _ = storage.garbage_collect(&live, &lock);
             }
@@ -166,7 +161,7 @@ impl Cluster {
             .find(|r| r.role == Role::AllDatabasesAdmins.keyword())
             .and_then(|r| r.principal())
             .ok_or_else(|| RuntimeError::Internal("the cluster has no AllDatabasesAdmin".into()))?;
-        let cluster = Cluster::from_parts(State::new(meta, data).with_broken(broken), Some(storage), admin);
+        let cluster = Cluster::from_parts(State::new(meta, HashMap::new()).with_broken(broken), Some(storage), admin);
         cluster.set_stamp(stamp);
         Ok(cluster)
     }
@@ -183,6 +178,7 @@ impl Cluster {
             databases: Vec::new(),
             version: 0,
             ingestion_failures: Vec::new(),
+            retired: Vec::new(),
         };
         Ok(Cluster::from_parts(State::new(meta, HashMap::new()), None, admin))
     }
@@ -231,6 +227,25 @@ impl Cluster {
         self
     }
 
+    /// Keeps up to `bytes` of decoded hot extents in memory (a cluster on disk; default 0: every
+    /// scan reads the files, as a one-shot command line process should). Long-lived processes
+    /// (`serve`, the shell) set a budget.
+    pub fn with_hot_cache(mut self, bytes: u64) -> Cluster {
+        if let Some(s) = &self.storage {
+            let files = Some(Arc::new(ExtentFiles::new(s.clone(), bytes)));
+            self.files = files.clone();
+            let mut guard = self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let old = Arc::clone(&guard);
+            *guard = Arc::new(State::new(old.meta.clone(), old.data.clone()).with_broken(old.broken.clone()).with_files(files));
+        }
+        self
+    }
+
+    /// The hot cache, for a cluster on disk.
+    pub fn hot_cache(&self) -> Option<&HotCache> {
+        self.files.as_ref().map(|f| &f.cache)
+    }
+
     /// The plan cache's hits and misses since the cluster started.
     pub fn plan_cache_stats(&self) -> (u64, u64) {
         self.plans.stats()
@@ -266,11 +281,13 @@ impl Cluster {
         if stamp.is_some() && stamp == *self.stamp.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
             return Ok(());
         }
-        let current = self.snapshot();
-        let Committed { meta, data, broken, stamp } = load_committed(storage, &current.data)?;
+        let Committed { meta, broken, stamp } = load_committed(storage)?;
         let mut guard = self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         if meta.version != guard.meta.version || broken != guard.broken {
-            *guard = Arc::new(State::new(meta, data).with_broken(broken).canonical());
+            if let Some(files) = &self.files {
+                files.cache.retain(&meta.extents().map(|e| e.id.clone()).collect());
+            }
+            *guard = Arc::new(State::new(meta, HashMap::new()).with_broken(broken).with_files(self.files.clone()).canonical());
             self.plans.clear();
         }
         drop(guard);
@@ -322,19 +339,37 @@ impl Cluster {
         meta.canonicalize();
         let live: std::collections::HashSet<String> = meta.extents().map(|e| e.id.clone()).collect();
         let dropped: Vec<ExtentInfo> = guard.meta.extents().filter(|e| !live.contains(&e.id)).cloned().collect();
+        let mut data = guard.data.clone();
         if let Some(s) = &self.storage {
+            // Dropped extents are retired, not deleted: a query of this or another process
+            // may still be reading the previous version. Their files go once the grace period
+            // is over, at a later commit (under the writer lock, as this one).
+            let now = now_ns();
+            meta.retired.extend(dropped.iter().map(|e| RetiredExtent { id: e.id.clone(), file: e.file.clone(), retired_at: now }));
+            let grace = i64::try_from(s.retire_grace().as_nanos()).unwrap_or(i64::MAX);
+            let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut meta.retired).into_iter().partition(|r| now.saturating_sub(r.retired_at) >= grace);
+            meta.retired = kept;
             s.commit_metadata(&meta)?;
             self.set_stamp(s.metadata_stamp());
-            // The files of dropped extents go now, under the writer lock (a reader loading the
-            // previous version retries on the newer one).
-            s.remove_extents(&dropped)?;
+            // Committed: a file left behind by a failure here is removed by the next open.
+            let _ = s.remove_retired(&expired);
+            // New extents are on disk; hot ones go into the cache if it has room, the others
+            // are read from their files.
+            if let Some(files) = &self.files {
+                files.cache.retain(&live);
+                if files.cache.enabled() {
+                    for (id, batches) in new_data {
+                        files.cache.insert(&id, batches);
+                    }
+                }
+            }
+        } else {
+            data.extend(new_data);
         }
-        let mut data = guard.data.clone();
-        data.extend(new_data);
         data.retain(|k, _| live.contains(k));
         let mut broken = guard.broken.clone();
         broken.retain(|k, _| live.contains(k));
-        *guard = Arc::new(State::new(meta, data).with_broken(broken));
+        *guard = Arc::new(State::new(meta, data).with_broken(broken).with_files(self.files.clone()));
         // Cached plans belong to the old snapshot (and hold its data): drop them now rather
         // than at the next query.
         self.plans.clear();
@@ -350,7 +385,10 @@ impl Cluster {
         }
         let info = match &self.storage {
             Some(s) => s.write_extent(&batches, schema)?,
-            None => ExtentInfo { id: new_id(), file: String::new(), rows, bytes: 0 },
+            None => {
+                let size = batches.iter().map(|b| b.get_array_memory_size() as u64).sum();
+                ExtentInfo::new(new_id(), String::new(), rows, 0, size)
+            }
         };
         Ok(Some((info, Arc::new(batches))))
     }

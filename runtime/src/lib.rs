@@ -23,6 +23,7 @@ pub mod script;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod storage;
+pub mod extents;
 
 pub use cluster::Cluster;
 pub use request::{Explanation, Identity, Prepared, RequestOptions};

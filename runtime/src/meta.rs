@@ -39,6 +39,43 @@ pub struct Meta {
     /// `.show ingestion failures`.
     #[serde(default)]
     pub ingestion_failures: Vec<crate::ingest::IngestionFailure>,
+    /// Extents dropped (or merged away) whose files are kept for a grace period: see
+    /// [`crate::storage::RetiredExtent`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<crate::storage::RetiredExtent>,
+}
+
+/// A table's or database's data policies (Kusto's caching and retention policies). Periods in
+/// nanoseconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DataPolicies {
+    /// `policy caching hot = <timespan>`: extents whose newest row is younger are hot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caching_hot: Option<i64>,
+    /// `policy retention softdelete = <timespan>`: extents whose newest row is older are
+    /// dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_softdelete: Option<i64>,
+    /// `recoverability = disabled` was given (kept for `.show`; nothing is recoverable here).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retention_recoverability_disabled: bool,
+    /// Whether `.alter ... policy retention` set a policy (a softdelete of `None` then means
+    /// "keep forever", Kusto's default, shown as a policy rather than as null).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retention_set: bool,
+}
+
+/// An ingestion mapping (`.create table T ingestion csv mapping 'Name' '[...]'`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IngestionMappingMeta {
+    pub name: String,
+    /// `csv`, `json`, `parquet`, ...
+    pub kind: String,
+    /// The mapping as given (a JSON array).
+    pub mapping: String,
+    /// When it was last changed (ns since the Unix epoch).
+    #[serde(default)]
+    pub last_updated: i64,
 }
 
 /// How many failed ingestions the metadata keeps (the oldest go first).
@@ -52,6 +89,12 @@ pub struct DatabaseMeta {
     pub functions: Vec<FunctionMeta>,
     #[serde(default)]
     pub materialized_views: Vec<MaterializedViewMeta>,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub policies: DataPolicies,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -69,6 +112,10 @@ pub struct TableMeta {
     pub docstring: String,
     #[serde(default)]
     pub folder: String,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub policies: DataPolicies,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mappings: Vec<IngestionMappingMeta>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -140,6 +187,19 @@ impl Meta {
             d.table(name).is_some_and(|t| t.rls.as_ref().is_some_and(|r| r.enabled))
                 || d.materialized_view(name).is_some_and(|v| v.rls.as_ref().is_some_and(|r| r.enabled))
         })
+    }
+
+    /// The effective data policies of table `t` of database `db`: the table's own, else the
+    /// database's, per policy.
+    pub fn effective_policies(&self, db: &str, t: &str) -> DataPolicies {
+        let Some(d) = self.db(db) else { return DataPolicies::default() };
+        let own = d.table(t).map(|t| t.policies.clone()).unwrap_or_default();
+        DataPolicies {
+            caching_hot: own.caching_hot.or(d.policies.caching_hot),
+            retention_softdelete: if own.retention_set { own.retention_softdelete } else { d.policies.retention_softdelete },
+            retention_recoverability_disabled: own.retention_recoverability_disabled || d.policies.retention_recoverability_disabled,
+            retention_set: own.retention_set || d.policies.retention_set,
+        }
     }
 
     /// Every extent the metadata references (tables and materialized views).

@@ -35,8 +35,8 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use datafusion::parquet::basic::Compression;
-use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -52,6 +52,16 @@ const FORMAT_NAME: &str = "kustodian";
 const FORMAT_VERSION: u32 = 1;
 /// Rows per batch when reading an extent back.
 const READ_BATCH_ROWS: usize = 64 * 1024;
+/// Rows per Parquet row group: the unit a scan skips by its statistics (min/max per column).
+/// Ingestion order is kept (Kusto's extents are in ingestion-time order), so time-like and
+/// sequential columns prune well at this granularity.
+pub const ROW_GROUP_ROWS: usize = 128 * 1024;
+/// Rows per data page at most: the page index (column and offset indexes) then lets a scan
+/// skip pages within a row group.
+const PAGE_ROWS: usize = 8 * 1024;
+/// How long the file of a dropped extent is kept (see [`RetiredExtent`]), unless the
+/// `KUSTODIAN_RETIRE_GRACE_SECS` environment variable says otherwise.
+const DEFAULT_RETIRE_GRACE_SECS: u64 = 300;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Marker {
@@ -69,6 +79,38 @@ pub struct ExtentInfo {
     pub rows: u64,
     /// Size of the file in bytes.
     pub bytes: u64,
+    /// Size of the extent's data in memory, uncompressed (Kusto's `OriginalSize`).
+    #[serde(default)]
+    pub original_size: u64,
+    /// When the extent's oldest and newest rows were ingested (ns since the Unix epoch); a
+    /// merged extent spans those of its sources. The caching policy (what is hot) and the
+    /// retention policy (what is deleted) compare them with the current time.
+    #[serde(default)]
+    pub min_created: i64,
+    #[serde(default)]
+    pub max_created: i64,
+    /// Extent tags (`drop-by:...`, `ingest-by:...`, or any string).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+impl ExtentInfo {
+    /// A new extent's description: created now, no tags.
+    pub fn new(id: String, file: String, rows: u64, bytes: u64, original_size: u64) -> ExtentInfo {
+        let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
+        ExtentInfo { id, file, rows, bytes, original_size, min_created: now, max_created: now, tags: Vec::new() }
+    }
+}
+
+/// An extent no longer referenced by the metadata whose file is kept for a while: a reader of
+/// another process (or a query still running here) may have planned over the metadata that
+/// referenced it. Its file goes at the first commit after [`Storage::retire_grace`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetiredExtent {
+    pub id: String,
+    pub file: String,
+    /// When the commit that dropped it was made (ns since the Unix epoch).
+    pub retired_at: i64,
 }
 
 /// A cluster directory.
@@ -208,17 +250,25 @@ impl Storage {
         Some(MetadataStamp { ino, len: m.len(), modified: m.modified().ok() })
     }
 
-    /// Removes the files of extents no longer referenced (after a commit that dropped them).
-    /// Only under the writer lock; a missing file is not an error.
-    pub fn remove_extents(&self, dropped: &[ExtentInfo]) -> Result<()> {
-        for e in dropped {
-            match fs::remove_file(self.extent_path(e)?) {
+    /// How long the files of dropped extents are kept (see [`RetiredExtent`]): five minutes,
+    /// or `KUSTODIAN_RETIRE_GRACE_SECS`.
+    pub fn retire_grace(&self) -> std::time::Duration {
+        let secs = std::env::var("KUSTODIAN_RETIRE_GRACE_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_RETIRE_GRACE_SECS);
+        std::time::Duration::from_secs(secs)
+    }
+
+    /// Removes the files of retired extents whose grace period is over (after the commit that
+    /// forgot them). Only under the writer lock; a missing file is not an error.
+    pub fn remove_retired(&self, expired: &[RetiredExtent]) -> Result<()> {
+        for r in expired {
+            let path = self.extent_path(&ExtentInfo::new(r.id.clone(), r.file.clone(), 0, 0, 0))?;
+            match fs::remove_file(path) {
                 Ok(()) => {}
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                Err(err) => return Err(self.io_error("remove a dropped extent", &e.file, err)),
+                Err(err) => return Err(self.io_error("remove a dropped extent", &r.file, err)),
             }
         }
-        if !dropped.is_empty() {
+        if !expired.is_empty() {
             sync_dir(&self.root.join(EXTENTS_DIR))?;
         }
         Ok(())
@@ -253,7 +303,7 @@ impl Storage {
             .create_new(true)
             .open(&tmp_path)
             .map_err(|e| self.io_error("write a new extent", &format!("{EXTENTS_DIR}/{TMP_PREFIX}{id}.{EXTENT_EXT}"), e))?;
-        let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
+        let props = extent_writer_properties();
         let writer = match ArrowWriter::try_new(file, schema.clone(), Some(props)) {
             Ok(w) => w,
             Err(e) => {
@@ -269,6 +319,7 @@ impl Storage {
             id,
             file: final_rel,
             rows: 0,
+            original_size: 0,
         })
     }
 
@@ -400,6 +451,7 @@ pub struct ExtentWriter {
     id: String,
     file: String,
     rows: u64,
+    original_size: u64,
 }
 
 impl ExtentWriter {
@@ -410,6 +462,7 @@ impl ExtentWriter {
             .ok_or_else(|| RuntimeError::Internal("extent writer already finished".into()))?;
         writer.write(batch).map_err(parquet_err)?;
         self.rows += batch.num_rows() as u64;
+        self.original_size += batch.get_array_memory_size() as u64;
         Ok(())
     }
 
@@ -431,7 +484,7 @@ impl ExtentWriter {
         drop(file);
         fs::rename(&self.tmp_path, &self.final_path).map_err(io)?;
         sync_dir_io(&self.dir).map_err(io)?;
-        Ok(ExtentInfo { id: self.id.clone(), file: self.file.clone(), rows: self.rows, bytes })
+        Ok(ExtentInfo::new(self.id.clone(), self.file.clone(), self.rows, bytes, self.original_size))
     }
 }
 
@@ -442,6 +495,21 @@ impl Drop for ExtentWriter {
             let _ = fs::remove_file(&self.tmp_path);
         }
     }
+}
+
+/// How extents are encoded: zstd (level 1: fast to decode, a third of snappy's size on the
+/// generated table), row groups of [`ROW_GROUP_ROWS`], statistics per page with the page
+/// index, dictionary encoding (Parquet's default, which falls back to plain encoding for a
+/// column whose dictionary grows past its limit: low-cardinality strings stay dictionaries).
+fn extent_writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_data_page_row_count_limit(PAGE_ROWS)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_dictionary_enabled(true)
+        .set_created_by(format!("kustodian {}", env!("CARGO_PKG_VERSION")))
+        .build()
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {

@@ -185,9 +185,9 @@ fn abandoned_writer_removes_its_temp_file() {
 fn extent_paths_cannot_escape_the_cluster() {
     let tmp = tempfile::tempdir().unwrap();
     let s = Storage::create(tmp.path()).unwrap();
-    let bad = ExtentInfo { id: "x".into(), file: "../x.parquet".into(), rows: 0, bytes: 0 };
+    let bad = ExtentInfo::new("x".into(), "../x.parquet".into(), 0, 0, 0);
     assert!(s.read_extent(&bad).is_err());
-    let abs = ExtentInfo { id: "x".into(), file: "/etc/passwd".into(), rows: 0, bytes: 0 };
+    let abs = ExtentInfo::new("x".into(), "/etc/passwd".into(), 0, 0, 0);
     assert!(s.extent_path(&abs).is_err());
 }
 

@@ -24,6 +24,10 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::{
     ChildrenPropertiesMode, DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, ReplaceChildrenOptions,
 };
+use datafusion::common::config::ConfigOptions;
+use datafusion::physical_plan::filter_pushdown::{
+    ChildPushdownResult, FilterDescription, FilterPushdownPhase, FilterPushdownPropagation,
+};
 use datafusion::physical_plan::projection::{ProjectionExec, all_columns, make_with_child};
 use datafusion::physical_planner::{ExtensionPlanner, PhysicalPlanner};
 use datafusion::catalog::Session;
@@ -112,6 +116,9 @@ pub trait Mark: fmt::Debug + Send + Sync + 'static {
     const NAME: &'static str;
     /// Whether a projection of plain columns over `input_width` columns may pass below.
     fn narrows(projected: usize, input_width: usize) -> bool;
+    /// Whether the physical filter pushdown may carry filters through to the input. Never
+    /// through a barrier: what reaches it from above is the user's.
+    const PASSES_FILTERS: bool = false;
 }
 
 /// The barrier around a policy's plan.
@@ -223,6 +230,32 @@ impl<M: Mark> ExecutionPlan for TableMarkExec<M> {
         }
         let narrowed = make_with_child(projection, &self.input)?;
         Ok(Some(Arc::new(TableMarkExec::<M>::new(self.table.clone(), narrowed))))
+    }
+
+    fn gather_filters_for_pushdown(
+        &self,
+        _phase: FilterPushdownPhase,
+        parent_filters: Vec<Arc<dyn PhysicalExpr>>,
+        _config: &ConfigOptions,
+    ) -> DfResult<FilterDescription> {
+        if M::PASSES_FILTERS {
+            FilterDescription::from_children(parent_filters, &self.children())
+        } else {
+            Ok(FilterDescription::all_unsupported(&parent_filters, &self.children()))
+        }
+    }
+
+    fn handle_child_pushdown_result(
+        &self,
+        _phase: FilterPushdownPhase,
+        child_pushdown_result: ChildPushdownResult,
+        _config: &ConfigOptions,
+    ) -> DfResult<FilterPushdownPropagation<Arc<dyn ExecutionPlan>>> {
+        if M::PASSES_FILTERS {
+            Ok(FilterPushdownPropagation::if_all(child_pushdown_result))
+        } else {
+            Ok(FilterPushdownPropagation::all_unsupported(child_pushdown_result))
+        }
     }
 
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> {

@@ -78,6 +78,9 @@ pub struct ProtectedScan;
 
 impl Mark for ProtectedScan {
     const NAME: &'static str = "ProtectedScanExec";
+    /// What reaches the policy's own scan comes from inside the barrier (the policy's filter
+    /// and the total predicates moved into it): it may prune the table's files.
+    const PASSES_FILTERS: bool = true;
     fn narrows(_projected: usize, _input_width: usize) -> bool {
         true
     }

@@ -100,6 +100,8 @@ pub(super) fn new_table(name: &str, schema: KqlSchema, creator: &Principal, with
         principals: vec![RoleAssignment { role: Role::Admins.keyword().into(), principal: creator.fqn(), notes: "creator".into() }],
         docstring: prop(with, "docstring").unwrap_or_default(),
         folder: prop(with, "folder").unwrap_or_default(),
+        policies: Default::default(),
+        mappings: Vec::new(),
     }
 }
 
