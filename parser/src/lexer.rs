@@ -144,6 +144,10 @@ keywords! {
     Volatile = "volatile", None = "none", SkipResults = "skip-results", Clear = "clear",
     Cache = "cache", Groupmembership = "groupmembership", Json = "json", Csl = "csl",
     Script = "script", BasedOn = "based-on", Ingestion = "ingestion", Failures = "failures",
+    Extents = "extents", Extent = "extent", Hot = "hot", Caching = "caching",
+    Retention = "retention", Softdelete = "softdelete", Recoverability = "recoverability",
+    Rename = "rename", Whatif = "whatif", Older = "older", Tags = "tags", Mapping = "mapping",
+    Mappings = "mappings", AlterMerge = "alter-merge", All = "all",
 }
 
 /// Query-mode keyword for a word, if any.
@@ -300,6 +304,25 @@ fn command_keyword(w: &str) -> Option<Kw> {
         "csl" => Csl,
         "script" => Script,
         "based-on" => BasedOn,
+        "extents" => Extents,
+        "extent" => Extent,
+        "hot" => Hot,
+        "caching" => Caching,
+        "retention" => Retention,
+        "softdelete" => Softdelete,
+        "recoverability" => Recoverability,
+        "rename" => Rename,
+        "to" => To,
+        "whatif" => Whatif,
+        "older" => Older,
+        "tags" => Tags,
+        "mapping" => Mapping,
+        "mappings" => Mappings,
+        "alter-merge" => AlterMerge,
+        "all" => All,
+        "from" => From,
+        "where" => Where,
+        "and" => And,
         "as" => As,
         "with" => With,
         "true" => True,
@@ -337,6 +360,7 @@ const HYPHENATED_COMMAND: &[&str] = &[
     "materialized-view",
     "materialized-views",
     "based-on",
+    "alter-merge",
 ];
 
 /// KQL operators that Kustodian does not support; they get a clear error.
@@ -1636,6 +1660,21 @@ fn literal_to_dyn(k: LiteralKind) -> DynValue {
 // Pass 2: hyphenated words
 // ---------------------------------------------------------------------------------------------
 
+/// Whether a GUID (`8-4-4-4-12` hex digits) starts at `at` in `src`, not followed by a word
+/// character.
+fn guid_at(src: &str, at: usize) -> bool {
+    let b = src.as_bytes();
+    if b.len() < at + 36 {
+        return false;
+    }
+    let ok = b[at..at + 36].iter().enumerate().all(|(k, c)| match k {
+        8 | 13 | 18 | 23 => *c == b'-',
+        _ => c.is_ascii_hexdigit(),
+    });
+    ok && !b.get(at + 36).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        && !(at > 0 && (b[at - 1].is_ascii_alphanumeric() || b[at - 1] == b'_'))
+}
+
 fn merge_words(
     _src: &str,
     mut raw: Vec<(usize, RawTok, usize)>,
@@ -1644,6 +1683,20 @@ fn merge_words(
     let mut out: Vec<(usize, RawTok, usize)> = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {
+        // An extent id written as a bare GUID (`.drop extent 609ad1e2-5b3b-...`): one word.
+        let start = raw[i].0;
+        if is_command && guid_at(_src, start) {
+            let end = start + 36;
+            let mut j = i;
+            while j < raw.len() && raw[j].2 <= end && raw[j].0 >= start {
+                j += 1;
+            }
+            if j > i && raw[j - 1].2 == end {
+                out.push((start, RawTok::Word(_src[start..end].to_string()), end));
+                i = j;
+                continue;
+            }
+        }
         // Only a word directly followed by `-` can start a hyphenated keyword.
         let hyphen_follows =
             matches!(raw.get(i + 1), Some((ms, RawTok::Punct(Tok::Minus), _)) if *ms == raw[i].2);
@@ -1730,6 +1783,10 @@ fn classify(raw: Vec<(usize, RawTok, usize)>, is_command: bool) -> Vec<Spanned> 
             }
             RawTok::Punct(p) | RawTok::Lit(p) => p,
         };
+        // `.drop extents <| .show table T extents`: a command after `<|` is a command.
+        if is_command && matches!(tok, Tok::Dot) && matches!(out.last(), Some((_, Tok::LtPipe, _))) {
+            command_words = true;
+        }
         if command_words && matches!(tok, Tok::LtPipe | Tok::Pipe | Tok::LBrace) {
             command_words = false;
         }

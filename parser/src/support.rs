@@ -174,7 +174,7 @@ pub(crate) fn rls_target(
 ) -> Result<PolicyTarget, ParseError> {
     match t {
         PolicyTarget::Table(_) | PolicyTarget::MaterializedView(_) => Ok(t),
-        PolicyTarget::AllTables | PolicyTarget::Tables(_) => Err(invalid(
+        PolicyTarget::AllTables | PolicyTarget::Tables(_) | PolicyTarget::Database(_) => Err(invalid(
             src,
             "row_level_security can only be altered or deleted on one table or materialized-view",
             sp(l, r),
@@ -293,4 +293,12 @@ pub(crate) fn check_tabular_args(src: &str, name: &Ident, args: &[Arg]) -> Resul
         ));
     }
     Ok(())
+}
+
+/// `tags has 'x'` in `.show ... extents where ...`: `has`, `!has`, `contains` or `!contains`.
+pub(crate) fn tag_filter(src: &str, op: BinaryOp, value: Literal, l: usize, r: usize) -> Result<TagFilter, ParseError> {
+    match op {
+        BinaryOp::Has | BinaryOp::NotHas | BinaryOp::Contains | BinaryOp::NotContains => Ok(TagFilter { op, value, span: sp(l, r) }),
+        _ => Err(invalid(src, "extent tags are filtered with has, !has, contains or !contains", sp(l, r))),
+    }
 }

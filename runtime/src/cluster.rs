@@ -96,6 +96,12 @@ struct Committed {
     pub(crate) stamp: Option<MetadataStamp>,
 }
 
+/// The description of extent `id` in the committed metadata (before a change removes it).
+fn find_extent(storage: &Storage, id: &str) -> Option<ExtentInfo> {
+    let meta: Meta = storage.load_metadata().ok()??;
+    meta.extents().find(|e| e.id == id).cloned()
+}
+
 fn now_ns() -> i64 {
     chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
 }
@@ -144,17 +150,28 @@ impl Cluster {
     /// removed only when the writer lock is free and the directory writable.
     pub fn open(dir: &Path) -> Result<Cluster> {
         let storage = Storage::open(dir)?;
-        let Committed { meta, broken, stamp } = load_committed(&storage)?;
         if let Some(lock) = storage.try_lock_writer() {
-            // What is live is what is committed now, read under the lock: the metadata loaded
-            // above may already be older than another process's last commit, whose extents
-            // must not be taken for leftovers.
-            if let Ok(Some(current)) = storage.load_metadata::<Meta>() {
+            // What is live is what is committed now, read under the lock: metadata loaded
+            // before it may already be older than another process's last commit, whose
+            // extents must not be taken for leftovers.
+            if let Ok(Some(mut current)) = storage.load_metadata::<Meta>() {
+                // Retention: extents past their table's soft-delete period are dropped (retired:
+                // their files go after the grace period, like any dropped extent's).
+                let now = now_ns();
+                let before: std::collections::HashSet<String> = current.extents().map(|e| e.id.clone()).collect();
+                if !current.apply_retention(now).is_empty() {
+                    let after: std::collections::HashSet<String> = current.extents().map(|e| e.id.clone()).collect();
+                    let gone: Vec<ExtentInfo> = before.difference(&after).filter_map(|id| find_extent(&storage, id)).collect();
+                    current.retired.extend(gone.iter().map(|e| RetiredExtent { id: e.id.clone(), file: e.file.clone(), retired_at: now }));
+                    current.version += 1;
+                    // Best effort: a directory we may lock but not write is still readable.
+                    let _ = storage.commit_metadata(&current);
+                }
                 let live = current.extents().map(|e| e.id.clone()).chain(current.retired.iter().map(|r| r.id.clone())).collect();
-                // Best effort: a directory we may lock but not clean is still readable.
                 let _ = storage.garbage_collect(&live, &lock);
             }
         }
+        let Committed { meta, broken, stamp } = load_committed(&storage)?;
         let admin = meta
             .cluster_roles
             .iter()
@@ -285,7 +302,7 @@ impl Cluster {
         let mut guard = self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         if meta.version != guard.meta.version || broken != guard.broken {
             if let Some(files) = &self.files {
-                files.cache.retain(&meta.extents().map(|e| e.id.clone()).collect());
+                files.cache.retain(&meta.hot_extents(now_ns()));
             }
             *guard = Arc::new(State::new(meta, HashMap::new()).with_broken(broken).with_files(self.files.clone()).canonical());
             self.plans.clear();
@@ -356,9 +373,10 @@ impl Cluster {
             // New extents are on disk; hot ones go into the cache if it has room, the others
             // are read from their files.
             if let Some(files) = &self.files {
-                files.cache.retain(&live);
+                let hot = meta.hot_extents(now);
+                files.cache.retain(&hot);
                 if files.cache.enabled() {
-                    for (id, batches) in new_data {
+                    for (id, batches) in new_data.into_iter().filter(|(id, _)| hot.contains(id)) {
                         files.cache.insert(&id, batches);
                     }
                 }
@@ -374,6 +392,12 @@ impl Cluster {
         // than at the next query.
         self.plans.clear();
         Ok(())
+    }
+
+    /// A sink that writes batches as new extents of at most [`EXTENT_MAX_ROWS`] rows each (files
+    /// when persistent, streamed as the batches come), with `tags`.
+    pub(crate) fn extent_sink(&self, schema: &SchemaRef, tags: &[String]) -> ExtentSink<'_> {
+        ExtentSink { cluster: self, schema: Arc::clone(schema), tags: tags.to_vec(), writer: None, pending: Vec::new(), rows: 0, done: Vec::new() }
     }
 
     /// Writes batches as a new extent (a file when persistent) and returns its info and data.
@@ -481,6 +505,136 @@ impl Cluster {
         Ok(QueryStream::engine(planned.schema.clone(), stream).reading(&planned.tables, &planned.policies))
     }
 
+}
+
+/// Merge policy: once a table (of a cluster on disk) has this many small extents (under half
+/// of [`EXTENT_MAX_ROWS`]) with the same tags, they are merged into extents of up to
+/// [`EXTENT_MAX_ROWS`] rows.
+pub(crate) const MERGE_MIN_EXTENTS: usize = 8;
+
+impl Cluster {
+    /// Merges the small extents of table `t` (Kusto's merge policy, simplified: see
+    /// [`MERGE_MIN_EXTENTS`]). Only under [`Cluster::begin_write`]: the merged extents are
+    /// written, then one commit replaces their sources, which readers of the previous version
+    /// keep reading until the grace period ends. A crash before the commit leaves only the
+    /// new files, unreferenced. Returns the number of extents merged away.
+    pub(crate) fn merge_small_extents(&self, db: &str, t: &str) -> Result<usize> {
+        let (Some(_), Some(files)) = (&self.storage, &self.files) else { return Ok(0) };
+        let snap = self.snapshot();
+        let Some(tm) = snap.meta.db(db).and_then(|d| d.table(t)) else { return Ok(0) };
+        let mut groups: Vec<(Vec<String>, Vec<&ExtentInfo>)> = Vec::new();
+        for e in tm.extents.iter().filter(|e| e.rows < EXTENT_MAX_ROWS / 2) {
+            let mut tags = e.tags.clone();
+            tags.sort();
+            match groups.iter_mut().find(|(t, _)| *t == tags) {
+                Some((_, g)) => g.push(e),
+                None => groups.push((tags, vec![e])),
+            }
+        }
+        let schema = tm.schema.arrow_schema();
+        let mut replaced: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut merged: Vec<ExtentInfo> = Vec::new();
+        for (_, group) in groups.into_iter().filter(|(_, g)| g.len() >= MERGE_MIN_EXTENTS) {
+            let mut sink = self.extent_sink(&schema, &group[0].tags);
+            for e in &group {
+                let batches = match files.cache.get(&e.id) {
+                    Some(b) => b.to_vec(),
+                    None => files.read(e)?,
+                };
+                for b in batches {
+                    sink.push(crate::extents::adapt(&b, &schema)?)?;
+                }
+            }
+            let min = group.iter().map(|e| e.min_created).min().unwrap_or_default();
+            let max = group.iter().map(|e| e.max_created).max().unwrap_or_default();
+            for (mut info, _) in sink.finish()? {
+                info.min_created = min;
+                info.max_created = max;
+                merged.push(info);
+            }
+            replaced.extend(group.iter().map(|e| e.id.clone()));
+        }
+        if replaced.is_empty() {
+            return Ok(0);
+        }
+        let mut meta = snap.meta.clone();
+        if let Some(tm) = meta.db_mut(db).and_then(|d| d.table_mut(t)) {
+            // The merged extents take the place of their first source (ingestion order kept).
+            let first = tm.extents.iter().position(|e| replaced.contains(&e.id)).unwrap_or(tm.extents.len());
+            tm.extents.retain(|e| !replaced.contains(&e.id));
+            let at = first.min(tm.extents.len());
+            tm.extents.splice(at..at, merged);
+        }
+        self.commit(meta, HashMap::new())?;
+        Ok(replaced.len())
+    }
+}
+
+/// Rows per extent at most: a large ingestion becomes several extents (the unit a scan splits
+/// over partitions and skips by its statistics), small ones are merged up to this size.
+pub(crate) const EXTENT_MAX_ROWS: u64 = 1 << 20;
+
+/// New extents being written (see [`Cluster::extent_sink`]). Dropping it before
+/// [`ExtentSink::finish`] leaves only files no metadata references (removed at the next open).
+pub(crate) struct ExtentSink<'c> {
+    cluster: &'c Cluster,
+    schema: SchemaRef,
+    tags: Vec<String>,
+    writer: Option<crate::storage::ExtentWriter>,
+    /// A cluster in memory: the current extent's batches.
+    pending: Vec<RecordBatch>,
+    rows: u64,
+    done: Vec<(ExtentInfo, Option<Arc<Vec<RecordBatch>>>)>,
+}
+
+impl ExtentSink<'_> {
+    pub(crate) fn push(&mut self, batch: RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let batch = crate::output::conform_batch(batch, &self.schema)?;
+        self.rows += batch.num_rows() as u64;
+        match &self.cluster.storage {
+            Some(s) => {
+                if self.writer.is_none() {
+                    self.writer = Some(s.extent_writer(&self.schema)?);
+                }
+                if let Some(w) = self.writer.as_mut() {
+                    w.write(&batch)?;
+                }
+            }
+            None => self.pending.push(batch),
+        }
+        if self.rows >= EXTENT_MAX_ROWS {
+            self.cut()?;
+        }
+        Ok(())
+    }
+
+    /// Ends the current extent.
+    fn cut(&mut self) -> Result<()> {
+        if self.rows == 0 {
+            return Ok(());
+        }
+        let mut info = match self.writer.take() {
+            Some(w) => w.finish()?,
+            None => {
+                let size = self.pending.iter().map(|b| b.get_array_memory_size() as u64).sum();
+                ExtentInfo::new(new_id(), String::new(), self.rows, 0, size)
+            }
+        };
+        info.tags = self.tags.clone();
+        let data = (!self.pending.is_empty()).then(|| Arc::new(std::mem::take(&mut self.pending)));
+        self.done.push((info, data));
+        self.rows = 0;
+        Ok(())
+    }
+
+    /// The extents written, with their batches when the cluster is in memory.
+    pub(crate) fn finish(mut self) -> Result<Vec<(ExtentInfo, Option<Arc<Vec<RecordBatch>>>)>> {
+        self.cut()?;
+        Ok(std::mem::take(&mut self.done))
+    }
 }
 
 pub(crate) fn new_id() -> String {

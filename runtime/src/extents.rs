@@ -401,7 +401,7 @@ impl TableProvider for ExtentTable {
 
 /// An extent's batch in the table's current schema: columns by name, a column the extent lacks
 /// (added to the table after it was written) all null.
-fn adapt(batch: &RecordBatch, schema: &SchemaRef) -> DfResult<RecordBatch> {
+pub(crate) fn adapt(batch: &RecordBatch, schema: &SchemaRef) -> DfResult<RecordBatch> {
     if batch.schema_ref() == schema {
         return Ok(batch.clone());
     }

@@ -202,6 +202,50 @@ impl Meta {
         }
     }
 
+    /// Whether an extent of table `t` is hot under the table's effective caching policy.
+    pub fn is_hot(&self, db: &str, t: &str, e: &ExtentInfo, now: i64) -> bool {
+        self.effective_policies(db, t).caching_hot.is_none_or(|hot| e.max_created >= now.saturating_sub(hot))
+    }
+
+    /// The extents that are hot under their tables' caching policies (a materialized view's
+    /// always are).
+    pub fn hot_extents(&self, now: i64) -> std::collections::HashSet<String> {
+        let mut hot = std::collections::HashSet::new();
+        for d in &self.databases {
+            for t in &d.tables {
+                hot.extend(t.extents.iter().filter(|e| self.is_hot(&d.name, &t.name, e, now)).map(|e| e.id.clone()));
+            }
+            for v in &d.materialized_views {
+                hot.extend(v.extents.iter().map(|e| e.id.clone()));
+            }
+        }
+        hot
+    }
+
+    /// Drops every extent whose newest row is older than its table's soft-delete period, and
+    /// returns the (database, table) pairs that lost extents. Applied by the retention command
+    /// and when a cluster directory is opened.
+    pub fn apply_retention(&mut self, now: i64) -> Vec<(String, String)> {
+        let mut changed = Vec::new();
+        let periods: Vec<(String, String, i64)> = self
+            .databases
+            .iter()
+            .flat_map(|d| d.tables.iter().map(move |t| (d.name.clone(), t.name.clone())))
+            .filter_map(|(d, t)| self.effective_policies(&d, &t).retention_softdelete.map(|p| (d, t, p)))
+            .collect();
+        for (d, t, period) in periods {
+            let cutoff = now.saturating_sub(period);
+            if let Some(tm) = self.db_mut(&d).and_then(|db| db.table_mut(&t)) {
+                let before = tm.extents.len();
+                tm.extents.retain(|e| e.max_created >= cutoff);
+                if tm.extents.len() != before {
+                    changed.push((d, t));
+                }
+            }
+        }
+        changed
+    }
+
     /// Every extent the metadata references (tables and materialized views).
     pub fn extents(&self) -> impl Iterator<Item = &ExtentInfo> {
         self.databases.iter().flat_map(|d| {

@@ -165,6 +165,7 @@ pub(crate) enum V {
     D(Option<i64>),
     /// A timespan (ns), or null.
     Ts(Option<i64>),
+    R(f64),
 }
 
 /// Builds a result table of string, long and bool columns.
@@ -184,6 +185,9 @@ pub(crate) fn table(cols: &[(&str, KqlType)], rows: Vec<Vec<V>>) -> Result<Query
             )),
             KqlType::Timespan => Arc::new(DurationNanosecondArray::from(
                 rows.iter().map(|r| match r.get(i) { Some(V::Ts(v)) => *v, _ => None }).collect::<Vec<_>>(),
+            )),
+            KqlType::Real => Arc::new(datafusion::arrow::array::Float64Array::from(
+                rows.iter().map(|r| match r.get(i) { Some(V::R(v)) => Some(*v), _ => None }).collect::<Vec<_>>(),
             )),
             _ => Arc::new(StringArray::from(
                 rows.iter()

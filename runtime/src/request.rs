@@ -93,6 +93,38 @@ pub struct Explanation {
 }
 
 impl Cluster {
+    /// Plans the operators piped after a command (`.show tables | where ...`) over its result,
+    /// as the caller.
+    pub(crate) fn plan_command_pipe(
+        &self,
+        snap: &State,
+        caller: &Caller,
+        ctx: &RequestContext,
+        out: QueryOutput,
+        pipe: &[ast::Operator],
+    ) -> Result<PlannedQuery> {
+        let provider = MemTable::try_new(out.schema.arrow_schema(), vec![conform(out.batches, &out.schema.arrow_schema())?])?;
+        let scan = datafusion::logical_expr::LogicalPlanBuilder::scan(
+            "command_result",
+            datafusion::datasource::provider_as_source(Arc::new(provider)),
+            None,
+        )?
+        .build()?;
+        let catalog = self.catalog(snap, Access::Caller(caller));
+        let planned = plan_pipe(&catalog, ctx, scan, out.schema, pipe)?;
+        self.authorize_tables(snap, caller, &planned)?;
+        Ok(planned)
+    }
+
+    /// A command's result with the operators piped after it applied.
+    pub(crate) async fn pipe_output(&self, snap: &State, caller: &Caller, ctx: &RequestContext, out: QueryOutput, pipe: &[ast::Operator]) -> Result<QueryOutput> {
+        if pipe.is_empty() {
+            return Ok(out);
+        }
+        let planned = self.plan_command_pipe(snap, caller, ctx, out, pipe)?;
+        self.stream_plan(&planned).await?.collect().await
+    }
+
     /// The caller of a request and its request context.
     pub(crate) fn request_context(&self, opts: &RequestOptions, database: &str) -> Result<(Caller, RequestContext)> {
         let parse_group = |g: &str| {
@@ -208,16 +240,7 @@ impl Cluster {
                     return Ok(QueryStream::ready(out));
                 }
                 let snap = self.snapshot();
-                let provider = MemTable::try_new(out.schema.arrow_schema(), vec![conform(out.batches, &out.schema.arrow_schema())?])?;
-                let scan = datafusion::logical_expr::LogicalPlanBuilder::scan(
-                    "command_result",
-                    datafusion::datasource::provider_as_source(Arc::new(provider)),
-                    None,
-                )?
-                .build()?;
-                let catalog = self.catalog(&snap, Access::Caller(&caller));
-                let planned = plan_pipe(&catalog, &ctx, scan, out.schema, &cmd.pipe)?;
-                self.authorize_tables(&snap, &caller, &planned)?;
+                let planned = self.plan_command_pipe(&snap, &caller, &ctx, out, &cmd.pipe)?;
                 self.stream_plan(&planned).await
             }
         }

@@ -188,6 +188,97 @@ pub enum CommandKind {
         enable: bool,
         with: Vec<Property>,
     },
+    /// `.show table T extents [hot] [where tags has 'x' [and ...]]`, `.show tables (A, B) extents`,
+    /// `.show database [D] extents`, `.show cluster extents`
+    ShowExtents {
+        scope: ExtentScope,
+        hot: bool,
+        tags: Vec<TagFilter>,
+    },
+    /// `.drop extent ID [from T]`, `.drop extents (ID, ...) [from T]`,
+    /// `.drop extents [older N days|hours] from T` / `from all tables`
+    DropExtents {
+        ids: Vec<Literal>,
+        table: Option<QualifiedName>,
+        all_tables: bool,
+        /// `older N unit`: the number and the unit as written (`days`, `hours`).
+        older: Option<(i64, Ident)>,
+    },
+    /// `.drop extents [whatif] <| .show ... extents ...` or `<| query` (its `ExtentId` column).
+    DropExtentsFrom { whatif: bool, source: ExtentSource },
+    /// `.alter[-merge] table T|database D|materialized-view V policy caching hot = TIMESPAN`
+    AlterCachingPolicy { target: PolicyTarget, hot: i64 },
+    /// `.alter[-merge] table T|database D policy retention softdelete = TIMESPAN
+    /// [recoverability = enabled|disabled]`, or the policy as a JSON string.
+    AlterRetentionPolicy {
+        target: PolicyTarget,
+        merge: bool,
+        softdelete: Option<i64>,
+        recoverability: Option<Ident>,
+        json: Option<Literal>,
+    },
+    /// `.show table T|database D policy caching|retention`
+    ShowDataPolicy { target: PolicyTarget, kind: DataPolicyKind },
+    /// `.delete table T|database D policy caching|retention`
+    DeleteDataPolicy { target: PolicyTarget, kind: DataPolicyKind },
+    /// `.rename table T to U`
+    RenameTable { name: QualifiedName, new_name: Ident },
+    /// `.alter-merge table T (cols) [with (...)]`
+    AlterMergeTable { table: TableDef, with: Vec<Property> },
+    /// `.create[-or-alter] table T ingestion KIND mapping "Name" 'mapping'`
+    CreateIngestionMapping {
+        or_alter: bool,
+        table: QualifiedName,
+        kind: Ident,
+        name: Literal,
+        mapping: Literal,
+    },
+    /// `.show table T ingestion [KIND] mappings`, `.show table T ingestion KIND mapping "Name"`
+    ShowIngestionMappings {
+        table: QualifiedName,
+        kind: Option<Ident>,
+        name: Option<Literal>,
+    },
+    /// `.drop table T ingestion KIND mapping "Name"`
+    DropIngestionMapping {
+        table: QualifiedName,
+        kind: Ident,
+        name: Literal,
+    },
+}
+
+/// Whose extents `.show ... extents` lists.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum ExtentScope {
+    Table(QualifiedName),
+    Tables(Vec<QualifiedName>),
+    Database(Option<Ident>),
+    Cluster,
+}
+
+/// `tags has 'x'` in `.show ... extents where ...`: `op` is `has`, `!has`, `contains` or
+/// `!contains`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TagFilter {
+    pub op: super::BinaryOp,
+    pub value: Literal,
+    pub span: Span,
+}
+
+/// What `.drop extents <|` reads the extents to drop from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum ExtentSource {
+    /// `.show ... extents ...`
+    Command(Box<Command>),
+    /// A query with an `ExtentId` column.
+    Query(Query),
+}
+
+/// Which data policy a command shows or deletes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum DataPolicyKind {
+    Caching,
+    Retention,
 }
 
 /// `persist (paths)` or `volatile` in `.create database`.
@@ -248,6 +339,8 @@ pub enum PolicyTarget {
     Tables(Vec<QualifiedName>),
     /// `materialized-view MV`
     MaterializedView(QualifiedName),
+    /// `database D` (data policies only)
+    Database(Ident),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -1349,6 +1349,7 @@ impl Display for PolicyTarget {
                 f.write_str(")")
             }
             PolicyTarget::MaterializedView(v) => write!(f, "materialized-view {v}"),
+            PolicyTarget::Database(d) => write!(f, "database {d}"),
         }
     }
 }
@@ -1714,6 +1715,106 @@ impl Display for CommandKind {
                 write!(f, ".{} materialized-view {name}", if *enable { "enable" } else { "disable" })?;
                 with_props(f, with)
             }
+            ShowExtents { scope, hot, tags } => {
+                f.write_str(".show ")?;
+                match scope {
+                    ExtentScope::Table(t) => write!(f, "table {t}")?,
+                    ExtentScope::Tables(ts) => {
+                        f.write_str("tables (")?;
+                        comma_list(f, ts)?;
+                        f.write_str(")")?;
+                    }
+                    ExtentScope::Database(None) => f.write_str("database")?,
+                    ExtentScope::Database(Some(d)) => write!(f, "database {d}")?,
+                    ExtentScope::Cluster => f.write_str("cluster")?,
+                }
+                f.write_str(" extents")?;
+                if *hot {
+                    f.write_str(" hot")?;
+                }
+                for (i, t) in tags.iter().enumerate() {
+                    f.write_str(if i == 0 { " where " } else { " and " })?;
+                    write!(f, "tags {} {}", t.op, t.value)?;
+                }
+                Ok(())
+            }
+            DropExtents { ids, table, all_tables, older } => {
+                f.write_str(".drop extents")?;
+                if !ids.is_empty() {
+                    f.write_str(" (")?;
+                    comma_list(f, ids)?;
+                    f.write_str(")")?;
+                }
+                if let Some((n, unit)) = older {
+                    write!(f, " older {n} {unit}")?;
+                }
+                if *all_tables {
+                    f.write_str(" from all tables")?;
+                } else if let Some(t) = table {
+                    write!(f, " from {t}")?;
+                }
+                Ok(())
+            }
+            DropExtentsFrom { whatif, source } => {
+                f.write_str(".drop extents")?;
+                if *whatif {
+                    f.write_str(" whatif")?;
+                }
+                match source {
+                    ExtentSource::Command(c) => write!(f, " <| {c}"),
+                    ExtentSource::Query(q) => {
+                        let _query = CommandMode::set(false);
+                        write!(f, " <| {q}")
+                    }
+                }
+            }
+            AlterCachingPolicy { target, hot } => write!(f, ".alter {target} policy caching hot = {}", timespan_text(*hot)),
+            AlterRetentionPolicy { target, merge, softdelete, recoverability, json } => {
+                write!(f, ".{} {target} policy retention", if *merge { "alter-merge" } else { "alter" })?;
+                if let Some(j) = json {
+                    return write!(f, " {j}");
+                }
+                if let Some(sd) = softdelete {
+                    write!(f, " softdelete = {}", timespan_text(*sd))?;
+                }
+                if let Some(r) = recoverability {
+                    write!(f, " recoverability = {r}")?;
+                }
+                Ok(())
+            }
+            ShowDataPolicy { target, kind } => write!(f, ".show {target} policy {kind}"),
+            DeleteDataPolicy { target, kind } => write!(f, ".delete {target} policy {kind}"),
+            RenameTable { name, new_name } => write!(f, ".rename table {name} to {new_name}"),
+            AlterMergeTable { table, with } => {
+                write!(f, ".alter-merge table {table}")?;
+                with_props(f, with)
+            }
+            CreateIngestionMapping { or_alter, table, kind, name, mapping } => write!(
+                f,
+                ".{} table {table} ingestion {} mapping {name} {mapping}",
+                if *or_alter { "create-or-alter" } else { "create" },
+                kind.name
+            ),
+            ShowIngestionMappings { table, kind, name } => {
+                write!(f, ".show table {table} ingestion")?;
+                if let Some(k) = kind {
+                    write!(f, " {}", k.name)?;
+                }
+                match name {
+                    Some(n) => write!(f, " mapping {n}"),
+                    None => f.write_str(" mappings"),
+                }
+            }
+            DropIngestionMapping { table, kind, name } => write!(f, ".drop table {table} ingestion {} mapping {name}", kind.name),
         }
+    }
+}
+
+impl Display for DataPolicyKind {
+    fn fmt(&self, f: &mut Formatter<'_>) -> R {
+        f.write_str(match self {
+            DataPolicyKind::Caching => "caching",
+            DataPolicyKind::Retention => "retention",
+        })
     }
 }

@@ -971,6 +971,78 @@ macro_rules! visitor {
                         v.visit_property(p);
                     }
                 }
+                CommandKind::ShowExtents { scope, hot: _, tags } => {
+                    match scope {
+                        ExtentScope::Table(n) => v.visit_qualified_name(n),
+                        ExtentScope::Tables(names) => {
+                            for n in names {
+                                v.visit_qualified_name(n);
+                            }
+                        }
+                        ExtentScope::Database(Some(n)) => v.visit_ident(n),
+                        ExtentScope::Database(None) | ExtentScope::Cluster => {}
+                    }
+                    for TagFilter { op: _, value, span: _ } in tags {
+                        v.visit_literal(value);
+                    }
+                }
+                CommandKind::DropExtents { ids, table, all_tables: _, older } => {
+                    for id in ids {
+                        v.visit_literal(id);
+                    }
+                    if let Some(t) = table {
+                        v.visit_qualified_name(t);
+                    }
+                    if let Some((_, unit)) = older {
+                        v.visit_ident(unit);
+                    }
+                }
+                CommandKind::DropExtentsFrom { whatif: _, source } => match source {
+                    ExtentSource::Command(c) => v.visit_command(c),
+                    ExtentSource::Query(q) => v.visit_query(q),
+                },
+                CommandKind::AlterCachingPolicy { target, hot: _ }
+                | CommandKind::ShowDataPolicy { target, kind: _ }
+                | CommandKind::DeleteDataPolicy { target, kind: _ } => v.visit_policy_target(target),
+                CommandKind::AlterRetentionPolicy { target, merge: _, softdelete: _, recoverability, json } => {
+                    v.visit_policy_target(target);
+                    if let Some(r) = recoverability {
+                        v.visit_ident(r);
+                    }
+                    if let Some(j) = json {
+                        v.visit_literal(j);
+                    }
+                }
+                CommandKind::RenameTable { name, new_name } => {
+                    v.visit_qualified_name(name);
+                    v.visit_ident(new_name);
+                }
+                CommandKind::AlterMergeTable { table, with } => {
+                    v.visit_table_def(table);
+                    for p in with {
+                        v.visit_property(p);
+                    }
+                }
+                CommandKind::CreateIngestionMapping { or_alter: _, table, kind, name, mapping } => {
+                    v.visit_qualified_name(table);
+                    v.visit_ident(kind);
+                    v.visit_literal(name);
+                    v.visit_literal(mapping);
+                }
+                CommandKind::ShowIngestionMappings { table, kind, name } => {
+                    v.visit_qualified_name(table);
+                    if let Some(k) = kind {
+                        v.visit_ident(k);
+                    }
+                    if let Some(n) = name {
+                        v.visit_literal(n);
+                    }
+                }
+                CommandKind::DropIngestionMapping { table, kind, name } => {
+                    v.visit_qualified_name(table);
+                    v.visit_ident(kind);
+                    v.visit_literal(name);
+                }
             }
             for o in pipe {
                 v.visit_operator(o);
@@ -989,6 +1061,7 @@ macro_rules! visitor {
             match t {
                 PolicyTarget::Table(n) | PolicyTarget::MaterializedView(n) => v.visit_qualified_name(n),
                 PolicyTarget::AllTables => {}
+                PolicyTarget::Database(n) => v.visit_ident(n),
                 PolicyTarget::Tables(names) => {
                     for n in names {
                         v.visit_qualified_name(n);

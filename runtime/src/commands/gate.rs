@@ -1,7 +1,7 @@
 //! The command gate: the permission matrix applied to every command before it runs, from its
 //! syntax and the caller's roles alone.
 
-use kustodian_parser::ast::{self, CommandKind, PolicyTarget, SecurableEntity, TableWriteMode};
+use kustodian_parser::ast::{self, CommandKind, ExtentScope, ExtentSource, PolicyTarget, SecurableEntity, TableWriteMode};
 use kustodian_planner::{Principal, RequestContext};
 
 use super::{named_db, prop, table_db};
@@ -113,7 +113,7 @@ pub(crate) fn gate(snap: &State, caller: &Caller, ctx: &RequestContext, cmd: &as
                         let action = if verb == "alter" { Action::AdminDatabase(&d) } else { Action::AdminMaterializedView(&d, &t) };
                         any_of(snap, caller, &[action], &op)?
                     }
-                    PolicyTarget::AllTables => {
+                    PolicyTarget::AllTables | PolicyTarget::Database(_) => {
                         any_of(snap, caller, &[Action::AdminDatabase(&d)], &format!("{verb} the row_level_security policies of database '{d}'"))?
                     }
                     PolicyTarget::Table(_) | PolicyTarget::Tables(_) => {
@@ -191,7 +191,81 @@ pub(crate) fn gate(snap: &State, caller: &Caller, ctx: &RequestContext, cmd: &as
             let verb = if *enable { "enable" } else { "disable" };
             any_of(snap, caller, &[Action::AdminMaterializedView(db, &name.name)], &format!("{verb} materialized view '{}'", name.name))
         }
+        CommandKind::ShowExtents { scope, .. } => match scope {
+            ExtentScope::Table(q) => {
+                let (d, t) = table_db(q, ctx, snap)?;
+                any_of(snap, caller, &[Action::ShowDatabase(&d)], &format!("show the extents of table '{t}' in database '{d}'"))
+            }
+            ExtentScope::Tables(qs) => {
+                for q in qs {
+                    let (d, t) = table_db(q, ctx, snap)?;
+                    any_of(snap, caller, &[Action::ShowDatabase(&d)], &format!("show the extents of table '{t}' in database '{d}'"))?;
+                }
+                Ok(())
+            }
+            ExtentScope::Database(n) => {
+                let d = named_db(n.as_ref(), ctx, snap);
+                any_of(snap, caller, &[Action::ShowDatabase(&d)], &format!("show the extents of database '{d}'"))
+            }
+            // Lists only the databases the caller may see.
+            ExtentScope::Cluster => Ok(()),
+        },
+        CommandKind::DropExtents { table, .. } => match table {
+            Some(q) => {
+                let (d, t) = table_db(q, ctx, snap)?;
+                any_of(snap, caller, &[Action::AdminTable(&d, &t)], &format!("drop extents of table '{t}' in database '{d}'"))
+            }
+            // Without a table, extents of any table of the database: Kusto asks for its admin.
+            None => any_of(snap, caller, &[Action::AdminDatabase(db)], &format!("drop extents in database '{db}'")),
+        },
+        // The source is a `.show ... extents` (its own row here) or a query (authorized as any
+        // query); each listed extent's table is then checked for its admin before anything
+        // is dropped.
+        CommandKind::DropExtentsFrom { source, .. } => match source {
+            ExtentSource::Command(c) => gate(snap, caller, ctx, c),
+            ExtentSource::Query(_) => any_of(snap, caller, &[Action::ShowDatabase(db)], &format!("drop extents in database '{db}'")),
+        },
+        CommandKind::AlterCachingPolicy { target, .. } | CommandKind::AlterRetentionPolicy { target, .. } | CommandKind::DeleteDataPolicy { target, .. } => {
+            data_policy_gate(snap, caller, ctx, target, true)
+        }
+        CommandKind::ShowDataPolicy { target, .. } => data_policy_gate(snap, caller, ctx, target, false),
+        CommandKind::RenameTable { name, .. } => {
+            let (d, t) = table_db(name, ctx, snap)?;
+            any_of(snap, caller, &[Action::AdminTable(&d, &t)], &format!("rename table '{t}' in database '{d}'"))
+        }
+        CommandKind::AlterMergeTable { table: def, .. } => {
+            let (d, t) = table_db(&def.name, ctx, snap)?;
+            any_of(snap, caller, &[Action::AdminTable(&d, &t)], &format!("alter the schema of table '{t}' in database '{d}'"))
+        }
+        CommandKind::CreateIngestionMapping { table: q, .. } | CommandKind::DropIngestionMapping { table: q, .. } => {
+            let (d, t) = table_db(q, ctx, snap)?;
+            any_of(snap, caller, &[Action::IngestTable(&d, &t)], &format!("change the ingestion mappings of table '{t}' in database '{d}'"))
+        }
+        CommandKind::ShowIngestionMappings { table: q, .. } => {
+            let (d, t) = table_db(q, ctx, snap)?;
+            any_of(snap, caller, &[Action::ShowDatabase(&d), Action::IngestTable(&d, &t)], &format!("show the ingestion mappings of table '{t}' in database '{d}'"))
+        }
     }
+}
+
+/// Who may change (`change`) or show a caching or retention policy: a table's admin, a
+/// database's admin (for the database's policy or every table's), a materialized view's admin;
+/// anyone who may show the database's metadata, to show one.
+fn data_policy_gate(snap: &State, caller: &Caller, ctx: &RequestContext, target: &PolicyTarget, change: bool) -> Result<()> {
+    let verb = if change { "change" } else { "show" };
+    for (d, t) in policy_entities(target, ctx, snap) {
+        let op = format!("{verb} the data policies of '{t}' in database '{d}'");
+        if !change {
+            any_of(snap, caller, &[Action::ShowDatabase(&d)], &op)?;
+            continue;
+        }
+        match target {
+            PolicyTarget::Table(_) | PolicyTarget::Tables(_) => any_of(snap, caller, &[Action::AdminTable(&d, &t)], &op)?,
+            PolicyTarget::MaterializedView(_) => any_of(snap, caller, &[Action::AdminMaterializedView(&d, &t)], &op)?,
+            PolicyTarget::AllTables | PolicyTarget::Database(_) => any_of(snap, caller, &[Action::AdminDatabase(&d)], &op)?,
+        }
+    }
+    Ok(())
 }
 
 /// Allows the command if the caller may do at least one of `actions` (a command whose
@@ -212,6 +286,7 @@ fn policy_entities(target: &PolicyTarget, ctx: &RequestContext, snap: &State) ->
         PolicyTarget::Table(q) | PolicyTarget::MaterializedView(q) => table_db(q, ctx, snap).into_iter().collect(),
         PolicyTarget::Tables(qs) => qs.iter().filter_map(|q| table_db(q, ctx, snap).ok()).collect(),
         PolicyTarget::AllTables => vec![(named_db(None, ctx, snap), "*".into())],
+        PolicyTarget::Database(n) => vec![(named_db(Some(n), ctx, snap), "*".into())],
     }
 }
 

@@ -29,8 +29,17 @@ pub(super) async fn ingest_inline(cx: &Cx<'_>, t: &ast::QualifiedName, data: &st
     let started = std::time::Instant::now();
     let result = async {
         let opts = ingest::options_from_properties(&props(with))?;
-        let ingested = ingest::ingest_inline(data, &tm.schema, &opts)?;
-        let committed = append(cluster, meta.clone(), &d, &t, ingested.batches).await?;
+        if already_ingested(tm, &opts) {
+            return ingest::command_result(table(APPENDED_COLS, Vec::new())?, &ingest::IngestSummary::default(), started.elapsed());
+        }
+        let mapping = resolve_mapping(tm, &opts, ingest::Format::Csv)?;
+        let read_schema = mapping.as_ref().map_or_else(|| tm.schema.clone(), |m| m.source_schema(&tm.schema));
+        let ingested = ingest::ingest_inline(data, &read_schema, &opts)?;
+        let mut sink = cluster.extent_sink(&tm.schema.arrow_schema(), &opts.tags);
+        for b in ingested.batches {
+            sink.push(map_batch(mapping.as_ref(), b, &tm.schema)?)?;
+        }
+        let committed = append(cluster, meta.clone(), &d, &t, sink).await?;
         ingest::command_result(committed, &ingested.summary, started.elapsed())
     }
     .await;
@@ -51,7 +60,11 @@ pub(super) async fn ingest_files(cx: &Cx<'_>, t: &ast::QualifiedName, sources: &
             progress: cluster.ingestion_progress.clone(),
             ..ingest::options_from_properties(&props(with))?
         };
-        let mut batches = Vec::new();
+        if already_ingested(tm, &opts) {
+            return ingest::command_result(table(APPENDED_COLS, Vec::new())?, &ingest::IngestSummary::default(), started.elapsed());
+        }
+        // Batches are written into extents as they are read: a large file never sits in memory.
+        let mut sink = cluster.extent_sink(&tm.schema.arrow_schema(), &opts.tags);
         let mut summary = ingest::IngestSummary::default();
         for s in sources {
             let path = match &s.kind {
@@ -67,11 +80,16 @@ pub(super) async fn ingest_files(cx: &Cx<'_>, t: &ast::QualifiedName, sources: &
                 _ => return Err(RuntimeError::bad_request("ingestion sources must be string literals")),
             };
             let file = cluster.ingestion_roots.resolve(&path, cluster.storage.as_ref().map(|s| s.dir()))?;
-            let ingested = ingest::ingest_file(&file, &tm.schema, &opts)?;
-            batches.extend(ingested.batches);
-            summary.merge(ingested.summary);
+            // The mapping's kind, when neither the format nor the kind is given: JSON for a
+            // `.json` file, delimited otherwise.
+            let by_name = file.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("json") || e.eq_ignore_ascii_case("jsonl"));
+            let format = opts.format.unwrap_or(if by_name { ingest::Format::Json } else { ingest::Format::Csv });
+            let mapping = resolve_mapping(tm, &opts, format)?;
+            let read_schema = mapping.as_ref().map_or_else(|| tm.schema.clone(), |m| m.source_schema(&tm.schema));
+            let one = ingest::ingest_file_with(&file, &read_schema, &opts, &mut |b| sink.push(map_batch(mapping.as_ref(), b, &tm.schema)?))?;
+            summary.merge(one);
         }
-        let committed = append(cluster, meta.clone(), &d, &t, batches).await?;
+        let committed = append(cluster, meta.clone(), &d, &t, sink).await?;
         ingest::command_result(committed, &summary, started.elapsed())
     }
     .await;
@@ -115,7 +133,46 @@ pub(super) async fn table_from_query(cx: &Cx<'_>, mode: TableWriteMode, t: &ast:
             need_table_mut(&mut meta, &d, &tname)?.extents.clear();
         }
     }
-    append(cluster, meta, &d, &tname, batches).await
+    let schema = need_table(&meta, &d, &tname)?.schema.arrow_schema();
+    let mut sink = cluster.extent_sink(&schema, &[]);
+    for b in batches {
+        sink.push(b)?;
+    }
+    append(cluster, meta, &d, &tname, sink).await
+}
+
+const APPENDED_COLS: &[(&str, KqlType)] = &[("ExtentId", KqlType::String), ("RowCount", KqlType::Long)];
+
+/// `ingestIfNotExists`: whether the table already has an extent tagged `ingest-by:` one of the
+/// given values (the ingestion is then skipped).
+fn already_ingested(tm: &crate::meta::TableMeta, opts: &ingest::IngestOptions) -> bool {
+    opts.ingest_if_not_exists.iter().any(|v| {
+        let tag = format!("ingest-by:{v}");
+        tm.extents.iter().any(|e| e.tags.iter().any(|t| t == &tag))
+    })
+}
+
+/// The ingestion's mapping: inline (`ingestionMapping`), or the table's by name
+/// (`ingestionMappingReference`, of the mapping kind or the format's kind).
+fn resolve_mapping(tm: &crate::meta::TableMeta, opts: &ingest::IngestOptions, format: ingest::Format) -> Result<Option<ingest::mapping::Mapping>> {
+    let kind = opts.mapping_kind.clone().unwrap_or_else(|| format.name().to_ascii_lowercase());
+    if let Some(text) = &opts.mapping_text {
+        return ingest::mapping::Mapping::parse(&kind, text, &tm.schema).map(Some);
+    }
+    let Some(name) = &opts.mapping_reference else { return Ok(None) };
+    let m = tm
+        .mappings
+        .iter()
+        .find(|m| &m.name == name && m.kind.eq_ignore_ascii_case(&kind))
+        .ok_or_else(|| RuntimeError::bad_request(format!("table '{}' has no {kind} ingestion mapping named '{name}'", tm.name)))?;
+    ingest::mapping::Mapping::parse(&m.kind, &m.mapping, &tm.schema).map(Some)
+}
+
+fn map_batch(mapping: Option<&ingest::mapping::Mapping>, b: RecordBatch, schema: &kustodian_planner::KqlSchema) -> Result<RecordBatch> {
+    match mapping {
+        Some(m) => m.project(&b, schema),
+        None => Ok(b),
+    }
 }
 
 /// An ingestion's result, and on failure (other than a refusal) a record of it for
@@ -205,17 +262,24 @@ pub(super) fn show_ingestion_failures(snap: &State, caller: &Caller, db: &str, w
     table(INGESTION_FAILURE_COLS, rows)
 }
 
-/// Appends to a table and re-materializes its materialized views, in one commit.
-async fn append(cluster: &Cluster, mut meta: Meta, db: &str, t: &str, batches: Vec<RecordBatch>) -> Result<QueryOutput> {
-    let schema = need_table(&meta, db, t)?.schema.arrow_schema();
+/// Appends the sink's extents to a table and re-materializes its materialized views, in one
+/// commit.
+async fn append(cluster: &Cluster, mut meta: Meta, db: &str, t: &str, sink: crate::cluster::ExtentSink<'_>) -> Result<QueryOutput> {
     let mut new_data = HashMap::new();
     let mut rows = Vec::new();
-    if let Some((info, data)) = cluster.new_extent(batches, &schema)? {
+    for (info, data) in sink.finish()? {
         rows.push(vec![V::S(info.id.clone()), V::L(info.rows as i64)]);
-        new_data.insert(info.id.clone(), data);
+        if let Some(data) = data {
+            new_data.insert(info.id.clone(), data);
+        }
         need_table_mut(&mut meta, db, t)?.extents.push(info);
     }
     crate::materialized::refresh(cluster, &mut meta, &mut new_data, db, t).await?;
     cluster.commit(meta, new_data)?;
-    table(&[("ExtentId", KqlType::String), ("RowCount", KqlType::Long)], rows)
+    // Small extents merge once there are enough of them: a separate commit, so the
+    // ingestion stands whatever happens to the merge. A failed merge changes nothing (its
+    // files are never referenced; an unreadable extent fails its table's queries anyway) and
+    // the next ingestion tries again.
+    let _ = cluster.merge_small_extents(db, t);
+    table(APPENDED_COLS, rows)
 }

@@ -7,9 +7,11 @@
 //! under `Cluster::begin_write`, changes a copy of the metadata and commits it.
 
 mod databases;
+mod extents;
 mod functions;
 mod gate;
 mod ingestion;
+mod mappings;
 mod policies;
 mod principals;
 mod tables;
@@ -40,7 +42,7 @@ pub(crate) async fn execute(cluster: &Cluster, caller: &Caller, ctx: &RequestCon
         // tables.rs
         CommandKind::CreateTable { merge, table: def, with } => tables::create_table(&cx, *merge, def, with),
         CommandKind::CreateTables { merge, tables, with } => tables::create_tables(&cx, *merge, tables, with),
-        CommandKind::CreateTableBasedOn { .. } => Err(unsupported(".create table ... based-on")),
+        CommandKind::CreateTableBasedOn { name, source, with } => tables::create_based_on(&cx, name, source, with),
         CommandKind::DropTable { name, if_exists } => tables::drop_tables(&cx, std::slice::from_ref(name), *if_exists),
         CommandKind::DropTables { names, if_exists } => tables::drop_tables(&cx, names, *if_exists),
         CommandKind::ShowTables { .. } => tables::show_tables(&cx),
@@ -104,6 +106,26 @@ pub(crate) async fn execute(cluster: &Cluster, caller: &Caller, ctx: &RequestCon
         CommandKind::EnableMaterializedView { name, enable, with } => {
             crate::materialized::enable(cluster, caller, &snap, snap.meta.clone(), cx.db, &name.name, *enable, &props(with)).await
         }
+
+        // extents.rs
+        CommandKind::ShowExtents { scope, hot, tags } => extents::show_extents(&cx, scope, *hot, tags),
+        CommandKind::DropExtents { ids, table, all_tables, older } => extents::drop_extents(&cx, ids, table.as_ref(), *all_tables, older.as_ref()).await,
+        CommandKind::DropExtentsFrom { whatif, source } => extents::drop_extents_from(&cx, *whatif, source).await,
+        CommandKind::AlterCachingPolicy { target, hot } => extents::alter_caching(&cx, target, *hot),
+        CommandKind::AlterRetentionPolicy { target, merge, softdelete, recoverability, json } => {
+            extents::alter_retention(&cx, target, *merge, *softdelete, recoverability.as_ref(), json.as_ref()).await
+        }
+        CommandKind::ShowDataPolicy { target, kind } => extents::show_policy(&cx, target, *kind),
+        CommandKind::DeleteDataPolicy { target, kind } => extents::delete_policy(&cx, target, *kind),
+
+        // tables.rs
+        CommandKind::RenameTable { name, new_name } => tables::rename(&cx, name, new_name),
+        CommandKind::AlterMergeTable { table: def, with } => tables::alter_merge(&cx, def, with),
+
+        // mappings.rs
+        CommandKind::CreateIngestionMapping { or_alter, table: t, kind, name, mapping } => mappings::create(&cx, *or_alter, t, kind, name, mapping),
+        CommandKind::ShowIngestionMappings { table: t, kind, name } => mappings::show(&cx, t, kind.as_ref(), name.as_ref()),
+        CommandKind::DropIngestionMapping { table: t, kind, name } => mappings::drop(&cx, t, kind, name),
     }
 }
 
@@ -128,6 +150,9 @@ pub(crate) fn is_read_only(kind: &CommandKind) -> bool {
             | CommandKind::ShowMaterializedViews
             | CommandKind::ShowIngestionFailures { .. }
             | CommandKind::ShowMaterializedView { .. }
+            | CommandKind::ShowExtents { .. }
+            | CommandKind::ShowDataPolicy { .. }
+            | CommandKind::ShowIngestionMappings { .. }
     )
 }
 

@@ -201,6 +201,9 @@ fn policy_targets(target: &PolicyTarget, ctx: &RequestContext, snap: &State, cal
         PolicyTarget::MaterializedView(_) => {
             return Err(RuntimeError::bad_request("restricted_view_access applies to tables, not materialized views"));
         }
+        PolicyTarget::Database(_) => {
+            return Err(RuntimeError::bad_request("restricted_view_access and row_level_security apply to tables, not databases"));
+        }
     };
     for (d, _) in &out {
         check(can_show(snap, caller, d), caller, &format!("show policies in database '{d}'"), Needs::DatabaseViewer)?;

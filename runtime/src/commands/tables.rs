@@ -144,14 +144,8 @@ fn create_or_merge(cluster: &Cluster, caller: &Caller, ctx: &RequestContext, met
                             return Err(RuntimeError::bad_request(format!("column '{}' of table '{t}' is {} not {}", c.name, e.ty, c.ty)));
                         }
                         Some(_) => {}
-                        None => {
-                            if !existing.extents.is_empty() {
-                                return Err(RuntimeError::Plan(kustodian_planner::PlanError::unsupported(
-                                    "adding columns to a table that already holds data",
-                                )));
-                            }
-                            existing.schema.columns.push(c);
-                        }
+                        // Extents written before read the new column as null.
+                        None => existing.schema.columns.push(c),
                     }
                 }
             }
@@ -185,4 +179,75 @@ pub(super) fn drop_tables(cx: &Cx<'_>, names: &[ast::QualifiedName], if_exists: 
     }
     cluster.commit(meta, HashMap::new())?;
     table(&[("TableName", KqlType::String), ("DatabaseName", KqlType::String)], dropped.into_iter().map(|(d, t)| vec![V::S(t), V::S(d)]).collect())
+}
+
+/// `.alter-merge table T (cols)`: adds the columns the table lacks (its extents read them as
+/// null); a column of another type is refused. The table must exist.
+pub(super) fn alter_merge(cx: &Cx<'_>, def: &ast::TableDef, with: &[ast::Property]) -> Result<QueryOutput> {
+    let Cx { cluster, caller, ctx, snap, .. } = *cx;
+    let (d, t) = table_db(&def.name, ctx, snap)?;
+    need_table(&snap.meta, &d, &t)?;
+    let mut meta = snap.meta.clone();
+    create_or_merge(cluster, caller, ctx, &mut meta, true, std::slice::from_ref(def), with)?;
+    show_schema(&cluster.snapshot(), &d, &[t])
+}
+
+/// `.create table T based-on U [with (docstring, folder)]`: a new empty table with U's schema
+/// (not its data, policies or principals); nothing happens if T exists with that schema.
+pub(super) fn create_based_on(cx: &Cx<'_>, name: &ast::QualifiedName, source: &ast::QualifiedName, with: &[ast::Property]) -> Result<QueryOutput> {
+    let Cx { cluster, caller, ctx, snap, .. } = *cx;
+    let (d, t) = table_db(name, ctx, snap)?;
+    let (sd, st) = table_db(source, ctx, snap)?;
+    if !sd.eq_ignore_ascii_case(&d) {
+        return Err(RuntimeError::bad_request("a table is based on another table of the same database"));
+    }
+    let schema = need_table(&snap.meta, &sd, &st)?.schema.clone();
+    let mut meta = snap.meta.clone();
+    names::validate(EntityKind::Table, &t, false)?;
+    match meta.db(&d).and_then(|x| x.table(&t)) {
+        Some(existing) if existing.schema == schema => {}
+        Some(_) => return Err(RuntimeError::bad_request(format!("table '{t}' already exists with a different schema"))),
+        None => {
+            crate::materialized::name_free(&meta, &d, &t)?;
+            let dbm = need_db_mut(&mut meta, &d)?;
+            if dbm.function(&t).is_some() {
+                return Err(RuntimeError::bad_request(format!("a function named '{t}' already exists")));
+            }
+            dbm.tables.push(new_table(&t, schema, &caller.principal, with));
+            cluster.commit(meta, HashMap::new())?;
+        }
+    }
+    show_schema(&cluster.snapshot(), &d, &[t])
+}
+
+/// `.rename table T to U`. A table that a row-level-security policy names (its own or another
+/// table's) or that a materialized view reads is not renamed: the policy or view would then
+/// name a table that no longer exists (and fail closed); delete or drop it first.
+pub(super) fn rename(cx: &Cx<'_>, name: &ast::QualifiedName, new_name: &ast::Ident) -> Result<QueryOutput> {
+    let Cx { cluster, ctx, snap, .. } = *cx;
+    let (d, t) = table_db(name, ctx, snap)?;
+    let to = new_name.name.clone();
+    names::validate(EntityKind::Table, &to, false)?;
+    need_table(&snap.meta, &d, &t)?;
+    let mut meta = snap.meta.clone();
+    let dbm = need_db_mut(&mut meta, &d)?;
+    if dbm.table(&to).is_some() || dbm.function(&to).is_some() || dbm.materialized_view(&to).is_some() {
+        return Err(RuntimeError::bad_request(format!("an entity named '{to}' already exists in database '{d}'")));
+    }
+    if dbm.materialized_views.iter().any(|v| v.source == t) {
+        return Err(RuntimeError::bad_request(format!("table '{t}' is the source of a materialized view; drop the view before renaming the table")));
+    }
+    let named_by_policy = dbm.tables.iter().filter_map(|x| x.rls.as_ref().map(|r| (x, r))).any(|(x, r)| {
+        x.name == t || r.functions.as_ref().is_none_or(|deps| deps.iter().any(|dep| dep.kind == kustodian_planner::DepKind::Table && dep.name == t))
+    });
+    if named_by_policy {
+        return Err(RuntimeError::bad_request(format!(
+            "table '{t}' is named by a row_level_security policy; delete the policy, rename the table, and set the policy again"
+        )));
+    }
+    if let Some(tm) = dbm.table_mut(&t) {
+        tm.name = to.clone();
+    }
+    cluster.commit(meta, HashMap::new())?;
+    show_schema(&cluster.snapshot(), &d, &[to])
 }

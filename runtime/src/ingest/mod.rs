@@ -33,6 +33,7 @@
 pub mod builder;
 pub mod convert;
 mod delimited;
+pub mod mapping;
 pub mod errors;
 mod json;
 mod parquet;
@@ -213,6 +214,23 @@ pub struct IngestOptions {
     pub progress: Option<Progress>,
     /// How delimited records are validated (`validationPolicy`).
     pub validation: ValidationPolicy,
+    /// An inline mapping (`ingestionMapping`, `csvMapping`, `jsonMapping`): its JSON text.
+    pub mapping_text: Option<String>,
+    /// A mapping of the table by name (`ingestionMappingReference`).
+    pub mapping_reference: Option<String>,
+    /// The mapping's kind (`ingestionMappingKind`; else the format's).
+    pub mapping_kind: Option<String>,
+    /// Tags of the new extent (`tags`: a JSON array of strings).
+    pub tags: Vec<String>,
+    /// Skip the ingestion if the table has an extent tagged `ingest-by:` one of these
+    /// (`ingestIfNotExists`: a JSON array of strings).
+    pub ingest_if_not_exists: Vec<String>,
+}
+
+/// A JSON array of strings (`tags`, `ingestIfNotExists`).
+fn string_list(name: &str, value: &str) -> Result<Vec<String>> {
+    serde_json::from_str::<Vec<String>>(value)
+        .map_err(|e| RuntimeError::bad_request(format!("ingestion property {name} must be a JSON array of strings: {e}")))
 }
 
 /// Reads the `with (...)` properties of an ingestion command (names case-insensitive):
@@ -236,11 +254,22 @@ pub fn options_from_properties(props: &[(String, String)]) -> Result<IngestOptio
                 }
             }
             "validationpolicy" => opts.validation = ValidationPolicy::parse(value)?,
-            "ingestionmapping" | "ingestionmappingreference" | "csvmapping" | "jsonmapping" | "avromapping" => {
-                return Err(RuntimeError::bad_request(format!(
-                    "ingestion property '{name}' is not supported: columns map by position (delimited formats) or by name (json, parquet)"
-                )));
+            "ingestionmapping" => opts.mapping_text = Some(value.to_string()),
+            "csvmapping" => {
+                opts.mapping_text = Some(value.to_string());
+                opts.mapping_kind = Some("csv".into());
             }
+            "jsonmapping" => {
+                opts.mapping_text = Some(value.to_string());
+                opts.mapping_kind = Some("json".into());
+            }
+            "ingestionmappingreference" | "csvmappingreference" | "jsonmappingreference" => opts.mapping_reference = Some(value.to_string()),
+            "ingestionmappingkind" | "ingestionmappingtype" => opts.mapping_kind = Some(value.to_ascii_lowercase()),
+            "avromapping" | "avromappingreference" => {
+                return Err(RuntimeError::bad_request(format!("ingestion property '{name}' is not supported: Avro is not an ingestion format here")));
+            }
+            "tags" => opts.tags = string_list(name, value)?,
+            "ingestifnotexists" => opts.ingest_if_not_exists = string_list(name, value)?,
             _ => {}
         }
     }
