@@ -146,8 +146,8 @@ keywords! {
     Script = "script", BasedOn = "based-on", Ingestion = "ingestion", Failures = "failures",
     Extents = "extents", Extent = "extent", Hot = "hot", Caching = "caching",
     Retention = "retention", Softdelete = "softdelete", Recoverability = "recoverability",
-    Rename = "rename", Whatif = "whatif", Older = "older", Tags = "tags", Mapping = "mapping",
-    Mappings = "mappings", AlterMerge = "alter-merge", All = "all",
+    Rename = "rename", Whatif = "whatif", Older = "older", Mapping = "mapping",
+    Mappings = "mappings", AlterMerge = "alter-merge",
 }
 
 /// Query-mode keyword for a word, if any.
@@ -312,17 +312,11 @@ fn command_keyword(w: &str) -> Option<Kw> {
         "softdelete" => Softdelete,
         "recoverability" => Recoverability,
         "rename" => Rename,
-        "to" => To,
         "whatif" => Whatif,
         "older" => Older,
-        "tags" => Tags,
         "mapping" => Mapping,
         "mappings" => Mappings,
         "alter-merge" => AlterMerge,
-        "all" => All,
-        "from" => From,
-        "where" => Where,
-        "and" => And,
         "as" => As,
         "with" => With,
         "true" => True,

@@ -302,3 +302,13 @@ pub(crate) fn tag_filter(src: &str, op: BinaryOp, value: Literal, l: usize, r: u
         _ => Err(invalid(src, "extent tags are filtered with has, !has, contains or !contains", sp(l, r))),
     }
 }
+
+/// A word a command takes by its text (`from`, `to`, `all`, `where`, `and`, `tags`): an ordinary
+/// name elsewhere in commands, so not a keyword.
+pub(crate) fn word(src: &str, got: &str, want: &str, l: usize, r: usize) -> Result<(), ParseError> {
+    if got.eq_ignore_ascii_case(want) {
+        Ok(())
+    } else {
+        Err(invalid(src, format!("expected '{want}', found '{got}'"), sp(l, r)))
+    }
+}

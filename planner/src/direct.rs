@@ -164,7 +164,26 @@ pub async fn lower(plan: &LogicalPlan, state: &SessionState) -> DfResult<Option<
     // The root outputs every column, in order.
     let all: Vec<usize> = (0..width).collect();
     let exec = if lowered.cols == all { lowered.exec } else { select(plan.schema(), lowered, &all)? };
-    Ok(needs_no_rules(&exec).then_some(exec))
+    if !needs_no_rules(&exec) {
+        return Ok(None);
+    }
+    // A table on disk: the filters above its scan go into the Parquet source, which skips row
+    // groups and pages by their statistics and filters while decoding. DataFusion's own rule,
+    // the one its physical optimizer runs; it stops at security barriers as there.
+    if reads_files(&exec) {
+        use datafusion::physical_optimizer::PhysicalOptimizerRule;
+        let pushed = datafusion::physical_optimizer::filter_pushdown::FilterPushdown::new().optimize(exec, state.config_options())?;
+        return Ok(Some(pushed));
+    }
+    Ok(Some(exec))
+}
+
+/// Whether a plan scans files (a `DataSourceExec` over a file scan).
+fn reads_files(exec: &Arc<dyn ExecutionPlan>) -> bool {
+    let own = exec
+        .downcast_ref::<datafusion::datasource::source::DataSourceExec>()
+        .is_some_and(|d| d.data_source().downcast_ref::<datafusion::datasource::physical_plan::FileScanConfig>().is_some());
+    own || exec.children().iter().any(|c| reads_files(c))
 }
 
 /// The logical columns `cols` of a lowered node, in that order.

@@ -397,7 +397,17 @@ impl Cluster {
     /// A sink that writes batches as new extents of at most [`EXTENT_MAX_ROWS`] rows each (files
     /// when persistent, streamed as the batches come), with `tags`.
     pub(crate) fn extent_sink(&self, schema: &SchemaRef, tags: &[String]) -> ExtentSink<'_> {
-        ExtentSink { cluster: self, schema: Arc::clone(schema), tags: tags.to_vec(), writer: None, pending: Vec::new(), rows: 0, done: Vec::new() }
+        ExtentSink {
+            cluster: self,
+            schema: Arc::clone(schema),
+            tags: tags.to_vec(),
+            writer: None,
+            pending: Vec::new(),
+            pending_bytes: 0,
+            overflow: false,
+            rows: 0,
+            done: Vec::new(),
+        }
     }
 
     /// Writes batches as a new extent (a file when persistent) and returns its info and data.
@@ -581,8 +591,11 @@ pub(crate) struct ExtentSink<'c> {
     schema: SchemaRef,
     tags: Vec<String>,
     writer: Option<crate::storage::ExtentWriter>,
-    /// A cluster in memory: the current extent's batches.
+    /// A cluster in memory: the current extent's batches; on disk, those the hot cache takes.
     pending: Vec<RecordBatch>,
+    pending_bytes: u64,
+    /// The current extent is too large for the hot cache.
+    overflow: bool,
     rows: u64,
     done: Vec<(ExtentInfo, Option<Arc<Vec<RecordBatch>>>)>,
 }
@@ -601,6 +614,20 @@ impl ExtentSink<'_> {
                 }
                 if let Some(w) = self.writer.as_mut() {
                     w.write(&batch)?;
+                }
+                // New data is hot: with a hot cache, the extent's batches go into it at the
+                // commit, as long as they fit in it (a large ingestion streams through).
+                if let Some(files) = &self.cluster.files
+                    && files.cache.enabled()
+                    && !self.overflow
+                {
+                    self.pending_bytes += batch.get_array_memory_size() as u64;
+                    if self.pending_bytes > files.cache.budget() {
+                        self.overflow = true;
+                        self.pending.clear();
+                    } else {
+                        self.pending.push(batch);
+                    }
                 }
             }
             None => self.pending.push(batch),
@@ -624,9 +651,22 @@ impl ExtentSink<'_> {
             }
         };
         info.tags = self.tags.clone();
-        let data = (!self.pending.is_empty()).then(|| Arc::new(std::mem::take(&mut self.pending)));
+        let pending = std::mem::take(&mut self.pending);
+        let data = if pending.is_empty() {
+            None
+        } else if self.cluster.storage.is_some() {
+            // For the hot cache: one batch of exactly sized buffers (the ingestion builders'
+            // are sized for more rows than a small extent has).
+            let one = datafusion::arrow::compute::concat_batches(&self.schema, &pending)?;
+            let all = datafusion::arrow::array::UInt32Array::from_iter_values(0..u32::try_from(one.num_rows()).unwrap_or(u32::MAX));
+            Some(Arc::new(vec![datafusion::arrow::compute::take_record_batch(&one, &all)?]))
+        } else {
+            Some(Arc::new(pending))
+        };
         self.done.push((info, data));
         self.rows = 0;
+        self.pending_bytes = 0;
+        self.overflow = false;
         Ok(())
     }
 

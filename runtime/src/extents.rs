@@ -85,6 +85,10 @@ impl HotCache {
         self.budget > 0
     }
 
+    pub fn budget(&self) -> u64 {
+        self.budget
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }

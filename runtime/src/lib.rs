@@ -26,7 +26,7 @@ pub mod storage;
 pub mod extents;
 
 pub use cluster::Cluster;
-pub use request::{Explanation, Identity, Prepared, RequestOptions};
+pub use request::{Analysis, Explanation, Identity, Prepared, RequestOptions};
 pub use error::{ErrorCode, Result, RuntimeError};
 pub use output::{QueryOutput, QueryStream};
 pub use script::{ScriptRequest, split_script};

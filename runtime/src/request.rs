@@ -90,6 +90,66 @@ pub struct Explanation {
     /// Whether the bound plan was lowered directly, without DataFusion's optimizers and
     /// physical planner (`kustodian_planner::direct`).
     pub lowered_directly: bool,
+    /// What running the query did (`explain --analyze`).
+    pub analysis: Option<Analysis>,
+}
+
+/// What a query's run read and skipped ([`Cluster::explain_analyze`]).
+#[derive(Debug, Clone, Default)]
+pub struct Analysis {
+    /// The physical plan with DataFusion's metrics on every node.
+    pub plan_with_metrics: String,
+    pub rows: u64,
+    pub elapsed: std::time::Duration,
+    /// Bytes read from extent files by the scans.
+    pub bytes_scanned: u64,
+    /// Size of the extent files of the tables the query reads.
+    pub bytes_in_tables: u64,
+    /// Row groups the scans read, and those skipped by their statistics.
+    pub row_groups_read: u64,
+    pub row_groups_pruned: u64,
+    /// Rows the page index let the scans skip.
+    pub page_rows_pruned: u64,
+}
+
+impl Analysis {
+    /// The figures as one line each.
+    pub fn summary(&self) -> String {
+        let pct = if self.bytes_in_tables > 0 { 100.0 * self.bytes_scanned as f64 / self.bytes_in_tables as f64 } else { 0.0 };
+        format!(
+            "rows: {}\nelapsed: {:.1} ms\nbytes scanned: {} of {} in the tables' extents ({pct:.1} %)\nrow groups: {} read, {} pruned by statistics\nrows skipped by the page index: {}\n",
+            self.rows,
+            self.elapsed.as_secs_f64() * 1e3,
+            self.bytes_scanned,
+            self.bytes_in_tables,
+            self.row_groups_read,
+            self.row_groups_pruned,
+            self.page_rows_pruned
+        )
+    }
+}
+
+/// Adds up the Parquet scans' metrics of a plan that ran.
+fn scan_metrics(plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>, a: &mut Analysis) {
+    use datafusion::physical_plan::metrics::MetricValue;
+    if let Some(metrics) = plan.metrics() {
+        for m in metrics.iter() {
+            match m.value() {
+                MetricValue::Count { name, count } if name == "bytes_scanned" => a.bytes_scanned += count.value() as u64,
+                MetricValue::PruningMetrics { name, pruning_metrics } if name == "row_groups_pruned_statistics" => {
+                    a.row_groups_read += pruning_metrics.matched() as u64;
+                    a.row_groups_pruned += pruning_metrics.pruned() as u64;
+                }
+                MetricValue::PruningMetrics { name, pruning_metrics } if name == "page_index_rows_pruned" => {
+                    a.page_rows_pruned += pruning_metrics.pruned() as u64;
+                }
+                _ => {}
+            }
+        }
+    }
+    for child in plan.children() {
+        scan_metrics(child, a);
+    }
 }
 
 impl Cluster {
@@ -383,7 +443,48 @@ impl Cluster {
             logical_plan: optimized.plan().display_indent().to_string(),
             physical_plan: displayable(physical.plan().as_ref()).indent(false).to_string(),
             lowered_directly: physical.lowered_directly(),
+            analysis: None,
         })
+    }
+
+    /// [`Cluster::explain`], and runs the query (its rows are counted, not returned) to report
+    /// what it read: the plan with DataFusion's metrics, bytes scanned against the size of the
+    /// tables' extents, row groups and pages skipped. A scan's metrics describe the whole table
+    /// it reads, hidden rows included (how many rows, which row groups hold a value), so where
+    /// a row-level-security policy applies only an admin of that table may ask for them.
+    pub async fn explain_analyze(&self, text: &str, opts: &RequestOptions) -> Result<Explanation> {
+        self.refresh()?;
+        let (q, _, caller, ctx) = self.query_request(text, opts, "explain takes a query, not a management command")?;
+        let snap = self.snapshot();
+        let planned = self.plan(&snap, &caller, &ctx, &q, text)?;
+        for p in &planned.policies {
+            let t = planned.tables.iter().find(|t| format!("[{}].[{}]", t.database, t.table) == p.table);
+            let Some(t) = t else { continue };
+            crate::auth::check(
+                crate::auth::allows(&snap.meta, &caller, &crate::auth::Action::AdminTable(&t.database, &t.table)),
+                &caller,
+                &format!("see what the query reads of table '{}' in database '{}' (its row_level_security policy applies)", t.table, t.database),
+                crate::auth::Needs::TableAdmin,
+            )?;
+        }
+        let mut explanation = self.explain(text, opts).await?;
+        let (_, physical) = self.physical(&planned).await?;
+        let started = std::time::Instant::now();
+        let batches = physical.collect().await?;
+        let mut analysis = Analysis { elapsed: started.elapsed(), rows: batches.iter().map(|b| b.num_rows() as u64).sum(), ..Analysis::default() };
+        scan_metrics(physical.plan(), &mut analysis);
+        let mut seen = std::collections::HashSet::new();
+        analysis.bytes_in_tables = planned
+            .tables
+            .iter()
+            .filter(|t| seen.insert((t.database.clone(), t.table.clone())))
+            .filter_map(|t| snap.meta.db(&t.database).and_then(|d| d.table(&t.table).map(|x| x.extents.clone()).or_else(|| d.materialized_view(&t.table).map(|v| v.extents.clone()))))
+            .flatten()
+            .map(|e| e.bytes)
+            .sum();
+        analysis.plan_with_metrics = datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(physical.plan().as_ref()).indent(false).to_string();
+        explanation.analysis = Some(analysis);
+        Ok(explanation)
     }
 }
 

@@ -95,7 +95,7 @@ fn syntax_errors_have_their_code() {
 
 #[test]
 fn unsupported_kusto_commands_have_their_own_code() {
-    let script = ".show table StormEvents extents\n\n.clear table StormEvents data\n\n.show extents\n\nprint 1";
+    let script = ".show diagnostics\n\n.clear table StormEvents data\n\n.show extents\n\nprint 1";
     let out = kustodian(
         &["run", "--format", "json", "--keep-going", "-c", script],
         "",
@@ -106,7 +106,7 @@ fn unsupported_kusto_commands_have_their_own_code() {
     assert_eq!(lines[0]["error"]["code"], "SemanticError");
     assert_eq!(
         lines[0]["error"]["message"],
-        "'.show table extents' is a Kusto command that Kustodian does not support (line 1, column 1)"
+        "'.show diagnostics' is a Kusto command that Kustodian does not support (line 1, column 1)"
     );
     assert_eq!(lines[1]["error"]["code"], "SemanticError");
     assert_eq!(

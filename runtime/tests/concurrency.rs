@@ -104,6 +104,10 @@ fn processes_sharing_a_directory_lose_nothing() {
     let rt = rt();
     let c = Cluster::open(&data).unwrap();
     assert_eq!(run(&rt, &c, "S | count"), vec![vec![(2 * n).to_string()]]);
+    // The two writers' small extents were merged as they went (merges between ingests of the
+    // other process), and no merge lost a row.
+    let extents: usize = run(&rt, &c, ".show table S extents | count")[0][0].parse().unwrap();
+    assert!(extents < 2 * n / 4, "{extents} extents for {} ingests: small extents were not merged", 2 * n);
     assert_eq!(run(&rt, &c, "S | summarize dcount(I) by Writer | order by Writer asc"), vec![vec!["a".to_string(), n.to_string()], vec!["b".to_string(), n.to_string()]]);
     let principals = run(&rt, &c, ".show database Db principals");
     for i in 0..n {
@@ -199,7 +203,8 @@ fn opening_reads_only_and_cleans_up_only_under_the_writer_lock() {
 
 /// kill -9 of a writer at any moment, while another process reads: the reader never fails, the
 /// lock dies with the writer, every ingest the writer reported is there (and at most the one in
-/// flight besides), and the next writer proceeds.
+/// flight besides), and the next writer proceeds. The writer's ingests merge small extents
+/// every few commits, so kills land in merges too: a merge is whole or not at all.
 #[test]
 fn a_killed_writer_loses_nothing_it_reported_and_blocks_no_one() {
     let dir = tempfile::tempdir().unwrap();

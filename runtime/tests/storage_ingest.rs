@@ -194,8 +194,12 @@ fn formats_and_properties() {
     assert_eq!(ingest::options_from_properties(&[]).unwrap(), IngestOptions::default());
     let e = ingest::options_from_properties(&[("ignoreFirstRecord".into(), "maybe".into())]).unwrap_err();
     assert_eq!(e.code(), ErrorCode::BadRequest);
-    let e = ingest::options_from_properties(&[("ingestionMappingReference".into(), "m".into())]).unwrap_err();
+    let o = ingest::options_from_properties(&[("ingestionMappingReference".into(), "m".into())]).unwrap();
+    assert_eq!(o.mapping_reference.as_deref(), Some("m"));
+    let e = ingest::options_from_properties(&[("avroMapping".into(), "[]".into())]).unwrap_err();
     assert_eq!(e.code(), ErrorCode::BadRequest);
+    let e = ingest::options_from_properties(&[("tags".into(), "drop-by:x".into())]).unwrap_err();
+    assert!(e.to_string().contains("JSON array"), "{e}");
     // Unknown Kusto properties are ignored.
     let o = ingest::options_from_properties(&[("tags".into(), "[\"a\"]".into()), ("format".into(), "json".into())])
         .unwrap();

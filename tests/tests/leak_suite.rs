@@ -138,9 +138,15 @@ fn run_suite(partitions: usize, every: usize, policy: &str) {
 }
 
 fn run_suite_on(c: &Cluster, partitions: usize, every: usize, policy: &str) {
+    run_suite_where(c, partitions, every, policy, &|_| true);
+}
+
+/// The suite's queries that `keep` keeps.
+fn run_suite_where(c: &Cluster, partitions: usize, every: usize, policy: &str, keep: &dyn Fn(&str) -> bool) {
     let mut failures = Vec::new();
     let mut lowered = 0;
-    for q in QUERIES {
+    let queries: Vec<&str> = QUERIES.iter().copied().filter(|q| keep(q)).collect();
+    for q in &queries {
         let user = q.replace("TBL", "T");
         let expect = q.replace("TBL", "V");
         lowered += usize::from(rt().block_on(c.prepare(&user, &options(Some(ALICE)))).is_ok_and(|p| p.lowered_directly));
@@ -174,7 +180,7 @@ fn run_suite_on(c: &Cluster, partitions: usize, every: usize, policy: &str) {
         }
     }
     // On one partition most of the suite runs directly lowered plans (none on several).
-    assert!(if partitions == 1 { lowered * 2 > QUERIES.len() } else { lowered == 0 }, "{lowered} queries lowered directly on {partitions} partition(s)");
+    assert!(if partitions == 1 { lowered * 2 > queries.len() } else { lowered == 0 }, "{lowered} queries lowered directly on {partitions} partition(s)");
     assert!(
         failures.is_empty(),
         "{} leak-suite failure(s) (partitions={partitions}, 1 row in {every} visible, policy `{policy}`):\n{}",
@@ -201,14 +207,37 @@ fn many_extents_one_partition_function_policy() {
 /// Some extents in the hot cache, the others read from their files: every scan mixes the two.
 #[test]
 fn hot_cache_holding_some_extents() {
+    // How much memory the decoded extents take: a cache with room for all of them, warmed by
+    // scans.
+    let probe_dir = tempfile::tempdir().unwrap();
+    let probe = cluster_with(Cluster::init(probe_dir.path(), ADMIN).unwrap().with_partitions(2).with_hot_cache(1 << 30), 10, POLICY_FUNCS, 6);
+    let full = warm(&probe, 12);
+    // Room for a third of that: the least recently used leave.
     let dir = tempfile::tempdir().unwrap();
-    // Room for about half of the extents: new extents enter the cache as they are committed,
-    // the least recently used leave it.
-    let c = Cluster::init(dir.path(), ADMIN).unwrap().with_partitions(2).with_hot_cache(96 * 1024);
-    let c = cluster_with(c, 10, POLICY_FUNCS, 6);
-    let cache = c.hot_cache().expect("a cluster on disk has a hot cache").stats();
-    assert!(cache.extents > 0 && cache.extents < 12, "some but not all extents are cached: {cache:?}");
-    run_suite_on(&c, 2, 10, POLICY_FUNCS);
+    let c = cluster_with(Cluster::init(dir.path(), ADMIN).unwrap().with_partitions(2).with_hot_cache(full.bytes / 3), 10, POLICY_FUNCS, 6);
+    let cache = warm(&c, 4);
+    assert!(cache.extents >= 4 && cache.extents < 12, "some but not all extents are cached: {cache:?}");
+    // `top 5 by 100 / Den` has ties, which come in input order: T and V are cached differently,
+    // so their inputs come in different orders and the tied rows chosen differ. Every other
+    // query's answer does not depend on order.
+    run_suite_where(&c, 2, 10, POLICY_FUNCS, &|q| !q.contains("top 5"));
+    assert!(c.hot_cache().unwrap().stats().hits > 0, "scans read cached extents");
+}
+
+/// Scans every table until the cache holds at least `want` extents (loads run in the
+/// background), and returns its figures.
+fn warm(c: &Cluster, want: usize) -> kustodian_runtime::extents::CacheStats {
+    for _ in 0..200 {
+        exec(c, None, "T | count").unwrap();
+        exec(c, None, "V | count").unwrap();
+        exec(c, None, "union T, V | summarize max(Id)").unwrap();
+        let s = c.hot_cache().expect("a cluster on disk has a hot cache").stats();
+        if s.extents >= want {
+            return s;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("the cache never held {want} extents: {:?}", c.hot_cache().map(|h| h.stats()));
 }
 
 #[test]

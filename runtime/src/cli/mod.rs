@@ -72,12 +72,18 @@ enum Command {
         #[command(flatten)]
         source: SourceArgs,
     },
-    /// Show the effective query, the policies applied and the plans, without running.
+    /// Show the effective query, the policies applied and the plans, without running (with
+    /// --analyze: run it and show what it read).
     Explain {
         #[command(flatten)]
         cluster: ClusterArgs,
         #[command(flatten)]
         source: SourceArgs,
+        /// Run the query (rows counted, not printed) and show the plan with its metrics: bytes
+        /// scanned, row groups and pages skipped. Where a row-level-security policy applies,
+        /// only an admin of its table may.
+        #[arg(long)]
+        analyze: bool,
     },
     /// Measure what row-level security costs a query: run it as --as PRINCIPAL with its
     /// policies and without them (the measurer, --by, must be an admin of those tables).
@@ -231,7 +237,7 @@ pub fn main() -> ExitCode {
         Command::Parse { json, source } => source
             .read()
             .and_then(|script| parse_cmd::parse(&script, json)),
-        Command::Explain { cluster, source } => explain(&cluster, &source),
+        Command::Explain { cluster, source, analyze } => explain(&cluster, &source, analyze),
         Command::Overhead {
             cluster,
             by,
@@ -362,11 +368,14 @@ impl Session {
             .map(|r| r.map_err(|e| Failure::from_runtime(&e, script, request)))
     }
 
-    fn explain(&self, script: &str, request: &ScriptRequest) -> Result<Explanation, Failure> {
+    fn explain(&self, script: &str, request: &ScriptRequest, analyze: bool) -> Result<Explanation, Failure> {
         parse_cmd::check_syntax(script, request)?;
-        self.runtime
-            .block_on(self.cluster.explain(&request.text, &self.options))
-            .map_err(|e| Failure::from_runtime(&e, script, request))
+        let result = if analyze {
+            self.runtime.block_on(self.cluster.explain_analyze(&request.text, &self.options))
+        } else {
+            self.runtime.block_on(self.cluster.explain(&request.text, &self.options))
+        };
+        result.map_err(|e| Failure::from_runtime(&e, script, request))
     }
 }
 
@@ -620,12 +629,12 @@ fn generate(rows: u64, out: &Path, seed: u64, format: GenFormat) -> Result<bool,
     Ok(true)
 }
 
-fn explain(args: &ClusterArgs, source: &SourceArgs) -> Result<bool, Failure> {
+fn explain(args: &ClusterArgs, source: &SourceArgs, analyze: bool) -> Result<bool, Failure> {
     let script = source.read()?;
     let session = Session::open(args)?;
     let mut stdout = io::stdout().lock();
     for (i, request) in split_script(&script).iter().enumerate() {
-        let explanation = session.explain(&script, request)?;
+        let explanation = session.explain(&script, request, analyze)?;
         if i > 0 {
             stdout.write_all(b"\n").map_err(output_failure)?;
         }

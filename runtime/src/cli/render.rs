@@ -200,13 +200,17 @@ pub fn explanation(e: &Explanation) -> String {
     };
     // A directly lowered plan was not optimized: its logical plan is the bound one.
     let how = if e.lowered_directly { "(as bound: lowered directly, without DataFusion's optimizers)\n" } else { "" };
-    format!(
+    let mut out = format!(
         "Effective query:\n{}\n\nPolicies applied:\n{}\n\nLogical plan:\n{how}{}\n\nPhysical plan:\n{}\n",
         e.effective_kql.trim_end(),
         policies,
         e.logical_plan.trim_end(),
         e.physical_plan.trim_end()
-    )
+    );
+    if let Some(a) = &e.analysis {
+        out.push_str(&format!("\nRun:\n{}\nPhysical plan with metrics:\n{}\n", a.summary(), a.plan_with_metrics.trim_end()));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -339,6 +343,7 @@ mod tests {
             logical_plan: "Filter\n  TableScan".into(),
             physical_plan: "FilterExec\n".into(),
             lowered_directly: false,
+            analysis: None,
         };
         assert_eq!(
             explanation(&e),

@@ -32,7 +32,7 @@ pub(super) async fn ingest_inline(cx: &Cx<'_>, t: &ast::QualifiedName, data: &st
         if already_ingested(tm, &opts) {
             return ingest::command_result(table(APPENDED_COLS, Vec::new())?, &ingest::IngestSummary::default(), started.elapsed());
         }
-        let mapping = resolve_mapping(tm, &opts, ingest::Format::Csv)?;
+        let mapping = resolve_mapping(tm, &opts, opts.format.unwrap_or(ingest::Format::Csv))?;
         let read_schema = mapping.as_ref().map_or_else(|| tm.schema.clone(), |m| m.source_schema(&tm.schema));
         let ingested = ingest::ingest_inline(data, &read_schema, &opts)?;
         let mut sink = cluster.extent_sink(&tm.schema.arrow_schema(), &opts.tags);
