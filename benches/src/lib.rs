@@ -79,12 +79,28 @@ pub fn data_dir(rows: u64) -> PathBuf {
     dir
 }
 
-/// An in-memory cluster holding `T` (`rows` rows) and `UserRegions` in database `Bench`, with
-/// [`PRINCIPAL`] a viewer, and the tokio runtime that drives it.
+/// A cluster holding `T` (`rows` rows) and `UserRegions` in database `Bench`, with
+/// [`PRINCIPAL`] a viewer, and the tokio runtime that drives it: in memory, or with `DISK=1` in
+/// a new cluster directory (tables scanned from their extent files; no hot cache).
 pub struct Env {
     pub rt: tokio::runtime::Runtime,
     pub cluster: Cluster,
     pub rows: u64,
+    /// The cluster directory, removed when the environment is dropped.
+    pub dir: Option<PathBuf>,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(d) = &self.dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// Whether benchmarks run on a cluster directory (`DISK=1`).
+pub fn on_disk() -> bool {
+    std::env::var("DISK").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
 }
 
 impl Env {
@@ -92,12 +108,15 @@ impl Env {
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
         // Every request planned in full, as the peers (DataFusion SQL, duckdb-kql) do: the
         // figures include parsing, binding the policies and optimizing.
-        let cluster = Cluster::in_memory(ADMIN, "bench admin")
-            .expect("cluster")
-            .with_plan_cache(false)
-            .with_ingestion_roots(&[data_dir(rows)])
-            .expect("ingestion root");
-        let env = Env { rt, cluster, rows };
+        let (cluster, dir) = if on_disk() {
+            let dir = std::env::temp_dir().join(format!("kustodian-bench-cluster-{}-{rows}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            (Cluster::init(&dir, ADMIN).expect("cluster directory"), Some(dir))
+        } else {
+            (Cluster::in_memory(ADMIN, "bench admin").expect("cluster"), None)
+        };
+        let cluster = cluster.with_plan_cache(false).with_ingestion_roots(&[data_dir(rows)]).expect("ingestion root");
+        let env = Env { rt, cluster, rows, dir };
         env.admin(&format!(".create database {DB}"));
         let script = std::fs::read_to_string(data_dir(rows).join("ingest.kql")).expect("ingest.kql");
         for req in kustodian_runtime::split_script(&script) {
