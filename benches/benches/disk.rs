@@ -11,7 +11,11 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use std::sync::Arc;
+
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::prelude::{SessionConfig, SessionContext};
 use kustodian_benches::{ADMIN, DB, PRINCIPAL, admin_options, data_dir, principal_options};
 use kustodian_runtime::Cluster;
 
@@ -63,10 +67,35 @@ fn main() {
     let mut config = SessionConfig::new().with_target_partitions(partitions);
     config.options_mut().execution.parquet.pushdown_filters = true;
     config.options_mut().execution.parquet.reorder_filters = true;
+    // DataFusion reads Parquet strings as `Utf8View` by default; Kustodian's strings are `Utf8`.
+    // `DF_VIEW_TYPES=0` makes DataFusion read them as Kustodian does.
+    if std::env::var("DF_VIEW_TYPES").is_ok_and(|v| v == "0") {
+        config.options_mut().execution.parquet.schema_force_view_types = false;
+    }
     let ctx = SessionContext::new_with_config(config);
-    let extents_dir = format!("{}/extents/", dir.display());
-    rt.block_on(ctx.register_parquet("t", &extents_dir, ParquetReadOptions::default().file_extension(".parquet"))).unwrap();
+    // T's extent files (the directory holds every table's).
+    let ids = rt.block_on(cluster.execute(".show table T extents | project ExtentId", &admin_options())).unwrap();
+    let mut urls = Vec::new();
+    for b in &ids.batches {
+        for r in 0..b.num_rows() {
+            let id = datafusion::arrow::util::display::array_value_to_string(b.column(0), r).unwrap();
+            urls.push(ListingTableUrl::parse(format!("{}/extents/{id}.parquet", dir.display())).unwrap());
+        }
+    }
+    // The session's Parquet options (filter pushdown), as Kustodian's scans take them.
+    let format = ParquetFormat::default().with_options(ctx.state().table_options().parquet.clone());
+    let options = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
+    let table = rt.block_on(async {
+        let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options).infer_schema(&ctx.state()).await.unwrap();
+        ListingTable::try_new(config).unwrap()
+    });
+    ctx.register_table("t", Arc::new(table)).unwrap();
 
+    if let Ok(q) = std::env::var("EXPLAIN_SQL") {
+        let out = rt.block_on(async { ctx.sql(&format!("EXPLAIN ANALYZE {q}")).await.unwrap().collect().await.unwrap() });
+        println!("{}", datafusion::arrow::util::display::array_value_to_string(out[0].column(1), 0).unwrap());
+        return;
+    }
     let kusto = |q: &str| rt.block_on(async { cluster.execute(q, &admin_options()).await.unwrap() });
     let sql = |q: &str| rt.block_on(async { ctx.sql(q).await.unwrap().collect().await.unwrap() });
     for (name, kql, sqlq) in PAIRS {

@@ -212,10 +212,20 @@ fn a_killed_writer_loses_nothing_it_reported_and_blocks_no_one() {
     setup(&data);
     let d = data.to_str().unwrap();
     for (round, delay_ms) in [15u64, 40, 80, 150, 300, 600].into_iter().enumerate() {
-        // Every kind of commit: appends, policy changes, role changes, a replace of another
-        // table's data.
+        // A table whose data is older than a second: the writer's retention policy drops it.
+        {
+            let rt = rt();
+            let c = Cluster::open(&data).unwrap();
+            run(&rt, &c, ".set-or-replace Old <| range I from 1 to 100 step 1");
+            run(&rt, &c, ".append Old <| range I from 101 to 200 step 1");
+            run(&rt, &c, ".delete table Old policy retention");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        // Every kind of commit: appends (and the merges they start), policy changes, role
+        // changes, a replace of another table's data, retention dropping extents.
         let script = (0..400)
             .map(|i| match i % 4 {
+                _ if i == 3 => ".alter table Old policy retention softdelete = 1s".to_string(),
                 0 | 1 => format!(".ingest inline into table S <| k{round},{i}"),
                 2 => format!(".alter table S policy row_level_security enable \"S | where I > -{}\"", i + 1),
                 _ => format!(".set-or-replace R <| print Round = {round}, I = {i}\n\n.add database Db viewers ('aaduser=k{i}@contoso.com')"),
@@ -252,6 +262,10 @@ fn a_killed_writer_loses_nothing_it_reported_and_blocks_no_one() {
         if let Ok(out) = rt.block_on(c.execute("R | count", &opts(ADMIN))) {
             assert_eq!(cells(&out), vec![vec!["1".to_string()]], "round {round}");
         }
+        // Retention dropped both of Old's extents or neither (and if its policy was committed,
+        // opening applied it).
+        let old: usize = run(&rt, &c, "Old | count")[0][0].parse().unwrap();
+        assert!(old == 0 || old == 200, "round {round}: Old has {old} rows");
         // The lock died with the writer: the next change goes through at once.
         run(&rt, &c, &format!(".ingest inline into table S <| after{round},1"));
         // No temporary file survives a clean open.

@@ -176,6 +176,9 @@ fn caching_policy_decides_what_is_hot_and_what_the_cache_holds() {
     ok(&rt, &c, ".alter database Db policy caching hot = 7d");
     assert_eq!(count(&rt, &c, ".show table T extents hot | count"), 1);
     assert!(ok(&rt, &c, ".show database Db policy caching")[0][2].contains("7.00:00:00"));
+    let details = ok(&rt, &c, ".show table T details | project TableName, TotalExtents, HotExtents, TotalRowCount, CachingPolicy");
+    assert_eq!(details[0][..4], ["T", "1", "1", "1"]);
+    assert!(details[0][4].contains("7.00:00:00"), "{details:?}");
     // A stranger cannot touch the database's policy.
     let (code, _) = exec(&rt, &c, STRANGER, ".alter database Db policy caching hot = 1d").unwrap_err();
     assert_eq!(code, "Forbidden");

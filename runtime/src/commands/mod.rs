@@ -47,7 +47,8 @@ pub(crate) async fn execute(cluster: &Cluster, caller: &Caller, ctx: &RequestCon
         CommandKind::DropTables { names, if_exists } => tables::drop_tables(&cx, names, *if_exists),
         CommandKind::ShowTables { .. } => tables::show_tables(&cx),
         CommandKind::ShowTablesSubset { .. } => Err(unsupported(".show tables (T1, T2)")),
-        CommandKind::ShowTable { name } | CommandKind::ShowTableDetails { name } => tables::show_table(&cx, name),
+        CommandKind::ShowTable { name } => tables::show_table(&cx, name),
+        CommandKind::ShowTableDetails { name } => tables::show_table_details(&cx, name),
         CommandKind::ShowTableSchema { name, format } => tables::show_table_schema(&cx, name, *format),
 
         // functions.rs
