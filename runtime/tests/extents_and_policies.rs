@@ -362,3 +362,18 @@ fn explain_analyze_reports_what_a_selective_query_read_and_only_to_a_tables_admi
     // A plain explain runs nothing and stays open to the viewer.
     assert!(rt.block_on(c.explain("T | where a == 2042", &opts(VIEWER))).unwrap().analysis.is_none());
 }
+
+#[test]
+fn retention_applies_as_time_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rt, c) = setup(dir.path());
+    ok(&rt, &c, ".ingest inline into table T <| 1,x");
+    ok(&rt, &c, ".alter table T policy retention softdelete = 1s");
+    assert_eq!(count(&rt, &c, "T | count"), 1, "fresh data is kept");
+    assert!(rt.block_on(c.enforce_retention()).unwrap().is_empty());
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    // What `kustodian serve` runs every minute.
+    assert_eq!(rt.block_on(c.enforce_retention()).unwrap(), vec![("Db".to_string(), "T".to_string())]);
+    assert_eq!(count(&rt, &c, "T | count"), 0);
+    assert_eq!(exec(&rt, &c, VIEWER, "T | count").unwrap(), vec![vec!["0".to_string()]]);
+}

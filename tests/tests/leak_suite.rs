@@ -146,7 +146,7 @@ fn run_suite_on(c: &Cluster, partitions: usize, every: usize, policy: &str) {
         let user = q.replace("TBL", "T");
         let expect = q.replace("TBL", "V");
         lowered += usize::from(rt().block_on(c.prepare(&user, &options(Some(ALICE)))).is_ok_and(|p| p.lowered_directly));
-        let got = match exec(&c, Some(ALICE), &user) {
+        let got = match exec(c, Some(ALICE), &user) {
             Ok(o) => o,
             Err(e) => {
                 if e.contains(HIDDEN_MARK) {
@@ -161,7 +161,7 @@ fn run_suite_on(c: &Cluster, partitions: usize, every: usize, policy: &str) {
         if got_rows.iter().any(|r| r.contains(HIDDEN_MARK) || r.contains("mallory")) {
             failures.push(format!("LEAK: `{user}` shows a hidden value"));
         }
-        let want = exec(&c, None, &expect).unwrap_or_else(|e| panic!("baseline `{expect}` failed: {e}"));
+        let want = exec(c, None, &expect).unwrap_or_else(|e| panic!("baseline `{expect}` failed: {e}"));
         if got_rows != rows(&want) {
             failures.push(format!(
                 "`{user}` differs from the visible rows' answer\n  got:  {:?}\n  want: {:?}",
@@ -170,7 +170,7 @@ fn run_suite_on(c: &Cluster, partitions: usize, every: usize, policy: &str) {
             ));
         }
         // The same query as the admin sees the policy too (admins are not exempt).
-        let admin = exec(&c, None, &user).unwrap_or_else(|e| panic!("admin `{user}`: {e}"));
+        let admin = exec(c, None, &user).unwrap_or_else(|e| panic!("admin `{user}`: {e}"));
         if rows(&admin).iter().any(|r| r.contains(HIDDEN_MARK)) {
             failures.push(format!("LEAK: admin sees hidden rows through `{user}` (admins are not exempt)"));
         }

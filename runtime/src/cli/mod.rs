@@ -233,7 +233,8 @@ pub fn main() -> ExitCode {
             keep_going,
             source,
         } => run(&cluster, &source, Printer::new(format, timing), keep_going),
-        Command::Shell { cluster } => Session::open(&cluster).and_then(shell::shell),
+        // A shell lives long enough for a hot cache to pay off.
+        Command::Shell { cluster } => Session::open(&cluster).map(|s| s.with_hot_cache(256 << 20)).and_then(shell::shell),
         Command::Parse { json, source } => source
             .read()
             .and_then(|script| parse_cmd::parse(&script, json)),
@@ -288,6 +289,12 @@ pub struct Session {
 }
 
 impl Session {
+    /// Keeps up to `bytes` of hot extents decoded in memory (a cluster directory).
+    fn with_hot_cache(mut self, bytes: u64) -> Session {
+        self.cluster = self.cluster.with_hot_cache(bytes);
+        self
+    }
+
     fn open(args: &ClusterArgs) -> Result<Session, Failure> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()

@@ -45,6 +45,12 @@ pub struct ServeArgs {
     /// A directory `.ingest into table T ('path')` may read files below (repeatable).
     #[arg(long = "ingest-root", value_name = "DIR")]
     ingest_roots: Vec<PathBuf>,
+    /// Memory for hot extents decoded in memory (a cluster directory), in MiB; 0: none.
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    hot_cache_mib: u64,
+    /// Seconds between two applications of the retention policies (a cluster directory).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    retention_interval: u64,
 }
 
 #[derive(Debug, Args)]
@@ -130,14 +136,33 @@ pub fn serve(args: &ServeArgs) -> Result<(), Failure> {
             }
         }
         .map_err(|e| Failure::new(e.code(), e.to_string()))?;
-        let cluster = cluster.with_ingestion_roots(&args.ingest_roots).map_err(|e| Failure::new(e.code(), e.to_string()))?;
+        let cluster = cluster
+            .with_ingestion_roots(&args.ingest_roots)
+            .map_err(|e| Failure::new(e.code(), e.to_string()))?
+            .with_hot_cache(args.hot_cache_mib.saturating_mul(1 << 20));
         let mut opts = ServeOptions::new(args.listen, config, state_dir(args.data.as_deref()));
         opts.directory = directory;
         opts.tls = args.tls_cert.clone().zip(args.tls_key.clone());
         opts.no_auth_as = if args.no_auth { args.principal.clone() } else { None };
         opts.max_concurrent = args.max_concurrent;
         let scheme = if opts.tls.is_some() { "https" } else { "http" };
-        let server = Server::start(Arc::new(cluster), opts).await.map_err(|e| Failure::new(e.code(), e.to_string()))?;
+        let cluster = Arc::new(cluster);
+        // Retention runs as time passes, not only at open and on its command.
+        if args.data.is_some() && args.retention_interval > 0 {
+            let c = Arc::clone(&cluster);
+            let every = Duration::from_secs(args.retention_interval);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    // A failure (another writer's conflict, a read-only directory) waits for the
+                    // next tick; nothing was changed.
+                    let _ = c.enforce_retention().await;
+                }
+            });
+        }
+        let server = Server::start(cluster, opts).await.map_err(|e| Failure::new(e.code(), e.to_string()))?;
         println!("kustodian serve: listening on {scheme}://{}", server.local_addr);
         if args.no_auth {
             println!("kustodian serve: no authentication, every caller is {}", args.principal.as_deref().unwrap_or_default());
