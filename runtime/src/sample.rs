@@ -68,6 +68,13 @@ fn strip_comments(text: &str) -> String {
 }
 
 impl Cluster {
+    /// A new cluster directory `dir` holding the bundled sample database (its tables on disk).
+    pub async fn sample_in(dir: &std::path::Path) -> Result<Cluster> {
+        let cluster = Cluster::init(dir, SAMPLE_ADMIN)?;
+        load(&cluster).await?;
+        Ok(cluster)
+    }
+
     /// An in-memory cluster holding the bundled sample database.
     pub async fn sample() -> Result<Cluster> {
         let cluster = Cluster::in_memory(SAMPLE_ADMIN, "built-in admin of the in-memory sample")?;

@@ -328,6 +328,38 @@ fn queries_corpus() {
     check_against_known_gaps(&dir, &results.into_inner());
 }
 
+/// The same cases over the sample with its tables on disk (read from their Parquet extents)
+/// answer exactly as in memory.
+#[test]
+fn queries_corpus_on_disk() {
+    let dir = corpus_dir();
+    let memory = block_on(Cluster::sample()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let disk = block_on(Cluster::sample_in(&tmp.path().join("sample"))).unwrap();
+    let mut differ = Vec::new();
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()) {
+        let path = entry.path();
+        if path.extension().is_none_or(|x| x != "kql") {
+            continue;
+        }
+        let case = parse_case(&path);
+        let opts = RequestOptions { database: Some(case.db.clone().unwrap_or_else(|| DEFAULT_DB.to_string())), ..Default::default() };
+        let show = |r: kustodian_runtime::Result<kustodian_runtime::QueryOutput>| match r {
+            Ok(o) => render(&o).map(|(text, _)| text).unwrap_or_else(|e| format!("cannot encode: {e}")),
+            Err(e) => format!("error[{}]", e.code().as_str()),
+        };
+        let a = show(block_on(memory.execute(&case.text, &opts)));
+        let b = show(block_on(disk.execute(&case.text, &opts)));
+        n += 1;
+        if a != b {
+            differ.push(format!("{}:\n  in memory: {a:.300}\n  on disk:   {b:.300}", path.display()));
+        }
+    }
+    assert!(n > 100, "only {n} cases");
+    assert!(differ.is_empty(), "{} of {n} cases answer differently on disk:\n{}", differ.len(), differ.join("\n"));
+}
+
 /// Cases listed in `corpus/queries/known-gaps.txt` (one file name per line, `#` comments) are
 /// KQL that Kustodian does not get right yet. They are run like every other case: a listed case
 /// must still fail (so a fix forces the list to shrink), and every unlisted case must pass.

@@ -51,6 +51,41 @@ fn parse_case(path: &Path) -> Case {
     Case { principals, properties, text }
 }
 
+/// Every case as every principal over the sample with its tables on disk: the same effective
+/// query, policies and answer as in memory.
+#[test]
+fn rls_corpus_on_disk() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/rls");
+    let memory = rt().block_on(Cluster::sample()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let disk = rt().block_on(Cluster::sample_in(&tmp.path().join("sample"))).unwrap();
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()) {
+        let path = entry.path();
+        if path.extension().is_none_or(|x| x != "kql") {
+            continue;
+        }
+        let case = parse_case(&path);
+        for id in &case.principals {
+            let opts = RequestOptions {
+                database: Some("ContosoSales".into()),
+                identity: Some(id.clone()),
+                properties: case.properties.clone(),
+                ..Default::default()
+            };
+            let run = |c: &Cluster| match rt().block_on(c.execute(&case.text, &opts)) {
+                Ok(out) => render(&out),
+                Err(e) => format!("error[{}]: {e}", e.code().as_str()),
+            };
+            let plan = |c: &Cluster| rt().block_on(c.explain(&case.text, &opts)).map(|e| (e.effective_kql, e.policies)).map_err(|e| e.to_string());
+            assert_eq!(run(&memory), run(&disk), "{} as {}", path.display(), id.principal);
+            assert_eq!(plan(&memory), plan(&disk), "{} as {}", path.display(), id.principal);
+            n += 1;
+        }
+    }
+    assert!(n >= 40, "only {n} runs");
+}
+
 #[test]
 fn rls_corpus() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/rls");
