@@ -460,3 +460,40 @@ mod tests {
         assert_eq!(format_timespan_kusto(93_784_500_000_000, "d.hh:mm:ss.ff").as_deref(), Some("1.02:03:04.50"));
     }
 }
+
+// ---------- time zones ----------
+
+/// A time zone by its IANA name (`US/Pacific`, `Europe/Paris`, `UTC`), as Kusto's `timezone`
+/// arguments name them; case-insensitive.
+fn zone(name: &str) -> Option<chrono_tz::Tz> {
+    let name = name.trim();
+    name.parse::<chrono_tz::Tz>().ok().or_else(|| chrono_tz::TZ_VARIANTS.iter().copied().find(|z| z.name().eq_ignore_ascii_case(name)))
+}
+
+fn utc_to_local_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let (Some(ns), Some(tz)) = (args.first().and_then(sv_i64), args.get(1).map(sv_str_or_empty).and_then(zone)) else { return s_ts(None) };
+    let utc = DateTime::<Utc>::from_timestamp_nanos(ns);
+    s_ts(naive_nanos(utc.with_timezone(&tz).naive_local()))
+}
+
+fn local_to_utc_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    use chrono::TimeZone;
+    let (Some(ns), Some(tz)) = (args.first().and_then(sv_i64), args.get(1).map(sv_str_or_empty).and_then(zone)) else { return s_ts(None) };
+    let local = DateTime::<Utc>::from_timestamp_nanos(ns).naive_utc();
+    // A local time the clocks skip (spring forward) is read in the offset before the change;
+    // one they repeat (fall back), as the earlier of the two instants.
+    let mapped = match tz.from_local_datetime(&local) {
+        chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => Some(t),
+        chrono::LocalResult::None => tz.from_local_datetime(&(local - Duration::hours(1))).earliest().map(|t| t + Duration::hours(1)),
+    };
+    s_ts(mapped.and_then(|t| t.with_timezone(&Utc).timestamp_nanos_opt()))
+}
+
+/// `datetime_utc_to_local(from, timezone)` and `datetime_local_to_utc(from, timezone)`; an
+/// unknown time zone gives null.
+pub(super) fn lower_time_zone(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let d = expect(args.remove(0), KqlType::Datetime, name)?;
+    let z = lower_cast(args.remove(0), KqlType::String)?.expr;
+    let f: super::udf::RowFn = if name == "datetime_utc_to_local" { utc_to_local_row } else { local_to_utc_row };
+    Ok(ts(name, f, vec![d, z]))
+}

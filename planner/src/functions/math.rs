@@ -507,3 +507,36 @@ mod tests {
         assert!((loggamma(10.0) - 362_880f64.ln()).abs() < 1e-9);
     }
 }
+
+// ---------- around ----------
+
+fn around_f64_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let (Some(v), Some(c), Some(d)) = (a.first().and_then(sv_f64), a.get(1).and_then(sv_f64), a.get(2).and_then(sv_f64)) else { return s_bool(None) };
+    s_bool(Some(v >= c - d && v <= c + d))
+}
+
+fn around_ns_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let (Some(v), Some(c), Some(d)) = (a.first().and_then(sv_i64), a.get(1).and_then(sv_i64), a.get(2).and_then(sv_i64)) else { return s_bool(None) };
+    let (lo, hi) = (i128::from(c) - i128::from(d), i128::from(c) + i128::from(d));
+    s_bool(Some((lo..=hi).contains(&i128::from(v))))
+}
+
+/// `around(value, center, delta)`: whether `value` is within `delta` of `center`, bounds
+/// included. Numbers with numbers; a datetime around a datetime, or a timespan around a
+/// timespan, within a timespan.
+pub(super) fn lower_around(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    use KqlType::*;
+    let (v, c, d) = (args.remove(0), args.remove(0), args.remove(0));
+    match v.ty {
+        Datetime | Timespan => {
+            if c.ty != v.ty || d.ty != Timespan {
+                return Err(PlanError::semantic(format!(
+                    "function '{name}' around a {} takes a {} center and a timespan delta, got {} and {}",
+                    v.ty, v.ty, c.ty, d.ty
+                )));
+            }
+            Ok(typed(name, Bool, around_ns_row, vec![v.expr, c.expr, d.expr]))
+        }
+        _ => Ok(typed(name, Bool, around_f64_row, vec![real(v, name)?, real(c, name)?, real(d, name)?])),
+    }
+}

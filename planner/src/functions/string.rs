@@ -415,3 +415,20 @@ pub(super) fn lower_format_bytes(name: &str, mut args: Vec<TypedExpr>, _: &Funct
     }
     Ok(typed("format_bytes", String, format_bytes_row, a))
 }
+
+// ---------- punycode ----------
+
+fn punycode_from_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    s_str(a.first().and_then(sv_str).and_then(idna::punycode::encode_str))
+}
+
+fn punycode_to_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    s_str(a.first().and_then(sv_str).and_then(idna::punycode::decode_to_string))
+}
+
+/// `punycode_from_string(s)` and `punycode_to_string(s)` (RFC 3492, the `idna` crate's
+/// codec); text that does not encode or decode gives null.
+pub(super) fn lower_punycode(name: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let f: super::udf::RowFn = if name == "punycode_from_string" { punycode_from_row } else { punycode_to_row };
+    Ok(super::args::typed(name, KqlType::String, f, super::args::all_to(args, KqlType::String)?))
+}
