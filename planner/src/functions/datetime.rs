@@ -441,26 +441,6 @@ pub(super) fn lower_format_timespan(name: &str, mut args: Vec<TypedExpr>, _: &Fu
     Ok(TypedExpr::new(row_call("format_timespan", KqlType::String.arrow_type(), format_ts_row, vec![d, f]), KqlType::String))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const T: i64 = 1_508_108_400_000_000_000; // 2017-10-15T23:00:00Z (a Sunday)
-
-    #[test]
-    fn calendar() {
-        assert_eq!(start_of(T, 0, 0), Some(1_508_025_600_000_000_000));
-        assert_eq!(start_of(T, 1, 0), Some(1_508_025_600_000_000_000));
-        assert_eq!(start_of(T, 2, 0).map(|x| format_datetime_kusto(x, "yyyy-MM-dd")), Some(Some("2017-10-01".into())));
-        assert_eq!(start_of(T, 3, 1).map(|x| format_datetime_kusto(x, "yyyy-MM-dd")), Some(Some("2018-01-01".into())));
-        assert_eq!(part_of(T, "week_of_year"), Some(41));
-        assert_eq!(part_of(T, "dayofyear"), Some(288));
-        assert_eq!(format_datetime_kusto(T + 123_000_000, "yy-M-d HH:mm:ss.fff tt").as_deref(), Some("17-10-15 23:00:00.123 PM"));
-        assert_eq!(format_datetime_kusto(T, "yyyy q"), None);
-        assert_eq!(format_timespan_kusto(93_784_500_000_000, "d.hh:mm:ss.ff").as_deref(), Some("1.02:03:04.50"));
-    }
-}
-
 // ---------- time zones ----------
 
 /// A time zone by its IANA name (`US/Pacific`, `Europe/Paris`, `UTC`), as Kusto's `timezone`
@@ -496,4 +476,24 @@ pub(super) fn lower_time_zone(name: &str, mut args: Vec<TypedExpr>, _: &Function
     let z = lower_cast(args.remove(0), KqlType::String)?.expr;
     let f: super::udf::RowFn = if name == "datetime_utc_to_local" { utc_to_local_row } else { local_to_utc_row };
     Ok(ts(name, f, vec![d, z]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: i64 = 1_508_108_400_000_000_000; // 2017-10-15T23:00:00Z (a Sunday)
+
+    #[test]
+    fn calendar() {
+        assert_eq!(start_of(T, 0, 0), Some(1_508_025_600_000_000_000));
+        assert_eq!(start_of(T, 1, 0), Some(1_508_025_600_000_000_000));
+        assert_eq!(start_of(T, 2, 0).map(|x| format_datetime_kusto(x, "yyyy-MM-dd")), Some(Some("2017-10-01".into())));
+        assert_eq!(start_of(T, 3, 1).map(|x| format_datetime_kusto(x, "yyyy-MM-dd")), Some(Some("2018-01-01".into())));
+        assert_eq!(part_of(T, "week_of_year"), Some(41));
+        assert_eq!(part_of(T, "dayofyear"), Some(288));
+        assert_eq!(format_datetime_kusto(T + 123_000_000, "yy-M-d HH:mm:ss.fff tt").as_deref(), Some("17-10-15 23:00:00.123 PM"));
+        assert_eq!(format_datetime_kusto(T, "yyyy q"), None);
+        assert_eq!(format_timespan_kusto(93_784_500_000_000, "d.hh:mm:ss.ff").as_deref(), Some("1.02:03:04.50"));
+    }
 }

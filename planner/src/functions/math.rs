@@ -483,31 +483,6 @@ pub(super) fn lower_binary_op(name: &str, args: Vec<TypedExpr>, _: &FunctionCont
     Ok(typed("binary_op", Long, binary_row, a))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn floors() {
-        assert_eq!(floor_i64(7, 5, 0), Some(5));
-        assert_eq!(floor_i64(-1, 5, 0), Some(-5));
-        assert_eq!(floor_i64(7, 0, 0), None);
-        assert_eq!(floor_i64(7, 5, 1), Some(6));
-        assert_eq!(floor_f64(7.5, 1.0, 0.0), Some(7.0));
-        assert_eq!(floor_f64(7.5, -1.0, 0.0), None);
-        assert_eq!(round_half_away(2.5, 0), 3.0);
-        assert_eq!(round_half_away(-2.5, 0), -3.0);
-        assert_eq!(round_half_away(2.15, 1), 2.2);
-    }
-
-    #[test]
-    fn gamma_values() {
-        assert!((gamma(5.0) - 24.0).abs() < 1e-9);
-        assert!((gamma(0.5) - std::f64::consts::PI.sqrt()).abs() < 1e-12);
-        assert!((loggamma(10.0) - 362_880f64.ln()).abs() < 1e-9);
-    }
-}
-
 // ---------- around ----------
 
 fn around_f64_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
@@ -538,5 +513,30 @@ pub(super) fn lower_around(name: &str, mut args: Vec<TypedExpr>, _: &FunctionCon
             Ok(typed(name, Bool, around_ns_row, vec![v.expr, c.expr, d.expr]))
         }
         _ => Ok(typed(name, Bool, around_f64_row, vec![real(v, name)?, real(c, name)?, real(d, name)?])),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floors() {
+        assert_eq!(floor_i64(7, 5, 0), Some(5));
+        assert_eq!(floor_i64(-1, 5, 0), Some(-5));
+        assert_eq!(floor_i64(7, 0, 0), None);
+        assert_eq!(floor_i64(7, 5, 1), Some(6));
+        assert_eq!(floor_f64(7.5, 1.0, 0.0), Some(7.0));
+        assert_eq!(floor_f64(7.5, -1.0, 0.0), None);
+        assert_eq!(round_half_away(2.5, 0), 3.0);
+        assert_eq!(round_half_away(-2.5, 0), -3.0);
+        assert_eq!(round_half_away(2.15, 1), 2.2);
+    }
+
+    #[test]
+    fn gamma_values() {
+        assert!((gamma(5.0) - 24.0).abs() < 1e-9);
+        assert!((gamma(0.5) - std::f64::consts::PI.sqrt()).abs() < 1e-12);
+        assert!((loggamma(10.0) - 362_880f64.ln()).abs() < 1e-9);
     }
 }
