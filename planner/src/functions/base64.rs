@@ -150,6 +150,41 @@ pub(super) fn lower_base64_encode_fromguid(name: &str, args: Vec<TypedExpr>, _: 
     Ok(typed("base64_encode_fromguid", String, b64_fromguid_row, all_to(args, String)?))
 }
 
+// ---------- compressed base64 ----------
+
+/// Inflates gzip (`gzip` true: the mandatory header fields checked, flags zero, no optional
+/// fields, as Kusto requires) or zlib data into UTF-8 text; anything invalid gives `None`.
+fn inflate(bytes: &[u8], gzip: bool) -> Option<String> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    if gzip {
+        if bytes.len() < 18 || bytes[0] != 0x1f || bytes[1] != 0x8b || bytes[2] != 8 || bytes[3] != 0 {
+            return None;
+        }
+        flate2::read::GzDecoder::new(bytes).read_to_end(&mut out).ok()?;
+    } else {
+        flate2::read::ZlibDecoder::new(bytes).read_to_end(&mut out).ok()?;
+    }
+    String::from_utf8(out).ok()
+}
+
+fn gzip_decompress_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let text = arg_str(a, 0).and_then(base64_decode).and_then(|b| inflate(&b, true));
+    s_str(Some(text.unwrap_or_default()))
+}
+
+fn zlib_decompress_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let text = arg_str(a, 0).and_then(base64_decode).and_then(|b| inflate(&b, false));
+    s_str(Some(text.unwrap_or_default()))
+}
+
+/// `gzip_decompress_from_base64_string(s)` and `zlib_decompress_from_base64_string(s)`: the
+/// text, or an empty string when the input does not decode or inflate (Kusto's rule).
+pub(super) fn lower_decompress(name: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let f: super::udf::RowFn = if name.starts_with("gzip") { gzip_decompress_row } else { zlib_decompress_row };
+    Ok(typed(name, KqlType::String, f, all_to(args, KqlType::String)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

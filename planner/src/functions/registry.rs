@@ -141,6 +141,7 @@ static SCALARS: &[Scalar] = &[
     f("strcat_array", 2, 2, string::lower_strcat_array),
     f("unicode_codepoints_from_string", 1, 1, string::lower_unicode_codepoints_from_string),
     f("punycode_from_string", 1, 1, string::lower_punycode),
+    fa("unicode_codepoints_to_string", &["make_string"], 1, 64, string::lower_codepoints_to_string),
     f("punycode_to_string", 1, 1, string::lower_punycode),
     f("string_size", 1, 1, string::lower_string_size),
     f("translate", 3, 3, string::lower_translate),
@@ -157,6 +158,8 @@ static SCALARS: &[Scalar] = &[
     // ---- hashes
     fa("hash", &["hash_xxhash64"], 1, 2, hash::lower_hash),
     f("hash_sha1", 1, 1, hash::lower_hash_sha1),
+    f("gzip_decompress_from_base64_string", 1, 1, base64::lower_decompress),
+    f("zlib_decompress_from_base64_string", 1, 1, base64::lower_decompress),
     f("hash_sha256", 1, 1, hash::lower_hash_sha256),
     f("hash_md5", 1, 1, hash::lower_hash_md5),
     // ---- base64

@@ -432,3 +432,29 @@ pub(super) fn lower_punycode(name: &str, args: Vec<TypedExpr>, _: &FunctionConte
     let f: super::udf::RowFn = if name == "punycode_from_string" { punycode_from_row } else { punycode_to_row };
     Ok(super::args::typed(name, KqlType::String, f, super::args::all_to(args, KqlType::String)?))
 }
+
+// ---------- codepoints to string ----------
+
+fn codepoints_to_string_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let mut out = String::new();
+    for v in a {
+        let Some(text) = sv_str(v) else { return s_str(None) };
+        let values = match serde_json::from_str::<Json>(text) {
+            Ok(Json::Array(items)) => items,
+            Ok(other) => vec![other],
+            Err(_) => return s_str(None),
+        };
+        for x in values {
+            let Some(c) = x.as_i64().and_then(|c| u32::try_from(c).ok()).and_then(char::from_u32) else { return s_str(None) };
+            out.push(c);
+        }
+    }
+    cap(out)
+}
+
+/// `unicode_codepoints_to_string(c, ...)` (`make_string`): code points as numbers or dynamic
+/// arrays of numbers; one that is no Unicode scalar value makes the result null.
+pub(super) fn lower_codepoints_to_string(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    Ok(typed("unicode_codepoints_to_string", KqlType::String, codepoints_to_string_row, all_to(args, KqlType::Dynamic)?))
+}
+
