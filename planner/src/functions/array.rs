@@ -104,10 +104,35 @@ fn json_eq(a: &Json, b: &Json) -> bool {
     }
 }
 
+/// `array_index_of(array, value[, start[, length[, occurrence]]])`: a negative start counts
+/// from the end, a length of -1 is unlimited; occurrence < 0 or length < -1 give null.
 fn index_of_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
     let Some(a) = args.first().and_then(array_of) else { return s_i64(None) };
     let probe = args.get(1).and_then(json_of).unwrap_or(Json::Null);
-    s_i64(Some(a.iter().position(|x| json_eq(x, &probe)).map_or(-1, |p| p as i64)))
+    let opt = |i: usize, default: i64| match args.get(i) {
+        None => Some(default),
+        Some(v) => sv_i64(v),
+    };
+    let (Some(start), Some(length), Some(occurrence)) = (opt(2, 0), opt(3, -1), opt(4, 1)) else { return s_i64(None) };
+    if occurrence < 0 || length < -1 {
+        return s_i64(None);
+    }
+    let n = a.len() as i64;
+    let from = if start < 0 { (n + start).max(0) } else { start };
+    let to = if length == -1 { n } else { from.saturating_add(length).min(n) };
+    if from >= n || occurrence == 0 {
+        return s_i64(Some(-1));
+    }
+    let mut seen = 0;
+    for i in from..to {
+        if json_eq(&a[i as usize], &probe) {
+            seen += 1;
+            if seen == occurrence {
+                return s_i64(Some(i));
+            }
+        }
+    }
+    s_i64(Some(-1))
 }
 
 fn has_element_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
@@ -433,8 +458,12 @@ pub(super) fn lower_set_has_element(_: &str, args: Vec<TypedExpr>, _: &FunctionC
     Ok(TypedExpr::new(e, KqlType::Bool))
 }
 
-pub(super) fn lower_array_index_of(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
-    let e = row_call("array_index_of", KqlType::Long.arrow_type(), index_of_row, all_to(args, KqlType::Dynamic)?);
+pub(super) fn lower_array_index_of(name: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let mut exprs = Vec::new();
+    for (i, a) in args.into_iter().enumerate() {
+        exprs.push(if i < 2 { super::args::to(a, KqlType::Dynamic)? } else { super::args::integer(a, name)? });
+    }
+    let e = row_call("array_index_of", KqlType::Long.arrow_type(), index_of_row, exprs);
     Ok(TypedExpr::new(e, KqlType::Long))
 }
 

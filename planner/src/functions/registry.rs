@@ -280,7 +280,7 @@ static SCALARS: &[Scalar] = &[
     fa("array_length", &["arraylength"], 1, 1, array::lower_array_length),
     f("array_concat", 1, MANY, array::lower_array_concat),
     f("array_slice", 3, 3, array::lower_array_slice),
-    f("array_index_of", 2, 2, array::lower_array_index_of),
+    f("array_index_of", 2, 5, array::lower_array_index_of),
     f("array_sum", 1, 1, array::lower_array_sum),
     f("array_sort_asc", 1, 2, array::lower_array_sort),
     f("array_sort_desc", 1, 2, array::lower_array_sort),
