@@ -544,13 +544,7 @@ pub(crate) async fn enable(
 
 fn policy_out(db: &str, name: &str, json: Option<String>) -> Result<QueryOutput> {
     table(
-        &[
-            ("PolicyName", KqlType::String),
-            ("EntityName", KqlType::String),
-            ("Policy", KqlType::String),
-            ("ChildEntities", KqlType::String),
-            ("EntityType", KqlType::String),
-        ],
+        crate::output::POLICY_COLS,
         vec![vec![
             V::S("RowLevelSecurityPolicy".into()),
             V::S(format!("[{db}].[{name}]")),

@@ -168,6 +168,15 @@ pub(crate) enum V {
     R(f64),
 }
 
+/// The columns of a policy command's result (`.show|.alter|.delete ... policy ...`).
+pub(crate) const POLICY_COLS: &[(&str, KqlType)] = &[
+    ("PolicyName", KqlType::String),
+    ("EntityName", KqlType::String),
+    ("Policy", KqlType::String),
+    ("ChildEntities", KqlType::String),
+    ("EntityType", KqlType::String),
+];
+
 /// Builds a result table of string, long and bool columns.
 pub(crate) fn table(cols: &[(&str, KqlType)], rows: Vec<Vec<V>>) -> Result<QueryOutput> {
     let schema = KqlSchema::new(cols.iter().map(|(n, t)| KqlColumn::new(*n, *t)).collect());

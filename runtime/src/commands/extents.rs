@@ -508,14 +508,5 @@ fn show_policies(snap: &State, targets: &[(String, Option<String>)], kind: DataP
             V::S(entity_type.into()),
         ]);
     }
-    table(
-        &[
-            ("PolicyName", KqlType::String),
-            ("EntityName", KqlType::String),
-            ("Policy", KqlType::String),
-            ("ChildEntities", KqlType::String),
-            ("EntityType", KqlType::String),
-        ],
-        rows,
-    )
+    table(crate::output::POLICY_COLS, rows)
 }

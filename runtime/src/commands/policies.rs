@@ -4,14 +4,14 @@
 use std::collections::HashMap;
 
 use kustodian_parser::ast::{self, PolicyTarget};
-use kustodian_planner::{KqlType, RequestContext};
+use kustodian_planner::RequestContext;
 
 use super::{Cx, can_show, is_table_admin, need_table, need_table_mut, props, table_db, unsupported};
 use crate::auth::{Caller, check, Needs};
 use crate::catalog::State;
 use crate::cluster::RlsMeta;
 use crate::error::{Result, RuntimeError};
-use crate::output::{QueryOutput, V, table};
+use crate::output::{POLICY_COLS, QueryOutput, V, table};
 
 /// `.alter table|materialized-view X policy row_level_security enable|disable "query"`.
 pub(super) fn alter_rls(cx: &Cx<'_>, target: &PolicyTarget, enable: bool, query: &str, with: &[ast::Property]) -> Result<QueryOutput> {
@@ -145,13 +145,6 @@ fn policy_row(policy: &str, entity: String, json: Option<String>) -> Vec<V> {
     vec![V::S(policy.into()), V::S(entity), V::S(json.unwrap_or_else(|| "null".into())), V::S(String::new()), V::S(String::new())]
 }
 
-const POLICY_COLS: &[(&str, KqlType)] = &[
-    ("PolicyName", KqlType::String),
-    ("EntityName", KqlType::String),
-    ("Policy", KqlType::String),
-    ("ChildEntities", KqlType::String),
-    ("EntityType", KqlType::String),
-];
 
 
 /// The `with (...)` properties of `.alter table|materialized-view X policy row_level_security`.
