@@ -258,25 +258,6 @@ impl Cluster {
         self
     }
 
-    /// Applies the retention policies now: drops the extents older than their table's
-    /// soft-delete period (and recomputes the materialized views over those tables), in one
-    /// commit. Returns the tables that lost extents. The server runs it periodically; opening a
-    /// cluster and `.alter ... policy retention` apply retention too.
-    pub async fn enforce_retention(&self) -> Result<Vec<(String, String)>> {
-        let _write = self.begin_write().await?;
-        let mut meta = self.snapshot().meta.clone();
-        let changed = meta.apply_retention(now_ns());
-        if changed.is_empty() {
-            return Ok(changed);
-        }
-        let mut new_data = HashMap::new();
-        for (d, t) in &changed {
-            crate::materialized::refresh(self, &mut meta, &mut new_data, d, t).await?;
-        }
-        self.commit(meta, new_data)?;
-        Ok(changed)
-    }
-
     /// The hot cache, for a cluster on disk.
     pub fn hot_cache(&self) -> Option<&HotCache> {
         self.files.as_ref().map(|f| &f.cache)

@@ -73,12 +73,13 @@ fn ip_pair(a: &[ScalarValue]) -> Option<(u32, u32)> {
     Some((x & m, y & m))
 }
 
+/// -1, 0 or 1, as `ipv4_compare` and `ipv6_compare` answer.
+fn sign(o: std::cmp::Ordering) -> i64 {
+    o as i64
+}
+
 fn ipv4_compare_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
-    s_i64(ip_pair(a).map(|(x, y)| match x.cmp(&y) {
-        std::cmp::Ordering::Less => -1,
-        std::cmp::Ordering::Equal => 0,
-        std::cmp::Ordering::Greater => 1,
-    }))
+    s_i64(ip_pair(a).map(|(x, y)| sign(x.cmp(&y))))
 }
 
 fn ipv4_is_match_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
@@ -296,11 +297,7 @@ fn ip6_pair(a: &[ScalarValue]) -> Option<(u128, u128)> {
 }
 
 fn ipv6_compare_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
-    s_i64(ip6_pair(a).map(|(x, y)| match x.cmp(&y) {
-        std::cmp::Ordering::Less => -1,
-        std::cmp::Ordering::Equal => 0,
-        std::cmp::Ordering::Greater => 1,
-    }))
+    s_i64(ip6_pair(a).map(|(x, y)| sign(x.cmp(&y))))
 }
 
 fn ipv6_is_match_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {

@@ -510,3 +510,24 @@ fn show_policies(snap: &State, targets: &[(String, Option<String>)], kind: DataP
     }
     table(crate::output::POLICY_COLS, rows)
 }
+
+impl crate::cluster::Cluster {
+    /// Applies the retention policies now: drops the extents older than their table's
+    /// soft-delete period (and recomputes the materialized views over those tables), in one
+    /// commit. Returns the tables that lost extents. The server runs it periodically; opening a
+    /// cluster and `.alter ... policy retention` apply retention too.
+    pub async fn enforce_retention(&self) -> Result<Vec<(String, String)>> {
+        let _write = self.begin_write().await?;
+        let mut meta = self.snapshot().meta.clone();
+        let changed = meta.apply_retention(now_ns());
+        if changed.is_empty() {
+            return Ok(changed);
+        }
+        let mut new_data = std::collections::HashMap::new();
+        for (d, t) in &changed {
+            crate::materialized::refresh(self, &mut meta, &mut new_data, d, t).await?;
+        }
+        self.commit(meta, new_data)?;
+        Ok(changed)
+    }
+}
