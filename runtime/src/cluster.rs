@@ -96,12 +96,6 @@ struct Committed {
     pub(crate) stamp: Option<MetadataStamp>,
 }
 
-/// The description of extent `id` in the committed metadata (before a change removes it).
-fn find_extent(storage: &Storage, id: &str) -> Option<ExtentInfo> {
-    let meta: Meta = storage.load_metadata().ok()??;
-    meta.extents().find(|e| e.id == id).cloned()
-}
-
 fn now_ns() -> i64 {
     chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
 }
@@ -158,11 +152,15 @@ impl Cluster {
                 // Retention: extents past their table's soft-delete period are dropped (retired:
                 // their files go after the grace period, like any dropped extent's).
                 let now = now_ns();
-                let before: std::collections::HashSet<String> = current.extents().map(|e| e.id.clone()).collect();
+                let before: Vec<ExtentInfo> = current.extents().cloned().collect();
                 if !current.apply_retention(now).is_empty() {
-                    let after: std::collections::HashSet<String> = current.extents().map(|e| e.id.clone()).collect();
-                    let gone: Vec<ExtentInfo> = before.difference(&after).filter_map(|id| find_extent(&storage, id)).collect();
-                    current.retired.extend(gone.iter().map(|e| RetiredExtent { id: e.id.clone(), file: e.file.clone(), retired_at: now }));
+                    let after: std::collections::HashSet<&str> = current.extents().map(|e| e.id.as_str()).collect();
+                    let gone: Vec<RetiredExtent> = before
+                        .iter()
+                        .filter(|e| !after.contains(e.id.as_str()))
+                        .map(|e| RetiredExtent { id: e.id.clone(), file: e.file.clone(), retired_at: now })
+                        .collect();
+                    current.retired.extend(gone);
                     current.version += 1;
                     // Best effort: a directory we may lock but not write is still readable.
                     let _ = storage.commit_metadata(&current);

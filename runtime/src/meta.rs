@@ -65,6 +65,29 @@ pub struct DataPolicies {
     pub retention_set: bool,
 }
 
+impl DataPolicies {
+    /// The caching policy as Kusto shows it (`.show ... policy caching`, `.show table details`),
+    /// `None` when none is set.
+    pub fn caching_json(&self) -> Option<String> {
+        self.caching_hot.map(|h| {
+            let span = kustodian_parser::value_text::format_timespan_nanos(h);
+            serde_json::json!({"DataHotSpan": {"Value": span}, "IndexHotSpan": {"Value": span}, "HotWindows": []}).to_string()
+        })
+    }
+
+    /// The retention policy as Kusto shows it, `None` when none is set (a policy without a
+    /// soft-delete period keeps data forever: Kusto's largest timespan).
+    pub fn retention_json(&self) -> Option<String> {
+        self.retention_set.then(|| {
+            serde_json::json!({
+                "SoftDeletePeriod": self.retention_softdelete.map_or_else(|| "106751.23:47:16.8547758".to_string(), kustodian_parser::value_text::format_timespan_nanos),
+                "Recoverability": if self.retention_recoverability_disabled { "Disabled" } else { "Enabled" },
+            })
+            .to_string()
+        })
+    }
+}
+
 /// An ingestion mapping (`.create table T ingestion csv mapping 'Name' '[...]'`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct IngestionMappingMeta {

@@ -132,18 +132,21 @@ pub(super) fn lower_parse_ipv4_mask(name: &str, mut args: Vec<TypedExpr>, _: &Fu
     Ok(typed("parse_ipv4_mask", Long, parse_ipv4_mask_row, vec![ip, p]))
 }
 
-/// `ipv4_compare` and `ipv4_is_match` `(a, b[, prefix])`.
-pub(super) fn lower_ipv4_compare(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+/// `ipv4_compare`, `ipv4_is_match`, `ipv6_compare` and `ipv6_is_match` `(a, b[, prefix])`.
+pub(super) fn lower_ip_compare(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
     use KqlType::*;
     let mut a = vec![to(args.remove(0), String)?, to(args.remove(0), String)?];
     if let Some(p) = args.pop() {
         a.push(integer(p, name)?);
     }
-    Ok(if name == "ipv4_compare" {
-        typed("ipv4_compare", Long, ipv4_compare_row, a)
-    } else {
-        typed("ipv4_is_match", Bool, ipv4_is_match_row, a)
-    })
+    let (ty, f): (KqlType, RowFn) = match name {
+        "ipv4_compare" => (Long, ipv4_compare_row),
+        "ipv4_is_match" => (Bool, ipv4_is_match_row),
+        "ipv6_compare" => (Long, ipv6_compare_row),
+        "ipv6_is_match" => (Bool, ipv6_is_match_row),
+        _ => return Err(PlanError::Internal(format!("'{name}' is no IP comparison"))),
+    };
+    Ok(typed(name, ty, f, a))
 }
 
 pub(super) fn lower_ipv4_is_in_range(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
@@ -347,20 +350,6 @@ pub(super) fn lower_is_in_any_range(name: &str, args: Vec<TypedExpr>, _: &Functi
 
 pub(super) fn lower_ipv4_range_to_cidr_list(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
     Ok(typed("ipv4_range_to_cidr_list", KqlType::Dynamic, ipv4_range_to_cidr_list_row, all_to(args, KqlType::String)?))
-}
-
-/// `ipv6_compare` and `ipv6_is_match` `(a, b[, prefix])`.
-pub(super) fn lower_ipv6_compare(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
-    use KqlType::*;
-    let mut a = vec![to(args.remove(0), String)?, to(args.remove(0), String)?];
-    if let Some(p) = args.pop() {
-        a.push(integer(p, name)?);
-    }
-    Ok(if name == "ipv6_compare" {
-        typed("ipv6_compare", Long, ipv6_compare_row, a)
-    } else {
-        typed("ipv6_is_match", Bool, ipv6_is_match_row, a)
-    })
 }
 
 pub(super) fn lower_ipv6_is_in_range(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {

@@ -7,7 +7,6 @@
 use std::collections::HashSet;
 
 use kustodian_parser::ast::{self, DataPolicyKind, ExtentScope, ExtentSource, PolicyTarget};
-use kustodian_parser::value_text::format_timespan_nanos;
 use kustodian_planner::KqlType;
 
 use super::{Cx, can_show, is_table_admin, named_db, need_db_mut, need_table, table_db};
@@ -481,17 +480,8 @@ fn show_policies(snap: &State, targets: &[(String, Option<String>)], kind: DataP
             Some(t) => db.table(t).map(|tm| tm.policies.clone()).unwrap_or_default(),
         };
         let policy = match kind {
-            DataPolicyKind::Caching => own.caching_hot.map(|h| {
-                let span = format_timespan_nanos(h);
-                serde_json::json!({"DataHotSpan": {"Value": span}, "IndexHotSpan": {"Value": span}, "HotWindows": []}).to_string()
-            }),
-            DataPolicyKind::Retention => own.retention_set.then(|| {
-                serde_json::json!({
-                    "SoftDeletePeriod": own.retention_softdelete.map_or_else(|| "106751.23:47:16.8547758".to_string(), format_timespan_nanos),
-                    "Recoverability": if own.retention_recoverability_disabled { "Disabled" } else { "Enabled" },
-                })
-                .to_string()
-            }),
+            DataPolicyKind::Caching => own.caching_json(),
+            DataPolicyKind::Retention => own.retention_json(),
         };
         let (entity, entity_type) = match t {
             None => (format!("[{d}]"), "Database"),
