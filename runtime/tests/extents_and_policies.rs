@@ -239,6 +239,13 @@ fn rename_alter_merge_and_based_on() {
     assert_eq!(code, "BadRequest", "a name in use");
     let (code, msg) = exec(&rt, &c, VIEWER, ".rename table T2 to T3").unwrap_err();
     assert!(code == "Forbidden" && msg.contains(VIEWER), "{msg}");
+    // A Table Admin whose database role shows no metadata (an ingestor) learns nothing of the
+    // database's other names.
+    let owner = "aaduser=owner@contoso.com";
+    ok(&rt, &c, &format!(".add database Db ingestors ('{owner}')"));
+    ok(&rt, &c, &format!(".add table T2 admins ('{owner}')"));
+    let (code, msg) = exec(&rt, &c, owner, ".rename table T2 to U").unwrap_err();
+    assert!(code == "Forbidden" && msg.contains(owner) && !msg.contains("exists"), "{msg}");
     // A table a policy names is not renamed (the policy would fail closed).
     ok(&rt, &c, ".alter table T2 policy row_level_security enable \"T2 | where a > 1\"");
     let (code, msg) = exec(&rt, &c, ADMIN, ".rename table T2 to T3").unwrap_err();

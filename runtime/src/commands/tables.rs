@@ -80,22 +80,8 @@ pub(super) fn show_table_details(cx: &Cx<'_>, name: &ast::QualifiedName) -> Resu
     )
     .to_string();
     let policies = snap.meta.effective_policies(&d, &t);
-    let retention = if policies.retention_set {
-        serde_json::json!({
-            "SoftDeletePeriod": policies.retention_softdelete.map_or_else(|| "106751.23:47:16.8547758".to_string(), kustodian_parser::value_text::format_timespan_nanos),
-            "Recoverability": if policies.retention_recoverability_disabled { "Disabled" } else { "Enabled" },
-        })
-        .to_string()
-    } else {
-        "null".into()
-    };
-    let caching = policies.caching_hot.map_or_else(
-        || "null".to_string(),
-        |h| {
-            let span = kustodian_parser::value_text::format_timespan_nanos(h);
-            serde_json::json!({"DataHotSpan": {"Value": span}, "IndexHotSpan": {"Value": span}, "HotWindows": []}).to_string()
-        },
-    );
+    let retention = policies.retention_json().unwrap_or_else(|| "null".into());
+    let caching = policies.caching_json().unwrap_or_else(|| "null".into());
     let min_created = tm.extents.iter().map(|e| e.min_created).min();
     let max_created = tm.extents.iter().map(|e| e.max_created).max();
     let row = vec![
@@ -309,11 +295,14 @@ pub(super) fn create_based_on(cx: &Cx<'_>, name: &ast::QualifiedName, source: &a
 /// table's) or that a materialized view reads is not renamed: the policy or view would then
 /// name a table that no longer exists (and fail closed); delete or drop it first.
 pub(super) fn rename(cx: &Cx<'_>, name: &ast::QualifiedName, new_name: &ast::Ident) -> Result<QueryOutput> {
-    let Cx { cluster, ctx, snap, .. } = *cx;
+    let Cx { cluster, caller, ctx, snap, .. } = *cx;
     let (d, t) = table_db(name, ctx, snap)?;
     let to = new_name.name.clone();
     names::validate(EntityKind::Table, &to, false)?;
     need_table(&snap.meta, &d, &t)?;
+    // Whether the new name is taken tells what else the database holds: only to a caller who
+    // may see its metadata (a Table Admin without a database role may not).
+    check(can_show(snap, caller, &d), caller, &format!("rename table '{t}' in database '{d}'"), Needs::DatabaseViewer)?;
     let mut meta = snap.meta.clone();
     let dbm = need_db_mut(&mut meta, &d)?;
     if dbm.table(&to).is_some() || dbm.function(&to).is_some() || dbm.materialized_view(&to).is_some() {
