@@ -77,6 +77,29 @@ pub(crate) enum Access<'a> {
 }
 
 /// A read-only view of one state snapshot, implementing the planner's catalog.
+/// Which tables a request sees without their row-level security policies.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) enum Unpoliced {
+    /// Every policy applies (every request but the two below).
+    #[default]
+    None,
+    /// No policy applies: the baseline of an overhead measurement.
+    All,
+    /// The policy of this table (database, table) does not apply: what the table is inside its
+    /// own policy, for probing that policy's branches (`crate::coverage`).
+    Table(String, String),
+}
+
+impl Unpoliced {
+    fn covers(&self, database: &str, table: &str) -> bool {
+        match self {
+            Unpoliced::None => false,
+            Unpoliced::All => true,
+            Unpoliced::Table(d, t) => d == database && t == table,
+        }
+    }
+}
+
 pub(crate) struct SnapshotCatalog<'a> {
     pub state: &'a State,
     pub access: Access<'a>,
@@ -87,10 +110,10 @@ pub(crate) struct SnapshotCatalog<'a> {
     /// unless `exact_partitions`.
     pub partitions: usize,
     pub exact_partitions: bool,
-    /// Present tables without their row-level security policies: only for the unfiltered
-    /// baseline of an overhead measurement, after its caller was checked to be an admin of
-    /// every table whose policy is left out.
-    pub without_rls: bool,
+    /// Tables presented without their row-level security policies: only for the unfiltered
+    /// baseline of an overhead measurement or a coverage probe of a policy, after the one who
+    /// asks was checked to be an admin of every table whose policy is left out.
+    pub without_rls: Unpoliced,
     /// Present only this fraction of each table's rows (its first rows), for measuring how a
     /// query scales with data size. 1.0 = all.
     pub fraction: f64,
@@ -98,7 +121,7 @@ pub(crate) struct SnapshotCatalog<'a> {
 
 impl<'a> SnapshotCatalog<'a> {
     pub fn new(state: &'a State, access: Access<'a>, partitions: usize) -> Self {
-        SnapshotCatalog { state, access, validating: None, partitions, exact_partitions: false, without_rls: false, fraction: 1.0 }
+        SnapshotCatalog { state, access, validating: None, partitions, exact_partitions: false, without_rls: Unpoliced::None, fraction: 1.0 }
     }
 
     /// The provider of table (or materialized view) `name` of `database`. A snapshot's data never
@@ -234,7 +257,7 @@ impl Catalog for SnapshotCatalog<'_> {
                 name: mv.name.clone(),
                 schema: mv.schema.clone(),
                 provider,
-                rls: if self.without_rls {
+                rls: if self.without_rls.covers(&db.name, &mv.name) {
                     None
                 } else {
                     mv.rls.as_ref().map(RlsMeta::policy)
@@ -253,7 +276,7 @@ impl Catalog for SnapshotCatalog<'_> {
             name: t.name.clone(),
             schema: t.schema.clone(),
             provider,
-            rls: if self.without_rls {
+            rls: if self.without_rls.covers(&db.name, &t.name) {
                 None
             } else {
                 t.rls.as_ref().map(RlsMeta::policy)

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod coverage;
 pub mod cluster;
 pub mod datagen;
 mod commands;

@@ -210,7 +210,7 @@ async fn compute(
 ) -> Result<(KqlSchema, Vec<RecordBatch>)> {
     let q = parse_query(query, view)?;
     let state = State::new(meta.clone(), data.clone()).with_files(cluster.files.clone());
-    let catalog = SnapshotCatalog { without_rls: true, ..cluster.catalog(&state, access) };
+    let catalog = SnapshotCatalog { without_rls: crate::catalog::Unpoliced::All, ..cluster.catalog(&state, access) };
     let ctx = RequestContext::new(cluster.admin.clone(), Vec::new(), db, now());
     let planned = kustodian_planner::plan_query(&catalog, &ctx, &q, query).map_err(|e| match e {
         kustodian_planner::PlanError::Forbidden { .. } => RuntimeError::Plan(e),

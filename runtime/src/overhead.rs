@@ -13,6 +13,7 @@ use kustodian_planner::AppliedPolicy;
 
 use crate::auth::check;
 use crate::cluster::Cluster;
+use crate::catalog::Unpoliced;
 use crate::request::{RequestOptions, View};
 use crate::error::{Result, RuntimeError};
 
@@ -118,18 +119,18 @@ impl Cluster {
 
         let mut measurements = Vec::new();
         for &fraction in &req.fractions {
-            let with = View { without_rls: false, fraction };
-            let without = View { without_rls: true, fraction };
+            let with = View { without_rls: Unpoliced::None, fraction };
+            let without = View { without_rls: Unpoliced::All, fraction };
             // One warm-up each, then alternate so drift affects both variants alike.
-            self.timed(&req.query, &req.options, with).await?;
-            self.timed(&req.query, &req.options, without).await?;
+            self.timed(&req.query, &req.options, &with).await?;
+            self.timed(&req.query, &req.options, &without).await?;
             let (mut a, mut b) = (Vec::new(), Vec::new());
             let (mut rows_a, mut rows_b) = (0, 0);
             for _ in 0..req.runs {
-                let (r, d) = self.timed(&req.query, &req.options, with).await?;
+                let (r, d) = self.timed(&req.query, &req.options, &with).await?;
                 rows_a = r;
                 a.push(d);
-                let (r, d) = self.timed(&req.query, &req.options, without).await?;
+                let (r, d) = self.timed(&req.query, &req.options, &without).await?;
                 rows_b = r;
                 b.push(d);
             }
@@ -149,9 +150,9 @@ impl Cluster {
     }
 
     /// Plans and runs a query as `--timing` measures it; returns rows and elapsed time.
-    async fn timed(&self, query: &str, opts: &RequestOptions, view: View) -> Result<(usize, Duration)> {
+    async fn timed(&self, query: &str, opts: &RequestOptions, view: &View) -> Result<(usize, Duration)> {
         let start = Instant::now();
-        let prepared = self.prepare_view(query, opts, view).await?;
+        let prepared = self.prepare_view(query, opts, view.clone()).await?;
         let out = self.run_prepared(&prepared).await?;
         Ok((out.row_count(), start.elapsed()))
     }

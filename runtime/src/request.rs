@@ -10,7 +10,7 @@ use kustodian_parser::ast;
 use kustodian_planner::{AppliedPolicy, KqlSchema, PlannedQuery, Principal, RequestContext, TableAccess, plan_pipe};
 
 use crate::auth::Caller;
-use crate::catalog::{Access, SnapshotCatalog, State};
+use crate::catalog::{Access, SnapshotCatalog, State, Unpoliced};
 use crate::cluster::Cluster;
 use crate::commands;
 use crate::error::{Result, RuntimeError};
@@ -65,15 +65,15 @@ pub struct Prepared {
 }
 
 /// How a request sees the tables (see [`SnapshotCatalog`]).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct View {
-    pub without_rls: bool,
+    pub without_rls: Unpoliced,
     pub fraction: f64,
 }
 
 impl Default for View {
     fn default() -> Self {
-        View { without_rls: false, fraction: 1.0 }
+        View { without_rls: Unpoliced::None, fraction: 1.0 }
     }
 }
 
@@ -84,6 +84,8 @@ pub struct Explanation {
     pub effective_kql: String,
     /// Policies applied, one line each.
     pub policies: Vec<String>,
+    /// The same policies, as the planner applied them.
+    pub applied: Vec<AppliedPolicy>,
     /// The optimized logical plan, or the bound plan when it was lowered directly.
     pub logical_plan: String,
     pub physical_plan: String,
@@ -388,7 +390,7 @@ impl Cluster {
             crate::auth::authorize(&snap.meta, caller, &crate::auth::Action::ReadDatabase(database), &format!("query database '{database}'"))?;
             return Err(RuntimeError::bad_request(format!("database '{database}' does not exist")));
         }
-        let catalog = SnapshotCatalog { without_rls: view.without_rls, fraction: view.fraction, ..self.catalog(snap, Access::Caller(caller)) };
+        let catalog = SnapshotCatalog { without_rls: view.without_rls.clone(), fraction: view.fraction, ..self.catalog(snap, Access::Caller(caller)) };
         self.plan_in(&catalog, caller, ctx, q, text)
     }
 
@@ -440,6 +442,7 @@ impl Cluster {
         Ok(Explanation {
             effective_kql: planned.effective_kql(),
             policies,
+            applied: planned.policies.clone(),
             logical_plan: optimized.plan().display_indent().to_string(),
             physical_plan: displayable(physical.plan().as_ref()).indent(false).to_string(),
             lowered_directly: physical.lowered_directly(),

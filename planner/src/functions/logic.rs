@@ -117,8 +117,22 @@ pub(super) fn lower_coalesce(name: &str, args: Vec<TypedExpr>, _: &FunctionConte
     Ok(TypedExpr::new(super::coalesce(v), t))
 }
 
+/// `not(e)`. Of `x in (subquery)` it is `x !in (subquery)`, as DataFusion's analyzer would
+/// rewrite it (and the same under three-valued logic): a bound plan is what the analyzer makes
+/// of it, and only the negated form is decorrelated into an anti join.
 pub(super) fn lower_not(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
-    Ok(TypedExpr::new(Expr::Not(Box::new(bool_arg(args.remove(0), name)?)), KqlType::Bool))
+    let negated = match bool_arg(args.remove(0), name)? {
+        Expr::InSubquery(mut s) => {
+            s.negated = !s.negated;
+            Expr::InSubquery(s)
+        }
+        Expr::Exists(mut e) => {
+            e.negated = !e.negated;
+            Expr::Exists(e)
+        }
+        e => Expr::Not(Box::new(e)),
+    };
+    Ok(TypedExpr::new(negated, KqlType::Bool))
 }
 
 /// `min_of(a, b, ...)` / `max_of(a, b, ...)`, nulls ignored.

@@ -1,8 +1,9 @@
-//! The `kustodian` command line: `init`, `run`, `shell`, `parse` and `explain` (see
+//! The `kustodian` command line: `init`, `run`, `shell`, `parse`, `explain`, `test`... (see
 //! "The command-line contract" in the architecture notes).
 
 mod overhead;
 mod parse_cmd;
+mod policy_test;
 mod progress;
 mod render;
 mod report;
@@ -109,6 +110,9 @@ enum Command {
         #[command(flatten)]
         source: SourceArgs,
     },
+    /// Run policy tests: a test directory's setup.kql, then its cases as the principals they
+    /// name, each compared with its snapshot (case.snap beside case.kql).
+    Test(policy_test::TestArgs),
     /// Serve Kusto's REST API (v1/v2 query, v1 mgmt) with bearer-token authentication,
     /// network rules and an audit log, until Ctrl-C or SIGTERM.
     Serve(serve::ServeArgs),
@@ -254,6 +258,7 @@ pub fn main() -> ExitCode {
             seed,
             format,
         } => generate(rows, &out, seed, format),
+        Command::Test(args) => policy_test::test(&args),
         Command::Serve(args) => serve::serve(&args).map(|()| true),
         Command::Token(args) => serve::token(&args).map(|()| true),
     };

@@ -44,33 +44,37 @@ fn rows<T>(
 
 /// A pretty table with a header row; numbers right-aligned. Ends with a newline.
 pub fn table(output: &QueryOutput) -> String {
+    let (cols, rows) = text_rows(output);
+    table_of(&cols, rows)
+}
+
+/// A result's columns and its rows, each value in Kusto's text form.
+pub fn text_rows(output: &QueryOutput) -> (Vec<(String, KqlType)>, Vec<Vec<String>>) {
     let cols = output_columns(output);
+    let types: Vec<KqlType> = cols.iter().map(|c| c.1).collect();
+    let rows = output.batches.iter().flat_map(|b| rows(b, &types, text_value)).collect();
+    (cols, rows)
+}
+
+/// A pretty table of `rows` under a header of `cols`; numbers right-aligned. Ends with a
+/// newline.
+pub fn table_of(cols: &[(String, KqlType)], rows: Vec<Vec<String>>) -> String {
     let types: Vec<KqlType> = cols.iter().map(|c| c.1).collect();
     let mut table = Table::new();
     table
         .load_style(presets::UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(
-            cols.iter()
-                .map(|(name, _)| Cell::new(name))
+        .set_header(cols.iter().map(|(name, _)| Cell::new(name)).collect::<Vec<_>>());
+    for row in rows {
+        table.add_row(
+            row.into_iter()
+                .zip(&types)
+                .map(|(text, ty)| {
+                    let cell = Cell::new(text);
+                    if ty.is_numeric() { cell.set_alignment(CellAlignment::Right) } else { cell }
+                })
                 .collect::<Vec<_>>(),
         );
-    for batch in &output.batches {
-        for row in rows(batch, &types, text_value) {
-            table.add_row(
-                row.into_iter()
-                    .zip(&types)
-                    .map(|(text, ty)| {
-                        let cell = Cell::new(text);
-                        if ty.is_numeric() {
-                            cell.set_alignment(CellAlignment::Right)
-                        } else {
-                            cell
-                        }
-                    })
-                    .collect::<Vec<_>>(),
-            );
-        }
     }
     format!("{table}\n")
 }
@@ -340,6 +344,7 @@ mod tests {
         let e = Explanation {
             effective_kql: "T | where true".into(),
             policies: vec![],
+            applied: vec![],
             logical_plan: "Filter\n  TableScan".into(),
             physical_plan: "FilterExec\n".into(),
             lowered_directly: false,
