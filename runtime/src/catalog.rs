@@ -86,7 +86,7 @@ pub(crate) enum Unpoliced {
     /// No policy applies: the baseline of an overhead measurement.
     All,
     /// The policy of this table (database, table) does not apply: what the table is inside its
-    /// own policy, for probing that policy's branches (`crate::coverage`).
+    /// own policy, for probing that policy's branches (`kustodian test --coverage`).
     Table(String, String),
 }
 
