@@ -25,7 +25,7 @@ use crate::error::{Result, RuntimeError};
 use crate::request::{Identity, RequestOptions, View};
 
 /// The functions whose value is the caller's identity.
-const IDENTITY_FUNCTIONS: [&str; 3] = ["current_principal", "current_principal_details", "current_principal_is_member_of"];
+pub(crate) const IDENTITY_FUNCTIONS: [&str; 3] = ["current_principal", "current_principal_details", "current_principal_is_member_of"];
 
 /// One text a policy's branches are found in: the policy itself, or a stored function it calls.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,7 +208,7 @@ impl Cluster {
 
 /// The stored functions whose value depends on identity: their body calls an identity function
 /// or one of them (by name, to a fixpoint).
-fn identity_functions(functions: &[(String, String, String)]) -> HashSet<String> {
+pub(crate) fn identity_functions(functions: &[(String, String, String)]) -> HashSet<String> {
     let mut found: HashSet<String> = HashSet::new();
     loop {
         let before = found.len();
@@ -230,13 +230,13 @@ fn identity_functions(functions: &[(String, String, String)]) -> HashSet<String>
 }
 
 /// `{ body }` → `body`.
-fn strip_braces(body: &str) -> &str {
+pub(crate) fn strip_braces(body: &str) -> &str {
     let t = body.trim();
     t.strip_prefix('{').and_then(|t| t.strip_suffix('}')).unwrap_or(t)
 }
 
 /// The branches of one policy and of the parameterless stored functions it calls.
-fn analyse(
+pub(crate) fn analyse(
     database: &str,
     table: &str,
     enabled: bool,
@@ -290,7 +290,7 @@ fn analyse(
 
 /// Every name a query mentions (lower-cased): calls and identifiers.
 #[derive(Default)]
-struct Names(BTreeSet<String>);
+pub(crate) struct Names(pub BTreeSet<String>);
 
 impl<'ast> Visitor<'ast> for Names {
     fn visit_ident(&mut self, i: &'ast ast::Ident) {

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod catalog;
 pub mod coverage;
+pub mod lint;
 pub mod cluster;
 pub mod datagen;
 mod commands;

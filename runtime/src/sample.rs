@@ -17,6 +17,14 @@ const SCHEMA: &str = include_str!("../../corpus/sample/schema.kql");
 const DATA: &str = include_str!("../../corpus/sample/data.kql");
 const SECURITY: Option<&str> = Some(include_str!("../../corpus/sample/security.kql"));
 
+/// The sample's scripts by their path in the repository, as they were loaded (what `kustodian
+/// lint` points its findings into).
+pub const SCRIPTS: [(&str, &str); 3] = [
+    ("corpus/sample/schema.kql", SCHEMA),
+    ("corpus/sample/data.kql", DATA),
+    ("corpus/sample/security.kql", include_str!("../../corpus/sample/security.kql")),
+];
+
 const FILES: &[(&str, &str)] = &[
     ("data/customers.csv", include_str!("../../corpus/sample/data/customers.csv")),
     ("data/sales.csv", include_str!("../../corpus/sample/data/sales.csv")),

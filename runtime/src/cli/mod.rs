@@ -2,6 +2,7 @@
 //! "The command-line contract" in the architecture notes).
 
 mod overhead;
+mod lint;
 mod parse_cmd;
 mod policy_test;
 mod progress;
@@ -113,6 +114,10 @@ enum Command {
     /// Run policy tests: a test directory's setup.kql, then its cases as the principals they
     /// name, each compared with its snapshot (case.snap beside case.kql).
     Test(policy_test::TestArgs),
+    /// Check a database's row-level-security policies, role assignments and materialized views
+    /// for the mistakes policy authors make (lock-outs, grant-alls, unknown principals,
+    /// case-sensitive identity comparisons, overlapping masking legs...).
+    Lint(lint::LintArgs),
     /// Serve Kusto's REST API (v1/v2 query, v1 mgmt) with bearer-token authentication,
     /// network rules and an audit log, until Ctrl-C or SIGTERM.
     Serve(serve::ServeArgs),
@@ -259,6 +264,7 @@ pub fn main() -> ExitCode {
             format,
         } => generate(rows, &out, seed, format),
         Command::Test(args) => policy_test::test(&args),
+        Command::Lint(args) => lint::lint(&args),
         Command::Serve(args) => serve::serve(&args).map(|()| true),
         Command::Token(args) => serve::token(&args).map(|()| true),
     };

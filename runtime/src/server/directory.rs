@@ -359,6 +359,34 @@ impl Directory {
         out
     }
 
+    /// Every user and group as FQNs (users by UPN, then by object id; groups by every name),
+    /// with the users of each group, directly or through nested groups: the principals
+    /// `kustodian lint` knows.
+    pub fn known(&self) -> crate::lint::Known {
+        let user_fqns = |u: &DirectoryUser| {
+            let mut f = vec![format!("aaduser={}", u.upn)];
+            if let (Some(oid), Some(t)) = (&u.oid, &u.tenant) {
+                f.push(format!("aaduser={oid};{t}"));
+            }
+            f
+        };
+        let users: Vec<Vec<String>> = self.users.iter().map(user_fqns).collect();
+        let groups = self
+            .groups
+            .iter()
+            .map(|g| crate::lint::KnownGroup {
+                fqns: g.aliases().iter().map(Principal::fqn).collect(),
+                members: self
+                    .users
+                    .iter()
+                    .filter(|u| self.groups_of_user(u.oid.as_deref(), Some(&u.upn)).contains(&g))
+                    .map(|u| format!("aaduser={}", u.upn))
+                    .collect(),
+            })
+            .collect();
+        crate::lint::Known { users, groups }
+    }
+
     /// An assignment's principal in the form tokens produce, resolved through the directory:
     /// a user's UPN becomes `aaduser=<oid>;<tid>`, a group's email or name `aadgroup=<id>;<tid>`,
     /// an app's object id its app id. A principal the directory does not know keeps its

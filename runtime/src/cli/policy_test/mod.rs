@@ -10,7 +10,7 @@
 
 mod coverage;
 mod snapshot;
-mod suite;
+pub mod suite;
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -131,7 +131,7 @@ pub fn test(args: &TestArgs) -> Result<bool, Failure> {
 }
 
 /// A path as the user would type it: relative to the working directory when below it.
-fn shown(path: &Path) -> String {
+pub fn shown(path: &Path) -> String {
     let cwd = std::env::current_dir().ok();
     let abs = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     match cwd.as_deref().and_then(|c| abs.strip_prefix(c).ok()) {

@@ -134,7 +134,14 @@ pub struct Setup {
 /// Reads `setup.kql`'s directives (`// admin:`, `// database:`, `// include:`) and the files it
 /// includes.
 pub fn read_setup(dir: &Path) -> Result<Setup, Failure> {
-    let path = dir.join(SETUP);
+    read_setup_file(&dir.join(SETUP))
+}
+
+/// Reads a setup script (a test directory's `setup.kql`, or any script `kustodian lint
+/// --script` is given) with its directives and the files it includes.
+pub fn read_setup_file(path: &Path) -> Result<Setup, Failure> {
+    let path = path.to_path_buf();
+    let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let text = read(&path)?;
     let mut setup = Setup { admin: DEFAULT_ADMIN.to_string(), database: None, files: Vec::new() };
     for (n, line) in leading_comments(&text) {
