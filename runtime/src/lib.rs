@@ -25,6 +25,7 @@ pub mod script;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod storage;
+mod view_as;
 pub mod extents;
 
 pub use cluster::Cluster;

@@ -121,6 +121,9 @@ enum Command {
     /// Serve Kusto's REST API (v1/v2 query, v1 mgmt) with bearer-token authentication,
     /// network rules and an audit log, until Ctrl-C or SIGTERM.
     Serve(serve::ServeArgs),
+    /// The playground page on the bundled sample (loopback only): run a query as several
+    /// principals side by side, with the effective query and the plan's barriers.
+    Playground(serve::PlaygroundArgs),
     /// Mint a token of the local dev issuer (trusted by `serve` without --config).
     Token(serve::TokenArgs),
     /// Generate the benchmark table T (and UserRegions) as CSV and Parquet, deterministically.
@@ -267,6 +270,7 @@ pub fn main() -> ExitCode {
         Command::Lint(args) => lint::lint(&args),
         Command::Serve(args) => serve::serve(&args).map(|()| true),
         Command::Token(args) => serve::token(&args).map(|()| true),
+        Command::Playground(args) => serve::playground(&args).map(|()| true),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

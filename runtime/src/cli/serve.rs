@@ -54,6 +54,36 @@ pub struct ServeArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct PlaygroundArgs {
+    /// Loopback address to listen on (port 0: any free port).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Who uses the page (default: the sample's admin, who may view as anyone).
+    #[arg(long = "as", value_name = "PRINCIPAL")]
+    principal: Option<String>,
+}
+
+/// `kustodian playground`: the page over the bundled sample, on loopback, without
+/// authentication (every caller is --as, by default the sample's admin).
+pub fn playground(args: &PlaygroundArgs) -> Result<(), Failure> {
+    if !args.listen.ip().is_loopback() {
+        return Err(failure(format!("the playground listens on a loopback address only, not {}", args.listen.ip())));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| Failure::new(ErrorCode::Internal, e.to_string()))?;
+    runtime.block_on(async {
+        let cluster = Cluster::sample().await.map_err(|e| Failure::new(e.code(), e.to_string()))?;
+        let principal = args.principal.clone().unwrap_or_else(|| kustodian_runtime::sample::SAMPLE_ADMIN.to_string());
+        let mut opts = ServeOptions::new(args.listen, ServerConfig::default(), state_dir(None));
+        opts.no_auth_as = Some(principal.clone());
+        let server = Server::start(Arc::new(cluster), opts).await.map_err(|e| Failure::new(e.code(), e.to_string()))?;
+        println!("kustodian playground: http://{}/playground (as {principal}; Ctrl-C stops it)", server.local_addr);
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        server.run_until_signal(Duration::from_secs(5)).await.map_err(|e| Failure::new(e.code(), e.to_string()))
+    })
+}
+
+#[derive(Debug, Args)]
 pub struct TokenArgs {
     /// Cluster directory whose dev issuer signs (the same as `serve --data`).
     #[arg(long, value_name = "DIR")]

@@ -54,6 +54,11 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/v1/rest/mgmt", post(v1_mgmt))
         .route("/v1/rest/auth/metadata", get(auth_metadata))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/playground", get(super::playground::index))
+        .route("/playground/app.js", get(super::playground::script))
+        .route("/playground/app.css", get(super::playground::style))
+        .route("/playground/api/session", get(super::playground::session))
+        .route("/playground/api/run", post(super::playground::run))
         .fallback(|uri: axum::http::Uri| async move { ApiError::not_found(uri.path()) })
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
@@ -85,7 +90,7 @@ impl Ids {
 }
 
 /// Network rule, then authentication: who is asking, or the answer that refuses them.
-async fn admit(state: &ServerState, peer: SocketAddr, headers: &HeaderMap) -> Result<(Identity, IpAddr), (ApiError, IpAddr)> {
+pub(super) async fn admit(state: &ServerState, peer: SocketAddr, headers: &HeaderMap) -> Result<(Identity, IpAddr), (ApiError, IpAddr)> {
     let forwarded = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
     let decision = state.network.decide(peer.ip(), forwarded);
     if !decision.allowed {

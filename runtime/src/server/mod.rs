@@ -22,6 +22,7 @@ pub mod issuer;
 pub mod jwks;
 pub mod network;
 pub mod outbound;
+pub mod playground;
 pub mod principal;
 pub mod queries;
 pub mod serve;
