@@ -82,8 +82,16 @@ fn main() {
             urls.push(ListingTableUrl::parse(format!("{}/extents/{id}.parquet", dir.display())).unwrap());
         }
     }
-    // The session's Parquet options (filter pushdown), as Kustodian's scans take them.
-    let format = ParquetFormat::default().with_options(ctx.state().table_options().parquet.clone());
+    // The session's Parquet options (filter pushdown), as Kustodian's scans take them; the
+    // extents are encrypted: DataFusion reads them with the cluster's keys (its first query
+    // above taught the keyring every extent's wrapped key).
+    let mut parquet = ctx.state().table_options().parquet.clone();
+    if let Some(keys) = cluster.keyring() {
+        ctx.runtime_env().register_parquet_encryption_factory("kustodian", Arc::new(kustodian_runtime::keys::ExtentEncryption(Arc::clone(keys))));
+        parquet.crypto.factory_id = Some("kustodian".into());
+        rt.block_on(cluster.execute("T | summarize count() by Region", &admin_options())).unwrap();
+    }
+    let format = ParquetFormat::default().with_options(parquet);
     let options = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
     let table = rt.block_on(async {
         let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options).infer_schema(&ctx.state()).await.unwrap();

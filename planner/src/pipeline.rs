@@ -89,6 +89,16 @@ impl Pipeline {
 
     /// The session state (and a task context to run its plans with) for a plan reading tables
     /// of at most `partitions` partitions.
+    /// Drops what the sessions cached of files (Parquet footers: schemas and statistics, data
+    /// of encrypted files once decrypted).
+    pub fn clear_file_caches(&self) {
+        for slot in &self.sessions {
+            if let Some((state, _)) = slot.get() {
+                state.runtime_env().cache_manager.get_file_metadata_cache().clear();
+            }
+        }
+    }
+
     fn session(&self, partitions: usize) -> &(SessionState, Arc<TaskContext>) {
         let slot = &self.sessions[usize::from(partitions > 1)];
         slot.get_or_init(|| {

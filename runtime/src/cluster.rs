@@ -52,6 +52,8 @@ pub struct Cluster {
     /// Receives the progress of every file `.ingest` reads ([`Cluster::with_ingestion_progress`];
     /// the CLI draws a bar from it).
     pub(crate) ingestion_progress: Option<crate::ingest::Progress>,
+    /// The keyring's suspension count this process last saw (see [`Cluster::refresh`]).
+    suspensions_seen: std::sync::atomic::AtomicU64,
 }
 
 pub(crate) fn num_partitions() -> usize {
@@ -103,6 +105,11 @@ fn now_ns() -> i64 {
 impl Cluster {
     pub(crate) fn from_parts(state: State, storage: Option<Storage>, admin: Principal) -> Cluster {
         let files = storage.as_ref().map(|s| Arc::new(ExtentFiles::new(s.clone(), 0)));
+        if let (Some(keys), Some(f)) = (storage.as_ref().and_then(|s| s.keyring()), &files) {
+            // Suspension drops the decrypted extents at once (the rest at the next request).
+            let f = Arc::clone(f);
+            keys.on_suspend(Box::new(move || f.cache.clear()));
+        }
         let state = state.canonical().with_files(files.clone());
         Cluster {
             state: RwLock::new(Arc::new(state)),
@@ -118,13 +125,18 @@ impl Cluster {
             ingestion_progress: None,
             writer: tokio::sync::Mutex::new(()),
             stamp: Mutex::new(None),
+            suspensions_seen: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
     /// Creates a new empty cluster directory whose first admin (AllDatabasesAdmin) is `admin`.
     pub fn init(dir: &Path, admin: &str) -> Result<Cluster> {
+        Principal::parse(admin).map_err(RuntimeError::bad_request)?;
+        Cluster::init_in(Storage::create(dir)?, admin)
+    }
+
+    fn init_in(storage: Storage, admin: &str) -> Result<Cluster> {
         let admin = Principal::parse(admin).map_err(RuntimeError::bad_request)?;
-        let storage = Storage::create(dir)?;
         let meta = Meta {
             cluster_roles: vec![RoleAssignment {
                 role: Role::AllDatabasesAdmins.keyword().into(),
@@ -138,6 +150,19 @@ impl Cluster {
         };
         storage.commit_metadata(&meta)?;
         Ok(Cluster::from_parts(State::new(meta, HashMap::new()), Some(storage), admin))
+    }
+
+    /// A new cluster directory whose files are NOT encrypted, for benchmarks that measure what
+    /// encryption costs (`benches/encryption`); never for data.
+    #[doc(hidden)]
+    pub fn init_unencrypted_for_benchmarks(dir: &Path, admin: &str) -> Result<Cluster> {
+        let storage = Storage::create_unencrypted_for_benchmarks(dir)?;
+        Cluster::init_in(storage, admin)
+    }
+
+    /// The cluster's keys, when its data is encrypted at rest.
+    pub fn keyring(&self) -> Option<&Arc<crate::keys::Keyring>> {
+        self.storage.as_ref().and_then(|s| s.keyring())
     }
 
     /// Opens an existing cluster directory. Reads only: leftovers of a crashed writer are
@@ -248,6 +273,10 @@ impl Cluster {
     pub fn with_hot_cache(mut self, bytes: u64) -> Cluster {
         if let Some(s) = &self.storage {
             let files = Some(Arc::new(ExtentFiles::new(s.clone(), bytes)));
+            if let (Some(keys), Some(f)) = (s.keyring(), &files) {
+                let f = Arc::clone(f);
+                keys.on_suspend(Box::new(move || f.cache.clear()));
+            }
             self.files = files.clone();
             let mut guard = self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner);
             let old = Arc::clone(&guard);
@@ -292,6 +321,24 @@ impl Cluster {
     /// a server) answers over the latest committed state.
     pub(crate) fn refresh(&self) -> Result<()> {
         let Some(storage) = &self.storage else { return Ok(()) };
+        if let Some(keys) = storage.keyring() {
+            // A suspension since the last request: what was decrypted goes.
+            let n = keys.suspensions();
+            if self.suspensions_seen.swap(n, std::sync::atomic::Ordering::SeqCst) != n {
+                if let Some(files) = &self.files {
+                    files.cache.clear();
+                }
+                self.plans.clear();
+                self.pipeline.clear_file_caches();
+            }
+        }
+        if let Some(keys) = storage.keyring()
+            && keys.suspension().is_some()
+        {
+            // Suspended: refused until the vault answers again, then resumed on its own.
+            let kek = keys.current_kek().map_err(crate::storage::key_error)?;
+            keys.check_access(&[kek]).map_err(crate::storage::key_error)?;
+        }
         let stamp = storage.metadata_stamp();
         if stamp.is_some() && stamp == *self.stamp.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
             return Ok(());
@@ -308,6 +355,31 @@ impl Cluster {
         drop(guard);
         self.set_stamp(stamp);
         Ok(())
+    }
+
+    /// Checks that the cluster can still use every key its data needs (the current key and the
+    /// keys that wrapped its extents' DEKs): a refusal suspends it (and this returns the
+    /// suspension), an answer resumes it. A server calls it periodically; every request of a
+    /// suspended cluster calls it too.
+    pub fn check_keys(&self) -> Result<()> {
+        let Some(keys) = self.storage.as_ref().and_then(|s| s.keyring()) else { return Ok(()) };
+        let mut in_use: Vec<crate::keys::KeyId> = Vec::new();
+        for e in self.snapshot().meta.extents() {
+            if let Some(w) = &e.key
+                && !in_use.contains(&w.kek)
+            {
+                in_use.push(w.kek.clone());
+            }
+        }
+        let current = keys.current_kek().map_err(crate::storage::key_error);
+        if let Err(e) = &current {
+            keys.suspend(e.to_string());
+        }
+        let current = current?;
+        if !in_use.contains(&current) {
+            in_use.push(current);
+        }
+        keys.check_access(&in_use).map_err(crate::storage::key_error)
     }
 
     /// Starts a change: waits for this process's other writers and then for the directory's

@@ -13,6 +13,9 @@ pub enum ErrorCode {
     BadRequest,
     /// A change raced another writer's (HTTP 409 in Kusto's REST API).
     Conflict,
+    /// The cluster cannot use its encryption key (revoked, deleted, disabled): every query and
+    /// ingest is refused until access returns (HTTP 412 in Kusto's REST API).
+    Suspended,
     Internal,
 }
 
@@ -24,6 +27,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => "Forbidden",
             ErrorCode::BadRequest => "BadRequest",
             ErrorCode::Conflict => "Conflict",
+            ErrorCode::Suspended => "ClusterSuspended",
             ErrorCode::Internal => "Internal",
         }
     }
@@ -48,6 +52,9 @@ pub enum RuntimeError {
     /// A change made over metadata another writer has since replaced.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The cluster is suspended: its key vault refuses its key.
+    #[error("the cluster is suspended: {0}")]
+    Suspended(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -72,6 +79,7 @@ impl RuntimeError {
             RuntimeError::Plan(_) => ErrorCode::Internal,
             RuntimeError::BadRequest(_) => ErrorCode::BadRequest,
             RuntimeError::Conflict(_) => ErrorCode::Conflict,
+            RuntimeError::Suspended(_) => ErrorCode::Suspended,
             RuntimeError::Io(_) | RuntimeError::Arrow(_) | RuntimeError::DataFusion(_) | RuntimeError::Internal(_) => ErrorCode::Internal,
         }
     }

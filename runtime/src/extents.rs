@@ -196,7 +196,8 @@ impl ExtentFiles {
             std::io::ErrorKind::NotFound => format!("extent '{}' ('{}' in the cluster directory) is missing", e.id, e.file),
             _ => why(err.kind().to_string()),
         })?;
-        ParquetMetaDataReader::new().parse_and_finish(&file).map_err(|err| why(err.to_string()))?;
+        let decryption = self.storage.decryption(e).map_err(|err| why(err.to_string()))?;
+        ParquetMetaDataReader::new().with_decryption_properties(decryption).parse_and_finish(&file).map_err(|err| why(err.to_string()))?;
         self.checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(e.id.clone());
         Ok(())
     }
@@ -327,7 +328,14 @@ impl ExtentTable {
             }
             in_group += e.rows;
         }
-        let source = ParquetSource::new(Arc::clone(&self.schema));
+        let mut source = ParquetSource::new(Arc::clone(&self.schema));
+        if let Some(keyring) = files.storage.keyring() {
+            // Encrypted extents: each file's DEK, by the extent id in its key metadata.
+            for e in cold {
+                files.storage.decryption(e).map_err(|err| DataFusionError::Execution(err.to_string()))?;
+            }
+            source = source.with_encryption_factory(Arc::new(crate::keys::ExtentEncryption(Arc::clone(keyring))));
+        }
         let config = FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), Arc::new(source))
             .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
             .with_statistics(Statistics::new_unknown(&self.schema).with_num_rows(Precision::Exact(total as usize)))

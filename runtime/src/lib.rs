@@ -14,6 +14,7 @@ pub mod meta;
 pub mod names;
 pub mod error;
 pub mod ingest;
+pub mod keys;
 pub mod output;
 pub mod overhead;
 mod policy;

@@ -4,8 +4,10 @@
 //!
 //! ```text
 //! DIR/kustodian-cluster.json   marker: format name and version (written by `create`)
-//! DIR/metadata.json            the committed cluster metadata (opaque to this module)
-//! DIR/extents/<id>.parquet     table data, one immutable file per extent
+//! DIR/encryption.json          the cluster's key configuration (no secret; `crate::keys`)
+//! DIR/keys/platform/           the platform key's vault (the KEK without a customer key)
+//! DIR/metadata.json            the committed cluster metadata, sealed (opaque to this module)
+//! DIR/extents/<id>.parquet     table data, one immutable encrypted file per extent
 //! DIR/**/.tmp-*                files being written; never referenced, removed by GC
 //! ```
 //!
@@ -40,7 +42,12 @@ use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties}
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
+use datafusion::parquet::arrow::arrow_reader::ArrowReaderOptions;
+
 use crate::error::{Result, RuntimeError};
+use crate::keys::{KeyError, Keyring, WrappedKey};
 
 const MARKER_FILE: &str = "kustodian-cluster.json";
 const METADATA_FILE: &str = "metadata.json";
@@ -92,13 +99,17 @@ pub struct ExtentInfo {
     /// Extent tags (`drop-by:...`, `ingest-by:...`, or any string).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// The extent's data-encryption key, wrapped by a key-encryption key (None: a plaintext
+    /// extent of a cluster made before encryption at rest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<WrappedKey>,
 }
 
 impl ExtentInfo {
     /// A new extent's description: created now, no tags.
     pub fn new(id: String, file: String, rows: u64, bytes: u64, original_size: u64) -> ExtentInfo {
         let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
-        ExtentInfo { id, file, rows, bytes, original_size, min_created: now, max_created: now, tags: Vec::new() }
+        ExtentInfo { id, file, rows, bytes, original_size, min_created: now, max_created: now, tags: Vec::new(), key: None }
     }
 }
 
@@ -117,6 +128,16 @@ pub struct RetiredExtent {
 #[derive(Debug, Clone)]
 pub struct Storage {
     root: PathBuf,
+    /// The cluster's keys (None: a cluster made before encryption at rest, read as it is).
+    keyring: Option<Arc<Keyring>>,
+}
+
+/// A key failure as the engine reports it: a refused or missing key suspends the cluster.
+pub fn key_error(e: KeyError) -> RuntimeError {
+    match e {
+        KeyError::AccessDenied(m) | KeyError::NotFound(m) => RuntimeError::Suspended(m),
+        KeyError::Invalid(m) | KeyError::Unavailable(m) => RuntimeError::Internal(m),
+    }
 }
 
 impl Storage {
@@ -146,7 +167,8 @@ impl Storage {
             }
         }
         fs::create_dir_all(dir.join(EXTENTS_DIR))?;
-        let storage = Storage { root: dir.to_path_buf() };
+        let keyring = Keyring::create(dir).map_err(key_error)?;
+        let storage = Storage { root: dir.to_path_buf(), keyring: Some(Arc::new(keyring)) };
         let marker = Marker { format: FORMAT_NAME.to_string(), version: FORMAT_VERSION };
         storage.write_json_atomically(&dir.join(MARKER_FILE), &marker)?;
         if let Some(parent) = dir.parent() {
@@ -156,6 +178,16 @@ impl Storage {
             }
         }
         Ok(storage)
+    }
+
+    /// A new cluster directory whose files are NOT encrypted: only for benchmarks that measure
+    /// what encryption costs against the same cluster without it.
+    #[doc(hidden)]
+    pub fn create_unencrypted_for_benchmarks(dir: &Path) -> Result<Storage> {
+        let storage = Storage::create(dir)?;
+        fs::remove_file(dir.join("encryption.json"))?;
+        fs::remove_dir_all(dir.join("keys"))?;
+        Ok(Storage { root: storage.root, keyring: None })
     }
 
     /// Opens an existing cluster directory.
@@ -181,7 +213,13 @@ impl Storage {
             )));
         }
         fs::create_dir_all(dir.join(EXTENTS_DIR))?;
-        Ok(Storage { root: dir.to_path_buf() })
+        let keyring = Keyring::open(dir).map_err(key_error)?.map(Arc::new);
+        Ok(Storage { root: dir.to_path_buf(), keyring })
+    }
+
+    /// The cluster's keys, when its data is encrypted.
+    pub fn keyring(&self) -> Option<&Arc<Keyring>> {
+        self.keyring.as_ref()
     }
 
     pub fn root(&self) -> &Path {
@@ -191,12 +229,22 @@ impl Storage {
     /// The committed metadata, or `None` if none has been committed yet.
     pub fn load_metadata<T: DeserializeOwned>(&self) -> Result<Option<T>> {
         let path = self.root.join(METADATA_FILE);
-        let text = match fs::read_to_string(&path) {
+        let bytes = match fs::read(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        serde_json::from_str(&text)
+        let text = match &self.keyring {
+            Some(k) => k.open_sealed(&bytes).map_err(key_error)?,
+            None if Keyring::sealed_by(&bytes).is_some() => {
+                return Err(RuntimeError::Internal(format!(
+                    "the cluster metadata '{}' is sealed, but the cluster's key configuration (encryption.json) is missing",
+                    path.display()
+                )));
+            }
+            None => bytes,
+        };
+        serde_json::from_slice(&text)
             .map(Some)
             .map_err(|e| RuntimeError::Internal(format!("corrupt cluster metadata '{}': {e}", path.display())))
     }
@@ -276,7 +324,12 @@ impl Storage {
 
     /// Atomically replaces the committed metadata (temporary file, fsync, rename, fsync dir).
     pub fn commit_metadata<T: Serialize>(&self, meta: &T) -> Result<()> {
-        self.write_json_atomically(&self.root.join(METADATA_FILE), meta)
+        let text = serde_json::to_vec_pretty(meta).map_err(|e| RuntimeError::Internal(format!("cannot serialize metadata: {e}")))?;
+        let bytes = match &self.keyring {
+            Some(k) => k.seal(&text).map_err(key_error)?,
+            None => text,
+        };
+        self.write_atomically(&self.root.join(METADATA_FILE), &bytes)
     }
 
     /// Writes `batches` as a new extent file, atomically. The extent is not part of any table
@@ -303,7 +356,17 @@ impl Storage {
             .create_new(true)
             .open(&tmp_path)
             .map_err(|e| self.io_error("write a new extent", &format!("{EXTENTS_DIR}/{TMP_PREFIX}{id}.{EXTENT_EXT}"), e))?;
-        let props = extent_writer_properties();
+        let (encryption, key) = match &self.keyring {
+            Some(k) => match k.new_extent_key(&id) {
+                Ok((props, wrapped)) => (Some(props), Some(wrapped)),
+                Err(e) => {
+                    let _ = fs::remove_file(&tmp_path);
+                    return Err(key_error(e));
+                }
+            },
+            None => (None, None),
+        };
+        let props = extent_writer_properties(encryption);
         let writer = match ArrowWriter::try_new(file, schema.clone(), Some(props)) {
             Ok(w) => w,
             Err(e) => {
@@ -320,6 +383,7 @@ impl Storage {
             file: final_rel,
             rows: 0,
             original_size: 0,
+            key,
         })
     }
 
@@ -344,7 +408,7 @@ impl Storage {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(e.into()),
             Err(e) => return Err(self.extent_error(ext, &e.to_string())),
         };
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        let reader = ParquetRecordBatchReaderBuilder::try_new_with_options(file, self.reader_options(ext)?)
             .map_err(|e| self.extent_error(ext, &e.to_string()))?
             .with_batch_size(READ_BATCH_ROWS)
             .build()
@@ -359,8 +423,34 @@ impl Storage {
     /// The Arrow schema stored in an extent (with field metadata), without reading its data.
     pub fn extent_schema(&self, ext: &ExtentInfo) -> Result<SchemaRef> {
         let file = File::open(self.extent_path(ext)?)?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet_err)?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, self.reader_options(ext)?).map_err(parquet_err)?;
         Ok(builder.schema().clone())
+    }
+
+    /// How to open an extent: with its DEK when it is encrypted (the keyring learns its wrapped
+    /// key from the extent's description).
+    pub fn reader_options(&self, ext: &ExtentInfo) -> Result<ArrowReaderOptions> {
+        let options = ArrowReaderOptions::new();
+        Ok(match self.decryption(ext)? {
+            Some(d) => options.with_file_decryption_properties(d),
+            None => options,
+        })
+    }
+
+    /// How to decrypt an extent (None: a plaintext extent); the keyring learns its wrapped key.
+    pub fn decryption(&self, ext: &ExtentInfo) -> Result<Option<Arc<datafusion::parquet::encryption::decrypt::FileDecryptionProperties>>> {
+        match (&ext.key, &self.keyring) {
+            (None, _) => Ok(None),
+            (Some(w), Some(k)) => {
+                k.check_not_suspended().map_err(key_error)?;
+                k.remember(&ext.id, w);
+                Ok(Some(k.decryption().map_err(key_error)?))
+            }
+            (Some(_), None) => Err(RuntimeError::Internal(format!(
+                "extent '{}' is encrypted, but the cluster's key configuration (encryption.json) is missing",
+                ext.id
+            ))),
+        }
     }
 
     /// Removes extent files whose id is not in `live` and every leftover temporary file.
@@ -409,12 +499,16 @@ impl Storage {
     fn write_json_atomically<T: Serialize>(&self, path: &Path, value: &T) -> Result<()> {
         let text = serde_json::to_vec_pretty(value)
             .map_err(|e| RuntimeError::Internal(format!("cannot serialize metadata: {e}")))?;
+        self.write_atomically(path, &text)
+    }
+
+    fn write_atomically(&self, path: &Path, text: &[u8]) -> Result<()> {
         let dir = path.parent().unwrap_or(&self.root);
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
         let tmp = dir.join(format!("{TMP_PREFIX}{}-{name}", uuid::Uuid::new_v4().simple()));
         let result = (|| -> std::io::Result<()> {
             let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-            file.write_all(&text)?;
+            file.write_all(text)?;
             file.sync_all()?;
             drop(file);
             fs::rename(&tmp, path)?;
@@ -452,6 +546,7 @@ pub struct ExtentWriter {
     file: String,
     rows: u64,
     original_size: u64,
+    key: Option<WrappedKey>,
 }
 
 impl ExtentWriter {
@@ -484,7 +579,9 @@ impl ExtentWriter {
         drop(file);
         fs::rename(&self.tmp_path, &self.final_path).map_err(io)?;
         sync_dir_io(&self.dir).map_err(io)?;
-        Ok(ExtentInfo::new(self.id.clone(), self.file.clone(), self.rows, bytes, self.original_size))
+        let mut info = ExtentInfo::new(self.id.clone(), self.file.clone(), self.rows, bytes, self.original_size);
+        info.key = self.key.take();
+        Ok(info)
     }
 }
 
@@ -501,8 +598,14 @@ impl Drop for ExtentWriter {
 /// generated table), row groups of [`ROW_GROUP_ROWS`], statistics per page with the page
 /// index, dictionary encoding (Parquet's default, which falls back to plain encoding for a
 /// column whose dictionary grows past its limit: low-cardinality strings stay dictionaries).
-fn extent_writer_properties() -> WriterProperties {
-    WriterProperties::builder()
+/// With `encryption`, Parquet modular encryption: footer and columns under the extent's DEK.
+fn extent_writer_properties(encryption: Option<Arc<datafusion::parquet::encryption::encrypt::FileEncryptionProperties>>) -> WriterProperties {
+    let builder = WriterProperties::builder();
+    let builder = match encryption {
+        Some(e) => builder.with_file_encryption_properties(e),
+        None => builder,
+    };
+    builder
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_data_page_row_count_limit(PAGE_ROWS)

@@ -332,7 +332,7 @@ fn dropped_extent_files_outlive_readers_for_the_grace_period() {
     ok(&rt, &c, ".drop extents from T");
     let files = || std::fs::read_dir(dir.path().join("extents")).unwrap().count();
     assert_eq!(files(), 1, "the dropped extent's file is kept for the grace period");
-    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("metadata.json")).unwrap()).unwrap();
+    let meta: serde_json::Value = kustodian_runtime::storage::Storage::open(dir.path()).unwrap().load_metadata().unwrap().unwrap();
     assert_eq!(meta["retired"].as_array().map(Vec::len), Some(1), "and recorded as retired");
     assert_eq!(count(&rt, &other, "T | count"), 0, "the other handle sees the drop at its next request");
 }

@@ -69,7 +69,7 @@ fn an_unreadable_extent_fails_only_its_table_and_names_it() {
     drop(c);
     let extents: Vec<_> = std::fs::read_dir(data.join("extents")).unwrap().map(|e| e.unwrap().path()).collect();
     // Find A's extent: the one holding the value 1 (a reopened cluster reads both).
-    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(data.join("metadata.json")).unwrap()).unwrap();
+    let meta: serde_json::Value = kustodian_runtime::storage::Storage::open(&data).unwrap().load_metadata().unwrap().unwrap();
     let a_id = meta["databases"][0]["tables"][0]["extents"][0]["id"].as_str().unwrap().to_string();
     let a_file = extents.iter().find(|p| p.to_string_lossy().contains(&a_id)).unwrap().clone();
     std::fs::write(&a_file, b"not parquet at all").unwrap();

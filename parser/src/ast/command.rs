@@ -221,6 +221,13 @@ pub enum CommandKind {
     ShowDataPolicy { target: PolicyTarget, kind: DataPolicyKind },
     /// `.delete table T|database D policy caching|retention`
     DeleteDataPolicy { target: PolicyTarget, kind: DataPolicyKind },
+    /// `.alter cluster policy encryption 'json'`: the key that wraps the cluster's data keys
+    /// (`keyVaultUri`, `keyName`, `keyVersion`, `userIdentity`, as Azure names them).
+    AlterEncryptionPolicy { policy: Literal },
+    /// `.show cluster policy encryption`
+    ShowEncryptionPolicy,
+    /// `.delete cluster policy encryption`: back to the platform key.
+    DeleteEncryptionPolicy,
     /// `.rename table T to U`
     RenameTable { name: QualifiedName, new_name: Ident },
     /// `.alter-merge table T (cols) [with (...)]`

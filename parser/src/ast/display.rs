@@ -1783,6 +1783,9 @@ impl Display for CommandKind {
                 Ok(())
             }
             ShowDataPolicy { target, kind } => write!(f, ".show {target} policy {kind}"),
+            AlterEncryptionPolicy { policy } => write!(f, ".alter cluster policy encryption {policy}"),
+            ShowEncryptionPolicy => f.write_str(".show cluster policy encryption"),
+            DeleteEncryptionPolicy => f.write_str(".delete cluster policy encryption"),
             DeleteDataPolicy { target, kind } => write!(f, ".delete {target} policy {kind}"),
             RenameTable { name, new_name } => write!(f, ".rename table {name} to {new_name}"),
             AlterMergeTable { table, with } => {

@@ -1004,6 +1004,8 @@ macro_rules! visitor {
                 CommandKind::AlterCachingPolicy { target, hot: _ }
                 | CommandKind::ShowDataPolicy { target, kind: _ }
                 | CommandKind::DeleteDataPolicy { target, kind: _ } => v.visit_policy_target(target),
+                CommandKind::AlterEncryptionPolicy { policy } => v.visit_literal(policy),
+                CommandKind::ShowEncryptionPolicy | CommandKind::DeleteEncryptionPolicy => {}
                 CommandKind::AlterRetentionPolicy { target, merge: _, softdelete: _, recoverability, json } => {
                     v.visit_policy_target(target);
                     if let Some(r) = recoverability {

@@ -10,6 +10,7 @@ mod render;
 mod report;
 mod serve;
 mod shell;
+mod vault;
 
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -124,6 +125,9 @@ enum Command {
     /// The playground page on the bundled sample (loopback only): run a query as several
     /// principals side by side, with the effective query and the plan's barriers.
     Playground(serve::PlaygroundArgs),
+    /// Manage a local file key vault (customer-managed keys for `.alter cluster policy
+    /// encryption`): create, add-key, grant, revoke, delete-key, recover-key, disable, enable.
+    Vault(vault::VaultArgs),
     /// Mint a token of the local dev issuer (trusted by `serve` without --config).
     Token(serve::TokenArgs),
     /// Generate the benchmark table T (and UserRegions) as CSV and Parquet, deterministically.
@@ -271,6 +275,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::serve(&args).map(|()| true),
         Command::Token(args) => serve::token(&args).map(|()| true),
         Command::Playground(args) => serve::playground(&args).map(|()| true),
+        Command::Vault(args) => vault::vault(&args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -51,6 +51,10 @@ pub struct ServeArgs {
     /// Seconds between two applications of the retention policies (a cluster directory).
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     retention_interval: u64,
+    /// Seconds between two checks that the cluster can use its encryption keys (a cluster
+    /// directory): a refusal suspends it, an answer resumes it. 0: only when a key is used.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    key_check_interval: u64,
 }
 
 #[derive(Debug, Args)]
@@ -189,6 +193,19 @@ pub fn serve(args: &ServeArgs) -> Result<(), Failure> {
                     // A failure (another writer's conflict, a read-only directory) waits for the
                     // next tick; nothing was changed.
                     let _ = c.enforce_retention().await;
+                }
+            });
+        }
+        // Key access: a revoked key suspends the cluster, a restored one resumes it.
+        if args.data.is_some() && args.key_check_interval > 0 {
+            let c = Arc::clone(&cluster);
+            let every = Duration::from_secs(args.key_check_interval);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let _ = c.check_keys();
                 }
             });
         }

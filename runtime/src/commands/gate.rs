@@ -229,6 +229,10 @@ pub(crate) fn gate(snap: &State, caller: &Caller, ctx: &RequestContext, cmd: &as
             data_policy_gate(snap, caller, ctx, target, true)
         }
         CommandKind::ShowDataPolicy { target, .. } => data_policy_gate(snap, caller, ctx, target, false),
+        CommandKind::AlterEncryptionPolicy { .. } | CommandKind::DeleteEncryptionPolicy => {
+            any_of(snap, caller, &[Action::AdminCluster], "change the cluster's encryption key")
+        }
+        CommandKind::ShowEncryptionPolicy => any_of(snap, caller, &[Action::ShowCluster], "show the cluster's encryption key"),
         CommandKind::RenameTable { name, .. } => {
             let (d, t) = table_db(name, ctx, snap)?;
             any_of(snap, caller, &[Action::AdminTable(&d, &t)], &format!("rename table '{t}' in database '{d}'"))

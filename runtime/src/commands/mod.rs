@@ -7,6 +7,7 @@
 //! under `Cluster::begin_write`, changes a copy of the metadata and commits it.
 
 mod databases;
+mod encryption;
 mod extents;
 mod functions;
 mod gate;
@@ -117,6 +118,11 @@ pub(crate) async fn execute(cluster: &Cluster, caller: &Caller, ctx: &RequestCon
             extents::alter_retention(&cx, target, *merge, *softdelete, recoverability.as_ref(), json.as_ref()).await
         }
         CommandKind::ShowDataPolicy { target, kind } => extents::show_policy(&cx, target, *kind),
+
+        // encryption.rs
+        CommandKind::AlterEncryptionPolicy { policy } => encryption::alter(&cx, policy).await,
+        CommandKind::ShowEncryptionPolicy => encryption::show(&cx),
+        CommandKind::DeleteEncryptionPolicy => encryption::delete(&cx).await,
         CommandKind::DeleteDataPolicy { target, kind } => extents::delete_policy(&cx, target, *kind),
 
         // tables.rs

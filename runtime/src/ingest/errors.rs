@@ -83,6 +83,7 @@ pub fn error_code(error: &RuntimeError) -> &'static str {
         RuntimeError::Forbidden(_) => "Forbidden",
         RuntimeError::Plan(kustodian_planner::PlanError::Forbidden { .. }) => "Forbidden",
         RuntimeError::Plan(_) | RuntimeError::Conflict(_) => GENERAL_BAD_REQUEST,
+        RuntimeError::Suspended(_) => "ClusterSuspended",
         RuntimeError::Io(_) | RuntimeError::DataFusion(_) | RuntimeError::Arrow(_) | RuntimeError::Internal(_) => {
             GENERAL_INTERNAL_ERROR
         }
@@ -91,7 +92,7 @@ pub fn error_code(error: &RuntimeError) -> &'static str {
 
 /// Whether retrying the same ingestion could succeed: not for bad data or a bad request.
 pub fn is_transient(error: &RuntimeError) -> bool {
-    matches!(error, RuntimeError::Io(_) | RuntimeError::Conflict(_) | RuntimeError::Internal(_))
+    matches!(error, RuntimeError::Io(_) | RuntimeError::Conflict(_) | RuntimeError::Internal(_) | RuntimeError::Suspended(_))
 }
 
 /// One failed ingestion, with the columns of Kusto's `.show ingestion failures` (serialized

@@ -118,6 +118,13 @@ impl ApiError {
                 format!("Conflict: {text}"),
                 false,
             ),
+            ErrorCode::Suspended => ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "PreconditionFailed",
+                "Kusto.Data.Exceptions.ClusterSuspendedException",
+                format!("Precondition failed: {text}"),
+                false,
+            ),
             ErrorCode::Internal => ApiError::internal(format!("Internal error: {text}")),
         }
     }
