@@ -1,8 +1,9 @@
-//! What encryption at rest costs a query: the same generated rows ingested into two cluster
+//! What encryption at rest costs a query: the same generated rows ingested into three cluster
 //! directories, one encrypted (every cluster's default: Parquet modular encryption, a DEK per
-//! extent wrapped by the platform key) and one without encryption, and Q1 and Q2 run on both,
-//! interleaved (`N` pairs, default 21), each in a process that has already opened both (its
-//! DEKs unwrapped once, as a server's are). Prints the medians and their ratio.
+//! extent wrapped by the platform key), one double-encrypted (`init --double-encryption`) and
+//! one without encryption, and Q1 and Q2 run on each, interleaved (`N` rounds, default 21), in
+//! a process that has opened all three (DEKs unwrapped once, as a server's are). Prints the
+//! medians and their ratios to the plaintext cluster.
 //!
 //!   ROWS=10000000 cargo bench -p kustodian-benches --bench encryption
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
@@ -41,27 +42,38 @@ fn main() {
     let rows: u64 = std::env::var("ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let base: PathBuf = std::env::temp_dir().join(format!("kustodian-encryption-bench-{}", std::process::id()));
-    let (enc, plain) = (base.join("encrypted"), base.join("plaintext"));
+    let (enc, plain, double) = (base.join("encrypted"), base.join("plaintext"), base.join("double"));
     load(&rt, Cluster::init(&enc, ADMIN).unwrap(), rows);
     load(&rt, Cluster::init_unencrypted_for_benchmarks(&plain, ADMIN).unwrap(), rows);
-    println!("{rows} rows: extents {} bytes encrypted, {} bytes plaintext", size(&enc), size(&plain));
+    load(&rt, Cluster::init_with(&double, ADMIN, true).unwrap(), rows);
+    println!(
+        "{rows} rows: extents {} bytes encrypted, {} bytes double-encrypted, {} bytes plaintext",
+        size(&enc),
+        size(&double),
+        size(&plain)
+    );
     let a = Cluster::open(&enc).unwrap().with_plan_cache(false);
     let b = Cluster::open(&plain).unwrap().with_plan_cache(false);
+    let d = Cluster::open(&double).unwrap().with_plan_cache(false);
     let run = |c: &Cluster, q: &str| rt.block_on(c.execute(q, &admin_options())).unwrap();
     for (name, q) in QUERIES {
-        assert_eq!(run(&a, q).row_count(), run(&b, q).row_count(), "{name}: the two clusters disagree");
-        let (mut ta, mut tb) = (Vec::new(), Vec::new());
+        assert_eq!(run(&a, q).row_count(), run(&b, q).row_count(), "{name}: the clusters disagree");
+        assert_eq!(run(&d, q).row_count(), run(&b, q).row_count(), "{name}: the clusters disagree");
+        let (mut ta, mut tb, mut td) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..n {
-            let t = Instant::now();
-            run(&a, q);
-            ta.push(t.elapsed().as_secs_f64() * 1e3);
-            let t = Instant::now();
-            run(&b, q);
-            tb.push(t.elapsed().as_secs_f64() * 1e3);
+            for (c, v) in [(&a, &mut ta), (&b, &mut tb), (&d, &mut td)] {
+                let t = Instant::now();
+                run(c, q);
+                v.push(t.elapsed().as_secs_f64() * 1e3);
+            }
         }
-        let (x, y) = (median(ta), median(tb));
-        println!("{name:<6} encrypted {x:9.2} ms  plaintext {y:9.2} ms  ratio {:.3}", x / y);
+        let (x, y, z) = (median(ta), median(tb), median(td));
+        println!(
+            "{name:<6} plaintext {y:9.2} ms  encrypted {x:9.2} ms (ratio {:.3})  double {z:9.2} ms (ratio {:.3})",
+            x / y,
+            z / y
+        );
     }
-    drop((a, b));
+    drop((a, b, d));
     let _ = std::fs::remove_dir_all(&base);
 }

@@ -131,8 +131,15 @@ impl Cluster {
 
     /// Creates a new empty cluster directory whose first admin (AllDatabasesAdmin) is `admin`.
     pub fn init(dir: &Path, admin: &str) -> Result<Cluster> {
+        Cluster::init_with(dir, admin, false)
+    }
+
+    /// [`Cluster::init`], with double encryption (Azure's infrastructure encryption: a second
+    /// layer, another key and cipher, under Parquet's) when `double_encryption`. Chosen at
+    /// creation, as in Azure: it cannot be turned on or off later.
+    pub fn init_with(dir: &Path, admin: &str, double_encryption: bool) -> Result<Cluster> {
         Principal::parse(admin).map_err(RuntimeError::bad_request)?;
-        Cluster::init_in(Storage::create(dir)?, admin)
+        Cluster::init_in(Storage::create_with(dir, double_encryption)?, admin)
     }
 
     fn init_in(storage: Storage, admin: &str) -> Result<Cluster> {

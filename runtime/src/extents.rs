@@ -197,6 +197,7 @@ impl ExtentFiles {
             _ => why(err.kind().to_string()),
         })?;
         let decryption = self.storage.decryption(e).map_err(|err| why(err.to_string()))?;
+        let file = self.storage.layer_file(e, file).map_err(|err| why(err.to_string()))?;
         ParquetMetaDataReader::new().with_decryption_properties(decryption).parse_and_finish(&file).map_err(|err| why(err.to_string()))?;
         self.checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(e.id.clone());
         Ok(())
@@ -311,6 +312,18 @@ impl ExtentTable {
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         // Contiguous runs of extents of about equal rows, one per partition.
         let total: u64 = cold.iter().map(|e| e.rows).sum();
+        // Double-encrypted extents are read through the layer store (paths relative to it).
+        let layered = cold.iter().any(|e| e.layer_key.is_some());
+        let mut store_url = ObjectStoreUrl::local_filesystem();
+        if layered && let Some(keys) = files.storage.keyring() {
+            let host = keys.config().identity.rsplit('/').next().unwrap_or("cluster").to_string();
+            store_url = ObjectStoreUrl::parse(format!("kustodian://{host}"))?;
+            for e in cold {
+                files.storage.layer_file(e, File::open(files.path(e)?)?).map_err(|err| DataFusionError::Execution(err.to_string()))?;
+            }
+            let store = crate::keys::layer::LayerStore::new(&files.root, Arc::clone(keys))?;
+            state.runtime_env().register_object_store(store_url.as_ref(), Arc::new(store));
+        }
         let n = n.clamp(1, cold.len());
         let per = total.div_ceil(n as u64).max(1);
         let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new()];
@@ -321,7 +334,7 @@ impl ExtentTable {
                 in_group = 0;
             }
             let stats = Statistics::new_unknown(&self.schema).with_num_rows(Precision::Exact(e.rows as usize));
-            let path = files.path(e)?;
+            let path = if layered { PathBuf::from(&e.file) } else { files.path(e)? };
             let file = PartitionedFile::new(path.to_string_lossy().into_owned(), e.bytes).with_statistics(Arc::new(stats));
             if let Some(g) = groups.last_mut() {
                 g.push(file);
@@ -336,7 +349,7 @@ impl ExtentTable {
             }
             source = source.with_encryption_factory(Arc::new(crate::keys::ExtentEncryption(Arc::clone(keyring))));
         }
-        let config = FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), Arc::new(source))
+        let config = FileScanConfigBuilder::new(store_url, Arc::new(source))
             .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
             .with_statistics(Statistics::new_unknown(&self.schema).with_num_rows(Precision::Exact(total as usize)))
             .with_projection_indices(projection.cloned())?

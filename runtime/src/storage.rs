@@ -103,13 +103,17 @@ pub struct ExtentInfo {
     /// extent of a cluster made before encryption at rest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<WrappedKey>,
+    /// With double encryption, the key of the second layer under Parquet's (see
+    /// `crate::keys::layer`), wrapped by the platform key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer_key: Option<WrappedKey>,
 }
 
 impl ExtentInfo {
     /// A new extent's description: created now, no tags.
     pub fn new(id: String, file: String, rows: u64, bytes: u64, original_size: u64) -> ExtentInfo {
         let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
-        ExtentInfo { id, file, rows, bytes, original_size, min_created: now, max_created: now, tags: Vec::new(), key: None }
+        ExtentInfo { id, file, rows, bytes, original_size, min_created: now, max_created: now, tags: Vec::new(), key: None, layer_key: None }
     }
 }
 
@@ -149,6 +153,11 @@ impl Storage {
     /// Creates a new cluster in `dir` (created if missing). Fails if `dir` already holds a
     /// cluster or is a non-empty directory.
     pub fn create(dir: &Path) -> Result<Storage> {
+        Storage::create_with(dir, false)
+    }
+
+    /// [`Storage::create`], with double encryption (a second layer under Parquet's) or not.
+    pub fn create_with(dir: &Path, double_encryption: bool) -> Result<Storage> {
         if dir.join(MARKER_FILE).exists() {
             return Err(RuntimeError::bad_request(format!(
                 "'{}' already holds a Kustodian cluster",
@@ -167,7 +176,7 @@ impl Storage {
             }
         }
         fs::create_dir_all(dir.join(EXTENTS_DIR))?;
-        let keyring = Keyring::create(dir).map_err(key_error)?;
+        let keyring = Keyring::create(dir, double_encryption).map_err(key_error)?;
         let storage = Storage { root: dir.to_path_buf(), keyring: Some(Arc::new(keyring)) };
         let marker = Marker { format: FORMAT_NAME.to_string(), version: FORMAT_VERSION };
         storage.write_json_atomically(&dir.join(MARKER_FILE), &marker)?;
@@ -356,17 +365,23 @@ impl Storage {
             .create_new(true)
             .open(&tmp_path)
             .map_err(|e| self.io_error("write a new extent", &format!("{EXTENTS_DIR}/{TMP_PREFIX}{id}.{EXTENT_EXT}"), e))?;
-        let (encryption, key) = match &self.keyring {
-            Some(k) => match k.new_extent_key(&id) {
-                Ok((props, wrapped)) => (Some(props), Some(wrapped)),
-                Err(e) => {
-                    let _ = fs::remove_file(&tmp_path);
-                    return Err(key_error(e));
-                }
-            },
+        let keys = match &self.keyring {
+            Some(k) => k.new_extent_key(&id).and_then(|(props, wrapped)| Ok((Some(props), Some(wrapped), k.new_layer_key(&id)?))),
+            None => Ok((None, None, None)),
+        };
+        let (encryption, key, layer) = match keys {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp_path);
+                return Err(key_error(e));
+            }
+        };
+        let (layer_cipher, layer_key) = match layer {
+            Some((k, w)) => (Some(k), Some(w)),
             None => (None, None),
         };
         let props = extent_writer_properties(encryption);
+        let file = crate::keys::layer::LayerWriter::new(file, layer_cipher);
         let writer = match ArrowWriter::try_new(file, schema.clone(), Some(props)) {
             Ok(w) => w,
             Err(e) => {
@@ -384,6 +399,7 @@ impl Storage {
             rows: 0,
             original_size: 0,
             key,
+            layer_key,
         })
     }
 
@@ -408,6 +424,7 @@ impl Storage {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(e.into()),
             Err(e) => return Err(self.extent_error(ext, &e.to_string())),
         };
+        let file = self.layer_file(ext, file)?;
         let reader = ParquetRecordBatchReaderBuilder::try_new_with_options(file, self.reader_options(ext)?)
             .map_err(|e| self.extent_error(ext, &e.to_string()))?
             .with_batch_size(READ_BATCH_ROWS)
@@ -422,7 +439,7 @@ impl Storage {
 
     /// The Arrow schema stored in an extent (with field metadata), without reading its data.
     pub fn extent_schema(&self, ext: &ExtentInfo) -> Result<SchemaRef> {
-        let file = File::open(self.extent_path(ext)?)?;
+        let file = self.layer_file(ext, File::open(self.extent_path(ext)?)?)?;
         let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, self.reader_options(ext)?).map_err(parquet_err)?;
         Ok(builder.schema().clone())
     }
@@ -435,6 +452,24 @@ impl Storage {
             Some(d) => options.with_file_decryption_properties(d),
             None => options,
         })
+    }
+
+    /// An extent's file read through its second layer, if it has one.
+    pub fn layer_file(&self, ext: &ExtentInfo, file: File) -> Result<crate::keys::layer::LayerFile> {
+        let key = match (&ext.layer_key, &self.keyring) {
+            (None, _) => None,
+            (Some(w), Some(k)) => {
+                k.remember_layer(&ext.id, w);
+                k.layer_key(&ext.id).map_err(key_error)?
+            }
+            (Some(_), None) => {
+                return Err(RuntimeError::Internal(format!(
+                    "extent '{}' is double-encrypted, but the cluster's key configuration (encryption.json) is missing",
+                    ext.id
+                )));
+            }
+        };
+        crate::keys::layer::LayerFile::new(file, key).map_err(|e| self.extent_error(ext, &e.to_string()))
     }
 
     /// How to decrypt an extent (None: a plaintext extent); the keyring learns its wrapped key.
@@ -538,7 +573,7 @@ pub struct MetadataStamp {
 
 /// A streaming write of one extent; see [`Storage::extent_writer`].
 pub struct ExtentWriter {
-    writer: Option<ArrowWriter<File>>,
+    writer: Option<ArrowWriter<crate::keys::layer::LayerWriter>>,
     tmp_path: PathBuf,
     final_path: PathBuf,
     dir: PathBuf,
@@ -547,6 +582,7 @@ pub struct ExtentWriter {
     rows: u64,
     original_size: u64,
     key: Option<WrappedKey>,
+    layer_key: Option<WrappedKey>,
 }
 
 impl ExtentWriter {
@@ -572,7 +608,7 @@ impl ExtentWriter {
             .writer
             .take()
             .ok_or_else(|| RuntimeError::Internal("extent writer already finished".into()))?;
-        let file = writer.into_inner().map_err(parquet_err)?;
+        let file = writer.into_inner().map_err(parquet_err)?.into_file();
         let io = |e: std::io::Error| RuntimeError::Internal(format!("cannot write extent '{}' ('{}' in the cluster directory): {e}", self.id, self.file));
         file.sync_all().map_err(io)?;
         let bytes = file.metadata().map_err(io)?.len();
@@ -581,6 +617,7 @@ impl ExtentWriter {
         sync_dir_io(&self.dir).map_err(io)?;
         let mut info = ExtentInfo::new(self.id.clone(), self.file.clone(), self.rows, bytes, self.original_size);
         info.key = self.key.take();
+        info.layer_key = self.layer_key.take();
         Ok(info)
     }
 }

@@ -333,3 +333,40 @@ fn a_rotation_interrupted_between_its_steps_leaves_the_cluster_readable() {
     assert!(meta["databases"][0]["tables"][0]["extents"].as_array().unwrap().iter().all(|e| e["key"]["kek"]["version"] == version.as_str()));
     assert_eq!(run(&rt, &Cluster::open(&dir).unwrap(), "T | count").unwrap().row_count(), 1);
 }
+
+#[test]
+fn double_encryption_adds_a_second_layer_that_scans_read_through() {
+    let rt = rt();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("c");
+    let c = Cluster::init_with(&dir, ADMIN, true).unwrap();
+    for cmd in [".create database D", ".create table T (Name:string, Owner:string, V:long)"] {
+        run(&rt, &c, cmd).unwrap();
+    }
+    for i in 0..3 {
+        run(&rt, &c, &format!(".ingest inline into table T <|\nZebraSecretValue{i},aaduser=admin@contoso.com,{i}")).unwrap();
+    }
+    assert_eq!(policy_of(&rt, &c)["DoubleEncryption"], true);
+    assert_no_plaintext(&dir);
+    for (path, bytes) in files(&dir.join("extents")) {
+        // Not even Parquet's magic bytes show: the whole file is under the second layer.
+        assert!(!bytes.starts_with(b"PAR") && !bytes.ends_with(b"PARE") && !bytes.ends_with(b"PAR1"), "{}", path.display());
+    }
+    let c = Cluster::open(&dir).unwrap().with_hot_cache(16 << 20);
+    assert_eq!(rows(&run(&rt, &c, "T | where V >= 1 | summarize n = count(), s = sum(V)").unwrap()), ["2|3"]);
+    assert_eq!(rows(&run(&rt, &c, "T | where Name == 'ZebraSecretValue2' | project V").unwrap()), ["2"]);
+    // A customer key wraps the DEKs; the layer keys stay with the platform key.
+    let id = identity(&rt, &c);
+    vault(&tmp.path().join("vault"), &id);
+    use_key(&rt, &c, &tmp.path().join("vault"), None).unwrap();
+    assert_eq!(rows(&run(&rt, &Cluster::open(&dir).unwrap(), "T | summarize sum(V)").unwrap()), ["3"]);
+    // A flipped byte still fails (the inner layer's authentication), naming the extent.
+    let live = rows(&run(&rt, &c, ".show table T extents | project ExtentId").unwrap());
+    let victim = dir.join("extents").join(format!("{}.parquet", live[0]));
+    let mut bytes = std::fs::read(&victim).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x10;
+    std::fs::write(&victim, &bytes).unwrap();
+    let e = run(&rt, &Cluster::open(&dir).unwrap(), "T | summarize sum(V)").unwrap_err();
+    assert!(e.to_string().contains(&live[0]), "{e}");
+}

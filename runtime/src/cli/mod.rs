@@ -46,6 +46,10 @@ enum Command {
         /// Principal FQN made AllDatabasesAdmin, e.g. aaduser=alice@contoso.com.
         #[arg(long, value_name = "PRINCIPAL")]
         admin: String,
+        /// Double encryption: every extent file also encrypted as a whole, with another key and
+        /// cipher, under Parquet's encryption (cannot be changed later).
+        #[arg(long)]
+        double_encryption: bool,
     },
     /// Run a script: requests separated by blank lines, executed in order.
     Run {
@@ -241,7 +245,7 @@ impl SourceArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Init { data, admin } => init(&data, &admin),
+        Command::Init { data, admin, double_encryption } => init(&data, &admin, double_encryption),
         Command::Run {
             cluster,
             format,
@@ -292,8 +296,8 @@ fn output_failure(e: io::Error) -> Failure {
     Failure::new(ErrorCode::Internal, format!("cannot write output: {e}"))
 }
 
-fn init(dir: &Path, admin: &str) -> Result<bool, Failure> {
-    Cluster::init(dir, admin).map_err(|e| Failure::from(&e))?;
+fn init(dir: &Path, admin: &str, double_encryption: bool) -> Result<bool, Failure> {
+    Cluster::init_with(dir, admin, double_encryption).map_err(|e| Failure::from(&e))?;
     println!(
         "Initialized cluster in {} with {admin} as AllDatabasesAdmin",
         dir.display()

@@ -13,6 +13,8 @@
 //! * An unwrap that the vault refuses suspends the cluster ([`Keyring::suspension`]): decrypted
 //!   keys are dropped and every request is refused until access returns.
 
+pub mod layer;
+pub mod openbao;
 pub mod vault;
 
 use std::collections::HashMap;
@@ -150,6 +152,9 @@ pub struct Keyring {
     config: RwLock<EncryptionConfig>,
     wrapped: RwLock<HashMap<String, WrappedKey>>,
     deks: Mutex<HashMap<String, Arc<Vec<u8>>>>,
+    /// The second layer's keys of double-encrypted extents: wrapped, and unwrapped once.
+    layer_wrapped: RwLock<HashMap<String, WrappedKey>>,
+    layer_keys: Mutex<HashMap<String, layer::LayerKey>>,
     suspended: RwLock<Option<String>>,
     /// How many times the keyring suspended: a holder of decrypted caches compares it with the
     /// count it last saw and drops them when it changed.
@@ -200,7 +205,7 @@ struct Envelope {
 impl Keyring {
     /// A new cluster's keys: a platform vault in `dir` with a new RSA-3072 key, the cluster's
     /// identity, and the platform key in use.
-    pub fn create(dir: &Path) -> Result<Keyring, KeyError> {
+    pub fn create(dir: &Path, double_encryption: bool) -> Result<Keyring, KeyError> {
         let identity = format!("kustodian-cluster/{}", uuid::Uuid::new_v4());
         let vault_dir = dir.join(PLATFORM_VAULT);
         LocalVault::create(&vault_dir, true, true)?;
@@ -208,7 +213,7 @@ impl Keyring {
         vault.set_access(&identity, &vault::PERMISSIONS)?;
         vault.create_key(PLATFORM_KEY, 3072)?;
         let platform = KeySource { vault_uri: format!("platform:{PLATFORM_VAULT}"), key_name: PLATFORM_KEY.into(), key_version: None, customer: false, identity: None };
-        let config = EncryptionConfig { identity, key: platform.clone(), platform, double_encryption: false };
+        let config = EncryptionConfig { identity, key: platform.clone(), platform, double_encryption };
         write_config(dir, &config)?;
         Ok(Keyring::new(dir, config))
     }
@@ -233,6 +238,8 @@ impl Keyring {
             config: RwLock::new(config),
             wrapped: RwLock::default(),
             deks: Mutex::default(),
+            layer_wrapped: RwLock::default(),
+            layer_keys: Mutex::default(),
             suspended: RwLock::default(),
             suspensions: std::sync::atomic::AtomicU64::new(0),
             audit_lock: Mutex::default(),
@@ -271,8 +278,12 @@ impl Keyring {
         if let Some(path) = vault_uri.strip_prefix("file://") {
             return Ok(Box::new(LocalVault::open(Path::new(path), &identity)));
         }
+        if vault_uri.starts_with("openbao+") {
+            return Ok(Box::new(openbao::OpenBaoTransit::new(vault_uri, &identity)?));
+        }
         Err(KeyError::Invalid(format!(
-            "key vault '{vault_uri}' is not supported: a local vault is named file:///path/to/vault"
+            "key vault '{vault_uri}' is not supported: a local vault is file:///path/to/vault, OpenBao's transit engine \
+             openbao+http://host:port/mount"
         )))
     }
 
@@ -368,6 +379,7 @@ impl Keyring {
             self.audit("suspend", None, None, Err(&KeyError::AccessDenied(why)));
         }
         lock(&self.deks).clear();
+        lock(&self.layer_keys).clear();
         if first {
             self.suspensions.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             for f in lock(&self.on_suspend).iter() {
@@ -426,6 +438,42 @@ impl Keyring {
             write(&self.wrapped).insert(extent_id.to_string(), w.clone());
             lock(&self.deks).remove(extent_id);
         }
+    }
+
+    /// Records the wrapped layer key of a double-encrypted extent.
+    pub fn remember_layer(&self, extent_id: &str, w: &WrappedKey) {
+        if read(&self.layer_wrapped).get(extent_id) != Some(w) {
+            write(&self.layer_wrapped).insert(extent_id.to_string(), w.clone());
+            lock(&self.layer_keys).remove(extent_id);
+        }
+    }
+
+    /// A new extent's layer key, when the cluster double-encrypts: always wrapped by the
+    /// platform key (the infrastructure's), whatever key wraps the DEKs.
+    pub fn new_layer_key(&self, extent_id: &str) -> Result<Option<(layer::LayerKey, WrappedKey)>, KeyError> {
+        let config = self.config();
+        if !config.double_encryption {
+            return Ok(None);
+        }
+        let key: [u8; DEK_LEN] = random()?;
+        let kek = self.resolve(&config.platform)?;
+        let wrapped = self.wrap_for(&kek, &key, Some(&format!("extent {extent_id} (layer)")))?;
+        let k = layer::LayerKey::new(&key).ok_or_else(|| KeyError::Invalid("bad layer key".into()))?;
+        lock(&self.layer_keys).insert(extent_id.to_string(), k.clone());
+        Ok(Some((k, wrapped)))
+    }
+
+    /// An extent's layer key (None: the extent has one layer).
+    pub fn layer_key(&self, extent_id: &str) -> Result<Option<layer::LayerKey>, KeyError> {
+        let Some(w) = read(&self.layer_wrapped).get(extent_id).cloned() else { return Ok(None) };
+        self.check_not_suspended()?;
+        if let Some(k) = lock(&self.layer_keys).get(extent_id) {
+            return Ok(Some(k.clone()));
+        }
+        let raw = self.unwrap_for(&w, Some(&format!("extent {extent_id} (layer)")))?;
+        let k = layer::LayerKey::new(&raw).ok_or_else(|| KeyError::Invalid("a layer key is not 256 bits".into()))?;
+        lock(&self.layer_keys).insert(extent_id.to_string(), k.clone());
+        Ok(Some(k))
     }
 
     /// Whether an extent is encrypted (its DEK is known).
@@ -588,7 +636,7 @@ mod tests {
     #[test]
     fn wrap_unwrap_seal_open_and_revocation() {
         let dir = tempfile::tempdir().unwrap();
-        let ring = Keyring::create(dir.path()).unwrap();
+        let ring = Keyring::create(dir.path(), false).unwrap();
         let kek = ring.current_kek().unwrap();
         let dek: [u8; DEK_LEN] = random().unwrap();
         let w = ring.wrap_with(&kek, &dek).unwrap();
