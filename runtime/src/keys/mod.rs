@@ -13,6 +13,7 @@
 //! * An unwrap that the vault refuses suspends the cluster ([`Keyring::suspension`]): decrypted
 //!   keys are dropped and every request is refused until access returns.
 
+pub mod azure;
 pub mod layer;
 pub mod openbao;
 pub mod vault;
@@ -281,9 +282,12 @@ impl Keyring {
         if vault_uri.starts_with("openbao+") {
             return Ok(Box::new(openbao::OpenBaoTransit::new(vault_uri, &identity)?));
         }
+        if vault_uri.starts_with("https://") || vault_uri.starts_with("http://") {
+            return Ok(Box::new(azure::AzureKeyVault::new(vault_uri, &identity)?));
+        }
         Err(KeyError::Invalid(format!(
             "key vault '{vault_uri}' is not supported: a local vault is file:///path/to/vault, OpenBao's transit engine \
-             openbao+http://host:port/mount"
+             openbao+http://host:port/mount, Azure Key Vault https://name.vault.azure.net"
         )))
     }
 
