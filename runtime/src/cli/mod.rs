@@ -132,6 +132,8 @@ enum Command {
     /// Manage a local file key vault (customer-managed keys for `.alter cluster policy
     /// encryption`): create, add-key, grant, revoke, delete-key, recover-key, disable, enable.
     Vault(vault::VaultArgs),
+    /// Key pairs in a PKCS#11 token (an HSM): add-key, set-pin.
+    Hsm(vault::HsmArgs),
     /// Mint a token of the local dev issuer (trusted by `serve` without --config).
     Token(serve::TokenArgs),
     /// Generate the benchmark table T (and UserRegions) as CSV and Parquet, deterministically.
@@ -280,6 +282,7 @@ pub fn main() -> ExitCode {
         Command::Token(args) => serve::token(&args).map(|()| true),
         Command::Playground(args) => serve::playground(&args).map(|()| true),
         Command::Vault(args) => vault::vault(&args),
+        Command::Hsm(args) => vault::hsm(&args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -100,3 +100,57 @@ pub fn vault(args: &VaultArgs) -> Result<bool, Failure> {
     }
     Ok(true)
 }
+
+/// `kustodian hsm`: key pairs in a PKCS#11 token (an HSM; SoftHSM2), for
+/// `.alter cluster policy encryption` with a `pkcs11:` key vault URI.
+#[derive(Debug, Args)]
+pub struct HsmArgs {
+    #[command(subcommand)]
+    command: HsmCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum HsmCommand {
+    /// Generate an RSA key pair labelled NAME with the next version (the private key may not be
+    /// destroyed); prints the version.
+    AddKey {
+        /// pkcs11:/path/to/module.so?token=LABEL
+        #[arg(long)]
+        uri: String,
+        /// A file holding the token's user PIN.
+        #[arg(long)]
+        pin_file: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value_t = 2048)]
+        size: u64,
+    },
+    /// Change the token's user PIN.
+    SetPin {
+        #[arg(long)]
+        uri: String,
+        #[arg(long)]
+        pin_file: PathBuf,
+        /// A file holding the new PIN.
+        #[arg(long)]
+        new_pin_file: PathBuf,
+    },
+}
+
+pub fn hsm(args: &HsmArgs) -> Result<bool, Failure> {
+    use kustodian_runtime::keys::pkcs11::Pkcs11Token;
+    let fail = |e: kustodian_runtime::keys::KeyError| Failure::new(ErrorCode::BadRequest, e.to_string());
+    match &args.command {
+        HsmCommand::AddKey { uri, pin_file, name, size } => {
+            let token = Pkcs11Token::new(uri, &format!("pin-file:{}", pin_file.display())).map_err(fail)?;
+            println!("{}", token.create_key(name, *size).map_err(fail)?);
+        }
+        HsmCommand::SetPin { uri, pin_file, new_pin_file } => {
+            let token = Pkcs11Token::new(uri, &format!("pin-file:{}", pin_file.display())).map_err(fail)?;
+            let new = std::fs::read_to_string(new_pin_file)
+                .map_err(|e| Failure::new(ErrorCode::BadRequest, format!("cannot read '{}': {e}", new_pin_file.display())))?;
+            token.set_pin(new.trim()).map_err(fail)?;
+        }
+    }
+    Ok(true)
+}

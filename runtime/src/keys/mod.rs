@@ -16,6 +16,7 @@
 pub mod azure;
 pub mod layer;
 pub mod openbao;
+pub mod pkcs11;
 pub mod vault;
 
 use std::collections::HashMap;
@@ -279,6 +280,9 @@ impl Keyring {
         if let Some(path) = vault_uri.strip_prefix("file://") {
             return Ok(Box::new(LocalVault::open(Path::new(path), &identity)));
         }
+        if vault_uri.starts_with("pkcs11:") {
+            return Ok(Box::new(pkcs11::Pkcs11Token::new(vault_uri, &identity)?));
+        }
         if vault_uri.starts_with("openbao+") {
             return Ok(Box::new(openbao::OpenBaoTransit::new(vault_uri, &identity)?));
         }
@@ -287,7 +291,8 @@ impl Keyring {
         }
         Err(KeyError::Invalid(format!(
             "key vault '{vault_uri}' is not supported: a local vault is file:///path/to/vault, OpenBao's transit engine \
-             openbao+http://host:port/mount, Azure Key Vault https://name.vault.azure.net"
+             openbao+http://host:port/mount, Azure Key Vault https://name.vault.azure.net, a PKCS#11 token \
+             pkcs11:/path/to/module.so?token=LABEL"
         )))
     }
 
