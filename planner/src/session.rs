@@ -50,7 +50,19 @@ pub fn with_barrier_planner(state: SessionState) -> SessionState {
 /// start time it also fixes is never read: the binder folds `now()` to the request's instant
 /// and emits none of DataFusion's clock functions.
 pub fn session_state(config: datafusion::prelude::SessionConfig) -> SessionState {
-    let mut state = datafusion::execution::SessionStateBuilder::new()
+    use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+    use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+    // No spill files: an operator that would spill fails instead, so nothing a query holds
+    // ever lands in a plaintext temporary file (data at rest is always encrypted). The memory
+    // pool is unbounded, so no operator is asked to spill.
+    let runtime = RuntimeEnvBuilder::new()
+        .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled))
+        .build_arc();
+    let mut builder = datafusion::execution::SessionStateBuilder::new();
+    if let Ok(runtime) = runtime {
+        builder = builder.with_runtime_env(runtime);
+    }
+    let mut state = builder
         .with_config(config)
         .with_default_features()
         .with_optimizer_rules(optimizer_rules())

@@ -213,6 +213,26 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// [`Cluster::open`] for a long-lived process (a server): a cluster whose key is refused
+    /// opens suspended instead of failing, refuses every request with `ClusterSuspended`, and
+    /// loads its metadata at the first request after access returns.
+    pub fn open_or_suspended(dir: &Path) -> Result<Cluster> {
+        match Cluster::open(dir) {
+            Err(RuntimeError::Suspended(why)) => {
+                let storage = Storage::open(dir)?;
+                if let Some(keys) = storage.keyring() {
+                    keys.suspend(why);
+                }
+                let admin = Principal::parse("aaduser=suspended-cluster@kustodian.invalid").map_err(RuntimeError::Internal)?;
+                // No stamp, and a version no commit has: the first refresh after resumption
+                // loads the committed metadata in its place.
+                let placeholder = Meta { version: u64::MAX, ..Meta::default() };
+                Ok(Cluster::from_parts(State::new(placeholder, HashMap::new()), Some(storage), admin))
+            }
+            other => other,
+        }
+    }
+
     /// A new empty in-memory cluster (nothing is persisted) whose first admin is `admin`.
     pub fn in_memory(admin: &str, notes: &str) -> Result<Cluster> {
         let admin = Principal::parse(admin).map_err(RuntimeError::bad_request)?;

@@ -370,3 +370,65 @@ fn double_encryption_adds_a_second_layer_that_scans_read_through() {
     let e = run(&rt, &Cluster::open(&dir).unwrap(), "T | summarize sum(V)").unwrap_err();
     assert!(e.to_string().contains(&live[0]), "{e}");
 }
+
+/// Through the server: a revoked key answers 412 `PreconditionFailed` to every query, the
+/// encryption policy still says why, a server started while revoked is suspended too, and
+/// restoring access resumes both.
+#[cfg(feature = "server")]
+#[test]
+fn the_server_answers_412_while_suspended_and_resumes() {
+    use kustodian_runtime::server::config::ServerConfig;
+    use kustodian_runtime::server::{ServeOptions, Server};
+    let rt = rt();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("c");
+    let c = cluster(&rt, &dir);
+    let id = identity(&rt, &c);
+    let (v, _) = vault(&tmp.path().join("vault"), &id);
+    use_key(&rt, &c, &tmp.path().join("vault"), None).unwrap();
+    drop(c);
+    let serve = |cluster: std::sync::Arc<Cluster>| {
+        let mut opts = ServeOptions::new("127.0.0.1:0".parse().unwrap(), ServerConfig::default(), tmp.path().join("state"));
+        opts.no_auth_as = Some(ADMIN.into());
+        let server = rt.block_on(Server::start(cluster, opts)).unwrap();
+        let url = format!("http://127.0.0.1:{}", server.local_addr.port());
+        (server, url)
+    };
+    let query = |url: &str, csl: &str| {
+        rt.block_on(async {
+            let r = reqwest::Client::new().post(format!("{url}/v1/rest/mgmt")).json(&serde_json::json!({"db": "D", "csl": csl})).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        })
+    };
+    let long_lived = std::sync::Arc::new(Cluster::open_or_suspended(&dir).unwrap());
+    let (server, url) = serve(std::sync::Arc::clone(&long_lived));
+    assert_eq!(query(&url, "T | count").0, 200);
+    v.set_access(&id, &[]).unwrap();
+    let (server2, url2) = serve(std::sync::Arc::new(Cluster::open_or_suspended(&dir).unwrap()));
+    // The running server finds out at its periodic key check (`serve --key-check-interval`).
+    assert_eq!(long_lived.check_keys().unwrap_err().code(), ErrorCode::Suspended);
+    let other = Cluster::open(&dir).err().map(|e| e.code());
+    assert_eq!(other, Some(ErrorCode::Suspended));
+    for u in [&url, &url2] {
+        let (status, body) = query(u, "T | summarize max(Name)");
+        assert_eq!(status, 412, "{body}");
+        assert!(body.contains("PreconditionFailed") && body.contains("ClusterSuspendedException"), "{body}");
+        let (status, body) = query(u, ".show cluster policy encryption");
+        if u == &url {
+            // It knows its roles: the admin sees the state and why.
+            assert_eq!(status, 200, "{body}");
+            assert!(body.contains("Suspended") && body.contains("does not grant"), "{body}");
+        } else {
+            // Started while revoked, it never read its roles: it only says it is suspended.
+            assert_eq!(status, 412, "{body}");
+        }
+    }
+    // The server started while revoked is suspended for sure.
+    assert_eq!(query(&url2, "T | count").0, 412);
+    v.set_access(&id, &PERMISSIONS).unwrap();
+    let (status, body) = query(&url2, "T | summarize sum(V)");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("1332"), "{body}");
+    assert_eq!(query(&url, "T | count").0, 200);
+    drop((server, server2));
+}

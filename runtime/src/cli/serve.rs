@@ -159,7 +159,8 @@ pub fn serve(args: &ServeArgs) -> Result<(), Failure> {
         };
         let mut directory = None;
         let cluster = match &args.data {
-            Some(dir) => Cluster::open(dir),
+            // A revoked key suspends the server, which resumes when access returns.
+            Some(dir) => Cluster::open_or_suspended(dir),
             None => {
                 // The sample's people and groups: its roles and policies name groups by email,
                 // tokens carry group object ids.

@@ -141,6 +141,7 @@ pub(crate) fn is_read_only(kind: &CommandKind) -> bool {
     matches!(
         kind,
         CommandKind::ShowTables { .. }
+            | CommandKind::ShowEncryptionPolicy
             | CommandKind::ShowTablesSubset { .. }
             | CommandKind::ShowTable { .. }
             | CommandKind::ShowTableSchema { .. }
