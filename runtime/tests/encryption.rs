@@ -431,4 +431,11 @@ fn the_server_answers_412_while_suspended_and_resumes() {
     assert!(body.contains("1332"), "{body}");
     assert_eq!(query(&url, "T | count").0, 200);
     drop((server, server2));
+    // The server's audit log has the key events too: unwraps, the suspension, the resumption.
+    let log = std::fs::read_to_string(tmp.path().join("state").join("audit.log")).unwrap();
+    let keys: Vec<serde_json::Value> =
+        log.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).filter(|r| r["kind"] == "key").collect();
+    assert!(keys.iter().any(|r| r["key_event"]["event"] == "unwrapKey" && r["outcome"]["status"] == 200), "{log}");
+    assert!(keys.iter().any(|r| r["key_event"]["event"] == "suspend" && r["outcome"]["status"] == 412), "{log}");
+    assert!(keys.iter().any(|r| r["key_event"]["event"] == "resume"), "{log}");
 }

@@ -165,7 +165,12 @@ pub struct Keyring {
     audit_lock: Mutex<()>,
     /// Called when the keyring suspends (the cluster drops its decrypted caches).
     on_suspend: Mutex<Vec<Box<dyn Fn() + Send + Sync>>>,
+    /// Told of every key event (a server's audit log).
+    on_event: Mutex<Vec<KeyEventSink>>,
 }
+
+/// Receives key events: (event, key version, what for, outcome: `Succeeded` or the error).
+pub type KeyEventSink = Box<dyn Fn(&str, Option<&str>, Option<&str>, &str) + Send + Sync>;
 
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -246,6 +251,7 @@ impl Keyring {
             suspensions: std::sync::atomic::AtomicU64::new(0),
             audit_lock: Mutex::default(),
             on_suspend: Mutex::default(),
+            on_event: Mutex::default(),
         }
     }
 
@@ -258,6 +264,11 @@ impl Keyring {
         write_config(&self.dir, &config)?;
         *write(&self.config) = config;
         Ok(())
+    }
+
+    /// Tells `sink` of every key event from now on (besides the key audit log).
+    pub fn on_event(&self, sink: KeyEventSink) {
+        lock(&self.on_event).push(sink);
     }
 
     /// Called (once per suspension) when the keyring suspends.
@@ -315,12 +326,20 @@ impl Keyring {
     /// rotation, refusal, suspension and resumption, with the key version and what it was for.
     /// Never a key. A failure to write is reported on stderr: the operation it records is done.
     pub fn audit(&self, event: &str, kek: Option<&KeyId>, subject: Option<&str>, outcome: Result<(), &KeyError>) {
+        let outcome = match outcome {
+            Ok(()) => "Succeeded".to_string(),
+            Err(e) => e.to_string(),
+        };
+        let key = kek.map(ToString::to_string);
+        for sink in lock(&self.on_event).iter() {
+            sink(event, key.as_deref(), subject, &outcome);
+        }
         let line = serde_json::json!({
             "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             "event": event,
-            "key": kek.map(ToString::to_string),
+            "key": key,
             "subject": subject,
-            "outcome": match outcome { Ok(()) => "Succeeded".to_string(), Err(e) => e.to_string() },
+            "outcome": outcome,
             "pid": std::process::id(),
         });
         let mut text = line.to_string();

@@ -24,6 +24,9 @@ use sha2::{Digest, Sha256};
 pub enum RequestKind {
     Query,
     Command,
+    /// A use of an encryption key (wrap, unwrap, rotation, suspension...): `text_sha256` is
+    /// of the event's description, `outcome.code` the event or the error.
+    Key,
 }
 
 /// How a request ended.
@@ -70,6 +73,17 @@ pub struct AuditRecord {
     /// Set when the record was too long for one line and its lists were dropped.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
+    /// For a key event: the event, the key version, what it was for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_event: Option<KeyEvent>,
+}
+
+/// A use of an encryption key, as an audit record holds it.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyEvent {
+    pub event: String,
+    pub key: Option<String>,
+    pub subject: Option<String>,
 }
 
 /// Lower-case hex SHA-256 of a request's text.
@@ -94,6 +108,7 @@ impl AuditRecord {
             outcome,
             duration_ms: 0,
             truncated: false,
+            key_event: None,
         }
     }
 

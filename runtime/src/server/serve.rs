@@ -84,7 +84,23 @@ impl Server {
         };
         let network = NetworkPolicy::from_config(&opts.config.network).map_err(|e| RuntimeError::bad_request(e.to_string()))?;
         std::fs::create_dir_all(&opts.state_dir)?;
-        let audit = Some(AuditLog::open(&opts.config.audit.path_in(&opts.state_dir))?);
+        let audit_path = opts.config.audit.path_in(&opts.state_dir);
+        let audit = Some(AuditLog::open(&audit_path)?);
+        if let Some(keys) = cluster.keyring() {
+            // Every use of a key is a line of the audit log too (appends from another handle
+            // are safe: one O_APPEND write per line).
+            let log = AuditLog::open(&audit_path)?;
+            keys.on_event(Box::new(move |event, key, subject, outcome| {
+                let text = format!("{event} {} {}", key.unwrap_or("-"), subject.unwrap_or("-"));
+                let status = if outcome == "Succeeded" { 200 } else { 412 };
+                let code = if outcome == "Succeeded" { format!("{event}:Succeeded") } else { format!("{event}:{outcome}") };
+                let mut r = super::audit::AuditRecord::new(uuid::Uuid::new_v4().to_string(), &text, super::audit::RequestKind::Key, super::audit::Outcome::failed(status, code));
+                r.key_event = Some(super::audit::KeyEvent { event: event.into(), key: key.map(str::to_string), subject: subject.map(str::to_string) });
+                if let Err(e) = log.append(&r) {
+                    tracing::error!("audit log: {e}");
+                }
+            }));
+        }
         let state = Arc::new(ServerState {
             cluster,
             auth,
