@@ -7,9 +7,11 @@
 //! keys are PKCS#8 DER; they never leave the vault: callers wrap and unwrap through it, with
 //! RSA-OAEP (SHA-256) from aws-lc-rs.
 
+use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::{KeySize, OAEP_SHA256_MGF1SHA256, OaepPrivateDecryptingKey, OaepPublicEncryptingKey, PrivateDecryptingKey};
@@ -97,11 +99,27 @@ impl LocalVault {
         format!("file://{}", abs.display())
     }
 
+    /// The vault file, parsed once per version of it (a change replaces the file: its
+    /// modification time and size are the version).
     fn load(&self) -> Result<VaultFile, KeyError> {
+        type Parsed = HashMap<PathBuf, (Option<std::time::SystemTime>, u64, VaultFile)>;
+        static PARSED: OnceLock<Mutex<Parsed>> = OnceLock::new();
         let path = self.dir.join(VAULT_FILE);
-        let text = fs::read_to_string(&path)
-            .map_err(|e| KeyError::Unavailable(format!("cannot read the key vault '{}': {e}", self.dir.display())))?;
-        serde_json::from_str(&text).map_err(|e| KeyError::Invalid(format!("the key vault '{}' is corrupt: {e}", self.dir.display())))
+        let unreadable = |e: std::io::Error| KeyError::Unavailable(format!("cannot read the key vault '{}': {e}", self.dir.display()));
+        let meta = fs::metadata(&path).map_err(unreadable)?;
+        let stamp = (meta.modified().ok(), meta.len());
+        let cache = PARSED.get_or_init(Mutex::default);
+        if let Some((m, l, v)) = cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&path)
+            && (*m, *l) == stamp
+            && m.is_some()
+        {
+            return Ok(v.clone());
+        }
+        let text = fs::read_to_string(&path).map_err(unreadable)?;
+        let v: VaultFile =
+            serde_json::from_str(&text).map_err(|e| KeyError::Invalid(format!("the key vault '{}' is corrupt: {e}", self.dir.display())))?;
+        cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(path, (stamp.0, stamp.1, v.clone()));
+        Ok(v)
     }
 
     fn save(&self, v: &VaultFile) -> Result<(), KeyError> {
