@@ -201,7 +201,13 @@ impl Cluster {
                 let _ = storage.garbage_collect(&live, &lock);
             }
         }
-        let Committed { meta, broken, stamp } = load_committed(&storage)?;
+        // Whoever opens the directory is its operator: a suspension says why.
+        let Committed { meta, broken, stamp } = load_committed(&storage).map_err(|e| match e {
+            RuntimeError::Suspended(generic) => {
+                RuntimeError::Suspended(storage.keyring().and_then(|k| k.suspension()).unwrap_or(generic))
+            }
+            other => other,
+        })?;
         let admin = meta
             .cluster_roles
             .iter()
@@ -398,11 +404,15 @@ impl Cluster {
                 in_use.push(w.kek.clone());
             }
         }
-        let current = keys.current_kek().map_err(crate::storage::key_error);
-        if let Err(e) = &current {
-            keys.suspend(e.to_string());
-        }
-        let current = current?;
+        let current = match keys.current_kek() {
+            Ok(k) => k,
+            Err(e) => {
+                if matches!(e, crate::keys::KeyError::AccessDenied(_) | crate::keys::KeyError::NotFound(_)) {
+                    keys.suspend(format!("the cluster cannot use its key: {e}"));
+                }
+                return Err(crate::storage::key_error(e));
+            }
+        };
         if !in_use.contains(&current) {
             in_use.push(current);
         }

@@ -136,10 +136,16 @@ pub struct Storage {
     keyring: Option<Arc<Keyring>>,
 }
 
-/// A key failure as the engine reports it: a refused or missing key suspends the cluster.
+/// What a caller is told of a suspension: not which vault, key or identity refused (that is
+/// the cluster admins', in `.show cluster policy encryption`, and the audit logs').
+pub const SUSPENDED: &str = "the cluster cannot use its encryption key (access to it was refused or it is gone); an AllDatabasesAdmin or \
+                             AllDatabasesMonitor sees why with .show cluster policy encryption";
+
+/// A key failure as the engine reports it to a caller: a refused or missing key suspends the
+/// cluster, and says so without the key's details.
 pub fn key_error(e: KeyError) -> RuntimeError {
     match e {
-        KeyError::AccessDenied(m) | KeyError::NotFound(m) => RuntimeError::Suspended(m),
+        KeyError::AccessDenied(_) | KeyError::NotFound(_) => RuntimeError::Suspended(SUSPENDED.into()),
         KeyError::Invalid(m) | KeyError::Unavailable(m) => RuntimeError::Internal(m),
     }
 }

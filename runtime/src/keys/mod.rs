@@ -623,7 +623,13 @@ impl KeyRetriever for Retriever {
         self.0
             .dek(id)
             .map(|d| d.as_ref().clone())
-            .map_err(|e| datafusion::parquet::errors::ParquetError::General(format!("the key of extent '{id}' is not available: {e}")))
+            .map_err(|e| match e {
+                // The reason is the admins' (`.show cluster policy encryption`), not the caller's.
+                KeyError::AccessDenied(_) | KeyError::NotFound(_) => {
+                    datafusion::parquet::errors::ParquetError::General(format!("the key of extent '{id}' is not available: the cluster is suspended"))
+                }
+                other => datafusion::parquet::errors::ParquetError::General(format!("the key of extent '{id}' is not available: {other}")),
+            })
     }
 }
 
