@@ -206,15 +206,26 @@ fn tampered_and_truncated_extents_fail_with_the_extent_named() {
     drop(c);
     let id = live[0].clone();
     let victim = &dir.join("extents").join(format!("{id}.parquet"));
-    let mut bytes = std::fs::read(victim).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0x01;
+    let original = std::fs::read(victim).unwrap();
+    let mid = original.len() / 2;
+    let every_column = "T | summarize sum(V), max(Name), max(Owner)";
+    // A byte of the footer: its tag fails when the extent is first opened; the error names it.
+    let mut bytes = original.clone();
+    let n = bytes.len();
+    bytes[n - 20] ^= 0x01;
     std::fs::write(victim, &bytes).unwrap();
     let c = Cluster::open(&dir).unwrap();
-    // Every column read, so the flipped byte is in a page the query decrypts.
-    let every_column = "T | summarize sum(V), max(Name), max(Owner)";
     let e = run(&rt, &c, every_column).unwrap_err();
     assert!(e.to_string().contains(&id), "the error names the extent: {e}");
+    // A byte of the first column chunk (right after the magic): its page fails its tag when a
+    // query decrypts it. (Each module is authenticated when it is read: a byte of the page
+    // index goes unnoticed by a query that does not read the index.)
+    let mut bytes = original.clone();
+    bytes[20] ^= 0x01;
+    std::fs::write(victim, &bytes).unwrap();
+    let c = Cluster::open(&dir).unwrap();
+    let e = run(&rt, &c, every_column).unwrap_err();
+    assert!(e.to_string().contains("decrypting page header"), "{e}");
     // Replaced by a valid plaintext Parquet file of the same schema: refused, not read.
     {
         use datafusion::arrow::array::{Int64Array, StringArray};
@@ -377,8 +388,8 @@ fn double_encryption_adds_a_second_layer_that_scans_read_through() {
     let live = rows(&run(&rt, &c, ".show table T extents | project ExtentId").unwrap());
     let victim = dir.join("extents").join(format!("{}.parquet", live[0]));
     let mut bytes = std::fs::read(&victim).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0x10;
+    let n = bytes.len();
+    bytes[n - 20] ^= 0x10;
     std::fs::write(&victim, &bytes).unwrap();
     let e = run(&rt, &Cluster::open(&dir).unwrap(), "T | summarize sum(V), max(Name), max(Owner)").unwrap_err();
     assert!(e.to_string().contains(&live[0]), "{e}");

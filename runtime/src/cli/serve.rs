@@ -146,6 +146,26 @@ pub fn token(args: &TokenArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Runs `task` on the cluster every `secs` seconds (never when 0), from `secs` from now.
+fn every<F, Fut>(cluster: &Arc<Cluster>, secs: u64, task: F)
+where
+    F: Fn(Arc<Cluster>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    if secs == 0 {
+        return;
+    }
+    let c = Arc::clone(cluster);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(secs));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            task(Arc::clone(&c)).await;
+        }
+    });
+}
+
 pub fn serve(args: &ServeArgs) -> Result<(), Failure> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| Failure::new(ErrorCode::Internal, e.to_string()))?;
     runtime.block_on(async {
@@ -182,32 +202,16 @@ pub fn serve(args: &ServeArgs) -> Result<(), Failure> {
         opts.max_concurrent = args.max_concurrent;
         let scheme = if opts.tls.is_some() { "https" } else { "http" };
         let cluster = Arc::new(cluster);
-        // Retention runs as time passes, not only at open and on its command.
-        if args.data.is_some() && args.retention_interval > 0 {
-            let c = Arc::clone(&cluster);
-            let every = Duration::from_secs(args.retention_interval);
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(every);
-                tick.tick().await;
-                loop {
-                    tick.tick().await;
-                    // A failure (another writer's conflict, a read-only directory) waits for the
-                    // next tick; nothing was changed.
-                    let _ = c.enforce_retention().await;
-                }
+        if args.data.is_some() {
+            // Retention runs as time passes, not only at open and on its command. A failure
+            // (another writer's conflict, a read-only directory) waits for the next tick;
+            // nothing was changed.
+            every(&cluster, args.retention_interval, |c| async move {
+                let _ = c.enforce_retention().await;
             });
-        }
-        // Key access: a revoked key suspends the cluster, a restored one resumes it.
-        if args.data.is_some() && args.key_check_interval > 0 {
-            let c = Arc::clone(&cluster);
-            let every = Duration::from_secs(args.key_check_interval);
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(every);
-                tick.tick().await;
-                loop {
-                    tick.tick().await;
-                    let _ = c.check_keys();
-                }
+            // Key access: a revoked key suspends the cluster, a restored one resumes it.
+            every(&cluster, args.key_check_interval, |c| async move {
+                let _ = c.check_keys();
             });
         }
         let server = Server::start(cluster, opts).await.map_err(|e| Failure::new(e.code(), e.to_string()))?;

@@ -190,6 +190,21 @@ fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     m.write().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// A secret an identity names: `<file_prefix>/path` (a file holding it, read at every use, so a
+/// new one is picked up) or `env:NAME`. `what` names it in errors (`the OpenBao token`).
+pub(crate) fn secret(identity: &str, file_prefix: &str, what: &str, vault: &str) -> Result<String, KeyError> {
+    let s = if let Some(path) = identity.strip_prefix(file_prefix) {
+        std::fs::read_to_string(path).map_err(|e| KeyError::AccessDenied(format!("cannot read {what} from '{path}': {e}")))?
+    } else if let Some(var) = identity.strip_prefix("env:") {
+        std::env::var(var).map_err(|_| KeyError::AccessDenied(format!("the environment variable '{var}' holding {what} is not set")))?
+    } else {
+        return Err(KeyError::Invalid(format!(
+            "the identity toward '{vault}' must name {what}: userIdentity '{file_prefix}/path' or 'env:NAME'"
+        )));
+    };
+    Ok(s.trim().to_string())
+}
+
 /// Random bytes from aws-lc's generator.
 pub fn random<const N: usize>() -> Result<[u8; N], KeyError> {
     let mut b = [0u8; N];

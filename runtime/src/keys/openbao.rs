@@ -39,17 +39,7 @@ impl OpenBaoTransit {
     }
 
     fn token(&self) -> Result<String, KeyError> {
-        let t = if let Some(path) = self.identity.strip_prefix("token-file:") {
-            std::fs::read_to_string(path).map_err(|e| KeyError::AccessDenied(format!("cannot read the OpenBao token file '{path}': {e}")))?
-        } else if let Some(var) = self.identity.strip_prefix("env:") {
-            std::env::var(var).map_err(|_| KeyError::AccessDenied(format!("the environment variable '{var}' holding the OpenBao token is not set")))?
-        } else {
-            return Err(KeyError::Invalid(format!(
-                "the identity toward OpenBao '{}' must name its token: userIdentity 'token-file:/path' or 'env:NAME'",
-                self.uri
-            )));
-        };
-        Ok(t.trim().to_string())
+        super::secret(&self.identity, "token-file:", "the OpenBao token", &self.uri)
     }
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, KeyError> {

@@ -59,17 +59,7 @@ impl Pkcs11Token {
     }
 
     fn pin(&self) -> Result<String, KeyError> {
-        let pin = if let Some(path) = self.identity.strip_prefix("pin-file:") {
-            std::fs::read_to_string(path).map_err(|e| KeyError::AccessDenied(format!("cannot read the PIN file '{path}': {e}")))?
-        } else if let Some(var) = self.identity.strip_prefix("env:") {
-            std::env::var(var).map_err(|_| KeyError::AccessDenied(format!("the environment variable '{var}' holding the PIN is not set")))?
-        } else {
-            return Err(KeyError::Invalid(format!(
-                "the identity toward the PKCS#11 token '{}' must name its PIN: userIdentity 'pin-file:/path' or 'env:NAME'",
-                self.uri
-            )));
-        };
-        Ok(pin.trim().to_string())
+        super::secret(&self.identity, "pin-file:", "the token's PIN", &self.uri)
     }
 
     /// A logged-in session on the token.

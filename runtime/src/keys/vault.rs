@@ -205,23 +205,22 @@ impl LocalVault {
         self.save(&v)
     }
 
-    /// Soft-deletes a key (refused without soft delete: the vault would lose it for good).
+    /// Soft-deletes a key (recoverable until purged).
     pub fn delete_key(&self, name: &str) -> Result<(), KeyError> {
-        let mut v = self.load()?;
-        let Some(k) = v.keys.iter_mut().find(|k| k.name.eq_ignore_ascii_case(name)) else {
-            return Err(KeyError::NotFound(format!("key '{name}' is not in the vault")));
-        };
-        k.deleted = true;
-        self.save(&v)
+        self.set_deleted(name, true)
     }
 
     /// Recovers a soft-deleted key.
     pub fn recover_key(&self, name: &str) -> Result<(), KeyError> {
+        self.set_deleted(name, false)
+    }
+
+    fn set_deleted(&self, name: &str, deleted: bool) -> Result<(), KeyError> {
         let mut v = self.load()?;
         let Some(k) = v.keys.iter_mut().find(|k| k.name.eq_ignore_ascii_case(name)) else {
             return Err(KeyError::NotFound(format!("key '{name}' is not in the vault")));
         };
-        k.deleted = false;
+        k.deleted = deleted;
         self.save(&v)
     }
 
