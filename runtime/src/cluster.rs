@@ -390,6 +390,24 @@ impl Cluster {
         Ok(())
     }
 
+    /// What names the damaged extent when a scan of these tables fails to decrypt a page: reads
+    /// their extents again, one by one, and names the first that fails.
+    pub(crate) fn diagnose(&self, tables: &[kustodian_planner::TableAccess]) -> Option<crate::output::Diagnose> {
+        // Cheap here (an Arc and the table names): the extents are looked at only on failure.
+        let files = Arc::clone(self.files.as_ref()?);
+        let snap = self.snapshot();
+        let tables: Vec<(String, String)> = tables.iter().map(|t| (t.database.clone(), t.table.clone())).collect();
+        Some(Arc::new(move || {
+            tables.iter().find_map(|(d, t)| {
+                let db = snap.meta.db(d)?;
+                let extents = db.table(t).map(|tm| &tm.extents).or_else(|| db.materialized_view(t).map(|v| &v.extents))?;
+                extents.iter().find_map(|e| {
+                    files.read(e).err().map(|err| format!("extent '{}' ('{}' in the cluster directory) is damaged or was tampered with ({err})", e.id, e.file))
+                })
+            })
+        }))
+    }
+
     /// Checks that the cluster can still use every key its data needs (the current key and the
     /// keys that wrapped its extents' DEKs): a refusal suspends it (and this returns the
     /// suspension), an answer resumes it. A server calls it periodically; every request of a
@@ -619,7 +637,7 @@ impl Cluster {
     pub(crate) async fn stream_plan(&self, planned: &PlannedQuery) -> Result<QueryStream> {
         let (_, physical) = self.physical(planned).await?;
         let stream = ordered_stream(Arc::clone(physical.plan()), Arc::clone(physical.task()))?;
-        Ok(QueryStream::engine(planned.schema.clone(), stream).reading(&planned.tables, &planned.policies))
+        Ok(QueryStream::engine(planned.schema.clone(), stream).reading(&planned.tables, &planned.policies).diagnosing(self.diagnose(&planned.tables)))
     }
 
 }

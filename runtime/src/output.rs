@@ -37,7 +37,14 @@ pub struct QueryStream {
     pub policies: Vec<String>,
     arrow: SchemaRef,
     source: Source,
+    /// Names the damaged extent behind a failed decryption (see [`Diagnose`]).
+    diagnose: Option<Diagnose>,
 }
+
+/// Finds which extent of the tables a query read fails to decrypt: run only when a scan failed
+/// to decrypt a page (DataFusion's error does not say which file), it reads the extents again
+/// one by one.
+pub(crate) type Diagnose = std::sync::Arc<dyn Fn() -> Option<String> + Send + Sync>;
 
 enum Source {
     Ready(std::vec::IntoIter<RecordBatch>),
@@ -48,13 +55,26 @@ impl QueryStream {
     /// A stream over a result that is already in memory (command results).
     pub fn ready(output: QueryOutput) -> Self {
         let arrow = output.schema.arrow_schema();
-        QueryStream { schema: output.schema, tables: Vec::new(), policies: Vec::new(), arrow, source: Source::Ready(output.batches.into_iter()) }
+        QueryStream {
+            schema: output.schema,
+            tables: Vec::new(),
+            policies: Vec::new(),
+            arrow,
+            source: Source::Ready(output.batches.into_iter()),
+            diagnose: None,
+        }
     }
 
     /// A stream over an executing plan.
     pub(crate) fn engine(schema: KqlSchema, stream: SendableRecordBatchStream) -> Self {
         let arrow = schema.arrow_schema();
-        QueryStream { schema, tables: Vec::new(), policies: Vec::new(), arrow, source: Source::Engine(stream) }
+        QueryStream { schema, tables: Vec::new(), policies: Vec::new(), arrow, source: Source::Engine(stream), diagnose: None }
+    }
+
+    /// Names the damaged extent when a scan fails to decrypt.
+    pub(crate) fn diagnosing(mut self, diagnose: Option<Diagnose>) -> Self {
+        self.diagnose = diagnose;
+        self
     }
 
     /// Records what the request read and which policies applied (for an audit log).
@@ -74,7 +94,15 @@ impl QueryStream {
                 Source::Ready(it) => it.next()?,
                 Source::Engine(s) => match s.next().await? {
                     Ok(b) => b,
-                    Err(e) => return Some(Err(e.into())),
+                    Err(e) => {
+                        let text = e.to_string();
+                        if text.contains("decrypt")
+                            && let Some(found) = self.diagnose.as_ref().and_then(|d| blocking(|| d()))
+                        {
+                            return Some(Err(crate::error::RuntimeError::Internal(format!("{found}: {text}"))));
+                        }
+                        return Some(Err(e.into()));
+                    }
                 },
             };
             if batch.num_rows() > 0 {
@@ -90,6 +118,15 @@ impl QueryStream {
             batches.push(b?);
         }
         Ok(QueryOutput { schema: self.schema, batches })
+    }
+}
+
+/// Runs blocking work from async code: through `block_in_place` on a multi-threaded runtime
+/// (other tasks move to other workers), directly elsewhere.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 

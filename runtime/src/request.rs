@@ -358,7 +358,8 @@ impl Cluster {
     async fn stream_optimized(&self, optimized: &OptimizedQuery) -> Result<QueryStream> {
         let physical = self.pipeline.physical(&optimized.optimized).await?;
         Ok(QueryStream::engine(optimized.schema.clone(), ordered_stream(Arc::clone(physical.plan()), Arc::clone(physical.task()))?)
-            .reading(&optimized.tables, &optimized.policies))
+            .reading(&optimized.tables, &optimized.policies)
+            .diagnosing(self.diagnose(&optimized.tables)))
     }
 
     /// Plans an optimized query physically, ready to run.

@@ -226,6 +226,7 @@ fn tampered_and_truncated_extents_fail_with_the_extent_named() {
     let c = Cluster::open(&dir).unwrap();
     let e = run(&rt, &c, every_column).unwrap_err();
     assert!(e.to_string().contains("decrypting page header"), "{e}");
+    assert!(e.to_string().contains(&format!("extent '{id}'")) && e.to_string().contains("tampered"), "the error names the extent: {e}");
     // Replaced by a valid plaintext Parquet file of the same schema: refused, not read.
     {
         use datafusion::arrow::array::{Int64Array, StringArray};
