@@ -134,12 +134,13 @@ impl Cluster {
         let snap = self.snapshot();
         let opts = RequestOptions { database: Some(database.to_string()), identity: Some(by.clone()), ..Default::default() };
         let (caller, _) = self.request_context(&opts, database)?;
+        // Forbidden before "does not exist", and before "has no policy": only a caller who may
+        // see the database's metadata learns either.
+        crate::auth::authorize(&snap.meta, &caller, &Action::ShowDatabase(database), &format!("show the policies of database '{database}'"))?;
         let Some(db) = snap.meta.db(database) else {
-            crate::auth::authorize(&snap.meta, &caller, &Action::ReadDatabase(database), &format!("query database '{database}'"))?;
             return Err(RuntimeError::bad_request(format!("database '{database}' does not exist")));
         };
-        let functions: Vec<(String, String, String)> =
-            db.functions.iter().map(|f| (f.name.clone(), f.parameters.clone(), f.body.clone())).collect();
+        let functions = stored_functions(db);
         let identity_fns = identity_functions(&functions);
         let mut out = Vec::new();
         for t in &db.tables {
@@ -192,7 +193,7 @@ impl Cluster {
 
 impl Cluster {
     /// The first cell of a probe's answer, as a number (a boolean is 0 or 1).
-    async fn probe_value(&self, text: String, opts: &RequestOptions, view: &View) -> Result<Option<i64>> {
+    pub(crate) async fn probe_value(&self, text: String, opts: &RequestOptions, view: &View) -> Result<Option<i64>> {
         use datafusion::arrow::array::{Array, BooleanArray, Int64Array};
         let prepared = self.prepare_view(&text, opts, view.clone()).await?;
         let out = self.run_prepared(&prepared).await?;
@@ -204,6 +205,11 @@ impl Cluster {
         }
         Ok(c.as_any().downcast_ref::<Int64Array>().and_then(|a| (!a.is_null(0)).then(|| a.value(0))))
     }
+}
+
+/// A database's stored functions as (name, parameters, body).
+pub(crate) fn stored_functions(db: &crate::meta::DatabaseMeta) -> Vec<(String, String, String)> {
+    db.functions.iter().map(|f| (f.name.clone(), f.parameters.clone(), f.body.clone())).collect()
 }
 
 /// The stored functions whose value depends on identity: their body calls an identity function

@@ -315,12 +315,22 @@ impl ExtentTable {
         // Double-encrypted extents are read through the layer store (paths relative to it).
         let layered = cold.iter().any(|e| e.layer_key.is_some());
         let mut store_url = ObjectStoreUrl::local_filesystem();
+        if let Some(keys) = files.storage.keyring() {
+            // The keyring learns each extent's wrapped keys; they are unwrapped when a file is
+            // read (by its key metadata, or by the layer store), each once per process.
+            keys.check_not_suspended().map_err(|err| DataFusionError::Execution(crate::storage::key_error(err).to_string()))?;
+            for e in cold {
+                if let Some(w) = &e.key {
+                    keys.remember(&e.id, w);
+                }
+                if let Some(w) = &e.layer_key {
+                    keys.remember_layer(&e.id, w);
+                }
+            }
+        }
         if layered && let Some(keys) = files.storage.keyring() {
             let host = keys.config().identity.rsplit('/').next().unwrap_or("cluster").to_string();
             store_url = ObjectStoreUrl::parse(format!("kustodian://{host}"))?;
-            for e in cold {
-                files.storage.layer_file(e, File::open(files.path(e)?)?).map_err(|err| DataFusionError::Execution(err.to_string()))?;
-            }
             let store = crate::keys::layer::LayerStore::new(&files.root, Arc::clone(keys))?;
             state.runtime_env().register_object_store(store_url.as_ref(), Arc::new(store));
         }
@@ -344,9 +354,6 @@ impl ExtentTable {
         let mut source = ParquetSource::new(Arc::clone(&self.schema));
         if let Some(keyring) = files.storage.keyring() {
             // Encrypted extents: each file's DEK, by the extent id in its key metadata.
-            for e in cold {
-                files.storage.decryption(e).map_err(|err| DataFusionError::Execution(err.to_string()))?;
-            }
             source = source.with_encryption_factory(Arc::new(crate::keys::ExtentEncryption(Arc::clone(keyring))));
         }
         let config = FileScanConfigBuilder::new(store_url, Arc::new(source))

@@ -16,7 +16,7 @@ use kustodian_planner::Principal;
 use crate::auth::{Action, Needs, allows, check};
 use crate::catalog::Unpoliced;
 use crate::cluster::Cluster;
-use crate::coverage::{IDENTITY_FUNCTIONS, Names, PolicyBranches, analyse, identity_functions, strip_braces};
+use crate::coverage::{IDENTITY_FUNCTIONS, Names, PolicyBranches, analyse, identity_functions, stored_functions, strip_braces};
 use crate::error::Result;
 use crate::meta::{DatabaseMeta, Meta, RoleAssignment};
 use crate::request::{Identity, RequestOptions, View};
@@ -275,8 +275,7 @@ impl Cluster {
         let Some(db) = snap.meta.db(database) else {
             return Err(crate::error::RuntimeError::bad_request(format!("database '{database}' does not exist")));
         };
-        let functions: Vec<(String, String, String)> =
-            db.functions.iter().map(|f| (f.name.clone(), f.parameters.clone(), f.body.clone())).collect();
+        let functions = stored_functions(db);
         let identity_fns = identity_functions(&functions);
         let people = identities(&snap.meta, db, known);
         let mut findings = Vec::new();
@@ -324,12 +323,8 @@ impl Cluster {
     /// The first cell of a query's answer as a number, run as `who` seeing the tables `view`
     /// shows; None when the query fails (a principal who may not read the table).
     async fn lint_count(&self, text: &str, database: &str, who: &Identity, view: View) -> Option<i64> {
-        use datafusion::arrow::array::{Array, Int64Array};
         let opts = RequestOptions { database: Some(database.to_string()), identity: Some(who.clone()), ..Default::default() };
-        let prepared = self.prepare_view(text, &opts, view).await.ok()?;
-        let out = self.run_prepared(&prepared).await.ok()?;
-        let c = out.batches.iter().find(|b| b.num_rows() > 0)?.columns().first()?.clone();
-        c.as_any().downcast_ref::<Int64Array>().and_then(|a| (!a.is_null(0)).then(|| a.value(0)))
+        self.probe_value(text.to_string(), &opts, &view).await.ok().flatten()
     }
 
     /// The rows a query returns as `who`, as a fingerprint: their number and the sum of a hash

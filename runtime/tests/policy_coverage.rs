@@ -55,14 +55,23 @@ fn only_a_table_admin_may_analyse_or_probe_a_policy() {
     let policies = cluster.policy_branches("ContosoSales", &admin).unwrap();
     let sales = policies.iter().find(|p| p.table == "Sales").unwrap();
     let pred = sales.branches.first().unwrap();
-    for who in ["aaduser=bob@contoso.com", "aaduser=dave@contoso.com"] {
-        let e = cluster.policy_branches("ContosoSales", &Identity::new(who)).unwrap_err();
+    // A viewer, and a manager (a Database User through his group): neither administers Sales.
+    let managers = ["aadgroup=sales_managers@contoso.com"];
+    for (who, groups) in [("aaduser=bob@contoso.com", &[][..]), ("aaduser=dave@contoso.com", &managers[..])] {
+        let id = Identity { principal: who.into(), groups: groups.iter().map(|g| g.to_string()).collect(), ..Default::default() };
+        let e = cluster.policy_branches("ContosoSales", &id).unwrap_err();
         assert_eq!(e.code(), ErrorCode::Forbidden, "{e}");
         assert!(e.to_string().contains(who) && e.to_string().contains("Table Admin"), "{e}");
-        let e = rt.block_on(cluster.probe_branch(sales, pred, &as_(who, &[]), &Identity::new(who))).unwrap_err();
+        let e = rt.block_on(cluster.probe_branch(sales, pred, &as_(who, groups), &id)).unwrap_err();
         assert_eq!(e.code(), ErrorCode::Forbidden, "{e}");
     }
-    // A database the caller may not read: forbidden before "does not exist".
+    // A database the caller may not see: forbidden before "does not exist", and the same for
+    // one that exists (even before whether it has policies).
+    for db in ["NoSuchDb", "ContosoSales"] {
+        let e = cluster.policy_branches(db, &Identity::new("aaduser=stranger@contoso.com")).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Forbidden, "{db}: {e}");
+        assert!(e.to_string().contains(&format!("show the policies of database '{db}'")), "{e}");
+    }
     let e = cluster.policy_branches("NoSuchDb", &Identity::new("aaduser=bob@contoso.com")).unwrap_err();
     assert_eq!(e.code(), ErrorCode::Forbidden, "{e}");
 }
