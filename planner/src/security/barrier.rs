@@ -33,6 +33,8 @@ use datafusion::physical_planner::{ExtensionPlanner, PhysicalPlanner};
 use datafusion::catalog::Session;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 
+use super::provenance::Admitted;
+
 /// Logical barrier around the plan of one table's row-level-security policy.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SecurityBarrier {
@@ -119,6 +121,9 @@ pub trait Mark: fmt::Debug + Send + Sync + 'static {
     /// Whether the physical filter pushdown may carry filters through to the input. Never
     /// through a barrier: what reaches it from above is the user's.
     const PASSES_FILTERS: bool = false;
+    /// Whether the node guards the plan below it: it records the expressions that plan held
+    /// when it was built ([`Admitted`]) for the verifier to hold later rewrites against.
+    const GUARDS: bool = false;
 }
 
 /// The barrier around a policy's plan.
@@ -127,6 +132,7 @@ pub struct Barrier;
 
 impl Mark for Barrier {
     const NAME: &'static str = "BarrierExec";
+    const GUARDS: bool = true;
     /// A projection of plain columns may pass below the barrier: it evaluates nothing (cannot
     /// fail, observes no value), it only narrows the rows the policy lets through to the
     /// columns the query uses, so the policy's filter can drop the others instead of copying
@@ -146,13 +152,28 @@ pub struct TableMarkExec<M: Mark> {
     table: String,
     input: Arc<dyn ExecutionPlan>,
     properties: Arc<PlanProperties>,
+    /// For a barrier, the expressions of its plan when it was built (see [`Admitted`]); kept
+    /// as physical rules rewrite the plan below it.
+    admitted: Arc<Admitted>,
     mark: std::marker::PhantomData<M>,
 }
 
 impl<M: Mark> TableMarkExec<M> {
+    /// A mark over `input`; a barrier records the expressions `input` holds now, as planned
+    /// from the verified logical plan, before any physical rule ran.
     pub fn new(table: impl Into<String>, input: Arc<dyn ExecutionPlan>) -> Self {
+        let admitted = if M::GUARDS { Admitted::capture(&input, &|p| p.is::<BarrierExec>()) } else { Admitted::default() };
+        Self::with_admitted(table.into(), input, Arc::new(admitted))
+    }
+
+    fn with_admitted(table: String, input: Arc<dyn ExecutionPlan>, admitted: Arc<Admitted>) -> Self {
         let properties = Arc::clone(input.properties());
-        TableMarkExec { table: table.into(), input, properties, mark: std::marker::PhantomData }
+        TableMarkExec { table, input, properties, admitted, mark: std::marker::PhantomData }
+    }
+
+    /// What may run below this barrier besides total operators (empty for other marks).
+    pub fn admitted(&self) -> &Admitted {
+        &self.admitted
     }
 
     /// The table, `[db].[table]`.
@@ -206,9 +227,12 @@ impl<M: Mark> ExecutionPlan for TableMarkExec<M> {
                 table: self.table.clone(),
                 input,
                 properties: Arc::clone(&self.properties),
+                admitted: Arc::clone(&self.admitted),
                 mark: std::marker::PhantomData,
             }),
-            ChildrenPropertiesMode::Recompute => Arc::new(TableMarkExec::<M>::new(self.table.clone(), input)),
+            ChildrenPropertiesMode::Recompute => {
+                Arc::new(TableMarkExec::<M>::with_admitted(self.table.clone(), input, Arc::clone(&self.admitted)))
+            }
         })
     }
 
@@ -229,7 +253,7 @@ impl<M: Mark> ExecutionPlan for TableMarkExec<M> {
             return Ok(None);
         }
         let narrowed = make_with_child(projection, &self.input)?;
-        Ok(Some(Arc::new(TableMarkExec::<M>::new(self.table.clone(), narrowed))))
+        Ok(Some(Arc::new(TableMarkExec::<M>::with_admitted(self.table.clone(), narrowed, Arc::clone(&self.admitted)))))
     }
 
     fn gather_filters_for_pushdown(

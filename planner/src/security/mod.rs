@@ -6,5 +6,6 @@
 
 pub mod barrier;
 pub mod protected;
+pub mod provenance;
 pub mod pushdown;
 pub mod verify;

@@ -3,7 +3,9 @@
 //!
 //! Logically, a scan of a protected table must also read through [`ProtectedTable`], which
 //! names the table in the physical plan ([`ProtectedScanExec`]); physically, every such scan
-//! must have its own table's [`BarrierExec`] as an ancestor, and no barrier may be lost.
+//! must have its own table's [`BarrierExec`] as an ancestor, no barrier may be lost, and nothing
+//! between a barrier and the scans below it may evaluate a user expression (see
+//! [`crate::security::provenance`]).
 
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::logical_expr::LogicalPlan;
@@ -14,6 +16,7 @@ use datafusion::datasource::source_as_provider;
 
 use crate::security::barrier::{BarrierExec, SecurityBarrier, count_logical_barriers, count_physical_barriers};
 use crate::security::protected::{ProtectedScanExec, ProtectedTable};
+use crate::security::provenance::for_each_guarded_expr;
 use crate::error::{PlanError, Result};
 
 /// Checks that no scan of a table in `protected` (entity names `[db].[T]`) escapes its barrier.
@@ -101,6 +104,11 @@ fn walk_physical(plan: &Arc<dyn ExecutionPlan>, barriers: &mut Vec<String>) -> R
             scan.table()
         )));
     }
+    if let Some(guard) = plan.downcast_ref::<BarrierExec>() {
+        for input in plan.children() {
+            check_guarded(guard, input)?;
+        }
+    }
     let pushed = barrier.is_some();
     if let Some(b) = barrier {
         barriers.push(b);
@@ -112,6 +120,23 @@ fn walk_physical(plan: &Arc<dyn ExecutionPlan>, barriers: &mut Vec<String>) -> R
         barriers.pop();
     }
     Ok(())
+}
+
+/// Nothing between a barrier and the scans below it evaluates a user expression: every
+/// expression there (down to the next barrier, which answers for its own plan) is one the
+/// barrier's plan held when it was built, or a total operator over such (see [`crate::security::provenance::Admitted`]).
+fn check_guarded(guard: &BarrierExec, input: &Arc<dyn ExecutionPlan>) -> Result<()> {
+    for_each_guarded_expr(input, &|p| p.is::<BarrierExec>(), &mut |e| {
+        if guard.admitted().accepts(e) {
+            Ok(())
+        } else {
+            // Not the expression itself: it may hold the policy's literals.
+            Err(PlanError::Internal(format!(
+                "plan verification failed: an expression that is neither the policy's nor total runs under the row-level-security barrier of {}",
+                guard.table()
+            )))
+        }
+    })
 }
 
 #[cfg(test)]
@@ -187,5 +212,63 @@ mod tests {
         // A barrier lost altogether.
         let lost: Arc<dyn ExecutionPlan> = Arc::new(ProtectedScanExec::new(T, source()));
         assert!(message(verify_physical(&logical, &lost)).contains("planned but 0"));
+    }
+
+    /// Physical rules run after the barrier is planned; whatever they leave between the barrier
+    /// and the scan must be the policy's or total.
+    #[test]
+    fn physical_checks_refuse_user_expressions_under_the_barrier() {
+        use datafusion::logical_expr::Operator;
+        use datafusion::physical_expr::PhysicalExpr;
+        use datafusion::physical_expr::expressions::{BinaryExpr, Column, Literal};
+        use datafusion::physical_plan::filter::FilterExec;
+        use datafusion::physical_plan::projection::ProjectionExec;
+        use datafusion::scalar::ScalarValue;
+
+        let (table, batch) = mem();
+        let logical = SecurityBarrier::wrap(T, scan("T", protected(T)).build().unwrap());
+        let scan = || -> Arc<dyn ExecutionPlan> {
+            Arc::new(ProtectedScanExec::new(T, MemorySourceConfig::try_new_exec(&[vec![batch.clone()]], table.schema(), None).unwrap()))
+        };
+        let x = || -> Arc<dyn PhysicalExpr> { Arc::new(Column::new("x", 0)) };
+        let int = |v: i64| -> Arc<dyn PhysicalExpr> { Arc::new(Literal::new(ScalarValue::Int64(Some(v)))) };
+        let bin = |l, op, r| -> Arc<dyn PhysicalExpr> { Arc::new(BinaryExpr::new(l, op, r)) };
+        // The policy: `where 100 / x > 1`, which may fail (x = 0), and is the policy's to run.
+        let policy_predicate = bin(bin(int(100), Operator::Divide, x()), Operator::Gt, int(1));
+        let policy: Arc<dyn ExecutionPlan> = Arc::new(FilterExec::try_new(Arc::clone(&policy_predicate), scan()).unwrap());
+        let guarded: Arc<dyn ExecutionPlan> = Arc::new(BarrierExec::new(T, Arc::clone(&policy)));
+        verify_physical(&logical, &guarded).unwrap();
+        let rewritten = |below: Arc<dyn ExecutionPlan>| {
+            use datafusion::physical_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
+            Arc::clone(&guarded).replace_children(vec![below], ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute)).unwrap()
+        };
+
+        // A user's total predicate moved inside (as `pushdown` does): accepted.
+        let total = bin(x(), Operator::Lt, int(5));
+        let with_total = Arc::new(FilterExec::try_new(Arc::clone(&total), Arc::clone(&policy)).unwrap());
+        verify_physical(&logical, &rewritten(with_total)).unwrap();
+        // Merged with the policy's own predicate into one filter over the scan: accepted.
+        let merged = Arc::new(FilterExec::try_new(bin(Arc::clone(&policy_predicate), Operator::And, total), scan()).unwrap());
+        verify_physical(&logical, &rewritten(merged)).unwrap();
+
+        let refused = "neither the policy's nor total runs under the row-level-security barrier of [Db].[T]";
+        // A user's predicate that can fail (`10 / x > 2`), below the policy's filter.
+        let fallible = bin(bin(int(10), Operator::Divide, x()), Operator::Gt, int(2));
+        let below = Arc::new(FilterExec::try_new(Arc::clone(&fallible), scan()).unwrap());
+        let pushed = Arc::new(FilterExec::try_new(Arc::clone(&policy_predicate), below).unwrap());
+        assert!(message(verify_physical(&logical, &rewritten(pushed))).contains(refused));
+        // ... or folded into the policy's predicate with `and`.
+        let folded = Arc::new(FilterExec::try_new(bin(Arc::clone(&policy_predicate), Operator::And, fallible), scan()).unwrap());
+        assert!(message(verify_physical(&logical, &rewritten(folded))).contains(refused));
+        // A projection computing something the policy does not, between the policy and the scan.
+        let computed = bin(int(7), Operator::Divide, x());
+        let projected = Arc::new(ProjectionExec::try_new(vec![(computed, "x".to_string())], scan()).unwrap());
+        let over = Arc::new(FilterExec::try_new(Arc::clone(&policy_predicate), projected).unwrap());
+        assert!(message(verify_physical(&logical, &rewritten(over))).contains(refused));
+        // A column renumbered by a rule (projection pushdown narrows inputs) is the same column.
+        let wide = Arc::new(ProjectionExec::try_new(vec![(x(), "w".to_string()), (x(), "x".to_string())], scan()).unwrap());
+        let renumbered = bin(bin(int(100), Operator::Divide, Arc::new(Column::new("x", 1))), Operator::Gt, int(1));
+        let narrowed = Arc::new(FilterExec::try_new(renumbered, wide).unwrap());
+        verify_physical(&logical, &rewritten(narrowed)).unwrap();
     }
 }
