@@ -1609,6 +1609,18 @@ impl DynParser<'_> {
                 "null" => DynValue::Null,
                 "true" => DynValue::Bool(true),
                 "false" => DynValue::Bool(false),
+                // A dynamic literal nested in another (`dynamic({"a": dynamic([1, 2])})`) is
+                // its value.
+                "dynamic" => {
+                    if !self.eat('(') {
+                        return Err(self.error("expected '(' after 'dynamic' in dynamic literal"));
+                    }
+                    let v = self.value()?;
+                    if !self.eat(')') {
+                        return Err(self.error("expected ')' closing the nested dynamic literal"));
+                    }
+                    v
+                }
                 w if LITERAL_WORDS.contains(&w) && w != "dynamic" => {
                     let mut tmp = Vec::new();
                     let lexer = RawLexer { src };

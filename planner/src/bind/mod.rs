@@ -321,7 +321,8 @@ pub fn plan_query(catalog: &dyn Catalog, ctx: &RequestContext, query: &ast::Quer
     dedup_in_order(&mut tables);
     let validate_permissions = b.validate_permissions;
     let reads_clock = b.fctx.clock_read();
-    Ok(PlannedQuery { plan: rel.plan, schema: rel.schema, effective, policies: b.policies, tables, protected, validate_permissions, reads_clock })
+    let plan = in_subqueries_outside_filters(rel.plan)?;
+    Ok(PlannedQuery { plan, schema: rel.schema, effective, policies: b.policies, tables, protected, validate_permissions, reads_clock })
 }
 
 fn dedup_in_order<T: Eq + std::hash::Hash + Clone>(v: &mut Vec<T>) {
@@ -989,6 +990,42 @@ fn levenshtein(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// `x in (subquery)` outside a filter (`extend b = x in (T)`, `summarize countif(x in (T))`):
+/// DataFusion only turns an `IN` subquery into a join inside a filter, and cannot plan it
+/// anywhere else. There it becomes a membership test in the subquery's distinct values, read
+/// once as a scalar subquery: `array_has((T | summarize make_set(c)), x)`.
+fn in_subqueries_outside_filters(plan: LogicalPlan) -> Result<LogicalPlan> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    use datafusion::logical_expr::expr::InSubquery;
+    use datafusion::logical_expr::{ExprFunctionExt, Subquery, not};
+    if !plan.exists(|p| Ok(!matches!(p, LogicalPlan::Filter(_)) && p.expressions().iter().any(|e| e.exists(|x| Ok(matches!(x, DfExpr::InSubquery(_)))).unwrap_or(false))))? {
+        return Ok(plan);
+    }
+    let rewritten = plan.transform_up_with_subqueries(|node| {
+        if matches!(node, LogicalPlan::Filter(_)) {
+            return Ok(Transformed::no(node));
+        }
+        let t = node.map_expressions(|e| {
+            e.transform_up(|x| {
+                let DfExpr::InSubquery(InSubquery { expr, subquery, negated }) = x else {
+                    return Ok(Transformed::no(x));
+                };
+                let inner = Arc::unwrap_or_clone(subquery.subquery);
+                let Some(item) = inner.schema().columns().into_iter().next() else {
+                    return datafusion::common::internal_err!("an 'in' subquery without a column");
+                };
+                let set = datafusion::functions_aggregate::expr_fn::array_agg(DfExpr::Column(item)).distinct().build()?;
+                let values = LogicalPlanBuilder::from(inner).aggregate(Vec::<DfExpr>::new(), vec![set.alias("__in_set")])?.build()?;
+                let values = DfExpr::ScalarSubquery(Subquery { subquery: Arc::new(values), outer_ref_columns: subquery.outer_ref_columns, spans: subquery.spans });
+                let has = datafusion::functions_nested::expr_fn::array_has(values, *expr);
+                Ok(Transformed::yes(if negated { not(has) } else { has }))
+            })
+        })?;
+        if t.transformed { t.map_data(|p| p.recompute_schema()) } else { Ok(t) }
+    })?;
+    Ok(rewritten.data)
+}
+
 /// Plans `ops` over an input relation (a management command's result piped into operators).
 pub fn plan_pipe(catalog: &dyn Catalog, ctx: &RequestContext, input: LogicalPlan, schema: KqlSchema, ops: &[ast::Operator]) -> Result<PlannedQuery> {
     let mut b = Binder::new(catalog, ctx);
@@ -999,7 +1036,7 @@ pub fn plan_pipe(catalog: &dyn Catalog, ctx: &RequestContext, input: LogicalPlan
     }
     let protected: Vec<String> = b.policies.iter().map(|p| p.table.clone()).collect();
     Ok(PlannedQuery {
-        plan: rel.plan,
+        plan: in_subqueries_outside_filters(rel.plan)?,
         schema: rel.schema,
         effective: None,
         policies: b.policies,

@@ -461,6 +461,25 @@ impl<'a> Binder<'a> {
                 return Ok(lit_ty(ScalarValue::Utf8(Some("kustodian.local".into())), KqlType::String));
             }
             "pack_all" => return self.bind_pack_all(args, e, row, scope),
+            // `column_ifexists(name, default)`: the row's column `name` when the row has it,
+            // else the default, in the default's type. Only the caller's own row is consulted.
+            "column_ifexists" => {
+                let [c, d] = args else {
+                    return Err(self.semantic("column_ifexists() takes two arguments: a column name and a default value", e.span));
+                };
+                let named = self.bind_scalar(c.expr(), row, scope)?;
+                let Some(column) = const_string(&named) else {
+                    return Err(self.semantic("column_ifexists(): the column name must be a constant string", c.expr().span));
+                };
+                // The result has the default's type (as the official parser types it).
+                let default = self.bind_scalar(d.expr(), row, scope)?;
+                if let Some(r) = row
+                    && r.schema.get(&column).is_some()
+                {
+                    return functions::lower_cast(r.col(&column)?, default.ty);
+                }
+                return Ok(default);
+            }
             "toscalar" => {
                 let [a] = args else {
                     return Err(self.semantic("toscalar() takes one argument", e.span));

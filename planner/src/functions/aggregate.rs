@@ -16,7 +16,7 @@ use datafusion::common::{Result as DfResult, ScalarValue};
 use datafusion::functions_aggregate::{
     average::avg_udaf, count::count_udaf, first_last::first_value_udaf, min_max::max_udaf, min_max::min_udaf,
     bit_and_or_xor::{bit_and_udaf, bit_or_udaf, bit_xor_udaf}, stddev::stddev_pop_udaf, stddev::stddev_udaf, sum::sum_udaf,
-    variance::var_pop_udaf, variance::var_samp_udaf,
+    variance::var_pop_udaf, variance::var_samp_udaf, covariance::covar_pop_udaf, covariance::covar_samp_udaf,
 };
 use datafusion::logical_expr::expr::NullTreatment;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
@@ -255,6 +255,24 @@ pub(super) fn lower_stdev_variance(name: &str, args: Vec<TypedExpr>, arg_names: 
         _ => var_pop_udaf(),
     };
     let expr = with_filter(zero_default(f, KqlType::Real, vec![v.expr]), filter)?;
+    Ok(AggregateLowering { expr, ty: KqlType::Real, default_name: format!("{name}_{}", suffix(&arg_names)) })
+}
+
+/// `covariance(x, y)` (sample), `covariancep(x, y)` (population) and their `*if` variants
+/// (`covarianceif(x, y, predicate)`): rows where either value is null are left out; like
+/// `variance`, no rows give 0. The default column is named after the first argument
+/// (`covariance_x`), as the official parser names it.
+pub(super) fn lower_covariance(name: &str, mut args: Vec<TypedExpr>, arg_names: Vec<Option<String>>) -> Result<AggregateLowering> {
+    let filter = if is_if(name) { Some(bool_pred(args.remove(2), name)?) } else { None };
+    let mut values = Vec::with_capacity(2);
+    for v in args {
+        if !(v.ty.is_numeric() || v.ty == KqlType::Dynamic || v.ty == KqlType::Bool) {
+            return Err(PlanError::semantic(format!("function '{name}' is not defined for {}", v.ty)));
+        }
+        values.push(lower_cast(v, KqlType::Real)?.expr);
+    }
+    let f = if name.starts_with("covariancep") { covar_pop_udaf() } else { covar_samp_udaf() };
+    let expr = with_filter(zero_default(f, KqlType::Real, values), filter)?;
     Ok(AggregateLowering { expr, ty: KqlType::Real, default_name: format!("{name}_{}", suffix(&arg_names)) })
 }
 

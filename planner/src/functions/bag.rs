@@ -145,6 +145,19 @@ pub(super) fn lower_bag_pack(name: &str, args: Vec<TypedExpr>, _: &FunctionConte
     Ok(typed("pack", KqlType::Dynamic, pack_row, a))
 }
 
+/// `bag_pack_columns(c1, c2, ...)`: a bag of the named columns, each under its own name.
+pub(super) fn lower_bag_pack_columns(name: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let mut a = Vec::with_capacity(args.len() * 2);
+    for x in args {
+        let datafusion::logical_expr::Expr::Column(c) = &x.expr else {
+            return Err(PlanError::semantic(format!("function '{name}' expects column references")));
+        };
+        a.push(datafusion::logical_expr::lit(c.name.clone()));
+        a.push(lower_cast(x, KqlType::Dynamic)?.expr);
+    }
+    Ok(typed("pack", KqlType::Dynamic, pack_row, a))
+}
+
 pub(super) fn lower_bag_keys(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
     Ok(typed("bag_keys", KqlType::Dynamic, bag_keys_row, all_to(args, KqlType::Dynamic)?))
 }

@@ -185,6 +185,37 @@ pub(super) fn lower_decompress(name: &str, args: Vec<TypedExpr>, _: &FunctionCon
     Ok(typed(name, KqlType::String, f, all_to(args, KqlType::String)?))
 }
 
+/// Deflates `text` as gzip (`gzip` true: no name, no time, OS unknown, as Kusto writes it) or
+/// zlib, at the fastest level.
+fn deflate(text: &str, gzip: bool) -> Option<Vec<u8>> {
+    use std::io::Write;
+    let level = flate2::Compression::fast();
+    if gzip {
+        let mut e = flate2::GzBuilder::new().operating_system(255).write(Vec::new(), level);
+        e.write_all(text.as_bytes()).ok()?;
+        e.finish().ok()
+    } else {
+        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), level);
+        e.write_all(text.as_bytes()).ok()?;
+        e.finish().ok()
+    }
+}
+
+fn gzip_compress_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    s_str(Some(arg_str(a, 0).and_then(|t| deflate(t, true)).map(|b| base64_encode(&b)).unwrap_or_default()))
+}
+
+fn zlib_compress_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    s_str(Some(arg_str(a, 0).and_then(|t| deflate(t, false)).map(|b| base64_encode(&b)).unwrap_or_default()))
+}
+
+/// `gzip_compress_to_base64_string(s)` and `zlib_compress_to_base64_string(s)`: the text's
+/// UTF-8 bytes compressed and base64-encoded; empty for a null.
+pub(super) fn lower_compress(name: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let f: super::udf::RowFn = if name.starts_with("gzip") { gzip_compress_row } else { zlib_compress_row };
+    Ok(typed(name, KqlType::String, f, all_to(args, KqlType::String)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -254,6 +254,30 @@ pub(crate) const MIN_DATETIME: &str = "1677-09-21T00:12:43.1452242Z";
 /// The latest datetime Kustodian holds (`i64::MAX` nanoseconds since 1970), as Kusto prints it.
 pub(crate) const MAX_DATETIME: &str = "2262-04-11T23:47:16.8547758Z";
 
+/// `year, month, day[, hour, minute[, second]]` (`datetime(2025, 6, 14)`), the parts as
+/// `make_datetime` takes them; seconds may have a fraction.
+fn comma_separated_datetime(t: &str) -> Option<NaiveDateTime> {
+    let parts: Vec<&str> = t.split(',').map(str::trim).collect();
+    if !matches!(parts.len(), 3 | 5 | 6) || parts.iter().any(|p| p.is_empty()) {
+        return None;
+    }
+    let int = |p: &str| -> Option<u32> { if p.len() <= 4 && p.bytes().all(|b| b.is_ascii_digit()) { p.parse().ok() } else { None } };
+    let date = NaiveDate::from_ymd_opt(i32::try_from(int(parts[0])?).ok()?, int(parts[1])?, int(parts[2])?)?;
+    let (h, m) = if parts.len() > 3 { (int(parts[3])?, int(parts[4])?) } else { (0, 0) };
+    let (sec, nanos) = match parts.get(5) {
+        Some(p) => {
+            let (whole, frac) = p.split_once('.').unwrap_or((p, ""));
+            if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let nanos = if frac.is_empty() { 0 } else { format!("{frac:0<9}").parse().ok()? };
+            (int(whole)?, nanos)
+        }
+        None => (0, 0),
+    };
+    date.and_hms_nano_opt(h, m, sec, nanos)
+}
+
 /// The UTC date and time `s` names, in or out of the nanosecond range.
 fn parse_datetime_utc(s: &str) -> Option<NaiveDateTime> {
     let t = s.trim();
@@ -290,6 +314,9 @@ fn parse_datetime_utc(s: &str) -> Option<NaiveDateTime> {
     }
     if let Ok(d) = DateTime::parse_from_rfc2822(t) {
         return Some(d.naive_utc());
+    }
+    if let Some(n) = comma_separated_datetime(t) {
+        return Some(n);
     }
     // RFC 822, RFC 850 and the "sortable" forms, with or without a GMT/UTC suffix, as the
     // todatetime() page lists them (two-digit years are 19xx/20xx as .NET reads them).

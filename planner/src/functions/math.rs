@@ -461,6 +461,62 @@ pub(super) fn lower_erf(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContex
     Ok(typed(name, KqlType::Real, if name == "erf" { erf_row } else { erfc_row }, a))
 }
 
+/// The beta distribution of a row's `alpha` and `beta` arguments (1 and 2), if they are numbers
+/// and Kusto takes them (0 < alpha, beta <= 10000); `Err(())` for numbers out of range.
+fn beta_of(a: &[ScalarValue]) -> Option<std::result::Result<statrs::distribution::Beta, ()>> {
+    let (alpha, beta) = (a.get(1).and_then(sv_f64)?, a.get(2).and_then(sv_f64)?);
+    let ok = |p: f64| p > 0.0 && p <= 10_000.0;
+    if !(ok(alpha) && ok(beta)) {
+        return Some(Err(()));
+    }
+    Some(statrs::distribution::Beta::new(alpha, beta).map_err(|_| ()))
+}
+
+/// `beta_cdf(x, alpha, beta)` (`pdf` false) and `beta_pdf(x, alpha, beta)`: NaN for `x` outside
+/// 0..1 or a parameter outside 0..10000 (exclusive of 0), as the reference says.
+fn beta_dist_row(a: &[ScalarValue], pdf: bool) -> ScalarValue {
+    use statrs::distribution::{Continuous, ContinuousCDF};
+    let (Some(x), Some(dist)) = (a.first().and_then(sv_f64), beta_of(a)) else {
+        return s_f64(None);
+    };
+    match dist {
+        Ok(d) if (0.0..=1.0).contains(&x) => s_f64(Some(if pdf { d.pdf(x) } else { d.cdf(x) })),
+        _ => s_f64(Some(f64::NAN)),
+    }
+}
+
+fn beta_cdf_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    beta_dist_row(a, false)
+}
+
+fn beta_pdf_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    beta_dist_row(a, true)
+}
+
+/// `beta_inv(p, alpha, beta)`: the `x` with `beta_cdf(x) = p`. As the reference's example
+/// answers: null for `p` outside (0, 1], NaN for a parameter out of range.
+fn beta_inv_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    use statrs::distribution::ContinuousCDF;
+    let (Some(p), Some(dist)) = (a.first().and_then(sv_f64), beta_of(a)) else {
+        return s_f64(None);
+    };
+    match dist {
+        Err(()) => s_f64(Some(f64::NAN)),
+        Ok(_) if !(p > 0.0 && p <= 1.0) => s_f64(None),
+        Ok(d) => s_f64(Some(d.inverse_cdf(p))),
+    }
+}
+
+pub(super) fn lower_beta(name: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let a = args.into_iter().map(|x| real(x, name)).collect::<Result<Vec<_>>>()?;
+    let f: RowFn = match name {
+        "beta_cdf" => beta_cdf_row,
+        "beta_pdf" => beta_pdf_row,
+        _ => beta_inv_row,
+    };
+    Ok(typed(name, KqlType::Real, f, a))
+}
+
 pub(super) fn lower_bitset_count_ones(name: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
     use KqlType::*;
     Ok(typed("bitset_count_ones", Long, popcount_row, integers(args, name)?))

@@ -84,6 +84,7 @@ mod registry;
 mod string;
 pub mod terms;
 mod udf;
+mod units;
 mod url;
 mod weighted_percentile;
 

@@ -14,7 +14,7 @@ use std::sync::LazyLock;
 
 use super::aggregate::{self as agg, AggregateLowering};
 use super::{FunctionContext, TypedExpr};
-use super::{array, bag, base64, conversion, datetime, hash, ip, json, logic, math, parsers, random, regex, string, url};
+use super::{array, bag, base64, conversion, datetime, hash, ip, json, logic, math, parsers, random, regex, string, units, url};
 use crate::error::{PlanError, Result};
 
 /// Lowers a scalar call: the name as written, the typed arguments (their count already
@@ -137,6 +137,16 @@ static SCALARS: &[Scalar] = &[
     f("reverse", 1, 1, string::lower_reverse),
     f("strrep", 2, 3, string::lower_strrep),
     f("strcmp", 2, 2, string::lower_strcmp),
+    f("has_any_index", 2, 2, string::lower_has_any_index),
+    // ---- unit conversions
+    f("convert_angle", 3, 3, units::lower_convert),
+    f("convert_energy", 3, 3, units::lower_convert),
+    f("convert_force", 3, 3, units::lower_convert),
+    f("convert_length", 3, 3, units::lower_convert),
+    f("convert_mass", 3, 3, units::lower_convert),
+    f("convert_speed", 3, 3, units::lower_convert),
+    f("convert_temperature", 3, 3, units::lower_convert),
+    f("convert_volume", 3, 3, units::lower_convert),
     f("replace_strings", 3, 3, string::lower_replace_strings),
     f("strcat_array", 2, 2, string::lower_strcat_array),
     f("unicode_codepoints_from_string", 1, 1, string::lower_unicode_codepoints_from_string),
@@ -160,6 +170,8 @@ static SCALARS: &[Scalar] = &[
     f("hash_sha1", 1, 1, hash::lower_hash_sha1),
     f("gzip_decompress_from_base64_string", 1, 1, base64::lower_decompress),
     f("zlib_decompress_from_base64_string", 1, 1, base64::lower_decompress),
+    f("gzip_compress_to_base64_string", 1, 1, base64::lower_compress),
+    f("zlib_compress_to_base64_string", 1, 1, base64::lower_compress),
     f("hash_sha256", 1, 1, hash::lower_hash_sha256),
     f("hash_md5", 1, 1, hash::lower_hash_md5),
     // ---- base64
@@ -233,6 +245,9 @@ static SCALARS: &[Scalar] = &[
     f("erf", 1, 1, math::lower_erf),
     f("around", 3, 3, math::lower_around),
     f("erfc", 1, 1, math::lower_erf),
+    f("beta_cdf", 3, 3, math::lower_beta),
+    f("beta_pdf", 3, 3, math::lower_beta),
+    f("beta_inv", 3, 3, math::lower_beta),
     f("loggamma", 1, 1, math::lower_gamma),
     f("bitset_count_ones", 1, 1, math::lower_bitset_count_ones),
     f("binary_and", 2, 2, math::lower_binary_op),
@@ -301,6 +316,7 @@ static SCALARS: &[Scalar] = &[
     f("jaccard_index", 2, 2, array::lower_jaccard_index),
     // ---- property bags
     shaped("bag_pack", &["pack", "pack_dictionary"], bag::lower_bag_pack),
+    f("bag_pack_columns", 1, MANY, bag::lower_bag_pack_columns),
     f("bag_keys", 1, 1, bag::lower_bag_keys),
     f("bag_has_key", 2, 2, bag::lower_bag_has_key),
     f("bag_merge", 2, MANY, bag::lower_bag_merge),
@@ -352,6 +368,10 @@ static AGGREGATES: &[Aggregate] = &[
     a1("stdevp", &[], Arity::AtLeast(1), agg::lower_stdev_variance),
     a1("variancep", &[], Arity::AtLeast(1), agg::lower_stdev_variance),
     a1("variancepif", &[], Arity::AtLeast(2), agg::lower_stdev_variance),
+    a1("covariance", &[], Arity::Between(2, 2), agg::lower_covariance),
+    a1("covarianceif", &[], Arity::Between(3, 3), agg::lower_covariance),
+    a1("covariancep", &[], Arity::Between(2, 2), agg::lower_covariance),
+    a1("covariancepif", &[], Arity::Between(3, 3), agg::lower_covariance),
     a1("binary_all_and", &[], Arity::AtLeast(1), agg::lower_binary_all),
     a1("binary_all_or", &[], Arity::AtLeast(1), agg::lower_binary_all),
     a1("binary_all_xor", &[], Arity::AtLeast(1), agg::lower_binary_all),

@@ -458,3 +458,23 @@ pub(super) fn lower_codepoints_to_string(_: &str, args: Vec<TypedExpr>, _: &Func
     Ok(typed("unicode_codepoints_to_string", KqlType::String, codepoints_to_string_row, all_to(args, KqlType::Dynamic)?))
 }
 
+
+fn has_any_index_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let (Some(source), Some(values)) = (arg_str(args, 0), args.get(1).and_then(array_of)) else {
+        return s_i64(None);
+    };
+    let found = values.iter().position(|v| {
+        let term = json_to_text(v);
+        !term.is_empty() && super::terms::has(source, &term)
+    });
+    s_i64(Some(found.map_or(-1, |i| i64::try_from(i).unwrap_or(-1))))
+}
+
+/// `has_any_index(source, values)`: the index in the array `values` of the first element that
+/// `source` has as a term (the `has` operator's matching), or -1.
+pub(super) fn lower_has_any_index(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let values = args.pop().map(|v| lower_cast(v, KqlType::Dynamic)).transpose()?;
+    let source = string_arg(args.remove(0), name)?;
+    let values = values.map(|v| v.expr).ok_or_else(|| PlanError::semantic(format!("function '{name}' expects 2 arguments")))?;
+    Ok(lg(name, has_any_index_row, vec![source, values]))
+}
