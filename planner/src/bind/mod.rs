@@ -3,6 +3,7 @@
 //! point ([`Binder::resolve_table`]) and folding principal functions to literals.
 
 mod grouped;
+mod make_series;
 mod materialized;
 mod mv_apply;
 mod ops;

@@ -78,7 +78,7 @@ impl<'a> Binder<'a> {
             OperatorKind::MvApply(m) => self.plan_mv_apply(rel, m, scope, span),
             OperatorKind::ParseKv { expr, columns, with } => self.plan_parse_kv(rel, expr, columns, with, scope, span),
             OperatorKind::Evaluate(_) => Err(self.unsupported("the 'evaluate' operator (plugins)", span)),
-            OperatorKind::MakeSeries(_) => Err(self.unsupported("the 'make-series' operator", span)),
+            OperatorKind::MakeSeries(m) => self.plan_make_series(rel, m, scope, span),
             OperatorKind::SampleDistinct { count, of } => self.plan_sample_distinct(rel, count, of, scope, span),
             OperatorKind::Search(s) => self.plan_search(Some(rel), s, scope, span),
             OperatorKind::Find(_) => Err(self.unsupported("the 'find' operator", span)),

@@ -81,6 +81,7 @@ mod parsers;
 mod random;
 mod regex;
 mod registry;
+mod series;
 mod string;
 pub mod terms;
 mod udf;
@@ -94,6 +95,7 @@ mod tests;
 pub use aggregate::AggregateLowering;
 pub use array::{mv_expand_call, mv_expand_type};
 pub(crate) use bag::pack_all_call;
+pub(crate) use series::{series_axis, series_fill};
 pub use conversion::{lower_cast, lower_parse_json};
 pub use json::lower_index;
 /// The operator [`lower_binary`] lowers: the parser's, as the query wrote it.

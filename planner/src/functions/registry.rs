@@ -14,7 +14,7 @@ use std::sync::LazyLock;
 
 use super::aggregate::{self as agg, AggregateLowering};
 use super::{FunctionContext, TypedExpr};
-use super::{array, bag, base64, conversion, datetime, hash, ip, json, logic, math, parsers, random, regex, string, units, url};
+use super::{array, bag, base64, conversion, datetime, hash, ip, json, logic, math, parsers, random, regex, series, string, units, url};
 use crate::error::{PlanError, Result};
 
 /// Lowers a scalar call: the name as written, the typed arguments (their count already
@@ -138,6 +138,44 @@ static SCALARS: &[Scalar] = &[
     f("strrep", 2, 3, string::lower_strrep),
     f("strcmp", 2, 2, string::lower_strcmp),
     f("has_any_index", 2, 2, string::lower_has_any_index),
+    // ---- series
+    f("series_abs", 1, 1, series::lower_series),
+    f("series_acos", 1, 1, series::lower_series),
+    f("series_asin", 1, 1, series::lower_series),
+    f("series_atan", 1, 1, series::lower_series),
+    f("series_ceiling", 1, 1, series::lower_series),
+    f("series_cos", 1, 1, series::lower_series),
+    f("series_exp", 1, 1, series::lower_series),
+    f("series_floor", 1, 1, series::lower_series),
+    f("series_log", 1, 1, series::lower_series),
+    f("series_sign", 1, 1, series::lower_series),
+    f("series_sin", 1, 1, series::lower_series),
+    f("series_tan", 1, 1, series::lower_series),
+    f("series_add", 2, 2, series::lower_series),
+    f("series_subtract", 2, 2, series::lower_series),
+    f("series_multiply", 2, 2, series::lower_series),
+    f("series_divide", 2, 2, series::lower_series),
+    f("series_pow", 2, 2, series::lower_series),
+    f("series_greater", 2, 2, series::lower_series),
+    f("series_greater_equals", 2, 2, series::lower_series),
+    f("series_less", 2, 2, series::lower_series),
+    f("series_less_equals", 2, 2, series::lower_series),
+    f("series_equals", 2, 2, series::lower_series),
+    f("series_not_equals", 2, 2, series::lower_series),
+    f("series_sum", 1, 1, series::lower_series),
+    f("series_product", 1, 1, series::lower_series),
+    f("series_magnitude", 1, 1, series::lower_series),
+    f("series_dot_product", 2, 2, series::lower_series),
+    f("series_cosine_similarity", 2, 2, series::lower_series),
+    f("series_pearson_correlation", 2, 2, series::lower_series),
+    f("series_stats_dynamic", 1, 2, series::lower_series),
+    f("series_fit_line_dynamic", 1, 1, series::lower_series),
+    f("series_fill_const", 1, 3, series::lower_series),
+    f("series_fill_forward", 1, 2, series::lower_series),
+    f("series_fill_backward", 1, 2, series::lower_series),
+    f("series_fill_linear", 1, 4, series::lower_series),
+    f("series_fir", 2, 4, series::lower_series),
+    f("series_iir", 3, 3, series::lower_series),
     // ---- unit conversions
     f("convert_angle", 3, 3, units::lower_convert),
     f("convert_energy", 3, 3, units::lower_convert),
