@@ -54,11 +54,10 @@ fn long_of(f: &str, e: ast::Expr, span: Span) -> ast::Expr {
 
 impl<'a> Binder<'a> {
     pub(crate) fn plan_make_series(&mut self, rel: Rel, m: &ast::MakeSeries, scope: &Scope, span: Span) -> Result<Rel> {
+        let mut nonempty = false;
         for p in &m.params {
             match p.name.name.to_ascii_lowercase().as_str() {
-                "kind" if param_word(&p.value).is_some_and(|w| w.eq_ignore_ascii_case("nonempty")) => {
-                    return Err(self.unsupported("make-series kind=nonempty", p.span));
-                }
+                "kind" if param_word(&p.value).is_some_and(|w| w.eq_ignore_ascii_case("nonempty")) => nonempty = true,
                 n if n.starts_with("hint.") => {}
                 _ => return Err(self.unsupported(format!("the make-series parameter '{}'", p.name.name), p.span)),
             }
@@ -150,6 +149,11 @@ impl<'a> Binder<'a> {
         ];
         let key_refs: Vec<ast::NamedExpr> = keys.iter().map(|k| named(None, ident(&k.name, span), span)).collect();
         let mut q = pipe(ident(INPUT, span), OperatorKind::Summarize(ast::Summarize { hints: Vec::new(), aggregates: per_group, by: key_refs }), span);
+        // Without group keys the summarize gives a row even for no input; that row is the
+        // series of defaults only with `kind=nonempty`.
+        if !nonempty {
+            q = pipe(q, OperatorKind::Where(call("isnotnull", vec![ident(HI, span)], span)), span);
+        }
 
         // 3. Each series' first position and length. `(x - anchor) / step` in reals (two
         // integers would divide as integers).

@@ -161,7 +161,7 @@ impl<'a> Binder<'a> {
     }
 
     /// Kusto's name for an unnamed expression (see [`result_name`]); `None` gives `ColumnN`.
-    fn derived_name(e: &ast::Expr) -> Option<String> {
+    pub(crate) fn derived_name(e: &ast::Expr) -> Option<String> {
         result_name(e, &|_| None)
     }
 
@@ -185,10 +185,22 @@ impl<'a> Binder<'a> {
             }
         };
         let items: &[ast::NamedExpr] = &items;
+        let mut rel = rel;
         let mut exprs = Vec::new();
         let mut cols: Vec<KqlColumn> = Vec::new();
         let mut counter = 0;
         for it in items {
+            if let Some((with_bag, fields)) = self.multi_columns(rel.clone(), it, scope)? {
+                rel = with_bag;
+                for (name, v) in fields {
+                    if cols.iter().any(|c| c.name == name) {
+                        return Err(self.semantic(format!("column '{name}' is projected more than once"), it.span));
+                    }
+                    exprs.push(v.expr.alias(name.clone()));
+                    cols.push(KqlColumn::new(name, v.ty));
+                }
+                continue;
+            }
             if it.names.len() > 1 {
                 return Err(self.unsupported("tuple assignment in project", it.span));
             }
@@ -238,6 +250,18 @@ impl<'a> Binder<'a> {
     fn plan_extend_items(&mut self, mut rel: Rel, items: &[ast::NamedExpr], scope: &Scope, _span: Span) -> Result<Rel> {
         let mut counter = 0;
         for it in items {
+            if let Some((with_bag, fields)) = self.multi_columns(rel.clone(), it, scope)? {
+                let keep: Vec<String> = rel.names();
+                let mut out = with_bag;
+                for (name, v) in fields {
+                    out = self.add_column(out, &name, v.expr, v.ty)?;
+                }
+                // The input's columns where they were (a field may replace one), then the new ones.
+                let mut order: Vec<String> = keep.clone();
+                order.extend(out.names().into_iter().filter(|n| !keep.contains(n) && n != MULTI_BAG));
+                rel = self.select(out, &order)?;
+                continue;
+            }
             if it.names.len() > 1 {
                 return Err(self.unsupported("tuple assignment in extend", it.span));
             }
@@ -245,9 +269,10 @@ impl<'a> Binder<'a> {
             let names = rel.names();
             let name = match it.names.first() {
                 Some(n) => n.name.clone(),
+                // `extend x` names the column after `x`, as the official parser does.
                 None => match Binder::derived_name(&it.expr) {
-                    Some(n) if !matches!(it.expr.kind, ExprKind::Ident(_)) => n,
-                    _ => Binder::next_column_name(&mut counter, &names),
+                    Some(n) => n,
+                    None => Binder::next_column_name(&mut counter, &names),
                 },
             };
             let mut exprs = Vec::new();
@@ -271,6 +296,69 @@ impl<'a> Binder<'a> {
             rel = Rel::new(plan, KqlSchema::new(cols));
         }
         Ok(rel)
+    }
+
+    /// A call of a function that gives several columns (`series_stats(x)`...): the relation
+    /// with the call's bag of fields as a hidden column, and each field's column, named by the
+    /// item's names in order (`extend (a, b) = ...`) and the rest `f_arg_field` as Kusto names
+    /// them. `None` when the item is not such a call.
+    pub(crate) fn multi_columns(&mut self, rel: Rel, it: &ast::NamedExpr, scope: &Scope) -> Result<Option<(Rel, Vec<NamedValue>)>> {
+        let ExprKind::Call { name, args } = &it.expr.kind else { return Ok(None) };
+        if matches!(name.name.as_str(), "array_sort_asc" | "array_sort_desc") {
+            return self.sorted_arrays(rel, it, &name.name, args, scope);
+        }
+        let Some(fields) = functions::multi_column(&name.name) else { return Ok(None) };
+        if it.names.len() > fields.len() {
+            return Err(self.semantic(format!("'{}' gives {} columns, but {} names were given", name.name, fields.len(), it.names.len()), it.span));
+        }
+        let mut bound = Vec::with_capacity(args.len());
+        for a in args {
+            bound.push(self.bind_scalar(a.expr(), Some(&rel), scope)?);
+        }
+        let bag = functions::lower_multi(&name.name, bound)?;
+        let arg = args.first().and_then(|a| Binder::derived_name(a.expr())).unwrap_or_default();
+        let rel = self.add_column(rel, MULTI_BAG, bag.expr, KqlType::Dynamic)?;
+        let bag = rel.col(MULTI_BAG)?;
+        let mut out = Vec::with_capacity(fields.len());
+        for (i, (field, ty)) in fields.iter().enumerate() {
+            let col = match it.names.get(i) {
+                Some(n) => n.name.clone(),
+                None => format!("{}_{arg}_{field}", name.name),
+            };
+            let value = functions::lower_index(bag.clone(), TypedExpr::new(lit(*field), KqlType::String))?;
+            out.push((col, functions::lower_cast(value, *ty)?));
+        }
+        Ok(Some((rel, out)))
+    }
+
+    /// `array_sort_asc(a1, a2, ...[, nulls_last])` of two or more arrays: one column per array,
+    /// each reordered as sorting the first orders it, named by the item's names in order, the
+    /// rest `a1_sorted`, `a2_sorted`... `None` for one array (an ordinary call).
+    fn sorted_arrays(&mut self, rel: Rel, it: &ast::NamedExpr, name: &str, args: &[ast::Arg], scope: &Scope) -> Result<Option<(Rel, Vec<NamedValue>)>> {
+        let mut bound = Vec::with_capacity(args.len());
+        for a in args {
+            bound.push(self.bind_scalar(a.expr(), Some(&rel), scope)?);
+        }
+        let narrays = bound.iter().take_while(|b| b.ty == KqlType::Dynamic).count();
+        if narrays < 2 {
+            return Ok(None);
+        }
+        let nulls_last = bound.get(narrays).cloned();
+        let arg_names: Vec<String> = args.iter().take(narrays).map(|a| Binder::derived_name(a.expr()).unwrap_or_default()).collect();
+        let bound: Vec<TypedExpr> = bound.into_iter().take(narrays).collect();
+        let bag = functions::lower_array_sort_many(name, bound, nulls_last)?;
+        let rel = self.add_column(rel, MULTI_BAG, bag.expr, KqlType::Dynamic)?;
+        let bag = rel.col(MULTI_BAG)?;
+        let mut out = Vec::with_capacity(narrays);
+        for (i, arg) in arg_names.iter().enumerate() {
+            let col = match it.names.get(i) {
+                Some(n) => n.name.clone(),
+                None => format!("{arg}_sorted"),
+            };
+            let key = TypedExpr::new(lit(i.to_string()), KqlType::String);
+            out.push((col, functions::lower_index(bag.clone(), key)?));
+        }
+        Ok(Some((rel, out)))
     }
 
     /// Columns named by a list of names and wildcards.
@@ -1262,6 +1350,12 @@ fn rewrite_aggregates(e: &ast::Expr, scope: &Scope, found: &mut Vec<ast::Expr>, 
 
 /// The serialized row number column added for window functions.
 const ROW_NUMBER_COL: &str = "__kql_rn";
+
+/// A column's name and value.
+pub(crate) type NamedValue = (String, TypedExpr);
+
+/// The hidden column holding the bag of fields of a function that gives several columns.
+const MULTI_BAG: &str = "__kql_multi";
 
 fn is_hidden(name: &str) -> bool {
     name.starts_with("__kql_")

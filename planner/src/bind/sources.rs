@@ -199,10 +199,20 @@ impl<'a> Binder<'a> {
     }
 
     fn bind_print(&mut self, items: &[ast::NamedExpr], scope: &Scope) -> Result<Rel> {
-        let one = Rel::new(LogicalPlanBuilder::empty(true).build()?, KqlSchema::default());
+        let mut one = Rel::new(LogicalPlanBuilder::empty(true).build()?, KqlSchema::default());
         let mut exprs = Vec::new();
         let mut cols: Vec<KqlColumn> = Vec::new();
         for (i, it) in items.iter().enumerate() {
+            if let Some((with_bag, fields)) = self.multi_columns(one.clone(), it, scope)? {
+                one = with_bag;
+                for (name, v) in fields {
+                    let taken: Vec<String> = cols.iter().map(|c| c.name.clone()).collect();
+                    let name = Binder::unique_name(&name, &taken);
+                    exprs.push(v.expr.alias(name.clone()));
+                    cols.push(KqlColumn::new(name, v.ty));
+                }
+                continue;
+            }
             let names = self.output_names(it, &format!("print_{i}"))?;
             let v = self.bind_scalar(&it.expr, Some(&one), scope)?;
             if names.len() != 1 {

@@ -325,6 +325,51 @@ fn array_sort_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
     out(Some(Json::Array(res)))
 }
 
+/// `[desc, nulls_last, array1, array2, ...]`: every array reordered as sorting the first one
+/// orders it, as a bag `{"0": sorted1, "1": sorted2, ...}`; null when the lengths differ.
+fn array_sort_many_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let desc = a.first().and_then(sv_bool).unwrap_or(false);
+    let nulls_last = a.get(1).and_then(sv_bool).unwrap_or(true);
+    let mut arrays = Vec::new();
+    for v in a.iter().skip(2) {
+        match json_of(v) {
+            Some(Json::Array(x)) => arrays.push(x),
+            _ => return s_str(None),
+        }
+    }
+    let Some(first) = arrays.first() else { return s_str(None) };
+    if arrays.iter().any(|x| x.len() != first.len()) {
+        return s_str(None);
+    }
+    let mut order: Vec<usize> = (0..first.len()).collect();
+    order.sort_by(|&i, &j| {
+        let (x, y) = (&first[i], &first[j]);
+        match (x.is_null(), y.is_null()) {
+            (true, true) => Ordering::Equal,
+            (true, false) => if nulls_last { Ordering::Greater } else { Ordering::Less },
+            (false, true) => if nulls_last { Ordering::Less } else { Ordering::Greater },
+            (false, false) => if desc { cmp_json(y, x) } else { cmp_json(x, y) },
+        }
+    });
+    let mut bag = Map::new();
+    for (k, arr) in arrays.iter().enumerate() {
+        bag.insert(k.to_string(), Json::Array(order.iter().map(|&i| arr[i].clone()).collect()));
+    }
+    out(Some(Json::Object(bag)))
+}
+
+/// `array_sort_asc(array1, array2, ...[, nulls_last])` with several arrays: the bag of the
+/// sorted arrays under "0", "1"... (the binder makes them columns).
+pub(crate) fn lower_array_sort_many(name: &str, arrays: Vec<TypedExpr>, nulls_last: Option<TypedExpr>) -> Result<TypedExpr> {
+    let nulls_last = match nulls_last {
+        Some(b) => lower_cast(b, KqlType::Bool)?.expr,
+        None => lit(true),
+    };
+    let mut a = vec![lit(name == "array_sort_desc"), nulls_last];
+    a.extend(arrays.into_iter().map(|x| x.expr));
+    Ok(typed("array_sort_many", KqlType::Dynamic, array_sort_many_row, a))
+}
+
 fn zip_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
     let mut arrays = Vec::new();
     for v in a {
@@ -358,6 +403,33 @@ fn range_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
             serde_json::Number::from_f64(x).map(Json::Number).unwrap_or(Json::Null)
         });
         i += 1.0;
+    }
+    out(Some(Json::Array(items)))
+}
+
+/// `range(start, stop[, step])` over datetimes or timespans (the step a timespan, 1h by
+/// default): the instants or durations as Kusto prints them in a dynamic array.
+fn range_time_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let ns = |v: &ScalarValue| match v {
+        ScalarValue::TimestampNanosecond(x, _) | ScalarValue::DurationNanosecond(x) => *x,
+        _ => None,
+    };
+    let (Some(start), Some(stop)) = (a.first().and_then(ns), a.get(1).and_then(ns)) else { return s_str(None) };
+    let step = a.get(2).and_then(ns).unwrap_or(3_600_000_000_000);
+    if step == 0 {
+        return s_str(None);
+    }
+    let datetime = matches!(a.first(), Some(ScalarValue::TimestampNanosecond(..)));
+    let mut items = Vec::new();
+    let mut x = start;
+    while ((step > 0 && x <= stop) || (step < 0 && x >= stop)) && items.len() < MAX_RANGE {
+        items.push(Json::String(if datetime {
+            kustodian_parser::value_text::format_datetime_nanos(x)
+        } else {
+            kustodian_parser::value_text::format_timespan_nanos(x)
+        }));
+        let Some(next) = x.checked_add(step) else { break };
+        x = next;
     }
     out(Some(Json::Array(items)))
 }
@@ -479,6 +551,11 @@ pub(super) fn lower_array_sort(name: &str, args: Vec<TypedExpr>, _: &FunctionCon
         return Err(PlanError::semantic(format!("function '{name}' expects a dynamic array, got {}", arr.ty)));
     }
     let nulls_last = match it.next() {
+        Some(b) if b.ty == KqlType::Dynamic => {
+            return Err(PlanError::semantic(format!(
+                "function '{name}' of several arrays gives several columns: use it on its own in extend, project or print"
+            )));
+        }
         Some(b) => lower_cast(b, KqlType::Bool)?.expr,
         None => lit(true),
     };
@@ -496,8 +573,14 @@ pub(super) fn lower_range(_: &str, args: Vec<TypedExpr>, _: &FunctionContext) ->
     use KqlType::*;
     let all_long = args.iter().all(|a| matches!(a.ty, Int | Long));
     let to = if all_long { Long } else { Real };
+    if let [start, stop, rest @ ..] = args.as_slice()
+        && matches!((start.ty, stop.ty), (Datetime, Datetime) | (Timespan, Timespan))
+        && rest.iter().all(|s| s.ty == Timespan)
+    {
+        return Ok(typed("range_time", Dynamic, range_time_row, args.into_iter().map(|a| a.expr).collect()));
+    }
     if !args.iter().all(|a| a.ty.is_numeric()) {
-        return Err(PlanError::unsupported("range() over non-numeric values"));
+        return Err(PlanError::semantic("range() takes numbers, or datetimes or timespans with a timespan step"));
     }
     let a = args.into_iter().map(|a| lower_cast(a, to).map(|t| t.expr)).collect::<Result<Vec<_>>>()?;
     Ok(typed(if all_long { "range_long" } else { "range_real" }, Dynamic, range_row, a))

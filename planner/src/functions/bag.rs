@@ -31,11 +31,33 @@ fn bag_keys_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
     }
 }
 
+/// A key of `bag_has_key`/`bag_remove_keys` is a key or a JSONPath (`$.key2.prop1`).
 fn bag_has_key_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
     let key = args.get(1).map(|k| v_to_string(&v_of(k, KqlType::String))).unwrap_or_default();
-    match args.first().and_then(json_of) {
-        Some(Json::Object(m)) => s_bool(Some(m.contains_key(&key))),
-        _ => s_bool(Some(false)),
+    let Some(steps) = json_path_keys(&key) else { return s_bool(Some(false)) };
+    let mut cur = args.first().and_then(json_of);
+    for k in &steps {
+        cur = match cur {
+            Some(Json::Object(mut m)) => m.remove(k),
+            _ => None,
+        };
+    }
+    s_bool(Some(cur.is_some()))
+}
+
+/// Removes the value at `steps` from `v`, if there is one.
+fn remove_path(v: &mut Json, steps: &[String]) {
+    let Json::Object(m) = v else { return };
+    match steps {
+        [] => {}
+        [last] => {
+            m.remove(last);
+        }
+        [first, rest @ ..] => {
+            if let Some(inner) = m.get_mut(first) {
+                remove_path(inner, rest);
+            }
+        }
     }
 }
 
@@ -53,19 +75,23 @@ fn bag_merge_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
 }
 
 fn bag_remove_keys_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
-    let Some(Json::Object(mut o)) = a.first().and_then(json_of) else { return s_str(None) };
+    let Some(mut o @ Json::Object(_)) = a.first().and_then(json_of) else { return s_str(None) };
     if let Some(Json::Array(keys)) = a.get(1).and_then(json_of) {
         for k in keys {
-            if let Json::String(k) = k {
-                o.remove(&k);
+            if let Json::String(k) = k
+                && let Some(steps) = json_path_keys(&k)
+            {
+                remove_path(&mut o, &steps);
             }
         }
     }
-    out(Some(Json::Object(o)))
+    out(Some(o))
 }
 
 fn bag_zip_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
-    let (Some(keys), Some(vals)) = (a.first().and_then(array_of), a.get(1).and_then(array_of)) else { return s_str(None) };
+    // Values that are not an array give null values (the bag_zip page).
+    let Some(keys) = a.first().and_then(array_of) else { return s_str(None) };
+    let vals = a.get(1).and_then(array_of).unwrap_or_default();
     let mut m = Map::new();
     for (i, k) in keys.into_iter().enumerate() {
         if let Json::String(k) = k {

@@ -223,9 +223,9 @@ pub(crate) fn parse_bool(s: &str) -> Option<bool> {
 pub(crate) fn parse_guid(s: &str) -> Option<String> {
     let t = s.trim();
     let t = t.strip_prefix('{').and_then(|x| x.strip_suffix('}')).unwrap_or(t);
+    // Dashes may sit anywhere (the toguid() page reads `0123456789ab-cdef-0123-456789abcdef`).
     let hex: String = t.chars().filter(|c| *c != '-').collect();
-    let dashed_ok = t.len() == 32 || (t.len() == 36 && [8, 13, 18, 23].iter().all(|&i| t.as_bytes().get(i) == Some(&b'-')));
-    if hex.len() != 32 || !dashed_ok || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+    if hex.len() != 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
         return None;
     }
     let h = hex.to_ascii_lowercase();
@@ -283,6 +283,13 @@ fn parse_datetime_utc(s: &str) -> Option<NaiveDateTime> {
     let t = s.trim();
     if t.is_empty() {
         return None;
+    }
+    // ISO forms with a ` GMT`/` UTC` suffix (`2014-11-08 15:05 GMT`, the datetime page).
+    if let Some(iso) = t.strip_suffix(" GMT").or_else(|| t.strip_suffix(" UTC"))
+        && iso.as_bytes().get(4) == Some(&b'-')
+        && let Some(n) = parse_datetime_utc(iso)
+    {
+        return Some(n);
     }
     if let Ok(d) = DateTime::parse_from_rfc3339(t) {
         return Some(d.naive_utc());
@@ -645,6 +652,8 @@ fn gettype_dyn_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
             Json::String(_) => "string",
             Json::Bool(_) => "bool",
             Json::Number(n) if n.is_f64() => "real",
+            // A dynamic integer that fits in 32 bits is an int (`gettype(parse_json('1'))`).
+            Json::Number(n) if n.as_i64().is_some_and(|i| i32::try_from(i).is_ok()) => "int",
             Json::Number(_) => "long",
             Json::Null => "null",
         },

@@ -41,11 +41,17 @@ unary_real!(exp2_row, f64::exp2);
 
 unary_real!(exp10_row, |x| 10f64.powf(x));
 
-unary_real!(log_row, f64::ln);
+fn log_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    in_domain(a, |x| x >= 0.0, f64::ln)
+}
 
-unary_real!(log2_row, f64::log2);
+fn log2_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    in_domain(a, |x| x >= 0.0, f64::log2)
+}
 
-unary_real!(log10_row, f64::log10);
+fn log10_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    in_domain(a, |x| x >= 0.0, f64::log10)
+}
 
 unary_real!(sign_row, |x| if x > 0.0 {
     1.0
@@ -303,12 +309,17 @@ fn tan_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
     unary_f64(a, f64::tan)
 }
 
+/// `f(x)` for `x` in its domain, null outside it (`acos(2)`, `log(-1)`), as the reference says.
+fn in_domain(args: &[ScalarValue], domain: fn(f64) -> bool, op: fn(f64) -> f64) -> ScalarValue {
+    s_f64(args.first().and_then(sv_f64).and_then(|x| (x.is_nan() || domain(x)).then(|| op(x))))
+}
+
 fn acos_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
-    unary_f64(a, f64::acos)
+    in_domain(a, |x| (-1.0..=1.0).contains(&x), f64::acos)
 }
 
 fn asin_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
-    unary_f64(a, f64::asin)
+    in_domain(a, |x| (-1.0..=1.0).contains(&x), f64::asin)
 }
 
 fn atan_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
@@ -411,8 +422,9 @@ fn binary_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
         0 => Some(x & y),
         1 => Some(x | y),
         2 => Some(x ^ y),
-        4 => u32::try_from(y).ok().filter(|s| *s < 64).map(|s| x << s),
-        5 => u32::try_from(y).ok().filter(|s| *s < 64).map(|s| x >> s),
+        // The shift is taken modulo 64, as the reference says (`binary_shift_left(1, 66)` is 4).
+        4 => u32::try_from(y.rem_euclid(64)).ok().map(|s| x << s),
+        5 => u32::try_from(y.rem_euclid(64)).ok().map(|s| x >> s),
         _ => None,
     })
 }

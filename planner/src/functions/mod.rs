@@ -94,8 +94,9 @@ mod tests;
 
 pub use aggregate::AggregateLowering;
 pub use array::{mv_expand_call, mv_expand_type};
+pub(crate) use array::lower_array_sort_many;
 pub(crate) use bag::pack_all_call;
-pub(crate) use series::{series_axis, series_fill};
+pub(crate) use series::{lower_multi, multi_column, series_axis, series_fill};
 pub use conversion::{lower_cast, lower_parse_json};
 pub use json::lower_index;
 /// The operator [`lower_binary`] lowers: the parser's, as the query wrote it.
@@ -126,6 +127,11 @@ pub fn lower_scalar_call(name: &str, args: Vec<TypedExpr>, ctx: &FunctionContext
     }
     if is_aggregate(name) {
         return Err(PlanError::semantic(format!("aggregate function '{name}' is only allowed in summarize")));
+    }
+    if series::multi_column(name).is_some() {
+        return Err(PlanError::semantic(format!(
+            "function '{name}' gives several columns: use it on its own in extend or project (`extend (a, b, ...) = {name}(...)`)"
+        )));
     }
     Err(PlanError::unsupported(format!("function '{name}'")))
 }

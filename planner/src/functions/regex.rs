@@ -117,6 +117,26 @@ fn extract_all_row(args: &[ScalarValue], st: &mut RowState) -> ScalarValue {
     if out.is_empty() { s_str(None) } else { s_str(Some(Json::Array(out).to_string())) }
 }
 
+/// `extract_all(regex, groups, text)`: per match, the listed capture groups (numbers, or names
+/// of `(?P<name>...)` groups) as an array.
+fn extract_all_groups_row(args: &[ScalarValue], st: &mut RowState) -> ScalarValue {
+    let (Some(p), Some(groups), Some(t)) = (args.first().and_then(sv_str), args.get(1).and_then(super::json::array_of), args.get(2)) else {
+        return s_str(None);
+    };
+    let t = sv_str_or_empty(t).to_string();
+    let Some(re) = st.regex(p) else { return s_str(None) };
+    let mut out = Vec::new();
+    for c in re.captures_iter(&t) {
+        let pick = |g: &Json| match g {
+            Json::Number(n) => n.as_u64().and_then(|i| usize::try_from(i).ok()).and_then(|i| c.get(i)),
+            Json::String(name) => c.name(name),
+            _ => None,
+        };
+        out.push(Json::Array(groups.iter().map(|g| pick(g).map_or(Json::Null, |m| Json::String(m.as_str().into()))).collect()));
+    }
+    if out.is_empty() { s_str(None) } else { s_str(Some(Json::Array(out).to_string())) }
+}
+
 /// `[text, regex, start, length, occurrence]`; positions count characters.
 fn indexof_regex_row(a: &[ScalarValue], st: &mut RowState) -> ScalarValue {
     let (Some(text), Some(pat)) = (a.first().and_then(sv_str), arg_str(a, 1)) else { return s_i64(None) };
@@ -192,12 +212,15 @@ pub(super) fn lower_extract(name: &str, mut args: Vec<TypedExpr>, _: &FunctionCo
     Ok(TypedExpr::new(expr, to))
 }
 
-/// `extract_all(regex, text)`; the form with a list of capture groups is not implemented.
+/// `extract_all(regex, [groups,] text)`.
 pub(super) fn lower_extract_all(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
-    if args.len() == 3 {
-        return Err(PlanError::unsupported("function 'extract_all' with capture-group list"));
-    }
     check_regex_literal(&args[0].expr)?;
+    if args.len() == 3 {
+        let re = string_arg(args.remove(0), name)?;
+        let groups = lower_cast(args.remove(0), KqlType::Dynamic)?.expr;
+        let text = lower_cast(args.remove(0), KqlType::String)?.expr;
+        return Ok(typed("extract_all_groups", KqlType::Dynamic, extract_all_groups_row, vec![re, groups, text]));
+    }
     let re = string_arg(args.remove(0), name)?;
     let text = lower_cast(args.remove(0), KqlType::String)?.expr;
     Ok(typed("extract_all", KqlType::Dynamic, extract_all_row, vec![re, text]))

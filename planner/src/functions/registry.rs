@@ -176,6 +176,9 @@ static SCALARS: &[Scalar] = &[
     f("series_fill_linear", 1, 4, series::lower_series),
     f("series_fir", 2, 4, series::lower_series),
     f("series_iir", 3, 3, series::lower_series),
+    f("series_outliers", 1, 5, series::lower_series),
+    f("series_seasonal", 1, 2, series::lower_series),
+    f("series_fit_2lines_dynamic", 1, 1, series::lower_series),
     // ---- unit conversions
     f("convert_angle", 3, 3, units::lower_convert),
     f("convert_energy", 3, 3, units::lower_convert),

@@ -289,7 +289,11 @@ fn pairs(a: &[ScalarValue]) -> Option<Vec<(f64, f64)>> {
 }
 
 fn dot_product_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
-    super::udf::s_f64(pairs(a).map(|p| p.iter().map(|(x, y)| x * y).sum()))
+    // A number on either side multiplies every element of the other.
+    let (Some(l), Some(r)) = (a.first(), a.get(1)) else { return super::udf::s_f64(None) };
+    let len = array_of(l).map(|x| x.len()).or_else(|| array_of(r).map(|x| x.len()));
+    let (Some(xs), Some(ys)) = (numbers(l, len), numbers(r, len)) else { return super::udf::s_f64(None) };
+    super::udf::s_f64(Some(xs.iter().zip(&ys).filter_map(|(x, y)| Some(x.as_ref()?.f() * y.as_ref()?.f())).sum()))
 }
 
 fn cosine_similarity_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
@@ -317,7 +321,7 @@ fn pearson_correlation_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
 }
 
 /// `series_stats_dynamic(series[, ignore_nonfinite])`: min, min_idx, max, max_idx, avg,
-/// stdev and variance (sample) of the numeric elements.
+/// stdev and variance (sample), sum of the numeric elements, and the series' length.
 fn stats_dynamic_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
     let Some(xs) = a.first().and_then(array_of) else { return out(None) };
     let skip_nonfinite = a.get(1).and_then(super::udf::sv_bool).unwrap_or(false);
@@ -325,9 +329,10 @@ fn stats_dynamic_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
         xs.iter().enumerate().filter_map(|(i, x)| Some((i, Num::of(x)?.f()))).filter(|(_, x)| !skip_nonfinite || x.is_finite()).collect();
     let mut m = serde_json::Map::new();
     if vals.is_empty() {
-        for k in ["min", "min_idx", "max", "max_idx", "avg", "stdev", "variance"] {
+        for k in ["min", "min_idx", "max", "max_idx", "avg", "stdev", "variance", "sum"] {
             m.insert(k.into(), Json::Null);
         }
+        m.insert("len".into(), Json::from(xs.len()));
         return out(Some(Json::Object(m)));
     }
     let (mut lo, mut hi) = (vals[0], vals[0]);
@@ -350,6 +355,8 @@ fn stats_dynamic_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
     m.insert("avg".into(), real(avg));
     m.insert("stdev".into(), real(var.sqrt()));
     m.insert("variance".into(), real(var));
+    m.insert("sum".into(), real(vals.iter().map(|v| v.1).sum()));
+    m.insert("len".into(), Json::from(xs.len()));
     out(Some(Json::Object(m)))
 }
 
@@ -401,9 +408,11 @@ fn jval(v: &ScalarValue) -> Option<Json> {
 }
 
 /// Whether element `x` of a series is missing: null, not a number, or the placeholder.
+/// With a placeholder only elements equal to it are missing; without one, nulls and
+/// non-numbers.
 fn missing(x: &Json, placeholder: Option<&Json>) -> bool {
     match placeholder {
-        Some(p) if !p.is_null() => Num::of(x).zip(Num::of(p)).is_some_and(|(a, b)| a.f() == b.f()) || Num::of(x).is_none(),
+        Some(p) if !p.is_null() => Num::of(x).zip(Num::of(p)).is_some_and(|(a, b)| a.f() == b.f()),
         _ => Num::of(x).is_none(),
     }
 }
@@ -454,18 +463,21 @@ fn fill_linear_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
     let constant = a.get(3).and_then(jval).filter(|c| !c.is_null());
     let present: Vec<(usize, f64)> = xs.iter().enumerate().filter(|(_, x)| !missing(x, ph.as_ref())).filter_map(|(i, x)| Some((i, Num::of(x)?.f()))).collect();
     if present.is_empty() {
-        return out_arr(match constant {
-            Some(c) => vec![c; xs.len()],
-            None => xs,
-        });
+        // Nothing to interpolate from: the constant (0 by default) everywhere.
+        return out_arr(vec![constant.unwrap_or(real(0.0)); xs.len()]);
     }
+    // A series of integers stays integer: interpolated values are truncated, as Kusto does.
+    let integers = xs.iter().all(|x| missing(x, ph.as_ref()) || matches!(Num::of(x), Some(Num::I(_))));
     let mut ys: Vec<Json> = xs.clone();
     for w in present.windows(2) {
         let ((i0, y0), (i1, y1)) = (w[0], w[1]);
         for (k, y) in ys.iter_mut().enumerate().take(i1).skip(i0 + 1) {
             #[allow(clippy::cast_precision_loss)]
             let t = (k - i0) as f64 / (i1 - i0) as f64;
-            *y = real(y0 + (y1 - y0) * t);
+            let v = y0 + (y1 - y0) * t;
+            #[allow(clippy::cast_possible_truncation)]
+            let j = if integers { Json::from(v.trunc() as i64) } else { real(v) };
+            *y = j;
         }
     }
     if edges {
@@ -518,6 +530,481 @@ fn iir_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
     out_arr(y.into_iter().map(real).collect())
 }
 
+// ---------- fits, decomposition, periods, outliers, FFT ----------
+
+fn reals(v: &[f64]) -> Json {
+    Json::Array(v.iter().map(|x| real(*x)).collect())
+}
+
+/// A series' elements as reals, missing ones as NaN.
+fn series_f64(v: &ScalarValue) -> Option<Vec<f64>> {
+    Some(array_of(v)?.iter().map(|x| Num::of(x).map_or(f64::NAN, Num::f)).collect())
+}
+
+/// Least squares line through `(x, y)`: slope, interception, residual sum of squares.
+fn line(points: &[(f64, f64)]) -> (f64, f64, f64) {
+    #[allow(clippy::cast_precision_loss)]
+    let n = points.len() as f64;
+    let (mx, my) = (points.iter().map(|p| p.0).sum::<f64>() / n, points.iter().map(|p| p.1).sum::<f64>() / n);
+    let sxy: f64 = points.iter().map(|(x, y)| (x - mx) * (y - my)).sum();
+    let sxx: f64 = points.iter().map(|(x, _)| (x - mx) * (x - mx)).sum();
+    let slope = if sxx == 0.0 { 0.0 } else { sxy / sxx };
+    let icpt = my - slope * mx;
+    let rss = points.iter().map(|(x, y)| (y - (slope * x + icpt)).powi(2)).sum();
+    (slope, icpt, rss)
+}
+
+fn sum_sq_dev(ys: &[f64]) -> f64 {
+    #[allow(clippy::cast_precision_loss)]
+    let m = ys.iter().sum::<f64>() / ys.len() as f64;
+    ys.iter().map(|y| (y - m) * (y - m)).sum()
+}
+
+/// Sample variance (0 for fewer than two values).
+fn variance(ys: &[f64]) -> f64 {
+    #[allow(clippy::cast_precision_loss)]
+    if ys.len() < 2 { 0.0 } else { sum_sq_dev(ys) / (ys.len() - 1) as f64 }
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn pos(i: usize) -> f64 {
+    (i + 1) as f64
+}
+
+/// `series_fit_2lines(series)`: the split into two lines (each of at least two points) with the
+/// least total squared residual, over x = 1..n.
+fn fit_2lines_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let Some(ys) = a.first().and_then(series_f64) else { return out(None) };
+    let n = ys.len();
+    if n < 4 || ys.iter().any(|y| !y.is_finite()) {
+        return out(None);
+    }
+    let pts: Vec<(f64, f64)> = ys.iter().enumerate().map(|(i, y)| (pos(i), *y)).collect();
+    let mut best: Option<(usize, f64)> = None;
+    for k in 2..=n - 2 {
+        let rss = line(&pts[..k]).2 + line(&pts[k..]).2;
+        if best.is_none_or(|(_, b)| rss < b) {
+            best = Some((k, rss));
+        }
+    }
+    let Some((k, rss)) = best else { return out(None) };
+    let ss = sum_sq_dev(&ys);
+    let mut m = serde_json::Map::new();
+    let (ls, li, lr) = line(&pts[..k]);
+    let (rs, ri, rr) = line(&pts[k..]);
+    let fit: Vec<f64> = pts.iter().enumerate().map(|(i, (x, _))| if i < k { ls * x + li } else { rs * x + ri }).collect();
+    let part_r2 = |ys: &[f64], rss: f64| {
+        let ss = sum_sq_dev(ys);
+        if ss == 0.0 { 1.0 } else { 1.0 - rss / ss }
+    };
+    #[allow(clippy::cast_precision_loss)]
+    let rvar = |rss: f64, len: usize| if len < 2 { 0.0 } else { rss / (len - 1) as f64 };
+    m.insert("rsquare".into(), real(if ss == 0.0 { 1.0 } else { 1.0 - rss / ss }));
+    m.insert("split_idx".into(), Json::from(k - 1));
+    m.insert("variance".into(), real(variance(&ys)));
+    m.insert("rvariance".into(), real(rvar(rss, n)));
+    m.insert("line_fit".into(), reals(&fit));
+    m.insert("right_rsquare".into(), real(part_r2(&ys[k..], rr)));
+    m.insert("right_slope".into(), real(rs));
+    m.insert("right_interception".into(), real(ri));
+    m.insert("right_variance".into(), real(variance(&ys[k..])));
+    m.insert("right_rvariance".into(), real(rvar(rr, n - k)));
+    m.insert("left_rsquare".into(), real(part_r2(&ys[..k], lr)));
+    m.insert("left_slope".into(), real(ls));
+    m.insert("left_interception".into(), real(li));
+    m.insert("left_variance".into(), real(variance(&ys[..k])));
+    m.insert("left_rvariance".into(), real(rvar(lr, k)));
+    out(Some(Json::Object(m)))
+}
+
+/// `series_fit_poly(y[, x[, degree = 1]])`: least squares polynomial (x = 1..n when no x
+/// series is given); rsquare, coefficients (highest degree first), variance, rvariance,
+/// poly_fit.
+fn fit_poly_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let Some(ys) = a.first().and_then(series_f64) else { return out(None) };
+    let xs = match a.get(1).and_then(series_f64) {
+        Some(x) if x.len() == ys.len() => x,
+        _ => (0..ys.len()).map(pos).collect(),
+    };
+    let degree = a.get(2).and_then(sv_i64).unwrap_or(1);
+    let Ok(degree) = usize::try_from(degree) else { return out(None) };
+    if degree == 0 || degree > 6 || ys.len() <= degree || ys.iter().chain(&xs).any(|v| !v.is_finite()) {
+        return out(None);
+    }
+    // Normal equations (A^T A) c = A^T y, A[i][j] = x_i^j, solved by Gaussian elimination.
+    let k = degree + 1;
+    let mut m = vec![vec![0.0; k + 1]; k];
+    for (x, y) in xs.iter().zip(&ys) {
+        let powers: Vec<f64> = (0..k).map(|j| x.powi(i32::try_from(j).unwrap_or(0))).collect();
+        for r in 0..k {
+            for c in 0..k {
+                m[r][c] += powers[r] * powers[c];
+            }
+            m[r][k] += powers[r] * y;
+        }
+    }
+    for col in 0..k {
+        let Some(piv) = (col..k).max_by(|a, b| m[*a][col].abs().total_cmp(&m[*b][col].abs())) else { return out(None) };
+        if m[piv][col].abs() < 1e-300 {
+            return out(None);
+        }
+        m.swap(col, piv);
+        let pivot_row = m[col].clone();
+        for (r, row) in m.iter_mut().enumerate() {
+            if r != col {
+                let f = row[col] / pivot_row[col];
+                for (v, p) in row.iter_mut().zip(&pivot_row).skip(col) {
+                    *v -= f * p;
+                }
+            }
+        }
+    }
+    let coef: Vec<f64> = (0..k).map(|j| m[j][k] / m[j][j]).collect();
+    let fit: Vec<f64> = xs.iter().map(|x| coef.iter().enumerate().map(|(j, c)| c * x.powi(i32::try_from(j).unwrap_or(0))).sum()).collect();
+    let ss = sum_sq_dev(&ys);
+    let rss: f64 = ys.iter().zip(&fit).map(|(y, f)| (y - f).powi(2)).sum();
+    #[allow(clippy::cast_precision_loss)]
+    let n1 = (ys.len() - 1) as f64;
+    let mut o = serde_json::Map::new();
+    o.insert("rsquare".into(), real(if ss == 0.0 { 1.0 } else { 1.0 - rss / ss }));
+    o.insert("coefficients".into(), reals(&coef.iter().rev().copied().collect::<Vec<_>>()));
+    o.insert("variance".into(), real(ss / n1));
+    o.insert("rvariance".into(), real(rss / n1));
+    o.insert("poly_fit".into(), reals(&fit));
+    out(Some(Json::Object(o)))
+}
+
+/// The median of the finite values (`None` when there are none).
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+}
+
+/// The autocorrelation of `x` (mean removed, finite values only) at lag `p`, in [-1, 1].
+fn autocorrelation(x: &[f64], p: usize) -> f64 {
+    let vals: Vec<f64> = x.iter().map(|v| if v.is_finite() { *v } else { 0.0 }).collect();
+    #[allow(clippy::cast_precision_loss)]
+    let m = vals.iter().sum::<f64>() / vals.len().max(1) as f64;
+    let den: f64 = vals.iter().map(|v| (v - m) * (v - m)).sum();
+    if den == 0.0 || p >= vals.len() {
+        return 0.0;
+    }
+    let num: f64 = (0..vals.len() - p).map(|i| (vals[i] - m) * (vals[i + p] - m)).sum();
+    num / den
+}
+
+/// Periods between `lo` and `hi` (in bins) whose autocorrelation is a local maximum, best
+/// first, at most `count`; scores are the autocorrelations (0 to 1).
+fn detect_periods(x: &[f64], lo: usize, hi: usize, count: usize) -> Vec<(usize, f64)> {
+    let hi = hi.min(x.len() / 2);
+    let lo = lo.max(2);
+    if lo > hi {
+        return Vec::new();
+    }
+    let scores: Vec<f64> = (lo.saturating_sub(1)..=hi + 1).map(|p| autocorrelation(x, p)).collect();
+    let mut peaks: Vec<(usize, f64)> = Vec::new();
+    for p in lo..=hi {
+        let i = p - lo.saturating_sub(1);
+        let s = scores[i];
+        if s > 0.0 && s >= scores[i - 1] && s >= scores.get(i + 1).copied().unwrap_or(f64::MIN) {
+            peaks.push((p, s));
+        }
+    }
+    peaks.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    peaks.truncate(count);
+    peaks
+}
+
+fn periods_bag(found: &[(usize, f64)]) -> ScalarValue {
+    let mut m = serde_json::Map::new();
+    m.insert("periods".into(), Json::Array(found.iter().map(|(p, _)| Json::from(*p)).collect()));
+    m.insert("scores".into(), reals(&found.iter().map(|(_, s)| *s).collect::<Vec<_>>()));
+    out(Some(Json::Object(m)))
+}
+
+/// `series_periods_detect(series, min_period, max_period, num_periods)`.
+fn periods_detect_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let (Some(x), Some(lo), Some(hi), Some(k)) = (a.first().and_then(series_f64), a.get(1).and_then(sv_f64), a.get(2).and_then(sv_f64), a.get(3).and_then(sv_i64)) else {
+        return out(None);
+    };
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let (lo, hi) = (lo.max(0.0).ceil() as usize, hi.max(0.0).floor() as usize);
+    periods_bag(&detect_periods(&x, lo, hi, usize::try_from(k).unwrap_or(0)))
+}
+
+/// `series_periods_validate(series, period1[, period2...])`: each period's score.
+fn periods_validate_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let Some(x) = a.first().and_then(series_f64) else { return out(None) };
+    let found: Vec<(usize, f64)> = a[1..]
+        .iter()
+        .filter_map(sv_f64)
+        .filter(|p| *p >= 1.0)
+        .map(|p| {
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let p = p as usize;
+            (p, autocorrelation(&x, p).max(0.0))
+        })
+        .collect();
+    periods_bag(&found)
+}
+
+/// The seasonal period for decomposition: `seasonality` when positive, none for 0, else
+/// detected (the best period between 4 and a third of the learning points scoring at least
+/// `threshold`).
+fn season_period(x: &[f64], seasonality: i64, threshold: f64) -> Option<usize> {
+    match seasonality {
+        0 => None,
+        p if p > 0 => usize::try_from(p).ok().filter(|p| *p < x.len()),
+        _ => detect_periods(x, 4, x.len() / 3, 1).first().filter(|(_, s)| *s >= threshold).map(|(p, _)| *p),
+    }
+}
+
+/// The seasonal component: per phase, the median of the learning points of that phase.
+fn seasonal_of(x: &[f64], learn: usize, period: Option<usize>) -> Vec<f64> {
+    let Some(p) = period else { return vec![0.0; x.len()] };
+    let medians: Vec<f64> = (0..p).map(|ph| median((ph..learn).step_by(p).map(|i| x[i]).collect()).unwrap_or(0.0)).collect();
+    (0..x.len()).map(|i| medians[i % p]).collect()
+}
+
+/// `(baseline, seasonal, trend, residual)` of a decomposition: the seasonal medians, then the
+/// trend of the deseasoned learning points (`avg`: their average; `linefit`: their regression
+/// line over x = 1..n, extended to the test points; `none`), baseline = seasonal + trend,
+/// residual = x - baseline.
+fn decompose(x: &[f64], seasonality: i64, trend: &str, test_points: usize, threshold: f64) -> Option<[Vec<f64>; 4]> {
+    let n = x.len();
+    let learn = n.saturating_sub(test_points);
+    if learn == 0 {
+        return None;
+    }
+    let period = season_period(&x[..learn], seasonality, threshold);
+    let seasonal = seasonal_of(x, learn, period);
+    let deseasoned: Vec<(f64, f64)> = (0..learn).filter(|i| x[*i].is_finite()).map(|i| (pos(i), x[i] - seasonal[i])).collect();
+    let trend: Vec<f64> = match trend {
+        "none" => vec![0.0; n],
+        "linefit" if deseasoned.len() >= 2 => {
+            let (slope, icpt, _) = line(&deseasoned);
+            (0..n).map(|i| slope * pos(i) + icpt).collect()
+        }
+        _ => {
+            #[allow(clippy::cast_precision_loss)]
+            let avg = deseasoned.iter().map(|p| p.1).sum::<f64>() / deseasoned.len().max(1) as f64;
+            vec![avg; n]
+        }
+    };
+    let baseline: Vec<f64> = seasonal.iter().zip(&trend).map(|(s, t)| s + t).collect();
+    let residual: Vec<f64> = x.iter().zip(&baseline).map(|(v, b)| v - b).collect();
+    Some([baseline, seasonal, trend, residual])
+}
+
+fn arg_str_at(a: &[ScalarValue], i: usize) -> Option<&str> {
+    a.get(i).and_then(super::udf::sv_str)
+}
+
+fn components_bag(c: [Vec<f64>; 4]) -> ScalarValue {
+    let [baseline, seasonal, trend, residual] = c;
+    let mut m = serde_json::Map::new();
+    m.insert("baseline".into(), reals(&baseline));
+    m.insert("seasonal".into(), reals(&seasonal));
+    m.insert("trend".into(), reals(&trend));
+    m.insert("residual".into(), reals(&residual));
+    out(Some(Json::Object(m)))
+}
+
+/// `series_decompose(series[, seasonality = -1[, trend = 'avg'[, test_points = 0[,
+/// seasonality_threshold = 0.6]]]])`.
+fn decompose_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let Some(x) = a.first().and_then(series_f64) else { return out(None) };
+    let seasonality = a.get(1).and_then(sv_i64).unwrap_or(-1);
+    let trend = arg_str_at(a, 2).unwrap_or("avg");
+    let test_points = a.get(3).and_then(sv_i64).and_then(|t| usize::try_from(t).ok()).unwrap_or(0);
+    let threshold = a.get(4).and_then(sv_f64).unwrap_or(0.6);
+    decompose(&x, seasonality, trend, test_points, threshold).map_or(out(None), components_bag)
+}
+
+/// `series_decompose_forecast(series, points[, seasonality = -1[, trend = 'linefit'[,
+/// seasonality_threshold = 0.6]]])`: the last `points` are forecast, not learnt.
+fn decompose_forecast_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let (Some(x), Some(points)) = (a.first().and_then(series_f64), a.get(1).and_then(sv_i64)) else { return out(None) };
+    let seasonality = a.get(2).and_then(sv_i64).unwrap_or(-1);
+    let trend = arg_str_at(a, 3).unwrap_or("linefit");
+    let threshold = a.get(4).and_then(sv_f64).unwrap_or(0.6);
+    decompose(&x, seasonality, trend, usize::try_from(points).unwrap_or(0), threshold).map_or(out(None), components_bag)
+}
+
+/// A percentile of the finite values, linearly interpolated.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let rank = p / 100.0 * (sorted.len() - 1) as f64;
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+    let f = rank - rank.floor();
+    sorted[lo] + (sorted[hi.min(sorted.len() - 1)] - sorted[lo]) * f
+}
+
+/// Tukey scores: 0 inside the [low, high] percentiles, else the distance beyond them in units
+/// of their range (positive above, negative below); missing values score 0.
+fn outlier_scores(x: &[f64], kind: &str, lo_pct: f64, hi_pct: f64) -> Vec<f64> {
+    let (lo_pct, hi_pct) = if kind == "tukey" { (25.0, 75.0) } else { (lo_pct, hi_pct) };
+    let mut sorted: Vec<f64> = x.iter().copied().filter(|v| v.is_finite()).collect();
+    sorted.sort_by(f64::total_cmp);
+    let (q1, q3) = (percentile(&sorted, lo_pct), percentile(&sorted, hi_pct));
+    // A range of zero width (most values equal) would make every other value infinitely
+    // far out: measure against a tiny width instead, so such values still score high.
+    let iqr = (q3 - q1).max(1e-9 * q1.abs().max(q3.abs()).max(1.0));
+    x.iter()
+        .map(|v| {
+            if !v.is_finite() {
+                0.0
+            } else if *v > q3 {
+                (v - q3) / iqr
+            } else if *v < q1 {
+                (v - q1) / iqr
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+/// `series_outliers(series[, kind = 'ctukey'[, ignore_val[, min_percentile = 10[,
+/// max_percentile = 90]]]])`.
+fn outliers_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let Some(mut x) = a.first().and_then(series_f64) else { return out(None) };
+    if let Some(ignore) = a.get(2).and_then(sv_f64) {
+        for v in &mut x {
+            if *v == ignore {
+                *v = f64::NAN;
+            }
+        }
+    }
+    let kind = arg_str_at(a, 1).unwrap_or("ctukey").to_ascii_lowercase();
+    let (lo, hi) = (a.get(3).and_then(sv_f64).unwrap_or(10.0), a.get(4).and_then(sv_f64).unwrap_or(90.0));
+    if !(2.0..=98.0).contains(&lo) || !(2.0..=98.0).contains(&hi) || lo >= hi {
+        return out(None);
+    }
+    out_arr(outlier_scores(&x, &kind, lo, hi).into_iter().map(real).collect())
+}
+
+/// `series_decompose_anomalies(series[, threshold = 1.5[, seasonality = -1[, trend = 'avg'[,
+/// test_points = 0[, method = 'ctukey'[, seasonality_threshold = 0.6]]]]]])`: the residual's
+/// outlier scores (ad_score), +1/-1 where they pass the threshold (ad_flag), and the baseline.
+fn decompose_anomalies_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let Some(x) = a.first().and_then(series_f64) else { return out(None) };
+    let threshold = a.get(1).and_then(sv_f64).unwrap_or(1.5);
+    let seasonality = a.get(2).and_then(sv_i64).unwrap_or(-1);
+    let trend = arg_str_at(a, 3).unwrap_or("avg");
+    let test_points = a.get(4).and_then(sv_i64).and_then(|t| usize::try_from(t).ok()).unwrap_or(0);
+    let kind = arg_str_at(a, 5).unwrap_or("ctukey").to_ascii_lowercase();
+    let season_threshold = a.get(6).and_then(sv_f64).unwrap_or(0.6);
+    let Some([baseline, _, _, residual]) = decompose(&x, seasonality, trend, test_points, season_threshold) else { return out(None) };
+    let scores = outlier_scores(&residual, &kind, 10.0, 90.0);
+    let flags: Vec<Json> = scores.iter().map(|s| Json::from(if *s > threshold { 1 } else if *s < -threshold { -1 } else { 0 })).collect();
+    let mut m = serde_json::Map::new();
+    m.insert("ad_flag".into(), Json::Array(flags));
+    m.insert("ad_score".into(), reals(&scores));
+    m.insert("baseline".into(), reals(&baseline));
+    out(Some(Json::Object(m)))
+}
+
+/// `series_seasonal(series[, period = -1])`: the seasonal component (per-phase medians).
+fn seasonal_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let Some(x) = a.first().and_then(series_f64) else { return out(None) };
+    let period = season_period(&x, a.get(1).and_then(sv_i64).unwrap_or(-1), 0.6);
+    out_arr(seasonal_of(&x, x.len(), period).into_iter().map(real).collect())
+}
+
+/// The discrete Fourier transform (`inverse`: its inverse, scaled by 1/n) of a real and an
+/// optional imaginary series.
+fn fourier(a: &[ScalarValue], inverse: bool) -> ScalarValue {
+    use rustfft::num_complex::Complex;
+    let Some(re) = a.first().and_then(series_f64) else { return out(None) };
+    let im = a.get(1).and_then(series_f64).unwrap_or_else(|| vec![0.0; re.len()]);
+    if im.len() != re.len() || re.iter().chain(&im).any(|v| !v.is_finite()) {
+        return out(None);
+    }
+    let mut buf: Vec<Complex<f64>> = re.iter().zip(&im).map(|(r, i)| Complex::new(*r, *i)).collect();
+    let mut planner = rustfft::FftPlanner::new();
+    let fft = if inverse { planner.plan_fft_inverse(buf.len()) } else { planner.plan_fft_forward(buf.len()) };
+    fft.process(&mut buf);
+    #[allow(clippy::cast_precision_loss)]
+    let scale = if inverse && !buf.is_empty() { 1.0 / buf.len() as f64 } else { 1.0 };
+    let mut m = serde_json::Map::new();
+    m.insert("real".into(), reals(&buf.iter().map(|c| c.re * scale).collect::<Vec<_>>()));
+    m.insert("imag".into(), reals(&buf.iter().map(|c| c.im * scale).collect::<Vec<_>>()));
+    out(Some(Json::Object(m)))
+}
+
+fn fft_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    fourier(a, false)
+}
+
+fn ifft_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    fourier(a, true)
+}
+
+use KqlType::{Dynamic as D, Long as L, Real as R};
+
+/// The functions that give several columns (`extend (a, b) = f(x)`, or `f_x_field` names),
+/// each with its row function (a bag of the fields) and its fields in order.
+/// A function that gives several columns: its name, its row function, its fields.
+type MultiColumn = (&'static str, super::udf::RowFn, &'static [(&'static str, KqlType)]);
+
+static MULTI: &[MultiColumn] = &[
+    ("series_stats", stats_dynamic_row, &[("min", R), ("min_idx", L), ("max", R), ("max_idx", L), ("avg", R), ("stdev", R), ("variance", R)]),
+    ("series_fit_line", fit_line_dynamic_row, &[("rsquare", R), ("slope", R), ("variance", R), ("rvariance", R), ("interception", R), ("line_fit", D)]),
+    (
+        "series_fit_2lines",
+        fit_2lines_row,
+        &[
+            ("rsquare", R),
+            ("split_idx", L),
+            ("variance", R),
+            ("rvariance", R),
+            ("line_fit", D),
+            ("right_rsquare", R),
+            ("right_slope", R),
+            ("right_interception", R),
+            ("right_variance", R),
+            ("right_rvariance", R),
+            ("left_rsquare", R),
+            ("left_slope", R),
+            ("left_interception", R),
+            ("left_variance", R),
+            ("left_rvariance", R),
+        ],
+    ),
+    ("series_fit_poly", fit_poly_row, &[("rsquare", R), ("coefficients", D), ("variance", R), ("rvariance", R), ("poly_fit", D)]),
+    ("series_decompose", decompose_row, &[("baseline", D), ("seasonal", D), ("trend", D), ("residual", D)]),
+    ("series_decompose_forecast", decompose_forecast_row, &[("baseline", D), ("seasonal", D), ("trend", D), ("residual", D)]),
+    ("series_decompose_anomalies", decompose_anomalies_row, &[("ad_flag", D), ("ad_score", D), ("baseline", D)]),
+    ("series_periods_detect", periods_detect_row, &[("periods", D), ("scores", D)]),
+    ("series_periods_validate", periods_validate_row, &[("periods", D), ("scores", D)]),
+    ("series_fft", fft_row, &[("real", D), ("imag", D)]),
+    ("series_ifft", ifft_row, &[("real", D), ("imag", D)]),
+];
+
+/// The fields of a function that gives several columns, if `name` is one.
+pub(crate) fn multi_column(name: &str) -> Option<&'static [(&'static str, KqlType)]> {
+    MULTI.iter().find(|m| m.0 == name).map(|m| m.2)
+}
+
+/// A call of a function that gives several columns, as the bag of its fields.
+pub(crate) fn lower_multi(name: &str, args: Vec<TypedExpr>) -> crate::error::Result<TypedExpr> {
+    let Some(&(_, f, _)) = MULTI.iter().find(|m| m.0 == name) else {
+        return Err(crate::error::PlanError::semantic(format!("function '{name}' is not supported by Kustodian")));
+    };
+    let exprs = series_args(name, args)?;
+    Ok(TypedExpr::new(row_call(name, KqlType::Dynamic.arrow_type(), f, exprs), KqlType::Dynamic))
+}
+
 /// The row function of `series_*` function `name` and its result type.
 fn series_row(name: &str) -> Option<(super::udf::RowFn, KqlType)> {
     use KqlType::{Dynamic, Real};
@@ -559,6 +1046,9 @@ fn series_row(name: &str) -> Option<(super::udf::RowFn, KqlType)> {
         "series_fill_linear" => (fill_linear_row, Dynamic),
         "series_fir" => (fir_row, Dynamic),
         "series_iir" => (iir_row, Dynamic),
+        "series_outliers" => (outliers_row, Dynamic),
+        "series_seasonal" => (seasonal_row, Dynamic),
+        "series_fit_2lines_dynamic" => (fit_2lines_row, Dynamic),
         _ => return None,
     })
 }
@@ -568,16 +1058,22 @@ pub(super) fn lower_series(name: &str, args: Vec<TypedExpr>, _: &super::Function
     let Some((f, ty)) = series_row(name) else {
         return Err(crate::error::PlanError::semantic(format!("function '{name}' is not supported by Kustodian")));
     };
+    let exprs = series_args(name, args)?;
+    Ok(TypedExpr::new(row_call(name, ty.arrow_type(), f, exprs), ty))
+}
+
+/// A series function's arguments: arrays, numbers, flags and names as they are.
+fn series_args(name: &str, args: Vec<TypedExpr>) -> crate::error::Result<Vec<Expr>> {
     let mut exprs = Vec::with_capacity(args.len());
     for a in args {
         let e = match a.ty {
-            KqlType::Bool | KqlType::Dynamic | KqlType::Long | KqlType::Real | KqlType::Int => a.expr,
+            KqlType::Bool | KqlType::Dynamic | KqlType::Long | KqlType::Real | KqlType::Int | KqlType::String => a.expr,
             KqlType::Decimal => super::lower_cast(a, KqlType::Real)?.expr,
             t => return Err(crate::error::PlanError::semantic(format!("function '{name}' expects numbers or numeric arrays, got {t}"))),
         };
         exprs.push(e);
     }
-    Ok(TypedExpr::new(row_call(name, ty.arrow_type(), f, exprs), ty))
+    Ok(exprs)
 }
 
 #[cfg(test)]
