@@ -463,7 +463,7 @@ impl<'a> Binder<'a> {
             "pack_all" => return self.bind_pack_all(args, e, row, scope),
             // `column_ifexists(name, default)`: the row's column `name` when the row has it,
             // else the default, in the default's type. Only the caller's own row is consulted.
-            "column_ifexists" => {
+            "column_ifexists" | "columnifexists" => {
                 let [c, d] = args else {
                     return Err(self.semantic("column_ifexists() takes two arguments: a column name and a default value", e.span));
                 };

@@ -282,6 +282,31 @@ fn ipv6(s: &str) -> Option<(u128, u32)> {
     (p <= 32).then_some((u128::from(std::net::Ipv4Addr::from(v4).to_ipv6_mapped()), 96 + p))
 }
 
+/// `parse_ipv6(ip)` and `parse_ipv6_mask(ip, prefix)`: the address (IPv4 as IPv4-mapped
+/// IPv6), masked to the shorter of its own and the given prefix, in the full canonical form
+/// `0000:0000:...` Kusto prints.
+fn parse_ipv6_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let Some((addr, own)) = arg_str(a, 0).and_then(ipv6) else { return s_str(None) };
+    let prefix = match a.get(1) {
+        None => own,
+        Some(v) => match sv_i64(v).and_then(|p| u32::try_from(p).ok()).filter(|p| *p <= 128) {
+            Some(p) => own.min(p),
+            None => return s_str(None),
+        },
+    };
+    let masked = addr & mask128(prefix);
+    let groups: Vec<String> = (0..8).rev().map(|i| format!("{:04x}", (masked >> (i * 16)) & 0xffff)).collect();
+    s_str(Some(groups.join(":")))
+}
+
+pub(super) fn lower_parse_ipv6(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let mut a = vec![to(args.remove(0), KqlType::String)?];
+    if let Some(p) = args.pop() {
+        a.push(integer(p, name)?);
+    }
+    Ok(typed(name, KqlType::String, parse_ipv6_row, a))
+}
+
 fn mask128(prefix: u32) -> u128 {
     if prefix == 0 { 0 } else { u128::MAX << (128 - prefix.min(128)) }
 }

@@ -158,6 +158,7 @@ pub(super) fn lower_isempty(name: &str, mut args: Vec<TypedExpr>, _: &FunctionCo
     } else {
         Expr::IsNull(Box::new(a.expr))
     };
+    // `notempty` is the deprecated name of `isnotempty`.
     Ok(TypedExpr::new(if name == "isempty" { e } else { Expr::Not(Box::new(e)) }, KqlType::Bool))
 }
 
@@ -165,8 +166,9 @@ pub(super) fn lower_isempty(name: &str, mut args: Vec<TypedExpr>, _: &FunctionCo
 pub(super) fn lower_isnull(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
     let a = args.remove(0);
     // Kusto strings are never null.
+    // `notnull` is the deprecated name of `isnotnull`.
     let e = if a.ty == KqlType::String {
-        lit(name == "isnotnull")
+        lit(name != "isnull")
     } else if name == "isnull" {
         Expr::IsNull(Box::new(a.expr))
     } else {

@@ -478,3 +478,59 @@ pub(super) fn lower_has_any_index(name: &str, mut args: Vec<TypedExpr>, _: &Func
     let values = values.map(|v| v.expr).ok_or_else(|| PlanError::semantic(format!("function '{name}' expects 2 arguments")))?;
     Ok(lg(name, has_any_index_row, vec![source, values]))
 }
+
+fn isascii_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    super::udf::s_bool(a.first().and_then(sv_str).map(str::is_ascii))
+}
+
+/// `isascii(s)`, `isutf8(s)` (Kusto strings are UTF-8: true for any string).
+pub(super) fn lower_isascii(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let s = string_arg(args.remove(0), name)?;
+    if name == "isutf8" {
+        return Ok(TypedExpr::new(datafusion::logical_expr::Expr::IsNotNull(Box::new(s)), KqlType::Bool));
+    }
+    Ok(TypedExpr::new(row_call(name, KqlType::Bool.arrow_type(), isascii_row, vec![s]), KqlType::Bool))
+}
+
+fn regex_quote_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    // .NET's Regex.Escape: \ * + ? | { [ ( ) ^ $ . # and white space.
+    s_str(a.first().and_then(sv_str).map(|t| {
+        let mut o = String::with_capacity(t.len());
+        for c in t.chars() {
+            match c {
+                '\\' | '*' | '+' | '?' | '|' | '{' | '[' | '(' | ')' | '^' | '$' | '.' | '#' | ' ' => {
+                    o.push('\\');
+                    o.push(c);
+                }
+                '\t' => o.push_str("\\t"),
+                '\n' => o.push_str("\\n"),
+                '\r' => o.push_str("\\r"),
+                '\x0c' => o.push_str("\\f"),
+                _ => o.push(c),
+            }
+        }
+        o
+    }))
+}
+
+/// `regex_quote(s)`: `s` with the regex metacharacters escaped.
+pub(super) fn lower_regex_quote(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    Ok(st(name, regex_quote_row, vec![string_arg(args.remove(0), name)?]))
+}
+
+fn punycode_domain_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let (Some(t), Some(to_ascii)) = (a.first().and_then(sv_str), a.get(1).and_then(super::udf::sv_bool)) else { return s_str(None) };
+    if to_ascii {
+        s_str(idna::domain_to_ascii(t).ok())
+    } else {
+        let (u, r) = idna::domain_to_unicode(t);
+        s_str(r.ok().map(|()| u))
+    }
+}
+
+/// `punycode_domain_from_string(domain)` (to punycode, label by label) and
+/// `punycode_domain_to_string`.
+pub(super) fn lower_punycode_domain(name: &str, mut args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let t = string_arg(args.remove(0), name)?;
+    Ok(st(name, punycode_domain_row, vec![t, lit(name == "punycode_domain_from_string")]))
+}
