@@ -22,13 +22,13 @@ use crate::error::Result;
 use crate::functions::{self, TypedExpr};
 use crate::types::{KqlColumn, KqlSchema, KqlType};
 
-const INPUT: &str = "__ms_input";
-const POS: &str = "__ms_pos";
-const PAIRS: &str = "__ms_pairs";
-const LO: &str = "__ms_lo";
-const HI: &str = "__ms_hi";
-const START: &str = "__ms_start";
-const COUNT: &str = "__ms_n";
+const INPUT: &str = "__kql_ms_input";
+const POS: &str = "__kql_ms_pos";
+const PAIRS: &str = "__kql_ms_pairs";
+const LO: &str = "__kql_ms_lo";
+const HI: &str = "__kql_ms_hi";
+const START: &str = "__kql_ms_start";
+const COUNT: &str = "__kql_ms_n";
 
 fn bin(op: BinaryOp, l: ast::Expr, r: ast::Expr, span: Span) -> ast::Expr {
     ast::Expr::new(ExprKind::Binary { op, left: Box::new(l), right: Box::new(r) }, span)

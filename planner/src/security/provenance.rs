@@ -100,19 +100,7 @@ fn by_name(expr: &Arc<dyn PhysicalExpr>) -> Arc<dyn PhysicalExpr> {
 /// derives at run time from a join's or a top-k's own input (bounds and membership tests).
 fn is_total_operator(expr: &Arc<dyn PhysicalExpr>) -> bool {
     if let Some(b) = expr.downcast_ref::<BinaryExpr>() {
-        return matches!(
-            b.op(),
-            Operator::Eq
-                | Operator::NotEq
-                | Operator::Lt
-                | Operator::LtEq
-                | Operator::Gt
-                | Operator::GtEq
-                | Operator::And
-                | Operator::Or
-                | Operator::IsDistinctFrom
-                | Operator::IsNotDistinctFrom
-        );
+        return matches!(b.op(), Operator::And | Operator::Or) || is_comparison(b.op());
     }
     expr.is::<Column>()
         || expr.is::<Literal>()
@@ -121,4 +109,20 @@ fn is_total_operator(expr: &Arc<dyn PhysicalExpr>) -> bool {
         || expr.is::<IsNotNullExpr>()
         || expr.is::<InListExpr>()
         || expr.is::<DynamicFilterPhysicalExpr>()
+}
+
+/// The comparison operators, which cannot fail on operands of one type (the logical check,
+/// `pushdown::is_total`, and the physical one share this list).
+pub fn is_comparison(op: &Operator) -> bool {
+    matches!(
+        op,
+        Operator::Eq
+            | Operator::NotEq
+            | Operator::Lt
+            | Operator::LtEq
+            | Operator::Gt
+            | Operator::GtEq
+            | Operator::IsDistinctFrom
+            | Operator::IsNotDistinctFrom
+    )
 }

@@ -24,6 +24,7 @@ use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 use std::sync::Arc;
 
 use crate::security::barrier::SecurityBarrier;
+use crate::security::provenance::is_comparison;
 
 /// Optimizer rule: `Filter(p1 AND p2, Barrier(X))` becomes `Filter(p2, Barrier(Filter(p1, X)))`
 /// for the conjuncts `p1` that are total (see [`is_total`]).
@@ -116,14 +117,7 @@ pub fn is_total(e: &Expr, schema: &DFSchema) -> bool {
         Expr::Column(_) | Expr::Literal(..) => e.get_type(schema).is_ok_and(|t| plain(&t)),
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => match op {
             Operator::And | Operator::Or => is_total(left, schema) && is_total(right, schema),
-            Operator::Eq
-            | Operator::NotEq
-            | Operator::Lt
-            | Operator::LtEq
-            | Operator::Gt
-            | Operator::GtEq
-            | Operator::IsDistinctFrom
-            | Operator::IsNotDistinctFrom => {
+            op if is_comparison(op) => {
                 is_total(left, schema)
                     && is_total(right, schema)
                     && matches!((left.get_type(schema), right.get_type(schema)), (Ok(a), Ok(b)) if same_type(&a, &b))
