@@ -996,10 +996,21 @@ fn levenshtein(a: &str, b: &str) -> usize {
 /// anywhere else. There it becomes a membership test in the subquery's distinct values, read
 /// once as a scalar subquery: `array_has((T | summarize make_set(c)), x)`.
 fn in_subqueries_outside_filters(plan: LogicalPlan) -> Result<LogicalPlan> {
-    use datafusion::common::tree_node::{Transformed, TreeNode};
+    use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
     use datafusion::logical_expr::expr::InSubquery;
     use datafusion::logical_expr::{ExprFunctionExt, Subquery, not};
-    if !plan.exists(|p| Ok(!matches!(p, LogicalPlan::Filter(_)) && p.expressions().iter().any(|e| e.exists(|x| Ok(matches!(x, DfExpr::InSubquery(_)))).unwrap_or(false))))? {
+    // Most plans have none: look without cloning any expression before rewriting.
+    let mut found = false;
+    plan.apply_with_subqueries(|p| {
+        if matches!(p, LogicalPlan::Filter(_)) {
+            return Ok(TreeNodeRecursion::Continue);
+        }
+        p.apply_expressions(|e| {
+            found = e.exists(|x| Ok(matches!(x, DfExpr::InSubquery(_))))?;
+            Ok(if found { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+        })
+    })?;
+    if !found {
         return Ok(plan);
     }
     let rewritten = plan.transform_up_with_subqueries(|node| {
