@@ -364,35 +364,22 @@ fn stats_dynamic_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
 /// (of the input), rvariance (of the residuals), interception and line_fit.
 fn fit_line_dynamic_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
     let Some(xs) = a.first().and_then(array_of) else { return out(None) };
-    let pts: Vec<(f64, f64)> = xs.iter().enumerate().filter_map(|(i, y)| {
-        #[allow(clippy::cast_precision_loss)]
-        let x = (i + 1) as f64;
-        Some((x, Num::of(y)?.f()))
-    }).collect();
+    let pts: Vec<(f64, f64)> = xs.iter().enumerate().filter_map(|(i, y)| Some((pos(i), Num::of(y)?.f()))).collect();
     if pts.len() < 2 {
         return out(None);
     }
+    let (slope, icpt, rss) = line(&pts);
+    let ss = sum_sq_dev(&pts.iter().map(|p| p.1).collect::<Vec<_>>());
     #[allow(clippy::cast_precision_loss)]
-    let n = pts.len() as f64;
-    let (mx, my) = (pts.iter().map(|p| p.0).sum::<f64>() / n, pts.iter().map(|p| p.1).sum::<f64>() / n);
-    let sxy: f64 = pts.iter().map(|(x, y)| (x - mx) * (y - my)).sum();
-    let sxx: f64 = pts.iter().map(|(x, _)| (x - mx) * (x - mx)).sum();
-    let slope = sxy / sxx;
-    let icpt = my - slope * mx;
-    let ss: f64 = pts.iter().map(|(_, y)| (y - my) * (y - my)).sum();
-    let rss: f64 = pts.iter().map(|(x, y)| (y - (slope * x + icpt)).powi(2)).sum();
-    let line: Vec<Json> = (1..=xs.len()).map(|i| {
-        #[allow(clippy::cast_precision_loss)]
-        let x = i as f64;
-        real(slope * x + icpt)
-    }).collect();
+    let n1 = (pts.len() - 1) as f64;
+    let fit: Vec<f64> = (0..xs.len()).map(|i| slope * pos(i) + icpt).collect();
     let mut m = serde_json::Map::new();
     m.insert("rsquare".into(), real(if ss == 0.0 { 1.0 } else { 1.0 - rss / ss }));
     m.insert("slope".into(), real(slope));
-    m.insert("variance".into(), real(ss / (n - 1.0)));
-    m.insert("rvariance".into(), real(rss / (n - 1.0)));
+    m.insert("variance".into(), real(ss / n1));
+    m.insert("rvariance".into(), real(rss / n1));
     m.insert("interception".into(), real(icpt));
-    m.insert("line_fit".into(), Json::Array(line));
+    m.insert("line_fit".into(), reals(&fit));
     out(Some(Json::Object(m)))
 }
 
