@@ -441,11 +441,12 @@ pub fn mv_expand_type() -> datafusion::arrow::datatypes::DataType {
 }
 
 /// The elements of one `mv-expand` value: array elements; a property bag's properties as
-/// single-property bags (`kind=bag`) or `[key, value]` pairs (`kind=array`); null or an empty
-/// collection gives none; any other value is one element.
+/// single-property bags (`kind=bag`) or `[key, value]` pairs (`kind=array`); an empty
+/// collection gives none; null gives one null element, as Kusto produces a single record for a
+/// null value; any other value is one element.
 fn mv_elements(v: &ScalarValue, bag_as_array: bool) -> Vec<Json> {
     match json_of(v) {
-        None | Some(Json::Null) => Vec::new(),
+        None | Some(Json::Null) => vec![Json::Null],
         Some(Json::Array(a)) => a,
         Some(Json::Object(o)) => o
             .into_iter()

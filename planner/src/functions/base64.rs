@@ -144,7 +144,8 @@ pub(super) fn lower_base64_decode_toguid(_: &str, args: Vec<TypedExpr>, _: &Func
 
 pub(super) fn lower_base64_encode_fromguid(name: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
     use KqlType::*;
-    if !matches!(args[0].ty, Guid | String | Dynamic) {
+    // As the official parser: "A value of type guid expected", for strings and dynamic too.
+    if args[0].ty != Guid {
         return Err(PlanError::semantic(format!("function '{name}' expects a guid, got {}", args[0].ty)));
     }
     Ok(typed("base64_encode_fromguid", String, b64_fromguid_row, all_to(args, String)?))
