@@ -139,11 +139,13 @@ impl<'a> Binder<'a> {
                 return Err(self.semantic(format!("make-series: the aggregation '{}' must return a number, got {}", c.name, c.ty), a.span));
             }
         }
-        // Per group: the bins as `[position, values...]`, the first and the last.
+        // Per group: the bins as `[position, values...]` (collected with make_list_with_nulls,
+        // which keeps each array whole where make_list concatenates them), the first and the
+        // last.
         let mut entry = vec![ident(POS, span)];
         entry.extend(aggs.iter().map(|c| ident(&c.name, span)));
         let per_group = vec![
-            named(Some(PAIRS), call("make_list", vec![call("pack_array", entry, span)], span), span),
+            named(Some(PAIRS), call("make_list_with_nulls", vec![call("pack_array", entry, span)], span), span),
             named(Some(LO), call("min", vec![ident(POS, span)], span), span),
             named(Some(HI), call("max", vec![ident(POS, span)], span), span),
         ];

@@ -626,9 +626,11 @@ impl CollectAcc {
 impl Accumulator for CollectAcc {
     fn update_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
         if let Some(a) = values.first() {
-            // make_set unpacks arrays into their elements (Kusto: `make_set` of an array
-            // column is the set of the arrays' elements); make_list keeps them nested.
-            self.add_texts(a, self.kind == CollectKind::Set);
+            // make_set and make_list unpack an array into its elements: the make_set reference
+            // shows the set of an array column's elements, and make_list concatenates arrays
+            // (the geo_point_in_polygon reference folds polygons into a multipolygon with
+            // make_list(pack_array(coordinates))). make_list_with_nulls keeps every value.
+            self.add_texts(a, !self.nulls);
         }
         Ok(())
     }
