@@ -71,6 +71,7 @@ mod bag;
 mod base64;
 mod conversion;
 mod datetime;
+mod geo;
 mod hash;
 mod ip;
 mod json;

@@ -14,7 +14,7 @@ use std::sync::LazyLock;
 
 use super::aggregate::{self as agg, AggregateLowering};
 use super::{FunctionContext, TypedExpr};
-use super::{array, bag, base64, conversion, datetime, hash, ip, json, logic, math, parsers, random, regex, series, string, units, url};
+use super::{array, bag, base64, conversion, datetime, geo, hash, ip, json, logic, math, parsers, random, regex, series, string, units, url};
 use crate::error::{PlanError, Result};
 
 /// Lowers a scalar call: the name as written, the typed arguments (their count already
@@ -179,6 +179,45 @@ static SCALARS: &[Scalar] = &[
     f("series_outliers", 1, 5, series::lower_series),
     f("series_seasonal", 1, 2, series::lower_series),
     f("series_fit_2lines_dynamic", 1, 1, series::lower_series),
+    // ---- geospatial
+    f("geo_distance_2points", 4, 5, geo::lower_geo),
+    f("geo_point_in_circle", 5, 5, geo::lower_geo),
+    f("geo_angle", 6, 6, geo::lower_geo),
+    f("geo_azimuth", 4, 4, geo::lower_geo),
+    f("geo_point_in_polygon", 3, 3, geo::lower_geo),
+    f("geo_distance_point_to_line", 3, 3, geo::lower_geo),
+    f("geo_distance_point_to_polygon", 3, 3, geo::lower_geo),
+    f("geo_line_length", 1, 1, geo::lower_geo),
+    f("geo_line_centroid", 1, 1, geo::lower_geo),
+    f("geo_polygon_area", 1, 1, geo::lower_geo),
+    f("geo_polygon_perimeter", 1, 1, geo::lower_geo),
+    f("geo_polygon_centroid", 1, 1, geo::lower_geo),
+    f("geo_intersects_2lines", 2, 2, geo::lower_geo),
+    f("geo_intersects_line_with_polygon", 2, 2, geo::lower_geo),
+    f("geo_intersects_2polygons", 2, 2, geo::lower_geo),
+    f("geo_point_to_geohash", 2, 3, geo::lower_geo),
+    f("geo_geohash_to_central_point", 1, 1, geo::lower_geo),
+    f("geo_geohash_to_polygon", 1, 1, geo::lower_geo),
+    f("geo_geohash_neighbors", 1, 1, geo::lower_geo),
+    f("geo_point_to_s2cell", 2, 3, geo::lower_geo),
+    f("geo_s2cell_to_central_point", 1, 1, geo::lower_geo),
+    f("geo_s2cell_to_polygon", 1, 1, geo::lower_geo),
+    f("geo_s2cell_neighbors", 1, 1, geo::lower_geo),
+    f("geo_point_to_h3cell", 2, 3, geo::lower_geo),
+    f("geo_h3cell_to_central_point", 1, 1, geo::lower_geo),
+    f("geo_h3cell_to_polygon", 1, 1, geo::lower_geo),
+    f("geo_h3cell_level", 1, 1, geo::lower_geo),
+    f("geo_h3cell_children", 1, 2, geo::lower_geo),
+    f("geo_h3cell_parent", 1, 2, geo::lower_geo),
+    f("geo_h3cell_neighbors", 1, 1, geo::lower_geo),
+    f("geo_h3cell_rings", 2, 2, geo::lower_geo),
+    f("geo_line_interpolate_point", 2, 2, geo::lower_geo),
+    f("geo_line_locate_point", 3, 4, geo::lower_geo),
+    f("geo_closest_point_on_line", 3, 3, geo::lower_geo),
+    f("geo_closest_point_on_polygon", 3, 3, geo::lower_geo),
+    f("geo_line_densify", 1, 3, geo::lower_geo),
+    f("geo_polygon_densify", 1, 3, geo::lower_geo),
+    f("geo_from_wkt", 1, 1, geo::lower_geo),
     // ---- unit conversions
     f("convert_angle", 3, 3, units::lower_convert),
     f("convert_energy", 3, 3, units::lower_convert),

@@ -16,11 +16,17 @@ use datafusion::logical_expr::{
 };
 use regex::Regex;
 
-/// Per-batch scratch state for row functions (compiled regexes are cached by pattern).
+/// Per-batch scratch state for row functions: compiled regexes cached by pattern, and values
+/// derived from an argument's text (a parsed GeoJSON polygon) cached by that text.
 #[derive(Default)]
 pub(crate) struct RowState {
     regexes: HashMap<String, Option<Regex>>,
+    memo: HashMap<std::any::TypeId, HashMap<String, Option<Arc<dyn std::any::Any + Send + Sync>>>>,
 }
+
+/// How many derived values a batch keeps per type before starting afresh (values that differ
+/// on every row gain nothing from the cache and must not grow it without bound).
+const MEMO_LIMIT: usize = 64;
 
 impl RowState {
     /// Compiles (once per batch) a regex; an invalid pattern yields `None`.
@@ -31,6 +37,20 @@ impl RowState {
             self.regexes.insert(pattern.to_string(), re);
         }
         self.regexes.get(pattern).and_then(|r| r.as_ref())
+    }
+
+    /// The value `make` derives from `key`, computed once per batch (`None` is remembered too).
+    pub(crate) fn memo<T: std::any::Any + Send + Sync>(&mut self, key: &str, make: impl FnOnce() -> Option<T>) -> Option<Arc<T>> {
+        let cache = self.memo.entry(std::any::TypeId::of::<T>()).or_default();
+        if let Some(v) = cache.get(key) {
+            return v.clone().and_then(|a| a.downcast::<T>().ok());
+        }
+        if cache.len() >= MEMO_LIMIT {
+            cache.clear();
+        }
+        let v = make().map(Arc::new);
+        cache.insert(key.to_string(), v.clone().map(|a| a as Arc<dyn std::any::Any + Send + Sync>));
+        v
     }
 }
 

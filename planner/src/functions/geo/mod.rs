@@ -1,0 +1,570 @@
+//! Kusto's geospatial functions (`geo_*`): distances, angles and containment on the sphere,
+//! measures and relations of GeoJSON lines and polygons, and the geohash, S2 and H3 grids.
+//!
+//! Each function takes its documented parameter types (a wrong type is a semantic error, as in
+//! Kusto) and is total on values: an invalid coordinate, shape, level or token gives null (the
+//! empty string for functions returning a token), never an error, so a geospatial expression
+//! cannot fail on a row its caller may not see. Shapes given as the same dynamic value on many
+//! rows (a literal polygon) are parsed and validated once per batch.
+
+mod grid;
+mod shape;
+mod sphere;
+
+use std::sync::Arc;
+
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::Expr;
+use geographiclib_rs::{Geodesic, InverseGeodesic};
+use s2::point::Point;
+use serde_json::Value as Json;
+
+use super::args::{dynamic_arg, integer, real, typed};
+use super::string::string_arg;
+use super::udf::{RowFn, RowState, s_bool, s_f64, s_i32, s_str, sv_bool, sv_f64, sv_i64, sv_str};
+use super::{FunctionContext, TypedExpr};
+use crate::error::{PlanError, Result};
+use crate::types::KqlType;
+use sphere::{EARTH_RADIUS_M, Polygon};
+
+/// The kinds of parameters the geospatial functions take.
+#[derive(Clone, Copy)]
+enum P {
+    /// A number, as a real.
+    R,
+    /// An integer (a level, resolution or accuracy).
+    I,
+    /// A bool.
+    B,
+    /// A string (a token).
+    S,
+    /// A dynamic value (a GeoJSON shape).
+    D,
+}
+
+/// Each function: its parameters (the optional ones last), its result type and row function.
+fn signature(name: &str) -> Option<(&'static [P], KqlType, RowFn)> {
+    use KqlType::{Bool, Dynamic, Int, Real, String};
+    use P::*;
+    Some(match name {
+        "geo_distance_2points" => (&[R, R, R, R, B], Real, distance_2points),
+        "geo_point_in_circle" => (&[R, R, R, R, R], Bool, point_in_circle),
+        "geo_angle" => (&[R, R, R, R, R, R], Real, angle),
+        "geo_azimuth" => (&[R, R, R, R], Real, azimuth),
+        "geo_point_in_polygon" => (&[R, R, D], Bool, point_in_polygon),
+        "geo_distance_point_to_line" => (&[R, R, D], Real, distance_point_to_line),
+        "geo_distance_point_to_polygon" => (&[R, R, D], Real, distance_point_to_polygon),
+        "geo_line_length" => (&[D], Real, line_length),
+        "geo_line_centroid" => (&[D], Dynamic, line_centroid),
+        "geo_polygon_area" => (&[D], Real, polygon_area),
+        "geo_polygon_perimeter" => (&[D], Real, polygon_perimeter),
+        "geo_polygon_centroid" => (&[D], Dynamic, polygon_centroid),
+        "geo_intersects_2lines" => (&[D, D], Bool, intersects_2lines),
+        "geo_intersects_line_with_polygon" => (&[D, D], Bool, intersects_line_with_polygon),
+        "geo_intersects_2polygons" => (&[D, D], Bool, intersects_2polygons),
+        "geo_point_to_geohash" => (&[R, R, I], String, point_to_geohash),
+        "geo_geohash_to_central_point" => (&[S], Dynamic, geohash_to_central_point),
+        "geo_geohash_to_polygon" => (&[S], Dynamic, geohash_to_polygon),
+        "geo_geohash_neighbors" => (&[S], Dynamic, geohash_neighbors),
+        "geo_point_to_s2cell" => (&[R, R, I], String, point_to_s2cell),
+        "geo_s2cell_to_central_point" => (&[S], Dynamic, s2cell_to_central_point),
+        "geo_s2cell_to_polygon" => (&[S], Dynamic, s2cell_to_polygon),
+        "geo_s2cell_neighbors" => (&[S], Dynamic, s2cell_neighbors),
+        "geo_point_to_h3cell" => (&[R, R, I], String, point_to_h3cell),
+        "geo_h3cell_to_central_point" => (&[S], Dynamic, h3cell_to_central_point),
+        "geo_h3cell_to_polygon" => (&[S], Dynamic, h3cell_to_polygon),
+        "geo_h3cell_level" => (&[S], Int, h3cell_level),
+        "geo_h3cell_children" => (&[S, I], Dynamic, h3cell_children),
+        "geo_h3cell_parent" => (&[S, I], String, h3cell_parent),
+        "geo_h3cell_neighbors" => (&[S], Dynamic, h3cell_neighbors),
+        "geo_h3cell_rings" => (&[S, I], Dynamic, h3cell_rings),
+        "geo_line_interpolate_point" => (&[D, R], Dynamic, line_interpolate_point),
+        "geo_line_locate_point" => (&[D, R, R], Real, line_locate_point),
+        "geo_closest_point_on_line" => (&[R, R, D], Dynamic, closest_point_on_line),
+        "geo_closest_point_on_polygon" => (&[R, R, D], Dynamic, closest_point_on_polygon),
+        "geo_line_densify" => (&[D, R, B], Dynamic, line_densify),
+        "geo_polygon_densify" => (&[D, R, B], Dynamic, polygon_densify),
+        "geo_from_wkt" => (&[S], Dynamic, from_wkt),
+        _ => return None,
+    })
+}
+
+/// Lowers a call of a geospatial function (its argument count already checked by the
+/// registry): each argument brought to its parameter's type.
+pub(super) fn lower_geo(name: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let Some((params, ret, f)) = signature(name) else {
+        return Err(PlanError::semantic(format!("function '{name}' is not supported by Kustodian")));
+    };
+    if name == "geo_line_locate_point" && args.len() > 3 {
+        return Err(PlanError::unsupported("geo_line_locate_point with use_spheroid (distances along the spheroid)"));
+    }
+    let exprs = args
+        .into_iter()
+        .zip(params)
+        .map(|(a, p)| -> Result<Expr> {
+            match p {
+                P::R => real(a, name),
+                P::I => integer(a, name),
+                P::B => {
+                    if !matches!(a.ty, KqlType::Bool | KqlType::Dynamic) {
+                        return Err(PlanError::semantic(format!("function '{name}' expects a bool argument, got {}", a.ty)));
+                    }
+                    super::args::to(a, KqlType::Bool)
+                }
+                P::S => string_arg(a, name),
+                P::D => dynamic_arg(a, name),
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(typed(name, ret, f, exprs))
+}
+
+/// A shape result: GeoJSON text with `type` first, or null.
+fn out(j: Option<Json>) -> ScalarValue {
+    s_str(j.map(|j| shape::geo_text(&j)))
+}
+
+fn num(a: &[ScalarValue], i: usize) -> Option<f64> {
+    a.get(i).and_then(sv_f64)
+}
+
+/// The point of the coordinate at arguments `i` (longitude) and `i + 1` (latitude), if valid.
+fn point_at(a: &[ScalarValue], i: usize) -> Option<Point> {
+    let (lng, lat) = (num(a, i)?, num(a, i + 1)?);
+    sphere::valid(lng, lat).then(|| sphere::point(lng, lat))
+}
+
+fn text(a: &[ScalarValue], i: usize) -> Option<&str> {
+    a.get(i).and_then(sv_str)
+}
+
+/// The polygons of the GeoJSON at argument `i`, parsed once per batch per distinct value.
+fn polygons_at(a: &[ScalarValue], i: usize, st: &mut RowState) -> Option<Arc<Vec<Polygon>>> {
+    let t = text(a, i)?;
+    st.memo(t, || shape::polygons(&serde_json::from_str::<Json>(t).ok()?))
+}
+
+/// The lines of the GeoJSON at argument `i`, parsed once per batch per distinct value.
+fn lines_at(a: &[ScalarValue], i: usize, st: &mut RowState) -> Option<Arc<Vec<Vec<Point>>>> {
+    let t = text(a, i)?;
+    st.memo(t, || shape::lines(&serde_json::from_str::<Json>(t).ok()?))
+}
+
+fn distance_2points(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    s_f64((|| {
+        let (p, q) = (point_at(a, 0)?, point_at(a, 2)?);
+        if a.len() > 4 && a[4].is_null() {
+            return None;
+        }
+        if a.get(4).and_then(sv_bool) == Some(true) {
+            let s12: f64 = Geodesic::wgs84().inverse(num(a, 1)?, num(a, 0)?, num(a, 3)?, num(a, 2)?);
+            return s12.is_finite().then_some(s12);
+        }
+        Some(sphere::angle(&p, &q) * EARTH_RADIUS_M)
+    })())
+}
+
+fn point_in_circle(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    s_bool((|| {
+        let (p, c, r) = (point_at(a, 0)?, point_at(a, 2)?, num(a, 4)?);
+        if !(r > 0.0 && r.is_finite()) {
+            return None;
+        }
+        Some(sphere::angle(&p, &c) * EARTH_RADIUS_M <= r)
+    })())
+}
+
+/// The azimuth of the geodesic from `p` towards `q`: radians clockwise from true north, in
+/// [0, 2π); `None` for equal or antipodal points.
+fn bearing(p: &Point, q: &Point) -> Option<f64> {
+    if p == q || sphere::antipodal(p, q) {
+        return None;
+    }
+    let ((lng1, lat1), (lng2, lat2)) = (sphere::lng_lat(p), sphere::lng_lat(q));
+    let (p1, p2, dl) = (lat1.to_radians(), lat2.to_radians(), (lng2 - lng1).to_radians());
+    let t = (dl.sin() * p2.cos()).atan2(p1.cos() * p2.sin() - p1.sin() * p2.cos() * dl.cos());
+    Some(t.rem_euclid(std::f64::consts::TAU))
+}
+
+fn azimuth(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    s_f64((|| bearing(&point_at(a, 0)?, &point_at(a, 2)?))())
+}
+
+/// The clockwise angle at point 2 from the line towards point 1 to the line towards point 3.
+fn angle(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    s_f64((|| {
+        let (p1, p2, p3) = (point_at(a, 0)?, point_at(a, 2)?, point_at(a, 4)?);
+        let (back, on) = (bearing(&p2, &p1)?, bearing(&p2, &p3)?);
+        Some((on - back).rem_euclid(std::f64::consts::TAU))
+    })())
+}
+
+fn point_in_polygon(a: &[ScalarValue], st: &mut RowState) -> ScalarValue {
+    s_bool((|| {
+        let p = point_at(a, 0)?;
+        Some(sphere::polygons_contain(&polygons_at(a, 2, st)?, &p))
+    })())
+}
+
+fn line_distance(lines: &[Vec<Point>], p: &Point) -> f64 {
+    lines
+        .iter()
+        .flat_map(|l| l.windows(2))
+        .map(|w| sphere::edge_distance(p, &w[0], &w[1]))
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn distance_point_to_line(a: &[ScalarValue], st: &mut RowState) -> ScalarValue {
+    s_f64((|| {
+        let p = point_at(a, 0)?;
+        Some(line_distance(&lines_at(a, 2, st)?, &p) * EARTH_RADIUS_M)
+    })())
+}
+
+fn distance_point_to_polygon(a: &[ScalarValue], st: &mut RowState) -> ScalarValue {
+    s_f64((|| {
+        let p = point_at(a, 0)?;
+        let polys = polygons_at(a, 2, st)?;
+        if sphere::polygons_contain(&polys, &p) {
+            return Some(0.0);
+        }
+        let d = polys.iter().map(|q| q.boundary_distance(&p)).fold(f64::INFINITY, f64::min);
+        Some(d * EARTH_RADIUS_M)
+    })())
+}
+
+fn line_length(a: &[ScalarValue], st: &mut RowState) -> ScalarValue {
+    s_f64((|| {
+        let lines = lines_at(a, 0, st)?;
+        let rad: f64 = lines.iter().flat_map(|l| l.windows(2)).map(|w| sphere::angle(&w[0], &w[1])).sum();
+        Some(rad * EARTH_RADIUS_M)
+    })())
+}
+
+fn line_centroid(a: &[ScalarValue], st: &mut RowState) -> ScalarValue {
+    out((|| {
+        let lines = lines_at(a, 0, st)?;
+        let c = lines
+            .iter()
+            .flat_map(|l| l.windows(2))
+            .fold(s2::r3::vector::Vector::default(), |c, w| c + sphere::edge_centroid(&w[0], &w[1]));
+        // A line of zero length has the centroid of its points.
+        let c = if c.norm2() > 0.0 { c } else { lines.iter().flatten().fold(c, |c, p| c + p.0) };
+        Some(shape::point_json(&sphere::normalized(c)?))
+    })())
+}
+
+fn polygon_area(a: &[ScalarValue], st: &mut RowState) -> ScalarValue {
+    s_f64((|| {
+        let polys = polygons_at(a, 0, st)?;
+        let area = match polys.as_slice() {
+            [one] => one.area(),
+            many => sphere::boundary_area(&sphere::union_boundary(many)),
+        };
+        Some(area * EARTH_RADIUS_M * EARTH_RADIUS_M)
+    })())
+}
+
+fn polygon_perimeter(a: &[ScalarValue], st: &mut RowState) -> ScalarValue {
+    s_f64((|| {
+        let polys = polygons_at(a, 0, st)?;
+        let length = match polys.as_slice() {
+            [one] => one.perimeter(),
+            many => sphere::boundary_length(&sphere::union_boundary(many)),
+        };
+        Some(length * EARTH_RADIUS_M)
+    })())
+}
+
+fn polygon_centroid(a: &[ScalarValue], st: &mut RowState) -> ScalarValue {
+    out((|| {
+        let polys = polygons_at(a, 0, st)?;
+        let c = match polys.as_slice() {
+            [one] => one.centroid(),
+            many => sphere::boundary_centroid(&sphere::union_boundary(many)),
+        };
+        Some(shape::point_json(&sphere::normalized(c)?))
+    })())
+}
+
+fn lines_intersect(x: &[Vec<Point>], y: &[Vec<Point>]) -> bool {
+    x.iter().flat_map(|l| l.windows(2)).any(|e| {
+        y.iter().flat_map(|l| l.windows(2)).any(|f| sphere::edges_intersect(&e[0], &e[1], &f[0], &f[1]))
+    })
+}
+
+fn intersects_2lines(a: &[ScalarValue], st: &mut RowState) -> ScalarValue {
+    s_bool((|| Some(lines_intersect(&lines_at(a, 0, st)?, &lines_at(a, 1, st)?)))())
+}
+
+fn line_meets_polygons(lines: &[Vec<Point>], polys: &[Polygon]) -> bool {
+    lines.iter().flatten().any(|p| sphere::polygons_contain(polys, p))
+        || lines.iter().flat_map(|l| l.windows(2)).any(|e| {
+            polys.iter().flat_map(Polygon::edges).any(|(c, d)| sphere::edges_intersect(&e[0], &e[1], c, d))
+        })
+}
+
+fn intersects_line_with_polygon(a: &[ScalarValue], st: &mut RowState) -> ScalarValue {
+    s_bool((|| Some(line_meets_polygons(&lines_at(a, 0, st)?, &polygons_at(a, 1, st)?)))())
+}
+
+fn intersects_2polygons(a: &[ScalarValue], st: &mut RowState) -> ScalarValue {
+    s_bool((|| {
+        let (x, y) = (polygons_at(a, 0, st)?, polygons_at(a, 1, st)?);
+        let vertex_in = |p: &[Polygon], q: &[Polygon]| {
+            p.iter().flat_map(|r| r.shell.vertices()).any(|v| sphere::polygons_contain(q, v))
+        };
+        let edges_meet = x.iter().flat_map(Polygon::edges).any(|(a0, a1)| {
+            y.iter().flat_map(Polygon::edges).any(|(b0, b1)| sphere::edges_intersect(a0, a1, b0, b1))
+        });
+        Some(edges_meet || vertex_in(&x, &y) || vertex_in(&y, &x))
+    })())
+}
+
+/// A level argument: the given one, or the default when the call leaves it out. A null level
+/// given explicitly is invalid.
+fn level(a: &[ScalarValue], i: usize, default: i64) -> Option<i64> {
+    match a.get(i) {
+        None => Some(default),
+        Some(v) => sv_i64(v),
+    }
+}
+
+fn token(t: Option<String>) -> ScalarValue {
+    s_str(Some(t.unwrap_or_default()))
+}
+
+fn point_to_geohash(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    token((|| grid::geohash(num(a, 0)?, num(a, 1)?, level(a, 2, 5)?))())
+}
+
+fn geohash_to_central_point(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    out(text(a, 0).and_then(grid::geohash_center))
+}
+
+fn geohash_to_polygon(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    out(text(a, 0).and_then(grid::geohash_polygon))
+}
+
+fn geohash_neighbors(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    out(text(a, 0).and_then(grid::geohash_neighbors))
+}
+
+fn point_to_s2cell(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    token((|| grid::s2_token(num(a, 0)?, num(a, 1)?, level(a, 2, 11)?))())
+}
+
+fn s2cell_to_central_point(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    out(text(a, 0).and_then(grid::s2_center))
+}
+
+fn s2cell_to_polygon(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    out(text(a, 0).and_then(grid::s2_polygon))
+}
+
+fn s2cell_neighbors(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    out(text(a, 0).and_then(grid::s2_neighbors))
+}
+
+fn point_to_h3cell(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    token((|| grid::h3_token(num(a, 0)?, num(a, 1)?, level(a, 2, 6)?))())
+}
+
+fn h3cell_to_central_point(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    out(text(a, 0).and_then(grid::h3_center))
+}
+
+fn h3cell_to_polygon(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    out(text(a, 0).and_then(grid::h3_polygon))
+}
+
+fn h3cell_level(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    s_i32(text(a, 0).and_then(grid::h3_level))
+}
+
+/// An optional integer argument: `Some(None)` when left out, `None` when given as null.
+fn optional_level(a: &[ScalarValue], i: usize) -> Option<Option<i64>> {
+    match a.get(i) {
+        None => Some(None),
+        Some(v) => sv_i64(v).map(Some),
+    }
+}
+
+fn h3cell_children(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    out((|| grid::h3_children(text(a, 0)?, optional_level(a, 1)?))())
+}
+
+fn h3cell_parent(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    token((|| grid::h3_parent(text(a, 0)?, optional_level(a, 1)?))())
+}
+
+fn h3cell_neighbors(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    out(text(a, 0).and_then(grid::h3_neighbors))
+}
+
+fn h3cell_rings(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    out((|| grid::h3_rings(text(a, 0)?, a.get(1).and_then(sv_i64)?))())
+}
+
+/// The closest point to `p` on the lines, with the length along the lines before it.
+fn closest_on_lines(lines: &[Vec<Point>], p: &Point) -> Option<(Point, f64)> {
+    let mut best: Option<(f64, Point, f64)> = None;
+    let mut before = 0.0;
+    for w in lines.iter().flat_map(|l| l.windows(2)) {
+        let q = sphere::project(p, &w[0], &w[1]);
+        let d = sphere::angle(p, &q);
+        if best.as_ref().is_none_or(|b| d < b.0) {
+            best = Some((d, q, before + sphere::angle(&w[0], &q)));
+        }
+        before += sphere::angle(&w[0], &w[1]);
+    }
+    best.map(|(_, q, along)| (q, along))
+}
+
+fn line_interpolate_point(a: &[ScalarValue], st: &mut RowState) -> ScalarValue {
+    out((|| {
+        let lines = lines_at(a, 0, st)?;
+        let [line] = lines.as_slice() else { return None };
+        let t = num(a, 1)?;
+        if !(0.0..=1.0).contains(&t) {
+            return None;
+        }
+        let lens: Vec<f64> = line.windows(2).map(|w| sphere::angle(&w[0], &w[1])).collect();
+        let total: f64 = lens.iter().sum();
+        let mut target = t * total;
+        for (w, len) in line.windows(2).zip(&lens) {
+            if target <= *len || std::ptr::eq(len, lens.last()?) {
+                let f = if *len > 0.0 { (target / len).min(1.0) } else { 0.0 };
+                return Some(shape::point_json(&sphere::along(f, &w[0], &w[1])));
+            }
+            target -= len;
+        }
+        None
+    })())
+}
+
+fn line_locate_point(a: &[ScalarValue], st: &mut RowState) -> ScalarValue {
+    s_f64((|| {
+        let lines = lines_at(a, 0, st)?;
+        let [line] = lines.as_slice() else { return None };
+        let p = point_at(a, 1)?;
+        let total: f64 = line.windows(2).map(|w| sphere::angle(&w[0], &w[1])).sum();
+        let (_, along) = closest_on_lines(&lines, &p)?;
+        Some(if total > 0.0 { (along / total).clamp(0.0, 1.0) } else { 0.0 })
+    })())
+}
+
+fn closest_point_on_line(a: &[ScalarValue], st: &mut RowState) -> ScalarValue {
+    out((|| {
+        let p = point_at(a, 0)?;
+        Some(shape::point_json(&closest_on_lines(&lines_at(a, 2, st)?, &p)?.0))
+    })())
+}
+
+fn closest_point_on_polygon(a: &[ScalarValue], st: &mut RowState) -> ScalarValue {
+    out((|| {
+        let p = point_at(a, 0)?;
+        let polys = polygons_at(a, 2, st)?;
+        if sphere::polygons_contain(&polys, &p) {
+            return Some(shape::pair(num(a, 0)?, num(a, 1)?)).map(|c| shape::geojson("Point", c));
+        }
+        let mut best: Option<(f64, Point)> = None;
+        for (x, y) in polys.iter().flat_map(Polygon::edges) {
+            let q = sphere::project(&p, x, y);
+            let d = sphere::angle(&p, &q);
+            if best.as_ref().is_none_or(|b| d < b.0) {
+                best = Some((d, q));
+            }
+        }
+        Some(shape::point_json(&best?.1))
+    })())
+}
+
+/// Most points a densified shape may have (Kusto's documented limit).
+const DENSIFY_MAX_POINTS: usize = 10_485_760;
+
+/// The tolerance argument of the densify functions: meters in [0.1, 10000], default 10.
+fn tolerance(a: &[ScalarValue], i: usize) -> Option<f64> {
+    let t = match a.get(i) {
+        None => 10.0,
+        Some(v) => sv_f64(v)?,
+    };
+    (0.1..=10_000.0).contains(&t).then_some(t)
+}
+
+/// A planar edge (straight in longitude and latitude) as a chain of geodesic edges that stays
+/// within `tol` meters of it: halved while the planar midpoint is farther than `tol` from the
+/// geodesic between the ends. Pushes the points after `a`, up to and including `b`.
+fn densify_edge(a: (f64, f64), b: (f64, f64), tol: f64, depth: u32, out: &mut Vec<(f64, f64)>) -> Option<()> {
+    let m = ((a.0 + b.0) / 2.0, (a.1 + b.1) / 2.0);
+    let (pa, pb, pm) = (sphere::point(a.0, a.1), sphere::point(b.0, b.1), sphere::point(m.0, m.1));
+    if depth < 40 && sphere::edge_distance(&pm, &pa, &pb) * EARTH_RADIUS_M > tol {
+        densify_edge(a, m, tol, depth + 1, out)?;
+        densify_edge(m, b, tol, depth + 1, out)?;
+    } else {
+        out.push(b);
+    }
+    (out.len() <= DENSIFY_MAX_POINTS).then_some(())
+}
+
+/// The positions of a chain, densified; with `preserve_crossing`, an edge across the
+/// antimeridian is kept across it (its far end unwrapped and the results wrapped back).
+fn densify_chain(ps: &[(f64, f64)], tol: f64, preserve_crossing: bool) -> Option<Vec<(f64, f64)>> {
+    let mut out = vec![*ps.first()?];
+    for w in ps.windows(2) {
+        let (a, mut b) = (w[0], w[1]);
+        if preserve_crossing && (b.0 - a.0).abs() > 180.0 {
+            b.0 += if b.0 < a.0 { 360.0 } else { -360.0 };
+        }
+        let start = out.len();
+        densify_edge(a, b, tol, 0, &mut out)?;
+        for p in &mut out[start..] {
+            if p.0 > 180.0 {
+                p.0 -= 360.0;
+            } else if p.0 < -180.0 {
+                p.0 += 360.0;
+            }
+        }
+    }
+    Some(out)
+}
+
+fn crossing_flag(a: &[ScalarValue], i: usize) -> Option<bool> {
+    match a.get(i) {
+        None => Some(false),
+        Some(v) => sv_bool(v),
+    }
+}
+
+fn line_densify(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    out((|| {
+        let j: Json = serde_json::from_str(text(a, 0)?).ok()?;
+        let (tol, keep) = (tolerance(a, 1)?, crossing_flag(a, 2)?);
+        let lines = shape::line_positions(&j)?;
+        let dense = lines.iter().map(|l| densify_chain(l, tol, keep)).collect::<Option<Vec<_>>>()?;
+        Some(match dense.as_slice() {
+            [one] if j["type"] == "LineString" => shape::geojson("LineString", shape::positions_json(one)),
+            many => shape::geojson("MultiLineString", Json::Array(many.iter().map(|l| shape::positions_json(l)).collect())),
+        })
+    })())
+}
+
+fn polygon_densify(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    out((|| {
+        let j: Json = serde_json::from_str(text(a, 0)?).ok()?;
+        let (tol, keep) = (tolerance(a, 1)?, crossing_flag(a, 2)?);
+        let polys = shape::polygon_positions(&j)?;
+        let dense = polys
+            .iter()
+            .map(|rings| rings.iter().map(|r| densify_chain(r, tol, keep).map(|d| shape::positions_json(&d))).collect::<Option<Vec<_>>>())
+            .collect::<Option<Vec<_>>>()?;
+        Some(match dense.as_slice() {
+            [one] if j["type"] == "Polygon" => shape::geojson("Polygon", Json::Array(one.clone())),
+            many => shape::geojson("MultiPolygon", Json::Array(many.iter().map(|p| Json::Array(p.clone())).collect())),
+        })
+    })())
+}
+
+fn from_wkt(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    out(text(a, 0).and_then(shape::from_wkt))
+}
