@@ -218,6 +218,11 @@ static SCALARS: &[Scalar] = &[
     f("geo_line_densify", 1, 3, geo::lower_geo),
     f("geo_polygon_densify", 1, 3, geo::lower_geo),
     f("geo_from_wkt", 1, 1, geo::lower_geo),
+    f("geo_polygon_to_s2cells", 1, 3, geo::lower_geo),
+    f("geo_line_to_s2cells", 1, 3, geo::lower_geo),
+    f("geo_polygon_to_h3cells", 1, 3, geo::lower_geo),
+    f("geo_line_simplify", 1, 2, geo::lower_geo),
+    f("geo_polygon_simplify", 1, 2, geo::lower_geo),
     // ---- unit conversions
     f("convert_angle", 3, 3, units::lower_convert),
     f("convert_energy", 3, 3, units::lower_convert),

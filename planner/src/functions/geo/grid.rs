@@ -245,3 +245,30 @@ pub(crate) fn h3_rings(token: &str, k: i64) -> Option<Json> {
     }
     Some(Json::Array(rings.into_iter().map(Json::Array).collect()))
 }
+
+/// Most cells `geo_polygon_to_h3cells` may give (Kusto's documented limit).
+const MAX_H3_CELLS: usize = 61_680;
+
+/// The H3 cells at `resolution` whose centres lie inside the polygons, whose edges are straight
+/// lines in longitude and latitude here (H3's polygon-to-cells, as the reference says).
+pub(crate) fn polygon_h3cells(polys: &[Vec<Vec<(f64, f64)>>], resolution: i64) -> Option<Json> {
+    use h3o::geom::{ContainmentMode, TilerBuilder};
+    let res = Resolution::try_from(u8::try_from(resolution).ok()?).ok()?;
+    let mut tiler = TilerBuilder::new(res).containment_mode(ContainmentMode::ContainsCentroid).build();
+    for rings in polys {
+        let ring = |r: &Vec<(f64, f64)>| ::geo::LineString::from(r.clone());
+        let (shell, holes) = rings.split_first()?;
+        tiler.add(::geo::Polygon::new(ring(shell), holes.iter().map(ring).collect())).ok()?;
+    }
+    if tiler.coverage_size_hint() > 16 * MAX_H3_CELLS {
+        return None;
+    }
+    let mut cells: Vec<CellIndex> = Vec::new();
+    for c in tiler.into_coverage() {
+        cells.push(c);
+        if cells.len() > MAX_H3_CELLS {
+            return None;
+        }
+    }
+    Some(Json::Array(cells.into_iter().map(h3_json).collect()))
+}

@@ -7,6 +7,7 @@
 //! cannot fail on a row its caller may not see. Shapes given as the same dynamic value on many
 //! rows (a literal polygon) are parsed and validated once per batch.
 
+mod cover;
 mod grid;
 mod shape;
 mod sphere;
@@ -85,6 +86,11 @@ fn signature(name: &str) -> Option<(&'static [P], KqlType, RowFn)> {
         "geo_line_densify" => (&[D, R, B], Dynamic, line_densify),
         "geo_polygon_densify" => (&[D, R, B], Dynamic, polygon_densify),
         "geo_from_wkt" => (&[S], Dynamic, from_wkt),
+        "geo_polygon_to_s2cells" => (&[D, I, R], Dynamic, polygon_to_s2cells),
+        "geo_line_to_s2cells" => (&[D, I, R], Dynamic, line_to_s2cells),
+        "geo_polygon_to_h3cells" => (&[D, I], Dynamic, polygon_to_h3cells),
+        "geo_line_simplify" => (&[D, R], Dynamic, line_simplify),
+        "geo_polygon_simplify" => (&[D, R], Dynamic, polygon_simplify),
         _ => return None,
     })
 }
@@ -95,6 +101,9 @@ pub(super) fn lower_geo(name: &str, args: Vec<TypedExpr>, _: &FunctionContext) -
     let Some((params, ret, f)) = signature(name) else {
         return Err(PlanError::semantic(format!("function '{name}' is not supported by Kustodian")));
     };
+    if name == "geo_polygon_to_h3cells" && args.len() > 2 {
+        return Err(PlanError::unsupported("geo_polygon_to_h3cells with a buffer radius"));
+    }
     if name == "geo_line_locate_point" && args.len() > 3 {
         return Err(PlanError::unsupported("geo_line_locate_point with use_spheroid (distances along the spheroid)"));
     }
@@ -567,4 +576,250 @@ fn polygon_densify(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
 
 fn from_wkt(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
     out(text(a, 0).and_then(shape::from_wkt))
+}
+
+/// The level and radius (radians) of a covering call: level in [0, 30] (default 11), radius
+/// in meters, at least 0 (default 0).
+fn covering_args(a: &[ScalarValue]) -> Option<(u64, f64)> {
+    let level = u64::try_from(level(a, 1, 11)?).ok().filter(|l| *l <= 30)?;
+    let radius = match a.get(2) {
+        None => 0.0,
+        Some(v) => sv_f64(v)?,
+    };
+    (radius >= 0.0 && radius.is_finite()).then_some((level, radius / EARTH_RADIUS_M))
+}
+
+fn tokens(t: Vec<String>) -> Json {
+    Json::Array(t.into_iter().map(Json::String).collect())
+}
+
+fn polygon_to_s2cells(a: &[ScalarValue], st: &mut RowState) -> ScalarValue {
+    out((|| {
+        let (level, radius) = covering_args(a)?;
+        let polys = polygons_at(a, 0, st)?;
+        Some(tokens(cover::covering(&cover::Shape::Polygons(&polys), level, radius)?))
+    })())
+}
+
+fn line_to_s2cells(a: &[ScalarValue], st: &mut RowState) -> ScalarValue {
+    out((|| {
+        let (level, radius) = covering_args(a)?;
+        let lines = lines_at(a, 0, st)?;
+        Some(tokens(cover::covering(&cover::Shape::Lines(&lines), level, radius)?))
+    })())
+}
+
+fn polygon_to_h3cells(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    out((|| {
+        let j: Json = serde_json::from_str(text(a, 0)?).ok()?;
+        grid::polygon_h3cells(&shape::polygon_positions(&j)?, level(a, 1, 6)?)
+    })())
+}
+
+/// The simplify functions' tolerance: meters, at least 0 (default 10), as radians.
+fn simplify_tolerance(a: &[ScalarValue], i: usize) -> Option<f64> {
+    let t = match a.get(i) {
+        None => 10.0,
+        Some(v) => sv_f64(v)?,
+    };
+    (t >= 0.0 && t.is_finite()).then_some(t / EARTH_RADIUS_M)
+}
+
+/// Douglas-Peucker on the sphere over `pts[lo..=hi]`: marks the vertices farther than `tol`
+/// from the geodesic between the kept ends.
+fn douglas_peucker(pts: &[Point], lo: usize, hi: usize, tol: f64, keep: &mut [bool]) {
+    if hi <= lo + 1 {
+        return;
+    }
+    let (mut far, mut at) = (-1.0f64, lo);
+    for i in lo + 1..hi {
+        let d = sphere::edge_distance(&pts[i], &pts[lo], &pts[hi]);
+        if d > far {
+            (far, at) = (d, i);
+        }
+    }
+    if far > tol {
+        keep[at] = true;
+        douglas_peucker(pts, lo, at, tol, keep);
+        douglas_peucker(pts, at, hi, tol, keep);
+    }
+}
+
+/// Drops kept vertices closer than `tol` to the previous kept one (the chain's ends stay).
+fn merge_close(pts: &[Point], idx: Vec<usize>, tol: f64) -> Vec<usize> {
+    let mut out: Vec<usize> = Vec::with_capacity(idx.len());
+    let last = idx.last().copied();
+    for i in idx {
+        match out.last() {
+            Some(&p) if sphere::angle(&pts[p], &pts[i]) < tol => {
+                if Some(i) == last && out.len() > 1 {
+                    out.pop();
+                    out.push(i);
+                }
+            }
+            _ => out.push(i),
+        }
+    }
+    out
+}
+
+/// The indices of a line's vertices kept by simplification; `None` when the line collapses.
+fn simplify_line(pts: &[Point], tol: f64) -> Option<Vec<usize>> {
+    let n = pts.len();
+    let mut keep = vec![false; n];
+    keep[0] = true;
+    keep[n - 1] = true;
+    douglas_peucker(pts, 0, n - 1, tol, &mut keep);
+    let idx = merge_close(pts, (0..n).filter(|&i| keep[i]).collect(), tol);
+    (idx.len() >= 2 && sphere::angle(&pts[idx[0]], &pts[idx[idx.len() - 1]]) >= tol).then_some(idx)
+}
+
+/// The indices of a ring's vertices (closing vertex left out) kept by simplification, anchored
+/// at the first vertex and the vertex farthest from it; `None` when the ring collapses.
+fn simplify_ring(pts: &[Point], tol: f64) -> Option<Vec<usize>> {
+    let n = pts.len();
+    let far = (1..n).max_by(|&i, &j| sphere::angle(&pts[0], &pts[i]).total_cmp(&sphere::angle(&pts[0], &pts[j])))?;
+    let mut closed: Vec<Point> = pts.to_vec();
+    closed.push(pts[0]);
+    let mut keep = vec![false; n + 1];
+    keep[0] = true;
+    keep[far] = true;
+    keep[n] = true;
+    douglas_peucker(&closed, 0, far, tol, &mut keep);
+    douglas_peucker(&closed, far, n, tol, &mut keep);
+    let idx = merge_close(&closed, (0..=n).filter(|&i| keep[i]).collect(), tol);
+    let ring: Vec<usize> = idx.into_iter().filter(|&i| i < n).collect();
+    if ring.len() < 3 {
+        return None;
+    }
+    let lp = sphere::Loop::new(ring.iter().map(|&i| pts[i]).collect())?;
+    (lp.area() > 0.0).then_some(ring)
+}
+
+fn line_simplify(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    out((|| {
+        let j: Json = serde_json::from_str(text(a, 0)?).ok()?;
+        let tol = simplify_tolerance(a, 1)?;
+        let lines = shape::line_positions(&j)?;
+        let kept: Vec<Json> = lines
+            .iter()
+            .filter_map(|l| {
+                let pts: Vec<Point> = l.iter().map(|&(x, y)| sphere::point(x, y)).collect();
+                let idx = simplify_line(&pts, tol)?;
+                Some(shape::positions_json(&idx.iter().map(|&i| l[i]).collect::<Vec<_>>()))
+            })
+            .collect();
+        match kept.len() {
+            0 => None,
+            1 => Some(shape::geojson("LineString", kept.into_iter().next()?)),
+            _ => Some(shape::geojson("MultiLineString", Json::Array(kept))),
+        }
+    })())
+}
+
+/// A simplified polygon's rings as JSON, `None` when its shell collapses (collapsed holes are
+/// dropped).
+fn simplify_polygon(rings: &[Vec<(f64, f64)>], tol: f64) -> Option<Json> {
+    let mut out = Vec::new();
+    for (k, r) in rings.iter().enumerate() {
+        let open = &r[..r.len() - 1];
+        let pts: Vec<Point> = open.iter().map(|&(x, y)| sphere::point(x, y)).collect();
+        match simplify_ring(&pts, tol) {
+            Some(idx) => {
+                let mut ps: Vec<(f64, f64)> = idx.iter().map(|&i| open[i]).collect();
+                ps.push(ps[0]);
+                out.push(shape::positions_json(&ps));
+            }
+            None if k == 0 => return None,
+            None => {}
+        }
+    }
+    Some(Json::Array(out))
+}
+
+fn polygon_simplify(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    out((|| {
+        let j: Json = serde_json::from_str(text(a, 0)?).ok()?;
+        let tol = simplify_tolerance(a, 1)?;
+        let kept: Vec<Json> = shape::polygon_positions(&j)?.iter().filter_map(|p| simplify_polygon(p, tol)).collect();
+        match kept.len() {
+            0 => None,
+            1 => Some(shape::geojson("Polygon", kept.into_iter().next()?)),
+            _ => Some(shape::geojson("MultiPolygon", Json::Array(kept))),
+        }
+    })())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn polys(j: &str) -> Vec<Polygon> {
+        shape::polygons(&serde_json::from_str(j).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_ring_is_the_smaller_region_whichever_way_it_turns() {
+        let ccw = polys(r#"{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,1],[0,0]]]}"#);
+        let cw = polys(r#"{"type":"Polygon","coordinates":[[[0,0],[0,1],[1,1],[1,0],[0,0]]]}"#);
+        assert!((ccw[0].area() - cw[0].area()).abs() < 1e-15);
+        assert!(ccw[0].area() < 1e-3);
+        let inside = sphere::point(0.5, 0.5);
+        let outside = sphere::point(2.0, 0.5);
+        assert!(ccw[0].contains(&inside) && cw[0].contains(&inside));
+        assert!(!ccw[0].contains(&outside) && !cw[0].contains(&outside));
+    }
+
+    #[test]
+    fn invalid_rings_are_refused() {
+        for bad in [
+            // a repeated vertex
+            r#"{"type":"Polygon","coordinates":[[[0,0],[10,10],[10,10],[0,0]]]}"#,
+            // not closed
+            r#"{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,1]]]}"#,
+            // a bow tie: two edges cross
+            r#"{"type":"Polygon","coordinates":[[[0,0],[1,1],[1,0],[0,1],[0,0]]]}"#,
+            // a coordinate out of range
+            r#"{"type":"Polygon","coordinates":[[[0,0],[200,0],[1,1],[0,0]]]}"#,
+        ] {
+            assert!(shape::polygons(&serde_json::from_str(bad).unwrap()).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_union_of_two_squares_sharing_an_edge_has_no_inner_edge() {
+        let two = polys(
+            r#"{"type":"MultiPolygon","coordinates":[[[[0,0],[1,0],[1,1],[0,1],[0,0]]],[[[1,0],[2,0],[2,1],[1,1],[1,0]]]]}"#,
+        );
+        let one = polys(r#"{"type":"Polygon","coordinates":[[[0,0],[1,0],[2,0],[2,1],[1,1],[0,1],[0,0]]]}"#);
+        let b = sphere::union_boundary(&two);
+        assert!((sphere::boundary_area(&b) - one[0].area()).abs() < 1e-15);
+        assert!((sphere::boundary_length(&b) - one[0].perimeter()).abs() < 1e-12);
+        // Overlapping copies of one square: the union is the square.
+        let same = polys(
+            r#"{"type":"MultiPolygon","coordinates":[[[[0,0],[1,0],[1,1],[0,1],[0,0]]],[[[0,0],[1,0],[1,1],[0,1],[0,0]]]]}"#,
+        );
+        let b = sphere::union_boundary(&same);
+        assert!((sphere::boundary_area(&b) - same[0].area()).abs() < 1e-15);
+    }
+
+    #[test]
+    fn geohash_goes_to_eighteen_characters_and_back() {
+        let h = grid::geohash(139.806115, 35.554128, 18).unwrap();
+        assert_eq!(h.len(), 18);
+        assert!(h.starts_with("xn76m27ty9g4"));
+        assert!(grid::geohash(1.0, 1.0, 19).is_none());
+        assert!(grid::geohash(1.0, 1.0, 0).is_none());
+        let c = grid::geohash_center(&h).unwrap();
+        let (x, y) = (c["coordinates"][0].as_f64().unwrap(), c["coordinates"][1].as_f64().unwrap());
+        assert!((x - 139.806115).abs() < 1e-6 && (y - 35.554128).abs() < 1e-6);
+        assert!(grid::geohash_center("sunnya").is_none());
+    }
+
+    #[test]
+    fn geojson_text_puts_the_type_first() {
+        let j = shape::geojson("Point", shape::pair(1.0, 2.5));
+        assert_eq!(shape::geo_text(&j), r#"{"type":"Point","coordinates":[1,2.5]}"#);
+    }
 }

@@ -317,22 +317,24 @@ pub(crate) fn union_boundary(polys: &[Polygon]) -> Vec<(Point, Point)> {
     }
     let boxes: Vec<_> = polys.iter().map(bounds).collect();
     let key = |p: &Point| (p.0.x.to_bits(), p.0.y.to_bits(), p.0.z.to_bits());
-    let mut directed: std::collections::HashMap<_, usize> = std::collections::HashMap::new();
+    let mut owners: std::collections::HashMap<_, Vec<usize>> = std::collections::HashMap::new();
     for (i, es) in all.iter().enumerate() {
         for (a, b) in es {
-            directed.entry((key(a), key(b))).or_insert(i);
+            owners.entry((key(a), key(b))).or_default().push(i);
         }
     }
+    let none: Vec<usize> = Vec::new();
     let mut out = Vec::new();
     for (i, es) in all.iter().enumerate() {
         let others: Vec<usize> = (0..polys.len()).filter(|&j| j != i && boxes_meet(boxes[i], boxes[j])).collect();
         for (a, b) in es {
-            if others.iter().any(|&j| directed.get(&(key(b), key(a))) == Some(&j)) {
+            let same = owners.get(&(key(a), key(b))).unwrap_or(&none);
+            let reverse = owners.get(&(key(b), key(a))).unwrap_or(&none);
+            if reverse.iter().any(|&j| j != i) || same.iter().any(|&j| j < i) {
                 continue;
             }
-            if directed.get(&(key(a), key(b))).is_some_and(|&j| j != i) {
-                continue;
-            }
+            // Polygons sharing this very edge decided above; the rest decide by containment.
+            let judges: Vec<usize> = others.iter().copied().filter(|j| !same.contains(j) && !reverse.contains(j)).collect();
             // Cut at crossings; the crossing point is computed with the edges in one order
             // (lower polygon first), so both polygons cut at the same point.
             let mut cuts: Vec<(f64, Point)> = Vec::new();
@@ -354,7 +356,7 @@ pub(crate) fn union_boundary(polys: &[Polygon]) -> Vec<(Point, Point)> {
                 if x == prev {
                     continue;
                 }
-                let inside_other = normalized(prev.0 + x.0).is_some_and(|m| others.iter().any(|&j| polys[j].contains(&m)));
+                let inside_other = normalized(prev.0 + x.0).is_some_and(|m| judges.iter().any(|&j| polys[j].contains(&m)));
                 if !inside_other {
                     out.push((prev, x));
                 }
