@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod direct;
 pub mod error;
 pub mod functions;
+pub mod materialize_exec;
 pub mod optimize;
 pub mod physical_rules;
 pub mod pipeline;

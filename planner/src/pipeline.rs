@@ -174,6 +174,8 @@ impl Pipeline {
             Some(physical) => physical,
             None => state.query_planner().create_physical_plan(&optimized.plan, state).await?,
         };
+        // The copies of each materialize() in this plan share one result.
+        let plan = crate::materialize_exec::share_results(plan)?;
         verify::verify_physical(&optimized.plan, &plan)?;
         Ok(Physical { plan, task: Arc::clone(task), lowered_directly })
     }

@@ -24,7 +24,7 @@ impl QueryPlanner for KustodianQueryPlanner {
         logical_plan: &LogicalPlan,
         session_state: &dyn Session,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let planner = DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(BarrierPlanner), Arc::new(crate::scan_exec::ScanPlanner)]);
+        let planner = DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(BarrierPlanner), Arc::new(crate::scan_exec::ScanPlanner), Arc::new(crate::materialize_exec::MaterializePlanner)]);
         planner.create_physical_plan(logical_plan, session_state).await
     }
 }

@@ -290,6 +290,8 @@ pub(crate) struct Binder<'a> {
     /// spans do not point into the request.
     pub foreign_text: usize,
     pub depth: usize,
+    /// How many `materialize()` calls were bound: the next one's number in the plan.
+    pub materialized: u64,
 }
 
 /// Request properties a `set` statement may not change (Kusto's request-properties page): a
@@ -353,6 +355,7 @@ impl<'a> Binder<'a> {
             restrict: None,
             foreign_text: 0,
             depth: 0,
+            materialized: 0,
         }
     }
 

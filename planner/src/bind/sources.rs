@@ -104,7 +104,11 @@ impl<'a> Binder<'a> {
                 self.resolve_table(&db, &tname, span)
             }
             "materialize" => match args {
-                [a] => self.bind_tabular(a.expr(), scope),
+                [a] => {
+                    let rel = self.bind_tabular(a.expr(), scope)?;
+                    self.materialized += 1;
+                    Ok(Rel { plan: crate::materialize_exec::MaterializeNode::plan(rel.plan, self.materialized), ..rel })
+                }
                 _ => Err(self.semantic("materialize() takes one tabular expression", span)),
             },
             "materialized_view" => self.bind_materialized_view(args, span, scope),
