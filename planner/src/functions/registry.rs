@@ -222,6 +222,9 @@ static SCALARS: &[Scalar] = &[
     f("geo_line_to_s2cells", 1, 3, geo::lower_geo),
     f("geo_polygon_to_h3cells", 1, 3, geo::lower_geo),
     f("geo_line_simplify", 1, 2, geo::lower_geo),
+    f("geo_intersection_2lines", 2, 2, geo::lower_geo),
+    f("geo_intersection_line_with_polygon", 2, 2, geo::lower_geo),
+    f("geo_union_lines_array", 1, 1, geo::lower_geo),
     f("geo_polygon_simplify", 1, 2, geo::lower_geo),
     // ---- unit conversions
     f("convert_angle", 3, 3, units::lower_convert),

@@ -90,6 +90,9 @@ fn signature(name: &str) -> Option<(&'static [P], KqlType, RowFn)> {
         "geo_line_to_s2cells" => (&[D, I, R], Dynamic, line_to_s2cells),
         "geo_polygon_to_h3cells" => (&[D, I], Dynamic, polygon_to_h3cells),
         "geo_line_simplify" => (&[D, R], Dynamic, line_simplify),
+        "geo_intersection_2lines" => (&[D, D], Dynamic, intersection_2lines),
+        "geo_intersection_line_with_polygon" => (&[D, D], Dynamic, intersection_line_with_polygon),
+        "geo_union_lines_array" => (&[D], Dynamic, union_lines_array),
         "geo_polygon_simplify" => (&[D, R], Dynamic, polygon_simplify),
         _ => return None,
     })
@@ -822,4 +825,239 @@ mod tests {
         let j = shape::geojson("Point", shape::pair(1.0, 2.5));
         assert_eq!(shape::geo_text(&j), r#"{"type":"Point","coordinates":[1,2.5]}"#);
     }
+}
+
+/// An empty GeoJSON geometry collection (an empty intersection).
+fn empty_collection() -> Json {
+    let mut m = serde_json::Map::new();
+    m.insert("type".into(), Json::String("GeometryCollection".into()));
+    m.insert("geometries".into(), Json::Array(Vec::new()));
+    Json::Object(m)
+}
+
+/// A vertex of a result chain: the point, and its position as written when it is an input
+/// vertex (so outputs repeat input coordinates exactly).
+type Vertex = (Point, Option<(f64, f64)>);
+
+fn vertex_json(v: &Vertex) -> Json {
+    match v.1 {
+        Some((x, y)) => shape::pair(x, y),
+        None => shape::position_json(&v.0),
+    }
+}
+
+/// Chains as a LineString, a MultiLineString, or an empty collection.
+fn chains_json(chains: &[Vec<Vertex>]) -> Json {
+    let line = |c: &Vec<Vertex>| Json::Array(c.iter().map(vertex_json).collect());
+    match chains {
+        [] => empty_collection(),
+        [one] => shape::geojson("LineString", line(one)),
+        many => shape::geojson("MultiLineString", Json::Array(many.iter().map(line).collect())),
+    }
+}
+
+/// Appends the piece `from -> to` to the chains, extending the last chain when it ends at
+/// `from`.
+fn push_piece(chains: &mut Vec<Vec<Vertex>>, from: Vertex, to: Vertex) {
+    if let Some(last) = chains.last_mut()
+        && last.last().is_some_and(|v| v.0 == from.0)
+    {
+        last.push(to);
+        return;
+    }
+    chains.push(vec![from, to]);
+}
+
+/// The parts of the lines inside the polygons (boundaries included), in the lines' order.
+fn clip_lines(lines: &[Vec<(f64, f64)>], polys: &[Polygon]) -> Vec<Vec<Vertex>> {
+    let mut chains: Vec<Vec<Vertex>> = Vec::new();
+    for l in lines {
+        let mut prev_piece_end: Option<Point> = None;
+        for w in l.windows(2) {
+            let (a, b) = (sphere::point(w[0].0, w[0].1), sphere::point(w[1].0, w[1].1));
+            let mut cuts: Vec<(f64, Point)> = polys
+                .iter()
+                .flat_map(Polygon::edges)
+                .filter(|(c, d)| s2::edge_crossings::crossing_sign(&a, &b, c, d) == s2::edge_crossings::Crossing::Cross)
+                .map(|(c, d)| {
+                    let x = s2::edge_crossings::get_intersection(&a, &b, c, d);
+                    (sphere::angle(&a, &x), x)
+                })
+                .collect();
+            cuts.sort_by(|x, y| x.0.total_cmp(&y.0));
+            let mut prev: Vertex = (a, Some(w[0]));
+            let stops = cuts.into_iter().map(|(_, x)| (x, None)).chain(std::iter::once((b, Some(w[1]))));
+            for stop in stops {
+                if stop.0 == prev.0 {
+                    continue;
+                }
+                let inside = sphere::normalized(prev.0.0 + stop.0.0).is_some_and(|m| sphere::polygons_contain(polys, &m));
+                if inside {
+                    if prev_piece_end != Some(prev.0) {
+                        chains.push(vec![prev]);
+                    }
+                    if let Some(last) = chains.last_mut() {
+                        last.push(stop);
+                    }
+                    prev_piece_end = Some(stop.0);
+                }
+                prev = stop;
+            }
+        }
+    }
+    chains
+}
+
+fn intersection_line_with_polygon(a: &[ScalarValue], st: &mut RowState) -> ScalarValue {
+    out((|| {
+        let j: Json = serde_json::from_str(text(a, 0)?).ok()?;
+        let lines = shape::line_positions(&j)?;
+        let polys = polygons_at(a, 1, st)?;
+        Some(chains_json(&clip_lines(&lines, &polys)))
+    })())
+}
+
+/// Whether `p` lies on the great circle of the edge `ab` (within rounding).
+fn on_circle(p: &Point, a: &Point, b: &Point) -> bool {
+    let n = s2::edge_crossings::robust_cross_prod(a, b).0;
+    let nn = n.norm();
+    nn > 0.0 && (p.0.dot(&n) / nn).abs() < 1e-14
+}
+
+/// The intersection of two line sets: the stretches they share and the points where they
+/// cross or touch.
+fn intersection_2lines(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    out((|| {
+        let (j1, j2): (Json, Json) = (serde_json::from_str(text(a, 0)?).ok()?, serde_json::from_str(text(a, 1)?).ok()?);
+        let (l1, l2) = (shape::line_positions(&j1)?, shape::line_positions(&j2)?);
+        let pts = |l: &Vec<(f64, f64)>| -> Vec<Vertex> { l.iter().map(|&(x, y)| (sphere::point(x, y), Some((x, y)))).collect() };
+        let (v1, v2): (Vec<Vec<Vertex>>, Vec<Vec<Vertex>>) = (l1.iter().map(pts).collect(), l2.iter().map(pts).collect());
+        let mut chains: Vec<Vec<Vertex>> = Vec::new();
+        let mut points: Vec<Vertex> = Vec::new();
+        for e in v1.iter().flat_map(|l| l.windows(2)) {
+            let (a0, a1) = (&e[0], &e[1]);
+            let len = sphere::angle(&a0.0, &a1.0);
+            for f in v2.iter().flat_map(|l| l.windows(2)) {
+                let (b0, b1) = (&f[0], &f[1]);
+                if on_circle(&b0.0, &a0.0, &a1.0) && on_circle(&b1.0, &a0.0, &a1.0) {
+                    // Collinear: the overlap of the two stretches along `a0 -> a1`.
+                    let pos = |v: &Vertex| {
+                        let d = sphere::angle(&a0.0, &v.0);
+                        if sphere::angle(&v.0, &a1.0) > len && d < sphere::angle(&v.0, &a1.0) { -d } else { d }
+                    };
+                    let mut ends = vec![(0.0, a0.clone()), (len, a1.clone()), (pos(b0), b0.clone()), (pos(b1), b1.clone())];
+                    let (lo, hi) = (pos(b0).min(pos(b1)).max(0.0), pos(b0).max(pos(b1)).min(len));
+                    if hi > lo {
+                        ends.retain(|(t, _)| *t >= lo && *t <= hi);
+                        ends.sort_by(|x, y| x.0.total_cmp(&y.0));
+                        ends.dedup_by(|x, y| x.1.0 == y.1.0);
+                        if let (Some(s), Some(t)) = (ends.first(), ends.last()) {
+                            push_piece(&mut chains, s.1.clone(), t.1.clone());
+                        }
+                        continue;
+                    }
+                }
+                match s2::edge_crossings::crossing_sign(&a0.0, &a1.0, &b0.0, &b1.0) {
+                    s2::edge_crossings::Crossing::Cross => {
+                        points.push((s2::edge_crossings::get_intersection(&a0.0, &a1.0, &b0.0, &b1.0), None));
+                    }
+                    s2::edge_crossings::Crossing::MaybeCross => {
+                        if let Some(v) = [a0, a1].into_iter().find(|v| v.0 == b0.0 || v.0 == b1.0) {
+                            points.push(v.clone());
+                        }
+                    }
+                    s2::edge_crossings::Crossing::DoNotCross => {}
+                }
+            }
+        }
+        // Points on a shared stretch are part of it.
+        points.retain(|p| {
+            !chains.iter().any(|c| c.windows(2).any(|w| sphere::edge_distance(&p.0, &w[0].0, &w[1].0) < 1e-15))
+        });
+        points.dedup_by(|x, y| x.0 == y.0);
+        let mut seen: Vec<Point> = Vec::new();
+        points.retain(|p| {
+            let new = !seen.contains(&p.0);
+            seen.push(p.0);
+            new
+        });
+        let point_json = |p: &Vertex| shape::geojson("Point", vertex_json(p));
+        Some(match (points.as_slice(), chains.is_empty()) {
+            ([], true) => empty_collection(),
+            ([], false) => chains_json(&chains),
+            ([p], true) => point_json(p),
+            (ps, true) => shape::geojson("MultiPoint", Json::Array(ps.iter().map(vertex_json).collect())),
+            (ps, false) => {
+                let mut geoms: Vec<Json> = ps.iter().map(point_json).collect();
+                geoms.push(chains_json(&chains));
+                let mut m = serde_json::Map::new();
+                m.insert("type".into(), Json::String("GeometryCollection".into()));
+                m.insert("geometries".into(), Json::Array(geoms));
+                Json::Object(m)
+            }
+        })
+    })())
+}
+
+/// The union of an array of lines: their edges, each shared edge once, chained into lines.
+fn union_lines_array(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    out((|| {
+        let arr: Json = serde_json::from_str(text(a, 0)?).ok()?;
+        let mut edges: Vec<(Vertex, Vertex)> = Vec::new();
+        let key = |p: &Point| (p.0.x.to_bits(), p.0.y.to_bits(), p.0.z.to_bits());
+        let mut seen = std::collections::HashSet::new();
+        for item in arr.as_array()? {
+            for l in shape::line_positions(item)? {
+                for w in l.windows(2) {
+                    let (p, q) = (sphere::point(w[0].0, w[0].1), sphere::point(w[1].0, w[1].1));
+                    if p == q {
+                        continue;
+                    }
+                    let (kp, kq) = (key(&p), key(&q));
+                    let k = if kp <= kq { (kp, kq) } else { (kq, kp) };
+                    if seen.insert(k) {
+                        edges.push(((p, Some(w[0])), (q, Some(w[1]))));
+                    }
+                }
+            }
+        }
+        if edges.is_empty() {
+            return None;
+        }
+        // Chain edges through vertices where exactly two edges meet.
+        let mut degree: std::collections::HashMap<_, usize> = std::collections::HashMap::new();
+        for (p, q) in &edges {
+            *degree.entry(key(&p.0)).or_default() += 1;
+            *degree.entry(key(&q.0)).or_default() += 1;
+        }
+        let mut used = vec![false; edges.len()];
+        let mut chains: Vec<Vec<Vertex>> = Vec::new();
+        for start in 0..edges.len() {
+            if used[start] {
+                continue;
+            }
+            used[start] = true;
+            let mut chain: std::collections::VecDeque<Vertex> = [edges[start].0.clone(), edges[start].1.clone()].into();
+            for forward in [true, false] {
+                loop {
+                    let end = if forward { chain.back() } else { chain.front() };
+                    let Some(end) = end.map(|v| v.0) else { break };
+                    if degree.get(&key(&end)) != Some(&2) {
+                        break;
+                    }
+                    let next = (0..edges.len()).find(|&i| !used[i] && (edges[i].0.0 == end || edges[i].1.0 == end));
+                    let Some(i) = next else { break };
+                    used[i] = true;
+                    let other = if edges[i].0.0 == end { edges[i].1.clone() } else { edges[i].0.clone() };
+                    if forward {
+                        chain.push_back(other);
+                    } else {
+                        chain.push_front(other);
+                    }
+                }
+            }
+            chains.push(chain.into_iter().collect());
+        }
+        Some(chains_json(&chains))
+    })())
 }
