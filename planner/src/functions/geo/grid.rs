@@ -112,11 +112,10 @@ pub(crate) fn geohash_neighbors(h: &str) -> Option<Json> {
         } else if x < -180.0 {
             x += 360.0;
         }
-        if let Some(n) = geohash(x, y, len) {
-            if n != h && !out.contains(&Json::String(n.clone())) {
+        if let Some(n) = geohash(x, y, len)
+            && n != h && !out.contains(&Json::String(n.clone())) {
                 out.push(Json::String(n));
             }
-        }
     }
     Some(Json::Array(out))
 }

@@ -753,79 +753,6 @@ fn polygon_simplify(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
     })())
 }
 
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::panic)]
-mod tests {
-    use super::*;
-
-    fn polys(j: &str) -> Vec<Polygon> {
-        shape::polygons(&serde_json::from_str(j).unwrap()).unwrap()
-    }
-
-    #[test]
-    fn a_ring_is_the_smaller_region_whichever_way_it_turns() {
-        let ccw = polys(r#"{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,1],[0,0]]]}"#);
-        let cw = polys(r#"{"type":"Polygon","coordinates":[[[0,0],[0,1],[1,1],[1,0],[0,0]]]}"#);
-        assert!((ccw[0].area() - cw[0].area()).abs() < 1e-15);
-        assert!(ccw[0].area() < 1e-3);
-        let inside = sphere::point(0.5, 0.5);
-        let outside = sphere::point(2.0, 0.5);
-        assert!(ccw[0].contains(&inside) && cw[0].contains(&inside));
-        assert!(!ccw[0].contains(&outside) && !cw[0].contains(&outside));
-    }
-
-    #[test]
-    fn invalid_rings_are_refused() {
-        for bad in [
-            // a repeated vertex
-            r#"{"type":"Polygon","coordinates":[[[0,0],[10,10],[10,10],[0,0]]]}"#,
-            // not closed
-            r#"{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,1]]]}"#,
-            // a bow tie: two edges cross
-            r#"{"type":"Polygon","coordinates":[[[0,0],[1,1],[1,0],[0,1],[0,0]]]}"#,
-            // a coordinate out of range
-            r#"{"type":"Polygon","coordinates":[[[0,0],[200,0],[1,1],[0,0]]]}"#,
-        ] {
-            assert!(shape::polygons(&serde_json::from_str(bad).unwrap()).is_none(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn the_union_of_two_squares_sharing_an_edge_has_no_inner_edge() {
-        let two = polys(
-            r#"{"type":"MultiPolygon","coordinates":[[[[0,0],[1,0],[1,1],[0,1],[0,0]]],[[[1,0],[2,0],[2,1],[1,1],[1,0]]]]}"#,
-        );
-        let one = polys(r#"{"type":"Polygon","coordinates":[[[0,0],[1,0],[2,0],[2,1],[1,1],[0,1],[0,0]]]}"#);
-        let b = sphere::union_boundary(&two);
-        assert!((sphere::boundary_area(&b) - one[0].area()).abs() < 1e-15);
-        assert!((sphere::boundary_length(&b) - one[0].perimeter()).abs() < 1e-12);
-        // Overlapping copies of one square: the union is the square.
-        let same = polys(
-            r#"{"type":"MultiPolygon","coordinates":[[[[0,0],[1,0],[1,1],[0,1],[0,0]]],[[[0,0],[1,0],[1,1],[0,1],[0,0]]]]}"#,
-        );
-        let b = sphere::union_boundary(&same);
-        assert!((sphere::boundary_area(&b) - same[0].area()).abs() < 1e-15);
-    }
-
-    #[test]
-    fn geohash_goes_to_eighteen_characters_and_back() {
-        let h = grid::geohash(139.806115, 35.554128, 18).unwrap();
-        assert_eq!(h.len(), 18);
-        assert!(h.starts_with("xn76m27ty9g4"));
-        assert!(grid::geohash(1.0, 1.0, 19).is_none());
-        assert!(grid::geohash(1.0, 1.0, 0).is_none());
-        let c = grid::geohash_center(&h).unwrap();
-        let (x, y) = (c["coordinates"][0].as_f64().unwrap(), c["coordinates"][1].as_f64().unwrap());
-        assert!((x - 139.806115).abs() < 1e-6 && (y - 35.554128).abs() < 1e-6);
-        assert!(grid::geohash_center("sunnya").is_none());
-    }
-
-    #[test]
-    fn geojson_text_puts_the_type_first() {
-        let j = shape::geojson("Point", shape::pair(1.0, 2.5));
-        assert_eq!(shape::geo_text(&j), r#"{"type":"Point","coordinates":[1,2.5]}"#);
-    }
-}
 
 /// An empty GeoJSON geometry collection (an empty intersection).
 fn empty_collection() -> Json {
@@ -945,14 +872,14 @@ fn intersection_2lines(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
                         let d = sphere::angle(&a0.0, &v.0);
                         if sphere::angle(&v.0, &a1.0) > len && d < sphere::angle(&v.0, &a1.0) { -d } else { d }
                     };
-                    let mut ends = vec![(0.0, a0.clone()), (len, a1.clone()), (pos(b0), b0.clone()), (pos(b1), b1.clone())];
+                    let mut ends = vec![(0.0, *a0), (len, *a1), (pos(b0), *b0), (pos(b1), *b1)];
                     let (lo, hi) = (pos(b0).min(pos(b1)).max(0.0), pos(b0).max(pos(b1)).min(len));
                     if hi > lo {
                         ends.retain(|(t, _)| *t >= lo && *t <= hi);
                         ends.sort_by(|x, y| x.0.total_cmp(&y.0));
                         ends.dedup_by(|x, y| x.1.0 == y.1.0);
                         if let (Some(s), Some(t)) = (ends.first(), ends.last()) {
-                            push_piece(&mut chains, s.1.clone(), t.1.clone());
+                            push_piece(&mut chains, s.1, t.1);
                         }
                         continue;
                     }
@@ -963,7 +890,7 @@ fn intersection_2lines(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
                     }
                     s2::edge_crossings::Crossing::MaybeCross => {
                         if let Some(v) = [a0, a1].into_iter().find(|v| v.0 == b0.0 || v.0 == b1.0) {
-                            points.push(v.clone());
+                            points.push(*v);
                         }
                     }
                     s2::edge_crossings::Crossing::DoNotCross => {}
@@ -1037,7 +964,7 @@ fn union_lines_array(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
                 continue;
             }
             used[start] = true;
-            let mut chain: std::collections::VecDeque<Vertex> = [edges[start].0.clone(), edges[start].1.clone()].into();
+            let mut chain: std::collections::VecDeque<Vertex> = [edges[start].0, edges[start].1].into();
             for forward in [true, false] {
                 loop {
                     let end = if forward { chain.back() } else { chain.front() };
@@ -1048,7 +975,7 @@ fn union_lines_array(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
                     let next = (0..edges.len()).find(|&i| !used[i] && (edges[i].0.0 == end || edges[i].1.0 == end));
                     let Some(i) = next else { break };
                     used[i] = true;
-                    let other = if edges[i].0.0 == end { edges[i].1.clone() } else { edges[i].0.clone() };
+                    let other = if edges[i].0.0 == end { edges[i].1 } else { edges[i].0 };
                     if forward {
                         chain.push_back(other);
                     } else {
@@ -1060,4 +987,78 @@ fn union_lines_array(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
         }
         Some(chains_json(&chains))
     })())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn polys(j: &str) -> Vec<Polygon> {
+        shape::polygons(&serde_json::from_str(j).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_ring_is_the_smaller_region_whichever_way_it_turns() {
+        let ccw = polys(r#"{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,1],[0,0]]]}"#);
+        let cw = polys(r#"{"type":"Polygon","coordinates":[[[0,0],[0,1],[1,1],[1,0],[0,0]]]}"#);
+        assert!((ccw[0].area() - cw[0].area()).abs() < 1e-15);
+        assert!(ccw[0].area() < 1e-3);
+        let inside = sphere::point(0.5, 0.5);
+        let outside = sphere::point(2.0, 0.5);
+        assert!(ccw[0].contains(&inside) && cw[0].contains(&inside));
+        assert!(!ccw[0].contains(&outside) && !cw[0].contains(&outside));
+    }
+
+    #[test]
+    fn invalid_rings_are_refused() {
+        for bad in [
+            // a repeated vertex
+            r#"{"type":"Polygon","coordinates":[[[0,0],[10,10],[10,10],[0,0]]]}"#,
+            // not closed
+            r#"{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,1]]]}"#,
+            // a bow tie: two edges cross
+            r#"{"type":"Polygon","coordinates":[[[0,0],[1,1],[1,0],[0,1],[0,0]]]}"#,
+            // a coordinate out of range
+            r#"{"type":"Polygon","coordinates":[[[0,0],[200,0],[1,1],[0,0]]]}"#,
+        ] {
+            assert!(shape::polygons(&serde_json::from_str(bad).unwrap()).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_union_of_two_squares_sharing_an_edge_has_no_inner_edge() {
+        let two = polys(
+            r#"{"type":"MultiPolygon","coordinates":[[[[0,0],[1,0],[1,1],[0,1],[0,0]]],[[[1,0],[2,0],[2,1],[1,1],[1,0]]]]}"#,
+        );
+        let one = polys(r#"{"type":"Polygon","coordinates":[[[0,0],[1,0],[2,0],[2,1],[1,1],[0,1],[0,0]]]}"#);
+        let b = sphere::union_boundary(&two);
+        assert!((sphere::boundary_area(&b) - one[0].area()).abs() < 1e-15);
+        assert!((sphere::boundary_length(&b) - one[0].perimeter()).abs() < 1e-12);
+        // Overlapping copies of one square: the union is the square.
+        let same = polys(
+            r#"{"type":"MultiPolygon","coordinates":[[[[0,0],[1,0],[1,1],[0,1],[0,0]]],[[[0,0],[1,0],[1,1],[0,1],[0,0]]]]}"#,
+        );
+        let b = sphere::union_boundary(&same);
+        assert!((sphere::boundary_area(&b) - same[0].area()).abs() < 1e-15);
+    }
+
+    #[test]
+    fn geohash_goes_to_eighteen_characters_and_back() {
+        let h = grid::geohash(139.806115, 35.554128, 18).unwrap();
+        assert_eq!(h.len(), 18);
+        assert!(h.starts_with("xn76m27ty9g4"));
+        assert!(grid::geohash(1.0, 1.0, 19).is_none());
+        assert!(grid::geohash(1.0, 1.0, 0).is_none());
+        let c = grid::geohash_center(&h).unwrap();
+        let (x, y) = (c["coordinates"][0].as_f64().unwrap(), c["coordinates"][1].as_f64().unwrap());
+        assert!((x - 139.806115).abs() < 1e-6 && (y - 35.554128).abs() < 1e-6);
+        assert!(grid::geohash_center("sunnya").is_none());
+    }
+
+    #[test]
+    fn geojson_text_puts_the_type_first() {
+        let j = shape::geojson("Point", shape::pair(1.0, 2.5));
+        assert_eq!(shape::geo_text(&j), r#"{"type":"Point","coordinates":[1,2.5]}"#);
+    }
 }

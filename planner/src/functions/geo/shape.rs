@@ -160,8 +160,11 @@ pub(crate) fn line_positions(j: &Json) -> Option<Vec<Vec<(f64, f64)>>> {
     }
 }
 
+/// The positions of each ring (shell first) of each polygon.
+pub(crate) type PolygonPositions = Vec<Vec<Vec<(f64, f64)>>>;
+
 /// The rings' positions of a Polygon or MultiPolygon, as written (validated as [`polygons`]).
-pub(crate) fn polygon_positions(j: &Json) -> Option<Vec<Vec<Vec<(f64, f64)>>>> {
+pub(crate) fn polygon_positions(j: &Json) -> Option<PolygonPositions> {
     polygons(j)?;
     let rings = |p: &Json| -> Option<Vec<Vec<(f64, f64)>>> { p.as_array()?.iter().map(positions).collect() };
     match type_of(j)? {

@@ -57,11 +57,10 @@ pub(crate) fn project(x: &Point, a: &Point, b: &Point) -> Point {
     let n = s2::edge_crossings::robust_cross_prod(a, b).0;
     let p = x.0 - n * (x.0.dot(&n) / n.norm2());
     let ccw = |u: Vector, v: Vector, w: Vector| w.cross(&u).dot(&v) > 0.0;
-    if ccw(n, a.0, p) && ccw(p, b.0, n) {
-        if let Some(q) = normalized(p) {
+    if ccw(n, a.0, p) && ccw(p, b.0, n)
+        && let Some(q) = normalized(p) {
             return q;
         }
-    }
     if (x.0 - a.0).norm2() <= (x.0 - b.0).norm2() { *a } else { *b }
 }
 
