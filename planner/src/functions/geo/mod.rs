@@ -93,6 +93,7 @@ fn signature(name: &str) -> Option<(&'static [P], KqlType, RowFn)> {
         "geo_intersection_2lines" => (&[D, D], Dynamic, intersection_2lines),
         "geo_intersection_line_with_polygon" => (&[D, D], Dynamic, intersection_line_with_polygon),
         "geo_union_lines_array" => (&[D], Dynamic, union_lines_array),
+        "geo_union_polygons_array" => (&[D], Dynamic, union_polygons_array),
         "geo_polygon_simplify" => (&[D, R], Dynamic, polygon_simplify),
         _ => return None,
     })
@@ -986,6 +987,53 @@ fn union_lines_array(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
             chains.push(chain.into_iter().collect());
         }
         Some(chains_json(&chains))
+    })())
+}
+
+/// The union of an array of polygons and multipolygons: the rings of the union's boundary,
+/// holes under the shells that contain them, input coordinates kept as written.
+fn union_polygons_array(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    out((|| {
+        let arr: Json = serde_json::from_str(text(a, 0)?).ok()?;
+        let key = |p: &Point| (p.0.x.to_bits(), p.0.y.to_bits(), p.0.z.to_bits());
+        let mut written = std::collections::HashMap::new();
+        let mut polys: Vec<Polygon> = Vec::new();
+        for item in arr.as_array()? {
+            polys.extend(shape::polygons(item)?);
+            for rings in shape::polygon_positions(item)? {
+                for &(x, y) in rings.iter().flatten() {
+                    written.entry(key(&sphere::point(x, y))).or_insert((x, y));
+                }
+            }
+        }
+        if polys.is_empty() {
+            return None;
+        }
+        let rings = sphere::chain_rings(&sphere::union_boundary(&polys));
+        let (shells, holes): (Vec<Vec<Point>>, Vec<Vec<Point>>) = rings.into_iter().partition(|r| sphere::is_shell(r));
+        let ring_json = |r: &[Point]| {
+            let mut ps: Vec<Json> = r
+                .iter()
+                .map(|p| match written.get(&key(p)) {
+                    Some(&(x, y)) => shape::pair(x, y),
+                    None => shape::position_json(p),
+                })
+                .collect();
+            ps.push(ps[0].clone());
+            Json::Array(ps)
+        };
+        let mut out_polys: Vec<Vec<Json>> = shells.iter().map(|s| vec![ring_json(s)]).collect();
+        for h in &holes {
+            let owner = shells.iter().position(|s| sphere::Loop::new(s.clone()).is_some_and(|l| h.iter().any(|v| l.contains(v))));
+            if let Some(i) = owner {
+                out_polys[i].push(ring_json(h));
+            }
+        }
+        Some(match out_polys.as_slice() {
+            [] => empty_collection(),
+            [one] => shape::geojson("Polygon", Json::Array(one.clone())),
+            many => shape::geojson("MultiPolygon", Json::Array(many.iter().map(|p| Json::Array(p.clone())).collect())),
+        })
     })())
 }
 

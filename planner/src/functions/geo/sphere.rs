@@ -392,3 +392,44 @@ pub(crate) fn boundary_centroid(edges: &[(Point, Point)]) -> Vector {
 pub(crate) fn boundary_length(edges: &[(Point, Point)]) -> f64 {
     edges.iter().map(|(p, q)| angle(p, q)).sum()
 }
+
+/// The closed rings made by chaining directed boundary edges end to start, in the order their
+/// first edge comes in `edges`. Each ring's vertices are listed once (not closed).
+pub(crate) fn chain_rings(edges: &[(Point, Point)]) -> Vec<Vec<Point>> {
+    let key = |p: &Point| (p.0.x.to_bits(), p.0.y.to_bits(), p.0.z.to_bits());
+    let mut from: std::collections::HashMap<_, Vec<usize>> = std::collections::HashMap::new();
+    for (i, (p, _)) in edges.iter().enumerate() {
+        from.entry(key(p)).or_default().push(i);
+    }
+    let mut used = vec![false; edges.len()];
+    let mut rings = Vec::new();
+    for start in 0..edges.len() {
+        if used[start] {
+            continue;
+        }
+        let mut ring = Vec::new();
+        let mut at = start;
+        loop {
+            used[at] = true;
+            ring.push(edges[at].0);
+            let end = edges[at].1;
+            if end == edges[start].0 {
+                break;
+            }
+            match from.get(&key(&end)).and_then(|next| next.iter().copied().find(|&n| !used[n])) {
+                Some(n) => at = n,
+                None => break,
+            }
+        }
+        if ring.len() >= 3 {
+            rings.push(ring);
+        }
+    }
+    rings
+}
+
+/// Whether a ring, as chained from boundary edges (interior on the left), encloses its region
+/// counterclockwise (a shell) rather than leaving it outside (a hole).
+pub(crate) fn is_shell(ring: &[Point]) -> bool {
+    signed_area(ring) > 0.0
+}
