@@ -226,6 +226,7 @@ static SCALARS: &[Scalar] = &[
     f("geo_intersection_line_with_polygon", 2, 2, geo::lower_geo),
     f("geo_union_lines_array", 1, 1, geo::lower_geo),
     f("geo_union_polygons_array", 1, 1, geo::lower_geo),
+    f("geo_intersection_2polygons", 2, 2, geo::lower_geo),
     f("geo_polygon_simplify", 1, 2, geo::lower_geo),
     // ---- unit conversions
     f("convert_angle", 3, 3, units::lower_convert),

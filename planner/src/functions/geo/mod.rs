@@ -94,6 +94,7 @@ fn signature(name: &str) -> Option<(&'static [P], KqlType, RowFn)> {
         "geo_intersection_line_with_polygon" => (&[D, D], Dynamic, intersection_line_with_polygon),
         "geo_union_lines_array" => (&[D], Dynamic, union_lines_array),
         "geo_union_polygons_array" => (&[D], Dynamic, union_polygons_array),
+        "geo_intersection_2polygons" => (&[D, D], Dynamic, intersection_2polygons),
         "geo_polygon_simplify" => (&[D, R], Dynamic, polygon_simplify),
         _ => return None,
     })
@@ -995,44 +996,104 @@ fn union_lines_array(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
 fn union_polygons_array(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
     out((|| {
         let arr: Json = serde_json::from_str(text(a, 0)?).ok()?;
-        let key = |p: &Point| (p.0.x.to_bits(), p.0.y.to_bits(), p.0.z.to_bits());
-        let mut written = std::collections::HashMap::new();
+        let items: Vec<&Json> = arr.as_array()?.iter().collect();
         let mut polys: Vec<Polygon> = Vec::new();
-        for item in arr.as_array()? {
+        for item in &items {
             polys.extend(shape::polygons(item)?);
-            for rings in shape::polygon_positions(item)? {
-                for &(x, y) in rings.iter().flatten() {
-                    written.entry(key(&sphere::point(x, y))).or_insert((x, y));
-                }
-            }
         }
         if polys.is_empty() {
             return None;
         }
-        let rings = sphere::chain_rings(&sphere::union_boundary(&polys));
-        let (shells, holes): (Vec<Vec<Point>>, Vec<Vec<Point>>) = rings.into_iter().partition(|r| sphere::is_shell(r));
-        let ring_json = |r: &[Point]| {
-            let mut ps: Vec<Json> = r
-                .iter()
-                .map(|p| match written.get(&key(p)) {
-                    Some(&(x, y)) => shape::pair(x, y),
-                    None => shape::position_json(p),
-                })
-                .collect();
-            ps.push(ps[0].clone());
-            Json::Array(ps)
-        };
-        let mut out_polys: Vec<Vec<Json>> = shells.iter().map(|s| vec![ring_json(s)]).collect();
-        for h in &holes {
-            let owner = shells.iter().position(|s| sphere::Loop::new(s.clone()).is_some_and(|l| h.iter().any(|v| l.contains(v))));
-            if let Some(i) = owner {
-                out_polys[i].push(ring_json(h));
+        let written = written_positions(&items)?;
+        Some(polygons_json(rings_json(&sphere::union_boundary(&polys), &written)))
+    })())
+}
+
+/// Rings chained from boundary edges as GeoJSON polygons (holes under the shells holding them),
+/// vertices written as `written` has them when they are input vertices.
+fn rings_json(edges: &[(Point, Point)], written: &Written) -> Vec<Json> {
+    let key = |p: &Point| (p.0.x.to_bits(), p.0.y.to_bits(), p.0.z.to_bits());
+    let rings = sphere::chain_rings(edges);
+    let (shells, holes): (Vec<Vec<Point>>, Vec<Vec<Point>>) = rings.into_iter().partition(|r| sphere::is_shell(r));
+    let ring_json = |r: &[Point]| {
+        let mut ps: Vec<Json> = r
+            .iter()
+            .map(|p| match written.get(&key(p)) {
+                Some(&(x, y)) => shape::pair(x, y),
+                None => shape::position_json(p),
+            })
+            .collect();
+        ps.push(ps[0].clone());
+        Json::Array(ps)
+    };
+    let mut polys: Vec<Vec<Json>> = shells.iter().map(|s| vec![ring_json(s)]).collect();
+    for h in &holes {
+        let owner = shells.iter().position(|s| sphere::Loop::new(s.clone()).is_some_and(|l| h.iter().any(|v| l.contains(v))));
+        if let Some(i) = owner {
+            polys[i].push(ring_json(h));
+        }
+    }
+    polys.into_iter().map(Json::Array).collect()
+}
+
+/// Input positions as written, by the bits of their point.
+type Written = std::collections::HashMap<(u64, u64, u64), (f64, f64)>;
+
+/// The input positions of shapes, by point.
+fn written_positions(items: &[&Json]) -> Option<Written> {
+    let mut written = std::collections::HashMap::new();
+    for item in items {
+        for rings in shape::polygon_positions(item)? {
+            for &(x, y) in rings.iter().flatten() {
+                let p = sphere::point(x, y);
+                written.entry((p.0.x.to_bits(), p.0.y.to_bits(), p.0.z.to_bits())).or_insert((x, y));
             }
         }
-        Some(match out_polys.as_slice() {
-            [] => empty_collection(),
-            [one] => shape::geojson("Polygon", Json::Array(one.clone())),
-            many => shape::geojson("MultiPolygon", Json::Array(many.iter().map(|p| Json::Array(p.clone())).collect())),
+    }
+    Some(written)
+}
+
+/// Polygons as one GeoJSON shape: none is an empty collection.
+fn polygons_json(polys: Vec<Json>) -> Json {
+    match polys.len() {
+        0 => empty_collection(),
+        1 => shape::geojson("Polygon", polys.into_iter().next().unwrap_or_default()),
+        _ => shape::geojson("MultiPolygon", Json::Array(polys)),
+    }
+}
+
+fn intersection_2polygons(a: &[ScalarValue], st: &mut RowState) -> ScalarValue {
+    out((|| {
+        let (ja, jb): (Json, Json) = (serde_json::from_str(text(a, 0)?).ok()?, serde_json::from_str(text(a, 1)?).ok()?);
+        let (pa, pb) = (polygons_at(a, 0, st)?, polygons_at(a, 1, st)?);
+        let written = written_positions(&[&ja, &jb])?;
+        let edges = sphere::intersection_boundary(&pa, &pb);
+        let polys = rings_json(&edges, &written);
+        // Where the shapes only touch, the intersection is those points.
+        let on_rings = |v: &Point| edges.iter().any(|(p, q)| p == v || q == v);
+        let points: Vec<Json> = sphere::touching_vertices(&pa, &pb)
+            .into_iter()
+            .filter(|v| !on_rings(v))
+            .map(|v| {
+                let k = (v.0.x.to_bits(), v.0.y.to_bits(), v.0.z.to_bits());
+                match written.get(&k) {
+                    Some(&(x, y)) => shape::pair(x, y),
+                    None => shape::position_json(&v),
+                }
+            })
+            .collect();
+        Some(match (points.len(), polys.is_empty()) {
+            (0, _) => polygons_json(polys),
+            (1, true) => shape::geojson("Point", points.into_iter().next()?),
+            (_, true) => shape::geojson("MultiPoint", Json::Array(points)),
+            (_, false) => {
+                let mut geoms: Vec<Json> = points.into_iter().map(|p| shape::geojson("Point", p)).collect();
+                geoms.push(polygons_json(polys));
+                let mut m = serde_json::Map::new();
+                m.insert("type".into(), Json::String("GeometryCollection".into()));
+                m.insert("geometries".into(), Json::Array(geoms));
+                Json::Object(m)
+            }
         })
     })())
 }

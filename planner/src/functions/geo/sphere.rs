@@ -433,3 +433,82 @@ pub(crate) fn chain_rings(edges: &[(Point, Point)]) -> Vec<Vec<Point>> {
 pub(crate) fn is_shell(ring: &[Point]) -> bool {
     signed_area(ring) > 0.0
 }
+
+/// The directed boundary edges of polygons (holes reversed: interior on the left).
+fn boundary_edges(polys: &[Polygon]) -> Vec<(Point, Point)> {
+    let mut es = Vec::new();
+    for q in polys {
+        es.extend(q.shell.edges().map(|(a, b)| (*a, *b)));
+        for h in &q.holes {
+            es.extend(h.edges().map(|(a, b)| (*b, *a)));
+        }
+    }
+    es
+}
+
+/// The boundary of the intersection of two polygon sets: each set's boundary cut where it
+/// crosses the other's, keeping the pieces inside the other set. An edge both boundaries have
+/// in the same direction is kept once; in opposite directions (regions that only touch), it is
+/// dropped.
+pub(crate) fn intersection_boundary(a: &[Polygon], b: &[Polygon]) -> Vec<(Point, Point)> {
+    let (ea, eb) = (union_boundary_or_edges(a), union_boundary_or_edges(b));
+    let key = |p: &Point| (p.0.x.to_bits(), p.0.y.to_bits(), p.0.z.to_bits());
+    let set = |es: &[(Point, Point)]| es.iter().map(|(p, q)| (key(p), key(q))).collect::<std::collections::HashSet<_>>();
+    let (sa, sb) = (set(&ea), set(&eb));
+    let mut out = Vec::new();
+    for (first, (mine, theirs, their_set, their_polys)) in [(true, (&ea, &eb, &sb, b)), (false, (&eb, &ea, &sa, a))] {
+        for (p, q) in mine.iter() {
+            let (kp, kq) = (key(p), key(q));
+            if their_set.contains(&(kq, kp)) || (!first && their_set.contains(&(kp, kq))) {
+                continue;
+            }
+            if first && their_set.contains(&(kp, kq)) {
+                out.push((*p, *q));
+                continue;
+            }
+            let mut cuts: Vec<(f64, Point)> = Vec::new();
+            for (c, d) in theirs.iter() {
+                if crossing_sign(p, q, c, d) == Crossing::Cross {
+                    let x = if first {
+                        s2::edge_crossings::get_intersection(p, q, c, d)
+                    } else {
+                        s2::edge_crossings::get_intersection(c, d, p, q)
+                    };
+                    cuts.push((angle(p, &x), x));
+                }
+            }
+            cuts.sort_by(|x, y| x.0.total_cmp(&y.0));
+            let mut prev = *p;
+            for x in cuts.into_iter().map(|c| c.1).chain(std::iter::once(*q)) {
+                if x == prev {
+                    continue;
+                }
+                if normalized(prev.0 + x.0).is_some_and(|m| polygons_contain(their_polys, &m)) {
+                    out.push((prev, x));
+                }
+                prev = x;
+            }
+        }
+    }
+    out
+}
+
+/// A polygon set's boundary: its union's when it has several polygons.
+fn union_boundary_or_edges(polys: &[Polygon]) -> Vec<(Point, Point)> {
+    if polys.len() > 1 { union_boundary(polys) } else { boundary_edges(polys) }
+}
+
+/// The vertices of `a` that lie on the boundary of `b` or are vertices of it: where the two
+/// touch.
+pub(crate) fn touching_vertices(a: &[Polygon], b: &[Polygon]) -> Vec<Point> {
+    let eb = boundary_edges(b);
+    let mut out: Vec<Point> = Vec::new();
+    for q in a {
+        for v in q.loops().flat_map(|l| l.vertices().iter()) {
+            if eb.iter().any(|(c, d)| c == v || d == v || edge_distance(v, c, d) < 1e-15) && !out.contains(v) {
+                out.push(*v);
+            }
+        }
+    }
+    out
+}
