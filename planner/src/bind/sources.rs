@@ -299,15 +299,35 @@ impl<'a> Binder<'a> {
         Ok(Rel::new(plan, KqlSchema::new(vec![KqlColumn::new(name.name.clone(), KqlType::Real)])))
     }
 
+    /// One leg of a `union`. With `isfuzzy=true`, a leg that names a table, function or
+    /// database that does not exist, or one the caller may not read, is left out (`None`), as
+    /// Kusto reduces a fuzzy union to the references that exist and are accessible; the two
+    /// cases are treated alike, so leaving a leg out says nothing about what the caller may not
+    /// see. Any other error in a leg is still an error.
+    fn bind_union_leg(&mut self, t: &ast::Expr, scope: &Scope, fuzzy: bool) -> Result<Option<Rel>> {
+        let (subs, tables, policies) = (self.substitutions.len(), self.tables.len(), self.policies.len());
+        match self.bind_tabular(t, scope) {
+            Ok(rel) => Ok(Some(rel)),
+            Err(e) if fuzzy && unresolved(&e) => {
+                self.substitutions.truncate(subs);
+                self.tables.truncate(tables);
+                self.policies.truncate(policies);
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// `union` as a source (`input` None) or operator.
     pub fn bind_union(&mut self, input: Option<Rel>, u: &ast::Union, scope: &Scope, span: Span) -> Result<Rel> {
         let mut kind_inner = false;
         let mut withsource: Option<String> = None;
+        let mut fuzzy = false;
         for p in &u.params {
             match p.name.name.to_ascii_lowercase().as_str() {
                 "kind" => kind_inner = param_word(&p.value).is_some_and(|w| w.eq_ignore_ascii_case("inner")),
                 "withsource" => withsource = param_word(&p.value),
-                "isfuzzy" => {}
+                "isfuzzy" => fuzzy = param_word(&p.value).is_some_and(|w| w.eq_ignore_ascii_case("true")),
                 n if n.starts_with("hint.") => {}
                 _ => return Err(self.semantic(format!("unknown union parameter '{}'", p.name.name), p.span)),
             }
@@ -355,23 +375,20 @@ impl<'a> Binder<'a> {
                         self.substitutions.extend(matched.into_iter().map(|e| (t.span, e)));
                     }
                 }
-                ExprKind::Ident(i) => {
-                    let rel = self.bind_tabular(t, scope)?;
-                    legs.push((i.name.clone(), rel));
-                }
-                ExprKind::Member { name, .. } => {
-                    let rel = self.bind_tabular(t, scope)?;
-                    legs.push((name.name.clone(), rel));
-                }
                 _ => {
-                    let rel = self.bind_tabular(t, scope)?;
-                    let name = as_name(t).unwrap_or_else(|| format!("union_arg{}", legs.len()));
+                    let Some(rel) = self.bind_union_leg(t, scope, fuzzy)? else { continue };
+                    let name = match &t.kind {
+                        ExprKind::Ident(i) => i.name.clone(),
+                        ExprKind::Member { name, .. } => name.name.clone(),
+                        _ => as_name(t).unwrap_or_else(|| format!("union_arg{}", legs.len())),
+                    };
                     legs.push((name, rel));
                 }
             }
         }
         if legs.is_empty() {
-            return Err(self.semantic("union has no tables", span));
+            let msg = if fuzzy { "union isfuzzy=true: none of the union's tables can be read" } else { "union has no tables" };
+            return Err(self.semantic(msg, span));
         }
         // Output columns: outer = all columns by name in order of appearance; inner = common.
         // A name that comes with several types becomes one column per type, `x_long`,
@@ -577,5 +594,17 @@ impl Binder<'_> {
         }
         let plan = LogicalPlanBuilder::from(plan).project(vec![out.alias(name.name.clone())])?.build()?;
         Ok(Some(Rel::new(plan, KqlSchema::new(vec![KqlColumn::new(name.name.clone(), ty)]))))
+    }
+}
+
+/// Whether a binding error is a name that could not be resolved (or may not be read).
+fn unresolved(e: &PlanError) -> bool {
+    match e {
+        PlanError::Forbidden { .. } => true,
+        PlanError::Semantic { message, .. } => {
+            message.starts_with("unknown table or function")
+                || (message.starts_with("database '") && message.ends_with("' does not exist"))
+        }
+        _ => false,
     }
 }
