@@ -30,24 +30,24 @@ const HI: &str = "__kql_ms_hi";
 const START: &str = "__kql_ms_start";
 const COUNT: &str = "__kql_ms_n";
 
-fn bin(op: BinaryOp, l: ast::Expr, r: ast::Expr, span: Span) -> ast::Expr {
+pub(super) fn bin(op: BinaryOp, l: ast::Expr, r: ast::Expr, span: Span) -> ast::Expr {
     ast::Expr::new(ExprKind::Binary { op, left: Box::new(l), right: Box::new(r) }, span)
 }
 
-fn call(name: &str, args: Vec<ast::Expr>, span: Span) -> ast::Expr {
+pub(super) fn call(name: &str, args: Vec<ast::Expr>, span: Span) -> ast::Expr {
     ast::Expr::new(ExprKind::Call { name: ast::Ident::new(name, span), args: args.into_iter().map(ast::Arg::Positional).collect() }, span)
 }
 
-fn lit(kind: LiteralKind, span: Span) -> ast::Expr {
+pub(super) fn lit(kind: LiteralKind, span: Span) -> ast::Expr {
     ast::Expr::new(ExprKind::Literal(ast::Literal::new(kind, span)), span)
 }
 
-fn pipe(input: ast::Expr, kind: OperatorKind, span: Span) -> ast::Expr {
+pub(super) fn pipe(input: ast::Expr, kind: OperatorKind, span: Span) -> ast::Expr {
     ast::Expr::new(ExprKind::Pipe { input: Box::new(input), op: Box::new(Operator::new(kind, span)) }, span)
 }
 
 /// `tolong(f(e))`; `floor` is `bin(e, 1)` (KQL's `floor` takes a bin size).
-fn long_of(f: &str, e: ast::Expr, span: Span) -> ast::Expr {
+pub(super) fn long_of(f: &str, e: ast::Expr, span: Span) -> ast::Expr {
     let inner = if f == "floor" { call("bin", vec![e, lit(LiteralKind::Long(1), span)], span) } else { call(f, vec![e], span) };
     call("tolong", vec![inner], span)
 }

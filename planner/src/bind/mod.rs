@@ -9,6 +9,7 @@ mod mv_apply;
 mod ops;
 mod parse_kv;
 mod parse_op;
+mod plugins;
 mod scalar;
 mod scan;
 mod search;

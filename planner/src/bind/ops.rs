@@ -77,7 +77,7 @@ impl<'a> Binder<'a> {
             OperatorKind::TopHitters { count, of, by } => self.plan_top_hitters(rel, count, of, by.as_ref(), scope, span),
             OperatorKind::MvApply(m) => self.plan_mv_apply(rel, m, scope, span),
             OperatorKind::ParseKv { expr, columns, with } => self.plan_parse_kv(rel, expr, columns, with, scope, span),
-            OperatorKind::Evaluate(_) => Err(self.unsupported("the 'evaluate' operator (plugins)", span)),
+            OperatorKind::Evaluate(ev) => self.plan_evaluate(rel, ev, scope, span),
             OperatorKind::MakeSeries(m) => self.plan_make_series(rel, m, scope, span),
             OperatorKind::SampleDistinct { count, of } => self.plan_sample_distinct(rel, count, of, scope, span),
             OperatorKind::Search(s) => self.plan_search(Some(rel), s, scope, span),

@@ -145,7 +145,8 @@ impl<'a> Binder<'a> {
                 ),
                 None => return Err(self.semantic(format!("invalid decimal literal '{s}'"), l.span)),
             },
-            LiteralKind::Datetime(s) => match functions::parse_datetime(unquote(s)) {
+            // The reference writes some dates with spaces around the dashes (`datetime(2017 - 08 - 01)`).
+            LiteralKind::Datetime(s) => match functions::parse_datetime(unquote(s)).or_else(|| functions::parse_datetime(&unquote(s).replace(" - ", "-"))) {
                 Some(ns) => lit_ty(ScalarValue::TimestampNanosecond(Some(ns), None), KqlType::Datetime),
                 None if functions::datetime_out_of_range(unquote(s)) => return Err(self.datetime_out_of_range(s, l.span)),
                 None => return Err(self.semantic(format!("invalid datetime literal '{s}'"), l.span)),

@@ -204,5 +204,5 @@ pub fn is_builtin_function(name: &str) -> bool {
 // Literal parsing and formatting shared with the binder (datetime/guid/decimal literals,
 // dynamic literal values).
 pub(crate) use conversion::{
-    MAX_DATETIME, MIN_DATETIME, datetime_out_of_range, format_datetime_iso, format_timespan_c, parse_datetime, parse_decimal, parse_guid,
+    MAX_DATETIME, MIN_DATETIME, datetime_out_of_range, format_datetime_iso, format_real, format_timespan_c, parse_datetime, parse_decimal, parse_guid,
 };

@@ -1,0 +1,158 @@
+//! `evaluate` plugins whose output schema follows from their arguments, lowered onto the
+//! binder's own operators (so the barrier and every check apply to them unchanged):
+//! - `rolling_percentile(value, p, index, bin_size, bins_per_window [, dims...])`: per bin of
+//!   the index (and dimensions) that has rows, the percentile of the values in that bin and the
+//!   `bins_per_window - 1` bins before it;
+//! - `sliding_window_counts(id, timeline, start, end, lookback, bin [, dims...])`: per bin from
+//!   `start` to `end`, the count and distinct count of ids in the lookback window ending with
+//!   that bin.
+//!
+//! Both send each row to every window it belongs to (`mv-expand` over the window offsets) and
+//! aggregate per window. Other plugins are refused by name; `pivot` and `bag_unpack`, whose
+//! columns come from the data, and the ones that need services Kustodian does not have among
+//! them.
+
+use kustodian_parser::ast::{self, BinaryOp, ExprKind, LiteralKind, OperatorKind, Span};
+
+use super::grouped::{ident, named};
+use super::make_series::{bin, call, lit, long_of, pipe};
+use super::{Binder, Binding, Rel, Scope};
+use crate::error::Result;
+
+const INPUT: &str = "__kql_ev_input";
+const BIN: &str = "__kql_ev_bin";
+const OFFSET: &str = "__kql_ev_k";
+const WINDOW: &str = "__kql_ev_window";
+const OWN: &str = "__kql_ev_own";
+
+/// A column reference argument's name.
+fn column_name(e: &ast::Expr) -> Option<&str> {
+    match &e.kind {
+        ExprKind::Ident(i) => Some(&i.name),
+        _ => None,
+    }
+}
+
+impl<'a> Binder<'a> {
+    pub(crate) fn plan_evaluate(&mut self, rel: Rel, ev: &ast::Evaluate, scope: &Scope, span: Span) -> Result<Rel> {
+        let ExprKind::Call { name, args } = &ev.call.kind else {
+            return Err(self.semantic("evaluate expects a plugin call", ev.call.span));
+        };
+        for p in &ev.params {
+            if !p.name.name.to_ascii_lowercase().starts_with("hint.") {
+                return Err(self.semantic(format!("unknown evaluate parameter '{}'", p.name.name), p.span));
+            }
+        }
+        let args: Vec<&ast::Expr> = args.iter().map(ast::Arg::expr).collect();
+        match name.name.to_ascii_lowercase().as_str() {
+            "rolling_percentile" => self.plan_rolling_percentile(rel, &args, scope, ev.call.span),
+            "sliding_window_counts" => self.plan_sliding_window_counts(rel, &args, scope, ev.call.span),
+            _ => Err(self.unsupported(format!("the '{}' plugin (evaluate {})", name.name, name.name), span)),
+        }
+    }
+
+    /// The column names among `args` (the plugin's column and dimension arguments).
+    fn column_args(&self, plugin: &str, args: &[&ast::Expr]) -> Result<Vec<String>> {
+        args.iter()
+            .map(|a| {
+                column_name(a)
+                    .map(str::to_string)
+                    .ok_or_else(|| self.semantic(format!("{plugin}: expected a column name"), a.span))
+            })
+            .collect()
+    }
+
+    fn plan_rolling_percentile(&mut self, rel: Rel, args: &[&ast::Expr], scope: &Scope, span: Span) -> Result<Rel> {
+        const P: &str = "rolling_percentile";
+        if args.len() < 5 {
+            return Err(self.semantic(format!("{P} expects at least 5 arguments, got {}", args.len()), span));
+        }
+        let cols = self.column_args(P, &[args[0], args[2]])?;
+        let dims = self.column_args(P, &args[5..])?;
+        let (value, index) = (&cols[0], &cols[1]);
+        let pct_text = match &args[1].kind {
+            ExprKind::Literal(l) => match &l.kind {
+                LiteralKind::Long(v) => v.to_string(),
+                LiteralKind::Real(v) => crate::functions::format_real(*v),
+                _ => return Err(self.semantic(format!("{P}: the percentile must be a constant number"), args[1].span)),
+            },
+            _ => return Err(self.semantic(format!("{P}: the percentile must be a constant number"), args[1].span)),
+        };
+        let window = match &args[4].kind {
+            ExprKind::Literal(ast::Literal { kind: LiteralKind::Long(w), .. }) if *w >= 1 && *w <= 1000 => *w,
+            _ => return Err(self.semantic(format!("{P}: BinsPerWindow must be a constant integer from 1 to 1000"), args[4].span)),
+        };
+        let bin_size = args[3].clone();
+        let out_name = format!("rolling_{window}_percentile_{value}_{pct_text}");
+        let mut q = ident(INPUT, span);
+        q = pipe(q, OperatorKind::Extend(vec![named(Some(BIN), call("bin", vec![ident(index, span), bin_size.clone()], span), span)]), span);
+        q = self.expand_windows(q, lit(LiteralKind::Long(window), span), bin_size, span);
+        let mut by = vec![named(Some(index), ident(WINDOW, span), span)];
+        by.extend(dims.iter().map(|d| named(None, ident(d, span), span)));
+        let aggregates = vec![
+            named(Some(&out_name), call("percentile", vec![ident(value, span), args[1].clone()], span), span),
+            // Windows are reported for the bins that have rows: those a row reached at offset 0.
+            named(Some(OWN), call("countif", vec![bin(BinaryOp::Eq, ident(OFFSET, span), lit(LiteralKind::Long(0), span), span)], span), span),
+        ];
+        q = pipe(q, OperatorKind::Summarize(ast::Summarize { hints: Vec::new(), aggregates, by }), span);
+        q = pipe(q, OperatorKind::Where(bin(BinaryOp::Gt, ident(OWN, span), lit(LiteralKind::Long(0), span), span)), span);
+        q = pipe(q, OperatorKind::ProjectAway(vec![ident(OWN, span)]), span);
+        q = pipe(q, OperatorKind::Sort { params: Vec::new(), by: sort_keys(&dims, index, span) }, span);
+        self.bind_tabular(&q, &scope.with(INPUT, Binding::Tabular(rel)))
+    }
+
+    fn plan_sliding_window_counts(&mut self, rel: Rel, args: &[&ast::Expr], scope: &Scope, span: Span) -> Result<Rel> {
+        const P: &str = "sliding_window_counts";
+        if args.len() < 6 {
+            return Err(self.semantic(format!("{P} expects at least 6 arguments, got {}", args.len()), span));
+        }
+        let cols = self.column_args(P, &[args[0], args[1]])?;
+        let dims = self.column_args(P, &args[6..])?;
+        let (id, timeline) = (&cols[0], &cols[1]);
+        let (start, end, lookback, step) = (args[2].clone(), args[3].clone(), args[4].clone(), args[5].clone());
+        if let ExprKind::Literal(ast::Literal { kind: LiteralKind::String(s), .. }) = &step.kind {
+            return Err(self.unsupported(format!("{P} with a calendar bin ('{s}')"), step.span));
+        }
+        let mut q = ident(INPUT, span);
+        let binned = call("bin_at", vec![ident(timeline, span), step.clone(), start.clone()], span);
+        q = pipe(q, OperatorKind::Extend(vec![named(Some(BIN), binned, span)]), span);
+        // The window holds the lookback rounded down to whole bins (at least the bin itself).
+        let bins = call("max_of", vec![long_of("floor", bin(BinaryOp::Div, lookback, step.clone(), span), span), lit(LiteralKind::Long(1), span)], span);
+        q = self.expand_windows(q, bins, step, span);
+        let in_range = bin(
+            BinaryOp::And,
+            bin(BinaryOp::GtEq, ident(WINDOW, span), start, span),
+            bin(BinaryOp::LtEq, ident(WINDOW, span), end, span),
+            span,
+        );
+        q = pipe(q, OperatorKind::Where(in_range), span);
+        let mut by = vec![named(Some(timeline), ident(WINDOW, span), span)];
+        by.extend(dims.iter().map(|d| named(None, ident(d, span), span)));
+        let aggregates = vec![
+            named(Some("Count"), call("count", Vec::new(), span), span),
+            named(Some("Dcount"), call("dcount", vec![ident(id, span)], span), span),
+        ];
+        q = pipe(q, OperatorKind::Summarize(ast::Summarize { hints: Vec::new(), aggregates, by }), span);
+        q = pipe(q, OperatorKind::Sort { params: Vec::new(), by: sort_keys(&dims, timeline, span) }, span);
+        self.bind_tabular(&q, &scope.with(INPUT, Binding::Tabular(rel)))
+    }
+
+    /// Each row once per window it belongs to: offsets `0..bins` of `step` after its bin
+    /// (`WINDOW` is the window's last bin, `OFFSET` the row's offset in it).
+    fn expand_windows(&mut self, q: ast::Expr, bins: ast::Expr, step: ast::Expr, span: Span) -> ast::Expr {
+        let offsets = call("range", vec![lit(LiteralKind::Long(0), span), bin(BinaryOp::Sub, bins, lit(LiteralKind::Long(1), span), span)], span);
+        let item = ast::MvExpandItem { expr: named(Some(OFFSET), offsets, span), to_type: Some(ast::Ident::new("long", span)), span };
+        let q = pipe(q, OperatorKind::MvExpand(ast::MvExpand { params: Vec::new(), items: vec![item], limit: None }), span);
+        let window = bin(BinaryOp::Add, ident(BIN, span), bin(BinaryOp::Mul, ident(OFFSET, span), step, span), span);
+        pipe(q, OperatorKind::Extend(vec![named(Some(WINDOW), window, span)]), span)
+    }
+}
+
+/// `dims asc, axis asc`: the plugins' rows by dimension, then along the axis.
+fn sort_keys(dims: &[String], axis: &str, span: Span) -> Vec<ast::SortKey> {
+    dims.iter()
+        .map(String::as_str)
+        .chain(std::iter::once(axis))
+        .map(|c| ast::SortKey { expr: ident(c, span), desc: Some(false), nulls_first: None, span })
+        .collect()
+}
