@@ -5,7 +5,10 @@
 //!   `bins_per_window - 1` bins before it;
 //! - `sliding_window_counts(id, timeline, start, end, lookback, bin [, dims...])`: per bin from
 //!   `start` to `end`, the count and distinct count of ids in the lookback window ending with
-//!   that bin.
+//!   that bin;
+//! - `activity_counts_metrics(id, timeline, start, end, step [, dims...])`: per window, the
+//!   count, the distinct ids, the ids new since `start` and the distinct ids so far (each id's
+//!   first window found with `lookup`, the running total with `row_cumsum`).
 //!
 //! Both send each row to every window it belongs to (`mv-expand` over the window offsets) and
 //! aggregate per window. Other plugins are refused by name; `pivot` and `bag_unpack`, whose
@@ -24,6 +27,9 @@ const BIN: &str = "__kql_ev_bin";
 const OFFSET: &str = "__kql_ev_k";
 const WINDOW: &str = "__kql_ev_window";
 const OWN: &str = "__kql_ev_own";
+const ROWS: &str = "__kql_ev_rows";
+const FIRST: &str = "__kql_ev_first";
+const PER_ID: &str = "__kql_ev_per_id";
 
 /// A column reference argument's name.
 fn column_name(e: &ast::Expr) -> Option<&str> {
@@ -47,6 +53,7 @@ impl<'a> Binder<'a> {
         match name.name.to_ascii_lowercase().as_str() {
             "rolling_percentile" => self.plan_rolling_percentile(rel, &args, scope, ev.call.span),
             "sliding_window_counts" => self.plan_sliding_window_counts(rel, &args, scope, ev.call.span),
+            "activity_counts_metrics" => self.plan_activity_counts_metrics(rel, &args, scope, ev.call.span),
             _ => Err(self.unsupported(format!("the '{}' plugin (evaluate {})", name.name, name.name), span)),
         }
     }
@@ -135,6 +142,63 @@ impl<'a> Binder<'a> {
         q = pipe(q, OperatorKind::Summarize(ast::Summarize { hints: Vec::new(), aggregates, by }), span);
         q = pipe(q, OperatorKind::Sort { params: Vec::new(), by: sort_keys(&dims, timeline, span) }, span);
         self.bind_tabular(&q, &scope.with(INPUT, Binding::Tabular(rel)))
+    }
+
+    fn plan_activity_counts_metrics(&mut self, rel: Rel, args: &[&ast::Expr], scope: &Scope, span: Span) -> Result<Rel> {
+        const P: &str = "activity_counts_metrics";
+        if args.len() < 5 {
+            return Err(self.semantic(format!("{P} expects at least 5 arguments, got {}", args.len()), span));
+        }
+        let cols = self.column_args(P, &[args[0], args[1]])?;
+        let dims = self.column_args(P, &args[5..])?;
+        let (id, timeline) = (&cols[0], &cols[1]);
+        let (start, end, step) = (args[2].clone(), args[3].clone(), args[4].clone());
+        if let ExprKind::Literal(ast::Literal { kind: LiteralKind::String(s), .. }) = &step.kind {
+            return Err(self.unsupported(format!("{P} with a calendar step ('{s}')"), step.span));
+        }
+        // Each id's rows per window of the analysis period.
+        let mut q = ident(INPUT, span);
+        let binned = call("bin_at", vec![ident(timeline, span), step, start.clone()], span);
+        q = pipe(q, OperatorKind::Extend(vec![named(Some(BIN), binned, span)]), span);
+        let in_range = bin(
+            BinaryOp::And,
+            bin(BinaryOp::GtEq, ident(BIN, span), start, span),
+            bin(BinaryOp::LtEq, ident(BIN, span), end, span),
+            span,
+        );
+        q = pipe(q, OperatorKind::Where(in_range), span);
+        let mut keys: Vec<ast::NamedExpr> = vec![named(None, ident(id, span), span)];
+        keys.extend(dims.iter().map(|d| named(None, ident(d, span), span)));
+        let mut by = keys.clone();
+        by.push(named(None, ident(BIN, span), span));
+        let rows = vec![named(Some(ROWS), call("count", Vec::new(), span), span)];
+        q = pipe(q, OperatorKind::Summarize(ast::Summarize { hints: Vec::new(), aggregates: rows, by }), span);
+        let per_id = self.bind_tabular(&q, &scope.with(INPUT, Binding::Tabular(rel)))?;
+        // Its first window, looked up by id and dimensions.
+        let first = vec![named(Some(FIRST), call("min", vec![ident(BIN, span)], span), span)];
+        let firsts = pipe(ident(PER_ID, span), OperatorKind::Summarize(ast::Summarize { hints: Vec::new(), aggregates: first, by: keys.clone() }), span);
+        let on: Vec<ast::Expr> = keys.iter().map(|k| k.expr.clone()).collect();
+        let paren = ast::Expr::new(ExprKind::Paren(Box::new(firsts)), span);
+        let mut q = pipe(ident(PER_ID, span), OperatorKind::Lookup(ast::Join { params: Vec::new(), right: Box::new(paren), on }), span);
+        let mut by = vec![named(Some(timeline), ident(BIN, span), span)];
+        by.extend(dims.iter().map(|d| named(None, ident(d, span), span)));
+        let is_first = bin(BinaryOp::Eq, ident(BIN, span), ident(FIRST, span), span);
+        let aggregates = vec![
+            named(Some("count"), call("sum", vec![ident(ROWS, span)], span), span),
+            named(Some("dcount"), call("count", Vec::new(), span), span),
+            named(Some("new_dcount"), call("countif", vec![is_first], span), span),
+        ];
+        q = pipe(q, OperatorKind::Summarize(ast::Summarize { hints: Vec::new(), aggregates, by }), span);
+        q = pipe(q, OperatorKind::Sort { params: Vec::new(), by: sort_keys(&dims, timeline, span) }, span);
+        // The running total restarts with each combination of dimensions.
+        let restart = dims
+            .iter()
+            .map(|d| bin(BinaryOp::NotEq, ident(d, span), call("prev", vec![ident(d, span)], span), span))
+            .reduce(|a, b| bin(BinaryOp::Or, a, b, span));
+        let mut cumsum_args = vec![ident("new_dcount", span)];
+        cumsum_args.extend(restart);
+        q = pipe(q, OperatorKind::Extend(vec![named(Some("aggregated_dcount"), call("row_cumsum", cumsum_args, span), span)]), span);
+        self.bind_tabular(&q, &scope.with(PER_ID, Binding::Tabular(per_id)))
     }
 
     /// Each row once per window it belongs to: offsets `0..bins` of `step` after its bin
