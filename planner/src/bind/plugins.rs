@@ -8,7 +8,10 @@
 //!   that bin;
 //! - `activity_counts_metrics(id, timeline, start, end, step [, dims...])`: per window, the
 //!   count, the distinct ids, the ids new since `start` and the distinct ids so far (each id's
-//!   first window found with `lookup`, the running total with `row_cumsum`).
+//!   first window found with `lookup`, the running total with `row_cumsum`);
+//! - `rows_near(condition, n [, after])`: the rows within `n` rows before (and `after`, default
+//!   `n`, rows after) a row where the condition holds, in the input's order (the numbered
+//!   input is materialized, so it is read once and numbered once).
 //!
 //! Both send each row to every window it belongs to (`mv-expand` over the window offsets) and
 //! aggregate per window. Other plugins are refused by name; `pivot` and `bag_unpack`, whose
@@ -30,6 +33,9 @@ const OWN: &str = "__kql_ev_own";
 const ROWS: &str = "__kql_ev_rows";
 const FIRST: &str = "__kql_ev_first";
 const PER_ID: &str = "__kql_ev_per_id";
+// Not `__kql_`-prefixed: `serialize` drops the columns named so (its own working columns).
+const ROW: &str = "__kqlev_row";
+const NUMBERED: &str = "__kql_ev_numbered";
 
 /// A column reference argument's name.
 fn column_name(e: &ast::Expr) -> Option<&str> {
@@ -54,6 +60,7 @@ impl<'a> Binder<'a> {
             "rolling_percentile" => self.plan_rolling_percentile(rel, &args, scope, ev.call.span),
             "sliding_window_counts" => self.plan_sliding_window_counts(rel, &args, scope, ev.call.span),
             "activity_counts_metrics" => self.plan_activity_counts_metrics(rel, &args, scope, ev.call.span),
+            "rows_near" => self.plan_rows_near(rel, &args, scope, ev.call.span),
             _ => Err(self.unsupported(format!("the '{}' plugin (evaluate {})", name.name, name.name), span)),
         }
     }
@@ -199,6 +206,46 @@ impl<'a> Binder<'a> {
         cumsum_args.extend(restart);
         q = pipe(q, OperatorKind::Extend(vec![named(Some("aggregated_dcount"), call("row_cumsum", cumsum_args, span), span)]), span);
         self.bind_tabular(&q, &scope.with(PER_ID, Binding::Tabular(per_id)))
+    }
+
+    fn plan_rows_near(&mut self, rel: Rel, args: &[&ast::Expr], scope: &Scope, span: Span) -> Result<Rel> {
+        const P: &str = "rows_near";
+        if !(2..=3).contains(&args.len()) {
+            return Err(self.semantic(format!("{P} expects 2 or 3 arguments, got {}", args.len()), span));
+        }
+        let count = |a: &ast::Expr| match &a.kind {
+            ExprKind::Literal(ast::Literal { kind: LiteralKind::Long(n), .. }) if (0..=1_000_000).contains(n) => Some(*n),
+            _ => None,
+        };
+        let before = count(args[1]).ok_or_else(|| self.semantic(format!("{P}: NumRows must be a constant integer, at least 0"), args[1].span))?;
+        let after = match args.get(2) {
+            Some(a) => count(a).ok_or_else(|| self.semantic(format!("{P}: RowsAfter must be a constant integer, at least 0"), a.span))?,
+            None => before,
+        };
+        let columns: Vec<String> = rel.schema.columns.iter().map(|c| c.name.clone()).collect();
+        // The input numbered in its order, once.
+        let numbered = pipe(ident(INPUT, span), OperatorKind::Serialize(vec![named(Some(ROW), call("row_number", Vec::new(), span), span)]), span);
+        let numbered = self.bind_tabular(&numbered, &scope.with(INPUT, Binding::Tabular(rel)))?;
+        self.materialized += 1;
+        let numbered = Rel { plan: crate::materialize_exec::MaterializeNode::plan(numbered.plan, self.materialized), ..numbered };
+        // The row numbers near a match: each match's number plus -before..after.
+        let mut near = pipe(ident(NUMBERED, span), OperatorKind::Where(args[0].clone()), span);
+        let offsets = call(
+            "range",
+            vec![lit(LiteralKind::Long(-before), span), lit(LiteralKind::Long(after), span)],
+            span,
+        );
+        let item = ast::MvExpandItem { expr: named(Some(OFFSET), offsets, span), to_type: Some(ast::Ident::new("long", span)), span };
+        near = pipe(near, OperatorKind::MvExpand(ast::MvExpand { params: Vec::new(), items: vec![item], limit: None }), span);
+        near = pipe(near, OperatorKind::Project(vec![named(Some(WINDOW), bin(BinaryOp::Add, ident(ROW, span), ident(OFFSET, span), span), span)]), span);
+        let is_near = ast::Expr::new(
+            ExprKind::In { expr: Box::new(ident(ROW, span)), negated: false, case_insensitive: false, list: vec![near] },
+            span,
+        );
+        let mut q = pipe(ident(NUMBERED, span), OperatorKind::Where(is_near), span);
+        q = pipe(q, OperatorKind::Sort { params: Vec::new(), by: sort_keys(&[], ROW, span) }, span);
+        q = pipe(q, OperatorKind::Project(columns.iter().map(|c| named(None, ident(c, span), span)).collect()), span);
+        self.bind_tabular(&q, &scope.with(NUMBERED, Binding::Tabular(numbered)))
     }
 
     /// Each row once per window it belongs to: offsets `0..bins` of `step` after its bin
