@@ -11,7 +11,9 @@
 //!   first window found with `lookup`, the running total with `row_cumsum`);
 //! - `rows_near(condition, n [, after])`: the rows within `n` rows before (and `after`, default
 //!   `n`, rows after) a row where the condition holds, in the input's order (the numbered
-//!   input is materialized, so it is read once and numbered once).
+//!   input is materialized, so it is read once and numbered once);
+//! - `schema_merge([PreserveOrder])`: `getschema` tables merged into one schema
+//!   (`functions/schema_merge.rs`), as `getschema` rows.
 //!
 //! Both send each row to every window it belongs to (`mv-expand` over the window offsets) and
 //! aggregate per window. Other plugins are refused by name; `pivot` and `bag_unpack`, whose
@@ -36,6 +38,9 @@ const PER_ID: &str = "__kql_ev_per_id";
 // Not `__kql_`-prefixed: `serialize` drops the columns named so (its own working columns).
 const ROW: &str = "__kqlev_row";
 const NUMBERED: &str = "__kql_ev_numbered";
+const ROWS_LIST: &str = "__kql_ev_rows";
+const MERGED: &str = "__kql_ev_merged";
+const ENTRY: &str = "__kql_ev_entry";
 
 /// A column reference argument's name.
 fn column_name(e: &ast::Expr) -> Option<&str> {
@@ -61,6 +66,7 @@ impl<'a> Binder<'a> {
             "sliding_window_counts" => self.plan_sliding_window_counts(rel, &args, scope, ev.call.span),
             "activity_counts_metrics" => self.plan_activity_counts_metrics(rel, &args, scope, ev.call.span),
             "rows_near" => self.plan_rows_near(rel, &args, scope, ev.call.span),
+            "schema_merge" => self.plan_schema_merge(rel, &args, scope, ev.call.span),
             _ => Err(self.unsupported(format!("the '{}' plugin (evaluate {})", name.name, name.name), span)),
         }
     }
@@ -246,6 +252,48 @@ impl<'a> Binder<'a> {
         q = pipe(q, OperatorKind::Sort { params: Vec::new(), by: sort_keys(&[], ROW, span) }, span);
         q = pipe(q, OperatorKind::Project(columns.iter().map(|c| named(None, ident(c, span), span)).collect()), span);
         self.bind_tabular(&q, &scope.with(NUMBERED, Binding::Tabular(numbered)))
+    }
+
+    fn plan_schema_merge(&mut self, rel: Rel, args: &[&ast::Expr], scope: &Scope, span: Span) -> Result<Rel> {
+        const P: &str = "schema_merge";
+        let preserve = match args {
+            [] => true,
+            [a] => match &a.kind {
+                ExprKind::Literal(ast::Literal { kind: LiteralKind::Bool(b), .. }) => *b,
+                _ => return Err(self.semantic(format!("{P}: PreserveOrder must be a constant bool"), a.span)),
+            },
+            _ => return Err(self.semantic(format!("{P} expects at most 1 argument, got {}", args.len()), span)),
+        };
+        const COLUMNS: [&str; 4] = ["ColumnName", "ColumnOrdinal", "DataType", "ColumnType"];
+        if let Some(missing) = COLUMNS.iter().find(|c| !rel.schema.columns.iter().any(|x| x.name == **c)) {
+            return Err(self.semantic(format!("{P} expects getschema's columns; '{missing}' is missing"), span));
+        }
+        // Every schema row, in order, as one list.
+        let entry = call("pack_array", COLUMNS.iter().map(|c| ident(c, span)).collect(), span);
+        let rows = vec![named(Some(ROWS_LIST), call("make_list_with_nulls", vec![entry], span), span)];
+        let q = pipe(ident(INPUT, span), OperatorKind::Summarize(ast::Summarize { hints: Vec::new(), aggregates: rows, by: Vec::new() }), span);
+        let listed = self.bind_tabular(&q, &scope.with(INPUT, Binding::Tabular(rel)))?;
+        let merged = crate::functions::schema_merge_call(listed.col(ROWS_LIST)?.expr, preserve);
+        let plan = datafusion::logical_expr::LogicalPlanBuilder::from(listed.plan).project(vec![merged.expr.alias(MERGED)])?.build()?;
+        let merged = Rel::new(plan, crate::types::KqlSchema::new(vec![crate::types::KqlColumn::new(MERGED, crate::types::KqlType::Dynamic)]));
+        // Back to rows.
+        let item = ast::MvExpandItem { expr: named(Some(ENTRY), ident(MERGED, span), span), to_type: None, span };
+        let mut q = pipe(ident(INPUT, span), OperatorKind::MvExpand(ast::MvExpand { params: Vec::new(), items: vec![item], limit: None }), span);
+        let field = |i: i64, f: &str| {
+            let at = ast::Expr::new(ExprKind::Index { expr: Box::new(ident(ENTRY, span)), index: Box::new(lit(LiteralKind::Long(i), span)) }, span);
+            call(f, vec![at], span)
+        };
+        q = pipe(
+            q,
+            OperatorKind::Project(vec![
+                named(Some(COLUMNS[0]), field(0, "tostring"), span),
+                named(Some(COLUMNS[1]), field(1, "toint"), span),
+                named(Some(COLUMNS[2]), field(2, "tostring"), span),
+                named(Some(COLUMNS[3]), field(3, "tostring"), span),
+            ]),
+            span,
+        );
+        self.bind_tabular(&q, &scope.with(INPUT, Binding::Tabular(merged)))
     }
 
     /// Each row once per window it belongs to: offsets `0..bins` of `step` after its bin
