@@ -13,7 +13,10 @@
 //!   `n`, rows after) a row where the condition holds, in the input's order (the numbered
 //!   input is materialized, so it is read once and numbered once);
 //! - `schema_merge([PreserveOrder])`: `getschema` tables merged into one schema
-//!   (`functions/schema_merge.rs`), as `getschema` rows.
+//!   (`functions/schema_merge.rs`), as `getschema` rows;
+//! - `ipv4_lookup(table, source_key, lookup_key [, extra keys...] [, return_unmatched])`: each
+//!   row joined with the lookup rows whose IPv4 range holds its address (and whose extra keys
+//!   are equal), unmatched rows kept with nulls when asked, in the input's order.
 //!
 //! Both send each row to every window it belongs to (`mv-expand` over the window offsets) and
 //! aggregate per window. Other plugins are refused by name; `pivot` and `bag_unpack`, whose
@@ -41,6 +44,10 @@ const NUMBERED: &str = "__kql_ev_numbered";
 const ROWS_LIST: &str = "__kql_ev_rows";
 const MERGED: &str = "__kql_ev_merged";
 const ENTRY: &str = "__kql_ev_entry";
+const LOOKUP: &str = "__kql_ev_lookup";
+const MATCHED: &str = "__kql_ev_matched";
+// A constant join key (not `__kql_`-prefixed, which the join's column handling hides).
+const ALL: &str = "__kqlev_all";
 
 /// A column reference argument's name.
 fn column_name(e: &ast::Expr) -> Option<&str> {
@@ -60,6 +67,7 @@ impl<'a> Binder<'a> {
                 return Err(self.semantic(format!("unknown evaluate parameter '{}'", p.name.name), p.span));
             }
         }
+        let raw = args;
         let args: Vec<&ast::Expr> = args.iter().map(ast::Arg::expr).collect();
         match name.name.to_ascii_lowercase().as_str() {
             "rolling_percentile" => self.plan_rolling_percentile(rel, &args, scope, ev.call.span),
@@ -67,6 +75,7 @@ impl<'a> Binder<'a> {
             "activity_counts_metrics" => self.plan_activity_counts_metrics(rel, &args, scope, ev.call.span),
             "rows_near" => self.plan_rows_near(rel, &args, scope, ev.call.span),
             "schema_merge" => self.plan_schema_merge(rel, &args, scope, ev.call.span),
+            "ipv4_lookup" => self.plan_ipv4_lookup(rel, raw, scope, ev.call.span),
             _ => Err(self.unsupported(format!("the '{}' plugin (evaluate {})", name.name, name.name), span)),
         }
     }
@@ -268,10 +277,14 @@ impl<'a> Binder<'a> {
         if let Some(missing) = COLUMNS.iter().find(|c| !rel.schema.columns.iter().any(|x| x.name == **c)) {
             return Err(self.semantic(format!("{P} expects getschema's columns; '{missing}' is missing"), span));
         }
-        // Every schema row, in order, as one list.
-        let entry = call("pack_array", COLUMNS.iter().map(|c| ident(c, span)).collect(), span);
+        // Every schema row with its number in the input's order, as one list (the merge sorts
+        // it back by number: a list's order across partitions is not the input's).
+        let mut fields = vec![ident(ROW, span)];
+        fields.extend(COLUMNS.iter().map(|c| ident(c, span)));
+        let entry = call("pack_array", fields, span);
         let rows = vec![named(Some(ROWS_LIST), call("make_list_with_nulls", vec![entry], span), span)];
-        let q = pipe(ident(INPUT, span), OperatorKind::Summarize(ast::Summarize { hints: Vec::new(), aggregates: rows, by: Vec::new() }), span);
+        let numbered = pipe(ident(INPUT, span), OperatorKind::Serialize(vec![named(Some(ROW), call("row_number", Vec::new(), span), span)]), span);
+        let q = pipe(numbered, OperatorKind::Summarize(ast::Summarize { hints: Vec::new(), aggregates: rows, by: Vec::new() }), span);
         let listed = self.bind_tabular(&q, &scope.with(INPUT, Binding::Tabular(rel)))?;
         let merged = crate::functions::schema_merge_call(listed.col(ROWS_LIST)?.expr, preserve);
         let plan = datafusion::logical_expr::LogicalPlanBuilder::from(listed.plan).project(vec![merged.expr.alias(MERGED)])?.build()?;
@@ -294,6 +307,75 @@ impl<'a> Binder<'a> {
             span,
         );
         self.bind_tabular(&q, &scope.with(INPUT, Binding::Tabular(merged)))
+    }
+
+    fn plan_ipv4_lookup(&mut self, rel: Rel, raw: &[ast::Arg], scope: &Scope, span: Span) -> Result<Rel> {
+        const P: &str = "ipv4_lookup";
+        let mut unmatched = false;
+        let mut positional: Vec<&ast::Expr> = Vec::new();
+        for a in raw {
+            match a {
+                ast::Arg::Named { name, value } if name.name.eq_ignore_ascii_case("return_unmatched") => match &value.kind {
+                    ExprKind::Literal(ast::Literal { kind: LiteralKind::Bool(b), .. }) => unmatched = *b,
+                    _ => return Err(self.semantic(format!("{P}: return_unmatched must be a constant bool"), value.span)),
+                },
+                ast::Arg::Named { name, .. } => return Err(self.semantic(format!("{P}: unknown argument '{}'", name.name), name.span)),
+                ast::Arg::Positional(e) => positional.push(e),
+            }
+        }
+        if let Some(ExprKind::Literal(ast::Literal { kind: LiteralKind::Bool(b), .. })) = positional.last().map(|e| &e.kind) {
+            unmatched = *b;
+            positional.pop();
+        }
+        if positional.len() < 3 {
+            return Err(self.semantic(format!("{P} expects a lookup table, a source key and a lookup key"), span));
+        }
+        let keys = self.column_args(P, &positional[1..])?;
+        let (source_key, lookup_key, extras) = (&keys[0], &keys[1], &keys[2..]);
+        let lookup = self.bind_tabular(positional[0], scope)?;
+        let lookup_columns: Vec<String> = lookup.schema.columns.iter().map(|c| c.name.clone()).collect();
+        let source_columns: Vec<String> = rel.schema.columns.iter().map(|c| c.name.clone()).collect();
+        for (k, cols, side) in [(lookup_key, &lookup_columns, "lookup table")].into_iter().chain(extras.iter().map(|e| (e, &lookup_columns, "lookup table"))) {
+            if !cols.contains(k) {
+                return Err(self.semantic(format!("{P}: the {side} has no column '{k}'"), span));
+            }
+        }
+        // The input numbered once, so matched and unmatched rows come out in its order.
+        let numbered = pipe(ident(INPUT, span), OperatorKind::Serialize(vec![named(Some(ROW), call("row_number", Vec::new(), span), span)]), span);
+        let numbered = self.bind_tabular(&numbered, &scope.with(INPUT, Binding::Tabular(rel)))?;
+        self.materialized += 1;
+        let numbered = Rel { plan: crate::materialize_exec::MaterializeNode::plan(numbered.plan, self.materialized), ..numbered };
+        let scope2 = scope.with(NUMBERED, Binding::Tabular(numbered)).with(LOOKUP, Binding::Tabular(lookup));
+        // Every input row against every lookup row with equal extra keys, kept where the range
+        // holds the address; the lookup's columns other than the extra keys after the input's
+        // (a name both have comes from the lookup with the join's suffix).
+        let one = |q: ast::Expr| pipe(q, OperatorKind::Extend(vec![named(Some(ALL), lit(LiteralKind::Long(1), span), span)]), span);
+        let right = ast::Expr::new(ExprKind::Paren(Box::new(one(ident(LOOKUP, span)))), span);
+        let mut on = vec![ident(ALL, span)];
+        on.extend(extras.iter().map(|e| ident(e, span)));
+        let kind = ast::OpParam { name: ast::Ident::new("kind", span), value: ident("inner", span), span };
+        let mut matched = pipe(one(ident(NUMBERED, span)), OperatorKind::Join(ast::Join { params: vec![kind], right: Box::new(right), on }), span);
+        let renamed = |c: &str| if source_columns.iter().any(|s| s == c) || c == ROW { format!("{c}1") } else { c.to_string() };
+        matched = pipe(matched, OperatorKind::Where(call("ipv4_is_in_range", vec![ident(source_key, span), ident(&renamed(lookup_key), span)], span)), span);
+        let mut out: Vec<ast::NamedExpr> = vec![named(None, ident(ROW, span), span)];
+        out.extend(source_columns.iter().map(|c| named(None, ident(c, span), span)));
+        out.extend(lookup_columns.iter().filter(|c| !extras.contains(c)).map(|c| named(None, ident(&renamed(c), span), span)));
+        matched = pipe(matched, OperatorKind::Project(out), span);
+        let mut q = if unmatched {
+            let matched_rows = pipe(ident(MATCHED, span), OperatorKind::Project(vec![named(None, ident(ROW, span), span)]), span);
+            let missing = ast::Expr::new(
+                ExprKind::In { expr: Box::new(ident(ROW, span)), negated: true, case_insensitive: false, list: vec![matched_rows] },
+                span,
+            );
+            let rest = ast::Expr::new(ExprKind::Paren(Box::new(pipe(ident(NUMBERED, span), OperatorKind::Where(missing), span))), span);
+            pipe(ident(MATCHED, span), OperatorKind::Union(ast::Union { params: Vec::new(), tables: vec![rest] }), span)
+        } else {
+            ident(MATCHED, span)
+        };
+        q = pipe(q, OperatorKind::Sort { params: Vec::new(), by: sort_keys(&[], ROW, span) }, span);
+        q = pipe(q, OperatorKind::ProjectAway(vec![ident(ROW, span)]), span);
+        let matched = self.bind_tabular(&matched, &scope2)?;
+        self.bind_tabular(&q, &scope2.with(MATCHED, Binding::Tabular(matched)))
     }
 
     /// Each row once per window it belongs to: offsets `0..bins` of `step` after its bin

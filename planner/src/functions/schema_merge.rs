@@ -1,6 +1,7 @@
 //! The merge of `getschema` tables done by the `schema_merge` plugin: a list of
-//! `[ColumnName, ColumnOrdinal, DataType, ColumnType]` rows, schema after schema (a schema starts
-//! where the ordinal goes back to 0), merged into one schema as the same rows.
+//! `[row number, ColumnName, ColumnOrdinal, DataType, ColumnType]` rows, taken in row-number
+//! order, schema after schema (a schema starts where the ordinal goes back to 0), merged into
+//! one schema as `getschema` rows.
 //!
 //! As the plugin's reference shows: with `PreserveOrder` (the default) columns keep the order in
 //! which they first appear, and a column met again at another ordinal than its first is an
@@ -48,13 +49,14 @@ fn common(a: &str, b: &str) -> Option<(&'static str, &'static str)> {
 }
 
 fn merge_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
-    let Some(rows) = a.first().and_then(array_of) else { return out(None) };
+    let Some(mut rows) = a.first().and_then(array_of) else { return out(None) };
+    rows.sort_by_key(|r| r.get(0).and_then(Json::as_i64).unwrap_or(i64::MAX));
     let preserve = a.get(1).and_then(sv_bool).unwrap_or(true);
     let mut cols: Vec<Col> = Vec::new();
     let mut schema = 0usize;
     let mut prev_ordinal = i64::MAX;
     for r in &rows {
-        let Some([name, ordinal, data_type, column_type]) = r.as_array().and_then(|v| <&[Json; 4]>::try_from(v.as_slice()).ok()) else {
+        let Some([_, name, ordinal, data_type, column_type]) = r.as_array().and_then(|v| <&[Json; 5]>::try_from(v.as_slice()).ok()) else {
             return out(None);
         };
         let (Some(name), Some(ordinal), Some(data_type), Some(column_type)) = (name.as_str(), ordinal.as_i64(), data_type.as_str(), column_type.as_str())
