@@ -14,9 +14,10 @@
 //!   input is materialized, so it is read once and numbered once);
 //! - `schema_merge([PreserveOrder])`: `getschema` tables merged into one schema
 //!   (`functions/schema_merge.rs`), as `getschema` rows;
-//! - `ipv4_lookup(table, source_key, lookup_key [, extra keys...] [, return_unmatched])`: each
-//!   row joined with the lookup rows whose IPv4 range holds its address (and whose extra keys
-//!   are equal), unmatched rows kept with nulls when asked, in the input's order.
+//! - `ipv4_lookup`/`ipv6_lookup(table, source_key, lookup_key [, extra keys...]
+//!   [, return_unmatched])`: each row joined with the lookup rows whose IP range holds its
+//!   address (and whose extra keys are equal), unmatched rows kept with nulls when asked, in the
+//!   input's order.
 //!
 //! Both send each row to every window it belongs to (`mv-expand` over the window offsets) and
 //! aggregate per window. Other plugins are refused by name; `pivot` and `bag_unpack`, whose
@@ -75,7 +76,8 @@ impl<'a> Binder<'a> {
             "activity_counts_metrics" => self.plan_activity_counts_metrics(rel, &args, scope, ev.call.span),
             "rows_near" => self.plan_rows_near(rel, &args, scope, ev.call.span),
             "schema_merge" => self.plan_schema_merge(rel, &args, scope, ev.call.span),
-            "ipv4_lookup" => self.plan_ipv4_lookup(rel, raw, scope, ev.call.span),
+            "ipv4_lookup" => self.plan_ip_lookup("ipv4_lookup", "ipv4_is_in_range", rel, raw, scope, ev.call.span),
+            "ipv6_lookup" => self.plan_ip_lookup("ipv6_lookup", "ipv6_is_in_range", rel, raw, scope, ev.call.span),
             _ => Err(self.unsupported(format!("the '{}' plugin (evaluate {})", name.name, name.name), span)),
         }
     }
@@ -309,17 +311,18 @@ impl<'a> Binder<'a> {
         self.bind_tabular(&q, &scope.with(INPUT, Binding::Tabular(merged)))
     }
 
-    fn plan_ipv4_lookup(&mut self, rel: Rel, raw: &[ast::Arg], scope: &Scope, span: Span) -> Result<Rel> {
-        const P: &str = "ipv4_lookup";
+    /// `ipv4_lookup` and `ipv6_lookup` (`in_range` is the range test of their address family).
+    fn plan_ip_lookup(&mut self, plugin: &str, in_range: &str, rel: Rel, raw: &[ast::Arg], scope: &Scope, span: Span) -> Result<Rel> {
+        let p = plugin;
         let mut unmatched = false;
         let mut positional: Vec<&ast::Expr> = Vec::new();
         for a in raw {
             match a {
                 ast::Arg::Named { name, value } if name.name.eq_ignore_ascii_case("return_unmatched") => match &value.kind {
                     ExprKind::Literal(ast::Literal { kind: LiteralKind::Bool(b), .. }) => unmatched = *b,
-                    _ => return Err(self.semantic(format!("{P}: return_unmatched must be a constant bool"), value.span)),
+                    _ => return Err(self.semantic(format!("{p}: return_unmatched must be a constant bool"), value.span)),
                 },
-                ast::Arg::Named { name, .. } => return Err(self.semantic(format!("{P}: unknown argument '{}'", name.name), name.span)),
+                ast::Arg::Named { name, .. } => return Err(self.semantic(format!("{p}: unknown argument '{}'", name.name), name.span)),
                 ast::Arg::Positional(e) => positional.push(e),
             }
         }
@@ -328,16 +331,16 @@ impl<'a> Binder<'a> {
             positional.pop();
         }
         if positional.len() < 3 {
-            return Err(self.semantic(format!("{P} expects a lookup table, a source key and a lookup key"), span));
+            return Err(self.semantic(format!("{p} expects a lookup table, a source key and a lookup key"), span));
         }
-        let keys = self.column_args(P, &positional[1..])?;
+        let keys = self.column_args(p, &positional[1..])?;
         let (source_key, lookup_key, extras) = (&keys[0], &keys[1], &keys[2..]);
         let lookup = self.bind_tabular(positional[0], scope)?;
         let lookup_columns: Vec<String> = lookup.schema.columns.iter().map(|c| c.name.clone()).collect();
         let source_columns: Vec<String> = rel.schema.columns.iter().map(|c| c.name.clone()).collect();
         for (k, cols, side) in [(lookup_key, &lookup_columns, "lookup table")].into_iter().chain(extras.iter().map(|e| (e, &lookup_columns, "lookup table"))) {
             if !cols.contains(k) {
-                return Err(self.semantic(format!("{P}: the {side} has no column '{k}'"), span));
+                return Err(self.semantic(format!("{p}: the {side} has no column '{k}'"), span));
             }
         }
         // The input numbered once, so matched and unmatched rows come out in its order.
@@ -356,7 +359,7 @@ impl<'a> Binder<'a> {
         let kind = ast::OpParam { name: ast::Ident::new("kind", span), value: ident("inner", span), span };
         let mut matched = pipe(one(ident(NUMBERED, span)), OperatorKind::Join(ast::Join { params: vec![kind], right: Box::new(right), on }), span);
         let renamed = |c: &str| if source_columns.iter().any(|s| s == c) || c == ROW { format!("{c}1") } else { c.to_string() };
-        matched = pipe(matched, OperatorKind::Where(call("ipv4_is_in_range", vec![ident(source_key, span), ident(&renamed(lookup_key), span)], span)), span);
+        matched = pipe(matched, OperatorKind::Where(call(in_range, vec![ident(source_key, span), ident(&renamed(lookup_key), span)], span)), span);
         let mut out: Vec<ast::NamedExpr> = vec![named(None, ident(ROW, span), span)];
         out.extend(source_columns.iter().map(|c| named(None, ident(c, span), span)));
         out.extend(lookup_columns.iter().filter(|c| !extras.contains(c)).map(|c| named(None, ident(&renamed(c), span), span)));
