@@ -17,7 +17,8 @@
 //! - `ipv4_lookup`/`ipv6_lookup(table, source_key, lookup_key [, extra keys...]
 //!   [, return_unmatched])`: each row joined with the lookup rows whose IP range holds its
 //!   address (and whose extra keys are equal), unmatched rows kept with nulls when asked, in the
-//!   input's order.
+//!   input's order;
+//! - `narrow()`: each row's columns as rows of (`Row`, `Column`, `Value` as a string).
 //!
 //! Both send each row to every window it belongs to (`mv-expand` over the window offsets) and
 //! aggregate per window. Other plugins are refused by name; `pivot` and `bag_unpack`, whose
@@ -77,6 +78,7 @@ impl<'a> Binder<'a> {
             "rows_near" => self.plan_rows_near(rel, &args, scope, ev.call.span),
             "schema_merge" => self.plan_schema_merge(rel, &args, scope, ev.call.span),
             "ipv4_lookup" => self.plan_ip_lookup("ipv4_lookup", "ipv4_is_in_range", rel, raw, scope, ev.call.span),
+            "narrow" => self.plan_narrow(rel, &args, scope, ev.call.span),
             "ipv6_lookup" => self.plan_ip_lookup("ipv6_lookup", "ipv6_is_in_range", rel, raw, scope, ev.call.span),
             _ => Err(self.unsupported(format!("the '{}' plugin (evaluate {})", name.name, name.name), span)),
         }
@@ -379,6 +381,37 @@ impl<'a> Binder<'a> {
         q = pipe(q, OperatorKind::ProjectAway(vec![ident(ROW, span)]), span);
         let matched = self.bind_tabular(&matched, &scope2)?;
         self.bind_tabular(&q, &scope2.with(MATCHED, Binding::Tabular(matched)))
+    }
+
+    fn plan_narrow(&mut self, rel: Rel, args: &[&ast::Expr], scope: &Scope, span: Span) -> Result<Rel> {
+        if !args.is_empty() {
+            return Err(self.semantic(format!("narrow takes no arguments, got {}", args.len()), span));
+        }
+        let pairs: Vec<ast::Expr> = rel
+            .schema
+            .columns
+            .iter()
+            .map(|c| call("pack_array", vec![lit(LiteralKind::String(c.name.clone()), span), call("tostring", vec![ident(&c.name, span)], span)], span))
+            .collect();
+        let row = bin(BinaryOp::Sub, call("row_number", Vec::new(), span), lit(LiteralKind::Long(1), span), span);
+        let mut q = pipe(ident(INPUT, span), OperatorKind::Serialize(vec![named(Some(ROW), row, span)]), span);
+        q = pipe(q, OperatorKind::Project(vec![named(None, ident(ROW, span), span), named(Some(ENTRY), call("pack_array", pairs, span), span)]), span);
+        let item = ast::MvExpandItem { expr: named(None, ident(ENTRY, span), span), to_type: None, span };
+        q = pipe(q, OperatorKind::MvExpand(ast::MvExpand { params: Vec::new(), items: vec![item], limit: None }), span);
+        let field = |i: i64| {
+            let at = ast::Expr::new(ExprKind::Index { expr: Box::new(ident(ENTRY, span)), index: Box::new(lit(LiteralKind::Long(i), span)) }, span);
+            call("tostring", vec![at], span)
+        };
+        q = pipe(
+            q,
+            OperatorKind::Project(vec![
+                named(Some("Row"), ident(ROW, span), span),
+                named(Some("Column"), field(0), span),
+                named(Some("Value"), field(1), span),
+            ]),
+            span,
+        );
+        self.bind_tabular(&q, &scope.with(INPUT, Binding::Tabular(rel)))
     }
 
     /// Each row once per window it belongs to: offsets `0..bins` of `step` after its bin
