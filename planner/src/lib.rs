@@ -18,6 +18,7 @@ pub mod principal;
 pub mod range_table;
 pub mod scan_exec;
 pub mod security;
+pub mod serialize_exec;
 pub mod session;
 pub mod types;
 

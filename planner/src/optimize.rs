@@ -79,7 +79,8 @@ impl Needs {
             "replace_distinct_aggregate" => self.distinct,
             // Filter predicates and Projection expressions holding subqueries.
             "decorrelate_predicate_subquery" | "scalar_subquery_to_join" => self.subquery,
-            "extract_equijoin_predicate" => self.join,
+            // Joins, and the joins decorrelating a subquery makes earlier in the same pass.
+            "extract_equijoin_predicate" => self.join || self.subquery,
             "eliminate_filter" => self.filter,
             "eliminate_limit" | "push_down_limit" => self.limit,
             // Every case needs an empty input, which only an EmptyRelation is.

@@ -174,8 +174,10 @@ impl Pipeline {
             Some(physical) => physical,
             None => state.query_planner().create_physical_plan(&optimized.plan, state).await?,
         };
-        // The copies of each materialize() in this plan share one result.
+        // The copies of each materialize() in this plan share one result, and serialized rows
+        // come in their partitions' order (a union's legs as written).
         let plan = crate::materialize_exec::share_results(plan)?;
+        let plan = crate::serialize_exec::serialize_in_order(plan)?;
         verify::verify_physical(&optimized.plan, &plan)?;
         Ok(Physical { plan, task: Arc::clone(task), lowered_directly })
     }
