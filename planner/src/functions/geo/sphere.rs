@@ -296,6 +296,34 @@ fn boxes_meet(a: (f64, f64, f64, f64), b: (f64, f64, f64, f64)) -> bool {
     a.0 <= b.2 && b.0 <= a.2 && a.1 <= b.3 && b.1 <= a.3
 }
 
+/// The edge `ab` cut where it crosses the given edges, as its pieces from `a` to `b`. Each
+/// crossing edge comes with whether `ab` goes first in computing the crossing point: two
+/// boundaries cutting each other compute every point with the same edge first, so both are cut
+/// at the very same point and their pieces chain.
+fn cut<'e>(a: &Point, b: &Point, crossing: impl Iterator<Item = (&'e (Point, Point), bool)>) -> Vec<(Point, Point)> {
+    let mut cuts: Vec<(f64, Point)> = Vec::new();
+    for ((c, d), ab_first) in crossing {
+        if crossing_sign(a, b, c, d) == Crossing::Cross {
+            let x = if ab_first {
+                s2::edge_crossings::get_intersection(a, b, c, d)
+            } else {
+                s2::edge_crossings::get_intersection(c, d, a, b)
+            };
+            cuts.push((angle(a, &x), x));
+        }
+    }
+    cuts.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let mut pieces = Vec::with_capacity(cuts.len() + 1);
+    let mut prev = *a;
+    for x in cuts.into_iter().map(|c| c.1).chain(std::iter::once(*b)) {
+        if x != prev {
+            pieces.push((prev, x));
+            prev = x;
+        }
+    }
+    pieces
+}
+
 /// The boundary of the union of the polygons, as directed edges with the union's interior on
 /// their left: every ring's edges (holes reversed), cut where they cross another polygon's
 /// edges, keeping the pieces outside every other polygon. Edges two polygons share in opposite
@@ -334,32 +362,12 @@ pub(crate) fn union_boundary(polys: &[Polygon]) -> Vec<(Point, Point)> {
             }
             // Polygons sharing this very edge decided above; the rest decide by containment.
             let judges: Vec<usize> = others.iter().copied().filter(|j| !same.contains(j) && !reverse.contains(j)).collect();
-            // Cut at crossings; the crossing point is computed with the edges in one order
-            // (lower polygon first), so both polygons cut at the same point.
-            let mut cuts: Vec<(f64, Point)> = Vec::new();
-            for &j in &others {
-                for (c, d) in &all[j] {
-                    if crossing_sign(a, b, c, d) == Crossing::Cross {
-                        let x = if i < j {
-                            s2::edge_crossings::get_intersection(a, b, c, d)
-                        } else {
-                            s2::edge_crossings::get_intersection(c, d, a, b)
-                        };
-                        cuts.push((angle(a, &x), x));
-                    }
-                }
-            }
-            cuts.sort_by(|x, y| x.0.total_cmp(&y.0));
-            let mut prev = *a;
-            for x in cuts.into_iter().map(|c| c.1).chain(std::iter::once(*b)) {
-                if x == prev {
-                    continue;
-                }
-                let inside_other = normalized(prev.0 + x.0).is_some_and(|m| judges.iter().any(|&j| polys[j].contains(&m)));
+            let crossed = others.iter().flat_map(|&j| all[j].iter().map(move |e| (e, i < j)));
+            for (from, to) in cut(a, b, crossed) {
+                let inside_other = normalized(from.0 + to.0).is_some_and(|m| judges.iter().any(|&j| polys[j].contains(&m)));
                 if !inside_other {
-                    out.push((prev, x));
+                    out.push((from, to));
                 }
-                prev = x;
             }
         }
     }
@@ -466,27 +474,10 @@ pub(crate) fn intersection_boundary(a: &[Polygon], b: &[Polygon]) -> Vec<(Point,
                 out.push((*p, *q));
                 continue;
             }
-            let mut cuts: Vec<(f64, Point)> = Vec::new();
-            for (c, d) in theirs.iter() {
-                if crossing_sign(p, q, c, d) == Crossing::Cross {
-                    let x = if first {
-                        s2::edge_crossings::get_intersection(p, q, c, d)
-                    } else {
-                        s2::edge_crossings::get_intersection(c, d, p, q)
-                    };
-                    cuts.push((angle(p, &x), x));
+            for (from, to) in cut(p, q, theirs.iter().map(|e| (e, first))) {
+                if normalized(from.0 + to.0).is_some_and(|m| polygons_contain(their_polys, &m)) {
+                    out.push((from, to));
                 }
-            }
-            cuts.sort_by(|x, y| x.0.total_cmp(&y.0));
-            let mut prev = *p;
-            for x in cuts.into_iter().map(|c| c.1).chain(std::iter::once(*q)) {
-                if x == prev {
-                    continue;
-                }
-                if normalized(prev.0 + x.0).is_some_and(|m| polygons_contain(their_polys, &m)) {
-                    out.push((prev, x));
-                }
-                prev = x;
             }
         }
     }
