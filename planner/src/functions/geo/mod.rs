@@ -1039,11 +1039,11 @@ fn rings_json(edges: &[(Point, Point)], written: &Written) -> Vec<Json> {
 /// Input positions as written, by the bits of their point.
 type Written = std::collections::HashMap<(u64, u64, u64), (f64, f64)>;
 
-/// The input positions of shapes, by point.
+/// The input positions of shapes (validated by the caller), by point.
 fn written_positions(items: &[&Json]) -> Option<Written> {
     let mut written = std::collections::HashMap::new();
     for item in items {
-        for rings in shape::polygon_positions(item)? {
+        for rings in shape::written_polygon_positions(item)? {
             for &(x, y) in rings.iter().flatten() {
                 let p = sphere::point(x, y);
                 written.entry((p.0.x.to_bits(), p.0.y.to_bits(), p.0.z.to_bits())).or_insert((x, y));

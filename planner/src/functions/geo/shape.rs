@@ -166,6 +166,11 @@ pub(crate) type PolygonPositions = Vec<Vec<Vec<(f64, f64)>>>;
 /// The rings' positions of a Polygon or MultiPolygon, as written (validated as [`polygons`]).
 pub(crate) fn polygon_positions(j: &Json) -> Option<PolygonPositions> {
     polygons(j)?;
+    written_polygon_positions(j)
+}
+
+/// The rings' positions of a Polygon or MultiPolygon already validated, as written.
+pub(crate) fn written_polygon_positions(j: &Json) -> Option<PolygonPositions> {
     let rings = |p: &Json| -> Option<Vec<Vec<(f64, f64)>>> { p.as_array()?.iter().map(positions).collect() };
     match type_of(j)? {
         "Polygon" => Some(vec![rings(coordinates(j, "Polygon")?)?]),
