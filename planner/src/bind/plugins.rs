@@ -18,7 +18,12 @@
 //!   [, return_unmatched])`: each row joined with the lookup rows whose IP range holds its
 //!   address (and whose extra keys are equal), unmatched rows kept with nulls when asked, in the
 //!   input's order;
-//! - `narrow()`: each row's columns as rows of (`Row`, `Column`, `Value` as a string).
+//! - `narrow()`: each row's columns as rows of (`Row`, `Column`, `Value` as a string);
+//! - `active_users_count(id, timeline, start, end, lookback, period, active_periods, bin
+//!   [, dims...])`: per bin, the distinct ids with an appearance in it at which they had been
+//!   seen in at least `active_periods` distinct periods of the lookback window ending there
+//!   (earlier appearances, before `start` too, count toward the window; the window excludes its
+//!   start), bins without any left out.
 //!
 //! Both send each row to every window it belongs to (`mv-expand` over the window offsets) and
 //! aggregate per window. Other plugins are refused by name; `pivot` and `bag_unpack`, whose
@@ -50,6 +55,8 @@ const LOOKUP: &str = "__kql_ev_lookup";
 const MATCHED: &str = "__kql_ev_matched";
 // A constant join key (not `__kql_`-prefixed, which the join's column handling hides).
 const ALL: &str = "__kqlev_all";
+const SEEN: &str = "__kqlev_seen";
+const PERIODS: &str = "__kqlev_periods";
 
 /// A column reference argument's name.
 fn column_name(e: &ast::Expr) -> Option<&str> {
@@ -79,6 +86,7 @@ impl<'a> Binder<'a> {
             "schema_merge" => self.plan_schema_merge(rel, &args, scope, ev.call.span),
             "ipv4_lookup" => self.plan_ip_lookup("ipv4_lookup", "ipv4_is_in_range", rel, raw, scope, ev.call.span),
             "narrow" => self.plan_narrow(rel, &args, scope, ev.call.span),
+            "active_users_count" => self.plan_active_users_count(rel, &args, scope, ev.call.span),
             "ipv6_lookup" => self.plan_ip_lookup("ipv6_lookup", "ipv6_is_in_range", rel, raw, scope, ev.call.span),
             _ => Err(self.unsupported(format!("the '{}' plugin (evaluate {})", name.name, name.name), span)),
         }
@@ -411,6 +419,59 @@ impl<'a> Binder<'a> {
             ]),
             span,
         );
+        self.bind_tabular(&q, &scope.with(INPUT, Binding::Tabular(rel)))
+    }
+
+    fn plan_active_users_count(&mut self, rel: Rel, args: &[&ast::Expr], scope: &Scope, span: Span) -> Result<Rel> {
+        const P: &str = "active_users_count";
+        if args.len() < 8 {
+            return Err(self.semantic(format!("{P} expects at least 8 arguments, got {}", args.len()), span));
+        }
+        let cols = self.column_args(P, &[args[0], args[1]])?;
+        let dims = self.column_args(P, &args[8..])?;
+        let (id, timeline) = (&cols[0], &cols[1]);
+        let (start, end, lookback, period, active, step) =
+            (args[2].clone(), args[3].clone(), args[4].clone(), args[5].clone(), args[6].clone(), args[7].clone());
+        if let ExprKind::Literal(ast::Literal { kind: LiteralKind::String(s), .. }) = &step.kind {
+            return Err(self.unsupported(format!("{P} with a calendar bin ('{s}')"), step.span));
+        }
+        let keyed = |extra: Option<ast::NamedExpr>| {
+            let mut items = vec![named(None, ident(id, span), span)];
+            items.extend(extra);
+            items.extend(dims.iter().map(|d| named(None, ident(d, span), span)));
+            items
+        };
+        let binned = call("bin_at", vec![ident(timeline, span), step.clone(), start.clone()], span);
+        // The appearances of the analysis period, each with every appearance of the same id
+        // (and dimensions) in the lookback window ending at it.
+        let in_range = bin(
+            BinaryOp::And,
+            bin(BinaryOp::GtEq, ident(timeline, span), start.clone(), span),
+            bin(BinaryOp::LtEq, binned.clone(), end, span),
+            span,
+        );
+        let mut q = pipe(ident(INPUT, span), OperatorKind::Where(in_range), span);
+        q = pipe(q, OperatorKind::Project(keyed(Some(named(None, ident(timeline, span), span)))), span);
+        let seen = pipe(ident(INPUT, span), OperatorKind::Project(keyed(Some(named(Some(SEEN), ident(timeline, span), span)))), span);
+        let on: Vec<ast::Expr> = keyed(None).into_iter().map(|k| k.expr).collect();
+        let kind = ast::OpParam { name: ast::Ident::new("kind", span), value: ident("inner", span), span };
+        let right = ast::Expr::new(ExprKind::Paren(Box::new(seen)), span);
+        q = pipe(q, OperatorKind::Join(ast::Join { params: vec![kind], right: Box::new(right), on }), span);
+        let window = bin(
+            BinaryOp::And,
+            bin(BinaryOp::Gt, ident(SEEN, span), bin(BinaryOp::Sub, ident(timeline, span), lookback, span), span),
+            bin(BinaryOp::LtEq, ident(SEEN, span), ident(timeline, span), span),
+            span,
+        );
+        q = pipe(q, OperatorKind::Where(window), span);
+        let periods = vec![named(Some(PERIODS), call("dcount", vec![call("bin", vec![ident(SEEN, span), period], span)], span), span)];
+        q = pipe(q, OperatorKind::Summarize(ast::Summarize { hints: Vec::new(), aggregates: periods, by: keyed(Some(named(None, ident(timeline, span), span))) }), span);
+        q = pipe(q, OperatorKind::Where(bin(BinaryOp::GtEq, ident(PERIODS, span), active, span)), span);
+        let mut by = vec![named(Some(timeline), binned, span)];
+        by.extend(dims.iter().map(|d| named(None, ident(d, span), span)));
+        let count = vec![named(Some("dcount"), call("dcount", vec![ident(id, span)], span), span)];
+        q = pipe(q, OperatorKind::Summarize(ast::Summarize { hints: Vec::new(), aggregates: count, by }), span);
+        q = pipe(q, OperatorKind::Sort { params: Vec::new(), by: sort_keys(&dims, timeline, span) }, span);
         self.bind_tabular(&q, &scope.with(INPUT, Binding::Tabular(rel)))
     }
 
