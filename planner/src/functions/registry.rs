@@ -221,6 +221,7 @@ static SCALARS: &[Scalar] = &[
     f("geo_polygon_to_s2cells", 1, 3, geo::lower_geo),
     f("geo_line_to_s2cells", 1, 3, geo::lower_geo),
     f("geo_polygon_to_h3cells", 1, 3, geo::lower_geo),
+    f("geo_point_buffer", 3, 4, geo::lower_geo),
     f("geo_line_simplify", 1, 2, geo::lower_geo),
     f("geo_intersection_2lines", 2, 2, geo::lower_geo),
     f("geo_intersection_line_with_polygon", 2, 2, geo::lower_geo),

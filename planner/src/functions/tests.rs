@@ -452,7 +452,7 @@ fn bad_regex_in_functions_is_a_semantic_error_when_constant() {
 #[test]
 fn unknown_functions_are_unsupported() {
     let ctx = FunctionContext::new(0);
-    for f in ["geo_point_buffer", "geo_line_buffer", "Strlen"] {
+    for f in ["geo_polygon_buffer", "geo_line_buffer", "Strlen"] {
         let err = lower_scalar_call(f, vec![ls("x")], &ctx).unwrap_err();
         assert!(matches!(err, crate::error::PlanError::Unsupported { .. }), "{f}: {err}");
     }

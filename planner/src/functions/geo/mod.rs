@@ -63,6 +63,7 @@ fn signature(name: &str) -> Option<(&'static [P], KqlType, RowFn)> {
         "geo_intersects_2lines" => (&[D, D], Bool, intersects_2lines),
         "geo_intersects_line_with_polygon" => (&[D, D], Bool, intersects_line_with_polygon),
         "geo_intersects_2polygons" => (&[D, D], Bool, intersects_2polygons),
+        "geo_point_buffer" => (&[R, R, R, R], Dynamic, point_buffer),
         "geo_point_to_geohash" => (&[R, R, I], String, point_to_geohash),
         "geo_geohash_to_central_point" => (&[S], Dynamic, geohash_to_central_point),
         "geo_geohash_to_polygon" => (&[S], Dynamic, geohash_to_polygon),
@@ -1095,6 +1096,35 @@ fn intersection_2polygons(a: &[ScalarValue], st: &mut RowState) -> ScalarValue {
                 Json::Object(m)
             }
         })
+    })())
+}
+
+/// A circle of `radius` meters around a point as a polygon: a regular polygon inscribed in the
+/// circle with as few vertices as keep its edges within `tolerance` meters of the circle
+/// (default 10; below a millionth of the radius is invalid, above the radius it is the radius).
+fn point_buffer(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    out((|| {
+        let center = point_at(a, 0)?;
+        let radius = num(a, 2)?;
+        let tolerance = match a.get(3) {
+            None => 10.0,
+            Some(v) => sv_f64(v)?,
+        };
+        let max_radius = std::f64::consts::PI * EARTH_RADIUS_M / 2.0;
+        if !(radius > 0.0 && radius <= max_radius) || !(tolerance.is_finite() && tolerance >= radius * 1e-6) {
+            return None;
+        }
+        let tolerance = tolerance.min(radius);
+        // An inscribed regular polygon of n vertices is within r (1 - cos(pi / n)) of the circle.
+        let n = (std::f64::consts::PI / (1.0 - tolerance / radius).acos()).ceil().clamp(4.0, 65_536.0) as usize;
+        let mut ring: Vec<(f64, f64)> =
+            s2::point::regular_points(&center, s2::s1::Angle::from(s2::s1::Rad(radius / EARTH_RADIUS_M)), n).iter().map(sphere::lng_lat).collect();
+        // Counterclockwise, as GeoJSON shells are.
+        let lp = sphere::Loop::new(ring.iter().map(|&(x, y)| sphere::point(x, y)).collect())?;
+        if lp.vertices().first().map(sphere::lng_lat) != ring.first().copied() {
+            ring.reverse();
+        }
+        Some(shape::ring_polygon_json(&ring))
     })())
 }
 
