@@ -1111,7 +1111,7 @@ fn point_buffer(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
             Some(v) => sv_f64(v)?,
         };
         let max_radius = std::f64::consts::PI * EARTH_RADIUS_M / 2.0;
-        if !(radius > 0.0 && radius <= max_radius) || !(tolerance.is_finite() && tolerance >= radius * 1e-6) {
+        if !(radius > 0.0 && radius <= max_radius && tolerance.is_finite() && tolerance >= radius * 1e-6) {
             return None;
         }
         let tolerance = tolerance.min(radius);
