@@ -336,13 +336,18 @@ fn intersects_2polygons(a: &[ScalarValue], st: &mut RowState) -> ScalarValue {
     })())
 }
 
-/// A level argument: the given one, or the default when the call leaves it out. A null level
-/// given explicitly is invalid.
-fn level(a: &[ScalarValue], i: usize, default: i64) -> Option<i64> {
+/// An optional argument: `read` of the given one, or `default` when the call leaves it out. A
+/// null given explicitly is invalid (`None`).
+fn arg_or<T>(a: &[ScalarValue], i: usize, default: T, read: impl Fn(&ScalarValue) -> Option<T>) -> Option<T> {
     match a.get(i) {
         None => Some(default),
-        Some(v) => sv_i64(v),
+        Some(v) => read(v),
     }
+}
+
+/// A level argument, or the default when the call leaves it out.
+fn level(a: &[ScalarValue], i: usize, default: i64) -> Option<i64> {
+    arg_or(a, i, default, sv_i64)
 }
 
 fn token(t: Option<String>) -> ScalarValue {
@@ -399,10 +404,7 @@ fn h3cell_level(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
 
 /// An optional integer argument: `Some(None)` when left out, `None` when given as null.
 fn optional_level(a: &[ScalarValue], i: usize) -> Option<Option<i64>> {
-    match a.get(i) {
-        None => Some(None),
-        Some(v) => sv_i64(v).map(Some),
-    }
+    arg_or(a, i, None, |v| sv_i64(v).map(Some))
 }
 
 fn h3cell_children(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
@@ -500,10 +502,7 @@ const DENSIFY_MAX_POINTS: usize = 10_485_760;
 
 /// The tolerance argument of the densify functions: meters in [0.1, 10000], default 10.
 fn tolerance(a: &[ScalarValue], i: usize) -> Option<f64> {
-    let t = match a.get(i) {
-        None => 10.0,
-        Some(v) => sv_f64(v)?,
-    };
+    let t = arg_or(a, i, 10.0, sv_f64)?;
     (0.1..=10_000.0).contains(&t).then_some(t)
 }
 
@@ -545,10 +544,7 @@ fn densify_chain(ps: &[(f64, f64)], tol: f64, preserve_crossing: bool) -> Option
 }
 
 fn crossing_flag(a: &[ScalarValue], i: usize) -> Option<bool> {
-    match a.get(i) {
-        None => Some(false),
-        Some(v) => sv_bool(v),
-    }
+    arg_or(a, i, false, sv_bool)
 }
 
 fn line_densify(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
@@ -588,10 +584,7 @@ fn from_wkt(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
 /// in meters, at least 0 (default 0).
 fn covering_args(a: &[ScalarValue]) -> Option<(u64, f64)> {
     let level = u64::try_from(level(a, 1, 11)?).ok().filter(|l| *l <= 30)?;
-    let radius = match a.get(2) {
-        None => 0.0,
-        Some(v) => sv_f64(v)?,
-    };
+    let radius = arg_or(a, 2, 0.0, sv_f64)?;
     (radius >= 0.0 && radius.is_finite()).then_some((level, radius / EARTH_RADIUS_M))
 }
 
@@ -624,10 +617,7 @@ fn polygon_to_h3cells(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
 
 /// The simplify functions' tolerance: meters, at least 0 (default 10), as radians.
 fn simplify_tolerance(a: &[ScalarValue], i: usize) -> Option<f64> {
-    let t = match a.get(i) {
-        None => 10.0,
-        Some(v) => sv_f64(v)?,
-    };
+    let t = arg_or(a, i, 10.0, sv_f64)?;
     (t >= 0.0 && t.is_finite()).then_some(t / EARTH_RADIUS_M)
 }
 
@@ -934,7 +924,7 @@ fn union_lines_array(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
     out((|| {
         let arr: Json = serde_json::from_str(text(a, 0)?).ok()?;
         let mut edges: Vec<(Vertex, Vertex)> = Vec::new();
-        let key = |p: &Point| (p.0.x.to_bits(), p.0.y.to_bits(), p.0.z.to_bits());
+        let key = sphere::point_key;
         let mut seen = std::collections::HashSet::new();
         for item in arr.as_array()? {
             for l in shape::line_positions(item)? {
@@ -1013,7 +1003,7 @@ fn union_polygons_array(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
 /// Rings chained from boundary edges as GeoJSON polygons (holes under the shells holding them),
 /// vertices written as `written` has them when they are input vertices.
 fn rings_json(edges: &[(Point, Point)], written: &Written) -> Vec<Json> {
-    let key = |p: &Point| (p.0.x.to_bits(), p.0.y.to_bits(), p.0.z.to_bits());
+    let key = sphere::point_key;
     let rings = sphere::chain_rings(edges);
     let (shells, holes): (Vec<Vec<Point>>, Vec<Vec<Point>>) = rings.into_iter().partition(|r| sphere::is_shell(r));
     let ring_json = |r: &[Point]| {
@@ -1038,7 +1028,7 @@ fn rings_json(edges: &[(Point, Point)], written: &Written) -> Vec<Json> {
 }
 
 /// Input positions as written, by the bits of their point.
-type Written = std::collections::HashMap<(u64, u64, u64), (f64, f64)>;
+type Written = std::collections::HashMap<sphere::PointKey, (f64, f64)>;
 
 /// The input positions of shapes (validated by the caller), by point.
 fn written_positions(items: &[&Json]) -> Option<Written> {
@@ -1047,7 +1037,7 @@ fn written_positions(items: &[&Json]) -> Option<Written> {
         for rings in shape::written_polygon_positions(item)? {
             for &(x, y) in rings.iter().flatten() {
                 let p = sphere::point(x, y);
-                written.entry((p.0.x.to_bits(), p.0.y.to_bits(), p.0.z.to_bits())).or_insert((x, y));
+                written.entry(sphere::point_key(&p)).or_insert((x, y));
             }
         }
     }
@@ -1076,8 +1066,7 @@ fn intersection_2polygons(a: &[ScalarValue], st: &mut RowState) -> ScalarValue {
             .into_iter()
             .filter(|v| !on_rings(v))
             .map(|v| {
-                let k = (v.0.x.to_bits(), v.0.y.to_bits(), v.0.z.to_bits());
-                match written.get(&k) {
+                match written.get(&sphere::point_key(&v)) {
                     Some(&(x, y)) => shape::pair(x, y),
                     None => shape::position_json(&v),
                 }
@@ -1106,10 +1095,7 @@ fn point_buffer(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
     out((|| {
         let center = point_at(a, 0)?;
         let radius = num(a, 2)?;
-        let tolerance = match a.get(3) {
-            None => 10.0,
-            Some(v) => sv_f64(v)?,
-        };
+        let tolerance = arg_or(a, 3, 10.0, sv_f64)?;
         let max_radius = std::f64::consts::PI * EARTH_RADIUS_M / 2.0;
         if !(radius > 0.0 && radius <= max_radius && tolerance.is_finite() && tolerance >= radius * 1e-6) {
             return None;

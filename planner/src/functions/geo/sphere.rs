@@ -64,6 +64,13 @@ pub(crate) fn project(x: &Point, a: &Point, b: &Point) -> Point {
     if (x.0 - a.0).norm2() <= (x.0 - b.0).norm2() { *a } else { *b }
 }
 
+/// A point's exact bits: a key under which equal points meet (shared vertices, cut points).
+pub(crate) type PointKey = (u64, u64, u64);
+
+pub(crate) fn point_key(p: &Point) -> PointKey {
+    (p.0.x.to_bits(), p.0.y.to_bits(), p.0.z.to_bits())
+}
+
 /// The unit vector of a non-zero vector, as a point.
 pub(crate) fn normalized(v: Vector) -> Option<Point> {
     let n = v.norm();
@@ -106,8 +113,7 @@ impl Loop {
         if n < 3 {
             return None;
         }
-        let mut sorted: Vec<(u64, u64, u64)> =
-            vertices.iter().map(|p| (p.0.x.to_bits(), p.0.y.to_bits(), p.0.z.to_bits())).collect();
+        let mut sorted: Vec<PointKey> = vertices.iter().map(point_key).collect();
         sorted.sort_unstable();
         if sorted.windows(2).any(|w| w[0] == w[1]) {
             return None;
@@ -343,7 +349,7 @@ pub(crate) fn union_boundary(polys: &[Polygon]) -> Vec<(Point, Point)> {
         return all.into_iter().flatten().collect();
     }
     let boxes: Vec<_> = polys.iter().map(bounds).collect();
-    let key = |p: &Point| (p.0.x.to_bits(), p.0.y.to_bits(), p.0.z.to_bits());
+    let key = point_key;
     let mut owners: std::collections::HashMap<_, Vec<usize>> = std::collections::HashMap::new();
     for (i, es) in all.iter().enumerate() {
         for (a, b) in es {
@@ -404,7 +410,7 @@ pub(crate) fn boundary_length(edges: &[(Point, Point)]) -> f64 {
 /// The closed rings made by chaining directed boundary edges end to start, in the order their
 /// first edge comes in `edges`. Each ring's vertices are listed once (not closed).
 pub(crate) fn chain_rings(edges: &[(Point, Point)]) -> Vec<Vec<Point>> {
-    let key = |p: &Point| (p.0.x.to_bits(), p.0.y.to_bits(), p.0.z.to_bits());
+    let key = point_key;
     let mut from: std::collections::HashMap<_, Vec<usize>> = std::collections::HashMap::new();
     for (i, (p, _)) in edges.iter().enumerate() {
         from.entry(key(p)).or_default().push(i);
@@ -460,7 +466,7 @@ fn boundary_edges(polys: &[Polygon]) -> Vec<(Point, Point)> {
 /// dropped.
 pub(crate) fn intersection_boundary(a: &[Polygon], b: &[Polygon]) -> Vec<(Point, Point)> {
     let (ea, eb) = (union_boundary_or_edges(a), union_boundary_or_edges(b));
-    let key = |p: &Point| (p.0.x.to_bits(), p.0.y.to_bits(), p.0.z.to_bits());
+    let key = point_key;
     let set = |es: &[(Point, Point)]| es.iter().map(|(p, q)| (key(p), key(q))).collect::<std::collections::HashSet<_>>();
     let (sa, sb) = (set(&ea), set(&eb));
     let mut out = Vec::new();
