@@ -250,11 +250,7 @@ impl<'a> Binder<'a> {
             None => before,
         };
         let columns: Vec<String> = rel.schema.columns.iter().map(|c| c.name.clone()).collect();
-        // The input numbered in its order, once.
-        let numbered = pipe(ident(INPUT, span), OperatorKind::Serialize(vec![named(Some(ROW), call("row_number", Vec::new(), span), span)]), span);
-        let numbered = self.bind_tabular(&numbered, &scope.with(INPUT, Binding::Tabular(rel)))?;
-        self.materialized += 1;
-        let numbered = Rel { plan: crate::materialize_exec::MaterializeNode::plan(numbered.plan, self.materialized), ..numbered };
+        let numbered = self.numbered_once(rel, scope, span)?;
         // The row numbers near a match: each match's number plus -before..after.
         let mut near = pipe(ident(NUMBERED, span), OperatorKind::Where(args[0].clone()), span);
         let offsets = call(
@@ -353,11 +349,8 @@ impl<'a> Binder<'a> {
                 return Err(self.semantic(format!("{p}: the {side} has no column '{k}'"), span));
             }
         }
-        // The input numbered once, so matched and unmatched rows come out in its order.
-        let numbered = pipe(ident(INPUT, span), OperatorKind::Serialize(vec![named(Some(ROW), call("row_number", Vec::new(), span), span)]), span);
-        let numbered = self.bind_tabular(&numbered, &scope.with(INPUT, Binding::Tabular(rel)))?;
-        self.materialized += 1;
-        let numbered = Rel { plan: crate::materialize_exec::MaterializeNode::plan(numbered.plan, self.materialized), ..numbered };
+        // Numbered, so matched and unmatched rows come out in the input's order.
+        let numbered = self.numbered_once(rel, scope, span)?;
         let scope2 = scope.with(NUMBERED, Binding::Tabular(numbered)).with(LOOKUP, Binding::Tabular(lookup));
         // Every input row against every lookup row with equal extra keys, kept where the range
         // holds the address; the lookup's columns other than the extra keys after the input's
@@ -473,6 +466,14 @@ impl<'a> Binder<'a> {
         q = pipe(q, OperatorKind::Summarize(ast::Summarize { hints: Vec::new(), aggregates: count, by }), span);
         q = pipe(q, OperatorKind::Sort { params: Vec::new(), by: sort_keys(&dims, timeline, span) }, span);
         self.bind_tabular(&q, &scope.with(INPUT, Binding::Tabular(rel)))
+    }
+
+    /// The input with its rows numbered (`ROW`) in its order, materialized: every reader sees
+    /// the same numbers, and the input is read once.
+    fn numbered_once(&mut self, rel: Rel, scope: &Scope, span: Span) -> Result<Rel> {
+        let q = pipe(ident(INPUT, span), OperatorKind::Serialize(vec![named(Some(ROW), call("row_number", Vec::new(), span), span)]), span);
+        let numbered = self.bind_tabular(&q, &scope.with(INPUT, Binding::Tabular(rel)))?;
+        Ok(self.materialize(numbered))
     }
 
     /// Each row once per window it belongs to: offsets `0..bins` of `step` after its bin

@@ -106,8 +106,7 @@ impl<'a> Binder<'a> {
             "materialize" => match args {
                 [a] => {
                     let rel = self.bind_tabular(a.expr(), scope)?;
-                    self.materialized += 1;
-                    Ok(Rel { plan: crate::materialize_exec::MaterializeNode::plan(rel.plan, self.materialized), ..rel })
+                    Ok(self.materialize(rel))
                 }
                 _ => Err(self.semantic("materialize() takes one tabular expression", span)),
             },
@@ -297,6 +296,13 @@ impl<'a> Binder<'a> {
             .alias(name.name.clone());
         let plan = LogicalPlanBuilder::from(base).project(vec![e])?.build()?;
         Ok(Rel::new(plan, KqlSchema::new(vec![KqlColumn::new(name.name.clone(), KqlType::Real)])))
+    }
+
+    /// A relation computed once however many times the query reads it (`materialize()`), with
+    /// the next number of the query's materialized expressions.
+    pub(crate) fn materialize(&mut self, rel: Rel) -> Rel {
+        self.materialized += 1;
+        Rel { plan: crate::materialize_exec::MaterializeNode::plan(rel.plan, self.materialized), ..rel }
     }
 
     /// One leg of a `union`. With `isfuzzy=true`, a leg that names a table, function or
