@@ -87,6 +87,16 @@ pub trait Catalog: Send + Sync {
     fn function(&self, database: &str, name: &str) -> Result<Option<FunctionInfo>>;
     /// Table names of a database (for `union T*` and did-you-mean hints).
     fn table_names(&self, database: &str) -> Result<Vec<String>>;
+    /// Runs part of a request that the binder needs the result of before it can finish the
+    /// request's plan (the columns of `evaluate bag_unpack` or `pivot` without an output
+    /// schema), as the request's caller: authorized, verified and executed like a query. A
+    /// catalog that cannot run queries refuses.
+    fn probe(&self, planned: &crate::bind::PlannedQuery) -> Result<Vec<datafusion::arrow::record_batch::RecordBatch>> {
+        let _ = planned;
+        Err(crate::error::PlanError::unsupported(
+            "running a query while planning (evaluate bag_unpack or pivot without an output schema, here)",
+        ))
+    }
 }
 
 /// A table provider that says how many partitions its scans produce, for a provider the planner

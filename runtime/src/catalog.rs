@@ -117,11 +117,33 @@ pub(crate) struct SnapshotCatalog<'a> {
     /// Present only this fraction of each table's rows (its first rows), for measuring how a
     /// query scales with data size. 1.0 = all.
     pub fraction: f64,
+    /// Runs the probes a caller's query needs while it is planned (see [`Catalog::probe`]);
+    /// none where the binding is not a caller's query over the tables as they are.
+    pub prober: Option<&'a dyn Prober>,
+}
+
+/// Runs a probe of a caller's query: authorized and executed as a query of that caller.
+pub(crate) trait Prober: Sync {
+    fn run_probe(
+        &self,
+        state: &State,
+        caller: &Caller,
+        planned: &kustodian_planner::PlannedQuery,
+    ) -> kustodian_planner::Result<Vec<RecordBatch>>;
 }
 
 impl<'a> SnapshotCatalog<'a> {
     pub fn new(state: &'a State, access: Access<'a>, partitions: usize) -> Self {
-        SnapshotCatalog { state, access, validating: None, partitions, exact_partitions: false, without_rls: Unpoliced::None, fraction: 1.0 }
+        SnapshotCatalog {
+            state,
+            access,
+            validating: None,
+            partitions,
+            exact_partitions: false,
+            without_rls: Unpoliced::None,
+            fraction: 1.0,
+            prober: None,
+        }
     }
 
     /// The provider of table (or materialized view) `name` of `database`. A snapshot's data never
@@ -297,6 +319,19 @@ impl Catalog for SnapshotCatalog<'_> {
     fn table_names(&self, database: &str) -> kustodian_planner::Result<Vec<String>> {
         self.may_look_up(database)?;
         Ok(self.state.meta.db(database).map(|d| d.tables.iter().map(|t| t.name.clone()).collect()).unwrap_or_default())
+    }
+
+    fn probe(&self, planned: &kustodian_planner::PlannedQuery) -> kustodian_planner::Result<Vec<RecordBatch>> {
+        // Only a caller's query over the tables as they are (not a policy being validated, a
+        // materialized view, a measurement's unpoliced baseline or a fraction of the rows).
+        match (self.prober, &self.access) {
+            (Some(p), Access::Caller(caller)) if self.validating.is_none() && self.without_rls == Unpoliced::None && self.fraction >= 1.0 => {
+                p.run_probe(self.state, caller, planned)
+            }
+            _ => Err(kustodian_planner::PlanError::unsupported(
+                "running a query while planning (evaluate bag_unpack or pivot without an output schema, here)",
+            )),
+        }
     }
 }
 

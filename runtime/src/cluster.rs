@@ -329,8 +329,8 @@ impl Cluster {
     }
 
     /// A catalog over a snapshot, with this cluster's partitioning.
-    pub(crate) fn catalog<'s>(&self, snap: &'s State, access: Access<'s>) -> SnapshotCatalog<'s> {
-        SnapshotCatalog { exact_partitions: self.exact_partitions, ..SnapshotCatalog::new(snap, access, self.partitions) }
+    pub(crate) fn catalog<'s>(&'s self, snap: &'s State, access: Access<'s>) -> SnapshotCatalog<'s> {
+        SnapshotCatalog { exact_partitions: self.exact_partitions, prober: Some(self), ..SnapshotCatalog::new(snap, access, self.partitions) }
     }
 
     /// The principal requests run as when no identity is given.
@@ -550,6 +550,26 @@ impl Cluster {
             }
         };
         Ok(Some((info, Arc::new(batches))))
+    }
+
+    /// Runs a probe on a thread of its own with a runtime of its own: binding is synchronous
+    /// and may itself run on an async runtime's thread, which must not block on its own tasks.
+    fn run_probe_plan(&self, planned: &PlannedQuery) -> kustodian_planner::Result<Vec<datafusion::arrow::record_batch::RecordBatch>> {
+        let pipeline = &self.pipeline;
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| kustodian_planner::PlanError::Internal(format!("cannot start a runtime for a probe: {e}")))?;
+                rt.block_on(async {
+                    let optimized = pipeline.optimize(planned)?;
+                    pipeline.physical(&optimized).await?.collect().await
+                })
+            })
+            .join()
+            .unwrap_or_else(|_| Err(kustodian_planner::PlanError::Internal("a probe's thread panicked".into())))
+        })
     }
 
     /// Plans a query and authorizes every table it reaches.
@@ -812,4 +832,14 @@ pub(crate) fn new_id() -> String {
     let n = N.fetch_add(1, Ordering::Relaxed);
     let t = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
     format!("mem-{t:x}-{n}")
+}
+
+impl crate::catalog::Prober for Cluster {
+    fn run_probe(&self, state: &State, caller: &Caller, planned: &PlannedQuery) -> kustodian_planner::Result<Vec<datafusion::arrow::record_batch::RecordBatch>> {
+        self.authorize_tables(state, caller, planned).map_err(|e| match e {
+            RuntimeError::Plan(p) => p,
+            other => kustodian_planner::PlanError::Forbidden { message: other.to_string() },
+        })?;
+        self.run_probe_plan(planned)
+    }
 }

@@ -307,3 +307,46 @@ fn database_schema_script_replays_and_hides_principals_from_non_admins() {
     let rows = cells(&ok(&c, ALICE, ".show database Db schema | where TableName == 'T' and ColumnName != '' | project ColumnName, ColumnType"));
     assert_eq!(rows, [["Owner", "System.String"], ["V", "System.Int64"]]);
 }
+
+/// `bag_unpack` and `pivot` without an output schema find their columns by running their input
+/// first (a probe), as the caller: a policy may not use them (its columns would come from rows
+/// it hides), a caller's probe reads only what the policy lets it see, and `validatepermissions`
+/// runs none.
+#[test]
+fn data_dependent_plugins_probe_as_the_caller() {
+    let (_d, c) = setup();
+    ok(&c, ADMIN, ".add database Db viewers ('aaduser=alice@contoso.com', 'aaduser=bob@contoso.com')");
+    ok(&c, ADMIN, ".alter table T policy row_level_security enable \"T | where Owner == current_principal()\"");
+    let columns = |who: &str, q: &str| -> Vec<String> { ok(&c, who, q).schema.columns.iter().map(|c| c.name.clone()).collect() };
+    let q = "T | project b = bag_pack(Owner, V) | evaluate bag_unpack(b)";
+    assert_eq!(columns(ALICE, q), ["aaduser=alice@contoso.com"]);
+    assert_eq!(columns(BOB, q), ["aaduser=bob@contoso.com"]);
+    // The admin is not an owner: the policy leaves it no rows, so no slots and no columns.
+    assert!(err(&c, ADMIN, q).1.contains("the result would have no columns"));
+    let q = "T | extend k = 1 | evaluate pivot(Owner, sum(V), k)";
+    assert_eq!(columns(ALICE, q), ["k", "aaduser=alice@contoso.com"]);
+    assert_eq!(cells(&ok(&c, BOB, q)), [["1", "5"]]);
+    // A policy may not use them without an output schema; with one it may.
+    for bad in [
+        "T | extend b = bag_pack('Owner', Owner, 'V', V) | project b | evaluate bag_unpack(b)",
+        "T | extend one = 1 | evaluate pivot(Owner, sum(V), one) | project Owner = '', V = 0",
+    ] {
+        let (code, msg) = err(&c, ADMIN, &format!(".alter table T policy row_level_security enable \"{bad}\""));
+        assert_eq!(code, "BadRequest", "{bad}: {msg}");
+        assert!(msg.contains("without an output schema in a row_level_security policy"), "{msg}");
+    }
+    assert_eq!(count(&c, ALICE, "T | count"), "1", "the old policy holds");
+    ok(
+        &c,
+        ADMIN,
+        ".alter table T policy row_level_security enable \"T | project b = bag_pack('Owner', Owner, 'V', V) | evaluate bag_unpack(b) : (Owner:string, V:long) | where Owner == current_principal()\"",
+    );
+    assert_eq!(cells(&ok(&c, BOB, "T | project V | order by V asc")), [["2"], ["3"]]);
+    // Authorized, not run: the probe finds nothing, and a caller without a role is refused
+    // before anything runs.
+    let out = exec_with(&c, ALICE, "set validatepermissions; T | project b = bag_pack(Owner, V) | evaluate bag_unpack(b)", &[]).unwrap();
+    assert_eq!(cells(&out), [["OK"]]);
+    ok(&c, ADMIN, ".drop database Db viewers ('aaduser=bob@contoso.com')");
+    let (code, msg) = err(&c, BOB, "T | project b = bag_pack(Owner, V) | evaluate bag_unpack(b)");
+    assert_eq!(code, "Forbidden", "{msg}");
+}

@@ -1256,7 +1256,11 @@ impl Display for Evaluate {
         f.write_str("evaluate")?;
         params_list(f, &self.params)?;
         f.write_str(" ")?;
-        write_expr(f, &self.call, Prec::Postfix)
+        write_expr(f, &self.call, Prec::Postfix)?;
+        match &self.schema {
+            Some(s) => write!(f, " : {s}"),
+            None => Ok(()),
+        }
     }
 }
 

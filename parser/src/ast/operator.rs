@@ -248,12 +248,16 @@ pub enum ParsePatternItem {
     Column { name: Ident, ty: Option<Ident> },
 }
 
-/// `evaluate [hints] plugin(args)`
+/// `evaluate [hints] plugin(args) [: (output schema)]`
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Evaluate {
     pub params: Vec<OpParam>,
     /// The plugin call ([`ExprKind::Call`](super::ExprKind::Call)).
     pub call: Expr,
+    /// The declared output schema (`: (*, name:type, ...)`), for plugins whose columns would
+    /// otherwise come from the data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema: Option<super::Schema>,
 }
 
 /// `make-series [params] aggs on axis [from a] [to b] step s [by keys]` or

@@ -662,7 +662,7 @@ macro_rules! visitor {
         }
 
         pub fn walk_evaluate<$($lt,)? V: $Trait$(<$lt>)? + ?Sized>(v: &mut V, e: $($r)+ Evaluate) {
-            let Evaluate { params, call } = e;
+            let Evaluate { params, call, schema: _ } = e;
             for p in params {
                 v.visit_op_param(p);
             }

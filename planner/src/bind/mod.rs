@@ -10,6 +10,7 @@ mod ops;
 mod parse_kv;
 mod parse_op;
 mod plugins;
+mod probed;
 mod scalar;
 mod scan;
 mod search;

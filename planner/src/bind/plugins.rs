@@ -78,7 +78,8 @@ impl<'a> Binder<'a> {
         }
         let raw = args;
         let args: Vec<&ast::Expr> = args.iter().map(ast::Arg::expr).collect();
-        match name.name.to_ascii_lowercase().as_str() {
+        let lower = name.name.to_ascii_lowercase();
+        let out = match lower.as_str() {
             "rolling_percentile" => self.plan_rolling_percentile(rel, &args, scope, ev.call.span),
             "sliding_window_counts" => self.plan_sliding_window_counts(rel, &args, scope, ev.call.span),
             "activity_counts_metrics" => self.plan_activity_counts_metrics(rel, &args, scope, ev.call.span),
@@ -88,8 +89,14 @@ impl<'a> Binder<'a> {
             "narrow" => self.plan_narrow(rel, &args, scope, ev.call.span),
             "active_users_count" => self.plan_active_users_count(rel, &args, scope, ev.call.span),
             "ipv6_lookup" => self.plan_ip_lookup("ipv6_lookup", "ipv6_is_in_range", rel, raw, scope, ev.call.span),
+            "bag_unpack" => self.plan_bag_unpack(rel, raw, ev.schema.as_ref(), scope, ev.call.span),
+            "pivot" => self.plan_pivot(rel, raw, ev.schema.as_ref(), scope, ev.call.span),
             _ => Err(self.unsupported(format!("the '{}' plugin (evaluate {})", name.name, name.name), span)),
+        }?;
+        if ev.schema.is_some() && !matches!(lower.as_str(), "bag_unpack" | "pivot") {
+            return Err(self.semantic(format!("evaluate {}: only bag_unpack and pivot take an output schema here", name.name), ev.call.span));
         }
+        Ok(out)
     }
 
     /// The column names among `args` (the plugin's column and dimension arguments).
