@@ -91,7 +91,7 @@ pub trait Catalog: Send + Sync {
     /// request's plan (the columns of `evaluate bag_unpack` or `pivot` without an output
     /// schema), as the request's caller: authorized, verified and executed like a query. A
     /// catalog that cannot run queries refuses.
-    fn probe(&self, planned: &crate::bind::PlannedQuery) -> Result<Vec<datafusion::arrow::record_batch::RecordBatch>> {
+    fn probe(&self, planned: &crate::planned::PlannedQuery) -> Result<Vec<datafusion::arrow::record_batch::RecordBatch>> {
         let _ = planned;
         Err(crate::error::PlanError::unsupported(
             "running a query while planning (evaluate bag_unpack or pivot without an output schema, here)",

@@ -14,6 +14,7 @@ pub mod materialize_exec;
 pub mod optimize;
 pub mod physical_rules;
 pub mod pipeline;
+pub mod planned;
 pub mod principal;
 pub mod range_table;
 pub mod scan_exec;

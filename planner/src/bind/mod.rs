@@ -32,6 +32,8 @@ use crate::functions::{FunctionContext, TypedExpr};
 use crate::principal::RequestContext;
 use crate::types::{KqlSchema, KqlType};
 
+pub use crate::planned::{AppliedPolicy, PlannedQuery, TableAccess};
+
 /// Nesting limit for binding (policies, functions, lets inlining each other).
 const MAX_DEPTH: usize = 64;
 
@@ -152,55 +154,6 @@ pub(crate) fn column_expr(plan: &LogicalPlan, name: &str) -> DfExpr {
     match found {
         Some(q) => DfExpr::Column(Column::new(q, name)),
         None => DfExpr::Column(Column::new_unqualified(name)),
-    }
-}
-
-/// A policy applied to a table in this request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AppliedPolicy {
-    /// `[db].[table]`
-    pub table: String,
-    pub query: String,
-    /// True when the policy is disabled and applied because of force mode.
-    pub forced: bool,
-}
-
-/// A table the request reached, directly or through functions, lets, views or policies.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct TableAccess {
-    pub database: String,
-    pub table: String,
-    pub restricted_view_access: bool,
-}
-
-/// The result of planning a query.
-#[derive(Debug, Clone)]
-pub struct PlannedQuery {
-    pub plan: LogicalPlan,
-    pub schema: KqlSchema,
-    /// The query's text and its substituted table references, from which
-    /// [`PlannedQuery::effective_kql`] prints the effective query (only explain needs it: it
-    /// costs a parse and a print of the whole query).
-    effective: Option<(String, Vec<(Span, String)>)>,
-    pub policies: Vec<AppliedPolicy>,
-    pub tables: Vec<TableAccess>,
-    /// Entity names of the tables whose scans must sit under a barrier.
-    pub protected: Vec<String>,
-    /// `validatepermissions` (request property or `set`): authorize, do not run.
-    pub validate_permissions: bool,
-    /// Whether the plan holds the request's clock (`now()`, `ago()`, in the query, a function
-    /// or a policy): it answers for this request's instant only.
-    pub reads_clock: bool,
-}
-
-impl PlannedQuery {
-    /// The query with each table reference that had a policy substituted replaced by a view
-    /// holding the policy, printed from the AST.
-    pub fn effective_kql(&self) -> String {
-        match &self.effective {
-            Some((text, subs)) => sources::effective_kql(text, subs, &self.policies),
-            None => String::new(),
-        }
     }
 }
 

@@ -502,69 +502,6 @@ fn call_name(e: &ast::Expr) -> String {
     }
 }
 
-/// The table part of an entity name `[db].[table]`.
-fn entity_table(entity: &str) -> &str {
-    entity.rsplit_once("].[").map_or(entity, |(_, t)| t.strip_suffix(']').unwrap_or(t))
-}
-
-/// The query with each substituted table reference replaced by a view holding its policy,
-/// re-parsed and printed canonically.
-pub(crate) fn effective_kql(text: &str, subs: &[(Span, String)], policies: &[super::AppliedPolicy]) -> String {
-    let mut lets = Vec::new();
-    let mut names: Vec<(String, String)> = Vec::new();
-    for p in policies {
-        if names.iter().any(|(e, _)| e == &p.table) {
-            continue;
-        }
-        let view = format!("__rls_{}", p.table.replace(['[', ']'], "").replace('.', "_"));
-        lets.push(format!("let {} = view () {{ {} }};", ast::quote_ident(&view), p.query));
-        names.push((p.table.clone(), view));
-    }
-    let view_of = |entity: &str| names.iter().find(|(e, _)| e == entity).map(|(_, v)| ast::quote_ident(v).into_owned());
-    let mut subs: Vec<&(Span, String)> = subs.iter().collect();
-    // Stable: the tables of one pattern keep their order.
-    subs.sort_by_key(|(s, _)| s.start);
-    let mut out = String::new();
-    let mut pos = 0;
-    let mut i = 0;
-    while let Some((span, entity)) = subs.get(i) {
-        // Several entities at one span: a table pattern (`union *`, `union T*`) and the tables
-        // it matched; the same entity twice: one reference bound twice. (`Span`'s `==` is
-        // always true: compare the offsets.)
-        let same: Vec<&str> = subs[i..]
-            .iter()
-            .take_while(|(s, _)| (s.start, s.end) == (span.start, span.end))
-            .map(|(_, e)| e.as_str())
-            .collect();
-        i += same.len();
-        let mut group: Vec<&str> = Vec::new();
-        for e in same {
-            if !group.contains(&e) {
-                group.push(e);
-            }
-        }
-        if span.start < pos || span.end > text.len() {
-            continue;
-        }
-        out.push_str(&text[pos..span.start]);
-        if group.len() > 1 {
-            let items: Vec<String> = group.iter().map(|e| view_of(e).unwrap_or_else(|| ast::quote_ident(entity_table(e)).into_owned())).collect();
-            out.push_str(&items.join(", "));
-        } else if let Some(v) = view_of(entity) {
-            out.push_str(&v);
-        } else {
-            out.push_str(&text[span.start..span.end]);
-        }
-        pos = span.end;
-    }
-    out.push_str(&text[pos..]);
-    let full = if lets.is_empty() { out } else { format!("{}\n{}", lets.join("\n"), out) };
-    match kustodian_parser::parse(&full) {
-        Ok(ast) => ast.to_string(),
-        Err(_) => full,
-    }
-}
-
 /// The most rows `range` produces (as for constant bounds).
 const MAX_RANGE_ROWS: f64 = 100_000_000.0;
 
