@@ -127,7 +127,8 @@ keywords! {
     Sample = "sample", SampleDistinct = "sample-distinct", Render = "render",
     Invoke = "invoke", Fork = "fork", Facet = "facet", Partition = "partition", Scan = "scan",
     Output = "output", Optional = "optional", Reduce = "reduce", Consume = "consume",
-    With = "with",
+    With = "with", MakeGraph = "make-graph", GraphMatch = "graph-match",
+    GraphToTable = "graph-to-table", PartitionedBy = "partitioned-by",
     // management commands (only recognised in requests starting with `.`)
     Create = "create", CreateMerge = "create-merge", CreateOrAlter = "create-or-alter",
     Alter = "alter", Drop = "drop", Show = "show", Delete = "delete", Add = "add",
@@ -244,6 +245,10 @@ fn query_keyword(w: &str) -> Option<Kw> {
         "reduce" => Reduce,
         "consume" => Consume,
         "with" => With,
+        "make-graph" => MakeGraph,
+        "graph-match" => GraphMatch,
+        "graph-to-table" => GraphToTable,
+        "partitioned-by" => PartitionedBy,
         _ => return Option::None,
     })
 }
@@ -342,6 +347,10 @@ const HYPHENATED: &[&str] = &[
     "parse-where",
     "parse-kv",
     "make-series",
+    "make-graph",
+    "graph-match",
+    "graph-to-table",
+    "partitioned-by",
     "granny-asc",
     "granny-desc",
 ];
@@ -361,12 +370,9 @@ const HYPHENATED_COMMAND: &[&str] = &[
 
 /// KQL operators that Kustodian does not support; they get a clear error.
 const UNSUPPORTED: &[&str] = &[
-    "graph-match",
     "graph-merge",
-    "graph-to-table",
     "graph-shortest-paths",
     "graph-mark-components",
-    "make-graph",
     "macro-expand",
     "assert-schema",
     "execute-and-cache",
@@ -616,6 +622,7 @@ pub fn is_param_name_of(kw: Kw, name: &str) -> bool {
 fn param_names(kw: Kw) -> Option<&'static [&'static str]> {
     Some(match kw {
         Kw::Join | Kw::Lookup | Kw::MakeSeries | Kw::Reduce => &["kind"],
+        Kw::GraphMatch => &["cycles"],
         Kw::Search => &["kind", "withsource"],
         Kw::Union => &["kind", "withsource", "isfuzzy"],
         Kw::MvExpand | Kw::MvExpandLegacy | Kw::MvApply => &["kind", "bagexpansion", "with_itemindex"],

@@ -1157,7 +1157,86 @@ impl Display for OperatorKind {
                 f.write_str("consume")?;
                 params_list(f, params)
             }
+            MakeGraph(g) => {
+                write!(f, "make-graph {} --> {}", g.source, g.target)?;
+                for (i, n) in g.nodes.iter().enumerate() {
+                    f.write_str(if i == 0 { " with " } else { ", " })?;
+                    write_expr(f, &n.table, Prec::Postfix)?;
+                    write!(f, " on {}", n.id)?;
+                }
+                if let Some(id) = &g.node_id {
+                    write!(f, " with_node_id={id}")?;
+                }
+                if let Some((c, ops)) = &g.partitioned_by {
+                    write!(f, " partitioned-by {c} (")?;
+                    ops_list(f, ops)?;
+                    f.write_str(")")?;
+                }
+                Ok(())
+            }
+            GraphMatch(g) => {
+                f.write_str("graph-match")?;
+                params_list(f, &g.params)?;
+                f.write_str(" ")?;
+                comma_list(f, &g.patterns)?;
+                if let Some(p) = &g.predicate {
+                    f.write_str(" where ")?;
+                    write_expr(f, p, Prec::Or)?;
+                }
+                if !g.project.is_empty() {
+                    f.write_str(" project ")?;
+                    comma_list(f, &g.project)?;
+                }
+                Ok(())
+            }
+            GraphToTable(items) => {
+                f.write_str("graph-to-table ")?;
+                for (i, it) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    f.write_str(if it.edges { "edges" } else { "nodes" })?;
+                    if let Some(a) = &it.alias {
+                        write!(f, " as {a}")?;
+                    }
+                    for (k, v) in &it.params {
+                        write!(f, " {k}={v}")?;
+                    }
+                }
+                Ok(())
+            }
         }
+    }
+}
+
+impl Display for GraphPattern {
+    fn fmt(&self, f: &mut Formatter<'_>) -> R {
+        let node = |f: &mut Formatter<'_>, n: &Option<Ident>| match n {
+            Some(n) => write!(f, "({n})"),
+            None => f.write_str("()"),
+        };
+        for (i, n) in self.nodes.iter().enumerate() {
+            node(f, n)?;
+            if let Some(e) = self.edges.get(i) {
+                let inner = match (&e.name, e.range) {
+                    (None, None) => None,
+                    (name, range) => Some(format!(
+                        "{}{}",
+                        name.as_ref().map(ToString::to_string).unwrap_or_default(),
+                        range.map(|(a, b)| format!("*{a}..{b}")).unwrap_or_default()
+                    )),
+                };
+                match (e.direction, inner) {
+                    (EdgeDirection::Forward, None) => f.write_str("-->")?,
+                    (EdgeDirection::Backward, None) => f.write_str("<--")?,
+                    (EdgeDirection::Any, None) => f.write_str("--")?,
+                    (EdgeDirection::Forward, Some(x)) => write!(f, "-[{x}]->")?,
+                    (EdgeDirection::Backward, Some(x)) => write!(f, "<-[{x}]-")?,
+                    (EdgeDirection::Any, Some(x)) => write!(f, "-[{x}]-")?,
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -120,6 +120,75 @@ pub enum OperatorKind {
     },
     /// `consume [decodeblocks=true]`
     Consume(Vec<OpParam>),
+    MakeGraph(MakeGraph),
+    GraphMatch(GraphMatch),
+    GraphToTable(Vec<GraphToTableItem>),
+}
+
+/// `make-graph source --> target [with nodes on id [, nodes2 on id2]] [with_node_id=name]`
+/// `[partitioned-by column (graph operators)]`
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MakeGraph {
+    pub source: Ident,
+    pub target: Ident,
+    pub nodes: Vec<GraphNodes>,
+    /// `with_node_id=name`: the property the node id is given under.
+    pub node_id: Option<Ident>,
+    /// `partitioned-by column (operators)`: one graph per value, the operators on each.
+    pub partitioned_by: Option<(Ident, Vec<Operator>)>,
+}
+
+/// `nodes on id` in `make-graph ... with`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GraphNodes {
+    pub table: Expr,
+    pub id: Ident,
+}
+
+/// `graph-match [cycles=c] pattern [, pattern] [where predicate] [project columns]`
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GraphMatch {
+    pub params: Vec<OpParam>,
+    pub patterns: Vec<GraphPattern>,
+    pub predicate: Option<Expr>,
+    pub project: Vec<NamedExpr>,
+}
+
+/// `(a)-[e]->(b)<-[f*1..3]-()`: nodes and the edges between them (one fewer).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GraphPattern {
+    pub nodes: Vec<Option<Ident>>,
+    pub edges: Vec<GraphEdge>,
+    pub span: Span,
+}
+
+/// One edge of a pattern: `-[name]->`, `<-[name]-`, `-[name]-`, `-->`, `-[name*min..max]->`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GraphEdge {
+    pub name: Option<Ident>,
+    pub direction: EdgeDirection,
+    /// `*min..max`: a variable-length edge.
+    pub range: Option<(i64, i64)>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum EdgeDirection {
+    /// `-->`, `-[e]->`
+    Forward,
+    /// `<--`, `<-[e]-`
+    Backward,
+    /// `--`, `-[e]-`
+    Any,
+}
+
+/// `nodes [as N] [with_node_id=c]` or `edges [as E] [with_source_id=c] [with_target_id=c]`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GraphToTableItem {
+    pub edges: bool,
+    pub alias: Option<Ident>,
+    pub params: Vec<(Ident, Ident)>,
+    pub span: Span,
 }
 
 /// `new = old` in `project-rename`.

@@ -494,6 +494,35 @@ macro_rules! visitor {
                 }
                 OperatorKind::Evaluate(x) => v.visit_evaluate(x),
                 OperatorKind::MakeSeries(m) => v.visit_make_series(m),
+                OperatorKind::MakeGraph(MakeGraph { source, target, nodes, node_id, partitioned_by }) => {
+                    v.visit_ident(source);
+                    v.visit_ident(target);
+                    for GraphNodes { table, id } in nodes {
+                        v.visit_expr(table);
+                        v.visit_ident(id);
+                    }
+                    if let Some(id) = node_id {
+                        v.visit_ident(id);
+                    }
+                    if let Some((c, ops)) = partitioned_by {
+                        v.visit_ident(c);
+                        for o in ops {
+                            v.visit_operator(o);
+                        }
+                    }
+                }
+                OperatorKind::GraphMatch(GraphMatch { params, patterns: _, predicate, project }) => {
+                    for p in params {
+                        v.visit_op_param(p);
+                    }
+                    if let Some(e) = predicate {
+                        v.visit_expr(e);
+                    }
+                    for n in project {
+                        v.visit_named_expr(n);
+                    }
+                }
+                OperatorKind::GraphToTable(_) => {}
                 OperatorKind::SampleDistinct { count, of } => {
                     v.visit_expr(count);
                     v.visit_expr(of);

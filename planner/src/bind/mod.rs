@@ -2,6 +2,7 @@
 //! `LogicalPlan`, substituting row-level-security policies at the one table-resolution choke
 //! point ([`Binder::resolve_table`]) and folding principal functions to literals.
 
+mod graph;
 mod grouped;
 mod make_series;
 mod materialized;

@@ -78,6 +78,10 @@ impl<'a> Binder<'a> {
             OperatorKind::MvApply(m) => self.plan_mv_apply(rel, m, scope, span),
             OperatorKind::ParseKv { expr, columns, with } => self.plan_parse_kv(rel, expr, columns, with, scope, span),
             OperatorKind::Evaluate(ev) => self.plan_evaluate(rel, ev, scope, span),
+            OperatorKind::MakeGraph(_) => Err(self.semantic("make-graph makes a graph, which a graph operator (graph-match, graph-to-table) must follow", span)),
+            OperatorKind::GraphMatch(_) | OperatorKind::GraphToTable(_) => {
+                Err(self.semantic("a graph operator needs a graph: make-graph first", span))
+            }
             OperatorKind::MakeSeries(m) => self.plan_make_series(rel, m, scope, span),
             OperatorKind::SampleDistinct { count, of } => self.plan_sample_distinct(rel, count, of, scope, span),
             OperatorKind::Search(s) => self.plan_search(Some(rel), s, scope, span),

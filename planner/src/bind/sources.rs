@@ -18,6 +18,24 @@ impl<'a> Binder<'a> {
         let ExprKind::Pipe { input, op } = &e.kind else {
             return Ok((self.bind_tabular(e, scope)?, None));
         };
+        // A graph operator reads the graph `make-graph` builds of its input.
+        if let ast::OperatorKind::GraphMatch(_) | ast::OperatorKind::GraphToTable(_) = &op.kind {
+            let ExprKind::Pipe { input: edges, op: make } = &input.kind else {
+                return Err(self.semantic("a graph operator needs a graph: make-graph first", op.span));
+            };
+            let ast::OperatorKind::MakeGraph(g) = &make.kind else {
+                return Err(self.semantic("a graph operator needs a graph: make-graph first", op.span));
+            };
+            let (rel, named) = self.bind_chain(edges, scope)?;
+            let s = named.as_ref().unwrap_or(scope);
+            let graph = self.bind_make_graph(rel, g, s, make.span)?;
+            let out = match &op.kind {
+                ast::OperatorKind::GraphMatch(m) => self.plan_graph_match(graph, m, s, op.span)?,
+                ast::OperatorKind::GraphToTable(items) => self.plan_graph_to_table(graph, items, s, op.span)?,
+                _ => return Err(PlanError::Internal("a graph operator that is neither graph-match nor graph-to-table".into())),
+            };
+            return Ok((out, named));
+        }
         let (rel, named) = self.bind_chain(input, scope)?;
         let s = named.as_ref().unwrap_or(scope);
         let out = self.bind_operator(rel, op, s)?;

@@ -1,0 +1,910 @@
+//! The graph operators: `make-graph` followed by `graph-match` or `graph-to-table`, lowered
+//! onto joins of the graph's node and edge tables (so row-level security applies to the
+//! tables a graph is made from, through the same barriers as any other read).
+//!
+//! * The nodes: every row of the `with` tables (keyed by their `on` column), then every id
+//!   an edge names that no such row has, in the order the edges first name them, with only
+//!   the id property (named like the first table's `on` column, or `with_node_id`).
+//! * The edges: the input's rows, numbered (the number tells edges apart for the cycle rules).
+//! * `graph-match`: each pattern variable's properties become columns of a match row. A fixed
+//!   edge joins the edges (turned as its direction says; both ways for `--`) on the node it
+//!   starts from, then the nodes on the one it ends at (or filters, for a variable already
+//!   bound). A variable-length edge `*min..max` is expanded one edge at a time up to `max`
+//!   edges, each path keeping its edges' properties as arrays (`e.p`, `map(e, p)`) and the
+//!   values `all`/`any`/`map` compute per edge; `where` conjuncts on that edge alone hold for
+//!   each of its edges. `cycles=unique_edges` (the default) keeps matches that use no edge
+//!   twice, `none` those that visit no node twice, `all` every match.
+//! * `graph-to-table nodes|edges [as Name]`: the node or edge table (ids as
+//!   `with_node_id`/`with_source_id`/`with_target_id` are a hash of the node id).
+
+use std::collections::{HashMap, HashSet};
+
+use kustodian_parser::ast::visit_mut::{self, VisitorMut};
+use kustodian_parser::ast::{self, BinaryOp, EdgeDirection, ExprKind, OperatorKind, Span};
+
+use super::{Binder, Binding, Rel, Scope};
+use crate::error::{PlanError, Result};
+
+const NODES: &str = "__kqlev_gnodes_t";
+const EDGES: &str = "__kqlev_gedges_t";
+const MATCH: &str = "__kqlev_gmatch";
+const STEP: &str = "__kqlev_gstep";
+const SIDE: &str = "__kqlev_gside";
+/// A node's id in the node table.
+const NID: &str = "__kqlev_nid";
+/// An edge's number in the edge table.
+const EID: &str = "__kqlev_eid";
+const FROM: &str = "__kqlev_from";
+const TO: &str = "__kqlev_to";
+const KEY: &str = "__kqlev_jk";
+const CUR: &str = "__kqlev_cur";
+/// The longest variable-length edge expanded.
+const MAX_HOPS: i64 = 64;
+
+fn q(name: &str) -> String {
+    ast::quote_ident(name).into_owned()
+}
+
+/// A graph as `make-graph` built it.
+pub(crate) struct Graph {
+    nodes: Rel,
+    edges: Rel,
+    /// The node table's property columns (without the id).
+    node_props: Vec<String>,
+    /// The edge table's property columns (without the number).
+    edge_props: Vec<String>,
+    /// The edge columns holding the source and the target node ids.
+    source: String,
+    target: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum VarKind {
+    Node,
+    Edge,
+    /// A variable-length edge.
+    Path,
+}
+
+struct Var {
+    kind: VarKind,
+    index: usize,
+}
+
+fn prop_col(index: usize, prop: &str) -> String {
+    format!("__kqlev_g{index}_{prop}")
+}
+
+fn id_col(index: usize) -> String {
+    format!("__kqlev_gid{index}")
+}
+
+fn path_col(index: usize) -> String {
+    format!("__kqlev_gpath{index}")
+}
+
+fn inner_col(index: usize) -> String {
+    format!("__kqlev_ginner{index}")
+}
+
+fn fn_col(k: usize) -> String {
+    format!("__kqlev_gf{k}")
+}
+
+/// The variables an expression names as `v.p` or as the first argument of a graph function.
+fn vars_in(e: &ast::Expr, vars: &HashMap<String, Var>) -> HashSet<String> {
+    struct Find<'a> {
+        vars: &'a HashMap<String, Var>,
+        found: HashSet<String>,
+    }
+    impl VisitorMut for Find<'_> {
+        fn visit_expr(&mut self, e: &mut ast::Expr) {
+            match &e.kind {
+                ExprKind::Member { expr, .. } => {
+                    if let ExprKind::Ident(i) = &expr.kind
+                        && self.vars.contains_key(&i.name)
+                    {
+                        self.found.insert(i.name.clone());
+                    }
+                }
+                ExprKind::Call { name, args } if is_graph_fn(&name.name) => {
+                    if let Some(ExprKind::Ident(i)) = args.first().map(|a| &a.expr().kind)
+                        && self.vars.contains_key(&i.name)
+                    {
+                        self.found.insert(i.name.clone());
+                    }
+                    if let Some(ExprKind::Call { name: inner, args: a2 }) = args.first().map(|a| &a.expr().kind)
+                        && inner.name == "inner_nodes"
+                        && let Some(ExprKind::Ident(i)) = a2.first().map(|a| &a.expr().kind)
+                    {
+                        self.found.insert(i.name.clone());
+                    }
+                }
+                _ => {}
+            }
+            if !e.is_query_boundary() {
+                visit_mut::walk_expr(self, e);
+            }
+        }
+    }
+    let mut f = Find { vars, found: HashSet::new() };
+    f.visit_expr(&mut e.clone());
+    f.found
+}
+
+fn is_graph_fn(name: &str) -> bool {
+    matches!(name, "all" | "any" | "map" | "node_degree_in" | "node_degree_out" | "labels")
+}
+
+/// The conjuncts of a predicate.
+fn conjuncts(e: &ast::Expr, out: &mut Vec<ast::Expr>) {
+    match &e.kind {
+        ExprKind::Binary { op: BinaryOp::And, left, right } => {
+            conjuncts(left, out);
+            conjuncts(right, out);
+        }
+        ExprKind::Paren(inner) if matches!(inner.kind, ExprKind::Binary { op: BinaryOp::And, .. }) => conjuncts(inner, out),
+        _ => out.push(e.clone()),
+    }
+}
+
+fn and_all(mut items: Vec<ast::Expr>, span: Span) -> Option<ast::Expr> {
+    let first = items.pop()?;
+    Some(items.into_iter().rev().fold(first, |acc, e| {
+        ast::Expr::new(ExprKind::Binary { op: BinaryOp::And, left: Box::new(e), right: Box::new(acc) }, span)
+    }))
+}
+
+fn ident(name: &str, span: Span) -> ast::Expr {
+    ast::Expr::new(ExprKind::Ident(ast::Ident::new(name, span)), span)
+}
+
+/// A per-edge value computed along a variable-length edge: `map(e, x)`, `all(e, c)`,
+/// `any(e, c)` (the value as a long for the latter two).
+struct PathFn {
+    var: String,
+    kind: &'static str,
+    expr: ast::Expr,
+    inner_nodes: bool,
+}
+
+impl<'a> Binder<'a> {
+    /// Binds a query text the binder wrote (over names `scope` binds), not the request's.
+    fn bind_graph_text(&mut self, text: &str, scope: &Scope) -> Result<Rel> {
+        let parsed = kustodian_parser::parse(text).map_err(|e| PlanError::Internal(format!("graph lowering wrote invalid KQL ({e}): {text}")))?;
+        let ast::Request::Query(query) = parsed else {
+            return Err(PlanError::Internal("graph lowering wrote a command".into()));
+        };
+        let Some(ast::Statement { kind: ast::StatementKind::Expr(e), .. }) = query.statements.last() else {
+            return Err(PlanError::Internal("graph lowering wrote no expression".into()));
+        };
+        self.foreign_text += 1;
+        let r = self.bind_tabular(e, scope);
+        self.foreign_text -= 1;
+        r
+    }
+
+    /// Binds `edges | make-graph ...` into the graph's node and edge tables.
+    pub(crate) fn bind_make_graph(&mut self, edges: Rel, g: &ast::MakeGraph, scope: &Scope, span: Span) -> Result<Graph> {
+        if g.partitioned_by.is_some() {
+            return Err(self.unsupported("make-graph partitioned-by", span));
+        }
+        for c in [&g.source, &g.target] {
+            if edges.schema.get(&c.name).is_none() {
+                return Err(self.semantic(format!("make-graph: the edges have no column '{}'", c.name), c.span));
+            }
+        }
+        let edge_props: Vec<String> = edges.schema.columns.iter().map(|c| c.name.clone()).collect();
+        let s = scope.with(EDGES, Binding::Tabular(edges));
+        let numbered = self.bind_graph_text(&format!("{EDGES} | serialize {EID} = row_number()"), &s)?;
+        let numbered = self.materialize(numbered);
+        let s = scope.with(EDGES, Binding::Tabular(numbered.clone()));
+        let (src, dst) = (q(&g.source.name), q(&g.target.name));
+        // Every id the edges name, in the order they first name it.
+        let ids = format!(
+            "union ({EDGES} | project {NID} = {src}, __kqlev_o = {EID} * 2), ({EDGES} | project {NID} = {dst}, __kqlev_o = {EID} * 2 + 1) \
+             | summarize __kqlev_o = min(__kqlev_o) by {NID}"
+        );
+        let (nodes, node_props) = if g.nodes.is_empty() {
+            let id_name = g.node_id.as_ref().map(|i| i.name.clone());
+            let project = match &id_name {
+                Some(n) => format!("{}, {NID} = {NID}", format!("{} = {NID}", q(n))),
+                None => NID.to_string(),
+            };
+            let rel = self.bind_graph_text(&format!("{ids} | sort by __kqlev_o asc | project {project}"), &s)?;
+            (rel, id_name.into_iter().collect())
+        } else {
+            let mut s2 = s.clone();
+            let mut legs = Vec::new();
+            let mut props: Vec<String> = Vec::new();
+            let mut id_name = None;
+            for (i, n) in g.nodes.iter().enumerate() {
+                let rel = self.bind_tabular(&n.table, scope)?;
+                if rel.schema.get(&n.id.name).is_none() {
+                    return Err(self.semantic(format!("make-graph: the nodes have no column '{}'", n.id.name), n.id.span));
+                }
+                for c in &rel.schema.columns {
+                    if !props.contains(&c.name) {
+                        props.push(c.name.clone());
+                    }
+                }
+                id_name.get_or_insert_with(|| n.id.name.clone());
+                let name = format!("__kqlev_gn{i}");
+                legs.push(format!("({name} | extend {NID} = {}, __kqlev_o = {i})", q(&n.id.name)));
+                s2 = s2.with(&name, Binding::Tabular(rel));
+            }
+            let id_name = id_name.unwrap_or_default();
+            let listed = format!("union {} | serialize __kqlev_r = row_number()", legs.join(", "));
+            // One row per id (the first table's row, then the first row, of one that has it).
+            let mut text = format!(
+                "{listed} | summarize arg_min(__kqlev_r, *) by {NID} | sort by __kqlev_r asc | project-away __kqlev_r, __kqlev_o"
+            );
+            // The ids only edges name, after them, with the id property.
+            text = format!(
+                "union ({text}), ({ids} | where {NID} !in (({listed} | project {NID})) | sort by __kqlev_o asc | project {} = {NID}, {NID}, __kqlev_o) \
+                 | project-away __kqlev_o",
+                q(&id_name)
+            );
+            let rel = self.bind_graph_text(&text, &s2)?;
+            // The union gives the columns in its legs' order: the properties as the tables have them.
+            let props: Vec<String> = rel.schema.columns.iter().map(|c| c.name.clone()).filter(|c| c != NID).collect();
+            (rel, props)
+        };
+        let nodes = self.materialize(nodes);
+        Ok(Graph { nodes, edges: numbered, node_props, edge_props, source: g.source.name.clone(), target: g.target.name.clone() })
+    }
+
+    /// `graph-to-table` over a graph.
+    pub(crate) fn plan_graph_to_table(&mut self, graph: Graph, items: &[ast::GraphToTableItem], scope: &Scope, span: Span) -> Result<Rel> {
+        let [item] = items else {
+            return Err(self.unsupported("graph-to-table with both nodes and edges (two results)", span));
+        };
+        let mut lead = Vec::new();
+        for (k, v) in &item.params {
+            let of = match (item.edges, k.name.as_str()) {
+                (false, "with_node_id") => NID.to_string(),
+                (true, "with_source_id") => FROM.to_string(),
+                (true, "with_target_id") => TO.to_string(),
+                _ => return Err(self.semantic(format!("graph-to-table: unexpected parameter '{}'", k.name), k.span)),
+            };
+            lead.push(format!("{} = hash(tostring({of}))", q(&v.name)));
+        }
+        let s = scope.with(NODES, Binding::Tabular(graph.nodes)).with(EDGES, Binding::Tabular(graph.edges));
+        let text = if item.edges {
+            let mut cols = lead;
+            cols.extend(graph.edge_props.iter().map(|p| q(p)));
+            format!("{EDGES} | sort by {EID} asc | extend {FROM} = {}, {TO} = {} | project {}", q(&graph.source), q(&graph.target), cols.join(", "))
+        } else {
+            let mut cols = lead;
+            cols.extend(graph.node_props.iter().map(|p| q(p)));
+            format!("{NODES} | project {}", cols.join(", "))
+        };
+        self.bind_graph_text(&text, &s)
+    }
+
+    /// `graph-match` over a graph.
+    pub(crate) fn plan_graph_match(&mut self, graph: Graph, m: &ast::GraphMatch, scope: &Scope, span: Span) -> Result<Rel> {
+        let mut cycles = "unique_edges".to_string();
+        for p in &m.params {
+            let v = match &p.value.kind {
+                ExprKind::Ident(i) => i.name.clone(),
+                ExprKind::Literal(ast::Literal { kind: ast::LiteralKind::String(s), .. }) => s.clone(),
+                _ => String::new(),
+            };
+            if !matches!(v.as_str(), "all" | "none" | "unique_edges") {
+                return Err(self.semantic("graph-match: cycles must be all, none or unique_edges", p.span));
+            }
+            cycles = v;
+        }
+        if m.project.is_empty() {
+            return Err(self.semantic("graph-match needs a project clause", span));
+        }
+        // The pattern's variables, named or not.
+        let mut vars: HashMap<String, Var> = HashMap::new();
+        let mut anon = 0;
+        let mut seqs: Vec<(Vec<String>, Vec<(String, &ast::GraphEdge)>)> = Vec::new();
+        for pat in &m.patterns {
+            let mut nodes = Vec::new();
+            for n in &pat.nodes {
+                let name = match n {
+                    Some(i) => i.name.clone(),
+                    None => {
+                        anon += 1;
+                        format!("__kqlev_anon{anon}")
+                    }
+                };
+                let index = vars.len();
+                match vars.get(&name) {
+                    Some(v) if v.kind != VarKind::Node => return Err(self.semantic(format!("graph-match: '{name}' names an edge and a node"), pat.span)),
+                    Some(_) => {}
+                    None => {
+                        vars.insert(name.clone(), Var { kind: VarKind::Node, index });
+                    }
+                }
+                nodes.push(name);
+            }
+            let mut edges = Vec::new();
+            for e in &pat.edges {
+                let name = match &e.name {
+                    Some(i) => i.name.clone(),
+                    None => {
+                        anon += 1;
+                        format!("__kqlev_anon{anon}")
+                    }
+                };
+                if vars.contains_key(&name) {
+                    return Err(self.semantic(format!("graph-match: the edge variable '{name}' is used twice"), e.span));
+                }
+                if let Some((lo, hi)) = e.range
+                    && (lo < 0 || hi < lo || hi > MAX_HOPS)
+                {
+                    return Err(self.semantic(format!("graph-match: a variable-length edge needs 0 <= min <= max <= {MAX_HOPS}"), e.span));
+                }
+                let index = vars.len();
+                vars.insert(name.clone(), Var { kind: if e.range.is_some() { VarKind::Path } else { VarKind::Edge }, index });
+                edges.push((name, e));
+            }
+            seqs.push((nodes, edges));
+        }
+
+        // The `where` conjuncts on one variable-length edge alone hold for each of its edges.
+        let mut per_edge: HashMap<String, Vec<ast::Expr>> = HashMap::new();
+        let mut rest = Vec::new();
+        if let Some(p) = &m.predicate {
+            let mut cs = Vec::new();
+            conjuncts(p, &mut cs);
+            for c in cs {
+                let used = vars_in(&c, &vars);
+                if has_graph_fn(&c) {
+                    rest.push(c);
+                    continue;
+                }
+                let paths: Vec<&String> = used.iter().filter(|v| vars[*v].kind == VarKind::Path).collect();
+                match paths.as_slice() {
+                    [] => rest.push(c),
+                    [one] if used.len() == 1 && !has_graph_fn(&c) => per_edge.entry((*one).clone()).or_default().push(c),
+                    _ => return Err(self.unsupported("a graph-match condition relating a variable-length edge to other variables", c.span)),
+                }
+            }
+        }
+        // The graph functions over variable-length edges, computed per edge as paths grow.
+        let mut path_fns: Vec<PathFn> = Vec::new();
+        let mut exprs: Vec<ast::Expr> = rest.clone();
+        exprs.extend(m.project.iter().map(|n| n.expr.clone()));
+        for e in &exprs {
+            collect_path_fns(e, &vars, &mut path_fns);
+        }
+
+        let node_deg = exprs.iter().any(|e| uses_fn(e, "node_degree_in") || uses_fn(e, "node_degree_out"));
+        let mut s = scope.with(NODES, Binding::Tabular(graph.nodes.clone())).with(EDGES, Binding::Tabular(graph.edges.clone()));
+        if node_deg {
+            let (src, dst) = (q(&graph.source), q(&graph.target));
+            let text = format!(
+                "{NODES} | join kind=leftouter ({EDGES} | summarize __kqlev_dout = count() by {NID} = {src}) on {NID} | project-away {NID}1 \
+                 | join kind=leftouter ({EDGES} | summarize __kqlev_din = count() by {NID} = {dst}) on {NID} | project-away {NID}1 \
+                 | extend __kqlev_dout = coalesce(__kqlev_dout, 0), __kqlev_din = coalesce(__kqlev_din, 0)"
+            );
+            let rel = self.bind_graph_text(&text, &s)?;
+            s = s.with(NODES, Binding::Tabular(rel));
+        }
+        let mut node_cols: Vec<String> = graph.node_props.clone();
+        if node_deg {
+            node_cols.extend(["__kqlev_din".to_string(), "__kqlev_dout".to_string()]);
+        }
+        let node_as = |index: usize| -> String {
+            let mut cols = vec![format!("{} = {NID}", id_col(index))];
+            cols.extend(node_cols.iter().map(|p| format!("{} = {}", q(&prop_col(index, p)), q(p))));
+            format!("{NODES} | project {}", cols.join(", "))
+        };
+        // The edges turned as an edge of the pattern goes (`FROM` to `TO`).
+        let oriented = |dir: EdgeDirection, filtered: &str| -> String {
+            let (src, dst) = (q(&graph.source), q(&graph.target));
+            let fwd = format!("({filtered} | extend {FROM} = {src}, {TO} = {dst})");
+            let bwd = format!("({filtered} | extend {FROM} = {dst}, {TO} = {src})");
+            match dir {
+                EdgeDirection::Forward => fwd,
+                EdgeDirection::Backward => bwd,
+                EdgeDirection::Any => format!("(union {fwd}, {bwd})"),
+            }
+        };
+
+        let mut bound: HashSet<String> = HashSet::new();
+        let mut current: Option<Rel> = None;
+        let mut pending: Vec<(Vec<String>, Vec<(String, &ast::GraphEdge)>)> = seqs;
+        let mut fixed_edges: Vec<usize> = Vec::new();
+        let mut path_edges: Vec<usize> = Vec::new();
+        while !pending.is_empty() {
+            // The next sequence that touches what is bound (the first one first).
+            let pos = if current.is_none() { 0 } else { pending.iter().position(|(ns, _)| ns.iter().any(|n| bound.contains(n))).ok_or_else(|| self.unsupported("a graph-match pattern of sequences that share no node", span))? };
+            let (mut nodes, mut edges) = pending.remove(pos);
+            if current.is_some() && !bound.contains(&nodes[0]) {
+                // Start from its bound end: read it backwards.
+                let k = nodes.iter().position(|n| bound.contains(n)).unwrap_or(0);
+                if k != nodes.len() - 1 && k != 0 {
+                    // Split at the bound node: two sequences starting there.
+                    let right_nodes = nodes[k..].to_vec();
+                    let right_edges = edges[k..].to_vec();
+                    pending.insert(0, (right_nodes, right_edges));
+                    nodes.truncate(k + 1);
+                    edges.truncate(k);
+                }
+                nodes.reverse();
+                edges.reverse();
+                // Reversed edges run the other way.
+                let flipped: Vec<(String, ast::GraphEdge)> = edges
+                    .iter()
+                    .map(|(n, e)| {
+                        let mut e2 = (*e).clone();
+                        e2.direction = match e.direction {
+                            EdgeDirection::Forward => EdgeDirection::Backward,
+                            EdgeDirection::Backward => EdgeDirection::Forward,
+                            EdgeDirection::Any => EdgeDirection::Any,
+                        };
+                        (n.clone(), e2)
+                    })
+                    .collect();
+                let rel = self.match_sequence(current.take(), &nodes, &flipped.iter().map(|(n, e)| (n.clone(), e)).collect::<Vec<_>>(), &vars, &mut bound, &s, &node_as, &oriented, &per_edge, &path_fns, &cycles, &mut fixed_edges, &mut path_edges)?;
+                current = Some(rel);
+                continue;
+            }
+            let rel = self.match_sequence(current.take(), &nodes, &edges, &vars, &mut bound, &s, &node_as, &oriented, &per_edge, &path_fns, &cycles, &mut fixed_edges, &mut path_edges)?;
+            current = Some(rel);
+        }
+        let Some(mut rel) = current else {
+            return Err(self.semantic("graph-match needs a pattern", span));
+        };
+        // The cycle rules over the whole match.
+        let check = match cycles.as_str() {
+            "unique_edges" if fixed_edges.len() + path_edges.len() > 1 => {
+                let mut parts: Vec<String> = Vec::new();
+                if !fixed_edges.is_empty() {
+                    parts.push(format!("pack_array({})", fixed_edges.iter().map(|i| format!("__kqlev_geid{i}")).collect::<Vec<_>>().join(", ")));
+                }
+                parts.extend(path_edges.iter().map(|i| path_col(*i)));
+                Some(parts)
+            }
+            "none" => {
+                let mut parts: Vec<String> = Vec::new();
+                let mut ids: Vec<usize> = vars.values().filter(|v| v.kind == VarKind::Node).map(|v| v.index).collect();
+                ids.sort();
+                parts.push(format!("pack_array({})", ids.iter().map(|i| id_col(*i)).collect::<Vec<_>>().join(", ")));
+                parts.extend(path_edges.iter().map(|i| inner_col(*i)));
+                Some(parts)
+            }
+            _ => None,
+        };
+        if let Some(parts) = check {
+            let all = if parts.len() == 1 { parts[0].clone() } else { format!("array_concat({})", parts.join(", ")) };
+            let text = format!("{MATCH} | where array_length(set_union({all}, dynamic([]))) == array_length({all})");
+            rel = self.bind_graph_text(&text, &scope.with(MATCH, Binding::Tabular(rel)))?;
+        }
+        // The user's conditions and columns over the match's columns.
+        let node_cols_set: HashSet<String> = node_cols.iter().cloned().collect();
+        let edge_cols: HashSet<String> = graph.edge_props.iter().cloned().collect();
+        let rewrite = |b: &Binder<'_>, e: &ast::Expr| -> Result<ast::Expr> { rewrite_refs(b, e, &vars, &node_cols_set, &edge_cols, &path_fns) };
+        if let Some(pred) = and_all(rest.iter().map(|c| rewrite(self, c)).collect::<Result<Vec<_>>>()?, span) {
+            rel = self.bind_operator(rel, &ast::Operator::new(OperatorKind::Where(pred), span), scope)?;
+        }
+        let mut items = Vec::new();
+        for n in &m.project {
+            let mut item = n.clone();
+            if item.names.is_empty() {
+                let name = match &n.expr.kind {
+                    ExprKind::Member { expr, name } => match &expr.kind {
+                        ExprKind::Ident(v) => Some(format!("{}_{}", v.name, name.name)),
+                        _ => None,
+                    },
+                    ExprKind::Call { name, .. } if is_graph_fn(&name.name) => Some(name.name.clone()),
+                    _ => None,
+                };
+                if let Some(name) = name {
+                    item.names = vec![ast::Ident::new(name, n.span)];
+                }
+            }
+            item.expr = rewrite(self, &n.expr)?;
+            items.push(item);
+        }
+        self.bind_operator(rel, &ast::Operator::new(OperatorKind::Project(items), span), scope)
+    }
+
+    /// Extends `current` (none: start from the first node) with one sequence of a pattern.
+    #[allow(clippy::too_many_arguments)]
+    fn match_sequence(
+        &mut self,
+        current: Option<Rel>,
+        nodes: &[String],
+        edges: &[(String, &ast::GraphEdge)],
+        vars: &HashMap<String, Var>,
+        bound: &mut HashSet<String>,
+        s: &Scope,
+        node_as: &dyn Fn(usize) -> String,
+        oriented: &dyn Fn(EdgeDirection, &str) -> String,
+        per_edge: &HashMap<String, Vec<ast::Expr>>,
+        path_fns: &[PathFn],
+        cycles: &str,
+        fixed_edges: &mut Vec<usize>,
+        path_edges: &mut Vec<usize>,
+    ) -> Result<Rel> {
+        let mut rel = match current {
+            Some(r) => r,
+            None => {
+                let v = &vars[&nodes[0]];
+                bound.insert(nodes[0].clone());
+                self.bind_graph_text(&node_as(v.index), s)?
+            }
+        };
+        for (k, (ename, edge)) in edges.iter().enumerate() {
+            let from = &vars[&nodes[k]];
+            let to_name = &nodes[k + 1];
+            let ev = &vars[ename];
+            let span = edge.span;
+            let sm = s.with(MATCH, Binding::Tabular(rel));
+            // The edges this edge may take: all, or those its own conditions keep.
+            let edges_name = format!("__kqlev_ge{}", ev.index);
+            let mut edges_rel = self.bind_graph_text(EDGES, &sm)?;
+            if let Some(conds) = per_edge.get(ename) {
+                let strip = |e: &ast::Expr| strip_var(e, ename);
+                if let Some(pred) = and_all(conds.iter().map(strip).collect(), span) {
+                    edges_rel = self.bind_operator(edges_rel, &ast::Operator::new(OperatorKind::Where(pred), span), s)?;
+                }
+            }
+            // The per-edge values of graph functions on this edge.
+            let fns: Vec<(usize, &PathFn)> = path_fns.iter().enumerate().filter(|(_, f)| f.var == *ename).collect();
+            if fns.iter().any(|(_, f)| f.inner_nodes) && edge.range.is_none() {
+                return Err(self.semantic("graph-match: inner_nodes() takes a variable-length edge", span));
+            }
+            let (node_fns, fns): (Vec<(usize, &PathFn)>, Vec<(usize, &PathFn)>) = fns.into_iter().partition(|(_, f)| f.inner_nodes);
+            if !fns.is_empty() {
+                let items = fns
+                    .iter()
+                    .map(|(i, f)| {
+                        let e = strip_var(&f.expr, ename);
+                        let e = if f.kind == "map" { e } else { call("tolong", vec![e], span) };
+                        ast::NamedExpr { names: vec![ast::Ident::new(fn_col(*i), span)], expr: e, span }
+                    })
+                    .collect();
+                edges_rel = self.bind_operator(edges_rel, &ast::Operator::new(OperatorKind::Extend(items), span), s)?;
+            }
+            let sm = sm.with(&edges_name, Binding::Tabular(edges_rel));
+            let turned = oriented(edge.direction, &edges_name);
+            let props: Vec<String> = self.graph_edge_props(&sm, &edges_name)?;
+            let mut rel2 = match edge.range {
+                None => {
+                    fixed_edges.push(ev.index);
+                    let mut cols = vec![format!("{KEY} = {FROM}"), TO.to_string(), format!("__kqlev_geid{} = {EID}", ev.index)];
+                    cols.extend(props.iter().map(|p| format!("{} = {}", q(&prop_col(ev.index, p)), q(p))));
+                    let text = format!(
+                        "{MATCH} | extend {KEY} = {} | join kind=inner ({turned} | project {}) on {KEY} | project-away {KEY}*",
+                        id_col(from.index),
+                        cols.join(", ")
+                    );
+                    self.bind_graph_text(&text, &sm)?
+                }
+                Some((lo, hi)) => {
+                    path_edges.push(ev.index);
+                    let (path, inner) = (path_col(ev.index), inner_col(ev.index));
+                    let mut init = vec![format!("{CUR} = {}", id_col(from.index)), format!("{path} = dynamic([])"), format!("{inner} = dynamic([])")];
+                    init.extend(props.iter().map(|p| format!("{} = dynamic([])", q(&prop_col(ev.index, p)))));
+                    init.extend(fns.iter().chain(node_fns.iter()).map(|(i, _)| format!("{} = dynamic([])", fn_col(*i))));
+                    let mut step = self.bind_graph_text(&format!("{MATCH} | extend {}", init.join(", ")), &sm)?;
+                    let mut legs: Vec<Rel> = Vec::new();
+                    if lo == 0 {
+                        legs.push(step.clone());
+                    }
+                    let mut side_cols = vec![format!("{KEY} = {FROM}"), format!("__kqlev_sto = {TO}"), format!("__kqlev_seid = {EID}")];
+                    side_cols.extend(props.iter().map(|p| format!("{} = {}", q(&format!("__kqlev_sp_{p}")), q(p))));
+                    side_cols.extend(fns.iter().map(|(i, _)| format!("__kqlev_sf{i} = {}", fn_col(*i))));
+                    // The values computed on the node each edge reaches (`inner_nodes`).
+                    let mut side_text = format!("{turned} | project {}", side_cols.join(", "));
+                    let mut sm = sm.clone();
+                    if !node_fns.is_empty() {
+                        let items = node_fns
+                            .iter()
+                            .map(|(i, f)| {
+                                let e = node_local(&f.expr);
+                                let e = if f.kind == "map" { e } else { call("tolong", vec![e], span) };
+                                ast::NamedExpr { names: vec![ast::Ident::new(format!("__kqlev_sf{i}"), span)], expr: e, span }
+                            })
+                            .collect();
+                        let nodes_rel = self.bind_graph_text(NODES, &sm)?;
+                        let nodes_rel = self.bind_operator(nodes_rel, &ast::Operator::new(OperatorKind::Extend(items), span), s)?;
+                        let cols: Vec<String> = std::iter::once(format!("__kqlev_sto = {NID}")).chain(node_fns.iter().map(|(i, _)| format!("__kqlev_sf{i}"))).collect();
+                        sm = sm.with("__kqlev_gnf", Binding::Tabular(nodes_rel));
+                        side_text = format!("{side_text} | join kind=inner (__kqlev_gnf | project {}) on __kqlev_sto | project-away __kqlev_sto1", cols.join(", "));
+                    }
+                    let mut appends = vec![
+                        format!("{path} = array_concat({path}, pack_array(__kqlev_seid))"),
+                        format!("{inner} = array_concat({inner}, pack_array(__kqlev_sto))"),
+                        format!("{CUR} = __kqlev_sto"),
+                    ];
+                    appends.extend(props.iter().map(|p| {
+                        let c = q(&prop_col(ev.index, p));
+                        format!("{c} = array_concat({c}, pack_array({}))", q(&format!("__kqlev_sp_{p}")))
+                    }));
+                    appends.extend(fns.iter().chain(node_fns.iter()).map(|(i, _)| format!("{0} = array_concat({0}, pack_array(__kqlev_sf{i}))", fn_col(*i))));
+                    let prune = match cycles {
+                        "unique_edges" => format!("| where array_index_of({path}, __kqlev_seid) < 0"),
+                        "none" => format!("| where array_index_of({inner}, __kqlev_sto) < 0 and __kqlev_sto != {}", id_col(from.index)),
+                        _ => String::new(),
+                    };
+                    for hop in 1..=hi {
+                        let ss = sm.with(STEP, Binding::Tabular(step)).with(SIDE, Binding::Tabular(self.bind_graph_text(&side_text, &sm)?));
+                        let text = format!(
+                            "{STEP} | extend {KEY} = {CUR} | join kind=inner {SIDE} on {KEY} {prune} | extend {} | project-away {KEY}*, __kqlev_sto, __kqlev_seid, __kqlev_sp_*, __kqlev_sf*",
+                            appends.join(", ")
+                        );
+                        step = self.bind_graph_text(&text, &ss)?;
+                        if hop >= lo {
+                            legs.push(step.clone());
+                        }
+                    }
+                    // All path lengths; the inner nodes are the path's nodes but its last.
+                    let mut s2 = sm.clone();
+                    let mut names = Vec::new();
+                    for (i, l) in legs.into_iter().enumerate() {
+                        let n = format!("__kqlev_leg{i}");
+                        s2 = s2.with(&n, Binding::Tabular(l));
+                        names.push(n);
+                    }
+                    // (A path of one edge has no inner node: `array_slice(x, 0, -1)` would keep it.)
+                    let trim = |c: &str| format!("{c} = iff(array_length({c}) <= 1, dynamic([]), array_slice({c}, 0, array_length({c}) - 2))");
+                    let mut trims = vec![trim(&inner)];
+                    trims.extend(node_fns.iter().map(|(i, _)| trim(&fn_col(*i))));
+                    let text = format!("union {} | extend {TO} = {CUR}, {} | project-away {CUR}", names.join(", "), trims.join(", "));
+                    self.bind_graph_text(&text, &s2)?
+                }
+            };
+            // The node it ends at: joined, or checked when already bound.
+            let tv = &vars[to_name];
+            let sm = s.with(MATCH, Binding::Tabular(rel2));
+            rel2 = if bound.contains(to_name) {
+                self.bind_graph_text(&format!("{MATCH} | where {TO} == {} | project-away {TO}", id_col(tv.index)), &sm)?
+            } else {
+                bound.insert(to_name.clone());
+                let text = format!("{MATCH} | extend {KEY} = {TO} | join kind=inner ({} | extend {KEY} = {}) on {KEY} | project-away {KEY}*, {TO}", node_as(tv.index), id_col(tv.index));
+                self.bind_graph_text(&text, &sm)?
+            };
+            rel = rel2;
+        }
+        Ok(rel)
+    }
+
+    /// The property columns of the edges bound as `name` (their own, not the lowering's).
+    fn graph_edge_props(&mut self, s: &Scope, name: &str) -> Result<Vec<String>> {
+        let rel = self.bind_graph_text(name, s)?;
+        Ok(rel.schema.columns.iter().map(|c| c.name.clone()).filter(|c| c != EID && !c.starts_with("__kqlev_")).collect())
+    }
+}
+
+fn call(name: &str, args: Vec<ast::Expr>, span: Span) -> ast::Expr {
+    ast::Expr::new(ExprKind::Call { name: ast::Ident::new(name, span), args: args.into_iter().map(ast::Arg::Positional).collect() }, span)
+}
+
+fn has_graph_fn(e: &ast::Expr) -> bool {
+    ["all", "any", "map", "node_degree_in", "node_degree_out", "inner_nodes"].iter().any(|f| uses_fn(e, f))
+}
+
+fn uses_fn(e: &ast::Expr, f: &str) -> bool {
+    struct Find<'a>(&'a str, bool);
+    impl VisitorMut for Find<'_> {
+        fn visit_expr(&mut self, e: &mut ast::Expr) {
+            if let ExprKind::Call { name, .. } = &e.kind
+                && name.name == self.0
+            {
+                self.1 = true;
+            }
+            if !e.is_query_boundary() {
+                visit_mut::walk_expr(self, e);
+            }
+        }
+    }
+    let mut v = Find(f, false);
+    v.visit_expr(&mut e.clone());
+    v.1
+}
+
+/// An expression over the node an edge reaches: `node_degree_in()`/`node_degree_out()` of it.
+fn node_local(e: &ast::Expr) -> ast::Expr {
+    struct Local;
+    impl VisitorMut for Local {
+        fn visit_expr(&mut self, e: &mut ast::Expr) {
+            if let ExprKind::Call { name, args } = &e.kind
+                && args.is_empty()
+                && matches!(name.name.as_str(), "node_degree_in" | "node_degree_out")
+            {
+                let col = if name.name == "node_degree_in" { "__kqlev_din" } else { "__kqlev_dout" };
+                e.kind = ExprKind::Ident(ast::Ident::new(col, e.span));
+                return;
+            }
+            if !e.is_query_boundary() {
+                visit_mut::walk_expr(self, e);
+            }
+        }
+    }
+    let mut out = e.clone();
+    Local.visit_expr(&mut out);
+    out
+}
+
+/// `v.p` as the bare property `p` (a condition on one edge of a variable-length edge).
+fn strip_var(e: &ast::Expr, var: &str) -> ast::Expr {
+    struct Strip<'a>(&'a str);
+    impl VisitorMut for Strip<'_> {
+        fn visit_expr(&mut self, e: &mut ast::Expr) {
+            if let ExprKind::Member { expr, name } = &e.kind
+                && matches!(&expr.kind, ExprKind::Ident(i) if i.name == self.0)
+            {
+                e.kind = ExprKind::Ident(name.clone());
+                return;
+            }
+            if !e.is_query_boundary() {
+                visit_mut::walk_expr(self, e);
+            }
+        }
+    }
+    let mut out = e.clone();
+    Strip(var).visit_expr(&mut out);
+    out
+}
+
+/// The `all`/`any`/`map` calls over variable-length edges in `e`, in order.
+fn collect_path_fns(e: &ast::Expr, vars: &HashMap<String, Var>, out: &mut Vec<PathFn>) {
+    struct Collect<'a> {
+        vars: &'a HashMap<String, Var>,
+        out: &'a mut Vec<PathFn>,
+    }
+    impl VisitorMut for Collect<'_> {
+        fn visit_expr(&mut self, e: &mut ast::Expr) {
+            if let ExprKind::Call { name, args } = &e.kind
+                && matches!(name.name.as_str(), "all" | "any" | "map")
+                && args.len() == 2
+            {
+                let (var, inner_nodes) = match &args[0].expr().kind {
+                    ExprKind::Ident(i) => (Some(i.name.clone()), false),
+                    ExprKind::Call { name: n, args: a } if n.name == "inner_nodes" && a.len() == 1 => match &a[0].expr().kind {
+                        ExprKind::Ident(i) => (Some(i.name.clone()), true),
+                        _ => (None, true),
+                    },
+                    _ => (None, false),
+                };
+                if let Some(var) = var
+                    && self.vars.get(&var).is_some_and(|v| v.kind == VarKind::Path)
+                {
+                    let kind = match name.name.as_str() {
+                        "all" => "all",
+                        "any" => "any",
+                        _ => "map",
+                    };
+                    self.out.push(PathFn { var, kind, expr: args[1].expr().clone(), inner_nodes });
+                    return;
+                }
+            }
+            if !e.is_query_boundary() {
+                visit_mut::walk_expr(self, e);
+            }
+        }
+    }
+    Collect { vars, out }.visit_expr(&mut e.clone());
+}
+
+/// `e` over the match's columns: `v.p` as the variable's column, the graph functions as what
+/// they compute (in the order [`collect_path_fns`] found them).
+fn rewrite_refs(
+    b: &Binder<'_>,
+    e: &ast::Expr,
+    vars: &HashMap<String, Var>,
+    node_cols: &HashSet<String>,
+    edge_cols: &HashSet<String>,
+    path_fns: &[PathFn],
+) -> Result<ast::Expr> {
+    struct Rewrite<'a, 'b> {
+        b: &'a Binder<'b>,
+        vars: &'a HashMap<String, Var>,
+        node_cols: &'a HashSet<String>,
+        edge_cols: &'a HashSet<String>,
+        next_fn: usize,
+        path_fns: &'a [PathFn],
+        err: Option<PlanError>,
+    }
+    impl VisitorMut for Rewrite<'_, '_> {
+        fn visit_expr(&mut self, e: &mut ast::Expr) {
+            let span = e.span;
+            match &e.kind {
+                ExprKind::Member { expr, name } => {
+                    if let ExprKind::Ident(v) = &expr.kind
+                        && let Some(var) = self.vars.get(&v.name)
+                    {
+                        let known = match var.kind {
+                            VarKind::Node => self.node_cols.contains(&name.name),
+                            _ => self.edge_cols.contains(&name.name),
+                        };
+                        if !known {
+                            self.err.get_or_insert(self.b.semantic(format!("graph-match: '{}' has no property '{}'", v.name, name.name), span));
+                            return;
+                        }
+                        e.kind = ExprKind::Ident(ast::Ident::new(prop_col(var.index, &name.name), span));
+                        return;
+                    }
+                }
+                ExprKind::Call { name, args } if matches!(name.name.as_str(), "all" | "any" | "map") && args.len() == 2 => {
+                    let var = match &args[0].expr().kind {
+                        ExprKind::Ident(i) => Some(i.name.clone()),
+                        ExprKind::Call { name: n, args: a } if n.name == "inner_nodes" => match a.first().map(|x| &x.expr().kind) {
+                            Some(ExprKind::Ident(i)) => Some(i.name.clone()),
+                            _ => None,
+                        },
+                        _ => None,
+                    };
+                    if let Some(var) = var
+                        && self.vars.get(&var).is_some_and(|v| v.kind == VarKind::Path)
+                    {
+                        let i = self.next_fn;
+                        self.next_fn += 1;
+                        let Some(f) = self.path_fns.get(i) else {
+                            self.err.get_or_insert(PlanError::Internal("graph-match: graph functions out of step".into()));
+                            return;
+                        };
+                        let col = ident(&fn_col(i), span);
+                        let sum = call("coalesce", vec![call("array_sum", vec![col.clone()], span), ast::Expr::new(ExprKind::Literal(ast::Literal::new(ast::LiteralKind::Long(0), span)), span)], span);
+                        e.kind = match f.kind {
+                            "map" => col.kind,
+                            "all" => ExprKind::Binary { op: BinaryOp::Eq, left: Box::new(sum), right: Box::new(call("array_length", vec![col], span)) },
+                            _ => ExprKind::Binary {
+                                op: BinaryOp::Gt,
+                                left: Box::new(sum),
+                                right: Box::new(ast::Expr::new(ExprKind::Literal(ast::Literal::new(ast::LiteralKind::Long(0), span)), span)),
+                            },
+                        };
+                        return;
+                    }
+                    self.err.get_or_insert(self.b.semantic(format!("graph-match: {}() takes a variable-length edge", name.name), span));
+                    return;
+                }
+                ExprKind::Call { name, args } if matches!(name.name.as_str(), "node_degree_in" | "node_degree_out") => {
+                    let col = if name.name == "node_degree_in" { "__kqlev_din" } else { "__kqlev_dout" };
+                    match args.first().map(|a| &a.expr().kind) {
+                        Some(ExprKind::Ident(i)) if self.vars.get(&i.name).is_some_and(|v| v.kind == VarKind::Node) => {
+                            e.kind = ExprKind::Ident(ast::Ident::new(prop_col(self.vars[&i.name].index, col), span));
+                        }
+                        _ => {
+                            self.err.get_or_insert(self.b.semantic(format!("graph-match: {}() takes a node variable", name.name), span));
+                        }
+                    }
+                    return;
+                }
+                ExprKind::Ident(i) if self.vars.contains_key(&i.name) => {
+                    self.err.get_or_insert(self.b.semantic(format!("graph-match: '{}' is a pattern variable: name one of its properties ({}.name)", i.name, i.name), span));
+                    return;
+                }
+                _ => {}
+            }
+            if !e.is_query_boundary() {
+                visit_mut::walk_expr(self, e);
+            }
+        }
+    }
+    let mut out = e.clone();
+    let mut r = Rewrite { b, vars, node_cols, edge_cols, next_fn: path_fns_before(e, path_fns), path_fns, err: None };
+    r.visit_expr(&mut out);
+    match r.err {
+        Some(err) => Err(err),
+        None => Ok(out),
+    }
+}
+
+/// Where the graph functions of `e` start in the list [`collect_path_fns`] made (the same
+/// expression, so the same calls, in the same order).
+fn path_fns_before(e: &ast::Expr, path_fns: &[PathFn]) -> usize {
+    // The calls of `e` come as one run in the list: find where it starts.
+    let mut mine = Vec::new();
+    let vars_of: HashMap<String, Var> = path_fns.iter().map(|f| (f.var.clone(), Var { kind: VarKind::Path, index: 0 })).collect();
+    collect_path_fns(e, &vars_of, &mut mine);
+    if mine.is_empty() {
+        return 0;
+    }
+    (0..path_fns.len())
+        .find(|&i| {
+            mine.iter().enumerate().all(|(k, f)| path_fns.get(i + k).is_some_and(|g| g.var == f.var && g.kind == f.kind && g.expr == f.expr))
+        })
+        .unwrap_or(0)
+}
