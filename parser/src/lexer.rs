@@ -129,6 +129,7 @@ keywords! {
     Output = "output", Optional = "optional", Reduce = "reduce", Consume = "consume",
     With = "with", MakeGraph = "make-graph", GraphMatch = "graph-match",
     GraphToTable = "graph-to-table", PartitionedBy = "partitioned-by",
+    GraphShortestPaths = "graph-shortest-paths",
     // management commands (only recognised in requests starting with `.`)
     Create = "create", CreateMerge = "create-merge", CreateOrAlter = "create-or-alter",
     Alter = "alter", Drop = "drop", Show = "show", Delete = "delete", Add = "add",
@@ -249,6 +250,7 @@ fn query_keyword(w: &str) -> Option<Kw> {
         "graph-match" => GraphMatch,
         "graph-to-table" => GraphToTable,
         "partitioned-by" => PartitionedBy,
+        "graph-shortest-paths" => GraphShortestPaths,
         _ => return Option::None,
     })
 }
@@ -351,6 +353,7 @@ const HYPHENATED: &[&str] = &[
     "graph-match",
     "graph-to-table",
     "partitioned-by",
+    "graph-shortest-paths",
     "granny-asc",
     "granny-desc",
 ];
@@ -371,7 +374,6 @@ const HYPHENATED_COMMAND: &[&str] = &[
 /// KQL operators that Kustodian does not support; they get a clear error.
 const UNSUPPORTED: &[&str] = &[
     "graph-merge",
-    "graph-shortest-paths",
     "graph-mark-components",
     "macro-expand",
     "assert-schema",
@@ -623,6 +625,7 @@ fn param_names(kw: Kw) -> Option<&'static [&'static str]> {
     Some(match kw {
         Kw::Join | Kw::Lookup | Kw::MakeSeries | Kw::Reduce => &["kind"],
         Kw::GraphMatch => &["cycles"],
+        Kw::GraphShortestPaths => &["output"],
         Kw::Search => &["kind", "withsource"],
         Kw::Union => &["kind", "withsource", "isfuzzy"],
         Kw::MvExpand | Kw::MvExpandLegacy | Kw::MvApply => &["kind", "bagexpansion", "with_itemindex"],

@@ -738,8 +738,21 @@ fn operators() {
         op("T | serialize n = row_number()"),
         OperatorKind::Serialize(_)
     ));
+    assert!(matches!(
+        op("G | graph-match cycles=none (a)-[e*1..3]->(b)<--(), (a)-[f]-(c) where a.x == 1 project a.x"),
+        OperatorKind::GraphMatch(m) if m.patterns.len() == 2 && m.patterns[0].edges[0].range == Some((1, 3))
+            && m.patterns[0].edges[1].direction == EdgeDirection::Backward && m.patterns[1].edges[0].direction == EdgeDirection::Any
+    ));
+    assert!(matches!(
+        op("T | make-graph a --> b with N on id, (M | take 1) on id2"),
+        OperatorKind::MakeGraph(g) if g.nodes.len() == 2 && g.source.name == "a"
+    ));
+    assert!(matches!(
+        op("G | graph-to-table edges with_source_id=s with_target_id=t"),
+        OperatorKind::GraphToTable(items) if items[0].edges && items[0].params.len() == 2
+    ));
     assert_eq!(
-        err("T | graph-match (a)-[e]->(b)").kind,
+        err("T | graph-mark-components").kind,
         ParseErrorKind::Unsupported
     );
     assert_eq!(

@@ -1174,8 +1174,8 @@ impl Display for OperatorKind {
                 }
                 Ok(())
             }
-            GraphMatch(g) => {
-                f.write_str("graph-match")?;
+            GraphMatch(g) | GraphShortestPaths(g) => {
+                f.write_str(if matches!(self, GraphMatch(_)) { "graph-match" } else { "graph-shortest-paths" })?;
                 params_list(f, &g.params)?;
                 f.write_str(" ")?;
                 comma_list(f, &g.patterns)?;

@@ -122,6 +122,8 @@ pub enum OperatorKind {
     Consume(Vec<OpParam>),
     MakeGraph(MakeGraph),
     GraphMatch(GraphMatch),
+    /// `graph-shortest-paths [output=any|all] pattern [where ...] project ...`
+    GraphShortestPaths(GraphMatch),
     GraphToTable(Vec<GraphToTableItem>),
 }
 

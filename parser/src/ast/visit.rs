@@ -511,7 +511,8 @@ macro_rules! visitor {
                         }
                     }
                 }
-                OperatorKind::GraphMatch(GraphMatch { params, patterns: _, predicate, project }) => {
+                OperatorKind::GraphMatch(GraphMatch { params, patterns: _, predicate, project })
+                | OperatorKind::GraphShortestPaths(GraphMatch { params, patterns: _, predicate, project }) => {
                     for p in params {
                         v.visit_op_param(p);
                     }

@@ -168,6 +168,50 @@ struct PathFn {
     inner_nodes: bool,
 }
 
+/// Graph functions with their place in [`MatchPlan::path_fns`].
+type Indexed<'f> = Vec<(usize, &'f PathFn)>;
+
+/// One sequence of a pattern: its node variables and the edges between them.
+type Sequence<'e> = (Vec<String>, Vec<(String, &'e ast::GraphEdge)>);
+
+/// What lowering a `graph-match` keeps as it joins sequence after sequence.
+struct MatchPlan {
+    vars: HashMap<String, Var>,
+    /// Per variable-length edge, the `where` conjuncts each of its edges must meet.
+    per_edge: HashMap<String, Vec<ast::Expr>>,
+    path_fns: Vec<PathFn>,
+    cycles: String,
+    /// The node table's columns a node variable takes (properties, degrees when asked).
+    node_cols: Vec<String>,
+    source: String,
+    target: String,
+    /// The variables bound so far, and the fixed and variable-length edges joined.
+    bound: HashSet<String>,
+    fixed_edges: Vec<usize>,
+    path_edges: Vec<usize>,
+}
+
+impl MatchPlan {
+    /// The node table with its columns named for node variable `index`.
+    fn node_as(&self, index: usize) -> String {
+        let mut cols = vec![format!("{} = {NID}", id_col(index))];
+        cols.extend(self.node_cols.iter().map(|p| format!("{} = {}", q(&prop_col(index, p)), q(p))));
+        format!("{NODES} | project {}", cols.join(", "))
+    }
+
+    /// The edges named `filtered` turned as an edge of the pattern goes (`FROM` to `TO`).
+    fn oriented(&self, dir: EdgeDirection, filtered: &str) -> String {
+        let (src, dst) = (q(&self.source), q(&self.target));
+        let fwd = format!("({filtered} | extend {FROM} = {src}, {TO} = {dst})");
+        let bwd = format!("({filtered} | extend {FROM} = {dst}, {TO} = {src})");
+        match dir {
+            EdgeDirection::Forward => fwd,
+            EdgeDirection::Backward => bwd,
+            EdgeDirection::Any => format!("(union {fwd}, {bwd})"),
+        }
+    }
+}
+
 impl<'a> Binder<'a> {
     /// Binds a query text the binder wrote (over names `scope` binds), not the request's.
     fn bind_graph_text(&mut self, text: &str, scope: &Scope) -> Result<Rel> {
@@ -208,7 +252,7 @@ impl<'a> Binder<'a> {
         let (nodes, node_props) = if g.nodes.is_empty() {
             let id_name = g.node_id.as_ref().map(|i| i.name.clone());
             let project = match &id_name {
-                Some(n) => format!("{}, {NID} = {NID}", format!("{} = {NID}", q(n))),
+                Some(n) => format!("{} = {NID}, {NID} = {NID}", q(n)),
                 None => NID.to_string(),
             };
             let rel = self.bind_graph_text(&format!("{ids} | sort by __kqlev_o asc | project {project}"), &s)?;
@@ -283,9 +327,19 @@ impl<'a> Binder<'a> {
     }
 
     /// `graph-match` over a graph.
-    pub(crate) fn plan_graph_match(&mut self, graph: Graph, m: &ast::GraphMatch, scope: &Scope, span: Span) -> Result<Rel> {
-        let mut cycles = "unique_edges".to_string();
-        for p in &m.params {
+    /// `shortest` makes it `graph-shortest-paths` (`Some(true)` for `output=all`).
+    pub(crate) fn plan_graph_match(&mut self, graph: Graph, m: &ast::GraphMatch, shortest: Option<bool>, scope: &Scope, span: Span) -> Result<Rel> {
+        // A shortest path visits no node twice.
+        let mut cycles = if shortest.is_some() { "none" } else { "unique_edges" }.to_string();
+        if shortest.is_some() {
+            let [pat] = m.patterns.as_slice() else {
+                return Err(self.semantic("graph-shortest-paths takes one sequence", span));
+            };
+            if !pat.edges.iter().any(|e| e.range.is_some()) {
+                return Err(self.semantic("graph-shortest-paths needs a variable-length edge", pat.span));
+            }
+        }
+        for p in m.params.iter().filter(|_| shortest.is_none()) {
             let v = match &p.value.kind {
                 ExprKind::Ident(i) => i.name.clone(),
                 ExprKind::Literal(ast::Literal { kind: ast::LiteralKind::String(s), .. }) => s.clone(),
@@ -302,7 +356,7 @@ impl<'a> Binder<'a> {
         // The pattern's variables, named or not.
         let mut vars: HashMap<String, Var> = HashMap::new();
         let mut anon = 0;
-        let mut seqs: Vec<(Vec<String>, Vec<(String, &ast::GraphEdge)>)> = Vec::new();
+        let mut seqs: Vec<Sequence<'_>> = Vec::new();
         for pat in &m.patterns {
             let mut nodes = Vec::new();
             for n in &pat.nodes {
@@ -391,37 +445,29 @@ impl<'a> Binder<'a> {
         if node_deg {
             node_cols.extend(["__kqlev_din".to_string(), "__kqlev_dout".to_string()]);
         }
-        let node_as = |index: usize| -> String {
-            let mut cols = vec![format!("{} = {NID}", id_col(index))];
-            cols.extend(node_cols.iter().map(|p| format!("{} = {}", q(&prop_col(index, p)), q(p))));
-            format!("{NODES} | project {}", cols.join(", "))
+        let mut plan = MatchPlan {
+            vars,
+            per_edge,
+            path_fns,
+            cycles,
+            node_cols,
+            source: graph.source.clone(),
+            target: graph.target.clone(),
+            bound: HashSet::new(),
+            fixed_edges: Vec::new(),
+            path_edges: Vec::new(),
         };
-        // The edges turned as an edge of the pattern goes (`FROM` to `TO`).
-        let oriented = |dir: EdgeDirection, filtered: &str| -> String {
-            let (src, dst) = (q(&graph.source), q(&graph.target));
-            let fwd = format!("({filtered} | extend {FROM} = {src}, {TO} = {dst})");
-            let bwd = format!("({filtered} | extend {FROM} = {dst}, {TO} = {src})");
-            match dir {
-                EdgeDirection::Forward => fwd,
-                EdgeDirection::Backward => bwd,
-                EdgeDirection::Any => format!("(union {fwd}, {bwd})"),
-            }
-        };
-
-        let mut bound: HashSet<String> = HashSet::new();
         let mut current: Option<Rel> = None;
-        let mut pending: Vec<(Vec<String>, Vec<(String, &ast::GraphEdge)>)> = seqs;
-        let mut fixed_edges: Vec<usize> = Vec::new();
-        let mut path_edges: Vec<usize> = Vec::new();
+        let mut pending: Vec<Sequence<'_>> = seqs;
         while !pending.is_empty() {
-            // The next sequence that touches what is bound (the first one first).
-            let pos = if current.is_none() { 0 } else { pending.iter().position(|(ns, _)| ns.iter().any(|n| bound.contains(n))).ok_or_else(|| self.unsupported("a graph-match pattern of sequences that share no node", span))? };
+            // The next sequence that touches what is plan.bound (the first one first).
+            let pos = if current.is_none() { 0 } else { pending.iter().position(|(ns, _)| ns.iter().any(|n| plan.bound.contains(n))).ok_or_else(|| self.unsupported("a graph-match pattern of sequences that share no node", span))? };
             let (mut nodes, mut edges) = pending.remove(pos);
-            if current.is_some() && !bound.contains(&nodes[0]) {
-                // Start from its bound end: read it backwards.
-                let k = nodes.iter().position(|n| bound.contains(n)).unwrap_or(0);
+            if current.is_some() && !plan.bound.contains(&nodes[0]) {
+                // Start from its plan.bound end: read it backwards.
+                let k = nodes.iter().position(|n| plan.bound.contains(n)).unwrap_or(0);
                 if k != nodes.len() - 1 && k != 0 {
-                    // Split at the bound node: two sequences starting there.
+                    // Split at the plan.bound node: two sequences starting there.
                     let right_nodes = nodes[k..].to_vec();
                     let right_edges = edges[k..].to_vec();
                     pending.insert(0, (right_nodes, right_edges));
@@ -443,32 +489,33 @@ impl<'a> Binder<'a> {
                         (n.clone(), e2)
                     })
                     .collect();
-                let rel = self.match_sequence(current.take(), &nodes, &flipped.iter().map(|(n, e)| (n.clone(), e)).collect::<Vec<_>>(), &vars, &mut bound, &s, &node_as, &oriented, &per_edge, &path_fns, &cycles, &mut fixed_edges, &mut path_edges)?;
+                let flipped: Vec<(String, &ast::GraphEdge)> = flipped.iter().map(|(n, e)| (n.clone(), e)).collect();
+                let rel = self.match_sequence(&mut plan, current.take(), &nodes, &flipped, &s)?;
                 current = Some(rel);
                 continue;
             }
-            let rel = self.match_sequence(current.take(), &nodes, &edges, &vars, &mut bound, &s, &node_as, &oriented, &per_edge, &path_fns, &cycles, &mut fixed_edges, &mut path_edges)?;
+            let rel = self.match_sequence(&mut plan, current.take(), &nodes, &edges, &s)?;
             current = Some(rel);
         }
         let Some(mut rel) = current else {
             return Err(self.semantic("graph-match needs a pattern", span));
         };
         // The cycle rules over the whole match.
-        let check = match cycles.as_str() {
-            "unique_edges" if fixed_edges.len() + path_edges.len() > 1 => {
+        let check = match plan.cycles.as_str() {
+            "unique_edges" if plan.fixed_edges.len() + plan.path_edges.len() > 1 => {
                 let mut parts: Vec<String> = Vec::new();
-                if !fixed_edges.is_empty() {
-                    parts.push(format!("pack_array({})", fixed_edges.iter().map(|i| format!("__kqlev_geid{i}")).collect::<Vec<_>>().join(", ")));
+                if !plan.fixed_edges.is_empty() {
+                    parts.push(format!("pack_array({})", plan.fixed_edges.iter().map(|i| format!("__kqlev_geid{i}")).collect::<Vec<_>>().join(", ")));
                 }
-                parts.extend(path_edges.iter().map(|i| path_col(*i)));
+                parts.extend(plan.path_edges.iter().map(|i| path_col(*i)));
                 Some(parts)
             }
             "none" => {
                 let mut parts: Vec<String> = Vec::new();
-                let mut ids: Vec<usize> = vars.values().filter(|v| v.kind == VarKind::Node).map(|v| v.index).collect();
+                let mut ids: Vec<usize> = plan.vars.values().filter(|v| v.kind == VarKind::Node).map(|v| v.index).collect();
                 ids.sort();
                 parts.push(format!("pack_array({})", ids.iter().map(|i| id_col(*i)).collect::<Vec<_>>().join(", ")));
-                parts.extend(path_edges.iter().map(|i| inner_col(*i)));
+                parts.extend(plan.path_edges.iter().map(|i| inner_col(*i)));
                 Some(parts)
             }
             _ => None,
@@ -479,11 +526,44 @@ impl<'a> Binder<'a> {
             rel = self.bind_graph_text(&text, &scope.with(MATCH, Binding::Tabular(rel)))?;
         }
         // The user's conditions and columns over the match's columns.
-        let node_cols_set: HashSet<String> = node_cols.iter().cloned().collect();
+        let node_cols_set: HashSet<String> = plan.node_cols.iter().cloned().collect();
         let edge_cols: HashSet<String> = graph.edge_props.iter().cloned().collect();
-        let rewrite = |b: &Binder<'_>, e: &ast::Expr| -> Result<ast::Expr> { rewrite_refs(b, e, &vars, &node_cols_set, &edge_cols, &path_fns) };
+        let rewrite = |b: &Binder<'_>, e: &ast::Expr| -> Result<ast::Expr> { rewrite_refs(b, e, &plan.vars, &node_cols_set, &edge_cols, &plan.path_fns) };
         if let Some(pred) = and_all(rest.iter().map(|c| rewrite(self, c)).collect::<Result<Vec<_>>>()?, span) {
             rel = self.bind_operator(rel, &ast::Operator::new(OperatorKind::Where(pred), span), scope)?;
+        }
+        if let Some(all) = shortest {
+            // Per pair of ends, the shortest matches: all of them, or any one.
+            let pat = &m.patterns[0];
+            let end_index = |n: &Option<ast::Ident>, k: usize| -> usize {
+                let name = n.as_ref().map(|i| i.name.clone()).unwrap_or_default();
+                plan.vars.get(&name).map(|v| v.index).unwrap_or(k)
+            };
+            let (first, last) = (end_index(&pat.nodes[0], 0), end_index(&pat.nodes[pat.nodes.len() - 1], 0));
+            let mut len: Vec<String> = vec![plan.fixed_edges.len().to_string()];
+            len.extend(plan.path_edges.iter().map(|i| format!("array_length({})", path_col(*i))));
+            let (a, b) = (id_col(first), id_col(last));
+            let text = if all {
+                format!(
+                    "{MATCH} | extend __kqlev_len = {} | join kind=inner ({MATCH} | extend __kqlev_len = {} | summarize __kqlev_min = min(__kqlev_len) by {a}, {b}) on {a}, {b} \
+                     | where __kqlev_len == __kqlev_min | project-away {a}1, {b}1, __kqlev_min",
+                    len.join(" + "),
+                    len.join(" + ")
+                )
+            } else {
+                // Ties go to the path whose edges come first in the edge table (deterministic).
+                let mut ids: Vec<String> = Vec::new();
+                if !plan.fixed_edges.is_empty() {
+                    ids.push(format!("pack_array({})", plan.fixed_edges.iter().map(|i| format!("__kqlev_geid{i}")).collect::<Vec<_>>().join(", ")));
+                }
+                ids.extend(plan.path_edges.iter().map(|i| path_col(*i)));
+                let ids = if ids.len() == 1 { ids[0].clone() } else { format!("array_concat({})", ids.join(", ")) };
+                format!(
+                    "{MATCH} | extend __kqlev_len = strcat(tostring(1000000 + {}), '|', tostring({ids})) | summarize arg_min(__kqlev_len, *) by {a}, {b}",
+                    len.join(" + ")
+                )
+            };
+            rel = self.bind_graph_text(&text, &scope.with(MATCH, Binding::Tabular(rel)))?;
         }
         let mut items = Vec::new();
         for n in &m.project {
@@ -508,52 +588,36 @@ impl<'a> Binder<'a> {
     }
 
     /// Extends `current` (none: start from the first node) with one sequence of a pattern.
-    #[allow(clippy::too_many_arguments)]
-    fn match_sequence(
-        &mut self,
-        current: Option<Rel>,
-        nodes: &[String],
-        edges: &[(String, &ast::GraphEdge)],
-        vars: &HashMap<String, Var>,
-        bound: &mut HashSet<String>,
-        s: &Scope,
-        node_as: &dyn Fn(usize) -> String,
-        oriented: &dyn Fn(EdgeDirection, &str) -> String,
-        per_edge: &HashMap<String, Vec<ast::Expr>>,
-        path_fns: &[PathFn],
-        cycles: &str,
-        fixed_edges: &mut Vec<usize>,
-        path_edges: &mut Vec<usize>,
-    ) -> Result<Rel> {
+    fn match_sequence(&mut self, plan: &mut MatchPlan, current: Option<Rel>, nodes: &[String], edges: &[(String, &ast::GraphEdge)], s: &Scope) -> Result<Rel> {
         let mut rel = match current {
             Some(r) => r,
             None => {
-                let v = &vars[&nodes[0]];
-                bound.insert(nodes[0].clone());
-                self.bind_graph_text(&node_as(v.index), s)?
+                let v = &plan.vars[&nodes[0]];
+                plan.bound.insert(nodes[0].clone());
+                self.bind_graph_text(&plan.node_as(v.index), s)?
             }
         };
         for (k, (ename, edge)) in edges.iter().enumerate() {
-            let from = &vars[&nodes[k]];
+            let from = &plan.vars[&nodes[k]];
             let to_name = &nodes[k + 1];
-            let ev = &vars[ename];
+            let ev = &plan.vars[ename];
             let span = edge.span;
             let sm = s.with(MATCH, Binding::Tabular(rel));
             // The edges this edge may take: all, or those its own conditions keep.
             let edges_name = format!("__kqlev_ge{}", ev.index);
             let mut edges_rel = self.bind_graph_text(EDGES, &sm)?;
-            if let Some(conds) = per_edge.get(ename) {
+            if let Some(conds) = plan.per_edge.get(ename) {
                 let strip = |e: &ast::Expr| strip_var(e, ename);
                 if let Some(pred) = and_all(conds.iter().map(strip).collect(), span) {
                     edges_rel = self.bind_operator(edges_rel, &ast::Operator::new(OperatorKind::Where(pred), span), s)?;
                 }
             }
             // The per-edge values of graph functions on this edge.
-            let fns: Vec<(usize, &PathFn)> = path_fns.iter().enumerate().filter(|(_, f)| f.var == *ename).collect();
+            let fns: Indexed<'_> = plan.path_fns.iter().enumerate().filter(|(_, f)| f.var == *ename).collect();
             if fns.iter().any(|(_, f)| f.inner_nodes) && edge.range.is_none() {
                 return Err(self.semantic("graph-match: inner_nodes() takes a variable-length edge", span));
             }
-            let (node_fns, fns): (Vec<(usize, &PathFn)>, Vec<(usize, &PathFn)>) = fns.into_iter().partition(|(_, f)| f.inner_nodes);
+            let (node_fns, fns): (Indexed<'_>, Indexed<'_>) = fns.into_iter().partition(|(_, f)| f.inner_nodes);
             if !fns.is_empty() {
                 let items = fns
                     .iter()
@@ -566,11 +630,11 @@ impl<'a> Binder<'a> {
                 edges_rel = self.bind_operator(edges_rel, &ast::Operator::new(OperatorKind::Extend(items), span), s)?;
             }
             let sm = sm.with(&edges_name, Binding::Tabular(edges_rel));
-            let turned = oriented(edge.direction, &edges_name);
+            let turned = plan.oriented(edge.direction, &edges_name);
             let props: Vec<String> = self.graph_edge_props(&sm, &edges_name)?;
             let mut rel2 = match edge.range {
                 None => {
-                    fixed_edges.push(ev.index);
+                    plan.fixed_edges.push(ev.index);
                     let mut cols = vec![format!("{KEY} = {FROM}"), TO.to_string(), format!("__kqlev_geid{} = {EID}", ev.index)];
                     cols.extend(props.iter().map(|p| format!("{} = {}", q(&prop_col(ev.index, p)), q(p))));
                     let text = format!(
@@ -581,7 +645,7 @@ impl<'a> Binder<'a> {
                     self.bind_graph_text(&text, &sm)?
                 }
                 Some((lo, hi)) => {
-                    path_edges.push(ev.index);
+                    plan.path_edges.push(ev.index);
                     let (path, inner) = (path_col(ev.index), inner_col(ev.index));
                     let mut init = vec![format!("{CUR} = {}", id_col(from.index)), format!("{path} = dynamic([])"), format!("{inner} = dynamic([])")];
                     init.extend(props.iter().map(|p| format!("{} = dynamic([])", q(&prop_col(ev.index, p)))));
@@ -622,7 +686,7 @@ impl<'a> Binder<'a> {
                         format!("{c} = array_concat({c}, pack_array({}))", q(&format!("__kqlev_sp_{p}")))
                     }));
                     appends.extend(fns.iter().chain(node_fns.iter()).map(|(i, _)| format!("{0} = array_concat({0}, pack_array(__kqlev_sf{i}))", fn_col(*i))));
-                    let prune = match cycles {
+                    let prune = match plan.cycles.as_str() {
                         "unique_edges" => format!("| where array_index_of({path}, __kqlev_seid) < 0"),
                         "none" => format!("| where array_index_of({inner}, __kqlev_sto) < 0 and __kqlev_sto != {}", id_col(from.index)),
                         _ => String::new(),
@@ -654,14 +718,14 @@ impl<'a> Binder<'a> {
                     self.bind_graph_text(&text, &s2)?
                 }
             };
-            // The node it ends at: joined, or checked when already bound.
-            let tv = &vars[to_name];
+            // The node it ends at: joined, or checked when already plan.bound.
+            let tv = &plan.vars[to_name];
             let sm = s.with(MATCH, Binding::Tabular(rel2));
-            rel2 = if bound.contains(to_name) {
+            rel2 = if plan.bound.contains(to_name) {
                 self.bind_graph_text(&format!("{MATCH} | where {TO} == {} | project-away {TO}", id_col(tv.index)), &sm)?
             } else {
-                bound.insert(to_name.clone());
-                let text = format!("{MATCH} | extend {KEY} = {TO} | join kind=inner ({} | extend {KEY} = {}) on {KEY} | project-away {KEY}*, {TO}", node_as(tv.index), id_col(tv.index));
+                plan.bound.insert(to_name.clone());
+                let text = format!("{MATCH} | extend {KEY} = {TO} | join kind=inner ({} | extend {KEY} = {}) on {KEY} | project-away {KEY}*, {TO}", plan.node_as(tv.index), id_col(tv.index));
                 self.bind_graph_text(&text, &sm)?
             };
             rel = rel2;

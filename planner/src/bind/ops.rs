@@ -78,8 +78,9 @@ impl<'a> Binder<'a> {
             OperatorKind::MvApply(m) => self.plan_mv_apply(rel, m, scope, span),
             OperatorKind::ParseKv { expr, columns, with } => self.plan_parse_kv(rel, expr, columns, with, scope, span),
             OperatorKind::Evaluate(ev) => self.plan_evaluate(rel, ev, scope, span),
+            OperatorKind::MakeGraph(g) if g.partitioned_by.is_some() => Err(self.unsupported("make-graph partitioned-by", span)),
             OperatorKind::MakeGraph(_) => Err(self.semantic("make-graph makes a graph, which a graph operator (graph-match, graph-to-table) must follow", span)),
-            OperatorKind::GraphMatch(_) | OperatorKind::GraphToTable(_) => {
+            OperatorKind::GraphMatch(_) | OperatorKind::GraphShortestPaths(_) | OperatorKind::GraphToTable(_) => {
                 Err(self.semantic("a graph operator needs a graph: make-graph first", span))
             }
             OperatorKind::MakeSeries(m) => self.plan_make_series(rel, m, scope, span),

@@ -19,7 +19,7 @@ impl<'a> Binder<'a> {
             return Ok((self.bind_tabular(e, scope)?, None));
         };
         // A graph operator reads the graph `make-graph` builds of its input.
-        if let ast::OperatorKind::GraphMatch(_) | ast::OperatorKind::GraphToTable(_) = &op.kind {
+        if let ast::OperatorKind::GraphMatch(_) | ast::OperatorKind::GraphShortestPaths(_) | ast::OperatorKind::GraphToTable(_) = &op.kind {
             let ExprKind::Pipe { input: edges, op: make } = &input.kind else {
                 return Err(self.semantic("a graph operator needs a graph: make-graph first", op.span));
             };
@@ -30,7 +30,17 @@ impl<'a> Binder<'a> {
             let s = named.as_ref().unwrap_or(scope);
             let graph = self.bind_make_graph(rel, g, s, make.span)?;
             let out = match &op.kind {
-                ast::OperatorKind::GraphMatch(m) => self.plan_graph_match(graph, m, s, op.span)?,
+                ast::OperatorKind::GraphMatch(m) => self.plan_graph_match(graph, m, None, s, op.span)?,
+                ast::OperatorKind::GraphShortestPaths(m) => {
+                    let mut all = false;
+                    for p in &m.params {
+                        match &p.value.kind {
+                            ExprKind::Ident(i) if i.name == "any" || i.name == "all" => all = i.name == "all",
+                            _ => return Err(self.semantic("graph-shortest-paths: output must be any or all", p.span)),
+                        }
+                    }
+                    self.plan_graph_match(graph, m, Some(all), s, op.span)?
+                }
                 ast::OperatorKind::GraphToTable(items) => self.plan_graph_to_table(graph, items, s, op.span)?,
                 _ => return Err(PlanError::Internal("a graph operator that is neither graph-match nor graph-to-table".into())),
             };
