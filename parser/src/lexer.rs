@@ -129,7 +129,7 @@ keywords! {
     Output = "output", Optional = "optional", Reduce = "reduce", Consume = "consume",
     With = "with", MakeGraph = "make-graph", GraphMatch = "graph-match",
     GraphToTable = "graph-to-table", PartitionedBy = "partitioned-by",
-    GraphShortestPaths = "graph-shortest-paths",
+    GraphShortestPaths = "graph-shortest-paths", GraphMarkComponents = "graph-mark-components",
     // management commands (only recognised in requests starting with `.`)
     Create = "create", CreateMerge = "create-merge", CreateOrAlter = "create-or-alter",
     Alter = "alter", Drop = "drop", Show = "show", Delete = "delete", Add = "add",
@@ -251,6 +251,7 @@ fn query_keyword(w: &str) -> Option<Kw> {
         "graph-to-table" => GraphToTable,
         "partitioned-by" => PartitionedBy,
         "graph-shortest-paths" => GraphShortestPaths,
+        "graph-mark-components" => GraphMarkComponents,
         _ => return Option::None,
     })
 }
@@ -354,6 +355,7 @@ const HYPHENATED: &[&str] = &[
     "graph-to-table",
     "partitioned-by",
     "graph-shortest-paths",
+    "graph-mark-components",
     "granny-asc",
     "granny-desc",
 ];
@@ -374,7 +376,6 @@ const HYPHENATED_COMMAND: &[&str] = &[
 /// KQL operators that Kustodian does not support; they get a clear error.
 const UNSUPPORTED: &[&str] = &[
     "graph-merge",
-    "graph-mark-components",
     "macro-expand",
     "assert-schema",
     "execute-and-cache",
@@ -626,6 +627,7 @@ fn param_names(kw: Kw) -> Option<&'static [&'static str]> {
         Kw::Join | Kw::Lookup | Kw::MakeSeries | Kw::Reduce => &["kind"],
         Kw::GraphMatch => &["cycles"],
         Kw::GraphShortestPaths => &["output"],
+        Kw::GraphMarkComponents => &["kind", "with_component_id"],
         Kw::Search => &["kind", "withsource"],
         Kw::Union => &["kind", "withsource", "isfuzzy"],
         Kw::MvExpand | Kw::MvExpandLegacy | Kw::MvApply => &["kind", "bagexpansion", "with_itemindex"],

@@ -751,8 +751,12 @@ fn operators() {
         op("G | graph-to-table edges with_source_id=s with_target_id=t"),
         OperatorKind::GraphToTable(items) if items[0].edges && items[0].params.len() == 2
     ));
+    assert!(matches!(
+        op("G | graph-mark-components kind=strong with_component_id=c"),
+        OperatorKind::GraphMarkComponents(p) if p.len() == 2
+    ));
     assert_eq!(
-        err("T | graph-mark-components").kind,
+        err("T | graph-merge x").kind,
         ParseErrorKind::Unsupported
     );
     assert_eq!(

@@ -101,8 +101,12 @@ pub struct MaterializeExec {
 
 impl MaterializeExec {
     fn new(input: Arc<dyn ExecutionPlan>, id: u64, cell: Cell) -> Self {
+        // One input partition is read in order (`collect`), so a sorted input stays sorted and
+        // the sort below is kept; several are merged in no particular order.
+        let ordered = input.properties().output_partitioning().partition_count() == 1;
+        let eq = if ordered { input.properties().equivalence_properties().clone() } else { EquivalenceProperties::new(input.schema()) };
         let properties = Arc::new(PlanProperties::new(
-            EquivalenceProperties::new(input.schema()),
+            eq,
             Partitioning::UnknownPartitioning(1),
             EmissionType::Final,
             Boundedness::Bounded,
@@ -127,7 +131,7 @@ impl ExecutionPlan for MaterializeExec {
     }
 
     fn maintains_input_order(&self) -> Vec<bool> {
-        vec![false]
+        vec![self.input.properties().output_partitioning().partition_count() == 1]
     }
 
     fn benefits_from_input_partitioning(&self) -> Vec<bool> {

@@ -1189,6 +1189,10 @@ impl Display for OperatorKind {
                 }
                 Ok(())
             }
+            GraphMarkComponents(params) => {
+                f.write_str("graph-mark-components")?;
+                params_list(f, params)
+            }
             GraphToTable(items) => {
                 f.write_str("graph-to-table ")?;
                 for (i, it) in items.iter().enumerate() {

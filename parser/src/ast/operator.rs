@@ -124,6 +124,8 @@ pub enum OperatorKind {
     GraphMatch(GraphMatch),
     /// `graph-shortest-paths [output=any|all] pattern [where ...] project ...`
     GraphShortestPaths(GraphMatch),
+    /// `graph-mark-components [kind=weak|strong] [with_component_id=name]`
+    GraphMarkComponents(Vec<OpParam>),
     GraphToTable(Vec<GraphToTableItem>),
 }
 

@@ -524,6 +524,11 @@ macro_rules! visitor {
                     }
                 }
                 OperatorKind::GraphToTable(_) => {}
+                OperatorKind::GraphMarkComponents(params) => {
+                    for p in params {
+                        v.visit_op_param(p);
+                    }
+                }
                 OperatorKind::SampleDistinct { count, of } => {
                     v.visit_expr(count);
                     v.visit_expr(of);

@@ -32,6 +32,9 @@ const STEP: &str = "__kqlev_gstep";
 const SIDE: &str = "__kqlev_gside";
 /// A node's id in the node table.
 const NID: &str = "__kqlev_nid";
+/// A node's place in the node table: the `with` tables' rows first, in order, then the ids
+/// only edges name, in the order they first do.
+const ORD: &str = "__kqlev_nord";
 /// An edge's number in the edge table.
 const EID: &str = "__kqlev_eid";
 const FROM: &str = "__kqlev_from";
@@ -219,11 +222,8 @@ impl<'a> Binder<'a> {
         let ast::Request::Query(query) = parsed else {
             return Err(PlanError::Internal("graph lowering wrote a command".into()));
         };
-        let Some(ast::Statement { kind: ast::StatementKind::Expr(e), .. }) = query.statements.last() else {
-            return Err(PlanError::Internal("graph lowering wrote no expression".into()));
-        };
         self.foreign_text += 1;
-        let r = self.bind_tabular(e, scope);
+        let r = self.bind_statements(&query.statements, &mut scope.clone(), false);
         self.foreign_text -= 1;
         r
     }
@@ -252,10 +252,10 @@ impl<'a> Binder<'a> {
         let (nodes, node_props) = if g.nodes.is_empty() {
             let id_name = g.node_id.as_ref().map(|i| i.name.clone());
             let project = match &id_name {
-                Some(n) => format!("{} = {NID}, {NID} = {NID}", q(n)),
-                None => NID.to_string(),
+                Some(n) => format!("{} = {NID}, {NID} = {NID}, {ORD} = __kqlev_o", q(n)),
+                None => format!("{NID}, {ORD} = __kqlev_o"),
             };
-            let rel = self.bind_graph_text(&format!("{ids} | sort by __kqlev_o asc | project {project}"), &s)?;
+            let rel = self.bind_graph_text(&format!("{ids} | project {project}"), &s)?;
             (rel, id_name.into_iter().collect())
         } else {
             let mut s2 = s.clone();
@@ -280,22 +280,63 @@ impl<'a> Binder<'a> {
             let id_name = id_name.unwrap_or_default();
             let listed = format!("union {} | serialize __kqlev_r = row_number()", legs.join(", "));
             // One row per id (the first table's row, then the first row, of one that has it).
-            let mut text = format!(
-                "{listed} | summarize arg_min(__kqlev_r, *) by {NID} | sort by __kqlev_r asc | project-away __kqlev_r, __kqlev_o"
-            );
+            let mut text = format!("{listed} | summarize arg_min(__kqlev_r, *) by {NID} | extend {ORD} = __kqlev_r | project-away __kqlev_r, __kqlev_o");
             // The ids only edges name, after them, with the id property.
             text = format!(
-                "union ({text}), ({ids} | where {NID} !in (({listed} | project {NID})) | sort by __kqlev_o asc | project {} = {NID}, {NID}, __kqlev_o) \
-                 | project-away __kqlev_o",
+                "union ({text}), ({ids} | where {NID} !in (({listed} | project {NID})) | project {} = {NID}, {NID}, {ORD} = 1000000000000 + __kqlev_o)",
                 q(&id_name)
             );
             let rel = self.bind_graph_text(&text, &s2)?;
             // The union gives the columns in its legs' order: the properties as the tables have them.
-            let props: Vec<String> = rel.schema.columns.iter().map(|c| c.name.clone()).filter(|c| c != NID).collect();
+            let props: Vec<String> = rel.schema.columns.iter().map(|c| c.name.clone()).filter(|c| c != NID && c != ORD).collect();
             (rel, props)
         };
         let nodes = self.materialize(nodes);
         Ok(Graph { nodes, edges: numbered, node_props, edge_props, source: g.source.name.clone(), target: g.target.name.clone() })
+    }
+
+    /// `graph-mark-components`: the graph with each node's component number as a property.
+    pub(crate) fn mark_components(&mut self, graph: Graph, params: &[ast::OpParam], scope: &Scope, span: Span) -> Result<Graph> {
+        let mut strong = false;
+        let mut name = "ComponentId".to_string();
+        for p in params {
+            let v = match &p.value.kind {
+                ExprKind::Ident(i) => i.name.clone(),
+                ExprKind::Literal(ast::Literal { kind: ast::LiteralKind::String(s), .. }) => s.clone(),
+                _ => return Err(self.semantic(format!("graph-mark-components: {} expects a name", p.name.name), p.span)),
+            };
+            match p.name.name.as_str() {
+                "kind" if v == "weak" || v == "strong" => strong = v == "strong",
+                "kind" => return Err(self.semantic("graph-mark-components: kind must be weak or strong", p.span)),
+                _ => name = v,
+            }
+        }
+        if graph.node_props.contains(&name) {
+            return Err(self.semantic(format!("graph-mark-components: the nodes already have a property '{name}'"), span));
+        }
+        let (src, dst) = (q(&graph.source), q(&graph.target));
+        let s = scope.with(NODES, Binding::Tabular(graph.nodes.clone())).with(EDGES, Binding::Tabular(graph.edges.clone()));
+        // The nodes numbered in their order; each edge as the pair of its ends' numbers (in a
+        // one-element array: `make_list` concatenates the arrays it is given).
+        let numbered = self.bind_graph_text(&format!("{NODES} | sort by {ORD} asc | serialize __kqlev_ix = row_number() - 1"), &s)?;
+        let numbered = self.materialize(numbered);
+        let s = s.with("__kqlev_gnum", Binding::Tabular(numbered));
+        let text = format!(
+            "let __kqlev_pairs = toscalar({EDGES} | project {KEY} = {src}, __kqlev_b = {dst} \
+               | join kind=inner (__kqlev_gnum | project {KEY} = {NID}, __kqlev_a = __kqlev_ix) on {KEY} | project-away {KEY}* \
+               | extend {KEY} = __kqlev_b | join kind=inner (__kqlev_gnum | project {KEY} = {NID}, __kqlev_bx = __kqlev_ix) on {KEY} \
+               | summarize make_list(pack_array(pack_array(__kqlev_a, __kqlev_bx)))); \
+             let __kqlev_n = toscalar(__kqlev_gnum | count); \
+             let __kqlev_comp = __kql_graph_components(__kqlev_n, __kqlev_pairs, {strong}); \
+             __kqlev_gnum | extend {} = tolong(__kqlev_comp[__kqlev_ix]) | sort by __kqlev_ix asc | project-away __kqlev_ix"
+            ,
+            q(&name)
+        );
+        let nodes = self.bind_graph_text(&text, &s)?;
+        let nodes = self.materialize(nodes);
+        let mut node_props = graph.node_props;
+        node_props.push(name);
+        Ok(Graph { nodes, node_props, ..graph })
     }
 
     /// `graph-to-table` over a graph.
@@ -321,7 +362,7 @@ impl<'a> Binder<'a> {
         } else {
             let mut cols = lead;
             cols.extend(graph.node_props.iter().map(|p| q(p)));
-            format!("{NODES} | project {}", cols.join(", "))
+            format!("{NODES} | sort by {ORD} asc | project {}", cols.join(", "))
         };
         self.bind_graph_text(&text, &s)
     }

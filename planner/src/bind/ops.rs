@@ -80,6 +80,7 @@ impl<'a> Binder<'a> {
             OperatorKind::Evaluate(ev) => self.plan_evaluate(rel, ev, scope, span),
             OperatorKind::MakeGraph(g) if g.partitioned_by.is_some() => Err(self.unsupported("make-graph partitioned-by", span)),
             OperatorKind::MakeGraph(_) => Err(self.semantic("make-graph makes a graph, which a graph operator (graph-match, graph-to-table) must follow", span)),
+            OperatorKind::GraphMarkComponents(_) => Err(self.semantic("graph-mark-components makes a graph, which a graph operator (graph-match, graph-to-table) must follow", span)),
             OperatorKind::GraphMatch(_) | OperatorKind::GraphShortestPaths(_) | OperatorKind::GraphToTable(_) => {
                 Err(self.semantic("a graph operator needs a graph: make-graph first", span))
             }
@@ -1562,6 +1563,11 @@ pub(crate) fn input_ordering(plan: &datafusion::logical_expr::LogicalPlan) -> Op
                 p = pr.input.as_ref();
             }
             LogicalPlan::SubqueryAlias(a) => p = a.input.as_ref(),
+            // A materialized result keeps its input's order (`MaterializeExec`).
+            LogicalPlan::Extension(e) if e.node.as_any().is::<crate::materialize_exec::MaterializeNode>() => match e.node.inputs().first() {
+                Some(input) => p = input,
+                None => return None,
+            },
             _ => return None,
         }
     };

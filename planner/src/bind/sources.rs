@@ -20,15 +20,8 @@ impl<'a> Binder<'a> {
         };
         // A graph operator reads the graph `make-graph` builds of its input.
         if let ast::OperatorKind::GraphMatch(_) | ast::OperatorKind::GraphShortestPaths(_) | ast::OperatorKind::GraphToTable(_) = &op.kind {
-            let ExprKind::Pipe { input: edges, op: make } = &input.kind else {
-                return Err(self.semantic("a graph operator needs a graph: make-graph first", op.span));
-            };
-            let ast::OperatorKind::MakeGraph(g) = &make.kind else {
-                return Err(self.semantic("a graph operator needs a graph: make-graph first", op.span));
-            };
-            let (rel, named) = self.bind_chain(edges, scope)?;
+            let (graph, named) = self.bind_graph(input, scope, op.span)?;
             let s = named.as_ref().unwrap_or(scope);
-            let graph = self.bind_make_graph(rel, g, s, make.span)?;
             let out = match &op.kind {
                 ast::OperatorKind::GraphMatch(m) => self.plan_graph_match(graph, m, None, s, op.span)?,
                 ast::OperatorKind::GraphShortestPaths(m) => {
@@ -54,6 +47,30 @@ impl<'a> Binder<'a> {
             return Ok((out, Some(named)));
         }
         Ok((out, named))
+    }
+
+    /// Binds the graph a graph operator reads: `edges | make-graph ...`, maybe followed by
+    /// `graph-mark-components`.
+    fn bind_graph(&mut self, e: &ast::Expr, scope: &Scope, at: Span) -> Result<(super::graph::Graph, Option<Scope>)> {
+        let no_graph = || self.semantic("a graph operator needs a graph: make-graph first", at);
+        let ExprKind::Pipe { input, op } = &e.kind else {
+            return Err(no_graph());
+        };
+        match &op.kind {
+            ast::OperatorKind::MakeGraph(g) => {
+                let (rel, named) = self.bind_chain(input, scope)?;
+                let s = named.as_ref().unwrap_or(scope);
+                let graph = self.bind_make_graph(rel, g, s, op.span)?;
+                Ok((graph, named))
+            }
+            ast::OperatorKind::GraphMarkComponents(params) => {
+                let (graph, named) = self.bind_graph(input, scope, op.span)?;
+                let s = named.as_ref().unwrap_or(scope);
+                let graph = self.mark_components(graph, params, s, op.span)?;
+                Ok((graph, named))
+            }
+            _ => Err(no_graph()),
+        }
     }
 
     /// Binds an expression that must denote a table.

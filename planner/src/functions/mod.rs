@@ -72,6 +72,7 @@ mod base64;
 mod conversion;
 mod datetime;
 mod geo;
+mod graph;
 mod hash;
 mod ip;
 mod json;

@@ -392,6 +392,8 @@ static SCALARS: &[Scalar] = &[
     f("pack_array", 1, MANY, array::lower_pack_array),
     fa("array_length", &["arraylength"], 1, 1, array::lower_array_length),
     f("array_concat", 1, MANY, array::lower_array_concat),
+    // graph-mark-components' lowering (`bind::graph`): not a Kusto function.
+    f("__kql_graph_components", 3, 3, super::graph::lower_components),
     f("array_slice", 3, 3, array::lower_array_slice),
     f("array_index_of", 2, 5, array::lower_array_index_of),
     f("array_sum", 1, 1, array::lower_array_sum),
