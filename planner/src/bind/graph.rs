@@ -38,6 +38,9 @@ const ORD: &str = "__kqlev_nord";
 /// An edge's number in the edge table.
 const EID: &str = "__kqlev_eid";
 const FROM: &str = "__kqlev_from";
+/// An edge's source and target node ids (with its partition, under `partitioned-by`).
+const SRC: &str = "__kqlev_src";
+const DST: &str = "__kqlev_dst";
 const TO: &str = "__kqlev_to";
 const KEY: &str = "__kqlev_jk";
 const CUR: &str = "__kqlev_cur";
@@ -229,30 +232,45 @@ impl<'a> Binder<'a> {
     }
 
     /// Binds `edges | make-graph ...` into the graph's node and edge tables.
-    pub(crate) fn bind_make_graph(&mut self, edges: Rel, g: &ast::MakeGraph, scope: &Scope, span: Span) -> Result<Graph> {
-        if g.partitioned_by.is_some() {
-            return Err(self.unsupported("make-graph partitioned-by", span));
-        }
+    pub(crate) fn bind_make_graph(&mut self, edges: Rel, g: &ast::MakeGraph, scope: &Scope, _span: Span) -> Result<Graph> {
         for c in [&g.source, &g.target] {
             if edges.schema.get(&c.name).is_none() {
                 return Err(self.semantic(format!("make-graph: the edges have no column '{}'", c.name), c.span));
             }
         }
+        // With `partitioned-by`, a node is known by its partition and its id: one graph per
+        // partition, side by side, which the graph operators then read as one.
+        let part = g.partitioned_by.as_ref().map(|(c, _)| c);
+        if let Some(p) = part
+            && edges.schema.get(&p.name).is_none()
+        {
+            return Err(self.semantic(format!("make-graph: the edges have no partition column '{}'", p.name), p.span));
+        }
+        let key = |col: &str| match part {
+            Some(p) => format!("strcat(tostring({}), '\\u001f', tostring({}))", q(&p.name), q(col)),
+            None => q(col),
+        };
         let edge_props: Vec<String> = edges.schema.columns.iter().map(|c| c.name.clone()).collect();
         let s = scope.with(EDGES, Binding::Tabular(edges));
-        let numbered = self.bind_graph_text(&format!("{EDGES} | serialize {EID} = row_number()"), &s)?;
+        let numbered = self.bind_graph_text(
+            &format!("{EDGES} | serialize {EID} = row_number() | extend {SRC} = {}, {DST} = {}", key(&g.source.name), key(&g.target.name)),
+            &s,
+        )?;
         let numbered = self.materialize(numbered);
         let s = scope.with(EDGES, Binding::Tabular(numbered.clone()));
         let (src, dst) = (q(&g.source.name), q(&g.target.name));
-        // Every id the edges name, in the order they first name it.
+        let part_col = part.map(|p| format!(", __kqlev_p = {}", q(&p.name))).unwrap_or_default();
+        // Every id the edges name, in the order they first name it (with the id as written).
         let ids = format!(
-            "union ({EDGES} | project {NID} = {src}, __kqlev_o = {EID} * 2), ({EDGES} | project {NID} = {dst}, __kqlev_o = {EID} * 2 + 1) \
-             | summarize __kqlev_o = min(__kqlev_o) by {NID}"
+            "union ({EDGES} | project {NID} = {SRC}, __kqlev_raw = {src}, __kqlev_o = {EID} * 2{part_col}), \
+                   ({EDGES} | project {NID} = {DST}, __kqlev_raw = {dst}, __kqlev_o = {EID} * 2 + 1{part_col}) \
+             | summarize arg_min(__kqlev_o, *) by {NID}"
         );
+        let part_prop = |name: &str| part.map(|p| format!(", {} = __kqlev_p", q(&p.name))).filter(|_| !name.is_empty()).unwrap_or_default();
         let (nodes, node_props) = if g.nodes.is_empty() {
             let id_name = g.node_id.as_ref().map(|i| i.name.clone());
             let project = match &id_name {
-                Some(n) => format!("{} = {NID}, {NID} = {NID}, {ORD} = __kqlev_o", q(n)),
+                Some(n) => format!("{} = __kqlev_raw{}, {NID} = {NID}, {ORD} = __kqlev_o", q(n), part_prop(n)),
                 None => format!("{NID}, {ORD} = __kqlev_o"),
             };
             let rel = self.bind_graph_text(&format!("{ids} | project {project}"), &s)?;
@@ -267,6 +285,11 @@ impl<'a> Binder<'a> {
                 if rel.schema.get(&n.id.name).is_none() {
                     return Err(self.semantic(format!("make-graph: the nodes have no column '{}'", n.id.name), n.id.span));
                 }
+                if let Some(p) = part
+                    && rel.schema.get(&p.name).is_none()
+                {
+                    return Err(self.semantic(format!("make-graph: the nodes have no partition column '{}'", p.name), p.span));
+                }
                 for c in &rel.schema.columns {
                     if !props.contains(&c.name) {
                         props.push(c.name.clone());
@@ -274,7 +297,7 @@ impl<'a> Binder<'a> {
                 }
                 id_name.get_or_insert_with(|| n.id.name.clone());
                 let name = format!("__kqlev_gn{i}");
-                legs.push(format!("({name} | extend {NID} = {}, __kqlev_o = {i})", q(&n.id.name)));
+                legs.push(format!("({name} | extend {NID} = {}, __kqlev_o = {i})", key(&n.id.name)));
                 s2 = s2.with(&name, Binding::Tabular(rel));
             }
             let id_name = id_name.unwrap_or_default();
@@ -283,8 +306,9 @@ impl<'a> Binder<'a> {
             let mut text = format!("{listed} | summarize arg_min(__kqlev_r, *) by {NID} | extend {ORD} = __kqlev_r | project-away __kqlev_r, __kqlev_o");
             // The ids only edges name, after them, with the id property.
             text = format!(
-                "union ({text}), ({ids} | where {NID} !in (({listed} | project {NID})) | project {} = {NID}, {NID}, {ORD} = 1000000000000 + __kqlev_o)",
-                q(&id_name)
+                "union ({text}), ({ids} | where {NID} !in (({listed} | project {NID})) | project {} = __kqlev_raw{}, {NID}, {ORD} = 1000000000000 + __kqlev_o)",
+                q(&id_name),
+                part_prop(&id_name)
             );
             let rel = self.bind_graph_text(&text, &s2)?;
             // The union gives the columns in its legs' order: the properties as the tables have them.
@@ -292,7 +316,7 @@ impl<'a> Binder<'a> {
             (rel, props)
         };
         let nodes = self.materialize(nodes);
-        Ok(Graph { nodes, edges: numbered, node_props, edge_props, source: g.source.name.clone(), target: g.target.name.clone() })
+        Ok(Graph { nodes, edges: numbered, node_props, edge_props, source: SRC.to_string(), target: DST.to_string() })
     }
 
     /// `graph-mark-components`: the graph with each node's component number as a property.

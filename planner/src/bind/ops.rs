@@ -78,7 +78,6 @@ impl<'a> Binder<'a> {
             OperatorKind::MvApply(m) => self.plan_mv_apply(rel, m, scope, span),
             OperatorKind::ParseKv { expr, columns, with } => self.plan_parse_kv(rel, expr, columns, with, scope, span),
             OperatorKind::Evaluate(ev) => self.plan_evaluate(rel, ev, scope, span),
-            OperatorKind::MakeGraph(g) if g.partitioned_by.is_some() => Err(self.unsupported("make-graph partitioned-by", span)),
             OperatorKind::MakeGraph(_) => Err(self.semantic("make-graph makes a graph, which a graph operator (graph-match, graph-to-table) must follow", span)),
             OperatorKind::GraphMarkComponents(_) => Err(self.semantic("graph-mark-components makes a graph, which a graph operator (graph-match, graph-to-table) must follow", span)),
             OperatorKind::GraphMatch(_) | OperatorKind::GraphShortestPaths(_) | OperatorKind::GraphToTable(_) => {

@@ -18,25 +18,34 @@ impl<'a> Binder<'a> {
         let ExprKind::Pipe { input, op } = &e.kind else {
             return Ok((self.bind_tabular(e, scope)?, None));
         };
+        // `make-graph ... partitioned-by c (operators)`: the graph operators apply inside.
+        if let ast::OperatorKind::MakeGraph(g) = &op.kind
+            && let Some((_, ops)) = &g.partitioned_by
+        {
+            let (rel, named) = self.bind_chain(input, scope)?;
+            let s = named.as_ref().unwrap_or(scope);
+            let mut graph = self.bind_make_graph(rel, g, s, op.span)?;
+            let mut rest = ops.as_slice();
+            while let [first, tail @ ..] = rest
+                && let ast::OperatorKind::GraphMarkComponents(params) = &first.kind
+            {
+                graph = self.mark_components(graph, params, s, first.span)?;
+                rest = tail;
+            }
+            let [first, tail @ ..] = rest else {
+                return Err(self.semantic("make-graph partitioned-by needs a graph operator in its parentheses", op.span));
+            };
+            let mut out = self.graph_operator(graph, first, s)?;
+            for o in tail {
+                out = self.bind_operator(out, o, s)?;
+            }
+            return Ok((out, named));
+        }
         // A graph operator reads the graph `make-graph` builds of its input.
         if let ast::OperatorKind::GraphMatch(_) | ast::OperatorKind::GraphShortestPaths(_) | ast::OperatorKind::GraphToTable(_) = &op.kind {
             let (graph, named) = self.bind_graph(input, scope, op.span)?;
             let s = named.as_ref().unwrap_or(scope);
-            let out = match &op.kind {
-                ast::OperatorKind::GraphMatch(m) => self.plan_graph_match(graph, m, None, s, op.span)?,
-                ast::OperatorKind::GraphShortestPaths(m) => {
-                    let mut all = false;
-                    for p in &m.params {
-                        match &p.value.kind {
-                            ExprKind::Ident(i) if i.name == "any" || i.name == "all" => all = i.name == "all",
-                            _ => return Err(self.semantic("graph-shortest-paths: output must be any or all", p.span)),
-                        }
-                    }
-                    self.plan_graph_match(graph, m, Some(all), s, op.span)?
-                }
-                ast::OperatorKind::GraphToTable(items) => self.plan_graph_to_table(graph, items, s, op.span)?,
-                _ => return Err(PlanError::Internal("a graph operator that is neither graph-match nor graph-to-table".into())),
-            };
+            let out = self.graph_operator(graph, op, s)?;
             return Ok((out, named));
         }
         let (rel, named) = self.bind_chain(input, scope)?;
@@ -47,6 +56,25 @@ impl<'a> Binder<'a> {
             return Ok((out, Some(named)));
         }
         Ok((out, named))
+    }
+
+    /// A graph operator (`graph-match`, `graph-shortest-paths`, `graph-to-table`) over a graph.
+    fn graph_operator(&mut self, graph: super::graph::Graph, op: &ast::Operator, s: &Scope) -> Result<Rel> {
+        match &op.kind {
+            ast::OperatorKind::GraphMatch(m) => self.plan_graph_match(graph, m, None, s, op.span),
+            ast::OperatorKind::GraphShortestPaths(m) => {
+                let mut all = false;
+                for p in &m.params {
+                    match &p.value.kind {
+                        ExprKind::Ident(i) if i.name == "any" || i.name == "all" => all = i.name == "all",
+                        _ => return Err(self.semantic("graph-shortest-paths: output must be any or all", p.span)),
+                    }
+                }
+                self.plan_graph_match(graph, m, Some(all), s, op.span)
+            }
+            ast::OperatorKind::GraphToTable(items) => self.plan_graph_to_table(graph, items, s, op.span),
+            _ => Err(self.semantic("expected a graph operator (graph-match, graph-shortest-paths, graph-to-table, graph-mark-components)", op.span)),
+        }
     }
 
     /// Binds the graph a graph operator reads: `edges | make-graph ...`, maybe followed by
