@@ -725,14 +725,18 @@ impl<'a> Binder<'a> {
         use datafusion::functions_window::expr_fn::row_number;
         // Number the rows in their serialized order: the order of the sort they come from
         // (DataFusion drops a sort that nothing above requires), else the input order.
-        let rn = match input_ordering(&rel.plan) {
+        let plan = match input_ordering(&rel.plan) {
             Some(order) => {
                 use datafusion::logical_expr::ExprFunctionExt;
-                row_number().order_by(order).build()?
+                rel.builder().window(vec![row_number().order_by(order).build()?.alias(ROW_NUMBER_COL)])?.build()?
             }
-            None => row_number(),
+            // A sort whose keys the projections above it drop: number the rows right above
+            // the sort, and carry the number up.
+            None => match number_in_sort_order(&rel.plan)? {
+                Some(plan) => plan,
+                None => rel.builder().window(vec![row_number().alias(ROW_NUMBER_COL)])?.build()?,
+            },
         };
-        let plan = rel.builder().window(vec![rn.alias(ROW_NUMBER_COL)])?.build()?;
         let mut cols = rel.schema.columns.clone();
         cols.push(KqlColumn::new(ROW_NUMBER_COL, KqlType::Long));
         let mut rel = Rel::new(plan, KqlSchema::new(cols));
@@ -1547,6 +1551,30 @@ fn split_window_expr(e: DfExpr) -> (DfExpr, Box<dyn Fn(DfExpr) -> DfExpr>) {
 
 /// The ordering of a plan's rows from the sort it ends in (through `take` and projections that
 /// pass the sort columns through unchanged), as sort expressions over the plan's output.
+/// `plan` with the row number column (`ROW_NUMBER_COL`) computed in the order of the sort
+/// below its projections and carried up through them, when only projections stand between
+/// its top and a sort (`T | sort by k | project a | serialize n = row_number()`: DataFusion
+/// drops a sort that nothing above requires, and the projection drops `k`).
+fn number_in_sort_order(plan: &datafusion::logical_expr::LogicalPlan) -> Result<Option<datafusion::logical_expr::LogicalPlan>> {
+    use datafusion::logical_expr::{ExprFunctionExt, LogicalPlan, LogicalPlanBuilder};
+    use datafusion::functions_window::expr_fn::row_number;
+    Ok(match plan {
+        LogicalPlan::Sort(s) if s.fetch.is_none() => {
+            let rn = row_number().order_by(s.expr.clone()).build()?.alias(ROW_NUMBER_COL);
+            Some(LogicalPlanBuilder::from(plan.clone()).window(vec![rn])?.build()?)
+        }
+        LogicalPlan::Projection(p) => match number_in_sort_order(&p.input)? {
+            Some(inner) => {
+                let mut exprs = p.expr.clone();
+                exprs.push(DfExpr::Column(datafusion::common::Column::new_unqualified(ROW_NUMBER_COL)));
+                Some(LogicalPlanBuilder::from(inner).project(exprs)?.build()?)
+            }
+            None => None,
+        },
+        _ => None,
+    })
+}
+
 pub(crate) fn input_ordering(plan: &datafusion::logical_expr::LogicalPlan) -> Option<Vec<SortExpr>> {
     use datafusion::common::tree_node::{Transformed, TreeNode};
     use datafusion::logical_expr::LogicalPlan;
