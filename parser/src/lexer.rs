@@ -130,6 +130,7 @@ keywords! {
     With = "with", MakeGraph = "make-graph", GraphMatch = "graph-match",
     GraphToTable = "graph-to-table", PartitionedBy = "partitioned-by",
     GraphShortestPaths = "graph-shortest-paths", GraphMarkComponents = "graph-mark-components",
+    ProjectByNames = "project-by-names",
     // management commands (only recognised in requests starting with `.`)
     Create = "create", CreateMerge = "create-merge", CreateOrAlter = "create-or-alter",
     Alter = "alter", Drop = "drop", Show = "show", Delete = "delete", Add = "add",
@@ -252,6 +253,7 @@ fn query_keyword(w: &str) -> Option<Kw> {
         "partitioned-by" => PartitionedBy,
         "graph-shortest-paths" => GraphShortestPaths,
         "graph-mark-components" => GraphMarkComponents,
+        "project-by-names" => ProjectByNames,
         _ => return Option::None,
     })
 }
@@ -356,6 +358,7 @@ const HYPHENATED: &[&str] = &[
     "partitioned-by",
     "graph-shortest-paths",
     "graph-mark-components",
+    "project-by-names",
     "granny-asc",
     "granny-desc",
 ];
@@ -379,7 +382,6 @@ const UNSUPPORTED: &[&str] = &[
     "macro-expand",
     "assert-schema",
     "execute-and-cache",
-    "project-by-names",
 ];
 
 /// Keywords the grammar accepts as a name (column, table, function...) in every position, so

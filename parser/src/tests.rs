@@ -755,6 +755,7 @@ fn operators() {
         op("G | graph-mark-components kind=strong with_component_id=c"),
         OperatorKind::GraphMarkComponents(p) if p.len() == 2
     ));
+    assert!(matches!(op("T | project-by-names 'a', dynamic(['b']), 'c*'"), OperatorKind::ProjectByNames(s) if s.len() == 3));
     assert_eq!(
         err("T | graph-merge x").kind,
         ParseErrorKind::Unsupported

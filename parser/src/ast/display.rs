@@ -843,6 +843,10 @@ impl Display for OperatorKind {
                 f.write_str("project-keep ")?;
                 expr_list(f, cols)
             }
+            ProjectByNames(specs) => {
+                f.write_str("project-by-names ")?;
+                expr_list(f, specs)
+            }
             ProjectRename(items) => {
                 f.write_str("project-rename ")?;
                 for (i, it) in items.iter().enumerate() {

@@ -27,6 +27,9 @@ pub enum OperatorKind {
     ProjectAway(Vec<Expr>),
     /// `project-keep a, b*`
     ProjectKeep(Vec<Expr>),
+    /// `project-by-names "a", dynamic(["b"]), "c*", column_names_of(T)`: constant names,
+    /// arrays of names and wildcard patterns, in order.
+    ProjectByNames(Vec<Expr>),
     /// `project-rename new = old, ...`
     ProjectRename(Vec<RenameItem>),
     /// `project-reorder a asc, b* desc`

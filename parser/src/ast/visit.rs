@@ -422,7 +422,7 @@ macro_rules! visitor {
                         v.visit_named_expr(n);
                     }
                 }
-                OperatorKind::ProjectAway(items) | OperatorKind::ProjectKeep(items) => {
+                OperatorKind::ProjectAway(items) | OperatorKind::ProjectKeep(items) | OperatorKind::ProjectByNames(items) => {
                     for e in items {
                         v.visit_expr(e);
                     }

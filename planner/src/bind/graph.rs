@@ -762,7 +762,10 @@ impl<'a> Binder<'a> {
                             "{STEP} | extend {KEY} = {CUR} | join kind=inner {SIDE} on {KEY} {prune} | extend {} | project-away {KEY}*, __kqlev_sto, __kqlev_seid, __kqlev_sp_*, __kqlev_sf*",
                             appends.join(", ")
                         );
+                        // Each path length is read again by the next hop and by the union of
+                        // lengths: computed once.
                         step = self.bind_graph_text(&text, &ss)?;
+                        step = self.materialize(step);
                         if hop >= lo {
                             legs.push(step.clone());
                         }

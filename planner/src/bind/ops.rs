@@ -25,6 +25,13 @@ impl<'a> Binder<'a> {
                 let keep: Vec<String> = rel.names().into_iter().filter(|n| !drop.contains(n)).collect();
                 self.select(rel, &keep)
             }
+            OperatorKind::ProjectByNames(specs) => {
+                let keep = self.names_by_specifiers(&rel, specs, scope)?;
+                if keep.is_empty() {
+                    return Err(self.semantic("project-by-names: no column of the input is named", span));
+                }
+                self.select(rel, &keep)
+            }
             OperatorKind::ProjectKeep(items) => {
                 let keep_set = self.match_columns(&rel, items, true)?;
                 let keep: Vec<String> = rel.names().into_iter().filter(|n| keep_set.contains(n)).collect();
@@ -385,6 +392,49 @@ impl<'a> Binder<'a> {
                 }
                 ExprKind::Star => out.extend(rel.names()),
                 _ => return Err(self.semantic("expected a column name or a wildcard", it.span)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The columns `project-by-names` keeps, in the order named: each specifier a constant
+    /// string (a name, or a pattern with `*`) or a constant dynamic array of names; names no
+    /// column has are left out.
+    fn names_by_specifiers(&mut self, rel: &Rel, specs: &[ast::Expr], scope: &Scope) -> Result<Vec<String>> {
+        let mut out: Vec<String> = Vec::new();
+        for spec in specs {
+            if let ExprKind::Ident(i) = &spec.kind
+                && rel.schema.get(&i.name).is_some()
+                && scope.get(&i.name).is_none()
+            {
+                return Err(self.semantic(format!("project-by-names takes names as strings (\"{}\"), not columns", i.name), spec.span));
+            }
+            let v = self.bind_scalar(spec, None, scope)?;
+            let Some(text) = super::scalar::const_string(&v) else {
+                return Err(self.semantic("project-by-names: expected a constant column name, array of names or pattern", spec.span));
+            };
+            let names: Vec<String> = if v.ty == KqlType::Dynamic {
+                match serde_json::from_str::<serde_json::Value>(&text) {
+                    Ok(serde_json::Value::Array(items)) => items.iter().filter_map(|i| i.as_str().map(str::to_string)).collect(),
+                    Ok(serde_json::Value::String(s)) => vec![s],
+                    _ => return Err(self.semantic("project-by-names: a dynamic specifier must be an array of column names", spec.span)),
+                }
+            } else if v.ty == KqlType::String {
+                vec![text]
+            } else {
+                return Err(self.semantic("project-by-names: expected a column name, array of names or pattern", spec.span));
+            };
+            for n in names {
+                let matched: Vec<String> = if n.contains('*') {
+                    rel.names().into_iter().filter(|c| glob_match(&n, c)).collect()
+                } else {
+                    rel.schema.get(&n).map(|c| vec![c.name.clone()]).unwrap_or_default()
+                };
+                for m in matched {
+                    if !out.contains(&m) {
+                        out.push(m);
+                    }
+                }
             }
         }
         Ok(out)

@@ -481,6 +481,15 @@ impl<'a> Binder<'a> {
                 }
                 return Ok(default);
             }
+            // `column_names_of(T)`: the names of a table's columns, known when binding.
+            "column_names_of" => {
+                let [a] = args else {
+                    return Err(self.semantic("column_names_of() takes one argument: a table", e.span));
+                };
+                let t = self.bind_tabular(a.expr(), scope)?;
+                let names = serde_json::Value::Array(t.schema.columns.iter().map(|c| serde_json::Value::String(c.name.clone())).collect());
+                return Ok(lit_ty(ScalarValue::Utf8(Some(names.to_string())), KqlType::Dynamic));
+            }
             "toscalar" => {
                 let [a] = args else {
                     return Err(self.semantic("toscalar() takes one argument", e.span));
