@@ -19,6 +19,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use kustodian_parser::ast::visit::{self, Visitor};
 use kustodian_parser::ast::visit_mut::{self, VisitorMut};
 use kustodian_parser::ast::{self, BinaryOp, EdgeDirection, ExprKind, OperatorKind, Span};
 
@@ -103,8 +104,8 @@ fn vars_in(e: &ast::Expr, vars: &HashMap<String, Var>) -> HashSet<String> {
         vars: &'a HashMap<String, Var>,
         found: HashSet<String>,
     }
-    impl VisitorMut for Find<'_> {
-        fn visit_expr(&mut self, e: &mut ast::Expr) {
+    impl Visitor<'_> for Find<'_> {
+        fn visit_expr(&mut self, e: &ast::Expr) {
             match &e.kind {
                 ExprKind::Member { expr, .. } => {
                     if let ExprKind::Ident(i) = &expr.kind
@@ -114,28 +115,34 @@ fn vars_in(e: &ast::Expr, vars: &HashMap<String, Var>) -> HashSet<String> {
                     }
                 }
                 ExprKind::Call { name, args } if is_graph_fn(&name.name) => {
-                    if let Some(ExprKind::Ident(i)) = args.first().map(|a| &a.expr().kind)
-                        && self.vars.contains_key(&i.name)
+                    if let Some((var, _)) = path_fn_target(args)
+                        && self.vars.contains_key(&var)
                     {
-                        self.found.insert(i.name.clone());
-                    }
-                    if let Some(ExprKind::Call { name: inner, args: a2 }) = args.first().map(|a| &a.expr().kind)
-                        && inner.name == "inner_nodes"
-                        && let Some(ExprKind::Ident(i)) = a2.first().map(|a| &a.expr().kind)
-                    {
-                        self.found.insert(i.name.clone());
+                        self.found.insert(var);
                     }
                 }
                 _ => {}
             }
             if !e.is_query_boundary() {
-                visit_mut::walk_expr(self, e);
+                visit::walk_expr(self, e);
             }
         }
     }
     let mut f = Find { vars, found: HashSet::new() };
-    f.visit_expr(&mut e.clone());
+    f.visit_expr(e);
     f.found
+}
+
+/// The variable a graph function's first argument names, and whether it is `inner_nodes(v)`.
+fn path_fn_target(args: &[ast::Arg]) -> Option<(String, bool)> {
+    match &args.first()?.expr().kind {
+        ExprKind::Ident(i) => Some((i.name.clone(), false)),
+        ExprKind::Call { name, args: a } if name.name == "inner_nodes" && a.len() == 1 => match &a[0].expr().kind {
+            ExprKind::Ident(i) => Some((i.name.clone(), true)),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 fn is_graph_fn(name: &str) -> bool {
@@ -818,20 +825,20 @@ fn has_graph_fn(e: &ast::Expr) -> bool {
 
 fn uses_fn(e: &ast::Expr, f: &str) -> bool {
     struct Find<'a>(&'a str, bool);
-    impl VisitorMut for Find<'_> {
-        fn visit_expr(&mut self, e: &mut ast::Expr) {
+    impl Visitor<'_> for Find<'_> {
+        fn visit_expr(&mut self, e: &ast::Expr) {
             if let ExprKind::Call { name, .. } = &e.kind
                 && name.name == self.0
             {
                 self.1 = true;
             }
             if !e.is_query_boundary() {
-                visit_mut::walk_expr(self, e);
+                visit::walk_expr(self, e);
             }
         }
     }
     let mut v = Find(f, false);
-    v.visit_expr(&mut e.clone());
+    v.visit_expr(e);
     v.1
 }
 
@@ -885,38 +892,28 @@ fn collect_path_fns(e: &ast::Expr, vars: &HashMap<String, Var>, out: &mut Vec<Pa
         vars: &'a HashMap<String, Var>,
         out: &'a mut Vec<PathFn>,
     }
-    impl VisitorMut for Collect<'_> {
-        fn visit_expr(&mut self, e: &mut ast::Expr) {
+    impl Visitor<'_> for Collect<'_> {
+        fn visit_expr(&mut self, e: &ast::Expr) {
             if let ExprKind::Call { name, args } = &e.kind
                 && matches!(name.name.as_str(), "all" | "any" | "map")
                 && args.len() == 2
+                && let Some((var, inner_nodes)) = path_fn_target(args)
+                && self.vars.get(&var).is_some_and(|v| v.kind == VarKind::Path)
             {
-                let (var, inner_nodes) = match &args[0].expr().kind {
-                    ExprKind::Ident(i) => (Some(i.name.clone()), false),
-                    ExprKind::Call { name: n, args: a } if n.name == "inner_nodes" && a.len() == 1 => match &a[0].expr().kind {
-                        ExprKind::Ident(i) => (Some(i.name.clone()), true),
-                        _ => (None, true),
-                    },
-                    _ => (None, false),
+                let kind = match name.name.as_str() {
+                    "all" => "all",
+                    "any" => "any",
+                    _ => "map",
                 };
-                if let Some(var) = var
-                    && self.vars.get(&var).is_some_and(|v| v.kind == VarKind::Path)
-                {
-                    let kind = match name.name.as_str() {
-                        "all" => "all",
-                        "any" => "any",
-                        _ => "map",
-                    };
-                    self.out.push(PathFn { var, kind, expr: args[1].expr().clone(), inner_nodes });
-                    return;
-                }
+                self.out.push(PathFn { var, kind, expr: args[1].expr().clone(), inner_nodes });
+                return;
             }
             if !e.is_query_boundary() {
-                visit_mut::walk_expr(self, e);
+                visit::walk_expr(self, e);
             }
         }
     }
-    Collect { vars, out }.visit_expr(&mut e.clone());
+    Collect { vars, out }.visit_expr(e);
 }
 
 /// `e` over the match's columns: `v.p` as the variable's column, the graph functions as what
@@ -934,7 +931,6 @@ fn rewrite_refs(
         vars: &'a HashMap<String, Var>,
         node_cols: &'a HashSet<String>,
         edge_cols: &'a HashSet<String>,
-        next_fn: usize,
         path_fns: &'a [PathFn],
         err: Option<PlanError>,
     }
@@ -959,23 +955,18 @@ fn rewrite_refs(
                     }
                 }
                 ExprKind::Call { name, args } if matches!(name.name.as_str(), "all" | "any" | "map") && args.len() == 2 => {
-                    let var = match &args[0].expr().kind {
-                        ExprKind::Ident(i) => Some(i.name.clone()),
-                        ExprKind::Call { name: n, args: a } if n.name == "inner_nodes" => match a.first().map(|x| &x.expr().kind) {
-                            Some(ExprKind::Ident(i)) => Some(i.name.clone()),
-                            _ => None,
-                        },
-                        _ => None,
-                    };
-                    if let Some(var) = var
+                    if let Some((var, inner)) = path_fn_target(args)
                         && self.vars.get(&var).is_some_and(|v| v.kind == VarKind::Path)
                     {
-                        let i = self.next_fn;
-                        self.next_fn += 1;
-                        let Some(f) = self.path_fns.get(i) else {
-                            self.err.get_or_insert(PlanError::Internal("graph-match: graph functions out of step".into()));
+                        // The array `collect_path_fns` planned for this call (identical calls share one).
+                        let found = self.path_fns.iter().position(|f| {
+                            f.var == var && f.inner_nodes == inner && f.kind == name.name && f.expr == *args[1].expr()
+                        });
+                        let Some(i) = found else {
+                            self.err.get_or_insert(PlanError::Internal(format!("graph-match: {}() over '{var}' was not planned", name.name)));
                             return;
                         };
+                        let f = &self.path_fns[i];
                         let col = ident(&fn_col(i), span);
                         let sum = call("coalesce", vec![call("array_sum", vec![col.clone()], span), ast::Expr::new(ExprKind::Literal(ast::Literal::new(ast::LiteralKind::Long(0), span)), span)], span);
                         e.kind = match f.kind {
@@ -1016,27 +1007,10 @@ fn rewrite_refs(
         }
     }
     let mut out = e.clone();
-    let mut r = Rewrite { b, vars, node_cols, edge_cols, next_fn: path_fns_before(e, path_fns), path_fns, err: None };
+    let mut r = Rewrite { b, vars, node_cols, edge_cols, path_fns, err: None };
     r.visit_expr(&mut out);
     match r.err {
         Some(err) => Err(err),
         None => Ok(out),
     }
-}
-
-/// Where the graph functions of `e` start in the list [`collect_path_fns`] made (the same
-/// expression, so the same calls, in the same order).
-fn path_fns_before(e: &ast::Expr, path_fns: &[PathFn]) -> usize {
-    // The calls of `e` come as one run in the list: find where it starts.
-    let mut mine = Vec::new();
-    let vars_of: HashMap<String, Var> = path_fns.iter().map(|f| (f.var.clone(), Var { kind: VarKind::Path, index: 0 })).collect();
-    collect_path_fns(e, &vars_of, &mut mine);
-    if mine.is_empty() {
-        return 0;
-    }
-    (0..path_fns.len())
-        .find(|&i| {
-            mine.iter().enumerate().all(|(k, f)| path_fns.get(i + k).is_some_and(|g| g.var == f.var && g.kind == f.kind && g.expr == f.expr))
-        })
-        .unwrap_or(0)
 }
