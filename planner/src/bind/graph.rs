@@ -23,6 +23,8 @@ use kustodian_parser::ast::visit::{self, Visitor};
 use kustodian_parser::ast::visit_mut::{self, VisitorMut};
 use kustodian_parser::ast::{self, BinaryOp, EdgeDirection, ExprKind, OperatorKind, Span};
 
+use super::grouped::ident;
+use super::make_series::call;
 use super::{Binder, Binding, Rel, Scope};
 use crate::error::{PlanError, Result};
 
@@ -166,10 +168,6 @@ fn and_all(mut items: Vec<ast::Expr>, span: Span) -> Option<ast::Expr> {
     Some(items.into_iter().rev().fold(first, |acc, e| {
         ast::Expr::new(ExprKind::Binary { op: BinaryOp::And, left: Box::new(e), right: Box::new(acc) }, span)
     }))
-}
-
-fn ident(name: &str, span: Span) -> ast::Expr {
-    ast::Expr::new(ExprKind::Ident(ast::Ident::new(name, span)), span)
 }
 
 /// A per-edge value computed along a variable-length edge: `map(e, x)`, `all(e, c)`,
@@ -813,10 +811,6 @@ impl<'a> Binder<'a> {
         let rel = self.bind_graph_text(name, s)?;
         Ok(rel.schema.columns.iter().map(|c| c.name.clone()).filter(|c| c != EID && !c.starts_with("__kqlev_")).collect())
     }
-}
-
-fn call(name: &str, args: Vec<ast::Expr>, span: Span) -> ast::Expr {
-    ast::Expr::new(ExprKind::Call { name: ast::Ident::new(name, span), args: args.into_iter().map(ast::Arg::Positional).collect() }, span)
 }
 
 fn has_graph_fn(e: &ast::Expr) -> bool {

@@ -273,15 +273,7 @@ pub fn plan_query(catalog: &dyn Catalog, ctx: &RequestContext, query: &ast::Quer
     let mut b = Binder::new(catalog, ctx);
     let rel = b.bind_statements(&query.statements, &mut Scope::default(), true)?;
     let effective = Some((text.to_string(), std::mem::take(&mut b.substitutions)));
-    let mut protected: Vec<String> = b.policies.iter().map(|p| p.table.clone()).collect();
-    protected.sort();
-    protected.dedup();
-    let mut tables = b.tables;
-    dedup_in_order(&mut tables);
-    let validate_permissions = b.validate_permissions;
-    let reads_clock = b.fctx.clock_read();
-    let plan = in_subqueries_outside_filters(rel.plan)?;
-    Ok(PlannedQuery { plan, schema: rel.schema, effective, policies: b.policies, tables, protected, validate_permissions, reads_clock })
+    b.planned(rel, effective, b.validate_permissions)
 }
 
 fn dedup_in_order<T: Eq + std::hash::Hash + Clone>(v: &mut Vec<T>) {
@@ -318,6 +310,26 @@ impl<'a> Binder<'a> {
     /// Error span for a node: only when the text being bound is the request's own.
     pub fn err_span(&self, s: Span) -> Span {
         if self.foreign_text > 0 { Span::default() } else { s }
+    }
+
+    /// `rel` as a planned query, with the policies this binder applied and the tables it
+    /// reached so far (the request's, or a probe's part of it).
+    fn planned(&self, rel: Rel, effective: Option<(String, Vec<(Span, String)>)>, validate_permissions: bool) -> Result<PlannedQuery> {
+        let mut protected: Vec<String> = self.policies.iter().map(|p| p.table.clone()).collect();
+        protected.sort();
+        protected.dedup();
+        let mut tables = self.tables.clone();
+        dedup_in_order(&mut tables);
+        Ok(PlannedQuery {
+            plan: in_subqueries_outside_filters(rel.plan)?,
+            schema: rel.schema,
+            effective,
+            policies: self.policies.clone(),
+            tables,
+            protected,
+            validate_permissions,
+            reads_clock: self.fctx.clock_read(),
+        })
     }
 
     pub fn semantic(&self, msg: impl Into<String>, s: Span) -> PlanError {
@@ -1005,17 +1017,7 @@ pub fn plan_pipe(catalog: &dyn Catalog, ctx: &RequestContext, input: LogicalPlan
     for op in ops {
         rel = b.bind_operator(rel, op, &scope)?;
     }
-    let protected: Vec<String> = b.policies.iter().map(|p| p.table.clone()).collect();
-    Ok(PlannedQuery {
-        plan: in_subqueries_outside_filters(rel.plan)?,
-        schema: rel.schema,
-        effective: None,
-        policies: b.policies,
-        tables: b.tables,
-        protected,
-        validate_permissions: false,
-        reads_clock: b.fctx.clock_read(),
-    })
+    b.planned(rel, None, false)
 }
 
 /// Binds a policy query for `table` the way queries will run it, to validate it before it is

@@ -19,7 +19,7 @@ use kustodian_parser::ast::{self, BinaryOp, ExprKind, LiteralKind, OperatorKind,
 
 use super::grouped::{ident, named};
 use super::make_series::{bin, call, lit, pipe};
-use super::{Binder, Binding, PlannedQuery, Rel, Scope};
+use super::{Binder, Binding, Rel, Scope};
 use crate::error::Result;
 use crate::types::KqlType;
 
@@ -96,21 +96,7 @@ impl<'a> Binder<'a> {
             // Authorized, not run: no data is read, so the probe finds nothing.
             return Ok(Vec::new());
         }
-        let mut protected: Vec<String> = self.policies.iter().map(|p| p.table.clone()).collect();
-        protected.sort();
-        protected.dedup();
-        let mut tables = self.tables.clone();
-        super::dedup_in_order(&mut tables);
-        let planned = PlannedQuery {
-            plan: super::in_subqueries_outside_filters(rel.plan)?,
-            schema: rel.schema,
-            effective: None,
-            policies: self.policies.clone(),
-            tables,
-            protected,
-            validate_permissions: false,
-            reads_clock: self.fctx.clock_read(),
-        };
+        let planned = self.planned(rel, None, false)?;
         self.catalog.probe(&planned).map_err(|e| e.with_span(span))
     }
 
