@@ -254,9 +254,13 @@ fn command_name(text: &str) -> String {
 /// Turns lalrpop's terminal names (`"\"ident\""`, `"\"|\""`) into readable ones.
 fn humanize_expected(expected: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
+    // Where a column is named (`print has = 1`, `print print = 1`), `print` and word operators
+    // are names: the only place a string operator can start something.
+    let names_expected = expected.iter().any(|e| e.trim_matches('"') == "ident") && expected.iter().any(|e| e.trim_matches('"') == "strop");
     for e in expected {
         let raw = e.trim_matches('"');
         let human = match raw {
+            "strop" | "print" if names_expected => "identifier".to_string(),
             // Soft keywords are names as far as the user is concerned.
             kw if lexer::is_soft_keyword_text(kw) => "identifier".to_string(),
             "ident" => "identifier".to_string(),

@@ -103,3 +103,28 @@ fn search_is_authorized_like_any_query() {
     let (code, _) = err(&c, BOB, "set request_block_row_level_security; search \"red\"");
     assert_eq!(code, "Forbidden");
 }
+
+/// `search` and `union` patterns reach the query's views (`let V = view () {...}`), as the let
+/// statement's and union's reference examples show; the tables beside them keep their
+/// policies, so each principal still finds only its own rows.
+#[test]
+fn search_and_union_patterns_reach_views() {
+    let (_dir, c) = setup();
+    let views = "let V1 = view () { datatable(Id:long, Note:string)[100, 'view red'] };\n\
+                 let V2 = view () { datatable(Id:long, Note:string)[200, 'view blue'] };\n";
+    let red = |who: &str| hits(&c, who, &format!("{views}search 'red'"));
+    assert_eq!(red(ALICE), pairs(&[("T", "1"), ("U", "10"), ("V1", "100")]));
+    assert_eq!(red(BOB), pairs(&[("T", "2"), ("U", "10"), ("V1", "100")]));
+    // A column only the views have: the tables' legs match nothing.
+    let doc = "let Range10 = view () { range MyColumn from 1 to 10 step 1 };\n\
+               let Range20 = view () { range MyColumn from 1 to 20 step 1 };\n\
+               search MyColumn == 5 | project ['$table'], MyColumn | order by ['$table'] asc";
+    for who in [ALICE, BOB] {
+        assert_eq!(cells(&ok(&c, who, doc)), vec![vec!["Range10".to_string(), "5".to_string()], vec!["Range20".to_string(), "5".to_string()]]);
+    }
+    // union's patterns: views by name, and tables as before.
+    let count = |who: &str, q: &str| cells(&ok(&c, who, &format!("{views}{q} | count")))[0][0].clone();
+    assert_eq!(count(ALICE, "union isfuzzy=true V*"), "2");
+    assert_eq!(count(ALICE, "union isfuzzy=true V*, T"), "3");
+    assert_eq!(count(BOB, "union isfuzzy=true V*, T"), "4");
+}

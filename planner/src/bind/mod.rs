@@ -174,6 +174,8 @@ pub(crate) struct LambdaDef {
     pub restrict: Option<Rc<Restriction>>,
     /// Stored functions resolve names in their own database.
     pub database: Option<String>,
+    /// `let V = view () {...}`: a table-like name that `union` and `search` patterns reach.
+    pub is_view: bool,
 }
 
 /// Lexical scope of `let` names, lambda parameters and `as` names (innermost last).
@@ -193,6 +195,24 @@ impl Scope {
             Some((mark, listed)) if i < *mark && !listed.contains(name) => None,
             _ => Some(b),
         }
+    }
+
+    /// The views (`let V = view () {...}`) visible here whose names match `pattern`, sorted
+    /// by name, each with its innermost definition.
+    pub fn views_matching(&self, pattern: &str) -> Vec<(String, Rc<LambdaDef>)> {
+        let mut out: Vec<(String, Rc<LambdaDef>)> = Vec::new();
+        for (name, _) in self.vars.iter().rev() {
+            if out.iter().any(|(n, _)| n == name) || !glob_match(pattern, name) {
+                continue;
+            }
+            if let Some(Binding::Lambda(l)) = self.get(name)
+                && l.is_view
+            {
+                out.push((name.clone(), l.clone()));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
     }
 
     /// Whether `name` is bound but hidden by `restrict access to`.
@@ -248,6 +268,9 @@ pub(crate) struct Binder<'a> {
     pub depth: usize,
     /// How many `materialize()` calls were bound: the next one's number in the plan.
     pub materialized: u64,
+    /// While an `extend` binds its items: its input's columns, which `pack_all()` packs (not
+    /// the columns the same `extend` defined before it).
+    pub extend_input: Option<Vec<String>>,
 }
 
 /// Request properties a `set` statement may not change (Kusto's request-properties page): a
@@ -304,6 +327,7 @@ impl<'a> Binder<'a> {
             foreign_text: 0,
             depth: 0,
             materialized: 0,
+            extend_input: None,
         }
     }
 
@@ -562,6 +586,7 @@ impl<'a> Binder<'a> {
                 scope: scope.clone(),
                 restrict: self.restrict.clone(),
                 database: None,
+                is_view: l.is_view && l.params.is_empty(),
             }))),
             _ if self.is_tabular(value, scope) => Ok(Binding::Tabular(self.bind_tabular(value, scope)?)),
             _ => Ok(Binding::Scalar(self.bind_scalar(value, None, scope)?)),
@@ -783,15 +808,15 @@ impl<'a> Binder<'a> {
             ));
         }
         let mut scope = l.scope.clone();
-        let mut positional = 0usize;
         let mut bound: Vec<Option<Binding>> = vec![None; l.params.len()];
-        for a in args {
+        // Named arguments first, so that a positional argument after them takes the first
+        // parameter they left (`checkLength(len=3, input)` binds `input` to the second).
+        let named_first = args.iter().filter(|a| matches!(a, ast::Arg::Named { .. })).chain(args.iter().filter(|a| matches!(a, ast::Arg::Positional(_))));
+        for a in named_first {
             let idx = match a {
-                ast::Arg::Positional(_) => {
-                    let i = positional;
-                    positional += 1;
-                    i
-                }
+                ast::Arg::Positional(_) => bound.iter().position(Option::is_none).ok_or_else(|| {
+                    self.semantic(format!("function '{}' takes {} argument(s)", l.name, l.params.len()), span)
+                })?,
                 ast::Arg::Named { name, .. } => l
                     .params
                     .iter()
@@ -886,6 +911,7 @@ impl<'a> Binder<'a> {
             scope: Scope::default(),
             restrict: None,
             database: Some(f.database),
+            is_view: false,
         })))
     }
 

@@ -259,7 +259,14 @@ impl<'a> Binder<'a> {
         }
     }
 
-    fn plan_extend_items(&mut self, mut rel: Rel, items: &[ast::NamedExpr], scope: &Scope, _span: Span) -> Result<Rel> {
+    fn plan_extend_items(&mut self, rel: Rel, items: &[ast::NamedExpr], scope: &Scope, span: Span) -> Result<Rel> {
+        let outer = self.extend_input.replace(rel.names());
+        let out = self.plan_extend_items_in(rel, items, scope, span);
+        self.extend_input = outer;
+        out
+    }
+
+    fn plan_extend_items_in(&mut self, mut rel: Rel, items: &[ast::NamedExpr], scope: &Scope, _span: Span) -> Result<Rel> {
         let mut counter = 0;
         for it in items {
             if let Some((with_bag, fields)) = self.multi_columns(rel.clone(), it, scope)? {
@@ -1697,6 +1704,9 @@ pub(crate) fn as_filter(e: DfExpr) -> DfExpr {
             }
         }
         DfExpr::BinaryExpr(BinaryExpr { left, op: Operator::Or, right }) => as_filter(*left).or(as_filter(*right)),
+        // `and`/`or` read a null operand as false (`x IS TRUE`); reached from the filter's root
+        // through `and`/`or` alone, a null and a false drop the row alike.
+        DfExpr::IsTrue(x) => as_filter(*x),
         other => other,
     }
 }

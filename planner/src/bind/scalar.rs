@@ -212,21 +212,22 @@ impl<'a> Binder<'a> {
                         if is(&lc, false) || is(&rc, false) {
                             return Ok(lit_ty(ScalarValue::Boolean(Some(false)), KqlType::Bool));
                         }
+                        // `true and x` is x with a null read as false, as `and` reads it.
                         if is(&lc, true) && r.ty == KqlType::Bool {
-                            return Ok(r);
+                            return Ok(TypedExpr::new(functions::null_as_false(r.expr), KqlType::Bool));
                         }
                         if is(&rc, true) && l.ty == KqlType::Bool {
-                            return Ok(l);
+                            return Ok(TypedExpr::new(functions::null_as_false(l.expr), KqlType::Bool));
                         }
                     } else {
                         if is(&lc, true) || is(&rc, true) {
                             return Ok(lit_ty(ScalarValue::Boolean(Some(true)), KqlType::Bool));
                         }
                         if is(&lc, false) && r.ty == KqlType::Bool {
-                            return Ok(r);
+                            return Ok(TypedExpr::new(functions::null_as_false(r.expr), KqlType::Bool));
                         }
                         if is(&rc, false) && l.ty == KqlType::Bool {
-                            return Ok(l);
+                            return Ok(TypedExpr::new(functions::null_as_false(l.expr), KqlType::Bool));
                         }
                     }
                 }
@@ -462,6 +463,24 @@ impl<'a> Binder<'a> {
                 return Ok(lit_ty(ScalarValue::Utf8(Some("kustodian.local".into())), KqlType::String));
             }
             "pack_all" => return self.bind_pack_all(args, e, row, scope),
+            "estimate_data_size" => {
+                if args.is_empty() {
+                    return Err(self.semantic("estimate_data_size() expects one or more columns, or *", e.span));
+                }
+                let mut cols = Vec::new();
+                for a in args {
+                    if matches!(a.expr().kind, ExprKind::Star) {
+                        if let Some(rel) = row {
+                            for c in rel.schema.columns.iter().filter(|c| !c.name.starts_with("__kql")) {
+                                cols.push(rel.col(&c.name)?);
+                            }
+                        }
+                    } else {
+                        cols.push(self.bind_scalar(a.expr(), row, scope)?);
+                    }
+                }
+                return Ok(functions::estimate_data_size_call(cols));
+            }
             // `column_ifexists(name, default)`: the row's column `name` when the row has it,
             // else the default, in the default's type. Only the caller's own row is consulted.
             "column_ifexists" | "columnifexists" => {
@@ -513,7 +532,7 @@ impl<'a> Binder<'a> {
                 let [cond, msg] = vals.as_slice() else {
                     return Err(self.semantic("assert() takes a condition and a message", e.span));
                 };
-                return match (const_value(cond), const_string(msg)) {
+                return match (crate::functions::fold_constant(&cond.expr), const_string(msg)) {
                     (Some(ScalarValue::Boolean(Some(true))), _) => Ok(lit_ty(ScalarValue::Boolean(Some(true)), KqlType::Bool)),
                     (Some(ScalarValue::Boolean(_)), m) => Err(PlanError::semantic(format!(
                         "assertion failed: {}",
@@ -581,8 +600,11 @@ impl Binder<'_> {
         };
         let mut cols = Vec::new();
         if let Some(rel) = row {
+            // In an `extend`, the operator's input columns only: a row holding all of them is
+            // the `extend`'s own (a subquery's row has other columns).
+            let input = self.extend_input.as_ref().filter(|names| names.iter().all(|n| rel.schema.get(n).is_some()));
             for c in &rel.schema.columns {
-                if c.name.starts_with("__kql") {
+                if c.name.starts_with("__kql") || input.is_some_and(|names| !names.contains(&c.name)) {
                     continue;
                 }
                 cols.push((c.name.clone(), rel.col(&c.name)?));

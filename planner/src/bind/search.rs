@@ -344,6 +344,16 @@ impl<'a> Binder<'a> {
                     let pipe = ast::Expr::new(ExprKind::Pipe { input: Box::new(leg_ref), op: Box::new(as_op) }, span);
                     tables.push(ast::Expr::new(ExprKind::Paren(Box::new(pipe)), span));
                 }
+                // The query's views are searched too, as the let statement's reference shows.
+                for (i, (name, view)) in scope.views_matching("*").into_iter().enumerate() {
+                    let (Some(rel), _) = self.call_lambda(&view, &[], scope, span, None)? else { continue };
+                    let leg = format!("__search_view_{i}");
+                    legs_scope.push(&leg, Binding::Tabular(rel));
+                    let leg_ref = ast::Expr::new(ExprKind::Ident(ast::Ident::new(leg, span)), span);
+                    let as_op = ast::Operator { kind: ast::OperatorKind::As { params: Vec::new(), name: ast::Ident::new(name, span) }, span };
+                    let pipe = ast::Expr::new(ExprKind::Pipe { input: Box::new(leg_ref), op: Box::new(as_op) }, span);
+                    tables.push(ast::Expr::new(ExprKind::Paren(Box::new(pipe)), span));
+                }
                 if tables.is_empty() {
                     return Err(self.semantic("search: the database has no tables to search", span));
                 }

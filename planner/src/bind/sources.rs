@@ -453,6 +453,13 @@ impl<'a> Binder<'a> {
                     if self.foreign_text == 0 {
                         self.substitutions.extend(matched.into_iter().map(|e| (t.span, e)));
                     }
+                    // A pattern reaches the query's views too (`let View_1 = view () {...}`),
+                    // as the union reference's example counts them.
+                    for (name, view) in scope.views_matching(pat) {
+                        if let (Some(rel), _) = self.call_lambda(&view, &[], scope, t.span, None)? {
+                            legs.push((name, rel));
+                        }
+                    }
                 }
                 _ => {
                     let Some(rel) = self.bind_union_leg(t, scope, fuzzy)? else { continue };

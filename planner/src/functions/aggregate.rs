@@ -60,18 +60,16 @@ fn bool_pred(e: TypedExpr, fname: &str) -> Result<Expr> {
 }
 
 fn const_i64(e: &TypedExpr, fname: &str) -> Result<i64> {
-    match &e.expr {
-        Expr::Literal(v, _) => super::udf::sv_i64(v),
-        _ => None,
-    }
+    super::fold_constant(&e.expr)
+        .as_ref()
+        .and_then(super::udf::sv_i64)
     .ok_or_else(|| PlanError::semantic(format!("function '{fname}': expected a constant integer")))
 }
 
 fn const_f64(e: &TypedExpr, fname: &str) -> Result<f64> {
-    match &e.expr {
-        Expr::Literal(v, _) => super::udf::sv_f64(v),
-        _ => None,
-    }
+    super::fold_constant(&e.expr)
+        .as_ref()
+        .and_then(super::udf::sv_f64)
     .ok_or_else(|| PlanError::semantic(format!("function '{fname}': expected a constant number")))
 }
 

@@ -216,3 +216,41 @@ pub(super) fn lower_bag_set_key(_: &str, mut args: Vec<TypedExpr>, _: &FunctionC
     let v = to(args.remove(0), Dynamic)?;
     Ok(typed("bag_set_key", Dynamic, bag_set_key_row, vec![bag, key, v]))
 }
+
+/// Bytes of one value of a column of type `ty` (see [`estimate_data_size_call`]).
+fn value_size(ty: i64, v: &ScalarValue) -> i64 {
+    const FIXED: [i64; 8] = [1, 4, 8, 8, 16, 8, 8, 16];
+    match usize::try_from(ty).ok().and_then(|t| FIXED.get(t)) {
+        Some(n) => *n,
+        // Strings and dynamic values: their UTF-8 text (a null is empty).
+        None => super::udf::sv_str(v).map_or(0, |s| s.len() as i64),
+    }
+}
+
+fn estimate_data_size_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    let total = args.chunks(2).map(|p| value_size(p.first().and_then(super::udf::sv_i64).unwrap_or(-1), &p[1])).sum();
+    ScalarValue::Int64(Some(total))
+}
+
+/// `estimate_data_size(c1, ...)` (or `*`): the estimated bytes of the values, as the
+/// reference counts them: a long 8, a string its length (`'1234567890'` is 10); bool 1, int
+/// 4, real, datetime and timespan 8, guid and decimal 16; a dynamic value its JSON text.
+pub(crate) fn estimate_data_size_call(columns: Vec<TypedExpr>) -> TypedExpr {
+    let mut a = Vec::with_capacity(columns.len() * 2);
+    for c in columns {
+        let code: i64 = match c.ty {
+            KqlType::Bool => 0,
+            KqlType::Int => 1,
+            KqlType::Long => 2,
+            KqlType::Real => 3,
+            KqlType::Decimal => 4,
+            KqlType::Datetime => 5,
+            KqlType::Timespan => 6,
+            KqlType::Guid => 7,
+            _ => -1,
+        };
+        a.push(datafusion::logical_expr::lit(code));
+        a.push(c.expr);
+    }
+    TypedExpr::new(row_call("estimate_data_size", DataType::Int64, estimate_data_size_row, a), KqlType::Long)
+}

@@ -18,11 +18,11 @@ use super::{FunctionContext, TypedExpr};
 use crate::error::{PlanError, Result};
 use crate::types::KqlType;
 
-/// Standard base64 without padding, leaving non-zero trailing bits alone: the decoder behind
-/// [`base64_decode`], which has taken Kusto's leniencies off the text first.
-const LENIENT: GeneralPurpose = GeneralPurpose::new(
+/// Standard base64 with canonical padding, leaving non-zero trailing bits alone (as .NET does):
+/// the decoder behind [`base64_decode`].
+const STRICT: GeneralPurpose = GeneralPurpose::new(
     &alphabet::STANDARD,
-    GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true).with_decode_padding_mode(DecodePaddingMode::RequireNone),
+    GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true).with_decode_padding_mode(DecodePaddingMode::RequireCanonical),
 );
 
 /// Standard base64 with padding.
@@ -30,27 +30,15 @@ pub(crate) fn base64_encode(bytes: &[u8]) -> String {
     STANDARD.encode(bytes)
 }
 
-/// Decodes base64 as Kusto reads it: padding optional (and any run of trailing `=` ignored),
-/// the URL-safe `-` and `_` accepted for `+` and `/`, a lone last character (a length of
-/// 4n + 1) ignored; any other character makes the text undecodable.
+/// Decodes base64 as Kusto (.NET's `Convert.FromBase64String`) reads it: white space ignored,
+/// the standard alphabet, padding to a multiple of four characters required (the reference's
+/// `base64_decode_toarray("U3RyaW5n0KHR0tGA0L7Rh9C60LA")`, 27 characters, decodes to nothing).
 pub(crate) fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let t: String = s.trim_end_matches('=').chars().map(|c| match c {
-        '-' => '+',
-        '_' => '/',
-        c => c,
-    }).collect();
-    let t = match t.len() % 4 {
-        1 => {
-            // Six bits, not a byte: dropped, as long as they are a base64 character.
-            let (head, last) = t.split_at(t.len() - 1);
-            if !last.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/') {
-                return None;
-            }
-            head
-        }
-        _ => t.as_str(),
-    };
-    LENIENT.decode(t).ok()
+    let t: String = s.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    if !t.len().is_multiple_of(4) {
+        return None;
+    }
+    STRICT.decode(t).ok()
 }
 
 fn b64_encode_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
@@ -186,15 +174,22 @@ pub(super) fn lower_decompress(name: &str, args: Vec<TypedExpr>, _: &FunctionCon
     Ok(typed(name, KqlType::String, f, all_to(args, KqlType::String)?))
 }
 
-/// Deflates `text` as gzip (`gzip` true: no name, no time, OS unknown, as Kusto writes it) or
-/// zlib, at the fastest level.
+/// Deflates `text` as gzip (`gzip` true) or zlib the way Kusto writes them: stored blocks,
+/// as the reference's examples show (`H4sIAAAAAAAA/wEUAOv/...` and `eAEBFADr/...`: a final
+/// stored block of 20 bytes), and a gzip header with no name, no time, no extra flags and the
+/// OS unknown.
 fn deflate(text: &str, gzip: bool) -> Option<Vec<u8>> {
     use std::io::Write;
-    let level = flate2::Compression::fast();
+    let level = flate2::Compression::none();
     if gzip {
         let mut e = flate2::GzBuilder::new().operating_system(255).write(Vec::new(), level);
         e.write_all(text.as_bytes()).ok()?;
-        e.finish().ok()
+        let mut out = e.finish().ok()?;
+        // XFL: flate2 marks level 0 "fastest" (4); Kusto writes 0. The header has no CRC.
+        if let Some(x) = out.get_mut(8) {
+            *x = 0;
+        }
+        Some(out)
     } else {
         let mut e = flate2::write::ZlibEncoder::new(Vec::new(), level);
         e.write_all(text.as_bytes()).ok()?;
@@ -228,15 +223,13 @@ mod tests {
         assert_eq!(base64_encode(b"abc"), "YWJj");
         assert_eq!(base64_decode("S3VzdG8=").as_deref(), Some(&b"Kusto"[..]));
         assert_eq!(base64_decode("a$b"), None);
-        // Kusto's leniencies: no padding, extra padding, URL-safe characters, a lone last
-        // character.
-        assert_eq!(base64_decode("S3VzdG8").as_deref(), Some(&b"Kusto"[..]));
-        assert_eq!(base64_decode("S3VzdG8===").as_deref(), Some(&b"Kusto"[..]));
-        assert_eq!(base64_decode("-_8").as_deref(), Some(&[0xfb, 0xff][..]));
-        assert_eq!(base64_decode("YWJjZ").as_deref(), Some(&b"abc"[..]));
+        // .NET's rules: padding required, white space ignored, no URL-safe characters.
+        assert_eq!(base64_decode("S3VzdG8"), None);
+        assert_eq!(base64_decode("U3RyaW5n0KHR0tGA0L7Rh9C60LA"), None);
+        assert_eq!(base64_decode("S3Vz dG8=").as_deref(), Some(&b"Kusto"[..]));
+        assert_eq!(base64_decode("-_8="), None);
         assert_eq!(base64_decode("YWJj$"), None);
         assert_eq!(base64_decode("YW=Jj"), None);
-        assert_eq!(base64_decode("YW Jj"), None);
         assert_eq!(base64_decode("").as_deref(), Some(&b""[..]));
     }
 }

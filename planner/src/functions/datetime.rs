@@ -460,13 +460,19 @@ fn local_to_utc_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
     use chrono::TimeZone;
     let (Some(ns), Some(tz)) = (args.first().and_then(sv_i64), args.get(1).map(sv_str_or_empty).and_then(zone)) else { return s_ts(None) };
     let local = DateTime::<Utc>::from_timestamp_nanos(ns).naive_utc();
-    // A local time the clocks skip (spring forward) is read in the offset before the change;
-    // one they repeat (fall back), as the earlier of the two instants.
+    // A local time the clocks skip (spring forward) is read in the offset after the change, as
+    // the reference documents (Brussels, 2022-03-27 02:00 local is 00:00 UTC); one they repeat
+    // (fall back), as the earlier of the two instants.
+    use chrono::Offset;
     let mapped = match tz.from_local_datetime(&local) {
-        chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => Some(t),
-        chrono::LocalResult::None => tz.from_local_datetime(&(local - Duration::hours(1))).earliest().map(|t| t + Duration::hours(1)),
+        chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => Some(t.with_timezone(&Utc)),
+        chrono::LocalResult::None => tz.from_local_datetime(&(local - Duration::hours(1))).earliest().map(|before| {
+            let guess = (local - before.offset().fix()).and_utc();
+            let after = tz.offset_from_utc_datetime(&guess.naive_utc()).fix();
+            (local - after).and_utc()
+        }),
     };
-    s_ts(mapped.and_then(|t| t.with_timezone(&Utc).timestamp_nanos_opt()))
+    s_ts(mapped.and_then(|t| t.timestamp_nanos_opt()))
 }
 
 /// `datetime_utc_to_local(from, timezone)` and `datetime_local_to_utc(from, timezone)`; an

@@ -273,6 +273,12 @@ fn ipv6(s: &str) -> Option<(u128, u32)> {
         Some((a, p)) => (a.trim(), Some(p.trim().parse::<u32>().ok()?)),
         None => (s, None),
     };
+    // `::a.b.c.d` is the IPv4 address a.b.c.d (IPv4-mapped, its prefix in IPv4 bits), as the
+    // reference's parse_ipv6_mask example reads it.
+    let addr = match addr.strip_prefix("::") {
+        Some(rest) if rest.contains('.') && ipv4(rest).is_some() => rest,
+        _ => addr,
+    };
     if let Ok(v6) = addr.parse::<std::net::Ipv6Addr>() {
         let p = prefix.unwrap_or(128);
         return (p <= 128).then_some((u128::from(v6), p));

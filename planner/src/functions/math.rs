@@ -584,6 +584,34 @@ pub(super) fn lower_around(name: &str, mut args: Vec<TypedExpr>, _: &FunctionCon
     }
 }
 
+/// `welch_test(mean1, variance1, count1, mean2, variance2, count2)`: the two-sided p-value of
+/// Welch's t-test; null where the statistics do not define one (fewer than two values, no
+/// variance).
+fn welch_test_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    use statrs::distribution::{ContinuousCDF, StudentsT};
+    let v: Option<Vec<f64>> = a.iter().take(6).map(sv_f64).collect();
+    let Some([m1, v1, n1, m2, v2, n2]) = v.as_deref().and_then(|v| <[f64; 6]>::try_from(v).ok()) else { return s_f64(None) };
+    if n1 < 2.0 || n2 < 2.0 || v1 < 0.0 || v2 < 0.0 {
+        return s_f64(None);
+    }
+    let (s1, s2) = (v1 / n1, v2 / n2);
+    let se = (s1 + s2).sqrt();
+    if se <= 0.0 || !se.is_finite() {
+        return s_f64(None);
+    }
+    let t = (m1 - m2) / se;
+    let df = (s1 + s2).powi(2) / (s1 * s1 / (n1 - 1.0) + s2 * s2 / (n2 - 1.0));
+    match StudentsT::new(0.0, 1.0, df) {
+        Ok(d) => s_f64(Some(2.0 * d.sf(t.abs()))),
+        Err(_) => s_f64(None),
+    }
+}
+
+pub(super) fn lower_welch_test(name: &str, args: Vec<TypedExpr>, _: &FunctionContext) -> Result<TypedExpr> {
+    let a = args.into_iter().map(|x| real(x, name)).collect::<Result<Vec<_>>>()?;
+    Ok(typed(name, KqlType::Real, welch_test_row, a))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -608,3 +636,4 @@ mod tests {
         assert!((loggamma(10.0) - 362_880f64.ln()).abs() < 1e-9);
     }
 }
+

@@ -71,6 +71,7 @@ mod bag;
 mod base64;
 mod conversion;
 mod datetime;
+mod dynamic_schema;
 mod geo;
 mod graph;
 mod hash;
@@ -98,14 +99,14 @@ mod tests;
 pub use aggregate::AggregateLowering;
 pub use array::{mv_expand_call, mv_expand_type};
 pub(crate) use array::lower_array_sort_many;
-pub(crate) use bag::pack_all_call;
+pub(crate) use bag::{estimate_data_size_call, pack_all_call};
 pub(crate) use schema_merge::schema_merge_call;
 pub(crate) use series::{lower_multi, multi_column, series_axis, series_fill};
 pub use conversion::{lower_cast, lower_parse_json};
 pub use json::lower_index;
 /// The operator [`lower_binary`] lowers: the parser's, as the query wrote it.
 pub use kustodian_parser::ast::BinaryOp;
-pub use operators::{lower_between, lower_binary, lower_has_any, lower_in_list, lower_negate};
+pub use operators::{lower_between, lower_binary, lower_has_any, lower_in_list, lower_negate, null_as_false};
 
 use crate::error::PlanError;
 
@@ -209,3 +210,38 @@ pub fn is_builtin_function(name: &str) -> bool {
 pub(crate) use conversion::{
     MAX_DATETIME, MIN_DATETIME, datetime_out_of_range, format_datetime_iso, format_real, format_timespan_c, parse_datetime, parse_decimal, parse_guid,
 };
+
+/// The value of `e` when it reads no column (a literal, or an expression of literals such as a
+/// function parameter bound to a constant and converted to the parameter's type): evaluated
+/// once, on one empty row. `None` for anything that reads a column or a subquery, or fails.
+pub(crate) fn fold_constant(e: &Expr) -> Option<datafusion::common::ScalarValue> {
+    use datafusion::arrow::array::RecordBatchOptions;
+    use datafusion::arrow::datatypes::Schema;
+    use datafusion::arrow::record_batch::RecordBatch;
+    use datafusion::common::DFSchema;
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::execution::context::ExecutionProps;
+    use datafusion::logical_expr::ColumnarValue;
+    if let Expr::Literal(v, _) = e {
+        return Some(v.clone());
+    }
+    let mut reads = false;
+    e.apply(|n| {
+        if matches!(n, Expr::Column(_) | Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_) | Expr::OuterReferenceColumn(..) | Expr::AggregateFunction(_) | Expr::WindowFunction(_) | Expr::Placeholder(_)) {
+            reads = true;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })
+    .ok()?;
+    if reads {
+        return None;
+    }
+    let ctx = datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext::default();
+    let phys = datafusion::physical_expr::create_physical_expr(e, &DFSchema::empty(), &ExecutionProps::new(), &ctx).ok()?;
+    let batch = RecordBatch::try_new_with_options(std::sync::Arc::new(Schema::empty()), vec![], &RecordBatchOptions::new().with_row_count(Some(1))).ok()?;
+    match phys.evaluate(&batch).ok()? {
+        ColumnarValue::Scalar(v) => Some(v),
+        ColumnarValue::Array(a) => datafusion::common::ScalarValue::try_from_array(&a, 0).ok(),
+    }
+}

@@ -114,7 +114,8 @@ fn int_op(op: i64, a: i64, b: i64) -> Option<i64> {
         OP_SUB => Some(a.wrapping_sub(b)),
         OP_MUL => Some(a.wrapping_mul(b)),
         OP_DIV => a.checked_div(b),
-        OP_MOD => (b != 0).then(|| a.wrapping_rem(b)),
+        // Kusto's modulo is never negative: 0 <= N % D < abs(D).
+        OP_MOD => (b != 0).then(|| a.wrapping_rem_euclid(b)),
         _ => None,
     }
 }
@@ -125,7 +126,7 @@ fn real_op(op: i64, a: f64, b: f64) -> Option<f64> {
         OP_SUB => Some(a - b),
         OP_MUL => Some(a * b),
         OP_DIV => Some(a / b),
-        OP_MOD => Some(a % b),
+        OP_MOD => Some(a.rem_euclid(b)),
         _ => None,
     }
 }
@@ -137,7 +138,7 @@ fn dec_op(op: i64, a: i128, b: i128) -> Option<i128> {
         OP_SUB => a.checked_sub(b),
         OP_MUL => a.checked_mul(b).map(|p| p / one).or_else(|| (a / one).checked_mul(b)),
         OP_DIV => a.checked_mul(one).and_then(|x| x.checked_div(b)),
-        OP_MOD => (b != 0).then(|| a.wrapping_rem(b)),
+        OP_MOD => (b != 0).then(|| a.wrapping_rem_euclid(b)),
         _ => None,
     }
 }
@@ -168,7 +169,7 @@ fn arith_row(args: &[ScalarValue], _st: &mut RowState) -> ScalarValue {
             OP_DIV => s_f64(x.zip(*y).map(|(x, y)| x as f64 / y as f64)),
             OP_ADD => s_dur(x.zip(*y).and_then(|(x, y)| x.checked_add(y))),
             OP_SUB => s_dur(x.zip(*y).and_then(|(x, y)| x.checked_sub(y))),
-            OP_MOD => s_dur(x.zip(*y).and_then(|(x, y)| x.checked_rem(y))),
+            OP_MOD => s_dur(x.zip(*y).and_then(|(x, y)| x.checked_rem_euclid(y))),
             _ => Null,
         },
         (DurationNanosecond(x), Int64(y)) => s_dur(x.zip(*y).and_then(|(x, y)| match op {
@@ -384,6 +385,24 @@ fn lower_string_op(op: BinaryOp, l: TypedExpr, r: TypedExpr) -> Result<TypedExpr
     Ok(TypedExpr::new(if negated { Expr::Not(Box::new(e)) } else { e }, KqlType::Bool))
 }
 
+/// `e IS TRUE`: false where `e` is null, unless `e` cannot be null.
+pub fn null_as_false(e: Expr) -> Expr {
+    use datafusion::logical_expr::BinaryExpr;
+    match &e {
+        Expr::IsTrue(_) | Expr::IsNotNull(_) | Expr::IsNull(_) | Expr::IsFalse(_) | Expr::IsNotTrue(_) => e,
+        Expr::Literal(v, _) if !v.is_null() => e,
+        Expr::Literal(_, _) => lit(false),
+        // An `and`/`or` of two operands that cannot be null cannot be null.
+        Expr::BinaryExpr(BinaryExpr { left, op: Operator::And | Operator::Or, right })
+            if matches!(**left, Expr::IsTrue(_) | Expr::IsNotNull(_) | Expr::IsNull(_))
+                && matches!(**right, Expr::IsTrue(_) | Expr::IsNotNull(_) | Expr::IsNull(_)) =>
+        {
+            e
+        }
+        _ => Expr::IsTrue(Box::new(e)),
+    }
+}
+
 /// Lowers a binary operator.
 pub fn lower_binary(op: BinaryOp, left: TypedExpr, right: TypedExpr) -> Result<TypedExpr> {
     use BinaryOp::*;
@@ -395,7 +414,11 @@ pub fn lower_binary(op: BinaryOp, left: TypedExpr, right: TypedExpr) -> Result<T
             if left.ty != KqlType::Bool || right.ty != KqlType::Bool {
                 return Err(not_defined(op.as_str(), left.ty, right.ty));
             }
-            let e = if op == And { left.expr.and(right.expr) } else { left.expr.or(right.expr) };
+            // Kusto's `and`/`or` read a null operand as false: `bool(null) and true` is false,
+            // `bool(null) or false` is false (a `where` drops the row either way; see `as_filter`,
+            // which takes the `IS TRUE` off again in a filter, where it changes nothing).
+            let (l, r) = (null_as_false(left.expr), null_as_false(right.expr));
+            let e = if op == And { l.and(r) } else { l.or(r) };
             Ok(TypedExpr::new(e, KqlType::Bool))
         }
         Colon => Err(PlanError::unsupported("the ':' operator outside search/find")),

@@ -14,7 +14,7 @@ use std::sync::LazyLock;
 
 use super::aggregate::{self as agg, AggregateLowering};
 use super::{FunctionContext, TypedExpr};
-use super::{array, bag, base64, conversion, datetime, geo, hash, ip, json, logic, math, parsers, random, regex, series, string, units, url};
+use super::{array, bag, base64, conversion, datetime, dynamic_schema, geo, hash, ip, json, logic, math, parsers, random, regex, series, string, units, url};
 use crate::error::{PlanError, Result};
 
 /// Lowers a scalar call: the name as written, the typed arguments (their count already
@@ -344,6 +344,7 @@ static SCALARS: &[Scalar] = &[
     f("around", 3, 3, math::lower_around),
     f("erfc", 1, 1, math::lower_erf),
     f("beta_cdf", 3, 3, math::lower_beta),
+    f("welch_test", 6, 6, math::lower_welch_test),
     f("beta_pdf", 3, 3, math::lower_beta),
     f("beta_inv", 3, 3, math::lower_beta),
     f("loggamma", 1, 1, math::lower_gamma),
@@ -418,6 +419,8 @@ static SCALARS: &[Scalar] = &[
     shaped("bag_pack", &["pack", "pack_dictionary"], bag::lower_bag_pack),
     f("bag_pack_columns", 1, MANY, bag::lower_bag_pack_columns),
     f("bag_keys", 1, 1, bag::lower_bag_keys),
+    f("dynamic_to_json", 1, 1, dynamic_schema::lower_dynamic_to_json),
+    f("treepath", 1, 1, dynamic_schema::lower_treepath),
     f("bag_has_key", 2, 2, bag::lower_bag_has_key),
     f("bag_merge", 2, MANY, bag::lower_bag_merge),
     f("bag_remove_keys", 2, 2, bag::lower_bag_remove_keys),
@@ -475,6 +478,7 @@ static AGGREGATES: &[Aggregate] = &[
     a1("binary_all_and", &[], Arity::AtLeast(1), agg::lower_binary_all),
     a1("binary_all_or", &[], Arity::AtLeast(1), agg::lower_binary_all),
     a1("binary_all_xor", &[], Arity::AtLeast(1), agg::lower_binary_all),
+    a1("buildschema", &[], Arity::Between(1, 1), dynamic_schema::lower_buildschema),
     a1("take_anyif", &["anyif"], Arity::AtLeast(2), agg::lower_take_anyif),
     a1("percentile", &[], Arity::Between(2, 2), agg::lower_percentile),
     a1("percentiles_array", &[], Arity::Shape, agg::lower_percentiles_array),

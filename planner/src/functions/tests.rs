@@ -149,7 +149,8 @@ fn integer_division_and_modulo_by_zero_are_null() {
     let e = bin(BinaryOp::Div, ll(7), c("n"));
     assert_eq!(e.ty, KqlType::Long);
     assert_eq!(eval(e), longs(&[Some(3), Some(2), None, None, Some(-7)]));
-    assert_eq!(eval(bin(BinaryOp::Mod, c("i"), c("n"))), longs(&[Some(1), Some(-1), None, None, Some(0)]));
+    // Kusto's modulo is never negative: -7 % 3 is 2.
+    assert_eq!(eval(bin(BinaryOp::Mod, c("i"), c("n"))), longs(&[Some(1), Some(2), None, None, Some(0)]));
     // i64::MIN / -1 overflows: null, not an error
     assert_eq!(eval(bin(BinaryOp::Div, c("i"), ll(-1)))[4], ScalarValue::Int64(None));
 }
@@ -258,9 +259,10 @@ fn ordering_and_logic() {
     assert_eq!(eval(bin(BinaryOp::LtEq, c("t"), lts(0)))[1], ScalarValue::Boolean(Some(true)));
     assert_eq!(eval(bin(BinaryOp::Lt, c("n"), lr(2.5)))[0], ScalarValue::Boolean(Some(true)));
     let e = bin(BinaryOp::And, c("b"), bin(BinaryOp::Gt, c("i"), ll(0)));
-    assert_eq!(eval(e), bools(&[Some(true), Some(false), None, Some(false), Some(false)]));
+    // `and`/`or` read a null operand as false (the logical operators reference).
+    assert_eq!(eval(e), bools(&[Some(true), Some(false), Some(false), Some(false), Some(false)]));
     let e = bin(BinaryOp::Or, c("b"), bin(BinaryOp::Gt, c("i"), ll(0)));
-    assert_eq!(eval(e), bools(&[Some(true), Some(false), None, Some(true), Some(false)]));
+    assert_eq!(eval(e), bools(&[Some(true), Some(false), Some(false), Some(true), Some(false)]));
 }
 
 #[test]
