@@ -143,6 +143,9 @@ const QUERIES: &[&str] = &[
     // graphs are made of the rows the policy lets through
     "TBL | make-graph Secret --> Num with_node_id=name | graph-match (a)-[e]->(b) where 10 / e.Den >= 1 project a.name, b.name, e.Id",
     "TBL | make-graph Secret --> Num with_node_id=name | graph-to-table nodes",
+    // summaries of the rows the policy lets through: hll, tdigest and buildschema
+    "TBL | summarize h = hll(Secret), t = tdigest(100 / Den), s = buildschema(bag_pack('v', 100 / Den, 's', Secret)) by K | project K, dcount_hll(h), percentile_tdigest(t, 50, typeof(long)), rank_tdigest(t, 20), s",
+    "TBL | summarize h = hll(Secret) by K | summarize dcount_hll(hll_merge(h))",
 ];
 
 fn run_suite(partitions: usize, every: usize, policy: &str) {

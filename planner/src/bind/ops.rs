@@ -738,10 +738,9 @@ impl<'a> Binder<'a> {
                 }
                 continue;
             }
-            let name = match &e.kind {
-                ExprKind::Ident(id) => Some(id.name.clone()),
-                _ => None,
-            };
+            // An argument's name, as Kusto derives it through conversions and functions that
+            // keep their argument's name (`avg(abs(x))` is `avg_x`, `sum(x * 2)` is `sum_`).
+            let name = Binder::derived_name(e);
             vals.push(self.bind_scalar(e, Some(rel), scope)?);
             arg_names.push(name);
         }
@@ -1374,6 +1373,11 @@ pub(crate) fn result_name(e: &ast::Expr, agg: &dyn Fn(&ast::Expr) -> Option<Stri
                 n if NAME_FIRST_ARG.contains(&n) => first(),
                 "strlen" | "string_size" => Some(format!("{}_{}", name.name, first().unwrap_or_default())),
                 "gettype" => Some(format!("type_{}", first().unwrap_or_default())),
+                "dcount_hll" | "percentile_tdigest" => Some(format!("{}_{}", name.name, first().unwrap_or_default())),
+                "percentiles_array_tdigest" => Some(format!("percentile_tdigest_{}", first().unwrap_or_default())),
+                "treepath" => Some(format!("tree_{}", first().unwrap_or_default())),
+                "merge_tdigest" => Some("tdigests_merge_result".to_string()),
+                "hll_merge" => Some("hll_merged_result".to_string()),
                 "array_sort_asc" | "array_sort_desc" => first().map(|f| format!("{f}_sorted")),
                 _ => None,
             }

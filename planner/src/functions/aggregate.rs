@@ -225,7 +225,15 @@ pub(super) fn lower_avg(name: &str, args: Vec<TypedExpr>, arg_names: Vec<Option<
         t => return Err(PlanError::semantic(format!("function '{name}' is not defined for {t}"))),
     };
     let ty = if v.ty == Timespan { Timespan } else { Real };
-    let expr = with_filter(avg_udaf().call(vec![v.expr]), filter)?;
+    // The average of no value is NaN (0/0), as the summarize reference shows for no rows.
+    let avg = if ty == Real {
+        let udaf = avg_udaf();
+        let name = format!("kql_{}_nan", udaf.name());
+        AggregateUDF::new_from_impl(ZeroDefault { inner: (*udaf).clone(), name, zero: ScalarValue::Float64(Some(f64::NAN)) }).call(vec![v.expr])
+    } else {
+        avg_udaf().call(vec![v.expr])
+    };
+    let expr = with_filter(avg, filter)?;
     Ok(AggregateLowering { expr, ty, default_name: format!("{name}_{}", suffix(&arg_names)) })
 }
 

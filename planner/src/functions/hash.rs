@@ -42,7 +42,7 @@ fn hash_datetime_row(args: &[ScalarValue], _: &mut RowState) -> ScalarValue {
 }
 
 /// XXH64 with `seed`.
-fn xxh64(data: &[u8], seed: u64) -> u64 {
+pub(super) fn xxh64(data: &[u8], seed: u64) -> u64 {
     XxHash64::oneshot(seed, data)
 }
 

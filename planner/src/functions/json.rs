@@ -164,7 +164,7 @@ fn extract_json_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
 }
 
 /// The type a `typeof(T)` argument names (the binder passes it as a null literal of `T`).
-fn type_of_typeof(t: &TypedExpr, name: &str) -> Result<KqlType> {
+pub(super) fn type_of_typeof(t: &TypedExpr, name: &str) -> Result<KqlType> {
     match &t.expr {
         Expr::Literal(v, _) if v.is_null() => Ok(t.ty),
         Expr::Literal(v, _) => sv_str(v)

@@ -86,6 +86,7 @@ mod regex;
 mod registry;
 mod schema_merge;
 mod series;
+mod sketches;
 mod string;
 pub mod terms;
 mod udf;

@@ -14,7 +14,7 @@ use std::sync::LazyLock;
 
 use super::aggregate::{self as agg, AggregateLowering};
 use super::{FunctionContext, TypedExpr};
-use super::{array, bag, base64, conversion, datetime, dynamic_schema, geo, hash, ip, json, logic, math, parsers, random, regex, series, string, units, url};
+use super::{array, bag, base64, conversion, datetime, dynamic_schema, sketches, geo, hash, ip, json, logic, math, parsers, random, regex, series, string, units, url};
 use crate::error::{PlanError, Result};
 
 /// Lowers a scalar call: the name as written, the typed arguments (their count already
@@ -421,6 +421,12 @@ static SCALARS: &[Scalar] = &[
     f("bag_keys", 1, 1, bag::lower_bag_keys),
     f("dynamic_to_json", 1, 1, dynamic_schema::lower_dynamic_to_json),
     f("treepath", 1, 1, dynamic_schema::lower_treepath),
+    f("hll_merge", 2, MANY, sketches::lower_sketch_scalar),
+    f("dcount_hll", 1, 1, sketches::lower_sketch_scalar),
+    f("merge_tdigest", 1, MANY, sketches::lower_sketch_scalar),
+    f("percentile_tdigest", 2, 3, sketches::lower_percentile_tdigest),
+    f("percentiles_array_tdigest", 2, MANY, sketches::lower_percentile_tdigest),
+    f("rank_tdigest", 2, 2, sketches::lower_rank_tdigest),
     f("bag_has_key", 2, 2, bag::lower_bag_has_key),
     f("bag_merge", 2, MANY, bag::lower_bag_merge),
     f("bag_remove_keys", 2, 2, bag::lower_bag_remove_keys),
@@ -459,7 +465,7 @@ static AGGREGATES: &[Aggregate] = &[
     a1("count_distinctif", &[], Arity::AtLeast(2), agg::lower_dcount),
     a1("make_list", &[], Arity::AtLeast(1), agg::lower_make_collection),
     a1("make_list_if", &[], Arity::AtLeast(2), agg::lower_make_collection),
-    a1("make_set", &[], Arity::AtLeast(1), agg::lower_make_collection),
+    a1("make_set", &["makeset"], Arity::AtLeast(1), agg::lower_make_collection),
     a1("make_set_if", &[], Arity::AtLeast(2), agg::lower_make_collection),
     a1("make_bag", &[], Arity::AtLeast(1), agg::lower_make_collection),
     a1("make_bag_if", &[], Arity::AtLeast(2), agg::lower_make_collection),
@@ -471,6 +477,7 @@ static AGGREGATES: &[Aggregate] = &[
     a1("stdevp", &[], Arity::AtLeast(1), agg::lower_stdev_variance),
     a1("variancep", &[], Arity::AtLeast(1), agg::lower_stdev_variance),
     a1("variancepif", &[], Arity::AtLeast(2), agg::lower_stdev_variance),
+    a1("stdevpif", &[], Arity::AtLeast(2), agg::lower_stdev_variance),
     a1("covariance", &[], Arity::Between(2, 2), agg::lower_covariance),
     a1("covarianceif", &[], Arity::Between(3, 3), agg::lower_covariance),
     a1("covariancep", &[], Arity::Between(2, 2), agg::lower_covariance),
@@ -479,6 +486,11 @@ static AGGREGATES: &[Aggregate] = &[
     a1("binary_all_or", &[], Arity::AtLeast(1), agg::lower_binary_all),
     a1("binary_all_xor", &[], Arity::AtLeast(1), agg::lower_binary_all),
     a1("buildschema", &[], Arity::Between(1, 1), dynamic_schema::lower_buildschema),
+    a1("hll", &[], Arity::Between(1, 2), sketches::lower_hll),
+    a1("hll_if", &[], Arity::Between(2, 3), sketches::lower_hll),
+    a1("hll_merge", &[], Arity::Between(1, 1), sketches::lower_sketch_merge),
+    a1("tdigest", &[], Arity::Between(1, 2), sketches::lower_tdigest),
+    a1("tdigest_merge", &["merge_tdigest"], Arity::Between(1, 1), sketches::lower_sketch_merge),
     a1("take_anyif", &["anyif"], Arity::AtLeast(2), agg::lower_take_anyif),
     a1("percentile", &[], Arity::Between(2, 2), agg::lower_percentile),
     a1("percentiles_array", &[], Arity::Shape, agg::lower_percentiles_array),
