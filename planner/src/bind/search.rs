@@ -336,23 +336,12 @@ impl<'a> Binder<'a> {
                         }
                     }
                     let rel = self.resolve_table(&db, &name, span)?;
-                    // `(__search_leg_i | as Name)`: a union leg reported as `Name`.
-                    let leg = format!("__search_leg_{i}");
-                    legs_scope.push(&leg, Binding::Tabular(rel));
-                    let leg_ref = ast::Expr::new(ExprKind::Ident(ast::Ident::new(leg, span)), span);
-                    let as_op = ast::Operator { kind: ast::OperatorKind::As { params: Vec::new(), name: ast::Ident::new(name, span) }, span };
-                    let pipe = ast::Expr::new(ExprKind::Pipe { input: Box::new(leg_ref), op: Box::new(as_op) }, span);
-                    tables.push(ast::Expr::new(ExprKind::Paren(Box::new(pipe)), span));
+                    tables.push(named_leg(&mut legs_scope, format!("__search_leg_{i}"), rel, name, span));
                 }
                 // The query's views are searched too, as the let statement's reference shows.
                 for (i, (name, view)) in scope.views_matching("*").into_iter().enumerate() {
                     let (Some(rel), _) = self.call_lambda(&view, &[], scope, span, None)? else { continue };
-                    let leg = format!("__search_view_{i}");
-                    legs_scope.push(&leg, Binding::Tabular(rel));
-                    let leg_ref = ast::Expr::new(ExprKind::Ident(ast::Ident::new(leg, span)), span);
-                    let as_op = ast::Operator { kind: ast::OperatorKind::As { params: Vec::new(), name: ast::Ident::new(name, span) }, span };
-                    let pipe = ast::Expr::new(ExprKind::Pipe { input: Box::new(leg_ref), op: Box::new(as_op) }, span);
-                    tables.push(ast::Expr::new(ExprKind::Paren(Box::new(pipe)), span));
+                    tables.push(named_leg(&mut legs_scope, format!("__search_view_{i}"), rel, name, span));
                 }
                 if tables.is_empty() {
                     return Err(self.semantic("search: the database has no tables to search", span));
@@ -367,6 +356,15 @@ impl<'a> Binder<'a> {
         let plan = union.builder().filter(pred.expr)?.build()?;
         Ok(Rel::new(plan, union.schema))
     }
+}
+
+/// `(leg | as name)`: `rel` bound in `scope` as `leg`, a union leg reported as `name`.
+fn named_leg(scope: &mut Scope, leg: String, rel: Rel, name: String, span: Span) -> ast::Expr {
+    scope.push(&leg, Binding::Tabular(rel));
+    let leg_ref = ast::Expr::new(ExprKind::Ident(ast::Ident::new(leg, span)), span);
+    let as_op = ast::Operator { kind: ast::OperatorKind::As { params: Vec::new(), name: ast::Ident::new(name, span) }, span };
+    let pipe = ast::Expr::new(ExprKind::Pipe { input: Box::new(leg_ref), op: Box::new(as_op) }, span);
+    ast::Expr::new(ExprKind::Paren(Box::new(pipe)), span)
 }
 
 fn op_text(op: AstOp) -> String {

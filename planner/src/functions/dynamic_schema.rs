@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, StringArray};
+use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{Result as DfResult, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
@@ -14,7 +14,7 @@ use serde_json::{Map, Value as Json};
 use super::aggregate::AggregateLowering;
 use super::args::{all_to, typed};
 use super::conversion::lower_cast;
-use super::json::{json_of, out};
+use super::json::{each_json, json_of, out};
 use super::udf::{RowState, s_str};
 use super::{FunctionContext, TypedExpr};
 use crate::error::Result;
@@ -225,17 +225,6 @@ struct BuildSchemaAcc {
 }
 
 impl BuildSchemaAcc {
-    fn each_text(arr: &ArrayRef, mut f: impl FnMut(Json)) {
-        let Some(sa) = arr.as_any().downcast_ref::<StringArray>() else { return };
-        for i in 0..sa.len() {
-            if !sa.is_null(i)
-                && let Ok(j) = serde_json::from_str::<Json>(sa.value(i))
-            {
-                f(j);
-            }
-        }
-    }
-
     fn result(&self) -> ScalarValue {
         // No value (or only nulls): a null schema, as the reference's empty summarize shows.
         if self.schema.is_empty() {
@@ -249,7 +238,7 @@ impl Accumulator for BuildSchemaAcc {
     fn update_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
         if let Some(a) = values.first() {
             let schema = &mut self.schema;
-            Self::each_text(a, |j| schema.add_value(&j));
+            each_json(a, |j| schema.add_value(&j));
         }
         Ok(())
     }
@@ -265,7 +254,7 @@ impl Accumulator for BuildSchemaAcc {
     fn merge_batch(&mut self, states: &[ArrayRef]) -> DfResult<()> {
         if let Some(a) = states.first() {
             let schema = &mut self.schema;
-            Self::each_text(a, |j| schema.add_schema(&j));
+            each_json(a, |j| schema.add_schema(&j));
         }
         Ok(())
     }

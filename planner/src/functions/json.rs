@@ -28,6 +28,20 @@ pub(super) fn array_of(v: &ScalarValue) -> Option<Vec<Json>> {
     }
 }
 
+/// Each non-null element of a JSON-text column (an aggregate's input or partial states) that
+/// parses, in order.
+pub(super) fn each_json(a: &datafusion::arrow::array::ArrayRef, mut f: impl FnMut(Json)) {
+    use datafusion::arrow::array::{Array, StringArray};
+    let Some(sa) = a.as_any().downcast_ref::<StringArray>() else { return };
+    for i in 0..sa.len() {
+        if !sa.is_null(i)
+            && let Ok(j) = serde_json::from_str::<Json>(sa.value(i))
+        {
+            f(j);
+        }
+    }
+}
+
 /// A dynamic result: JSON text, or null.
 pub(super) fn out(j: Option<Json>) -> ScalarValue {
     s_str(j.as_ref().and_then(json_text))

@@ -26,7 +26,7 @@ use serde_json::{Value as Json, json};
 use super::aggregate::AggregateLowering;
 use super::args::typed;
 use super::conversion::lower_cast;
-use super::json::{json_of, out};
+use super::json::{each_json, json_of, out};
 use super::udf::{RowState, s_f64, s_i64, s_str, s_ts, s_dur, sv_f64, sv_i64};
 use super::{FunctionContext, TypedExpr};
 use crate::error::{PlanError, Result};
@@ -216,28 +216,21 @@ impl SketchAcc {
 
     /// Adds summaries (`hll`/`tdigest` values as JSON text).
     fn add_summaries(&mut self, a: &ArrayRef) {
-        let Some(sa) = a.as_any().downcast_ref::<StringArray>() else { return };
-        for i in 0..sa.len() {
-            if sa.is_null(i) {
-                continue;
-            }
-            let Ok(j) = serde_json::from_str::<Json>(sa.value(i)) else { continue };
-            match self.kind {
-                Kind::Hll | Kind::HllMerge => {
-                    if let Some(h) = hll_of(&j) {
-                        self.hashes.extend(h);
-                        self.seen = true;
-                    }
-                }
-                Kind::TDigest(_) | Kind::TDigestMerge => {
-                    if let Some(d) = Digest::of(&j)
-                        && self.digest.merge(d)
-                    {
-                        self.seen = true;
-                    }
+        each_json(a, |j| match self.kind {
+            Kind::Hll | Kind::HllMerge => {
+                if let Some(h) = hll_of(&j) {
+                    self.hashes.extend(h);
+                    self.seen = true;
                 }
             }
-        }
+            Kind::TDigest(_) | Kind::TDigestMerge => {
+                if let Some(d) = Digest::of(&j)
+                    && self.digest.merge(d)
+                {
+                    self.seen = true;
+                }
+            }
+        });
     }
 }
 
