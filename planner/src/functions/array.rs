@@ -358,6 +358,18 @@ fn array_sort_many_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
     out(Some(Json::Object(bag)))
 }
 
+/// The values of a bag of sorted arrays (`{"0": a, "1": b}`), in key order, as an array.
+fn bag_values_row(a: &[ScalarValue], _: &mut RowState) -> ScalarValue {
+    match a.first().and_then(json_of) {
+        Some(Json::Object(m)) => {
+            let mut items: Vec<(usize, Json)> = m.into_iter().filter_map(|(k, v)| Some((k.parse().ok()?, v))).collect();
+            items.sort_by_key(|(k, _)| *k);
+            out(Some(Json::Array(items.into_iter().map(|(_, v)| v).collect())))
+        }
+        _ => s_str(None),
+    }
+}
+
 /// `array_sort_asc(array1, array2, ...[, nulls_last])` with several arrays: the bag of the
 /// sorted arrays under "0", "1"... (the binder makes them columns).
 pub(crate) fn lower_array_sort_many(name: &str, arrays: Vec<TypedExpr>, nulls_last: Option<TypedExpr>) -> Result<TypedExpr> {
@@ -552,10 +564,21 @@ pub(super) fn lower_array_sort(name: &str, args: Vec<TypedExpr>, _: &FunctionCon
         return Err(PlanError::semantic(format!("function '{name}' expects a dynamic array, got {}", arr.ty)));
     }
     let nulls_last = match it.next() {
+        // Several arrays inside an expression: the array of the sorted arrays, so that
+        // `array_sort_asc(timestamps, commands)[1]` is `commands` in timestamp order, as the
+        // reference's example reads it (on its own in extend/project, the binder makes them
+        // columns instead).
         Some(b) if b.ty == KqlType::Dynamic => {
-            return Err(PlanError::semantic(format!(
-                "function '{name}' of several arrays gives several columns: use it on its own in extend, project or print"
-            )));
+            let mut arrays = vec![arr, b];
+            let mut nulls_last = None;
+            for x in it {
+                match x.ty {
+                    KqlType::Dynamic if nulls_last.is_none() => arrays.push(x),
+                    _ => nulls_last = Some(x),
+                }
+            }
+            let bag = lower_array_sort_many(name, arrays, nulls_last)?;
+            return Ok(typed("array_sort_many_list", KqlType::Dynamic, bag_values_row, vec![bag.expr]));
         }
         Some(b) => lower_cast(b, KqlType::Bool)?.expr,
         None => lit(true),
