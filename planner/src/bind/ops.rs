@@ -1371,9 +1371,8 @@ pub(crate) fn result_name(e: &ast::Expr, agg: &dyn Fn(&ast::Expr) -> Option<Stri
             let first = || args.first().and_then(|a| non_empty(result_name(a.expr(), agg)));
             match name.name.as_str() {
                 n if NAME_FIRST_ARG.contains(&n) => first(),
-                "strlen" | "string_size" => Some(format!("{}_{}", name.name, first().unwrap_or_default())),
+                "strlen" | "string_size" | "dcount_hll" | "percentile_tdigest" => Some(format!("{}_{}", name.name, first().unwrap_or_default())),
                 "gettype" => Some(format!("type_{}", first().unwrap_or_default())),
-                "dcount_hll" | "percentile_tdigest" => Some(format!("{}_{}", name.name, first().unwrap_or_default())),
                 "percentiles_array_tdigest" => Some(format!("percentile_tdigest_{}", first().unwrap_or_default())),
                 "treepath" => Some(format!("tree_{}", first().unwrap_or_default())),
                 "merge_tdigest" => Some("tdigests_merge_result".to_string()),

@@ -83,7 +83,7 @@ fn orderable(e: &TypedExpr, fname: &str) -> Result<()> {
 }
 
 /// The result column name's suffix: the first argument's column name, if it is a column.
-fn suffix(arg_names: &[Option<String>]) -> String {
+pub(super) fn suffix(arg_names: &[Option<String>]) -> String {
     arg_names.first().cloned().flatten().unwrap_or_default()
 }
 
@@ -227,9 +227,7 @@ pub(super) fn lower_avg(name: &str, args: Vec<TypedExpr>, arg_names: Vec<Option<
     let ty = if v.ty == Timespan { Timespan } else { Real };
     // The average of no value is NaN (0/0), as the summarize reference shows for no rows.
     let avg = if ty == Real {
-        let udaf = avg_udaf();
-        let name = format!("kql_{}_nan", udaf.name());
-        AggregateUDF::new_from_impl(ZeroDefault { inner: (*udaf).clone(), name, zero: ScalarValue::Float64(Some(f64::NAN)) }).call(vec![v.expr])
+        with_default(avg_udaf(), "nan", ScalarValue::Float64(Some(f64::NAN)), vec![v.expr])
     } else {
         avg_udaf().call(vec![v.expr])
     };
@@ -939,6 +937,12 @@ fn zero_default(udaf: Arc<AggregateUDF>, ty: KqlType, args: Vec<Expr>) -> Expr {
         KqlType::Decimal => ScalarValue::Decimal128(Some(0), crate::types::DECIMAL_PRECISION, crate::types::DECIMAL_SCALE),
         _ => return udaf.call(args),
     };
-    let name = format!("kql_{}", udaf.name());
-    AggregateUDF::new_from_impl(ZeroDefault { inner: (*udaf).clone(), name, zero }).call(args)
+    with_default(udaf, "", zero, args)
+}
+
+/// `udaf(args)` with a null result (no value in the group) replaced by `value`; `tag` tells
+/// the wrapped function's name apart from the same function with another default.
+fn with_default(udaf: Arc<AggregateUDF>, tag: &str, value: ScalarValue, args: Vec<Expr>) -> Expr {
+    let name = if tag.is_empty() { format!("kql_{}", udaf.name()) } else { format!("kql_{}_{tag}", udaf.name()) };
+    AggregateUDF::new_from_impl(ZeroDefault { inner: (*udaf).clone(), name, zero: value }).call(args)
 }

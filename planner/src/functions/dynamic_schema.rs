@@ -11,7 +11,7 @@ use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility};
 use serde_json::{Map, Value as Json};
 
-use super::aggregate::AggregateLowering;
+use super::aggregate::{AggregateLowering, suffix};
 use super::args::{all_to, typed};
 use super::conversion::lower_cast;
 use super::json::{each_json, json_of, out};
@@ -266,8 +266,7 @@ impl Accumulator for BuildSchemaAcc {
 pub(super) fn lower_buildschema(_: &str, mut args: Vec<TypedExpr>, arg_names: Vec<Option<String>>) -> Result<AggregateLowering> {
     let v = lower_cast(args.remove(0), KqlType::Dynamic)?;
     let udaf = AggregateUDF::new_from_impl(BuildSchema { signature: Signature::any(1, Volatility::Immutable) });
-    let suffix = arg_names.first().cloned().flatten().unwrap_or_default();
-    Ok(AggregateLowering { expr: udaf.call(vec![v.expr]), ty: KqlType::Dynamic, default_name: format!("schema_{suffix}") })
+    Ok(AggregateLowering { expr: udaf.call(vec![v.expr]), ty: KqlType::Dynamic, default_name: format!("schema_{}", suffix(&arg_names)) })
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, AggregateUDF, AggregateUDFImpl, Expr, ExprFunctionExt, Signature, Volatility};
 use serde_json::{Value as Json, json};
 
-use super::aggregate::AggregateLowering;
+use super::aggregate::{AggregateLowering, suffix};
 use super::args::typed;
 use super::conversion::lower_cast;
 use super::json::{each_json, json_of, out};
@@ -289,16 +289,9 @@ impl Accumulator for SketchAcc {
         Ok(vec![self.result()])
     }
     fn merge_batch(&mut self, states: &[ArrayRef]) -> DfResult<()> {
+        // A partial state is a summary of the accumulator's own kind.
         if let Some(a) = states.first() {
-            let kind = self.kind;
-            // A partial state is a summary of the same kind.
-            self.kind = match kind {
-                Kind::Hll => Kind::HllMerge,
-                Kind::TDigest(_) => Kind::TDigestMerge,
-                k => k,
-            };
             self.add_summaries(a);
-            self.kind = kind;
         }
         Ok(())
     }
@@ -315,10 +308,6 @@ fn sketch_call(kind: Kind, name: &str, args: Vec<Expr>, filter: Option<Expr>) ->
         Some(f) => call.filter(f).build()?,
         None => call,
     })
-}
-
-fn suffix(arg_names: &[Option<String>]) -> String {
-    arg_names.first().cloned().flatten().unwrap_or_default()
 }
 
 /// `hll(x[, accuracy])` and `hll_if(x, predicate[, accuracy])`; the accuracy is accepted and
